@@ -1,0 +1,146 @@
+//! JSON text codec: the only place values meet serde.
+//!
+//! Values are written as compact JSON (the same bytes Python NanaSQLite writes with orjson).
+//! Reading accepts any valid JSON, including Python's spaced form (`{"a": 1}`), and the bare
+//! `NaN`, `Infinity` and `-Infinity` tokens that Python's stdlib `json` writes for non-finite
+//! floats. JSON has no such numbers, so **they are read as `null`**: the value orjson writes for
+//! them, so a file reads the same whichever Python backend wrote it.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Serialises `value` as compact JSON text, naming `key` on failure.
+pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| Error::Encode {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Parses stored JSON text into a [`Value`], naming `key` on failure.
+pub(crate) fn parse(key: &str, json: &str) -> Result<Value> {
+    match serde_json::from_str(json) {
+        Ok(value) => Ok(value),
+        Err(source) => match replace_non_finite(json) {
+            Some(rewritten) => serde_json::from_str(&rewritten),
+            None => Err(source),
+        }
+        .map_err(|source| Error::Decode {
+            key: key.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Converts a parsed value into the caller's type, naming `key` on failure.
+pub(crate) fn from_value<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T> {
+    T::deserialize(value).map_err(|source| Error::Decode {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Rewrites Python's `NaN`/`Infinity`/`-Infinity` tokens outside string literals to `null`.
+///
+/// Returns `None` when there is no such token, so callers keep the original parse error.
+/// One linear pass; string literals (with their escapes) are copied untouched.
+fn replace_non_finite(json: &str) -> Option<String> {
+    const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    let mut out = String::with_capacity(json.len());
+    let mut rest = json;
+    let mut replaced = false;
+    while let Some(c) = rest.chars().next() {
+        if c == '"' {
+            let end = string_literal_len(rest);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        } else if let Some(token) = TOKENS.iter().find(|t| rest.starts_with(**t)) {
+            out.push_str("null");
+            rest = &rest[token.len()..];
+            replaced = true;
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    replaced.then_some(out)
+}
+
+/// Byte length of the string literal at the start of `text` (which starts with `"`),
+/// including both quotes; the rest of the text if the literal is unterminated.
+fn string_literal_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    text.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_compact_json() {
+        let text = encode("k", &json!({"a": 1, "b": [1, 2], "s": "日本"})).unwrap();
+        assert_eq!(text, r#"{"a":1,"b":[1,2],"s":"日本"}"#);
+    }
+
+    #[test]
+    fn reads_python_spaced_json() {
+        assert_eq!(
+            parse("k", r#"{"a": 1, "b": [1, 2]}"#).unwrap(),
+            json!({"a": 1, "b": [1, 2]})
+        );
+    }
+
+    #[test]
+    fn reads_non_finite_tokens_as_null() {
+        let value = parse(
+            "k",
+            r#"{"n": NaN, "i": Infinity, "m": -Infinity, "l": [NaN]}"#,
+        )
+        .unwrap();
+        assert_eq!(value, json!({"n": null, "i": null, "m": null, "l": [null]}));
+        assert_eq!(parse("k", "NaN").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn keeps_tokens_inside_strings() {
+        let value = parse("k", r#"{"NaN": "Infinity \" NaN", "x": NaN}"#).unwrap();
+        assert_eq!(value, json!({"NaN": "Infinity \" NaN", "x": null}));
+    }
+
+    #[test]
+    fn invalid_json_is_a_decode_error_naming_the_key() {
+        for bad in ["{", "not json", "", "Nan", "\"unterminated"] {
+            let error = parse("bad key", bad).unwrap_err();
+            assert!(
+                matches!(&error, Error::Decode { key, .. } if key == "bad key"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unserialisable_values_are_encode_errors() {
+        let mut map = std::collections::HashMap::new();
+        map.insert((1, 2), 3);
+        assert!(matches!(encode("k", &map), Err(Error::Encode { key, .. }) if key == "k"));
+    }
+
+    #[test]
+    fn wrong_type_is_a_decode_error() {
+        let error = from_value::<u32>("k", &json!("text")).unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }));
+    }
+}

@@ -1,0 +1,378 @@
+//! The SQLite backend on rusqlite. Every SQL string of the key/value store lives here.
+
+use std::borrow::Cow;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::Storage;
+use crate::error::{Error, Result};
+use crate::identifier::Identifier;
+
+/// SQLite's limit on bound parameters is 32766 now, but was 999 for long; chunks of 900 keep
+/// `IN (…)` queries portable to older system SQLites (the chunk size Python uses).
+const IN_CHUNK: usize = 900;
+
+/// Prepared statements kept per connection: about ten per table, for a handful of tables.
+const STATEMENT_CACHE: usize = 128;
+
+/// How a connection is set up. The defaults are Python NanaSQLite's, plus a busy timeout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// Apply the performance pragmas (WAL, `synchronous=NORMAL`, mmap, page cache, in-memory
+    /// temp store). Default `true`.
+    pub optimize: bool,
+    /// How long SQLite retries when another connection holds a lock. Default 5 s.
+    pub busy_timeout: Duration,
+    /// SQLite's page cache in MiB (`PRAGMA cache_size`). Default 64.
+    pub cache_size_mb: u32,
+    /// Bytes of the file SQLite may memory-map (`PRAGMA mmap_size`). Default 256 MiB.
+    pub mmap_size: u64,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self {
+            optimize: true,
+            busy_timeout: Duration::from_secs(5),
+            cache_size_mb: 64,
+            mmap_size: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A read-write SQLite connection holding key/value tables.
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, Storage};
+/// use nanasqlite_core::Identifier;
+///
+/// let storage = SqliteStorage::open(":memory:", &ConnectionOptions::default())?;
+/// let table = storage.open_table(&Identifier::new("data")?)?;
+/// storage.put(&table, "k", "[1,2]")?;
+/// assert_eq!(storage.get(&table, "k")?.as_deref(), Some("[1,2]"));
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SqliteStorage {
+    conn: Connection,
+}
+
+/// The statements of one key/value table, built once.
+#[derive(Clone, Debug)]
+pub struct SqliteTable {
+    sql: Arc<TableSql>,
+}
+
+#[derive(Debug)]
+struct TableSql {
+    quoted: String,
+    get: String,
+    contains: String,
+    put: String,
+    delete: String,
+    count: String,
+    keys: String,
+    scan: String,
+    clear: String,
+    get_chunk: String,
+}
+
+impl TableSql {
+    fn new(name: &Identifier) -> Self {
+        let t = name.quoted();
+        Self {
+            get: format!("SELECT value FROM {t} WHERE key = ?"),
+            contains: format!("SELECT 1 FROM {t} WHERE key = ? LIMIT 1"),
+            put: format!("INSERT OR REPLACE INTO {t} (key, value) VALUES (?, ?)"),
+            delete: format!("DELETE FROM {t} WHERE key = ?"),
+            count: format!("SELECT COUNT(*) FROM {t}"),
+            keys: format!("SELECT key FROM {t} ORDER BY key"),
+            scan: format!("SELECT key, value FROM {t}"),
+            clear: format!("DELETE FROM {t}"),
+            get_chunk: get_many_sql(&t, IN_CHUNK),
+            quoted: t,
+        }
+    }
+}
+
+fn get_many_sql(quoted_table: &str, n: usize) -> String {
+    let marks = vec!["?"; n].join(",");
+    format!("SELECT key, value FROM {quoted_table} WHERE key IN ({marks})")
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`; `":memory:"` is a private
+    /// in-memory database.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the file cannot be opened or is not a SQLite database.
+    pub fn open(path: impl AsRef<Path>, options: &ConnectionOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let open_error = |source| Error::Open {
+            path: PathBuf::from(path),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        configure(&conn, options).map_err(open_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Self { conn })
+    }
+
+    /// The rusqlite connection, for what this type does not cover.
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        Ok(self.conn.prepare_cached(sql)?.execute(params)?)
+    }
+
+    fn get_chunk(
+        &self,
+        table: &SqliteTable,
+        keys: &[&str],
+        found: &mut dyn FnMut(&str, &str),
+    ) -> Result<()> {
+        let sql: Cow<'_, str> = if keys.len() == IN_CHUNK {
+            Cow::Borrowed(&table.sql.get_chunk)
+        } else {
+            Cow::Owned(get_many_sql(&table.sql.quoted, keys.len()))
+        };
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(keys))?;
+        while let Some(row) = rows.next()? {
+            found(&value_text(row.get_ref(0)?), &value_text(row.get_ref(1)?));
+        }
+        Ok(())
+    }
+}
+
+/// Busy timeout first, so that switching to WAL waits for other connections instead of failing.
+fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    if options.optimize {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(
+            None,
+            "mmap_size",
+            i64::try_from(options.mmap_size).unwrap_or(i64::MAX),
+        )?;
+        conn.pragma_update(
+            None,
+            "cache_size",
+            -(i64::from(options.cache_size_mb) * 1024),
+        )?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+    } else {
+        // Still touch the file, so that a file that is not a database fails here.
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+/// A stored key or value as text. Rows written by other tools may hold numbers, NULL or blobs:
+/// numbers and NULL are valid JSON as they are; other text is handed on, and the codec
+/// reports it as a decode error for that key alone.
+fn value_text(value: ValueRef<'_>) -> Cow<'_, str> {
+    match value {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes),
+        ValueRef::Integer(i) => Cow::Owned(i.to_string()),
+        ValueRef::Real(f) => Cow::Owned(f.to_string()),
+        ValueRef::Null => Cow::Borrowed("null"),
+    }
+}
+
+impl Storage for SqliteStorage {
+    type Table = SqliteTable;
+
+    fn open_table(&self, name: &Identifier) -> Result<SqliteTable> {
+        let sql = TableSql::new(name);
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY, value TEXT)",
+            sql.quoted
+        );
+        self.conn.execute(&create, [])?;
+        Ok(SqliteTable { sql: Arc::new(sql) })
+    }
+
+    fn get(&self, table: &SqliteTable, key: &str) -> Result<Option<String>> {
+        let mut statement = self.conn.prepare_cached(&table.sql.get)?;
+        let mut rows = statement.query([key])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(value_text(row.get_ref(0)?).into_owned())),
+            None => Ok(None),
+        }
+    }
+
+    fn get_many(
+        &self,
+        table: &SqliteTable,
+        keys: &[&str],
+        found: &mut dyn FnMut(&str, &str),
+    ) -> Result<()> {
+        keys.chunks(IN_CHUNK)
+            .try_for_each(|chunk| self.get_chunk(table, chunk, found))
+    }
+
+    fn contains(&self, table: &SqliteTable, key: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(&table.sql.contains)?
+            .exists([key])?)
+    }
+
+    fn put(&self, table: &SqliteTable, key: &str, json: &str) -> Result<()> {
+        self.execute_cached(&table.sql.put, params![key, json])
+            .map(drop)
+    }
+
+    fn put_many(&self, table: &SqliteTable, rows: &[(String, String)]) -> Result<()> {
+        let mut statement = self.conn.prepare_cached(&table.sql.put)?;
+        for (key, json) in rows {
+            statement.execute(params![key, json])?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, table: &SqliteTable, key: &str) -> Result<bool> {
+        Ok(self.execute_cached(&table.sql.delete, [key])? > 0)
+    }
+
+    fn delete_many(&self, table: &SqliteTable, keys: &[&str]) -> Result<usize> {
+        let mut statement = self.conn.prepare_cached(&table.sql.delete)?;
+        keys.iter()
+            .try_fold(0, |removed, key| Ok(removed + statement.execute([key])?))
+    }
+
+    fn count(&self, table: &SqliteTable) -> Result<u64> {
+        let count: i64 = self
+            .conn
+            .prepare_cached(&table.sql.count)?
+            .query_row([], |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    fn keys(&self, table: &SqliteTable) -> Result<Vec<String>> {
+        let mut statement = self.conn.prepare_cached(&table.sql.keys)?;
+        let keys = statement.query_map([], |row| row.get(0))?;
+        Ok(keys.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn scan(&self, table: &SqliteTable, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
+        let mut statement = self.conn.prepare_cached(&table.sql.scan)?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            visit(&value_text(row.get_ref(0)?), &value_text(row.get_ref(1)?));
+        }
+        Ok(())
+    }
+
+    fn clear(&self, table: &SqliteTable) -> Result<usize> {
+        self.execute_cached(&table.sql.clear, [])
+    }
+
+    fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.execute_cached("BEGIN IMMEDIATE", [])?;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        match outcome {
+            Ok(Ok(value)) => match self.execute_cached("COMMIT", []) {
+                Ok(_) => Ok(value),
+                Err(error) => Err(self.rollback_after(error)),
+            },
+            Ok(Err(error)) => Err(self.rollback_after(error)),
+            Err(panic) => {
+                let _ = self.rollback_after(Error::Closed);
+                panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    fn close(self) -> Result<()> {
+        self.conn.close().map_err(|(_, error)| Error::Sqlite(error))
+    }
+}
+
+impl SqliteStorage {
+    /// Rolls back what is still open and returns `cause` (the error that made us roll back).
+    fn rollback_after(&self, cause: Error) -> Error {
+        if !self.conn.is_autocommit() {
+            if let Err(error) = self.execute_cached("ROLLBACK", []) {
+                return error;
+            }
+        }
+        cause
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> (SqliteStorage, SqliteTable) {
+        let storage = SqliteStorage::open(":memory:", &ConnectionOptions::default()).unwrap();
+        let table = storage
+            .open_table(&Identifier::new("data").unwrap())
+            .unwrap();
+        (storage, table)
+    }
+
+    #[test]
+    fn rows_written_by_other_tools_read_as_text() {
+        let (storage, table) = memory();
+        storage
+            .connection()
+            .execute(
+                "INSERT INTO data VALUES ('i', 7), ('n', NULL), ('r', 1.5)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(storage.get(&table, "i").unwrap().as_deref(), Some("7"));
+        assert_eq!(storage.get(&table, "n").unwrap().as_deref(), Some("null"));
+        assert_eq!(storage.get(&table, "r").unwrap().as_deref(), Some("1.5"));
+    }
+
+    #[test]
+    fn get_many_spans_chunks() {
+        let (mut storage, table) = memory();
+        let rows: Vec<_> = (0..2000)
+            .map(|i| (format!("k{i}"), i.to_string()))
+            .collect();
+        storage.transaction(|s| s.put_many(&table, &rows)).unwrap();
+        let keys: Vec<String> = (0..2100).map(|i| format!("k{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut found = 0;
+        storage
+            .get_many(&table, &keys, &mut |_, _| found += 1)
+            .unwrap();
+        assert_eq!(found, 2000);
+    }
+
+    #[test]
+    fn a_panicking_transaction_rolls_back_and_leaves_the_connection_usable() {
+        let (mut storage, table) = memory();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            storage.transaction(|s| -> Result<()> {
+                s.put(&table, "k", "1")?;
+                panic!("boom")
+            })
+        }));
+        assert!(result.is_err());
+        assert!(storage.connection().is_autocommit());
+        assert_eq!(storage.get(&table, "k").unwrap(), None);
+        storage.put(&table, "k", "2").unwrap();
+    }
+}

@@ -1,0 +1,679 @@
+//! [`NanaSQLite`]: the sync, dict-like store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::builder::Builder;
+use crate::cache::{Cache, CacheStrategy, CachedValue, Lookup};
+use crate::codec;
+use crate::database::Database;
+use crate::error::Result;
+use crate::identifier::Identifier;
+use crate::storage::{SqliteStorage, Storage};
+
+/// A dict-like key/value table in a SQLite file: every write is committed before the call
+/// returns, and reads are served from an in-memory cache once a key has been seen.
+///
+/// Values are any `serde` type, stored as JSON text in the same layout as Python NanaSQLite
+/// (`"<table>"(key TEXT PRIMARY KEY, value TEXT)`), so either library reads the other's files.
+/// The handle is cheap to clone and can be used from many threads at once; SQLite work is
+/// serialised by one lock per file, while cache hits take only the cache's read lock.
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::NanaSQLite;
+/// use serde_json::json;
+///
+/// let db = NanaSQLite::open(":memory:")?;
+/// db.set("user_1", &json!({"name": "Alice", "age": 25}))?;
+/// let user: Option<serde_json::Value> = db.get("user_1")?;
+/// assert_eq!(user.unwrap()["name"], "Alice");
+/// assert!(db.delete("user_1")?);
+/// assert!(db.is_empty()?);
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+pub struct NanaSQLite<S: Storage = SqliteStorage> {
+    inner: Arc<Table<S>>,
+}
+
+/// What one handle refers to: a table of a shared database, and that table's cache.
+struct Table<S: Storage> {
+    database: Arc<Database<S>>,
+    name: Identifier,
+    storage_table: S::Table,
+    strategy: CacheStrategy,
+    cache: Cache,
+}
+
+impl<S: Storage> Clone for NanaSQLite<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: Storage> fmt::Debug for NanaSQLite<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NanaSQLite")
+            .field("path", &self.inner.database.path())
+            .field("table", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== opening =====
+
+impl NanaSQLite {
+    /// Opens the database at `path` (created if missing) with table `"data"`, a lazy unbounded
+    /// cache and Python NanaSQLite's pragmas. `":memory:"` opens a private in-memory database.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).open()
+    }
+
+    /// A [`Builder`] for opening `path` with options.
+    pub fn builder(path: impl AsRef<Path>) -> Builder {
+        Builder::new(path)
+    }
+}
+
+impl<S: Storage> NanaSQLite<S> {
+    /// A handle on `name` in `database`, creating the table if needed.
+    pub(crate) fn attach(
+        database: Arc<Database<S>>,
+        name: Identifier,
+        strategy: CacheStrategy,
+    ) -> Result<Self> {
+        let storage_table = database.lock()?.open_table(&name)?;
+        let cache = Cache::new(strategy);
+        Ok(Self {
+            inner: Arc::new(Table {
+                database,
+                name,
+                storage_table,
+                strategy,
+                cache,
+            }),
+        })
+    }
+
+    /// Another key/value table in the same file: it shares this store's connection and lock,
+    /// has its own cache, and inherits its cache strategy and lock timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// let users = db.table("users")?;
+    /// users.set("alice", &30)?;
+    /// assert_eq!(db.get::<i32>("alice")?, None);
+    /// assert_eq!(users.get::<i32>("alice")?, Some(30));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad name (nothing is created),
+    /// [`Error::Closed`](crate::Error::Closed), or SQLite's error.
+    pub fn table(&self, name: &str) -> Result<Self> {
+        self.database().ensure_open()?;
+        let name = Identifier::new(name)?;
+        Self::attach(Arc::clone(&self.inner.database), name, self.inner.strategy)
+    }
+
+    /// The file this store was opened on.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.database().path()
+    }
+
+    /// The name of this handle's table.
+    #[must_use]
+    pub fn table_name(&self) -> &str {
+        self.inner.name.as_str()
+    }
+
+    /// Closes the database: the connection is closed and every handle on the file (clones and
+    /// other tables included) returns [`Error::Closed`](crate::Error::Closed) from then on.
+    /// Closing again does nothing. Dropping every handle closes the file too, without the
+    /// report.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error if closing the connection failed; the store is closed all the same.
+    pub fn close(&self) -> Result<()> {
+        let result = self.database().close();
+        self.inner.cache.clear();
+        result
+    }
+
+    fn database(&self) -> &Database<S> {
+        &self.inner.database
+    }
+
+    /// Runs `work` on the connection under the store's lock.
+    fn with_storage<R>(&self, work: impl FnOnce(&mut S, &S::Table) -> Result<R>) -> Result<R> {
+        let mut storage = self.database().lock()?;
+        work(&mut storage, &self.inner.storage_table)
+    }
+
+    fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+}
+
+// ===== reads =====
+
+impl<S: Storage> NanaSQLite<S> {
+    /// The value of `key`, or `None` if it is absent. A stored JSON `null` is present: read it
+    /// as `Option<serde_json::Value>` to get `Some(Value::Null)`.
+    ///
+    /// Served from the cache when the key has been read or written before (or found absent);
+    /// otherwise read from the file and cached.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) when the stored text is not JSON or does not
+    /// fit `T`; [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
+    /// SQLite's error.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.cached(key)?.map(|value| value.decode(key)).transpose()
+    }
+
+    /// Whether `key` exists (answered from the cache when it knows).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), without the decode error.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.database().ensure_open()?;
+        match self.cache().lookup(key) {
+            Lookup::Hit(_) => Ok(true),
+            Lookup::Absent => Ok(false),
+            Lookup::Miss => self.with_storage(|storage, table| {
+                let exists = storage.contains(table, key)?;
+                if !exists {
+                    self.cache().mark_absent(key);
+                }
+                Ok(exists)
+            }),
+        }
+    }
+
+    /// The number of keys (always counted in the file).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
+    pub fn len(&self) -> Result<usize> {
+        let count = self.with_storage(|storage, table| storage.count(table))?;
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    /// Whether the table has no keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`len`](Self::len).
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Every key, sorted by byte order (as Python NanaSQLite returns them).
+    ///
+    /// # Errors
+    ///
+    /// As [`len`](Self::len).
+    pub fn keys(&self) -> Result<Vec<String>> {
+        self.with_storage(|storage, table| storage.keys(table))
+    }
+
+    /// Every value, in key order. Loads the whole table into the cache, as upstream does.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), for the first value that fails.
+    pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all_rows()?
+            .iter()
+            .map(|(key, value)| value.decode(key))
+            .collect()
+    }
+
+    /// Every `(key, value)` pair, in key order. Loads the whole table into the cache.
+    ///
+    /// # Errors
+    ///
+    /// As [`values`](Self::values).
+    pub fn items<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>> {
+        let decode = |(key, value): (String, Arc<CachedValue>)| {
+            let value = value.decode(&key)?;
+            Ok((key, value))
+        };
+        self.all_rows()?.into_iter().map(decode).collect()
+    }
+
+    /// The whole table as a sorted map. Loads the whole table into the cache.
+    ///
+    /// # Errors
+    ///
+    /// As [`values`](Self::values).
+    pub fn to_dict<T: DeserializeOwned>(&self) -> Result<BTreeMap<String, T>> {
+        self.items().map(|items| items.into_iter().collect())
+    }
+
+    /// The values of the keys that exist among `keys`; absent keys are left out. Cached keys
+    /// are answered from the cache, the rest are read in one query (per 900 keys) and cached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.batch_update([("a", 1), ("b", 2)])?;
+    /// let found = db.batch_get::<i32>(["a", "b", "missing"])?;
+    /// assert_eq!(found.len(), 2);
+    /// assert_eq!(found["b"], 2);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn batch_get<T: DeserializeOwned>(
+        &self,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<HashMap<String, T>> {
+        self.database().ensure_open()?;
+        let keys: Vec<_> = keys.into_iter().collect();
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for key in keys.iter().map(AsRef::as_ref) {
+            match self.cache().lookup(key) {
+                Lookup::Hit(value) => {
+                    found.insert(key.to_owned(), value.decode(key)?);
+                }
+                Lookup::Absent => {}
+                Lookup::Miss => missing.push(key),
+            }
+        }
+        if !missing.is_empty() {
+            for (key, value) in self.load_keys(&missing)? {
+                let decoded = value.decode(&key)?;
+                found.insert(key, decoded);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads `key` from the file, bypassing (and then refreshing) the cache: for rows changed
+    /// by another connection or process.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_fresh<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let value = self.with_storage(|storage, table| self.load_key(storage, table, key))?;
+        value.map(|value| value.decode(key)).transpose()
+    }
+
+    /// The cached value of `key`, reading the file on a cache miss.
+    fn cached(&self, key: &str) -> Result<Option<Arc<CachedValue>>> {
+        self.database().ensure_open()?;
+        match self.cache().lookup(key) {
+            Lookup::Hit(value) => Ok(Some(value)),
+            Lookup::Absent => Ok(None),
+            Lookup::Miss => self.with_storage(|storage, table| self.load_key(storage, table, key)),
+        }
+    }
+
+    /// Reads `key` and records the result in the cache (under the lock, so no write interleaves).
+    fn load_key(
+        &self,
+        storage: &S,
+        table: &S::Table,
+        key: &str,
+    ) -> Result<Option<Arc<CachedValue>>> {
+        let value = storage.get(table, key)?.map(CachedValue::new);
+        match &value {
+            Some(value) => self.cache().insert(key, Arc::clone(value)),
+            None => self.cache().mark_absent(key),
+        }
+        Ok(value)
+    }
+
+    /// Reads `keys` in one go, caching what exists and marking the rest absent.
+    fn load_keys(&self, keys: &[&str]) -> Result<Vec<(String, Arc<CachedValue>)>> {
+        self.with_storage(|storage, table| {
+            let mut rows = Vec::with_capacity(keys.len());
+            storage.get_many(table, keys, &mut |key, json| {
+                rows.push((key.to_owned(), CachedValue::new(json)))
+            })?;
+            let present: HashSet<&str> = rows.iter().map(|(key, _)| key.as_str()).collect();
+            self.cache().insert_many(
+                rows.iter()
+                    .map(|(key, value)| (key.as_str(), Arc::clone(value))),
+            );
+            self.cache()
+                .mark_absent_many(keys.iter().copied().filter(|key| !present.contains(key)));
+            Ok(rows)
+        })
+    }
+
+    /// Every row, sorted by key, loading the table into the cache first if needed.
+    fn all_rows(&self) -> Result<Vec<(String, Arc<CachedValue>)>> {
+        self.with_storage(|storage, table| {
+            if !self.cache().is_all_loaded() {
+                self.load_all_locked(storage, table)?;
+            }
+            Ok(self.cache().present_sorted())
+        })
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(key, value)| (String::from(key), value))
+                .collect()
+        })
+    }
+}
+
+// ===== writes =====
+
+impl<S: Storage> NanaSQLite<S> {
+    /// Stores `value` under `key`; committed to the file when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) when `value` cannot be JSON (nothing is
+    /// written); [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
+    /// SQLite's error (the cache is then unchanged).
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let json = codec::encode(key, value)?;
+        self.with_storage(|storage, table| {
+            storage.put(table, key, &json)?;
+            self.cache().insert(key, CachedValue::new(json));
+            Ok(())
+        })
+    }
+
+    /// Deletes `key`; `false` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.with_storage(|storage, table| {
+            let existed = storage.delete(table, key)?;
+            self.cache().mark_absent(key);
+            Ok(existed)
+        })
+    }
+
+    /// Stores every `(key, value)` in one transaction: all of them or, on any error, none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// let users: Vec<(String, String)> = (0..3).map(|i| (format!("user_{i}"), format!("User{i}"))).collect();
+    /// db.batch_update(&users)?;
+    /// assert_eq!(db.len()?, 3);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) naming the first value that cannot be JSON
+    /// (nothing of the batch is written), or as [`set`](Self::set).
+    pub fn batch_update<K, V>(
+        &self,
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Result<()>
+    where
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        let rows = encode_rows(rows)?;
+        self.with_storage(|storage, table| {
+            if !rows.is_empty() {
+                storage.transaction(|storage| storage.put_many(table, &rows))?;
+                let cached = rows
+                    .iter()
+                    .map(|(key, json)| (key.as_str(), CachedValue::new(json.as_str())));
+                self.cache().insert_many(cached);
+            }
+            Ok(())
+        })
+    }
+
+    /// The same as [`batch_update`](Self::batch_update) (Python's `update`; note that there it
+    /// commits key by key, here it is one transaction).
+    ///
+    /// # Errors
+    ///
+    /// As [`batch_update`](Self::batch_update).
+    pub fn update<K, V>(&self, rows: impl IntoIterator<Item = impl KeyValue<K, V>>) -> Result<()>
+    where
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        self.batch_update(rows)
+    }
+
+    /// Deletes every key of `keys` in one transaction; returns how many existed.
+    ///
+    /// # Errors
+    ///
+    /// As [`delete`](Self::delete); on error nothing is deleted.
+    pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<usize> {
+        let keys: Vec<_> = keys.into_iter().collect();
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        self.with_storage(|storage, table| {
+            let removed = storage.transaction(|storage| storage.delete_many(table, &keys))?;
+            self.cache().mark_absent_many(keys.iter().copied());
+            Ok(removed)
+        })
+    }
+
+    /// Removes `key` and returns its value, atomically; `None` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) when the value does not fit `T`: the key is
+    /// then **not** removed. Otherwise as [`delete`](Self::delete).
+    pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.with_storage(|storage, table| {
+            let popped = storage.transaction(|storage| {
+                let Some(json) = storage.get(table, key)? else {
+                    return Ok(None);
+                };
+                let value = CachedValue::new(json).decode(key)?;
+                storage.delete(table, key)?;
+                Ok(Some(value))
+            })?;
+            self.cache().mark_absent(key);
+            Ok(popped)
+        })
+    }
+
+    /// The value of `key` if present; otherwise stores `default` and returns it (as stored).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// assert_eq!(db.setdefault("visits", &0)?, 0);
+    /// db.set("visits", &5)?;
+    /// assert_eq!(db.setdefault("visits", &0)?, 5);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get) and [`set`](Self::set).
+    pub fn setdefault<T: Serialize + DeserializeOwned>(&self, key: &str, default: &T) -> Result<T> {
+        let value = self.with_storage(|storage, table| {
+            let value = storage.transaction(|storage| match storage.get(table, key)? {
+                Some(json) => Ok(CachedValue::new(json)),
+                None => {
+                    let json = codec::encode(key, default)?;
+                    storage.put(table, key, &json)?;
+                    Ok(CachedValue::new(json))
+                }
+            })?;
+            self.cache().insert(key, Arc::clone(&value));
+            Ok(value)
+        })?;
+        value.decode(key)
+    }
+
+    /// Deletes every row of this table (other tables are untouched).
+    ///
+    /// # Errors
+    ///
+    /// As [`delete`](Self::delete).
+    pub fn clear(&self) -> Result<()> {
+        self.with_storage(|storage, table| {
+            storage.clear(table)?;
+            self.cache().clear();
+            Ok(())
+        })
+    }
+}
+
+/// A `(key, value)` pair, owned or borrowed: what [`NanaSQLite::batch_update`] takes, so that
+/// it accepts `[("a", 1)]`, `Vec<(String, V)>`, `&Vec<(String, V)>`, `&HashMap<String, V>`
+/// and the like.
+pub trait KeyValue<K, V> {
+    /// The pair's parts.
+    fn parts(&self) -> (&K, &V);
+}
+
+impl<K, V> KeyValue<K, V> for (K, V) {
+    fn parts(&self) -> (&K, &V) {
+        (&self.0, &self.1)
+    }
+}
+
+impl<K, V> KeyValue<K, V> for &(K, V) {
+    fn parts(&self) -> (&K, &V) {
+        (&self.0, &self.1)
+    }
+}
+
+/// Encodes every value first, so an unencodable one stops the batch before anything is written.
+fn encode_rows<K: AsRef<str>, V: Serialize>(
+    rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+) -> Result<Vec<(String, String)>> {
+    rows.into_iter()
+        .map(|row| {
+            let (key, value) = row.parts();
+            let key = key.as_ref();
+            Ok((key.to_owned(), codec::encode(key, value)?))
+        })
+        .collect()
+}
+
+// ===== cache control =====
+
+impl<S: Storage> NanaSQLite<S> {
+    /// Loads every row of the table into the cache; afterwards reads never touch the file,
+    /// and keys not loaded are known to be absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
+    pub fn load_all(&self) -> Result<()> {
+        self.with_storage(|storage, table| self.load_all_locked(storage, table))
+    }
+
+    /// Forgets what the cache knows of `key` and reads it again from the file.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_all`](Self::load_all).
+    pub fn refresh(&self, key: &str) -> Result<()> {
+        self.with_storage(|storage, table| {
+            self.cache().forget(key);
+            self.load_key(storage, table, key).map(drop)
+        })
+    }
+
+    /// Empties this table's cache; the file is untouched.
+    pub fn clear_cache(&self) {
+        self.cache().clear();
+    }
+
+    /// Whether the cache can answer for `key` without the file (it holds the value, or knows
+    /// the key is absent). Always `false` after [`close`](Self::close).
+    #[must_use]
+    pub fn is_cached(&self, key: &str) -> bool {
+        self.cache().knows(key)
+    }
+
+    fn load_all_locked(&self, storage: &S, table: &S::Table) -> Result<()> {
+        let mut rows = Vec::new();
+        storage.scan(table, &mut |key, json| {
+            rows.push((Box::from(key), CachedValue::new(json)))
+        })?;
+        self.cache().replace_all(rows);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn a_held_lock_gives_lock_timeout_and_leaves_the_cache_alone() {
+        let db = NanaSQLite::builder(":memory:")
+            .lock_timeout(Duration::from_millis(20))
+            .open()
+            .unwrap();
+        db.set("k", &1).unwrap();
+        let held = db.database().hold();
+        assert!(matches!(db.set("k", &2), Err(Error::LockTimeout { .. })));
+        assert!(matches!(
+            db.get::<i32>("other"),
+            Err(Error::LockTimeout { .. })
+        ));
+        assert_eq!(
+            db.get::<i32>("k").unwrap(),
+            Some(1),
+            "a cache hit needs no lock"
+        );
+        drop(held);
+        db.set("k", &2).unwrap();
+        assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_failed_write_never_shows_in_the_cache() {
+        let db = NanaSQLite::open(":memory:").unwrap();
+        db.set("k", &1).unwrap();
+        db.with_storage(|s, _| {
+            s.connection().execute_batch(
+                "CREATE TRIGGER no_twos BEFORE INSERT ON data WHEN NEW.value = '2' BEGIN SELECT RAISE(ABORT, 'no'); END;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(matches!(db.set("k", &2), Err(Error::Sqlite(_))));
+        assert_eq!(db.get::<i32>("k").unwrap(), Some(1));
+        assert!(db.batch_update([("a", 1), ("b", 2)]).is_err());
+        assert!(!db.is_cached("a"));
+        assert_eq!(db.get::<i32>("a").unwrap(), None);
+    }
+}

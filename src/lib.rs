@@ -1,0 +1,24 @@
+//! A dict-like key/value store on SQLite: every write is committed at once, reads come from an
+//! in-memory cache, and the files are the ones Python NanaSQLite reads and writes.
+//!
+//! ```
+//! use nanasqlite::NanaSQLite;
+//! use serde_json::json;
+//!
+//! let db = NanaSQLite::open(":memory:")?;
+//! db.set("user_1", &json!({"name": "Alice", "age": 25}))?;
+//! let mut user: serde_json::Value = db.get("user_1")?.expect("just stored");
+//! user["age"] = json!(26);
+//! db.set("user_1", &user)?;
+//! assert_eq!(db.get::<serde_json::Value>("user_1")?.unwrap()["age"], 26);
+//! # Ok::<(), nanasqlite::Error>(())
+//! ```
+//!
+//! This crate is the facade: it re-exports [`nanasqlite_core`], where the store lives.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use nanasqlite_core::storage;
+pub use nanasqlite_core::{
+    Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result,
+};
