@@ -111,6 +111,22 @@ impl Cache {
         }
     }
 
+    /// The present values among `keys`, all read under one lock (so a batch written meanwhile
+    /// is seen whole or not at all); `None` if the cache does not know one of the keys.
+    pub(crate) fn lookup_all(&self, keys: &[&str]) -> Option<Vec<(String, Arc<CachedValue>)>> {
+        let state = self.state.read();
+        let mut rows = Vec::with_capacity(keys.len());
+        for &key in keys {
+            match state.slots.get(key) {
+                Some(Slot::Present(value)) => rows.push((key.to_owned(), Arc::clone(value))),
+                Some(Slot::Absent) => {}
+                None if state.all_loaded => {}
+                None => return None,
+            }
+        }
+        Some(rows)
+    }
+
     /// Whether the cache can answer for `key` (present or known absent).
     pub(crate) fn knows(&self, key: &str) -> bool {
         !matches!(self.lookup(key), Lookup::Miss)

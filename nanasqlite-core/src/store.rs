@@ -295,24 +295,19 @@ impl<S: Storage> NanaSQLite<S> {
     ) -> Result<HashMap<String, T>> {
         self.database().ensure_open()?;
         let keys: Vec<_> = keys.into_iter().collect();
-        let mut found = HashMap::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for key in keys.iter().map(AsRef::as_ref) {
-            match self.cache().lookup(key) {
-                Lookup::Hit(value) => {
-                    found.insert(key.to_owned(), value.decode(key)?);
-                }
-                Lookup::Absent => {}
-                Lookup::Miss => missing.push(key),
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        let rows = match self.cache().lookup_all(&keys) {
+            Some(rows) => rows,
+            None => {
+                self.with_storage(|storage, table| self.lookup_or_load(storage, table, &keys))?
             }
-        }
-        if !missing.is_empty() {
-            for (key, value) in self.load_keys(&missing)? {
+        };
+        rows.into_iter()
+            .map(|(key, value)| {
                 let decoded = value.decode(&key)?;
-                found.insert(key, decoded);
-            }
-        }
-        Ok(found)
+                Ok((key, decoded))
+            })
+            .collect()
     }
 
     /// Reads `key` from the file, bypassing (and then refreshing) the cache: for rows changed
@@ -351,22 +346,38 @@ impl<S: Storage> NanaSQLite<S> {
         Ok(value)
     }
 
-    /// Reads `keys` in one go, caching what exists and marking the rest absent.
-    fn load_keys(&self, keys: &[&str]) -> Result<Vec<(String, Arc<CachedValue>)>> {
-        self.with_storage(|storage, table| {
-            let mut rows = Vec::with_capacity(keys.len());
-            storage.get_many(table, keys, &mut |key, json| {
-                rows.push((key.to_owned(), CachedValue::new(json)))
-            })?;
-            let present: HashSet<&str> = rows.iter().map(|(key, _)| key.as_str()).collect();
-            self.cache().insert_many(
-                rows.iter()
-                    .map(|(key, value)| (key.as_str(), Arc::clone(value))),
-            );
-            self.cache()
-                .mark_absent_many(keys.iter().copied().filter(|key| !present.contains(key)));
-            Ok(rows)
-        })
+    /// The present values among `keys`: from the cache where it knows, the rest read in one
+    /// go (cached, the missing ones marked absent). Runs under the store's lock, so no batch
+    /// commits halfway through and the answer is one consistent state.
+    fn lookup_or_load(
+        &self,
+        storage: &S,
+        table: &S::Table,
+        keys: &[&str],
+    ) -> Result<Vec<(String, Arc<CachedValue>)>> {
+        let mut rows = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for &key in keys {
+            match self.cache().lookup(key) {
+                Lookup::Hit(value) => rows.push((key.to_owned(), value)),
+                Lookup::Absent => {}
+                Lookup::Miss => missing.push(key),
+            }
+        }
+        let loaded_from = rows.len();
+        storage.get_many(table, &missing, &mut |key, json| {
+            rows.push((key.to_owned(), CachedValue::new(json)))
+        })?;
+        let loaded = &rows[loaded_from..];
+        let present: HashSet<&str> = loaded.iter().map(|(key, _)| key.as_str()).collect();
+        self.cache().insert_many(
+            loaded
+                .iter()
+                .map(|(key, value)| (key.as_str(), Arc::clone(value))),
+        );
+        self.cache()
+            .mark_absent_many(missing.into_iter().filter(|key| !present.contains(key)));
+        Ok(rows)
     }
 
     /// Every row, sorted by key, loading the table into the cache first if needed.
@@ -616,7 +627,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// the key is absent). Always `false` after [`close`](Self::close).
     #[must_use]
     pub fn is_cached(&self, key: &str) -> bool {
-        self.cache().knows(key)
+        self.database().ensure_open().is_ok() && self.cache().knows(key)
     }
 
     fn load_all_locked(&self, storage: &S, table: &S::Table) -> Result<()> {
