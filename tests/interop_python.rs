@@ -1,0 +1,230 @@
+//! Files written by Python NanaSQLite 1.6.2 read here, and files written here read there.
+//!
+//! Needs a Python with `nanasqlite==1.6.2` and `orjson`: `bash .ci/python-venv` makes one in
+//! `target/interop-venv` (`.ci/run` does it), or point `NANASQLITE_PYTHON` at another. Without
+//! one the tests say they were skipped; under CI (`CI` set) they fail instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nanasqlite::NanaSQLite;
+use serde_json::{Map, Value, json};
+
+fn python() -> Option<PathBuf> {
+    let found = std::env::var_os("NANASQLITE_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python");
+            venv.exists().then_some(venv)
+        });
+    let usable = found.filter(|python| {
+        Command::new(python)
+            .args(["-c", "import nanasqlite, orjson"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if usable.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "interop tests need Python NanaSQLite 1.6.2 under CI: run `bash .ci/python-venv` or set NANASQLITE_PYTHON"
+        );
+        eprintln!(
+            "SKIPPED: no Python with nanasqlite 1.6.2 + orjson (run `bash .ci/python-venv` or set NANASQLITE_PYTHON)"
+        );
+    }
+    usable
+}
+
+fn run_python(python: &Path, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_side.py");
+    let output = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "python {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(
+        json!("bottom"),
+        |inner, level| json!({ format!("level{level}"): inner }),
+    )
+}
+
+/// Keys and values both sides must agree on.
+fn dataset() -> Map<String, Value> {
+    let entries = [
+        (
+            "user_1",
+            json!({"name": "Alice", "age": 25, "tags": ["admin", "active"], "active": true}),
+        ),
+        ("", json!("empty key")),
+        (" ", json!(" ")),
+        ("日本語キー", json!("日本語テキスト🦀")),
+        ("tab\tkey", json!("tab\tvalue")),
+        ("line\nkey", json!("line\nvalue")),
+        ("quote'\"key", json!("quote'\"value")),
+        ("back\\slash", json!("back\\slash")),
+        ("🦀", json!({"emoji": "🎉"})),
+        ("none", Value::Null),
+        ("true", json!(true)),
+        ("false", json!(false)),
+        ("zero", json!(0)),
+        ("negative", json!(-7)),
+        ("i64_max", json!(i64::MAX)),
+        ("i64_min", json!(i64::MIN)),
+        ("u64_max", json!(u64::MAX)),
+        ("pi", json!(std::f64::consts::PI)),
+        ("tiny", json!(1e-300)),
+        ("huge_float", json!(1.7976931348623157e308)),
+        ("float_one", json!(1.0)),
+        ("negative_zero", json!(-0.5)),
+        ("empty_string", json!("")),
+        ("empty_list", json!([])),
+        ("empty_object", json!({})),
+        ("list", json!([1, "two", 3.5, null, [4, [5]], {"six": 6}])),
+        ("nested", json!({"a": {"b": {"c": [1, {"d": "e"}]}}})),
+        ("deep", nested(30)),
+        ("long", json!("x".repeat(100_000))),
+    ];
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+fn write_dataset(dir: &Path) -> PathBuf {
+    let path = dir.join("dataset.json");
+    std::fs::write(&path, serde_json::to_vec(&dataset()).unwrap()).unwrap();
+    path
+}
+
+fn raw_value(db: &Path, key: &str) -> String {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT value FROM data WHERE key = ?", [key], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+fn python_writes_rust_reads(orjson: bool) {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("from_python.db");
+    let dataset_file = write_dataset(dir.path());
+    let mut args = vec![
+        "write",
+        db_path.to_str().unwrap(),
+        dataset_file.to_str().unwrap(),
+    ];
+    if !orjson {
+        args.push("--no-orjson");
+    }
+    run_python(&python, &args);
+
+    let spaced = raw_value(&db_path, "nested").contains(": ");
+    assert_eq!(
+        spaced, !orjson,
+        "orjson writes compact JSON, the stdlib spaced JSON"
+    );
+
+    let db = NanaSQLite::open(&db_path).unwrap();
+    let expected = dataset();
+    for (key, value) in &expected {
+        assert_eq!(
+            db.get::<Value>(key).unwrap().as_ref(),
+            Some(value),
+            "key {key:?}"
+        );
+    }
+    assert_eq!(
+        db.get::<Value>("special:nan").unwrap(),
+        Some(Value::Null),
+        "NaN reads as null"
+    );
+    assert_eq!(db.get::<Value>("special:inf").unwrap(), Some(Value::Null));
+    assert_eq!(db.get::<Value>("special:ninf").unwrap(), Some(Value::Null));
+    assert_eq!(
+        db.get::<Value>("special:list_nan").unwrap(),
+        Some(json!([1.5, null]))
+    );
+    if !orjson {
+        assert_eq!(
+            raw_value(&db_path, "special:nan"),
+            "NaN",
+            "the stdlib writes the bare token"
+        );
+        let huge: f64 = db.get("special:huge_int").unwrap().unwrap();
+        assert_eq!(
+            huge, 1e30,
+            "integers beyond 64 bits read as the nearest float"
+        );
+    }
+    assert_eq!(
+        db.len().unwrap(),
+        expected.len() + if orjson { 4 } else { 5 }
+    );
+
+    let sub = db.table("sub").unwrap();
+    let read: Map<String, Value> = sub.to_dict::<Value>().unwrap().into_iter().collect();
+    assert_eq!(read, expected, "a table() sub-table written by Python");
+}
+
+#[test]
+fn python_with_orjson_writes_rust_reads() {
+    python_writes_rust_reads(true);
+}
+
+#[test]
+fn python_without_orjson_writes_rust_reads() {
+    python_writes_rust_reads(false);
+}
+
+fn rust_writes_python_reads(bulk_load: bool, orjson: bool) {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("from_rust.db");
+    let expected = dataset();
+    let db = NanaSQLite::open(&db_path).unwrap();
+    for (key, value) in &expected {
+        db.set(key, value).unwrap();
+    }
+    db.table("sub").unwrap().batch_update(&expected).unwrap();
+    db.close().unwrap();
+
+    let out = dir.path().join("read.json");
+    let mut args = vec!["read", db_path.to_str().unwrap(), out.to_str().unwrap()];
+    args.extend(bulk_load.then_some("--bulk-load"));
+    args.extend((!orjson).then_some("--no-orjson"));
+    run_python(&python, &args);
+
+    let read: Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    assert_eq!(read["orjson"], json!(orjson));
+    for table in ["data", "sub"] {
+        let read = read[table].as_object().unwrap();
+        for (key, value) in &expected {
+            assert_eq!(read.get(key), Some(value), "table {table}, key {key:?}");
+        }
+        assert_eq!(read.len(), expected.len(), "table {table}");
+    }
+}
+
+#[test]
+fn rust_writes_python_reads_lazily() {
+    rust_writes_python_reads(false, true);
+}
+
+#[test]
+fn rust_writes_python_bulk_loads() {
+    rust_writes_python_reads(true, true);
+}
+
+#[test]
+fn rust_writes_python_without_orjson_reads() {
+    rust_writes_python_reads(true, false);
+}
