@@ -19,6 +19,4 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use nanasqlite_core::storage;
-pub use nanasqlite_core::{
-    Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result,
-};
+pub use nanasqlite_core::{Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result};

@@ -30,14 +30,8 @@ const BAD_NAMES: &[&str] = &[
 
 fn tables(path: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut statement = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    let mut statement = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+    statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
 #[test]
@@ -48,21 +42,11 @@ fn bad_table_names_are_rejected_and_create_nothing() {
     users.set("alice", &1).unwrap();
     for name in BAD_NAMES {
         let opened = NanaSQLite::builder(&path).table(*name).open();
-        assert!(
-            matches!(opened, Err(Error::Validation { .. })),
-            "open accepted {name:?}"
-        );
-        assert!(
-            matches!(users.table(name), Err(Error::Validation { .. })),
-            "table() accepted {name:?}"
-        );
+        assert!(matches!(opened, Err(Error::Validation { .. })), "open accepted {name:?}");
+        assert!(matches!(users.table(name), Err(Error::Validation { .. })), "table() accepted {name:?}");
     }
     assert_eq!(tables(&path), ["users"]);
-    assert_eq!(
-        users.get::<i32>("alice").unwrap(),
-        Some(1),
-        "the users table survives"
-    );
+    assert_eq!(users.get::<i32>("alice").unwrap(), Some(1), "the users table survives");
 }
 
 #[test]
@@ -79,20 +63,12 @@ fn unencodable_values_name_the_key_and_write_nothing() {
     let db = NanaSQLite::open(dir.path().join("t.db")).unwrap();
     let bad: HashMap<(i32, i32), i32> = HashMap::from([((1, 2), 3)]);
     let error = db.set("bad", &bad).unwrap_err();
-    assert!(
-        matches!(&error, Error::Encode { key, .. } if key == "bad"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, Error::Encode { key, .. } if key == "bad"), "{error:?}");
     assert!(!db.contains("bad").unwrap());
 
     let mixed: Vec<(&str, &dyn erased::Value)> = vec![("ok1", &1), ("bad", &bad), ("ok2", &2)];
-    let error = db
-        .batch_update(mixed.iter().map(|(k, v)| (*k, erased::Wrap(*v))))
-        .unwrap_err();
-    assert!(
-        matches!(&error, Error::Encode { key, .. } if key == "bad"),
-        "{error:?}"
-    );
+    let error = db.batch_update(mixed.iter().map(|(k, v)| (*k, erased::Wrap(*v)))).unwrap_err();
+    assert!(matches!(&error, Error::Encode { key, .. } if key == "bad"), "{error:?}");
     assert_eq!(db.len().unwrap(), 0, "nothing of the batch is written");
     assert!(!db.is_cached("ok1"));
 }
@@ -140,10 +116,7 @@ fn rows_that_are_not_json_fail_alone() {
         .unwrap();
     for key in ["broken", "blob"] {
         let error = db.get::<Value>(key).unwrap_err();
-        assert!(
-            matches!(&error, Error::Decode { key: k, .. } if k == key),
-            "{error:?}"
-        );
+        assert!(matches!(&error, Error::Decode { key: k, .. } if k == key), "{error:?}");
     }
     assert_eq!(db.get::<Value>("good").unwrap(), Some(json!({"a": 1})));
     assert_eq!(db.get::<i64>("number").unwrap(), Some(42));
@@ -152,43 +125,25 @@ fn rows_that_are_not_json_fail_alone() {
     let found = db.batch_get::<Value>(["good", "number"]).unwrap();
     assert_eq!(found.len(), 2);
     assert!(matches!(db.values::<Value>(), Err(Error::Decode { .. })));
-    assert_eq!(
-        db.get::<Value>("good").unwrap(),
-        Some(json!({"a": 1})),
-        "still fine after a failed scan"
-    );
+    assert_eq!(db.get::<Value>("good").unwrap(), Some(json!({"a": 1})), "still fine after a failed scan");
 }
 
 #[test]
 fn a_file_that_is_not_sqlite_is_an_open_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("not.db");
-    std::fs::write(
-        &path,
-        b"this is not a sqlite database, just some text padding it out ......",
-    )
-    .unwrap();
+    std::fs::write(&path, b"this is not a sqlite database, just some text padding it out ......").unwrap();
     for optimize in [true, false] {
-        let error = NanaSQLite::builder(&path)
-            .optimize(optimize)
-            .open()
-            .unwrap_err();
+        let error = NanaSQLite::builder(&path).optimize(optimize).open().unwrap_err();
         assert!(matches!(error, Error::Open { .. }), "{error:?}");
     }
-    assert_eq!(
-        std::fs::read(&path).unwrap()[..4],
-        *b"this",
-        "the file is left alone"
-    );
+    assert_eq!(std::fs::read(&path).unwrap()[..4], *b"this", "the file is left alone");
 }
 
 #[test]
 fn unopenable_paths_are_open_errors() {
     let dir = tempfile::tempdir().unwrap();
-    for path in [
-        dir.path().to_path_buf(),
-        dir.path().join("missing/dir/x.db"),
-    ] {
+    for path in [dir.path().to_path_buf(), dir.path().join("missing/dir/x.db")] {
         let error = NanaSQLite::open(&path).unwrap_err();
         assert!(matches!(error, Error::Open { .. }), "{path:?}: {error:?}");
     }

@@ -37,11 +37,7 @@ struct User {
 #[test]
 fn typed_values() -> nanasqlite::Result<()> {
     let (_dir, db) = temp_db();
-    let alice = User {
-        name: "Alice".into(),
-        age: 30,
-        tags: vec!["admin".into()],
-    };
+    let alice = User { name: "Alice".into(), age: 30, tags: vec!["admin".into()] };
     db.set("alice", &alice)?;
     assert_eq!(db.get::<User>("alice")?, Some(alice));
     assert!(matches!(db.get::<u32>("alice"), Err(Error::Decode { key, .. }) if key == "alice"));
@@ -58,11 +54,7 @@ fn stored_null_is_present_not_absent() -> nanasqlite::Result<()> {
     assert!(db.contains("none")?);
     db.close()?;
     let db = NanaSQLite::open(dir.path().join("test.db"))?;
-    assert_eq!(
-        db.get::<Value>("none")?,
-        Some(Value::Null),
-        "null survives reopen"
-    );
+    assert_eq!(db.get::<Value>("none")?, Some(Value::Null), "null survives reopen");
     assert_eq!(db.get::<Value>("never")?, None);
     Ok(())
 }
@@ -74,10 +66,7 @@ fn writes_persist_across_reopen() -> nanasqlite::Result<()> {
     db.batch_update([("b", 2), ("c", 3)])?;
     drop(db);
     let db = NanaSQLite::open(dir.path().join("test.db"))?;
-    assert_eq!(
-        db.to_dict::<i32>()?,
-        BTreeMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)])
-    );
+    assert_eq!(db.to_dict::<i32>()?, BTreeMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]));
     Ok(())
 }
 
@@ -98,17 +87,7 @@ fn keys_are_sorted_and_collections_follow_key_order() -> nanasqlite::Result<()> 
 #[test]
 fn odd_keys_round_trip() -> nanasqlite::Result<()> {
     let (_dir, db) = temp_db();
-    let keys = [
-        "",
-        " ",
-        "日本語キー",
-        "tab\tkey",
-        "line\nkey",
-        "quote'\"key",
-        "back\\slash",
-        "🦀",
-        "nul\0key",
-    ];
+    let keys = ["", " ", "日本語キー", "tab\tkey", "line\nkey", "quote'\"key", "back\\slash", "🦀", "nul\0key"];
     for (i, key) in keys.iter().enumerate() {
         db.set(key, &i)?;
     }
@@ -131,10 +110,7 @@ fn batch_get_returns_only_existing_keys_from_cache_and_file() -> nanasqlite::Res
     let found: HashMap<String, u32> = db.batch_get(&wanted)?;
     assert_eq!(found.len(), 2500);
     assert_eq!(found["k2499"], 2499);
-    assert!(
-        db.is_cached("k2999"),
-        "a missing key is remembered as absent"
-    );
+    assert!(db.is_cached("k2999"), "a missing key is remembered as absent");
     assert!(db.batch_get::<u32>(Vec::<String>::new())?.is_empty());
     Ok(())
 }
@@ -142,9 +118,8 @@ fn batch_get_returns_only_existing_keys_from_cache_and_file() -> nanasqlite::Res
 #[test]
 fn batch_update_accepts_maps_and_writes_everything() -> nanasqlite::Result<()> {
     let (_dir, db) = temp_db();
-    let data: HashMap<String, Value> = (0..1000)
-        .map(|i| (format!("user_{i}"), json!({"name": format!("User{i}")})))
-        .collect();
+    let data: HashMap<String, Value> =
+        (0..1000).map(|i| (format!("user_{i}"), json!({"name": format!("User{i}")}))).collect();
     db.batch_update(&data)?;
     assert_eq!(db.len()?, 1000);
     let keys: Vec<String> = (0..500).map(|i| format!("user_{i}")).collect();
@@ -166,10 +141,7 @@ fn pop_and_setdefault() -> nanasqlite::Result<()> {
     assert!(!db.contains("k")?);
     db.set("text", &"not a number")?;
     assert!(matches!(db.pop::<u32>("text"), Err(Error::Decode { .. })));
-    assert!(
-        db.contains("text")?,
-        "a pop that cannot decode removes nothing"
-    );
+    assert!(db.contains("text")?, "a pop that cannot decode removes nothing");
     assert_eq!(db.setdefault("count", &1)?, 1);
     assert_eq!(db.setdefault("count", &9)?, 1);
     assert_eq!(db.get_fresh::<i32>("count")?, Some(1));
@@ -202,29 +174,16 @@ fn cache_control() -> nanasqlite::Result<()> {
 
     // A second connection changes the row behind the cache's back.
     let other = rusqlite::Connection::open(&path).unwrap();
-    other
-        .execute("UPDATE data SET value = '2' WHERE key = 'k'", [])
-        .unwrap();
-    assert_eq!(
-        db.get::<i32>("k")?,
-        Some(1),
-        "the cache does not see other connections"
-    );
+    other.execute("UPDATE data SET value = '2' WHERE key = 'k'", []).unwrap();
+    assert_eq!(db.get::<i32>("k")?, Some(1), "the cache does not see other connections");
     assert_eq!(db.get_fresh::<i32>("k")?, Some(2));
-    other
-        .execute("UPDATE data SET value = '3' WHERE key = 'k'", [])
-        .unwrap();
+    other.execute("UPDATE data SET value = '3' WHERE key = 'k'", []).unwrap();
     db.refresh("k")?;
     assert_eq!(db.get::<i32>("k")?, Some(3));
 
-    other
-        .execute("INSERT INTO data VALUES ('new', '4')", [])
-        .unwrap();
+    other.execute("INSERT INTO data VALUES ('new', '4')", []).unwrap();
     db.load_all()?;
-    assert!(
-        db.is_cached("new") && db.is_cached("absent"),
-        "after load_all every key is known"
-    );
+    assert!(db.is_cached("new") && db.is_cached("absent"), "after load_all every key is known");
     assert_eq!(db.get::<i32>("new")?, Some(4));
     Ok(())
 }
@@ -251,14 +210,9 @@ fn tables_share_the_file_and_keep_their_own_cache() -> nanasqlite::Result<()> {
     assert_eq!(users.table_name(), "users");
     drop((db, users, nested));
 
-    let users = NanaSQLite::builder(dir.path().join("test.db"))
-        .table("users")
-        .open()?;
+    let users = NanaSQLite::builder(dir.path().join("test.db")).table("users").open()?;
     assert_eq!(users.get::<Value>("alice")?.unwrap()["age"], 30);
-    assert_eq!(
-        users.table("posts")?.get::<String>("p1")?.as_deref(),
-        Some("hello")
-    );
+    assert_eq!(users.table("posts")?.get::<String>("p1")?.as_deref(), Some("hello"));
     Ok(())
 }
 
@@ -270,10 +224,7 @@ fn memory_databases_work_with_tables() -> nanasqlite::Result<()> {
     t.set("a", &2)?;
     db.clear_cache();
     t.clear_cache();
-    assert_eq!(
-        (db.get::<i32>("a")?, t.get::<i32>("a")?),
-        (Some(1), Some(2))
-    );
+    assert_eq!((db.get::<i32>("a")?, t.get::<i32>("a")?), (Some(1), Some(2)));
     Ok(())
 }
 
@@ -287,10 +238,7 @@ fn close_is_idempotent_and_closes_every_handle() -> nanasqlite::Result<()> {
     db.close()?;
     db.close()?;
     for handle in [&db, &clone, &table] {
-        assert!(
-            handle.get::<i32>("k").unwrap_err().is_closed(),
-            "cached keys are closed too"
-        );
+        assert!(handle.get::<i32>("k").unwrap_err().is_closed(), "cached keys are closed too");
         assert!(handle.set("k", &2).unwrap_err().is_closed());
         assert!(handle.delete("k").unwrap_err().is_closed());
         assert!(handle.contains("k").unwrap_err().is_closed());
@@ -315,4 +263,21 @@ fn handles_are_send_sync_clone_and_static() {
     fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
     assert_handle::<NanaSQLite>();
     assert_error::<Error>();
+}
+
+#[test]
+fn get_shared_shares_one_parsed_value() -> nanasqlite::Result<()> {
+    let (_dir, db) = temp_db();
+    db.set("user", &json!({"name": "Alice"}))?;
+    db.set("nothing", &Value::Null)?;
+    let first = db.get_shared("user")?.unwrap();
+    let second = db.get_shared("user")?.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &second), "a hit makes no copy");
+    assert_eq!(first["name"], "Alice");
+    assert_eq!(db.get_shared("nothing")?.as_deref(), Some(&Value::Null));
+    assert_eq!(db.get_shared("missing")?, None);
+    db.set("user", &json!({"name": "Bob"}))?;
+    assert_eq!(db.get_shared("user")?.unwrap()["name"], "Bob", "a write replaces the shared value");
+    assert_eq!(first["name"], "Alice", "values already handed out are unchanged");
+    Ok(())
 }

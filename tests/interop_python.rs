@@ -11,17 +11,12 @@ use nanasqlite::NanaSQLite;
 use serde_json::{Map, Value, json};
 
 fn python() -> Option<PathBuf> {
-    let found = std::env::var_os("NANASQLITE_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python");
-            venv.exists().then_some(venv)
-        });
+    let found = std::env::var_os("NANASQLITE_PYTHON").map(PathBuf::from).or_else(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python");
+        venv.exists().then_some(venv)
+    });
     let usable = found.filter(|python| {
-        Command::new(python)
-            .args(["-c", "import nanasqlite, orjson"])
-            .status()
-            .is_ok_and(|s| s.success())
+        Command::new(python).args(["-c", "import nanasqlite, orjson"]).status().is_ok_and(|s| s.success())
     });
     if usable.is_none() {
         assert!(
@@ -37,32 +32,18 @@ fn python() -> Option<PathBuf> {
 
 fn run_python(python: &Path, args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_side.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "python {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new(python).arg(script).args(args).output().expect("python runs");
+    assert!(output.status.success(), "python {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn nested(depth: usize) -> Value {
-    (0..depth).fold(
-        json!("bottom"),
-        |inner, level| json!({ format!("level{level}"): inner }),
-    )
+    (0..depth).fold(json!("bottom"), |inner, level| json!({ format!("level{level}"): inner }))
 }
 
 /// Keys and values both sides must agree on.
 fn dataset() -> Map<String, Value> {
     let entries = [
-        (
-            "user_1",
-            json!({"name": "Alice", "age": 25, "tags": ["admin", "active"], "active": true}),
-        ),
+        ("user_1", json!({"name": "Alice", "age": 25, "tags": ["admin", "active"], "active": true})),
         ("", json!("empty key")),
         (" ", json!(" ")),
         ("日本語キー", json!("日本語テキスト🦀")),
@@ -92,10 +73,7 @@ fn dataset() -> Map<String, Value> {
         ("deep", nested(30)),
         ("long", json!("x".repeat(100_000))),
     ];
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 fn write_dataset(dir: &Path) -> PathBuf {
@@ -106,10 +84,7 @@ fn write_dataset(dir: &Path) -> PathBuf {
 
 fn raw_value(db: &Path, key: &str) -> String {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT value FROM data WHERE key = ?", [key], |row| {
-        row.get(0)
-    })
-    .unwrap()
+    conn.query_row("SELECT value FROM data WHERE key = ?", [key], |row| row.get(0)).unwrap()
 }
 
 fn python_writes_rust_reads(orjson: bool) {
@@ -117,58 +92,30 @@ fn python_writes_rust_reads(orjson: bool) {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("from_python.db");
     let dataset_file = write_dataset(dir.path());
-    let mut args = vec![
-        "write",
-        db_path.to_str().unwrap(),
-        dataset_file.to_str().unwrap(),
-    ];
+    let mut args = vec!["write", db_path.to_str().unwrap(), dataset_file.to_str().unwrap()];
     if !orjson {
         args.push("--no-orjson");
     }
     run_python(&python, &args);
 
     let spaced = raw_value(&db_path, "nested").contains(": ");
-    assert_eq!(
-        spaced, !orjson,
-        "orjson writes compact JSON, the stdlib spaced JSON"
-    );
+    assert_eq!(spaced, !orjson, "orjson writes compact JSON, the stdlib spaced JSON");
 
     let db = NanaSQLite::open(&db_path).unwrap();
     let expected = dataset();
     for (key, value) in &expected {
-        assert_eq!(
-            db.get::<Value>(key).unwrap().as_ref(),
-            Some(value),
-            "key {key:?}"
-        );
+        assert_eq!(db.get::<Value>(key).unwrap().as_ref(), Some(value), "key {key:?}");
     }
-    assert_eq!(
-        db.get::<Value>("special:nan").unwrap(),
-        Some(Value::Null),
-        "NaN reads as null"
-    );
+    assert_eq!(db.get::<Value>("special:nan").unwrap(), Some(Value::Null), "NaN reads as null");
     assert_eq!(db.get::<Value>("special:inf").unwrap(), Some(Value::Null));
     assert_eq!(db.get::<Value>("special:ninf").unwrap(), Some(Value::Null));
-    assert_eq!(
-        db.get::<Value>("special:list_nan").unwrap(),
-        Some(json!([1.5, null]))
-    );
+    assert_eq!(db.get::<Value>("special:list_nan").unwrap(), Some(json!([1.5, null])));
     if !orjson {
-        assert_eq!(
-            raw_value(&db_path, "special:nan"),
-            "NaN",
-            "the stdlib writes the bare token"
-        );
+        assert_eq!(raw_value(&db_path, "special:nan"), "NaN", "the stdlib writes the bare token");
         let huge: f64 = db.get("special:huge_int").unwrap().unwrap();
-        assert_eq!(
-            huge, 1e30,
-            "integers beyond 64 bits read as the nearest float"
-        );
+        assert_eq!(huge, 1e30, "integers beyond 64 bits read as the nearest float");
     }
-    assert_eq!(
-        db.len().unwrap(),
-        expected.len() + if orjson { 4 } else { 5 }
-    );
+    assert_eq!(db.len().unwrap(), expected.len() + if orjson { 4 } else { 5 });
 
     let sub = db.table("sub").unwrap();
     let read: Map<String, Value> = sub.to_dict::<Value>().unwrap().into_iter().collect();

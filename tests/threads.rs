@@ -20,8 +20,7 @@ fn many_threads_write_and_read_their_own_keys() {
                     db.set(&key, &(t * 1000 + i)).unwrap();
                     assert_eq!(db.get::<usize>(&key).unwrap(), Some(t * 1000 + i));
                 }
-                db.batch_update((0..100).map(|i| (format!("batch{t}-{i}"), i)))
-                    .unwrap();
+                db.batch_update((0..100).map(|i| (format!("batch{t}-{i}"), i))).unwrap();
             });
         }
     });
@@ -50,11 +49,7 @@ fn racing_writes_to_one_key_leave_cache_equal_to_file() {
         }
     });
     let cached: usize = db.get("shared").unwrap().unwrap();
-    let stored: usize = NanaSQLite::open(&path)
-        .unwrap()
-        .get("shared")
-        .unwrap()
-        .unwrap();
+    let stored: usize = NanaSQLite::open(&path).unwrap().get("shared").unwrap().unwrap();
     assert_eq!(cached, stored);
 }
 
@@ -65,20 +60,13 @@ fn readers_see_whole_batches_only() {
     thread::scope(|scope| {
         scope.spawn(move || {
             for round in 0..50 {
-                writer
-                    .batch_update((0..20).map(|i| (format!("k{i}"), round)))
-                    .unwrap();
+                writer.batch_update((0..20).map(|i| (format!("k{i}"), round))).unwrap();
             }
         });
         for i in 0..400 {
-            let values = db
-                .batch_get::<i32>((0..20).map(|i| format!("k{i}")))
-                .unwrap();
+            let values = db.batch_get::<i32>((0..20).map(|i| format!("k{i}"))).unwrap();
             let first = values.values().next().copied();
-            assert!(
-                values.values().all(|v| Some(*v) == first),
-                "a batch was seen half-applied"
-            );
+            assert!(values.values().all(|v| Some(*v) == first), "a batch was seen half-applied");
             if i % 2 == 0 {
                 db.clear_cache(); // alternate between the cached and the file path
             }

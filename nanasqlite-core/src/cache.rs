@@ -34,33 +34,32 @@ pub enum CacheStrategy {
     Unbounded,
 }
 
-/// One cached row: its JSON text, and the parsed value once somebody asked for it.
+/// One cached row: its JSON text, and the parsed value once somebody asked for it (in an
+/// `Arc`, so a read can share it instead of copying).
 #[derive(Debug)]
 pub(crate) struct CachedValue {
     json: Box<str>,
-    parsed: OnceLock<Value>,
+    parsed: OnceLock<Arc<Value>>,
 }
 
 impl CachedValue {
     pub(crate) fn new(json: impl Into<Box<str>>) -> Arc<Self> {
-        Arc::new(Self {
-            json: json.into(),
-            parsed: OnceLock::new(),
-        })
+        Arc::new(Self { json: json.into(), parsed: OnceLock::new() })
     }
 
     /// The parsed value; parsed on the first call, shared afterwards.
-    pub(crate) fn value(&self, key: &str) -> Result<&Value> {
+    pub(crate) fn value(&self, key: &str) -> Result<&Arc<Value>> {
         if let Some(value) = self.parsed.get() {
             return Ok(value);
         }
-        let value = codec::parse(key, &self.json)?;
+        let value = Arc::new(codec::parse(key, &self.json)?);
         Ok(self.parsed.get_or_init(|| value))
     }
 
-    /// The value converted to the caller's type.
+    /// The value converted to the caller's type, straight from the text: cheaper than going
+    /// through the shared parsed value, which would be copied into `T`.
     pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
-        codec::from_value(key, self.value(key)?)
+        codec::decode(key, &self.json)
     }
 }
 
@@ -136,10 +135,7 @@ impl Cache {
         set_slot(&mut self.state.write().slots, key, Slot::Present(value));
     }
 
-    pub(crate) fn insert_many<'a>(
-        &self,
-        rows: impl IntoIterator<Item = (&'a str, Arc<CachedValue>)>,
-    ) {
+    pub(crate) fn insert_many<'a>(&self, rows: impl IntoIterator<Item = (&'a str, Arc<CachedValue>)>) {
         let mut state = self.state.write();
         for (key, value) in rows {
             set_slot(&mut state.slots, key, Slot::Present(value));
@@ -167,14 +163,8 @@ impl Cache {
     /// Replaces the whole content with every row of the table.
     pub(crate) fn replace_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>) {
         let mut slots = Map::with_capacity_and_hasher(rows.len(), Default::default());
-        slots.extend(
-            rows.into_iter()
-                .map(|(key, value)| (key, Slot::Present(value))),
-        );
-        *self.state.write() = State {
-            slots,
-            all_loaded: true,
-        };
+        slots.extend(rows.into_iter().map(|(key, value)| (key, Slot::Present(value))));
+        *self.state.write() = State { slots, all_loaded: true };
     }
 
     pub(crate) fn is_all_loaded(&self) -> bool {
@@ -221,7 +211,7 @@ mod tests {
         assert!(matches!(cache.lookup("a"), Lookup::Miss));
         cache.insert("a", CachedValue::new("1"));
         cache.mark_absent("b");
-        assert!(matches!(cache.lookup("a"), Lookup::Hit(v) if v.value("a").unwrap() == 1));
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(v) if **v.value("a").unwrap() == 1));
         assert!(matches!(cache.lookup("b"), Lookup::Absent));
         assert!(cache.knows("b"));
         cache.forget("a");
@@ -241,8 +231,8 @@ mod tests {
     #[test]
     fn parses_once_and_reports_bad_json() {
         let good = CachedValue::new(r#"{"a": [1, 2]}"#);
-        let first: *const Value = good.value("k").unwrap();
-        assert!(std::ptr::eq(first, good.value("k").unwrap()));
+        let first = Arc::clone(good.value("k").unwrap());
+        assert!(Arc::ptr_eq(&first, good.value("k").unwrap()));
         assert_eq!(good.decode::<serde_json::Value>("k").unwrap()["a"][1], 2);
         assert!(CachedValue::new("{oops").value("k").is_err());
     }

@@ -14,33 +14,25 @@ use crate::error::{Error, Result};
 
 /// Serialises `value` as compact JSON text, naming `key` on failure.
 pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|source| Error::Encode {
-        key: key.to_owned(),
-        source,
-    })
+    serde_json::to_string(value).map_err(|source| Error::Encode { key: key.to_owned(), source })
 }
 
 /// Parses stored JSON text into a [`Value`], naming `key` on failure.
 pub(crate) fn parse(key: &str, json: &str) -> Result<Value> {
+    decode(key, json)
+}
+
+/// Parses stored JSON text into the caller's type, naming `key` on failure. The fast path is
+/// one serde_json parse; Python's non-finite tokens are handled only when that fails.
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
     match serde_json::from_str(json) {
         Ok(value) => Ok(value),
         Err(source) => match replace_non_finite(json) {
             Some(rewritten) => serde_json::from_str(&rewritten),
             None => Err(source),
         }
-        .map_err(|source| Error::Decode {
-            key: key.to_owned(),
-            source,
-        }),
+        .map_err(|source| Error::Decode { key: key.to_owned(), source }),
     }
-}
-
-/// Converts a parsed value into the caller's type, naming `key` on failure.
-pub(crate) fn from_value<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T> {
-    T::deserialize(value).map_err(|source| Error::Decode {
-        key: key.to_owned(),
-        source,
-    })
 }
 
 /// Rewrites Python's `NaN`/`Infinity`/`-Infinity` tokens outside string literals to `null`.
@@ -97,19 +89,12 @@ mod tests {
 
     #[test]
     fn reads_python_spaced_json() {
-        assert_eq!(
-            parse("k", r#"{"a": 1, "b": [1, 2]}"#).unwrap(),
-            json!({"a": 1, "b": [1, 2]})
-        );
+        assert_eq!(parse("k", r#"{"a": 1, "b": [1, 2]}"#).unwrap(), json!({"a": 1, "b": [1, 2]}));
     }
 
     #[test]
     fn reads_non_finite_tokens_as_null() {
-        let value = parse(
-            "k",
-            r#"{"n": NaN, "i": Infinity, "m": -Infinity, "l": [NaN]}"#,
-        )
-        .unwrap();
+        let value = parse("k", r#"{"n": NaN, "i": Infinity, "m": -Infinity, "l": [NaN]}"#).unwrap();
         assert_eq!(value, json!({"n": null, "i": null, "m": null, "l": [null]}));
         assert_eq!(parse("k", "NaN").unwrap(), Value::Null);
     }
@@ -124,10 +109,7 @@ mod tests {
     fn invalid_json_is_a_decode_error_naming_the_key() {
         for bad in ["{", "not json", "", "Nan", "\"unterminated"] {
             let error = parse("bad key", bad).unwrap_err();
-            assert!(
-                matches!(&error, Error::Decode { key, .. } if key == "bad key"),
-                "{bad}"
-            );
+            assert!(matches!(&error, Error::Decode { key, .. } if key == "bad key"), "{bad}");
         }
     }
 
@@ -140,7 +122,7 @@ mod tests {
 
     #[test]
     fn wrong_type_is_a_decode_error() {
-        let error = from_value::<u32>("k", &json!("text")).unwrap_err();
+        let error = decode::<u32>("k", "\"text\"").unwrap_err();
         assert!(matches!(error, Error::Decode { .. }));
     }
 }

@@ -20,12 +20,7 @@ pub(crate) struct Database<S> {
 
 impl<S: Storage> Database<S> {
     pub(crate) fn new(storage: S, path: PathBuf, lock_timeout: Option<Duration>) -> Self {
-        Self {
-            storage: Mutex::new(Some(storage)),
-            closed: AtomicBool::new(false),
-            lock_timeout,
-            path,
-        }
+        Self { storage: Mutex::new(Some(storage)), closed: AtomicBool::new(false), lock_timeout, path }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -34,21 +29,14 @@ impl<S: Storage> Database<S> {
 
     /// `Err(Closed)` once `close` has begun; a cheap check for paths that skip the lock.
     pub(crate) fn ensure_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
+        if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 
     /// Takes the store's lock, waiting at most `lock_timeout`.
     pub(crate) fn lock(&self) -> Result<MappedMutexGuard<'_, S>> {
         let guard = match self.lock_timeout {
             None => self.storage.lock(),
-            Some(waited) => self
-                .storage
-                .try_lock_for(waited)
-                .ok_or(Error::LockTimeout { waited })?,
+            Some(waited) => self.storage.try_lock_for(waited).ok_or(Error::LockTimeout { waited })?,
         };
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Closed)
     }

@@ -65,9 +65,7 @@ pub enum Error {
 impl Error {
     /// A [`Error::Validation`] with the given message.
     pub(crate) fn validation(message: impl Into<String>) -> Self {
-        Self::Validation {
-            message: message.into(),
-        }
+        Self::Validation { message: message.into() }
     }
 
     /// The key involved, for [`Error::Encode`] and [`Error::Decode`].
@@ -128,10 +126,7 @@ mod tests {
     #[test]
     fn messages_are_lowercase_and_chain_their_cause() {
         let source = serde_json::from_str::<u8>("x").unwrap_err();
-        let error = Error::Decode {
-            key: "k".into(),
-            source,
-        };
+        let error = Error::Decode { key: "k".into(), source };
         assert_eq!(error.to_string(), "cannot decode the value of key \"k\"");
         assert!(error.source().is_some());
         assert_eq!(error.key(), Some("k"));

@@ -63,9 +63,7 @@ impl Identifier {
 /// `[A-Za-z_][A-Za-z0-9_]*`, checked byte by byte.
 fn is_plain_identifier(name: &str) -> bool {
     let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -109,10 +107,7 @@ mod tests {
             "SQLITE_x",
             "a\0",
         ] {
-            assert!(
-                matches!(Identifier::new(name), Err(Error::Validation { .. })),
-                "{name:?} was accepted"
-            );
+            assert!(matches!(Identifier::new(name), Err(Error::Validation { .. })), "{name:?} was accepted");
         }
     }
 }

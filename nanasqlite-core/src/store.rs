@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::builder::Builder;
 use crate::cache::{Cache, CacheStrategy, CachedValue, Lookup};
@@ -53,9 +54,7 @@ struct Table<S: Storage> {
 
 impl<S: Storage> Clone for NanaSQLite<S> {
     fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
+        Self { inner: Arc::clone(&self.inner) }
     }
 }
 
@@ -89,22 +88,10 @@ impl NanaSQLite {
 
 impl<S: Storage> NanaSQLite<S> {
     /// A handle on `name` in `database`, creating the table if needed.
-    pub(crate) fn attach(
-        database: Arc<Database<S>>,
-        name: Identifier,
-        strategy: CacheStrategy,
-    ) -> Result<Self> {
+    pub(crate) fn attach(database: Arc<Database<S>>, name: Identifier, strategy: CacheStrategy) -> Result<Self> {
         let storage_table = database.lock()?.open_table(&name)?;
         let cache = Cache::new(strategy);
-        Ok(Self {
-            inner: Arc::new(Table {
-                database,
-                name,
-                storage_table,
-                strategy,
-                cache,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Table { database, name, storage_table, strategy, cache }) })
     }
 
     /// Another key/value table in the same file: it shares this store's connection and lock,
@@ -190,6 +177,27 @@ impl<S: Storage> NanaSQLite<S> {
         self.cached(key)?.map(|value| value.decode(key)).transpose()
     }
 
+    /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made, so
+    /// this is the fastest read (about a hash lookup). Prefer [`get`](Self::get) for typed
+    /// values; use this for hot paths that only look at the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.set("user", &serde_json::json!({"name": "Alice"}))?;
+    /// let user = db.get_shared("user")?.expect("present");
+    /// assert_eq!(user["name"], "Alice");
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>> {
+        self.cached(key)?.map(|value| value.value(key).cloned()).transpose()
+    }
+
     /// Whether `key` exists (answered from the cache when it knows).
     ///
     /// # Errors
@@ -244,10 +252,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get), for the first value that fails.
     pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.all_rows()?
-            .iter()
-            .map(|(key, value)| value.decode(key))
-            .collect()
+        self.all_rows()?.iter().map(|(key, value)| value.decode(key)).collect()
     }
 
     /// Every `(key, value)` pair, in key order. Loads the whole table into the cache.
@@ -298,9 +303,7 @@ impl<S: Storage> NanaSQLite<S> {
         let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         let rows = match self.cache().lookup_all(&keys) {
             Some(rows) => rows,
-            None => {
-                self.with_storage(|storage, table| self.lookup_or_load(storage, table, &keys))?
-            }
+            None => self.with_storage(|storage, table| self.lookup_or_load(storage, table, &keys))?,
         };
         rows.into_iter()
             .map(|(key, value)| {
@@ -332,12 +335,7 @@ impl<S: Storage> NanaSQLite<S> {
     }
 
     /// Reads `key` and records the result in the cache (under the lock, so no write interleaves).
-    fn load_key(
-        &self,
-        storage: &S,
-        table: &S::Table,
-        key: &str,
-    ) -> Result<Option<Arc<CachedValue>>> {
+    fn load_key(&self, storage: &S, table: &S::Table, key: &str) -> Result<Option<Arc<CachedValue>>> {
         let value = storage.get(table, key)?.map(CachedValue::new);
         match &value {
             Some(value) => self.cache().insert(key, Arc::clone(value)),
@@ -349,12 +347,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// The present values among `keys`: from the cache where it knows, the rest read in one
     /// go (cached, the missing ones marked absent). Runs under the store's lock, so no batch
     /// commits halfway through and the answer is one consistent state.
-    fn lookup_or_load(
-        &self,
-        storage: &S,
-        table: &S::Table,
-        keys: &[&str],
-    ) -> Result<Vec<(String, Arc<CachedValue>)>> {
+    fn lookup_or_load(&self, storage: &S, table: &S::Table, keys: &[&str]) -> Result<Vec<(String, Arc<CachedValue>)>> {
         let mut rows = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for &key in keys {
@@ -365,18 +358,11 @@ impl<S: Storage> NanaSQLite<S> {
             }
         }
         let loaded_from = rows.len();
-        storage.get_many(table, &missing, &mut |key, json| {
-            rows.push((key.to_owned(), CachedValue::new(json)))
-        })?;
+        storage.get_many(table, &missing, &mut |key, json| rows.push((key.to_owned(), CachedValue::new(json))))?;
         let loaded = &rows[loaded_from..];
         let present: HashSet<&str> = loaded.iter().map(|(key, _)| key.as_str()).collect();
-        self.cache().insert_many(
-            loaded
-                .iter()
-                .map(|(key, value)| (key.as_str(), Arc::clone(value))),
-        );
-        self.cache()
-            .mark_absent_many(missing.into_iter().filter(|key| !present.contains(key)));
+        self.cache().insert_many(loaded.iter().map(|(key, value)| (key.as_str(), Arc::clone(value))));
+        self.cache().mark_absent_many(missing.into_iter().filter(|key| !present.contains(key)));
         Ok(rows)
     }
 
@@ -388,11 +374,7 @@ impl<S: Storage> NanaSQLite<S> {
             }
             Ok(self.cache().present_sorted())
         })
-        .map(|rows| {
-            rows.into_iter()
-                .map(|(key, value)| (String::from(key), value))
-                .collect()
-        })
+        .map(|rows| rows.into_iter().map(|(key, value)| (String::from(key), value)).collect())
     }
 }
 
@@ -444,10 +426,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Encode`](crate::Error::Encode) naming the first value that cannot be JSON
     /// (nothing of the batch is written), or as [`set`](Self::set).
-    pub fn batch_update<K, V>(
-        &self,
-        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
-    ) -> Result<()>
+    pub fn batch_update<K, V>(&self, rows: impl IntoIterator<Item = impl KeyValue<K, V>>) -> Result<()>
     where
         K: AsRef<str>,
         V: Serialize,
@@ -456,9 +435,7 @@ impl<S: Storage> NanaSQLite<S> {
         self.with_storage(|storage, table| {
             if !rows.is_empty() {
                 storage.transaction(|storage| storage.put_many(table, &rows))?;
-                let cached = rows
-                    .iter()
-                    .map(|(key, json)| (key.as_str(), CachedValue::new(json.as_str())));
+                let cached = rows.iter().map(|(key, json)| (key.as_str(), CachedValue::new(json.as_str())));
                 self.cache().insert_many(cached);
             }
             Ok(())
@@ -632,9 +609,7 @@ impl<S: Storage> NanaSQLite<S> {
 
     fn load_all_locked(&self, storage: &S, table: &S::Table) -> Result<()> {
         let mut rows = Vec::new();
-        storage.scan(table, &mut |key, json| {
-            rows.push((Box::from(key), CachedValue::new(json)))
-        })?;
+        storage.scan(table, &mut |key, json| rows.push((Box::from(key), CachedValue::new(json))))?;
         self.cache().replace_all(rows);
         Ok(())
     }
@@ -649,22 +624,12 @@ mod tests {
 
     #[test]
     fn a_held_lock_gives_lock_timeout_and_leaves_the_cache_alone() {
-        let db = NanaSQLite::builder(":memory:")
-            .lock_timeout(Duration::from_millis(20))
-            .open()
-            .unwrap();
+        let db = NanaSQLite::builder(":memory:").lock_timeout(Duration::from_millis(20)).open().unwrap();
         db.set("k", &1).unwrap();
         let held = db.database().hold();
         assert!(matches!(db.set("k", &2), Err(Error::LockTimeout { .. })));
-        assert!(matches!(
-            db.get::<i32>("other"),
-            Err(Error::LockTimeout { .. })
-        ));
-        assert_eq!(
-            db.get::<i32>("k").unwrap(),
-            Some(1),
-            "a cache hit needs no lock"
-        );
+        assert!(matches!(db.get::<i32>("other"), Err(Error::LockTimeout { .. })));
+        assert_eq!(db.get::<i32>("k").unwrap(), Some(1), "a cache hit needs no lock");
         drop(held);
         db.set("k", &2).unwrap();
         assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(2));

@@ -41,12 +41,7 @@ pub trait Storage: Send + 'static {
     /// # Errors
     ///
     /// The backend's error.
-    fn get_many(
-        &self,
-        table: &Self::Table,
-        keys: &[&str],
-        found: &mut dyn FnMut(&str, &str),
-    ) -> Result<()>;
+    fn get_many(&self, table: &Self::Table, keys: &[&str], found: &mut dyn FnMut(&str, &str)) -> Result<()>;
 
     /// Whether `key` exists.
     ///

@@ -36,12 +36,7 @@ pub struct ConnectionOptions {
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
-        Self {
-            optimize: true,
-            busy_timeout: Duration::from_secs(5),
-            cache_size_mb: 64,
-            mmap_size: 256 * 1024 * 1024,
-        }
+        Self { optimize: true, busy_timeout: Duration::from_secs(5), cache_size_mb: 64, mmap_size: 256 * 1024 * 1024 }
     }
 }
 
@@ -116,10 +111,7 @@ impl SqliteStorage {
     /// [`Error::Open`] when the file cannot be opened or is not a SQLite database.
     pub fn open(path: impl AsRef<Path>, options: &ConnectionOptions) -> Result<Self> {
         let path = path.as_ref();
-        let open_error = |source| Error::Open {
-            path: PathBuf::from(path),
-            source,
-        };
+        let open_error = |source| Error::Open { path: PathBuf::from(path), source };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_URI
@@ -140,12 +132,7 @@ impl SqliteStorage {
         Ok(self.conn.prepare_cached(sql)?.execute(params)?)
     }
 
-    fn get_chunk(
-        &self,
-        table: &SqliteTable,
-        keys: &[&str],
-        found: &mut dyn FnMut(&str, &str),
-    ) -> Result<()> {
+    fn get_chunk(&self, table: &SqliteTable, keys: &[&str], found: &mut dyn FnMut(&str, &str)) -> Result<()> {
         let sql: Cow<'_, str> = if keys.len() == IN_CHUNK {
             Cow::Borrowed(&table.sql.get_chunk)
         } else {
@@ -166,16 +153,8 @@ fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result
     if options.optimize {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(
-            None,
-            "mmap_size",
-            i64::try_from(options.mmap_size).unwrap_or(i64::MAX),
-        )?;
-        conn.pragma_update(
-            None,
-            "cache_size",
-            -(i64::from(options.cache_size_mb) * 1024),
-        )?;
+        conn.pragma_update(None, "mmap_size", i64::try_from(options.mmap_size).unwrap_or(i64::MAX))?;
+        conn.pragma_update(None, "cache_size", -(i64::from(options.cache_size_mb) * 1024))?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
     } else {
         // Still touch the file, so that a file that is not a database fails here.
@@ -201,10 +180,7 @@ impl Storage for SqliteStorage {
 
     fn open_table(&self, name: &Identifier) -> Result<SqliteTable> {
         let sql = TableSql::new(name);
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY, value TEXT)",
-            sql.quoted
-        );
+        let create = format!("CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY, value TEXT)", sql.quoted);
         self.conn.execute(&create, [])?;
         Ok(SqliteTable { sql: Arc::new(sql) })
     }
@@ -218,26 +194,16 @@ impl Storage for SqliteStorage {
         }
     }
 
-    fn get_many(
-        &self,
-        table: &SqliteTable,
-        keys: &[&str],
-        found: &mut dyn FnMut(&str, &str),
-    ) -> Result<()> {
-        keys.chunks(IN_CHUNK)
-            .try_for_each(|chunk| self.get_chunk(table, chunk, found))
+    fn get_many(&self, table: &SqliteTable, keys: &[&str], found: &mut dyn FnMut(&str, &str)) -> Result<()> {
+        keys.chunks(IN_CHUNK).try_for_each(|chunk| self.get_chunk(table, chunk, found))
     }
 
     fn contains(&self, table: &SqliteTable, key: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached(&table.sql.contains)?
-            .exists([key])?)
+        Ok(self.conn.prepare_cached(&table.sql.contains)?.exists([key])?)
     }
 
     fn put(&self, table: &SqliteTable, key: &str, json: &str) -> Result<()> {
-        self.execute_cached(&table.sql.put, params![key, json])
-            .map(drop)
+        self.execute_cached(&table.sql.put, params![key, json]).map(drop)
     }
 
     fn put_many(&self, table: &SqliteTable, rows: &[(String, String)]) -> Result<()> {
@@ -254,15 +220,11 @@ impl Storage for SqliteStorage {
 
     fn delete_many(&self, table: &SqliteTable, keys: &[&str]) -> Result<usize> {
         let mut statement = self.conn.prepare_cached(&table.sql.delete)?;
-        keys.iter()
-            .try_fold(0, |removed, key| Ok(removed + statement.execute([key])?))
+        keys.iter().try_fold(0, |removed, key| Ok(removed + statement.execute([key])?))
     }
 
     fn count(&self, table: &SqliteTable) -> Result<u64> {
-        let count: i64 = self
-            .conn
-            .prepare_cached(&table.sql.count)?
-            .query_row([], |row| row.get(0))?;
+        let count: i64 = self.conn.prepare_cached(&table.sql.count)?.query_row([], |row| row.get(0))?;
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
@@ -324,22 +286,14 @@ mod tests {
 
     fn memory() -> (SqliteStorage, SqliteTable) {
         let storage = SqliteStorage::open(":memory:", &ConnectionOptions::default()).unwrap();
-        let table = storage
-            .open_table(&Identifier::new("data").unwrap())
-            .unwrap();
+        let table = storage.open_table(&Identifier::new("data").unwrap()).unwrap();
         (storage, table)
     }
 
     #[test]
     fn rows_written_by_other_tools_read_as_text() {
         let (storage, table) = memory();
-        storage
-            .connection()
-            .execute(
-                "INSERT INTO data VALUES ('i', 7), ('n', NULL), ('r', 1.5)",
-                [],
-            )
-            .unwrap();
+        storage.connection().execute("INSERT INTO data VALUES ('i', 7), ('n', NULL), ('r', 1.5)", []).unwrap();
         assert_eq!(storage.get(&table, "i").unwrap().as_deref(), Some("7"));
         assert_eq!(storage.get(&table, "n").unwrap().as_deref(), Some("null"));
         assert_eq!(storage.get(&table, "r").unwrap().as_deref(), Some("1.5"));
@@ -348,16 +302,12 @@ mod tests {
     #[test]
     fn get_many_spans_chunks() {
         let (mut storage, table) = memory();
-        let rows: Vec<_> = (0..2000)
-            .map(|i| (format!("k{i}"), i.to_string()))
-            .collect();
+        let rows: Vec<_> = (0..2000).map(|i| (format!("k{i}"), i.to_string())).collect();
         storage.transaction(|s| s.put_many(&table, &rows)).unwrap();
         let keys: Vec<String> = (0..2100).map(|i| format!("k{i}")).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut found = 0;
-        storage
-            .get_many(&table, &keys, &mut |_, _| found += 1)
-            .unwrap();
+        storage.get_many(&table, &keys, &mut |_, _| found += 1).unwrap();
         assert_eq!(found, 2000);
     }
 
