@@ -238,19 +238,23 @@ impl Results {
 
     fn print(&self, n: usize) {
         println!("sync store, N = {n}; ops/s, median [min–max] of the repetitions");
-        println!("{:<22} {:<18} {:>24} {:>10}", "workload", "system", "ops/s", "vs raw");
+        println!("{:<22} {:<18} {:>24} {:>8} {:>9}", "workload", "system", "ops/s", "vs raw", "vs python");
         for ((workload, system), rates) in &self.rates {
             let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
             let max = rates.iter().copied().fold(0.0, f64::max);
             let median = self.median(workload, system).unwrap_or_default();
-            let base = workload.split(' ').next().unwrap_or_default();
-            let raw = self.rates.keys().find(|(w, s)| w.starts_with(base) && s == "raw rusqlite");
-            let ratio = raw
-                .and_then(|(w, s)| self.median(w, s))
-                .map_or_else(|| "—".to_owned(), |raw| format!("{:.2}×", median / raw));
             let spread = format!("{} [{}–{}]", human(median), human(min), human(max));
-            println!("{workload:<22} {system:<18} {spread:>24} {ratio:>10}");
+            let raw = self.ratio(median, workload, "raw rusqlite");
+            let python = self.ratio(median, workload, "python nanasqlite");
+            println!("{workload:<22} {system:<18} {spread:>24} {raw:>8} {python:>9}");
         }
+    }
+
+    /// `median` over `system`'s median for the same workload (a variant such as
+    /// "W3 hot get (struct)" is compared with "W3 hot get").
+    fn ratio(&self, median: f64, workload: &str, system: &str) -> String {
+        let base = workload.split(" (").next().unwrap_or(workload);
+        self.median(base, system).map_or_else(|| "—".to_owned(), |other| format!("{:.2}×", median / other))
     }
 }
 

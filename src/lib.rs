@@ -20,3 +20,8 @@
 
 pub use nanasqlite_core::storage;
 pub use nanasqlite_core::{Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

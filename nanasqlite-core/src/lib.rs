@@ -17,7 +17,7 @@
 //!
 //! # Design
 //!
-//! A [`NanaSQLite`] handle is a table of a shared [`Database`](database) connection plus that
+//! A [`NanaSQLite`] handle is a table of a connection shared by every table of the file, plus that
 //! table's cache. Writes encode the value on the caller's thread, take the store's lock, commit,
 //! then update the cache, so the cache never shows a write that failed. Reads look in the cache
 //! first (a read lock held for one hash lookup) and only take the store's lock on a miss.

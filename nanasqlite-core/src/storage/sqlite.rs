@@ -269,12 +269,14 @@ impl Storage for SqliteStorage {
 }
 
 impl SqliteStorage {
-    /// Rolls back what is still open and returns `cause` (the error that made us roll back).
+    /// Rolls back what is still open and returns `cause` (the error that made us roll back), or
+    /// the rollback's own error when that failed too: the graver news, as the connection may
+    /// then still be inside the transaction.
     fn rollback_after(&self, cause: Error) -> Error {
-        if !self.conn.is_autocommit() {
-            if let Err(error) = self.execute_cached("ROLLBACK", []) {
-                return error;
-            }
+        if !self.conn.is_autocommit()
+            && let Err(error) = self.execute_cached("ROLLBACK", [])
+        {
+            return error;
         }
         cause
     }
@@ -288,6 +290,30 @@ mod tests {
         let storage = SqliteStorage::open(":memory:", &ConnectionOptions::default()).unwrap();
         let table = storage.open_table(&Identifier::new("data").unwrap()).unwrap();
         (storage, table)
+    }
+
+    #[test]
+    fn a_file_gets_python_pragmas_a_busy_timeout_and_python_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path().join("p.db"), &ConnectionOptions::default()).unwrap();
+        storage.open_table(&Identifier::new("data").unwrap()).unwrap();
+        let pragma = |name: &str| -> String {
+            storage
+                .connection()
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, rusqlite::types::Value>(0))
+                .map(|value| format!("{value:?}"))
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), r#"Text("wal")"#);
+        assert_eq!(pragma("synchronous"), "Integer(1)", "NORMAL");
+        assert_eq!(pragma("mmap_size"), "Integer(268435456)");
+        assert_eq!(pragma("cache_size"), "Integer(-65536)");
+        assert_eq!(pragma("temp_store"), "Integer(2)", "MEMORY");
+        assert_eq!(pragma("busy_timeout"), "Integer(5000)");
+        let mut columns = storage.connection().prepare("SELECT name, type, pk FROM pragma_table_info('data')").unwrap();
+        let columns: Vec<(String, String, i64)> =
+            columns.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        assert_eq!(columns, [("key".into(), "TEXT".into(), 1), ("value".into(), "TEXT".into(), 0)]);
     }
 
     #[test]
