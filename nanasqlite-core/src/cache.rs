@@ -1,9 +1,17 @@
-//! The in-memory cache of one key/value table.
+//! The in-memory cache of one key/value table: building blocks for stores on this crate.
 //!
 //! It holds what SQLite holds for the keys it has seen: the stored JSON text (parsed once, on
-//! first use) or the fact that a key is absent. It sits behind its own short-lived lock, never
-//! held across a SQLite call, so a cache hit never waits for a write in progress: writers
-//! update it only after their commit succeeded, which also keeps failed writes out of it.
+//! first shared use) or the fact that a key is absent. It sits behind its own short-lived lock,
+//! never held across a SQLite call, so a cache hit never waits for a write in progress.
+//!
+//! Two kinds of update keep it true to the file:
+//! - a **write** ([`Cache::write`], …) records what a committed write stored; it is applied only
+//!   after the commit succeeded, so a failed write never shows;
+//! - a **fill** ([`Cache::fill`], …) records what a read found. Reads may run on other threads
+//!   than writes, so a fill carries the [`Epoch`] taken before its read began, and is dropped if
+//!   the key was written (or the cache cleared) since: a slow read never hides a newer write.
+//!
+//! Most users never need this module: [`NanaSQLite`](crate::NanaSQLite) uses it internally.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -37,18 +45,29 @@ pub enum CacheStrategy {
 /// One cached row: its JSON text, and the parsed value once somebody asked for it (in an
 /// `Arc`, so a read can share it instead of copying).
 #[derive(Debug)]
-pub(crate) struct CachedValue {
+pub struct CachedValue {
     json: Box<str>,
     parsed: OnceLock<Arc<Value>>,
 }
 
 impl CachedValue {
-    pub(crate) fn new(json: impl Into<Box<str>>) -> Arc<Self> {
+    /// A cached row holding `json` (parsed lazily).
+    pub fn new(json: impl Into<Box<str>>) -> Arc<Self> {
         Arc::new(Self { json: json.into(), parsed: OnceLock::new() })
     }
 
+    /// The stored JSON text.
+    #[must_use]
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
     /// The parsed value; parsed on the first call, shared afterwards.
-    pub(crate) fn value(&self, key: &str) -> Result<&Arc<Value>> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) naming `key` when the text is not JSON.
+    pub fn value(&self, key: &str) -> Result<&Arc<Value>> {
         if let Some(value) = self.parsed.get() {
             return Ok(value);
         }
@@ -58,14 +77,18 @@ impl CachedValue {
 
     /// The value converted to the caller's type, straight from the text: cheaper than going
     /// through the shared parsed value, which would be copied into `T`.
-    pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) naming `key`.
+    pub fn decode<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
         codec::decode(key, &self.json)
     }
 }
 
 /// What the cache knows about a key.
 #[derive(Debug)]
-pub(crate) enum Lookup {
+pub enum Lookup {
     /// The key is present with this value.
     Hit(Arc<CachedValue>),
     /// The key is known to be absent.
@@ -74,10 +97,15 @@ pub(crate) enum Lookup {
     Miss,
 }
 
+/// A point in the cache's history of writes, taken before a read so its fill can be checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Epoch(u64);
+
 #[derive(Clone, Debug)]
-enum Slot {
-    Present(Arc<CachedValue>),
-    Absent,
+struct Slot {
+    value: Option<Arc<CachedValue>>,
+    /// When this slot was last written (or the epoch of the read that filled it).
+    epoch: Epoch,
 }
 
 type Map = HashMap<Box<str>, Slot, foldhash::fast::RandomState>;
@@ -87,24 +115,44 @@ struct State {
     slots: Map,
     /// Every row of the table is in `slots`, so a key not there is absent.
     all_loaded: bool,
+    /// Bumped by every write, clear and forget.
+    epoch: u64,
+    /// The last clear or forget: fills from reads that began before it are dropped.
+    cleared: u64,
+}
+
+impl State {
+    fn next_epoch(&mut self) -> Epoch {
+        self.epoch += 1;
+        Epoch(self.epoch)
+    }
+
+    fn may_fill(&self, key: &str, since: Epoch) -> bool {
+        since.0 >= self.cleared && self.slots.get(key).is_none_or(|slot| slot.epoch <= since)
+    }
 }
 
 /// The cache of one table.
 #[derive(Debug, Default)]
-pub(crate) struct Cache {
+pub struct Cache {
     state: RwLock<State>,
 }
 
 impl Cache {
-    pub(crate) fn new(_strategy: CacheStrategy) -> Self {
+    /// An empty cache with `strategy`.
+    #[must_use]
+    pub fn new(_strategy: CacheStrategy) -> Self {
         Self::default()
     }
 
-    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+    // ----- reads -----
+
+    /// What the cache knows about `key`.
+    pub fn lookup(&self, key: &str) -> Lookup {
         let state = self.state.read();
         match state.slots.get(key) {
-            Some(Slot::Present(value)) => Lookup::Hit(Arc::clone(value)),
-            Some(Slot::Absent) => Lookup::Absent,
+            Some(Slot { value: Some(value), .. }) => Lookup::Hit(Arc::clone(value)),
+            Some(Slot { value: None, .. }) => Lookup::Absent,
             None if state.all_loaded => Lookup::Absent,
             None => Lookup::Miss,
         }
@@ -112,13 +160,13 @@ impl Cache {
 
     /// The present values among `keys`, all read under one lock (so a batch written meanwhile
     /// is seen whole or not at all); `None` if the cache does not know one of the keys.
-    pub(crate) fn lookup_all(&self, keys: &[&str]) -> Option<Vec<(String, Arc<CachedValue>)>> {
+    pub fn lookup_all(&self, keys: &[&str]) -> Option<Vec<(String, Arc<CachedValue>)>> {
         let state = self.state.read();
         let mut rows = Vec::with_capacity(keys.len());
         for &key in keys {
             match state.slots.get(key) {
-                Some(Slot::Present(value)) => rows.push((key.to_owned(), Arc::clone(value))),
-                Some(Slot::Absent) => {}
+                Some(Slot { value: Some(value), .. }) => rows.push((key.to_owned(), Arc::clone(value))),
+                Some(Slot { value: None, .. }) => {}
                 None if state.all_loaded => {}
                 None => return None,
             }
@@ -127,68 +175,111 @@ impl Cache {
     }
 
     /// Whether the cache can answer for `key` (present or known absent).
-    pub(crate) fn knows(&self, key: &str) -> bool {
+    pub fn knows(&self, key: &str) -> bool {
         !matches!(self.lookup(key), Lookup::Miss)
     }
 
-    pub(crate) fn insert(&self, key: &str, value: Arc<CachedValue>) {
-        set_slot(&mut self.state.write().slots, key, Slot::Present(value));
+    /// Whether every row of the table is cached.
+    pub fn is_all_loaded(&self) -> bool {
+        self.state.read().all_loaded
     }
 
-    pub(crate) fn insert_many<'a>(&self, rows: impl IntoIterator<Item = (&'a str, Arc<CachedValue>)>) {
+    /// The present entries, sorted by key.
+    pub fn present_sorted(&self) -> Vec<(String, Arc<CachedValue>)> {
+        let state = self.state.read();
+        let mut rows: Vec<_> = state
+            .slots
+            .iter()
+            .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (String::from(&**key), Arc::clone(value))))
+            .collect();
+        drop(state);
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    /// The current epoch: take it before a read, and pass it to the fill of that read.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.state.read().epoch)
+    }
+
+    // ----- writes (after a successful commit) -----
+
+    /// Records that `key` now holds `value` (`None`: was deleted).
+    pub fn write(&self, key: &str, value: Option<Arc<CachedValue>>) {
         let mut state = self.state.write();
+        let epoch = state.next_epoch();
+        set_slot(&mut state.slots, key, Slot { value, epoch });
+    }
+
+    /// Records a committed batch: `rows` now hold their values, `deleted` are gone.
+    pub fn write_many<'a>(
+        &self,
+        rows: impl IntoIterator<Item = (&'a str, Arc<CachedValue>)>,
+        deleted: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut state = self.state.write();
+        let epoch = state.next_epoch();
         for (key, value) in rows {
-            set_slot(&mut state.slots, key, Slot::Present(value));
+            set_slot(&mut state.slots, key, Slot { value: Some(value), epoch });
+        }
+        for key in deleted {
+            set_slot(&mut state.slots, key, Slot { value: None, epoch });
         }
     }
 
-    pub(crate) fn mark_absent(&self, key: &str) {
-        set_slot(&mut self.state.write().slots, key, Slot::Absent);
-    }
-
-    pub(crate) fn mark_absent_many<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+    /// Empties the cache (the table was cleared, or the caller asked).
+    pub fn clear(&self) {
         let mut state = self.state.write();
-        for key in keys {
-            set_slot(&mut state.slots, key, Slot::Absent);
-        }
+        let epoch = state.next_epoch();
+        *state = State { epoch: epoch.0, cleared: epoch.0, ..State::default() };
     }
 
     /// Forgets `key`, so the next read goes to the database.
-    pub(crate) fn forget(&self, key: &str) {
+    pub fn forget(&self, key: &str) {
         let mut state = self.state.write();
+        state.cleared = state.next_epoch().0;
         state.slots.remove(key);
         state.all_loaded = false;
     }
 
-    /// Replaces the whole content with every row of the table.
-    pub(crate) fn replace_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>) {
+    // ----- fills (results of reads that began at `since`) -----
+
+    /// Records what a read of `key` found, unless the key was written since; returns whether
+    /// it was recorded.
+    pub fn fill(&self, key: &str, value: Option<Arc<CachedValue>>, since: Epoch) -> bool {
+        let mut state = self.state.write();
+        let fill = state.may_fill(key, since);
+        if fill {
+            set_slot(&mut state.slots, key, Slot { value, epoch: since });
+        }
+        fill
+    }
+
+    /// Records what a read of several keys found: `rows` exist, the other `wanted` keys do not.
+    pub fn fill_many(&self, wanted: &[&str], rows: &[(String, Arc<CachedValue>)], since: Epoch) {
+        let found: HashMap<&str, &Arc<CachedValue>, foldhash::fast::RandomState> =
+            rows.iter().map(|(key, value)| (key.as_str(), value)).collect();
+        let mut state = self.state.write();
+        for &key in wanted {
+            if state.may_fill(key, since) {
+                let value = found.get(key).map(|value| Arc::clone(value));
+                set_slot(&mut state.slots, key, Slot { value, epoch: since });
+            }
+        }
+    }
+
+    /// Replaces the content with every row of the table, unless anything was written or
+    /// cleared since the scan began; returns whether it did.
+    pub fn fill_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>, since: Epoch) -> bool {
         let mut slots = Map::with_capacity_and_hasher(rows.len(), Default::default());
-        slots.extend(rows.into_iter().map(|(key, value)| (key, Slot::Present(value))));
-        *self.state.write() = State { slots, all_loaded: true };
-    }
-
-    pub(crate) fn is_all_loaded(&self) -> bool {
-        self.state.read().all_loaded
-    }
-
-    pub(crate) fn clear(&self) {
-        *self.state.write() = State::default();
-    }
-
-    /// The present entries, sorted by key.
-    pub(crate) fn present_sorted(&self) -> Vec<(Box<str>, Arc<CachedValue>)> {
-        let mut rows: Vec<_> = self
-            .state
-            .read()
-            .slots
-            .iter()
-            .filter_map(|(key, slot)| match slot {
-                Slot::Present(value) => Some((key.clone(), Arc::clone(value))),
-                Slot::Absent => None,
-            })
-            .collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows
+        slots.extend(rows.into_iter().map(|(key, value)| (key, Slot { value: Some(value), epoch: since })));
+        let mut state = self.state.write();
+        let fill = state.epoch == since.0;
+        if fill {
+            state.slots = slots;
+            state.all_loaded = true;
+        }
+        fill
     }
 }
 
@@ -205,13 +296,20 @@ fn set_slot(slots: &mut Map, key: &str, slot: Slot) {
 mod tests {
     use super::*;
 
+    fn hit(cache: &Cache, key: &str) -> Option<i64> {
+        match cache.lookup(key) {
+            Lookup::Hit(value) => value.decode(key).ok(),
+            _ => None,
+        }
+    }
+
     #[test]
     fn remembers_values_and_absence() {
         let cache = Cache::new(CacheStrategy::Unbounded);
         assert!(matches!(cache.lookup("a"), Lookup::Miss));
-        cache.insert("a", CachedValue::new("1"));
-        cache.mark_absent("b");
-        assert!(matches!(cache.lookup("a"), Lookup::Hit(v) if **v.value("a").unwrap() == 1));
+        cache.write("a", Some(CachedValue::new("1")));
+        cache.write("b", None);
+        assert_eq!(hit(&cache, "a"), Some(1));
         assert!(matches!(cache.lookup("b"), Lookup::Absent));
         assert!(cache.knows("b"));
         cache.forget("a");
@@ -219,9 +317,46 @@ mod tests {
     }
 
     #[test]
-    fn all_loaded_makes_unknown_keys_absent_until_forgotten() {
+    fn a_fill_never_hides_a_newer_write() {
         let cache = Cache::new(CacheStrategy::Unbounded);
-        cache.replace_all(vec![("k".into(), CachedValue::new("true"))]);
+        let before_read = cache.epoch();
+        cache.write("k", Some(CachedValue::new("2"))); // committed while the read ran
+        assert!(!cache.fill("k", Some(CachedValue::new("1")), before_read));
+        assert_eq!(hit(&cache, "k"), Some(2));
+        assert!(cache.fill("other", None, before_read), "other keys still fill");
+        let after = cache.epoch();
+        assert!(cache.fill("k", Some(CachedValue::new("3")), after));
+        assert_eq!(hit(&cache, "k"), Some(3));
+    }
+
+    #[test]
+    fn a_fill_from_before_a_clear_or_forget_is_dropped() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        let before = cache.epoch();
+        cache.clear();
+        assert!(!cache.fill("k", None, before));
+        let before = cache.epoch();
+        cache.forget("x");
+        assert!(!cache.fill("k", None, before));
+        assert!(!cache.knows("k"));
+    }
+
+    #[test]
+    fn fill_many_marks_missing_keys_absent() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        let since = cache.epoch();
+        cache.fill_many(&["a", "b"], &[("a".to_owned(), CachedValue::new("1"))], since);
+        assert_eq!(hit(&cache, "a"), Some(1));
+        assert!(matches!(cache.lookup("b"), Lookup::Absent));
+    }
+
+    #[test]
+    fn fill_all_makes_unknown_keys_absent_until_forgotten() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        let stale = cache.epoch();
+        cache.write("w", None);
+        assert!(!cache.fill_all(vec![("k".into(), CachedValue::new("true"))], stale));
+        assert!(cache.fill_all(vec![("k".into(), CachedValue::new("true"))], cache.epoch()));
         assert!(matches!(cache.lookup("other"), Lookup::Absent));
         cache.forget("k");
         assert!(!cache.is_all_loaded());
@@ -240,9 +375,8 @@ mod tests {
     #[test]
     fn present_sorted_skips_absent_keys() {
         let cache = Cache::new(CacheStrategy::Unbounded);
-        cache.insert_many([("b", CachedValue::new("2")), ("a", CachedValue::new("1"))]);
-        cache.mark_absent("c");
+        cache.write_many([("b", CachedValue::new("2")), ("a", CachedValue::new("1"))], ["c"]);
         let keys: Vec<_> = cache.present_sorted().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, [Box::from("a"), Box::from("b")]);
+        assert_eq!(keys, ["a", "b"]);
     }
 }

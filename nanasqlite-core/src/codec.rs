@@ -1,4 +1,4 @@
-//! JSON text codec: the only place values meet serde.
+//! JSON text codec: the only place values meet serde (public for stores built on this crate).
 //!
 //! Values are written as compact JSON (the same bytes Python NanaSQLite writes with orjson).
 //! Reading accepts any valid JSON, including Python's spaced form (`{"a": 1}`), and the bare
@@ -13,18 +13,49 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 /// Serialises `value` as compact JSON text, naming `key` on failure.
-pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
+///
+/// # Errors
+///
+/// [`Error::Encode`] when `value` cannot be represented as JSON (e.g. a map with non-string keys).
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::codec;
+///
+/// assert_eq!(codec::encode("k", &serde_json::json!({"a": [1, 2]}))?, r#"{"a":[1,2]}"#);
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+pub fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|source| Error::Encode { key: key.to_owned(), source })
 }
 
 /// Parses stored JSON text into a [`Value`], naming `key` on failure.
-pub(crate) fn parse(key: &str, json: &str) -> Result<Value> {
+///
+/// # Errors
+///
+/// [`Error::Decode`] when the text is not JSON.
+pub fn parse(key: &str, json: &str) -> Result<Value> {
     decode(key, json)
 }
 
 /// Parses stored JSON text into the caller's type, naming `key` on failure. The fast path is
 /// one serde_json parse; Python's non-finite tokens are handled only when that fails.
-pub(crate) fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
+///
+/// # Errors
+///
+/// [`Error::Decode`] when the text is not JSON or does not fit `T`.
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::codec;
+///
+/// let value: serde_json::Value = codec::decode("k", r#"{"x": NaN, "y": 1}"#)?;
+/// assert_eq!(value, serde_json::json!({"x": null, "y": 1}));
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+pub fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
     match serde_json::from_str(json) {
         Ok(value) => Ok(value),
         Err(source) => match replace_non_finite(json) {

@@ -32,8 +32,8 @@
 //! read as `null` (what orjson writes for them).
 
 mod builder;
-mod cache;
-mod codec;
+pub mod cache;
+pub mod codec;
 mod database;
 mod error;
 mod identifier;

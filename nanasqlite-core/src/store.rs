@@ -1,6 +1,6 @@
 //! [`NanaSQLite`]: the sync, dict-like store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -209,9 +209,10 @@ impl<S: Storage> NanaSQLite<S> {
             Lookup::Hit(_) => Ok(true),
             Lookup::Absent => Ok(false),
             Lookup::Miss => self.with_storage(|storage, table| {
+                let since = self.cache().epoch();
                 let exists = storage.contains(table, key)?;
                 if !exists {
-                    self.cache().mark_absent(key);
+                    self.cache().fill(key, None, since);
                 }
                 Ok(exists)
             }),
@@ -336,11 +337,9 @@ impl<S: Storage> NanaSQLite<S> {
 
     /// Reads `key` and records the result in the cache (under the lock, so no write interleaves).
     fn load_key(&self, storage: &S, table: &S::Table, key: &str) -> Result<Option<Arc<CachedValue>>> {
+        let since = self.cache().epoch();
         let value = storage.get(table, key)?.map(CachedValue::new);
-        match &value {
-            Some(value) => self.cache().insert(key, Arc::clone(value)),
-            None => self.cache().mark_absent(key),
-        }
+        self.cache().fill(key, value.clone(), since);
         Ok(value)
     }
 
@@ -358,23 +357,27 @@ impl<S: Storage> NanaSQLite<S> {
             }
         }
         let loaded_from = rows.len();
+        let since = self.cache().epoch();
         storage.get_many(table, &missing, &mut |key, json| rows.push((key.to_owned(), CachedValue::new(json))))?;
-        let loaded = &rows[loaded_from..];
-        let present: HashSet<&str> = loaded.iter().map(|(key, _)| key.as_str()).collect();
-        self.cache().insert_many(loaded.iter().map(|(key, value)| (key.as_str(), Arc::clone(value))));
-        self.cache().mark_absent_many(missing.into_iter().filter(|key| !present.contains(key)));
+        self.cache().fill_many(&missing, &rows[loaded_from..], since);
         Ok(rows)
     }
 
     /// Every row, sorted by key, loading the table into the cache first if needed.
     fn all_rows(&self) -> Result<Vec<(String, Arc<CachedValue>)>> {
+        if self.cache().is_all_loaded() {
+            self.database().ensure_open()?;
+            return Ok(self.cache().present_sorted());
+        }
         self.with_storage(|storage, table| {
-            if !self.cache().is_all_loaded() {
-                self.load_all_locked(storage, table)?;
-            }
-            Ok(self.cache().present_sorted())
+            let since = self.cache().epoch();
+            let rows = scan_rows(storage, table)?;
+            let mut sorted: Vec<_> =
+                rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.cache().fill_all(rows, since);
+            Ok(sorted)
         })
-        .map(|rows| rows.into_iter().map(|(key, value)| (String::from(key), value)).collect())
     }
 }
 
@@ -392,7 +395,7 @@ impl<S: Storage> NanaSQLite<S> {
         let json = codec::encode(key, value)?;
         self.with_storage(|storage, table| {
             storage.put(table, key, &json)?;
-            self.cache().insert(key, CachedValue::new(json));
+            self.cache().write(key, Some(CachedValue::new(json)));
             Ok(())
         })
     }
@@ -405,7 +408,7 @@ impl<S: Storage> NanaSQLite<S> {
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.with_storage(|storage, table| {
             let existed = storage.delete(table, key)?;
-            self.cache().mark_absent(key);
+            self.cache().write(key, None);
             Ok(existed)
         })
     }
@@ -436,7 +439,7 @@ impl<S: Storage> NanaSQLite<S> {
             if !rows.is_empty() {
                 storage.transaction(|storage| storage.put_many(table, &rows))?;
                 let cached = rows.iter().map(|(key, json)| (key.as_str(), CachedValue::new(json.as_str())));
-                self.cache().insert_many(cached);
+                self.cache().write_many(cached, []);
             }
             Ok(())
         })
@@ -466,7 +469,7 @@ impl<S: Storage> NanaSQLite<S> {
         let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         self.with_storage(|storage, table| {
             let removed = storage.transaction(|storage| storage.delete_many(table, &keys))?;
-            self.cache().mark_absent_many(keys.iter().copied());
+            self.cache().write_many([], keys.iter().copied());
             Ok(removed)
         })
     }
@@ -487,7 +490,7 @@ impl<S: Storage> NanaSQLite<S> {
                 storage.delete(table, key)?;
                 Ok(Some(value))
             })?;
-            self.cache().mark_absent(key);
+            self.cache().write(key, None);
             Ok(popped)
         })
     }
@@ -517,7 +520,7 @@ impl<S: Storage> NanaSQLite<S> {
                     Ok(CachedValue::new(json))
                 }
             })?;
-            self.cache().insert(key, Arc::clone(&value));
+            self.cache().write(key, Some(Arc::clone(&value)));
             Ok(value)
         })?;
         value.decode(key)
@@ -535,6 +538,13 @@ impl<S: Storage> NanaSQLite<S> {
             Ok(())
         })
     }
+}
+
+/// Every row of `table`, as cache entries.
+pub(crate) fn scan_rows<S: Storage>(storage: &S, table: &S::Table) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
+    let mut rows = Vec::new();
+    storage.scan(table, &mut |key, json| rows.push((Box::from(key), CachedValue::new(json))))?;
+    Ok(rows)
 }
 
 /// A `(key, value)` pair, owned or borrowed: what [`NanaSQLite::batch_update`] takes, so that
@@ -608,9 +618,9 @@ impl<S: Storage> NanaSQLite<S> {
     }
 
     fn load_all_locked(&self, storage: &S, table: &S::Table) -> Result<()> {
-        let mut rows = Vec::new();
-        storage.scan(table, &mut |key, json| rows.push((Box::from(key), CachedValue::new(json))))?;
-        self.cache().replace_all(rows);
+        let since = self.cache().epoch();
+        let rows = scan_rows(storage, table)?;
+        self.cache().fill_all(rows, since);
         Ok(())
     }
 }

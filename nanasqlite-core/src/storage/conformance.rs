@@ -28,6 +28,8 @@ pub fn check<S: Storage>(storage: &mut S) {
     tables_are_separate(storage, &a, &b);
     many_rows(storage, &a);
     transactions_are_atomic(storage, &a);
+    savepoints_fail_alone(storage, &a);
+    read_snapshots_read(storage, &a);
     odd_keys_round_trip(storage, &b);
 }
 
@@ -86,6 +88,35 @@ fn transactions_are_atomic<S: Storage>(storage: &mut S, t: &S::Table) {
     assert_eq!(storage.get(t, "a").unwrap(), None, "an erring transaction rolls back");
     storage.transaction(|s| s.put(t, "a", "1")).unwrap();
     assert_eq!(storage.get(t, "a").unwrap().as_deref(), Some("1"), "a transaction commits");
+    storage.clear(t).unwrap();
+}
+
+fn savepoints_fail_alone<S: Storage>(storage: &mut S, t: &S::Table) {
+    storage
+        .transaction(|s| {
+            s.savepoint(|s| s.put(t, "kept", "1"))?;
+            let failed: Result<()> = s.savepoint(|s| {
+                s.put(t, "undone", "2")?;
+                s.put(t, "kept", "2")?;
+                Err(Error::validation("stop"))
+            });
+            assert!(failed.is_err());
+            s.savepoint(|s| s.put(t, "after", "3"))
+        })
+        .unwrap();
+    assert_eq!(storage.get(t, "kept").unwrap().as_deref(), Some("1"), "a failed unit undoes only itself");
+    assert_eq!(storage.get(t, "undone").unwrap(), None);
+    assert_eq!(storage.get(t, "after").unwrap().as_deref(), Some("3"), "units after a failed one commit");
+    storage.clear(t).unwrap();
+}
+
+fn read_snapshots_read<S: Storage>(storage: &mut S, t: &S::Table) {
+    storage.put(t, "r", "1").unwrap();
+    let (value, count) = storage.read_snapshot(|s| (s.get(t, "r"), s.count(t))).unwrap();
+    assert_eq!(value.unwrap().as_deref(), Some("1"));
+    assert_eq!(count.unwrap(), 1);
+    storage.put(t, "r", "2").unwrap();
+    assert_eq!(storage.get(t, "r").unwrap().as_deref(), Some("2"), "the snapshot ended");
     storage.clear(t).unwrap();
 }
 

@@ -116,6 +116,27 @@ pub trait Storage: Send + 'static {
     where
         Self: Sized;
 
+    /// Runs `work` inside the current transaction as one unit: its changes are kept if it
+    /// returns `Ok`, undone if it returns `Err` or panics (the panic then continues), while the
+    /// rest of the transaction stands. This is how one failing write leaves its group alone.
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error, or the backend's error when the unit cannot be opened or closed.
+    fn savepoint<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R>
+    where
+        Self: Sized;
+
+    /// Runs `work` in one read transaction: its reads see one snapshot, and share the cost of
+    /// starting a transaction.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error when the transaction cannot begin.
+    fn read_snapshot<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Result<R>
+    where
+        Self: Sized;
+
     /// Closes the connection, reporting what the close reports.
     ///
     /// # Errors

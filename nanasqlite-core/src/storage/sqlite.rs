@@ -122,6 +122,21 @@ impl SqliteStorage {
         Ok(Self { conn })
     }
 
+    /// Opens a read-only connection to an existing database, for reader threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the file cannot be opened.
+    pub fn open_read_only(path: impl AsRef<Path>, options: &ConnectionOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let open_error = |source| Error::Open { path: PathBuf::from(path), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        configure_reader(&conn, options).map_err(open_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Self { conn })
+    }
+
     /// The rusqlite connection, for what this type does not cover.
     #[must_use]
     pub fn connection(&self) -> &Connection {
@@ -161,6 +176,17 @@ fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
     }
     Ok(())
+}
+
+/// A reader needs no WAL switch (the writer made it) and a smaller page cache than the writer.
+fn configure_reader(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    if options.optimize {
+        conn.pragma_update(None, "mmap_size", i64::try_from(options.mmap_size).unwrap_or(i64::MAX))?;
+        conn.pragma_update(None, "cache_size", -(i64::from(options.cache_size_mb.div_ceil(8)) * 1024))?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+    }
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
 }
 
 /// A stored key or value as text. Rows written by other tools may hold numbers, NULL or blobs:
@@ -249,17 +275,27 @@ impl Storage for SqliteStorage {
 
     fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
         self.execute_cached("BEGIN IMMEDIATE", [])?;
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
-        match outcome {
-            Ok(Ok(value)) => match self.execute_cached("COMMIT", []) {
-                Ok(_) => Ok(value),
-                Err(error) => Err(self.rollback_after(error)),
-            },
-            Ok(Err(error)) => Err(self.rollback_after(error)),
-            Err(panic) => {
-                let _ = self.rollback_after(Error::Closed);
-                panic::resume_unwind(panic)
-            }
+        let value = self.undo_on_failure(work, "ROLLBACK")?;
+        match self.execute_cached("COMMIT", []) {
+            Ok(_) => Ok(value),
+            Err(error) => Err(self.rollback_after(error)),
+        }
+    }
+
+    fn savepoint<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.execute_cached("SAVEPOINT nanasqlite_unit", [])?;
+        let value = self.undo_on_failure(work, "ROLLBACK TO nanasqlite_unit")?;
+        self.execute_cached("RELEASE nanasqlite_unit", [])?;
+        Ok(value)
+    }
+
+    fn read_snapshot<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Result<R> {
+        self.execute_cached("BEGIN", [])?;
+        let value = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        let ended = self.execute_cached("COMMIT", []);
+        match value {
+            Ok(value) => ended.map(|_| value),
+            Err(panic) => panic::resume_unwind(panic),
         }
     }
 
@@ -269,6 +305,26 @@ impl Storage for SqliteStorage {
 }
 
 impl SqliteStorage {
+    /// Runs `work`; when it fails or panics, runs `undo` (and for a savepoint releases it)
+    /// before handing on the error or the panic.
+    fn undo_on_failure<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>, undo: &str) -> Result<R> {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        let failed = !matches!(outcome, Ok(Ok(_)));
+        if failed {
+            let undone = self.execute_cached(undo, []);
+            if undo.starts_with("ROLLBACK TO") {
+                let _ = self.execute_cached("RELEASE nanasqlite_unit", []);
+            }
+            if let (Ok(Err(_)), Err(error)) = (&outcome, undone) {
+                return Err(error);
+            }
+        }
+        match outcome {
+            Ok(result) => result,
+            Err(panic) => panic::resume_unwind(panic),
+        }
+    }
+
     /// Rolls back what is still open and returns `cause` (the error that made us roll back), or
     /// the rollback's own error when that failed too: the graver news, as the connection may
     /// then still be inside the transaction.
@@ -314,6 +370,28 @@ mod tests {
         let columns: Vec<(String, String, i64)> =
             columns.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
         assert_eq!(columns, [("key".into(), "TEXT".into(), 1), ("value".into(), "TEXT".into(), 0)]);
+    }
+
+    #[test]
+    fn a_read_only_connection_reads_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.db");
+        let options = ConnectionOptions::default();
+        let writer = SqliteStorage::open(&path, &options).unwrap();
+        let table = writer.open_table(&Identifier::new("data").unwrap()).unwrap();
+        writer.put(&table, "k", "1").unwrap();
+        let mut reader = SqliteStorage::open_read_only(&path, &options).unwrap();
+        let snapshot = reader
+            .read_snapshot(|r| {
+                let before = r.get(&table, "k").unwrap();
+                writer.put(&table, "k", "2").unwrap();
+                (before, r.get(&table, "k").unwrap())
+            })
+            .unwrap();
+        assert_eq!(snapshot, (Some("1".into()), Some("1".into())), "one snapshot per read transaction");
+        assert_eq!(reader.get(&table, "k").unwrap().as_deref(), Some("2"));
+        assert!(reader.put(&table, "k", "3").is_err());
+        assert!(SqliteStorage::open_read_only(dir.path().join("missing.db"), &options).is_err());
     }
 
     #[test]
