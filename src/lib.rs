@@ -20,6 +20,22 @@
 
 pub use nanasqlite_core::storage;
 pub use nanasqlite_core::{Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result};
+pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Spawn, Stats, Threads};
+
+/// The async store on tokio, with tokio's blocking pool as an option (feature `tokio`).
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use nanasqlite_tokio as tokio;
+
+/// The async store on smol, with the `blocking` pool as an option (feature `smol`).
+#[cfg(feature = "smol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
+pub use nanasqlite_smol as smol;
+
+/// The async store on async-std, which is discontinued (feature `async-std`).
+#[cfg(feature = "async-std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+pub use nanasqlite_async_std as async_std;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -33,89 +33,108 @@ pub const DEFAULT_TABLE: &str = "data";
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct Builder {
-    path: PathBuf,
-    table: String,
-    bulk_load: bool,
-    cache: CacheStrategy,
-    lock_timeout: Option<Duration>,
-    connection: ConnectionOptions,
+    options: Options,
+}
+
+/// Everything a [`Builder`] collects, for stores built on this crate (the async store).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// The database file (`":memory:"` for a private in-memory database).
+    pub path: PathBuf,
+    /// The key/value table, not yet validated.
+    pub table: String,
+    /// Load every row into the cache at open.
+    pub bulk_load: bool,
+    /// How values are cached.
+    pub cache: CacheStrategy,
+    /// The longest a call waits for the store (`None`: no limit).
+    pub lock_timeout: Option<Duration>,
+    /// Connection settings.
+    pub connection: ConnectionOptions,
+}
+
+impl Options {
+    /// Whether `path` names an in-memory database (`:memory:` or a `file::memory:` URI).
+    #[must_use]
+    pub fn is_memory(&self) -> bool {
+        let path = self.path.to_string_lossy();
+        path == ":memory:" || path.starts_with("file::memory:") || path.contains("mode=memory")
+    }
 }
 
 impl Builder {
-    pub(crate) fn new(path: impl AsRef<Path>) -> Self {
+    /// A builder for `path` with the defaults (also reached as [`NanaSQLite::builder`]).
+    pub fn new(path: impl AsRef<Path>) -> Self {
         Self {
-            path: path.as_ref().to_path_buf(),
-            table: DEFAULT_TABLE.to_owned(),
-            bulk_load: false,
-            cache: CacheStrategy::default(),
-            lock_timeout: None,
-            connection: ConnectionOptions::default(),
+            options: Options {
+                path: path.as_ref().to_path_buf(),
+                table: DEFAULT_TABLE.to_owned(),
+                bulk_load: false,
+                cache: CacheStrategy::default(),
+                lock_timeout: None,
+                connection: ConnectionOptions::default(),
+            },
         }
+    }
+
+    /// What this builder has collected.
+    #[must_use]
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// The key/value table to use. Default [`DEFAULT_TABLE`] (`"data"`).
     /// Validated at [`open`](Self::open) (see [`Identifier`]).
     pub fn table(mut self, name: impl Into<String>) -> Self {
-        self.table = name.into();
+        self.options.table = name.into();
         self
     }
 
     /// Load every row into the cache at open, so reads never touch the file. Default `false`
     /// (rows are cached as they are read).
     pub fn bulk_load(mut self, bulk_load: bool) -> Self {
-        self.bulk_load = bulk_load;
+        self.options.bulk_load = bulk_load;
         self
     }
 
     /// How values are cached. Default [`CacheStrategy::Unbounded`].
     pub fn cache(mut self, strategy: CacheStrategy) -> Self {
-        self.cache = strategy;
+        self.options.cache = strategy;
         self
     }
 
     /// The longest a call waits for the store's lock before failing with
     /// [`Error::LockTimeout`](crate::Error::LockTimeout). Default `None`: wait as long as it takes.
     pub fn lock_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.lock_timeout = timeout.into();
+        self.options.lock_timeout = timeout.into();
         self
     }
 
     /// Apply the performance pragmas (WAL, `synchronous=NORMAL`, 256 MiB mmap, page cache,
     /// in-memory temp store). Default `true`, as in Python NanaSQLite.
     pub fn optimize(mut self, optimize: bool) -> Self {
-        self.connection.optimize = optimize;
+        self.options.connection.optimize = optimize;
         self
     }
 
     /// How long SQLite waits for another connection or process to release the file's lock.
     /// Default 5 s (Python NanaSQLite sets none, so its writes fail at once).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.connection.busy_timeout = timeout;
+        self.options.connection.busy_timeout = timeout;
         self
     }
 
     /// SQLite's page cache in MiB. Default 64.
     pub fn cache_size_mb(mut self, megabytes: u32) -> Self {
-        self.connection.cache_size_mb = megabytes;
+        self.options.connection.cache_size_mb = megabytes;
         self
     }
 
     /// Bytes of the file SQLite may memory-map. Default 256 MiB.
     pub fn mmap_size(mut self, bytes: u64) -> Self {
-        self.connection.mmap_size = bytes;
+        self.options.connection.mmap_size = bytes;
         self
-    }
-
-    /// The path this builder opens.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The connection settings this builder applies.
-    #[must_use]
-    pub fn connection_options(&self) -> &ConnectionOptions {
-        &self.connection
     }
 
     /// Opens the database (creating the file and the table if needed).
@@ -127,11 +146,12 @@ impl Builder {
     /// a SQLite database; [`Error::Sqlite`](crate::Error::Sqlite) when the table cannot be
     /// created or read.
     pub fn open(self) -> Result<NanaSQLite> {
-        let table = Identifier::new(&self.table)?;
-        let storage = SqliteStorage::open(&self.path, &self.connection)?;
-        let database = Arc::new(Database::new(storage, self.path, self.lock_timeout));
-        let store = NanaSQLite::attach(database, table, self.cache)?;
-        if self.bulk_load {
+        let Options { path, table, bulk_load, cache, lock_timeout, connection } = self.options;
+        let table = Identifier::new(&table)?;
+        let storage = SqliteStorage::open(&path, &connection)?;
+        let database = Arc::new(Database::new(storage, path, lock_timeout));
+        let store = NanaSQLite::attach(database, table, cache)?;
+        if bulk_load {
             store.load_all()?;
         }
         Ok(store)

@@ -55,6 +55,8 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// An operating-system error outside SQLite (e.g. no thread could be started).
+    Io(std::io::Error),
     /// A job panicked; the worker that ran it survives.
     Panic {
         /// The panic's message, when it was a string.
@@ -74,6 +76,23 @@ impl Error {
         match self {
             Self::Encode { key, .. } | Self::Decode { key, .. } => Some(key),
             _ => None,
+        }
+    }
+
+    /// The same error again, for telling several callers of one failed operation (a group
+    /// commit). SQLite failures keep their codes; causes that cannot be copied keep their message.
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Closed => Self::Closed,
+            Self::LockTimeout { waited } => Self::LockTimeout { waited: *waited },
+            Self::Validation { message } => Self::Validation { message: message.clone() },
+            Self::Transaction { message } => Self::Transaction { message: message.clone() },
+            Self::Panic { message } => Self::Panic { message: message.clone() },
+            Self::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+                Self::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+            }
+            other => Self::Transaction { message: other.to_string() },
         }
     }
 
@@ -97,6 +116,7 @@ impl fmt::Display for Error {
             Self::Open { path, .. } => write!(f, "cannot open database {}", path.display()),
             Self::Sqlite(_) => f.write_str("sqlite error"),
             Self::Transaction { message } => write!(f, "transaction error: {message}"),
+            Self::Io(_) => f.write_str("i/o error"),
             Self::Panic { message } => write!(f, "a database job panicked: {message}"),
         }
     }
@@ -107,8 +127,15 @@ impl std::error::Error for Error {
         match self {
             Self::Encode { source, .. } | Self::Decode { source, .. } => Some(source),
             Self::Open { source, .. } | Self::Sqlite(source) => Some(source),
+            Self::Io(source) => Some(source),
             _ => None,
         }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
     }
 }
 
@@ -133,5 +160,8 @@ mod tests {
         let sqlite = Error::from(rusqlite::Error::QueryReturnedNoRows);
         assert!(sqlite.source().is_some());
         assert!(Error::Closed.is_closed());
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), Some("busy".into()));
+        assert!(matches!(Error::from(busy).duplicate(), Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(m)))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy && m == "busy"));
     }
 }

@@ -40,8 +40,8 @@ mod identifier;
 pub mod storage;
 mod store;
 
-pub use builder::{Builder, DEFAULT_TABLE};
+pub use builder::{Builder, DEFAULT_TABLE, Options};
 pub use cache::CacheStrategy;
 pub use error::{Error, Result};
 pub use identifier::Identifier;
-pub use store::{KeyValue, NanaSQLite};
+pub use store::{KeyValue, NanaSQLite, encode_rows, scan_rows};

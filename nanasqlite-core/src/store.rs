@@ -540,8 +540,12 @@ impl<S: Storage> NanaSQLite<S> {
     }
 }
 
-/// Every row of `table`, as cache entries.
-pub(crate) fn scan_rows<S: Storage>(storage: &S, table: &S::Table) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
+/// Every row of `table`, as cache entries (for [`Cache::fill_all`](crate::cache::Cache::fill_all)).
+///
+/// # Errors
+///
+/// The backend's error.
+pub fn scan_rows<S: Storage>(storage: &S, table: &S::Table) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
     let mut rows = Vec::new();
     storage.scan(table, &mut |key, json| rows.push((Box::from(key), CachedValue::new(json))))?;
     Ok(rows)
@@ -567,8 +571,13 @@ impl<K, V> KeyValue<K, V> for &(K, V) {
     }
 }
 
-/// Encodes every value first, so an unencodable one stops the batch before anything is written.
-fn encode_rows<K: AsRef<str>, V: Serialize>(
+/// Encodes every `(key, value)` first, so an unencodable value stops a batch before anything
+/// is written.
+///
+/// # Errors
+///
+/// [`Error::Encode`](crate::Error::Encode) naming the first key whose value fails.
+pub fn encode_rows<K: AsRef<str>, V: Serialize>(
     rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
 ) -> Result<Vec<(String, String)>> {
     rows.into_iter()

@@ -137,6 +137,34 @@ impl SqliteStorage {
         Ok(Self { conn })
     }
 
+    /// Starts a write transaction (`BEGIN IMMEDIATE`), for callers that drive one by hand.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error, e.g. when another connection holds the write lock past the busy timeout.
+    pub fn begin_write(&self) -> Result<()> {
+        self.execute_cached("BEGIN IMMEDIATE", []).map(drop)
+    }
+
+    /// Commits the open transaction; rolls it back if the commit fails.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error; the transaction is then rolled back.
+    pub fn commit(&self) -> Result<()> {
+        match self.execute_cached("COMMIT", []) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.rollback_after(error)),
+        }
+    }
+
+    /// Whether a transaction is open (SQLite ends one by itself after some errors, such as a
+    /// full disk).
+    #[must_use]
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
     /// The rusqlite connection, for what this type does not cover.
     #[must_use]
     pub fn connection(&self) -> &Connection {

@@ -1,0 +1,193 @@
+//! Options for opening an [`AsyncNanaSQLite`].
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nanasqlite_core::{Builder, CacheStrategy, Error, Result};
+
+use crate::pool::{Pool, Sizes};
+use crate::spawn::{Spawn, Threads};
+use crate::store::AsyncNanaSQLite;
+
+/// Threads the pool may run when not told otherwise (the seed's default).
+pub const DEFAULT_MAX_WORKERS: usize = 5;
+
+/// Reader lanes when not told otherwise: none, so uncached reads run on the writer lane.
+pub const DEFAULT_READ_POOL_SIZE: usize = 0;
+
+/// Jobs each queue holds before callers wait for room.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+
+/// Opens an [`AsyncNanaSQLite`] with options; made by [`AsyncNanaSQLite::builder`].
+///
+/// # What runs where
+///
+/// The pool runs **one writer thread**, which owns the read-write connection and runs every
+/// write (grouped into shared commits), plus **`read_pool_size` reader threads**, each owning a
+/// read-only connection, which run uncached reads in parallel (WAL lets them read beside the
+/// writer). Without readers, uncached reads run on the writer thread. Cache hits run on the
+/// caller's thread, and values are encoded and decoded there. `max_workers` caps the total:
+/// `1 + read_pool_size` must not exceed it. SQLite allows one writer at a time, so more write
+/// threads could only wait; concurrency comes from group commit and the read pool instead.
+/// An in-memory database (`:memory:`) has no readers: every connection would see its own
+/// empty database.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use nanasqlite_pool::AsyncNanaSQLite;
+///
+/// # futures::executor::block_on(async {
+/// let db = AsyncNanaSQLite::builder(":memory:")
+///     .max_workers(10)
+///     .lock_timeout(Duration::from_secs(2))
+///     .open()
+///     .await?;
+/// db.set("k", &1).await?;
+/// db.close().await?;
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct AsyncBuilder {
+    core: Builder,
+    max_workers: usize,
+    read_pool_size: usize,
+    queue_capacity: usize,
+    spawner: Arc<dyn Spawn>,
+}
+
+impl fmt::Debug for AsyncBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncBuilder")
+            .field("options", self.core.options())
+            .field("max_workers", &self.max_workers)
+            .field("read_pool_size", &self.read_pool_size)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncBuilder {
+    pub(crate) fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            core: Builder::new(path),
+            max_workers: DEFAULT_MAX_WORKERS,
+            read_pool_size: DEFAULT_READ_POOL_SIZE,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            spawner: Arc::new(Threads),
+        }
+    }
+
+    /// The most threads the pool may run (writer plus readers). Default
+    /// [`DEFAULT_MAX_WORKERS`] (5). See [What runs where](Self#what-runs-where).
+    pub fn max_workers(mut self, max_workers: usize) -> Self {
+        self.max_workers = max_workers;
+        self
+    }
+
+    /// Read-only connections, each on its own thread, for parallel uncached reads. Default
+    /// [`DEFAULT_READ_POOL_SIZE`] (0).
+    pub fn read_pool_size(mut self, readers: usize) -> Self {
+        self.read_pool_size = readers;
+        self
+    }
+
+    /// Jobs each queue holds; when full, callers wait (asynchronously) for room. Default
+    /// [`DEFAULT_QUEUE_CAPACITY`].
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Where the pool's threads come from. Default [`Threads`] (dedicated threads); the
+    /// runtime adapters offer their runtime's blocking pool.
+    pub fn spawner(mut self, spawner: impl Spawn) -> Self {
+        self.spawner = Arc::new(spawner);
+        self
+    }
+
+    /// The key/value table (default `"data"`), as [`Builder::table`].
+    pub fn table(self, name: impl Into<String>) -> Self {
+        self.map_core(|core| core.table(name))
+    }
+
+    /// Load every row into the cache at open, as [`Builder::bulk_load`].
+    pub fn bulk_load(self, bulk_load: bool) -> Self {
+        self.map_core(|core| core.bulk_load(bulk_load))
+    }
+
+    /// How values are cached, as [`Builder::cache`].
+    pub fn cache(self, strategy: CacheStrategy) -> Self {
+        self.map_core(|core| core.cache(strategy))
+    }
+
+    /// The longest a job may wait in the queue before it fails with
+    /// [`Error::LockTimeout`]. Default `None`: no limit.
+    pub fn lock_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.map_core(|core| core.lock_timeout(timeout))
+    }
+
+    /// Apply the performance pragmas, as [`Builder::optimize`].
+    pub fn optimize(self, optimize: bool) -> Self {
+        self.map_core(|core| core.optimize(optimize))
+    }
+
+    /// SQLite's busy timeout, as [`Builder::busy_timeout`].
+    pub fn busy_timeout(self, timeout: Duration) -> Self {
+        self.map_core(|core| core.busy_timeout(timeout))
+    }
+
+    /// SQLite's page cache in MiB, as [`Builder::cache_size_mb`].
+    pub fn cache_size_mb(self, megabytes: u32) -> Self {
+        self.map_core(|core| core.cache_size_mb(megabytes))
+    }
+
+    /// Bytes SQLite may memory-map, as [`Builder::mmap_size`].
+    pub fn mmap_size(self, bytes: u64) -> Self {
+        self.map_core(|core| core.mmap_size(bytes))
+    }
+
+    fn map_core(mut self, change: impl FnOnce(Builder) -> Builder) -> Self {
+        self.core = change(self.core);
+        self
+    }
+
+    fn sizes(&self) -> Result<Sizes> {
+        if self.max_workers == 0 || self.read_pool_size >= self.max_workers {
+            return Err(Error::Validation {
+                message: format!(
+                    "max_workers ({}) must leave room for the writer and {} reader(s)",
+                    self.max_workers, self.read_pool_size
+                ),
+            });
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::Validation { message: "queue_capacity must be at least 1".to_owned() });
+        }
+        Ok(Sizes { readers: self.read_pool_size, queue_capacity: self.queue_capacity })
+    }
+
+    /// Starts the pool, opens the database and the table (creating them if needed), and loads
+    /// the table if asked. No SQLite call runs on the caller's thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a bad table name or sizes; [`Error::Open`] when the file
+    /// cannot be opened or is not SQLite; [`Error::Io`] when no thread can be started.
+    pub async fn open(self) -> Result<AsyncNanaSQLite> {
+        let sizes = self.sizes()?;
+        let options = self.core.options().clone();
+        let table = nanasqlite_core::Identifier::new(&options.table)?;
+        let pool = Arc::new(Pool::open(&options, sizes, self.spawner.as_ref()).await?);
+        let store = AsyncNanaSQLite::attach(pool, table, options.cache).await?;
+        if options.bulk_load {
+            store.load_all().await?;
+        }
+        Ok(store)
+    }
+}

@@ -1,0 +1,142 @@
+//! Jobs: the work a caller hands to a lane, and how its answer gets back.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use nanasqlite_core::Error;
+use nanasqlite_core::storage::{SqliteStorage, Storage};
+
+/// Whether a job reads or writes: writes are grouped into one write transaction, reads into
+/// one read snapshot, and the two never share one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Read,
+    Write,
+}
+
+/// What a job produced: the caller's answer, and what to do once it is committed (the cache
+/// update, which must never show a write that did not commit).
+pub(crate) struct Outcome<R> {
+    pub(crate) value: R,
+    pub(crate) on_commit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<R> Outcome<R> {
+    /// An answer with nothing to do after the commit.
+    pub(crate) fn plain(value: R) -> Self {
+        Self { value, on_commit: None }
+    }
+
+    /// An answer and the cache update to apply once committed.
+    pub(crate) fn then(value: R, on_commit: impl FnOnce() + Send + 'static) -> Self {
+        Self { value, on_commit: Some(Box::new(on_commit)) }
+    }
+}
+
+/// A job as the lanes see it, whatever its answer's type.
+pub(crate) trait Job: Send {
+    fn kind(&self) -> Kind;
+    /// The caller is gone (its future was dropped), so running the job would serve nobody.
+    fn is_abandoned(&self) -> bool;
+    /// How long the job waited, if that is past its `lock_timeout`.
+    fn overdue(&self, now: Instant) -> Option<Duration>;
+    /// Runs the work (a write inside its own savepoint); may be called again when SQLite
+    /// aborted the whole group, so the work must be repeatable.
+    fn run(&mut self, storage: &mut SqliteStorage);
+    /// Whether the last run failed.
+    fn failed(&self) -> bool;
+    /// Answers the caller: with `error` if the group failed as a whole, else with the outcome
+    /// (applying its cache update first).
+    fn finish(self: Box<Self>, error: Option<&Error>);
+    /// Answers the caller with `error` without running.
+    fn reject(self: Box<Self>, error: Error);
+}
+
+/// A job whose work returns `R`.
+pub(crate) struct Task<F, R> {
+    kind: Kind,
+    work: F,
+    outcome: Option<nanasqlite_core::Result<Outcome<R>>>,
+    reply: flume::Sender<nanasqlite_core::Result<R>>,
+    deadline: Option<(Instant, Duration)>,
+    span: tracing::Span,
+}
+
+impl<F, R> Task<F, R>
+where
+    F: Fn(&mut SqliteStorage) -> nanasqlite_core::Result<Outcome<R>> + Send + 'static,
+    R: Send + 'static,
+{
+    /// A job, and the receiver its answer will arrive on.
+    pub(crate) fn prepare(
+        kind: Kind,
+        lock_timeout: Option<Duration>,
+        work: F,
+    ) -> (Box<dyn Job>, flume::Receiver<nanasqlite_core::Result<R>>) {
+        let (reply, answer) = flume::bounded(1);
+        let deadline = lock_timeout.map(|timeout| (Instant::now() + timeout, timeout));
+        let task = Self { kind, work, outcome: None, reply, deadline, span: tracing::Span::current() };
+        (Box::new(task), answer)
+    }
+}
+
+impl<F, R> Job for Task<F, R>
+where
+    F: Fn(&mut SqliteStorage) -> nanasqlite_core::Result<Outcome<R>> + Send + 'static,
+    R: Send + 'static,
+{
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.reply.is_disconnected()
+    }
+
+    fn overdue(&self, now: Instant) -> Option<Duration> {
+        self.deadline.filter(|(deadline, _)| now > *deadline).map(|(_, timeout)| timeout)
+    }
+
+    fn run(&mut self, storage: &mut SqliteStorage) {
+        let _entered = self.span.enter();
+        let (kind, work) = (self.kind, &self.work);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| match kind {
+            Kind::Write => storage.savepoint(work),
+            Kind::Read => work(storage),
+        }));
+        self.outcome = Some(outcome.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
+    }
+
+    fn failed(&self) -> bool {
+        !matches!(self.outcome, Some(Ok(_)))
+    }
+
+    fn finish(self: Box<Self>, error: Option<&Error>) {
+        let answer = match (error, self.outcome) {
+            (Some(error), _) => Err(error.duplicate()),
+            (None, Some(Ok(Outcome { value, on_commit }))) => {
+                on_commit.into_iter().for_each(|apply| apply());
+                Ok(value)
+            }
+            (None, Some(Err(error))) => Err(error),
+            (None, None) => Err(Error::Closed),
+        };
+        // The caller may have gone meanwhile: then nobody needs the answer.
+        let _ = self.reply.send(answer);
+    }
+
+    fn reject(self: Box<Self>, error: Error) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// A panic as an error for its caller.
+pub(crate) fn panic_error(panic: &(dyn Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    Error::Panic { message }
+}

@@ -1,0 +1,39 @@
+//! The thread pool of nanasqlite, on flume channels, and [`AsyncNanaSQLite`], the async store
+//! built on it. No async runtime is needed: the futures work on tokio, smol, async-std and
+//! `futures::executor::block_on` alike.
+//!
+//! ```
+//! use nanasqlite_pool::AsyncNanaSQLite;
+//!
+//! # futures::executor::block_on(async {
+//! let db = AsyncNanaSQLite::builder(":memory:").open().await?;
+//! db.set("greeting", &"hello").await?;
+//! assert_eq!(db.get::<String>("greeting").await?.as_deref(), Some("hello"));
+//! db.close().await?;
+//! # Ok::<(), nanasqlite_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Design
+//!
+//! A pool has one writer lane and optional reader lanes ([`AsyncBuilder`] says what runs
+//! where). A lane is a thread owning one connection and draining one bounded flume queue of
+//! jobs; a caller sends a job with its reply channel and awaits the reply with flume's
+//! runtime-neutral `recv_async`. The writer runs the writes waiting in its queue as one group
+//! in one transaction, each write in its own savepoint, and answers them after the commit;
+//! readers run the reads waiting in their queue in one read snapshot. A panic inside a job
+//! becomes [`Error::Panic`](nanasqlite_core::Error::Panic) for its caller; the lane survives.
+//! The cache of each table lives beside the pool and is read on the caller's thread.
+
+mod builder;
+mod job;
+mod lanes;
+mod pool;
+mod spawn;
+mod stats;
+mod store;
+
+pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_POOL_SIZE};
+pub use spawn::{Spawn, Threads};
+pub use stats::Stats;
+pub use store::AsyncNanaSQLite;

@@ -1,0 +1,157 @@
+//! The pool: one writer lane, optional reader lanes, their queues, and their lifecycle.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nanasqlite_core::storage::SqliteStorage;
+use nanasqlite_core::{Error, Options, Result};
+use parking_lot::{Mutex, RwLock};
+
+use crate::job::{Job, Kind, Outcome, Task};
+use crate::lanes::Lane;
+use crate::spawn::Spawn;
+use crate::stats::{Counters, Stats};
+
+type Queue = flume::Sender<Box<dyn Job>>;
+
+/// How many lanes, and how deep their queues.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    pub(crate) readers: usize,
+    pub(crate) queue_capacity: usize,
+}
+
+/// The lanes of one database file and the queues that feed them.
+pub(crate) struct Pool {
+    writer: RwLock<Option<Queue>>,
+    /// `None` without readers: reads then run on the writer lane.
+    readers: RwLock<Option<Queue>>,
+    /// One receiver per lane, answered with how closing its connection went.
+    exits: Mutex<Vec<flume::Receiver<Result<()>>>>,
+    closed: AtomicBool,
+    lanes: usize,
+    lock_timeout: Option<Duration>,
+    counters: Arc<Counters>,
+    path: PathBuf,
+}
+
+impl Pool {
+    /// Starts the writer lane, then (once it has switched the file to WAL) the readers.
+    pub(crate) async fn open(options: &Options, sizes: Sizes, spawner: &dyn Spawn) -> Result<Self> {
+        let counters = Arc::new(Counters::default());
+        let (writer, queue) = flume::bounded(sizes.queue_capacity);
+        let (path, connection) = (options.path.clone(), options.connection.clone());
+        let open_writer = move || SqliteStorage::open(&path, &connection);
+        let mut exits = vec![start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters).await?];
+        let readers = if sizes.readers == 0 || options.is_memory() {
+            None
+        } else {
+            let (readers, queue) = flume::bounded(sizes.queue_capacity);
+            for i in 0..sizes.readers {
+                let (path, connection) = (options.path.clone(), options.connection.clone());
+                let open_reader = move || SqliteStorage::open_read_only(&path, &connection);
+                let name = format!("nanasqlite-reader-{i}");
+                exits.push(start_lane(spawner, name, open_reader, queue.clone(), &counters).await?);
+            }
+            Some(readers)
+        };
+        Ok(Self {
+            lanes: exits.len(),
+            writer: RwLock::new(Some(writer)),
+            readers: RwLock::new(readers),
+            exits: Mutex::new(exits),
+            closed: AtomicBool::new(false),
+            lock_timeout: options.lock_timeout,
+            counters,
+            path: options.path.clone(),
+        })
+    }
+
+    /// Runs `work` on a lane: writes on the writer, reads on a reader (or the writer when
+    /// there is none). Waits while the queue is full.
+    pub(crate) async fn run<R, F>(&self, kind: Kind, work: F) -> Result<R>
+    where
+        F: Fn(&mut SqliteStorage) -> Result<Outcome<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let queue = self.queue(kind)?;
+        let (job, answer) = Task::prepare(kind, self.lock_timeout, work);
+        queue.send_async(job).await.map_err(|_| Error::Closed)?;
+        drop(queue);
+        answer.recv_async().await.map_err(|_| Error::Closed)?
+    }
+
+    fn queue(&self, kind: Kind) -> Result<Queue> {
+        let readers = self.readers.read();
+        let queue = match (kind, readers.as_ref()) {
+            (Kind::Read, Some(readers)) => Some(readers.clone()),
+            _ => self.writer.read().clone(),
+        };
+        queue.ok_or(Error::Closed)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Stops taking jobs, lets the lanes finish every job already queued, and waits until each
+    /// has closed its connection. Later calls return at once.
+    pub(crate) async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        drop(self.readers.write().take());
+        drop(self.writer.write().take());
+        let exits = std::mem::take(&mut *self.exits.lock());
+        let mut result = Ok(());
+        for exit in exits {
+            let closed = exit.recv_async().await.unwrap_or_else(|_| Err(lane_lost()));
+            result = result.and(closed);
+        }
+        result
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let depth = |queue: &RwLock<Option<Queue>>| queue.read().as_ref().map_or(0, flume::Sender::len);
+        self.counters.snapshot(depth(&self.writer), depth(&self.readers), self.lanes)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Starts one lane, which opens its own connection; returns the receiver of its exit report.
+async fn start_lane(
+    spawner: &dyn Spawn,
+    name: String,
+    open: impl FnOnce() -> Result<SqliteStorage> + Send + 'static,
+    queue: flume::Receiver<Box<dyn Job>>,
+    counters: &Arc<Counters>,
+) -> Result<flume::Receiver<Result<()>>> {
+    let (ready, opened) = flume::bounded(1);
+    let (exit, exited) = flume::bounded(1);
+    let counters = Arc::clone(counters);
+    spawner.spawn(
+        name,
+        Box::new(move || match open() {
+            Ok(storage) => {
+                let _ = ready.send(Ok(()));
+                let _ = exit.send(Lane::new(queue, storage, counters).run());
+            }
+            Err(error) => {
+                let _ = ready.send(Err(error));
+            }
+        }),
+    )?;
+    opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
+    Ok(exited)
+}
+
+fn lane_lost() -> Error {
+    Error::Panic { message: "a lane thread stopped before reporting".to_owned() }
+}

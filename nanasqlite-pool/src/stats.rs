@@ -1,0 +1,87 @@
+//! Counters of what the pool and the caches did.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the store's counters, from `AsyncNanaSQLite::stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Jobs waiting in the writer's queue now.
+    pub write_queue: usize,
+    /// Jobs waiting in the readers' queue now (0 without readers).
+    pub read_queue: usize,
+    /// Threads the pool runs: one writer plus the readers.
+    pub lanes: usize,
+    /// Write groups committed (each one transaction).
+    pub write_groups: u64,
+    /// Writes run in those groups.
+    pub writes: u64,
+    /// The most writes one group held.
+    pub largest_write_group: u64,
+    /// Read snapshots taken (each serving one or more reads).
+    pub read_groups: u64,
+    /// Reads run in those snapshots.
+    pub reads: u64,
+    /// Jobs skipped because their caller was gone before they started.
+    pub abandoned: u64,
+    /// Reads answered by a cache without a job.
+    pub cache_hits: u64,
+    /// Reads that needed a job.
+    pub cache_misses: u64,
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    write_groups: AtomicU64,
+    writes: AtomicU64,
+    largest_write_group: AtomicU64,
+    read_groups: AtomicU64,
+    reads: AtomicU64,
+    abandoned: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn record_write_group(&self, size: usize) {
+        add(&self.write_groups, 1);
+        add(&self.writes, size as u64);
+        self.largest_write_group.fetch_max(size as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_read_group(&self, size: usize) {
+        add(&self.read_groups, 1);
+        add(&self.reads, size as u64);
+    }
+
+    pub(crate) fn record_abandoned(&self) {
+        add(&self.abandoned, 1);
+    }
+
+    pub(crate) fn record_cache(&self, hit: bool) {
+        add(if hit { &self.cache_hits } else { &self.cache_misses }, 1);
+    }
+
+    /// The counters, with the queue figures the caller measured.
+    pub(crate) fn snapshot(&self, write_queue: usize, read_queue: usize, lanes: usize) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            write_queue,
+            read_queue,
+            lanes,
+            write_groups: load(&self.write_groups),
+            writes: load(&self.writes),
+            largest_write_group: load(&self.largest_write_group),
+            read_groups: load(&self.read_groups),
+            reads: load(&self.reads),
+            abandoned: load(&self.abandoned),
+            cache_hits: load(&self.cache_hits),
+            cache_misses: load(&self.cache_misses),
+        }
+    }
+}
