@@ -41,6 +41,9 @@ pub(crate) trait Job: Send {
     fn is_abandoned(&self) -> bool;
     /// How long the job waited, if that is past its `lock_timeout`.
     fn overdue(&self, now: Instant) -> Option<Duration>;
+    /// Settles the job with [`Error::LockTimeout`] instead of running it, if it waited past
+    /// its `lock_timeout` (also behind earlier jobs of its own group); returns whether it did.
+    fn time_out(&mut self, now: Instant) -> bool;
     /// Runs the work (a write inside its own savepoint); may be called again when SQLite
     /// aborted the whole group, so the work must be repeatable.
     fn run(&mut self, storage: &mut SqliteStorage);
@@ -96,6 +99,14 @@ where
 
     fn overdue(&self, now: Instant) -> Option<Duration> {
         self.deadline.filter(|(deadline, _)| now > *deadline).map(|(_, timeout)| timeout)
+    }
+
+    fn time_out(&mut self, now: Instant) -> bool {
+        let waited = self.overdue(now);
+        if let Some(waited) = waited {
+            self.outcome = Some(Err(Error::LockTimeout { waited }));
+        }
+        waited.is_some()
     }
 
     fn run(&mut self, storage: &mut SqliteStorage) {

@@ -124,6 +124,9 @@ fn run_writes(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
 /// Runs the `live` jobs in order; the position of the one whose failure ended the transaction.
 fn run_until_abort(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], live: &[usize]) -> Option<usize> {
     live.iter().position(|&i| {
+        if jobs[i].time_out(Instant::now()) {
+            return false;
+        }
         jobs[i].run(storage);
         jobs[i].failed() && !storage.in_transaction()
     })
@@ -131,7 +134,14 @@ fn run_until_abort(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], live:
 
 /// Runs `jobs` in one read snapshot and answers each.
 fn run_reads(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
-    let failure = storage.read_snapshot(|storage| jobs.iter_mut().for_each(|job| job.run(storage))).err();
+    let run = |storage: &mut SqliteStorage| {
+        for job in &mut jobs {
+            if !job.time_out(Instant::now()) {
+                job.run(storage);
+            }
+        }
+    };
+    let failure = storage.read_snapshot(run).err();
     for job in jobs {
         job.finish(failure.as_ref());
     }

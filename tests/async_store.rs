@@ -1,0 +1,389 @@
+//! The async store, one test body run on every runtime: tokio (current-thread and
+//! multi-thread), smol, async-std, `futures::executor::block_on` and `async-executor`; on tokio,
+//! smol and async-std also with the store's threads on that runtime's blocking pool.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::join_all;
+use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, Error, NanaSQLite};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+/// Runs `$body(builder)` on every runtime, `builder` opening a fresh file.
+macro_rules! on_every_runtime {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn tokio_current_thread() {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(run(super::$name, |b| b));
+            }
+
+            #[test]
+            fn tokio_current_thread_blocking_pool() {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(run(super::$name, |b| b.spawner(nanasqlite::tokio::TokioBlockingPool)));
+            }
+
+            #[test]
+            fn tokio_multi_thread() {
+                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                runtime.block_on(run(super::$name, |b| b.spawner(nanasqlite::tokio::TokioBlockingPool)));
+            }
+
+            #[test]
+            fn smol() {
+                ::smol::block_on(run(super::$name, |b| b.spawner(nanasqlite::smol::SmolBlockingPool)));
+            }
+
+            #[test]
+            fn async_std() {
+                let with = |b: AsyncBuilder| b.spawner(nanasqlite::async_std::AsyncStdBlockingPool);
+                ::async_std::task::block_on(run(super::$name, with));
+            }
+
+            #[test]
+            fn futures_block_on() {
+                futures::executor::block_on(run(super::$name, |b| b));
+            }
+
+            #[test]
+            fn async_executor() {
+                let executor = async_executor::Executor::new();
+                futures::executor::block_on(executor.run(run(super::$name, |b| b)));
+            }
+        }
+    )*};
+}
+
+/// A fresh file in a temp dir, a builder for it (adapted per runtime), and the body.
+async fn run<F, Fut>(body: F, adapt: impl Fn(AsyncBuilder) -> AsyncBuilder)
+where
+    F: FnOnce(Setup) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("async.db");
+    body(Setup { path: path.clone(), builder: adapt(AsyncNanaSQLite::builder(&path)) }).await;
+}
+
+struct Setup {
+    path: PathBuf,
+    builder: AsyncBuilder,
+}
+
+impl Setup {
+    async fn open(&self) -> AsyncNanaSQLite {
+        self.builder.clone().open().await.unwrap()
+    }
+}
+
+/// What the file holds, read by a separate sync connection.
+fn in_file<T: serde::de::DeserializeOwned>(path: &Path, key: &str) -> Option<T> {
+    NanaSQLite::open(path).unwrap().get(key).unwrap()
+}
+
+/// Yields to the executor once: lets another task (or join branch) run.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+on_every_runtime!(
+    crud,
+    batches,
+    concurrent_sets,
+    same_key_writes,
+    big_batch_does_not_block,
+    cancelled_futures_leave_no_torn_batch,
+    drop_without_close_keeps_acknowledged_writes,
+    panicking_job,
+    use_after_close,
+    read_pool,
+    failing_write_fails_alone,
+    lock_timeout,
+    back_pressure,
+    tables_and_cache,
+    spawned_futures,
+);
+
+async fn crud(setup: Setup) {
+    let db = setup.open().await;
+    db.aset("user_1", &json!({"name": "Alice", "age": 25})).await.unwrap();
+    let mut user: Value = db.aget("user_1").await.unwrap().unwrap();
+    assert_eq!(user["name"], "Alice");
+    user["age"] = json!(26);
+    db.aset("user_1", &user).await.unwrap();
+    db.clear_cache();
+    assert_eq!(db.aget::<Value>("user_1").await.unwrap().unwrap()["age"], 26);
+    assert!(db.acontains("user_1").await.unwrap());
+    assert_eq!(db.alen().await.unwrap(), 1);
+    assert_eq!(db.akeys().await.unwrap(), ["user_1"]);
+    assert!(db.adelete("user_1").await.unwrap());
+    assert!(!db.adelete("user_1").await.unwrap());
+    assert_eq!(db.aget::<Value>("user_1").await.unwrap(), None);
+    db.set("none", &Value::Null).await.unwrap();
+    assert_eq!(db.get::<Value>("none").await.unwrap(), Some(Value::Null));
+    assert_eq!(db.pop::<Value>("none").await.unwrap(), Some(Value::Null));
+    assert_eq!(db.setdefault("n", &1).await.unwrap(), 1);
+    assert_eq!(db.setdefault("n", &2).await.unwrap(), 1);
+    db.close().await.unwrap();
+    assert_eq!(in_file::<i32>(&setup.path, "n"), Some(1));
+}
+
+async fn batches(setup: Setup) {
+    let db = setup.open().await;
+    let data: Vec<(String, Value)> =
+        (0..1000).map(|i| (format!("user_{i}"), json!({"name": format!("User{i}")}))).collect();
+    db.batch_update(&data).await.unwrap();
+    let keys: Vec<String> = (0..500).map(|i| format!("user_{i}")).collect();
+    assert_eq!(db.batch_delete(&keys).await.unwrap(), 500);
+    assert_eq!(db.alen().await.unwrap(), 500);
+    let found = db.batch_get::<Value, _>(["user_499", "user_500", "user_999"]).await.unwrap();
+    assert_eq!(found.len(), 2);
+    db.clear_cache();
+    let found = db.batch_get::<Value, _>(["user_499", "user_500", "user_999"]).await.unwrap();
+    assert_eq!(found["user_999"]["name"], "User999");
+    assert_eq!(db.items::<Value>().await.unwrap().len(), 500);
+    assert_eq!(db.to_dict::<Value>().await.unwrap().len(), 500);
+    assert!(db.is_cached("user_0"), "after items() every key is known");
+    db.clear().await.unwrap();
+    assert!(db.is_empty().await.unwrap());
+    db.close().await.unwrap();
+}
+
+async fn concurrent_sets(setup: Setup) {
+    let db = setup.open().await;
+    let sets = (0..100).map(|i| db.set(&format!("key_{i}"), &i));
+    assert!(join_all(sets).await.into_iter().all(|r| r.is_ok()));
+    assert_eq!(db.alen().await.unwrap(), 100);
+    let stats = db.stats();
+    assert_eq!(stats.writes, 101, "100 sets and the table's creation");
+    assert!(stats.write_groups < stats.writes, "concurrent sets share commits: {stats:?}");
+    let gets = join_all((0..100).map(|i| db.aget::<i32>(&format!("key_{i}")))).await;
+    assert!(gets.into_iter().enumerate().all(|(i, v)| v.unwrap() == Some(i as i32)));
+    db.close().await.unwrap();
+}
+
+async fn same_key_writes(setup: Setup) {
+    let db = setup.open().await;
+    join_all((0..50).map(|i| db.set("shared", &i))).await.into_iter().for_each(|r| r.unwrap());
+    let cached: i32 = db.get("shared").await.unwrap().unwrap();
+    assert_eq!(Some(cached), in_file(&setup.path, "shared"), "cache equals file");
+    assert_eq!(db.get_fresh::<i32>("shared").await.unwrap(), Some(cached));
+    db.close().await.unwrap();
+}
+
+async fn big_batch_does_not_block(setup: Setup) {
+    let db = setup.open().await;
+    let rows: Vec<(String, i64)> = (0..100_000).map(|i| (format!("k{i}"), i)).collect();
+    let batch = db.batch_update(&rows);
+    let done = AtomicBool::new(false);
+    let ticks = AtomicUsize::new(0);
+    futures::join!(
+        async {
+            batch.await.unwrap();
+            done.store(true, Ordering::SeqCst);
+        },
+        async {
+            while !done.load(Ordering::SeqCst) {
+                ticks.fetch_add(1, Ordering::SeqCst);
+                YieldNow(false).await;
+            }
+        }
+    );
+    assert!(ticks.load(Ordering::SeqCst) > 10, "the other task kept running during the batch");
+    assert_eq!(db.alen().await.unwrap(), 100_000);
+    db.close().await.unwrap();
+}
+
+async fn cancelled_futures_leave_no_torn_batch(setup: Setup) {
+    let db = setup.open().await;
+    for batch in 0..20 {
+        let rows: Vec<(String, i32)> = (0..200).map(|i| (format!("b{batch}-{i}"), i)).collect();
+        let mut write = Box::pin(db.batch_update(&rows));
+        for _ in 0..(batch % 4) {
+            if futures::poll!(write.as_mut()).is_ready() {
+                break; // it finished before we could cancel it
+            }
+        }
+        drop(write); // cancelled before, during or after its job ran
+    }
+    db.set("barrier", &true).await.unwrap(); // the writer is FIFO: everything before is done
+    db.clear_cache();
+    for batch in 0..20 {
+        let keys: Vec<String> = (0..200).map(|i| format!("b{batch}-{i}")).collect();
+        let found = db.batch_get::<i32, _>(&keys).await.unwrap().len();
+        assert!(found == 0 || found == 200, "batch {batch} is torn: {found} of 200 keys");
+    }
+    db.close().await.unwrap();
+}
+
+async fn drop_without_close_keeps_acknowledged_writes(setup: Setup) {
+    let db = setup.open().await;
+    let clone = db.clone();
+    join_all((0..100).map(|i| db.set(&format!("k{i}"), &i))).await.into_iter().for_each(|r| r.unwrap());
+    drop((db, clone));
+    let reopened = NanaSQLite::open(&setup.path).unwrap();
+    assert_eq!(reopened.len().unwrap(), 100);
+}
+
+/// A value whose decoding panics (`pop` decodes on the writer thread).
+#[derive(Debug)]
+struct Boom;
+
+impl<'de> Deserialize<'de> for Boom {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("boom")
+    }
+}
+
+async fn panicking_job(setup: Setup) {
+    let db = setup.open().await;
+    db.set("k", &1).await.unwrap();
+    let error = db.pop::<Boom>("k").await.unwrap_err();
+    assert!(matches!(&error, Error::Panic { message } if message == "boom"), "{error:?}");
+    assert_eq!(db.get_fresh::<i32>("k").await.unwrap(), Some(1), "the panicking job's savepoint was undone");
+    db.set("after", &2).await.unwrap();
+    assert_eq!(db.pop::<i32>("k").await.unwrap(), Some(1), "the writer survived");
+    db.close().await.unwrap();
+}
+
+async fn use_after_close(setup: Setup) {
+    let db = setup.open().await;
+    let clone = db.clone();
+    let table = db.table("other").await.unwrap();
+    db.set("k", &1).await.unwrap();
+    table.set("k", &1).await.unwrap();
+    db.close().await.unwrap();
+    db.close().await.unwrap();
+    for handle in [&db, &clone, &table] {
+        assert!(handle.get::<i32>("k").await.unwrap_err().is_closed());
+        assert!(handle.set("k", &2).await.unwrap_err().is_closed());
+        assert!(handle.delete("k").await.unwrap_err().is_closed());
+        assert!(handle.contains("k").await.unwrap_err().is_closed());
+        assert!(handle.len().await.unwrap_err().is_closed());
+        assert!(handle.batch_update([("k", 1)]).await.unwrap_err().is_closed());
+        assert!(handle.batch_get::<i32, _>(["k"]).await.unwrap_err().is_closed());
+        assert!(handle.items::<i32>().await.unwrap_err().is_closed());
+        assert!(handle.table("x").await.unwrap_err().is_closed());
+        assert!(!handle.is_cached("k"));
+    }
+}
+
+async fn read_pool(setup: Setup) {
+    let db = setup.builder.clone().read_pool_size(3).max_workers(4).open().await.unwrap();
+    assert_eq!(db.stats().lanes, 4);
+    db.batch_update((0..500).map(|i| (format!("k{i}"), i))).await.unwrap();
+    db.clear_cache();
+    let reads = join_all((0..500).map(|i| db.get::<i32>(&format!("k{i}")))).await;
+    assert!(reads.into_iter().enumerate().all(|(i, v)| v.unwrap() == Some(i as i32)));
+    let stats = db.stats();
+    assert!(stats.reads >= 500 && stats.read_groups < stats.reads, "reads share snapshots: {stats:?}");
+    // Reads racing writes of the same keys never leave the cache behind the file.
+    for round in 0..20 {
+        db.clear_cache();
+        let reads = join_all((0..50).map(|i| db.get::<i32>(&format!("k{i}"))));
+        let writes = join_all((0..50).map(|i| db.set(&format!("k{i}"), &(round * 1000 + i))));
+        let (_, written) = futures::join!(reads, writes);
+        written.into_iter().for_each(|r| r.unwrap());
+    }
+    let file = NanaSQLite::open(&setup.path).unwrap();
+    for i in 0..50 {
+        let key = format!("k{i}");
+        assert_eq!(db.get::<i32>(&key).await.unwrap(), file.get::<i32>(&key).unwrap(), "{key}");
+    }
+    assert!(setup.builder.clone().read_pool_size(5).open().await.is_err(), "5 readers need 6 workers");
+    db.close().await.unwrap();
+}
+
+async fn failing_write_fails_alone(setup: Setup) {
+    NanaSQLite::open(&setup.path).unwrap();
+    let conn = rusqlite::Connection::open(&setup.path).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER no_bad BEFORE INSERT ON data WHEN NEW.value = '\"bad\"' BEGIN SELECT RAISE(ABORT, 'no'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    let db = setup.open().await;
+    let writes = (0..30).map(|i| db.set(&format!("k{i}"), if i == 15 { &"bad" } else { &"good" }));
+    let results = join_all(writes).await;
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.is_err(), i == 15, "write {i}: {result:?}");
+    }
+    assert_eq!(db.alen().await.unwrap(), 29);
+    assert!(!db.is_cached("k15"), "the failed write is not cached");
+    db.close().await.unwrap();
+}
+
+async fn lock_timeout(setup: Setup) {
+    let db = setup.builder.clone().lock_timeout(Duration::from_millis(100)).open().await.unwrap();
+    let rows: Vec<(String, i64)> = (0..300_000).map(|i| (format!("k{i}"), i)).collect();
+    let mut batch = Box::pin(db.batch_update(&rows));
+    assert!(futures::poll!(batch.as_mut()).is_pending(), "the batch is queued");
+    while db.stats().write_queue > 0 {
+        YieldNow(false).await; // until the writer has taken the batch
+    }
+    let (batch, late) = futures::join!(batch, db.set("late", &1));
+    batch.unwrap();
+    assert!(matches!(late, Err(Error::LockTimeout { .. })), "{late:?}");
+    assert_eq!(db.get::<i32>("late").await.unwrap(), None);
+    db.close().await.unwrap();
+}
+
+async fn back_pressure(setup: Setup) {
+    let db = setup.builder.clone().queue_capacity(4).open().await.unwrap();
+    let results = join_all((0..200).map(|i| db.set(&format!("k{i}"), &i))).await;
+    assert!(results.into_iter().all(|r| r.is_ok()), "callers wait for room, none fails");
+    assert_eq!(db.alen().await.unwrap(), 200);
+    db.close().await.unwrap();
+}
+
+async fn tables_and_cache(setup: Setup) {
+    let db = setup.builder.clone().bulk_load(true).open().await.unwrap();
+    let users = db.table("users").await.unwrap();
+    users.set("alice", &30).await.unwrap();
+    assert_eq!(db.get::<i32>("alice").await.unwrap(), None);
+    assert!(db.table("bad name").await.is_err());
+    assert!(db.is_cached("anything"), "bulk_load: every key is known");
+    let shared = users.get_shared("alice").await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&shared, &users.get_shared("alice").await.unwrap().unwrap()));
+    let conn = rusqlite::Connection::open(&setup.path).unwrap();
+    conn.execute("UPDATE users SET value = '31' WHERE key = 'alice'", []).unwrap();
+    assert_eq!(users.get::<i32>("alice").await.unwrap(), Some(30), "the cache does not see other connections");
+    users.refresh("alice").await.unwrap();
+    assert_eq!(users.get::<i32>("alice").await.unwrap(), Some(31));
+    assert_eq!(users.get::<i32>("nobody").await.unwrap(), None);
+    let stats = db.stats();
+    assert!(stats.cache_hits > 0 && stats.cache_misses > 0, "{stats:?}");
+    db.close().await.unwrap();
+}
+
+async fn spawned_futures(setup: Setup) {
+    let db = setup.open().await;
+    let futures: Vec<Pin<Box<dyn Future<Output = nanasqlite::Result<()>> + Send + 'static>>> =
+        (0..10).map(|i| Box::pin(db.set(&format!("k{i}"), &i)) as _).collect();
+    drop(db.clone()); // the futures own what they need
+    for future in futures {
+        future.await.unwrap();
+    }
+    assert_eq!(db.len().await.unwrap(), 10);
+    db.close().await.unwrap();
+}
