@@ -75,11 +75,12 @@ where
     pub(crate) fn prepare(
         kind: Kind,
         lock_timeout: Option<Duration>,
+        span: tracing::Span,
         work: F,
     ) -> (Box<dyn Job>, flume::Receiver<nanasqlite_core::Result<R>>) {
         let (reply, answer) = flume::bounded(1);
         let deadline = lock_timeout.map(|timeout| (Instant::now() + timeout, timeout));
-        let task = Self { kind, work, outcome: None, reply, deadline, span: tracing::Span::current() };
+        let task = Self { kind, work, outcome: None, reply, deadline, span };
         (Box::new(task), answer)
     }
 }

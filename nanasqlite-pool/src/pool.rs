@@ -69,15 +69,15 @@ impl Pool {
         })
     }
 
-    /// Runs `work` on a lane: writes on the writer, reads on a reader (or the writer when
-    /// there is none). Waits while the queue is full.
-    pub(crate) async fn run<R, F>(&self, kind: Kind, work: F) -> Result<R>
+    /// Runs `work` on a lane, inside `span`: writes on the writer, reads on a reader (or the
+    /// writer when there is none). Waits while the queue is full.
+    pub(crate) async fn run<R, F>(&self, kind: Kind, span: tracing::Span, work: F) -> Result<R>
     where
         F: Fn(&mut SqliteStorage) -> Result<Outcome<R>> + Send + 'static,
         R: Send + 'static,
     {
         let queue = self.queue(kind)?;
-        let (job, answer) = Task::prepare(kind, self.lock_timeout, work);
+        let (job, answer) = Task::prepare(kind, self.lock_timeout, span, work);
         queue.send_async(job).await.map_err(|_| Error::Closed)?;
         drop(queue);
         answer.recv_async().await.map_err(|_| Error::Closed)?

@@ -12,6 +12,7 @@ use nanasqlite_core::{CacheStrategy, Error, Identifier, KeyValue, Result, codec,
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::builder::AsyncBuilder;
 use crate::job::{Kind, Outcome};
@@ -93,23 +94,32 @@ enum Step<T, L> {
 // ===== plumbing =====
 
 impl Shared {
-    /// Runs `work` on a lane with this table's handle and cache.
-    fn job<R, F>(self: &Arc<Self>, kind: Kind, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    /// Runs `work` on a lane with this table's handle and cache, in a `nanasqlite` tracing
+    /// span named after the operation (entered on the lane too).
+    fn job<R, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        kind: Kind,
+        work: F,
+    ) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         F: Fn(&mut SqliteStorage, &SqliteTable, &Arc<Cache>) -> Result<Outcome<R>> + Send + 'static,
         R: Send + 'static,
     {
         let shared = Arc::clone(self);
+        let span = tracing::debug_span!("nanasqlite", op, table = %self.name);
+        let job_span = span.clone();
         async move {
             let (table, cache) = (shared.table.clone(), Arc::clone(&shared.cache));
-            shared.pool.run(kind, move |storage| work(storage, &table, &cache)).await
+            shared.pool.run(kind, job_span, move |storage| work(storage, &table, &cache)).await
         }
+        .instrument(span)
     }
 
     /// Reads `key` on a lane and fills the cache with it.
     async fn load(self: &Arc<Self>, key: String) -> Result<Option<Arc<CachedValue>>> {
         let since = self.cache.epoch();
-        self.job(Kind::Read, move |storage, table, cache| {
+        self.job("get", Kind::Read, move |storage, table, cache| {
             let value = storage.get(table, &key)?.map(CachedValue::new);
             cache.fill(&key, value.clone(), since);
             Ok(Outcome::plain(value))
@@ -120,7 +130,7 @@ impl Shared {
     /// Reads `keys` in one snapshot (all of them, so the answer is one state) and fills the cache.
     async fn load_many(self: &Arc<Self>, keys: Vec<String>) -> Result<Vec<(String, Arc<CachedValue>)>> {
         let since = self.cache.epoch();
-        self.job(Kind::Read, move |storage, table, cache| {
+        self.job("batch_get", Kind::Read, move |storage, table, cache| {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let mut rows = Vec::with_capacity(keys.len());
             storage.get_many(table, &keys, &mut |key, json| rows.push((key.to_owned(), CachedValue::new(json))))?;
@@ -133,7 +143,7 @@ impl Shared {
     /// Every row, sorted by key, filling the cache with the whole table.
     async fn load_all(self: &Arc<Self>) -> Result<Vec<(String, Arc<CachedValue>)>> {
         let since = self.cache.epoch();
-        self.job(Kind::Read, move |storage, table, cache| {
+        self.job("load_all", Kind::Read, move |storage, table, cache| {
             let rows = scan_rows(storage, table)?;
             let mut sorted: Vec<_> =
                 rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
@@ -164,7 +174,8 @@ impl AsyncNanaSQLite {
     /// A handle on table `name` of `pool`, creating the table if needed.
     pub(crate) async fn attach(pool: Arc<Pool>, name: Identifier, strategy: CacheStrategy) -> Result<Self> {
         let create = name.clone();
-        let table = pool.run(Kind::Write, move |storage| storage.open_table(&create).map(Outcome::plain)).await?;
+        let span = tracing::debug_span!("nanasqlite", op = "open_table", table = %name);
+        let table = pool.run(Kind::Write, span, move |storage| storage.open_table(&create).map(Outcome::plain)).await?;
         let cache = Arc::new(Cache::new(strategy));
         Ok(Self { shared: Arc::new(Shared { pool, name, table, cache, strategy }) })
     }
@@ -241,20 +252,20 @@ impl AsyncNanaSQLite {
         }
     }
 
-    fn write<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    fn write<R, F>(&self, op: &'static str, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         F: Fn(&mut SqliteStorage, &SqliteTable, &Arc<Cache>) -> Result<Outcome<R>> + Send + 'static,
         R: Send + 'static,
     {
-        self.shared.job(Kind::Write, work)
+        self.shared.job(op, Kind::Write, work)
     }
 
-    fn read<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    fn read<R, F>(&self, op: &'static str, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         F: Fn(&mut SqliteStorage, &SqliteTable, &Arc<Cache>) -> Result<Outcome<R>> + Send + 'static,
         R: Send + 'static,
     {
-        self.shared.job(Kind::Read, work)
+        self.shared.job(op, Kind::Read, work)
     }
 }
 
@@ -339,7 +350,7 @@ impl AsyncNanaSQLite {
                 Step::Done(result) => result,
                 Step::Load(shared, key) => {
                     let since = shared.cache.epoch();
-                    let exists = shared.job(Kind::Read, move |storage, table, cache| {
+                    let exists = shared.job("contains", Kind::Read, move |storage, table, cache| {
                         let exists = storage.contains(table, &key)?;
                         if !exists {
                             cache.fill(&key, None, since);
@@ -358,7 +369,7 @@ impl AsyncNanaSQLite {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<> {
-        let count = self.read(|storage, table, _| storage.count(table).map(Outcome::plain));
+        let count = self.read("len", |storage, table, _| storage.count(table).map(Outcome::plain));
         async move { Ok(usize::try_from(count.await?).unwrap_or(usize::MAX)) }
     }
 
@@ -378,7 +389,7 @@ impl AsyncNanaSQLite {
     ///
     /// As [`len`](Self::len).
     pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
-        self.read(|storage, table, _| storage.keys(table).map(Outcome::plain))
+        self.read("keys", |storage, table, _| storage.keys(table).map(Outcome::plain))
     }
 
     /// Every `(key, value)`, sorted by key; loads the whole table into the cache.
@@ -484,7 +495,7 @@ impl AsyncNanaSQLite {
         let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
         async move {
             let value = CachedValue::new(encoded?);
-            let write = shared.job(Kind::Write, move |storage, table, cache| {
+            let write = shared.job("set", Kind::Write, move |storage, table, cache| {
                 storage.put(table, &key, value.json())?;
                 let (cache, key, value) = (Arc::clone(cache), key.clone(), Arc::clone(&value));
                 Ok(Outcome::then((), move || cache.write(&key, Some(value))))
@@ -500,7 +511,7 @@ impl AsyncNanaSQLite {
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
         let key = key.to_owned();
-        self.write(move |storage, table, cache| {
+        self.write("delete", move |storage, table, cache| {
             let existed = storage.delete(table, &key)?;
             let (cache, key) = (Arc::clone(cache), key.clone());
             Ok(Outcome::then(existed, move || cache.write(&key, None)))
@@ -528,7 +539,7 @@ impl AsyncNanaSQLite {
             if rows.is_empty() {
                 return if shared.pool.is_closed() { Err(Error::Closed) } else { Ok(()) };
             }
-            let write = shared.job(Kind::Write, move |storage, table, cache| {
+            let write = shared.job("batch_update", Kind::Write, move |storage, table, cache| {
                 storage.put_many(table, &rows)?;
                 let (cache, rows) = (Arc::clone(cache), Arc::clone(&rows));
                 Ok(Outcome::then((), move || {
@@ -566,7 +577,7 @@ impl AsyncNanaSQLite {
         I::Item: AsRef<str>,
     {
         let keys: Arc<Vec<String>> = Arc::new(keys.into_iter().map(|key| key.as_ref().to_owned()).collect());
-        self.write(move |storage, table, cache| {
+        self.write("batch_delete", move |storage, table, cache| {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             let removed = storage.delete_many(table, &refs)?;
             let (cache, keys) = (Arc::clone(cache), Arc::clone(&keys));
@@ -586,7 +597,7 @@ impl AsyncNanaSQLite {
         T: DeserializeOwned + Send + 'static,
     {
         let key = key.to_owned();
-        self.write(move |storage, table, cache| {
+        self.write("pop", move |storage, table, cache| {
             let Some(json) = storage.get(table, &key)? else { return Ok(Outcome::plain(None)) };
             let value: T = codec::decode(&key, &json)?;
             storage.delete(table, &key)?;
@@ -609,7 +620,7 @@ impl AsyncNanaSQLite {
         async move {
             let default = encoded?;
             let job_key = key.clone();
-            let stored = shared.job(Kind::Write, move |storage, table, cache| {
+            let stored = shared.job("setdefault", Kind::Write, move |storage, table, cache| {
                 let value = match storage.get(table, &job_key)? {
                     Some(json) => CachedValue::new(json),
                     None => {
@@ -630,7 +641,7 @@ impl AsyncNanaSQLite {
     ///
     /// As [`delete`](Self::delete).
     pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + use<> {
-        self.write(|storage, table, cache| {
+        self.write("clear", |storage, table, cache| {
             storage.clear(table)?;
             let cache = Arc::clone(cache);
             Ok(Outcome::then((), move || cache.clear()))
