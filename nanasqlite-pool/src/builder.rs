@@ -183,8 +183,8 @@ impl AsyncBuilder {
         let sizes = self.sizes()?;
         let options = self.core.options().clone();
         let table = nanasqlite_core::Identifier::new(&options.table)?;
-        let pool = Arc::new(Pool::open(&options, sizes, self.spawner.as_ref()).await?);
-        let store = AsyncNanaSQLite::attach(pool, table, options.cache).await?;
+        let (pool, handle) = Pool::open(&options, sizes, self.spawner.as_ref(), table.clone()).await?;
+        let store = AsyncNanaSQLite::new(Arc::new(pool), table, handle, options.cache);
         if options.bulk_load {
             store.load_all().await?;
         }

@@ -5,7 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use nanasqlite_core::Error;
-use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::storage::SqliteStorage;
 
 /// Whether a job reads or writes: writes are grouped into one write transaction, reads into
 /// one read snapshot, and the two never share one.
@@ -44,8 +44,8 @@ pub(crate) trait Job: Send {
     /// Settles the job with [`Error::LockTimeout`] instead of running it, if it waited past
     /// its `lock_timeout` (also behind earlier jobs of its own group); returns whether it did.
     fn time_out(&mut self, now: Instant) -> bool;
-    /// Runs the work (a write inside its own savepoint); may be called again when SQLite
-    /// aborted the whole group, so the work must be repeatable.
+    /// Runs the work; a write may be run again (when another write of its group failed and
+    /// the group's transaction was rolled back), so the work must be repeatable.
     fn run(&mut self, storage: &mut SqliteStorage);
     /// Whether the last run failed.
     fn failed(&self) -> bool;
@@ -112,11 +112,8 @@ where
 
     fn run(&mut self, storage: &mut SqliteStorage) {
         let _entered = self.span.enter();
-        let (kind, work) = (self.kind, &self.work);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| match kind {
-            Kind::Write => storage.savepoint(work),
-            Kind::Read => work(storage),
-        }));
+        let work = &self.work;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(storage)));
         self.outcome = Some(outcome.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
     }
 

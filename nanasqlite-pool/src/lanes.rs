@@ -15,8 +15,15 @@ use nanasqlite_core::storage::{SqliteStorage, Storage};
 use crate::job::{Job, Kind};
 use crate::stats::Counters;
 
-/// Most jobs run in one group: bounds how long the first of them waits for its answer.
-const MAX_GROUP: usize = 256;
+/// How long the idle writer polls its queue before it parks (readers park at once: there
+/// are several, and polling would take the cores the callers need).
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Most writes run in one group: bounds how long the first of them waits for its answer.
+const MAX_WRITE_GROUP: usize = 256;
+
+/// Most reads one reader takes at once, so that concurrent reads spread over the readers.
+const MAX_READ_GROUP: usize = 16;
 
 /// One lane: its queue, its connection, and the job it took but could not group.
 pub(crate) struct Lane {
@@ -24,27 +31,50 @@ pub(crate) struct Lane {
     storage: SqliteStorage,
     counters: Arc<Counters>,
     held: Option<Box<dyn Job>>,
+    /// Whether this lane polls before parking (the writer does).
+    spins: bool,
 }
 
 impl Lane {
-    pub(crate) fn new(queue: flume::Receiver<Box<dyn Job>>, storage: SqliteStorage, counters: Arc<Counters>) -> Self {
-        Self { queue, storage, counters, held: None }
+    /// A lane on `queue`; `spins` for the writer.
+    pub(crate) fn new(
+        queue: flume::Receiver<Box<dyn Job>>,
+        storage: SqliteStorage,
+        counters: Arc<Counters>,
+        spins: bool,
+    ) -> Self {
+        Self { queue, storage, counters, held: None, spins }
     }
 
     /// Runs jobs until the queue is empty and closed; returns how closing the connection went.
     pub(crate) fn run(mut self) -> nanasqlite_core::Result<()> {
-        while let Some(first) = self.held.take().or_else(|| self.queue.recv().ok()) {
+        while let Some(first) = self.held.take().or_else(|| self.next()) {
             let group = self.gather(first);
             self.run_group(group);
         }
         self.storage.close()
     }
 
+    /// The next job: waits a moment actively (a job often follows the last one within
+    /// microseconds, and waking a parked thread costs tens of them), then blocks.
+    fn next(&self) -> Option<Box<dyn Job>> {
+        let start = Instant::now();
+        while self.spins && start.elapsed() < SPIN {
+            match self.queue.try_recv() {
+                Ok(job) => return Some(job),
+                Err(flume::TryRecvError::Disconnected) => return None,
+                Err(flume::TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+        self.queue.recv().ok()
+    }
+
     /// `first` and the jobs of the same kind queued behind it.
     fn gather(&mut self, first: Box<dyn Job>) -> Vec<Box<dyn Job>> {
         let kind = first.kind();
+        let limit = if kind == Kind::Write { MAX_WRITE_GROUP } else { MAX_READ_GROUP };
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < limit {
             match self.queue.try_recv() {
                 Ok(job) if job.kind() == kind => group.push(job),
                 Ok(job) => {
@@ -97,21 +127,22 @@ impl Lane {
 
 /// Runs `jobs` in one write transaction and answers each after the commit.
 ///
-/// A failing job rolls back its own savepoint only. Some failures (a full disk, an I/O error)
-/// make SQLite abort the whole transaction: then the failed job is answered with its error and
-/// the others run again in a new transaction, since their changes went with the old one.
+/// Writes run without savepoints (they cost a statement journal per write). When one fails,
+/// the transaction is rolled back, that write is answered with its error, and the others run
+/// again in a new transaction: a failing write fails alone, and costs a rerun only then.
 fn run_writes(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
     let mut live: Vec<usize> = (0..jobs.len()).collect();
     let failure = loop {
         if let Err(error) = storage.begin_write() {
             break Some(error);
         }
-        match run_until_abort(storage, &mut jobs, &live) {
+        match run_until_failure(storage, &mut jobs, &mut live) {
             None => break storage.commit().err(),
-            Some(aborted) => {
-                let (ran, rest) = live.split_at(aborted);
-                let rerun = ran.iter().copied().filter(|&i| !jobs[i].failed());
-                live = rerun.chain(rest[1..].iter().copied()).collect();
+            Some(failed) => {
+                if let Err(error) = storage.rollback() {
+                    break Some(error);
+                }
+                live.remove(failed);
             }
         }
     };
@@ -121,27 +152,40 @@ fn run_writes(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-/// Runs the `live` jobs in order; the position of the one whose failure ended the transaction.
-fn run_until_abort(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], live: &[usize]) -> Option<usize> {
-    live.iter().position(|&i| {
+/// Runs the `live` jobs in order (dropping those past their deadline from `live`); the
+/// position in `live` of the first that failed.
+fn run_until_failure(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], live: &mut Vec<usize>) -> Option<usize> {
+    let mut position = 0;
+    while let Some(&i) = live.get(position) {
         if jobs[i].time_out(Instant::now()) {
-            return false;
+            live.remove(position);
+            continue;
         }
         jobs[i].run(storage);
-        jobs[i].failed() && !storage.in_transaction()
-    })
+        if jobs[i].failed() {
+            return Some(position);
+        }
+        position += 1;
+    }
+    None
 }
 
-/// Runs `jobs` in one read snapshot and answers each.
+/// Runs `jobs` in one read snapshot (a lone read needs none) and answers each.
 fn run_reads(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
-    let run = |storage: &mut SqliteStorage| {
+    let alone = jobs.len() == 1;
+    let mut run = |storage: &mut SqliteStorage| {
         for job in &mut jobs {
             if !job.time_out(Instant::now()) {
                 job.run(storage);
             }
         }
     };
-    let failure = storage.read_snapshot(run).err();
+    let failure = if alone {
+        run(storage);
+        None
+    } else {
+        storage.read_snapshot(run).err()
+    };
     for job in jobs {
         job.finish(failure.as_ref());
     }

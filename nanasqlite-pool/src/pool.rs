@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nanasqlite_core::storage::SqliteStorage;
-use nanasqlite_core::{Error, Options, Result};
+use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
+use nanasqlite_core::{Error, Identifier, Options, Result};
 use parking_lot::{Mutex, RwLock};
 
 use crate::job::{Job, Kind, Outcome, Task};
@@ -38,26 +38,38 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Starts the writer lane, then (once it has switched the file to WAL) the readers.
-    pub(crate) async fn open(options: &Options, sizes: Sizes, spawner: &dyn Spawn) -> Result<Self> {
+    /// Starts the writer lane, which opens the file and creates `table`, then (once the file
+    /// is in WAL mode) the readers. Returns the pool and the table's handle.
+    pub(crate) async fn open(
+        options: &Options,
+        sizes: Sizes,
+        spawner: &dyn Spawn,
+        table: Identifier,
+    ) -> Result<(Self, SqliteTable)> {
         let counters = Arc::new(Counters::default());
         let (writer, queue) = flume::bounded(sizes.queue_capacity);
         let (path, connection) = (options.path.clone(), options.connection.clone());
-        let open_writer = move || SqliteStorage::open(&path, &connection);
-        let mut exits = vec![start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters).await?];
+        let open_writer = move || {
+            let storage = SqliteStorage::open(&path, &connection)?;
+            let table = storage.open_table(&table)?;
+            Ok((storage, table))
+        };
+        let (exit, table) =
+            start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters, true).await?;
+        let mut exits = vec![exit];
         let readers = if sizes.readers == 0 || options.is_memory() {
             None
         } else {
             let (readers, queue) = flume::bounded(sizes.queue_capacity);
             for i in 0..sizes.readers {
                 let (path, connection) = (options.path.clone(), options.connection.clone());
-                let open_reader = move || SqliteStorage::open_read_only(&path, &connection);
+                let open_reader = move || Ok((SqliteStorage::open_read_only(&path, &connection)?, ()));
                 let name = format!("nanasqlite-reader-{i}");
-                exits.push(start_lane(spawner, name, open_reader, queue.clone(), &counters).await?);
+                exits.push(start_lane(spawner, name, open_reader, queue.clone(), &counters, false).await?.0);
             }
             Some(readers)
         };
-        Ok(Self {
+        let pool = Self {
             lanes: exits.len(),
             writer: RwLock::new(Some(writer)),
             readers: RwLock::new(readers),
@@ -66,7 +78,8 @@ impl Pool {
             lock_timeout: options.lock_timeout,
             counters,
             path: options.path.clone(),
-        })
+        };
+        Ok((pool, table))
     }
 
     /// Runs `work` on a lane, inside `span`: writes on the writer, reads on a reader (or the
@@ -125,31 +138,33 @@ impl Pool {
     }
 }
 
-/// Starts one lane, which opens its own connection; returns the receiver of its exit report.
-async fn start_lane(
+/// Starts one lane, which opens its own connection (and whatever else `open` makes there);
+/// returns the receiver of its exit report, and what `open` made.
+async fn start_lane<T: Send + 'static>(
     spawner: &dyn Spawn,
     name: String,
-    open: impl FnOnce() -> Result<SqliteStorage> + Send + 'static,
+    open: impl FnOnce() -> Result<(SqliteStorage, T)> + Send + 'static,
     queue: flume::Receiver<Box<dyn Job>>,
     counters: &Arc<Counters>,
-) -> Result<flume::Receiver<Result<()>>> {
+    spins: bool,
+) -> Result<(flume::Receiver<Result<()>>, T)> {
     let (ready, opened) = flume::bounded(1);
     let (exit, exited) = flume::bounded(1);
     let counters = Arc::clone(counters);
     spawner.spawn(
         name,
         Box::new(move || match open() {
-            Ok(storage) => {
-                let _ = ready.send(Ok(()));
-                let _ = exit.send(Lane::new(queue, storage, counters).run());
+            Ok((storage, made)) => {
+                let _ = ready.send(Ok(made));
+                let _ = exit.send(Lane::new(queue, storage, counters, spins).run());
             }
             Err(error) => {
                 let _ = ready.send(Err(error));
             }
         }),
     )?;
-    opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
-    Ok(exited)
+    let made = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
+    Ok((exited, made))
 }
 
 fn lane_lost() -> Error {

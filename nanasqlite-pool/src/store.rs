@@ -140,10 +140,20 @@ impl Shared {
         .await
     }
 
-    /// Every row, sorted by key, filling the cache with the whole table.
-    async fn load_all(self: &Arc<Self>) -> Result<Vec<(String, Arc<CachedValue>)>> {
+    /// Fills the cache with the whole table.
+    async fn load_all(self: &Arc<Self>) -> Result<()> {
         let since = self.cache.epoch();
         self.job("load_all", Kind::Read, move |storage, table, cache| {
+            cache.fill_all(scan_rows(storage, table)?, since);
+            Ok(Outcome::plain(()))
+        })
+        .await
+    }
+
+    /// Every row, sorted by key, filling the cache with the whole table.
+    async fn all_rows(self: &Arc<Self>) -> Result<Vec<(String, Arc<CachedValue>)>> {
+        let since = self.cache.epoch();
+        self.job("items", Kind::Read, move |storage, table, cache| {
             let rows = scan_rows(storage, table)?;
             let mut sorted: Vec<_> =
                 rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
@@ -171,13 +181,18 @@ impl AsyncNanaSQLite {
         AsyncBuilder::new(path)
     }
 
+    /// A handle on table `name` (already created) of `pool`, with a fresh cache.
+    pub(crate) fn new(pool: Arc<Pool>, name: Identifier, table: SqliteTable, strategy: CacheStrategy) -> Self {
+        let cache = Arc::new(Cache::new(strategy));
+        Self { shared: Arc::new(Shared { pool, name, table, cache, strategy }) }
+    }
+
     /// A handle on table `name` of `pool`, creating the table if needed.
-    pub(crate) async fn attach(pool: Arc<Pool>, name: Identifier, strategy: CacheStrategy) -> Result<Self> {
+    async fn attach(pool: Arc<Pool>, name: Identifier, strategy: CacheStrategy) -> Result<Self> {
         let create = name.clone();
         let span = tracing::debug_span!("nanasqlite", op = "open_table", table = %name);
         let table = pool.run(Kind::Write, span, move |storage| storage.open_table(&create).map(Outcome::plain)).await?;
-        let cache = Arc::new(Cache::new(strategy));
-        Ok(Self { shared: Arc::new(Shared { pool, name, table, cache, strategy }) })
+        Ok(Self::new(pool, name, table, strategy))
     }
 
     /// Another key/value table in the same file: it shares this store's threads and
@@ -409,7 +424,7 @@ impl AsyncNanaSQLite {
         async move {
             let rows = match step {
                 Step::Done(rows) => rows?,
-                Step::Load(shared, ()) => shared.load_all().await?,
+                Step::Load(shared, ()) => shared.all_rows().await?,
             };
             rows.into_iter().map(|(key, value)| Ok((value.decode(&key)?, key))).map(|pair| pair.map(swap)).collect()
         }
@@ -661,7 +676,7 @@ impl AsyncNanaSQLite {
         let (checked, shared) = (self.ensure_open(), Arc::clone(&self.shared));
         async move {
             checked?;
-            shared.load_all().await.map(drop)
+            shared.load_all().await
         }
     }
 

@@ -158,6 +158,18 @@ impl SqliteStorage {
         }
     }
 
+    /// Rolls back the open transaction, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error.
+    pub fn rollback(&self) -> Result<()> {
+        if self.in_transaction() {
+            self.execute_cached("ROLLBACK", [])?;
+        }
+        Ok(())
+    }
+
     /// Whether a transaction is open (SQLite ends one by itself after some errors, such as a
     /// full disk).
     #[must_use]
