@@ -4,16 +4,18 @@
 //! Run: `cargo bench --bench async_store --features tokio`. `BENCH_REPS` (default 5) and
 //! `BENCH_N` (default 10,000) change the size. Prints ops/s as median [min–max] and ratios.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{Results, env_usize, fresh, key, timed, value};
 
 use futures::future::join_all;
 use nanasqlite::AsyncNanaSQLite;
 use nanasqlite::tokio::TokioBlockingPool;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const W7_KEYS: usize = 100_000;
 const PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
@@ -36,27 +38,12 @@ fn main() {
             runtime.block_on(run_async(&mut results, *system, dir.path(), n, &big));
         }
     }
-    results.print(n);
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn value(i: usize) -> Value {
-    json!({"name": format!("User{i}"), "age": i, "tags": ["admin", "active"], "active": true})
-}
-
-fn key(i: usize) -> String {
-    format!("key_{i}")
-}
-
-fn fresh(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    results.print(&format!("async store, N = {n}"), &["raw rusqlite", "tokio-rusqlite", "async-sqlite"]);
+    if let (Some(w8), Some(w1)) =
+        (results.median("W8 100 concurrent sets", "nanasqlite async"), results.median("W1 set", "raw rusqlite"))
+    {
+        println!("W8 nanasqlite async / W1 raw rusqlite = {:.2}×", w8 / w1);
     }
-    path
 }
 
 fn write_rows(path: &Path, n: usize) {
@@ -133,12 +120,6 @@ fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
         opened = Some(conn);
     });
     results.add(RAW, "W7 open+get", 1, open);
-}
-
-fn timed(work: impl FnOnce()) -> Duration {
-    let start = Instant::now();
-    work();
-    start.elapsed()
 }
 
 // ===== async systems =====
@@ -366,63 +347,5 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
         let db = AsyncNanaSQLite::builder(big).bulk_load(true).open().await.unwrap();
         results.add(name, "W7 bulk_load", 1, start.elapsed());
         db.close().await.unwrap();
-    }
-}
-
-// ===== report =====
-
-#[derive(Default)]
-struct Results {
-    /// (workload, system) → ops/s of each repetition.
-    rates: BTreeMap<(String, String), Vec<f64>>,
-}
-
-impl Results {
-    fn add(&mut self, system: &str, workload: &str, ops: usize, elapsed: Duration) {
-        let rate = ops as f64 / elapsed.as_secs_f64();
-        self.rates.entry((workload.to_owned(), system.to_owned())).or_default().push(rate);
-    }
-
-    fn median(&self, workload: &str, system: &str) -> Option<f64> {
-        let mut rates = self.rates.get(&(workload.to_owned(), system.to_owned()))?.clone();
-        rates.sort_by(f64::total_cmp);
-        Some(rates[rates.len() / 2])
-    }
-
-    fn print(&self, n: usize) {
-        println!("async store, N = {n}; ops/s, median [min–max] of the repetitions");
-        let header = ("workload", "system", "ops/s", "vs raw", "vs t-rusqlite", "vs async-sqlite");
-        println!(
-            "{:<24} {:<22} {:>24} {:>8} {:>13} {:>15}",
-            header.0, header.1, header.2, header.3, header.4, header.5
-        );
-        for ((workload, system), rates) in &self.rates {
-            let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = rates.iter().copied().fold(0.0, f64::max);
-            let median = self.median(workload, system).unwrap_or_default();
-            let spread = format!("{} [{}–{}]", human(median), human(min), human(max));
-            let raw = self.ratio(median, workload, "raw rusqlite");
-            let tokio_rusqlite = self.ratio(median, workload, "tokio-rusqlite");
-            let async_sqlite = self.ratio(median, workload, "async-sqlite");
-            println!("{workload:<24} {system:<22} {spread:>24} {raw:>8} {tokio_rusqlite:>13} {async_sqlite:>15}");
-        }
-        if let (Some(w8), Some(w1)) =
-            (self.median("W8 100 concurrent sets", "nanasqlite async"), self.median("W1 set", "raw rusqlite"))
-        {
-            println!("W8 nanasqlite async / W1 raw rusqlite = {:.2}×", w8 / w1);
-        }
-    }
-
-    fn ratio(&self, median: f64, workload: &str, system: &str) -> String {
-        let base = workload.split(" (").next().unwrap_or(workload);
-        self.median(base, system).map_or_else(|| "—".to_owned(), |other| format!("{:.2}×", median / other))
-    }
-}
-
-fn human(rate: f64) -> String {
-    match rate {
-        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
-        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
-        r => format!("{r:.1}"),
     }
 }

@@ -4,16 +4,18 @@
 //! Run: `cargo bench --bench sync_store`. `BENCH_REPS` (default 7) and `BENCH_N` (default
 //! 10,000) change the size. Prints ops/s as median [min–max] and the ratios to raw rusqlite.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::{Results, env_usize, fresh, key, timed, value};
 
 use nanasqlite::NanaSQLite;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const W7_KEYS: usize = 100_000;
 
@@ -29,15 +31,7 @@ fn main() {
         run_ours(&mut results, dir.path(), n, &big);
     }
     run_python(&mut results, n, reps, &big);
-    results.print(n);
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn value(i: usize) -> Value {
-    json!({"name": format!("User{i}"), "age": i, "tags": ["admin", "active"], "active": true})
+    results.print(&format!("sync store, N = {n}"), &["raw rusqlite", "python nanasqlite"]);
 }
 
 /// The benchmark value as a struct, for the typed read.
@@ -48,24 +42,6 @@ struct User {
     age: u64,
     tags: Vec<String>,
     active: bool,
-}
-
-fn key(i: usize) -> String {
-    format!("key_{i}")
-}
-
-fn fresh(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    path
-}
-
-fn timed(work: impl FnOnce()) -> Duration {
-    let start = Instant::now();
-    work();
-    start.elapsed()
 }
 
 // ===== raw rusqlite: one connection, cached statements, serde_json =====
@@ -200,7 +176,7 @@ fn run_python(results: &mut Results, n: usize, reps: usize, big: &Path) {
     for line in String::from_utf8(output.stdout).unwrap().lines() {
         let sample: PythonSample = serde_json::from_str(line).unwrap();
         let system = if sample.system == "sync" { "python nanasqlite" } else { "python async" };
-        results.add_owned(system, sample.workload, sample.ops, Duration::from_secs_f64(sample.seconds));
+        results.add(system, &sample.workload, sample.ops, Duration::from_secs_f64(sample.seconds));
     }
 }
 
@@ -210,58 +186,4 @@ struct PythonSample {
     workload: String,
     ops: usize,
     seconds: f64,
-}
-
-// ===== report =====
-
-#[derive(Default)]
-struct Results {
-    /// (workload, system) → ops/s of each repetition.
-    rates: BTreeMap<(String, String), Vec<f64>>,
-}
-
-impl Results {
-    fn add(&mut self, system: &str, workload: &str, ops: usize, elapsed: Duration) {
-        self.add_owned(system, workload.to_owned(), ops, elapsed);
-    }
-
-    fn add_owned(&mut self, system: &str, workload: String, ops: usize, elapsed: Duration) {
-        let rate = ops as f64 / elapsed.as_secs_f64();
-        self.rates.entry((workload, system.to_owned())).or_default().push(rate);
-    }
-
-    fn median(&self, workload: &str, system: &str) -> Option<f64> {
-        let mut rates = self.rates.get(&(workload.to_owned(), system.to_owned()))?.clone();
-        rates.sort_by(f64::total_cmp);
-        Some(rates[rates.len() / 2])
-    }
-
-    fn print(&self, n: usize) {
-        println!("sync store, N = {n}; ops/s, median [min–max] of the repetitions");
-        println!("{:<22} {:<18} {:>24} {:>8} {:>9}", "workload", "system", "ops/s", "vs raw", "vs python");
-        for ((workload, system), rates) in &self.rates {
-            let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = rates.iter().copied().fold(0.0, f64::max);
-            let median = self.median(workload, system).unwrap_or_default();
-            let spread = format!("{} [{}–{}]", human(median), human(min), human(max));
-            let raw = self.ratio(median, workload, "raw rusqlite");
-            let python = self.ratio(median, workload, "python nanasqlite");
-            println!("{workload:<22} {system:<18} {spread:>24} {raw:>8} {python:>9}");
-        }
-    }
-
-    /// `median` over `system`'s median for the same workload (a variant such as
-    /// "W3 hot get (struct)" is compared with "W3 hot get").
-    fn ratio(&self, median: f64, workload: &str, system: &str) -> String {
-        let base = workload.split(" (").next().unwrap_or(workload);
-        self.median(base, system).map_or_else(|| "—".to_owned(), |other| format!("{:.2}×", median / other))
-    }
-}
-
-fn human(rate: f64) -> String {
-    match rate {
-        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
-        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
-        r => format!("{r:.1}"),
-    }
 }

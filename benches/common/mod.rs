@@ -1,0 +1,90 @@
+//! What both benchmarks share: the workload's data, timing, and the report.
+
+#![allow(dead_code)] // each benchmark uses part of it
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A size from the environment, or `default`.
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The value stored under key `i` (BENCHMARKS.md).
+pub(crate) fn value(i: usize) -> Value {
+    json!({"name": format!("User{i}"), "age": i, "tags": ["admin", "active"], "active": true})
+}
+
+pub(crate) fn key(i: usize) -> String {
+    format!("key_{i}")
+}
+
+/// `name` in `dir`, with any database files of an earlier round removed.
+pub(crate) fn fresh(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+pub(crate) fn timed(work: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    work();
+    start.elapsed()
+}
+
+/// Rates of every repetition, by workload and system; printed as medians with ratios.
+#[derive(Default)]
+pub(crate) struct Results {
+    rates: BTreeMap<(String, String), Vec<f64>>,
+}
+
+impl Results {
+    pub(crate) fn add(&mut self, system: &str, workload: &str, ops: usize, elapsed: Duration) {
+        let rate = ops as f64 / elapsed.as_secs_f64();
+        self.rates.entry((workload.to_owned(), system.to_owned())).or_default().push(rate);
+    }
+
+    pub(crate) fn median(&self, workload: &str, system: &str) -> Option<f64> {
+        let mut rates = self.rates.get(&(workload.to_owned(), system.to_owned()))?.clone();
+        rates.sort_by(f64::total_cmp);
+        Some(rates[rates.len() / 2])
+    }
+
+    /// One line per workload and system: median [min–max], then the ratio to each of
+    /// `baselines` (a variant such as "W3 hot get (shared)" is compared with "W3 hot get").
+    pub(crate) fn print(&self, title: &str, baselines: &[&str]) {
+        println!("{title}; ops/s, median [min–max] of the repetitions");
+        let mut header = format!("{:<28} {:<22} {:>24}", "workload", "system", "ops/s");
+        baselines.iter().for_each(|b| header.push_str(&format!(" {:>14}", format!("vs {b}"))));
+        println!("{header}");
+        for ((workload, system), rates) in &self.rates {
+            let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = rates.iter().copied().fold(0.0, f64::max);
+            let median = self.median(workload, system).unwrap_or_default();
+            let spread = format!("{} [{}–{}]", human(median), human(min), human(max));
+            let mut line = format!("{workload:<28} {system:<22} {spread:>24}");
+            for baseline in baselines {
+                line.push_str(&format!(" {:>14}", self.ratio(median, workload, baseline)));
+            }
+            println!("{line}");
+        }
+    }
+
+    fn ratio(&self, median: f64, workload: &str, system: &str) -> String {
+        let base = workload.split(" (").next().unwrap_or(workload);
+        self.median(base, system).map_or_else(|| "—".to_owned(), |other| format!("{:.2}×", median / other))
+    }
+}
+
+fn human(rate: f64) -> String {
+    match rate {
+        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.1}"),
+    }
+}
