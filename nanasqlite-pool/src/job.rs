@@ -4,6 +4,7 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use futures_channel::oneshot;
 use nanasqlite_core::Error;
 use nanasqlite_core::storage::SqliteStorage;
 
@@ -61,7 +62,7 @@ pub(crate) struct Task<F, R> {
     kind: Kind,
     work: F,
     outcome: Option<nanasqlite_core::Result<Outcome<R>>>,
-    reply: flume::Sender<nanasqlite_core::Result<R>>,
+    reply: oneshot::Sender<nanasqlite_core::Result<R>>,
     deadline: Option<(Instant, Duration)>,
     span: tracing::Span,
 }
@@ -77,8 +78,8 @@ where
         lock_timeout: Option<Duration>,
         span: tracing::Span,
         work: F,
-    ) -> (Box<dyn Job>, flume::Receiver<nanasqlite_core::Result<R>>) {
-        let (reply, answer) = flume::bounded(1);
+    ) -> (Box<dyn Job>, oneshot::Receiver<nanasqlite_core::Result<R>>) {
+        let (reply, answer) = oneshot::channel();
         let deadline = lock_timeout.map(|timeout| (Instant::now() + timeout, timeout));
         let task = Self { kind, work, outcome: None, reply, deadline, span };
         (Box::new(task), answer)
@@ -95,7 +96,7 @@ where
     }
 
     fn is_abandoned(&self) -> bool {
-        self.reply.is_disconnected()
+        self.reply.is_canceled()
     }
 
     fn overdue(&self, now: Instant) -> Option<Duration> {
@@ -122,7 +123,8 @@ where
     }
 
     fn finish(self: Box<Self>, error: Option<&Error>) {
-        let answer = match (error, self.outcome) {
+        let Self { outcome, reply, .. } = *self;
+        let answer = match (error, outcome) {
             (Some(error), _) => Err(error.duplicate()),
             (None, Some(Ok(Outcome { value, on_commit }))) => {
                 on_commit.into_iter().for_each(|apply| apply());
@@ -132,7 +134,7 @@ where
             (None, None) => Err(Error::Closed),
         };
         // The caller may have gone meanwhile: then nobody needs the answer.
-        let _ = self.reply.send(answer);
+        let _ = reply.send(answer);
     }
 
     fn reject(self: Box<Self>, error: Error) {

@@ -18,10 +18,11 @@
 //!
 //! A pool has one writer lane and optional reader lanes ([`AsyncBuilder`] says what runs
 //! where). A lane is a thread owning one connection and draining one bounded flume queue of
-//! jobs; a caller sends a job with its reply channel and awaits the reply with flume's
-//! runtime-neutral `recv_async`. The writer runs the writes waiting in its queue as one group
-//! in one transaction, each write in its own savepoint, and answers them after the commit;
-//! readers run the reads waiting in their queue in one read snapshot. A panic inside a job
+//! jobs. A caller sends its job with flume's `send_async` (so a full queue makes it wait, not
+//! grow) and awaits the answer on a oneshot channel; both are runtime-neutral. The writer runs
+//! the writes waiting in its queue as one group in one transaction and answers them after the
+//! commit; if one fails, the transaction is rolled back and the others run again without it.
+//! Readers run the reads waiting in their queue in one read snapshot. A panic inside a job
 //! becomes [`Error::Panic`](nanasqlite_core::Error::Panic) for its caller; the lane survives.
 //! The cache of each table lives beside the pool and is read on the caller's thread.
 

@@ -93,7 +93,7 @@ impl Pool {
         let (job, answer) = Task::prepare(kind, self.lock_timeout, span, work);
         queue.send_async(job).await.map_err(|_| Error::Closed)?;
         drop(queue);
-        answer.recv_async().await.map_err(|_| Error::Closed)?
+        answer.await.map_err(|_| Error::Closed)?
     }
 
     fn queue(&self, kind: Kind) -> Result<Queue> {
