@@ -176,6 +176,7 @@ async fn concurrent_sets(setup: Setup) {
     assert_eq!(db.alen().await.unwrap(), 100);
     let stats = db.stats();
     assert_eq!(stats.writes, 100);
+    assert!(stats.jobs_started >= 100 && stats.queue_wait > std::time::Duration::ZERO, "{stats:?}");
     assert!(stats.write_groups < stats.writes, "concurrent sets share commits: {stats:?}");
     let gets = join_all((0..100).map(|i| db.aget::<i32>(&format!("key_{i}")))).await;
     assert!(gets.into_iter().enumerate().all(|(i, v)| v.unwrap() == Some(i as i32)));

@@ -40,6 +40,8 @@ pub(crate) trait Job: Send {
     fn kind(&self) -> Kind;
     /// The caller is gone (its future was dropped), so running the job would serve nobody.
     fn is_abandoned(&self) -> bool;
+    /// When the job was handed to the pool.
+    fn queued_at(&self) -> Instant;
     /// How long the job waited, if that is past its `lock_timeout`.
     fn overdue(&self, now: Instant) -> Option<Duration>;
     /// Settles the job with [`Error::LockTimeout`] instead of running it, if it waited past
@@ -63,6 +65,7 @@ pub(crate) struct Task<F, R> {
     work: F,
     outcome: Option<nanasqlite_core::Result<Outcome<R>>>,
     reply: oneshot::Sender<nanasqlite_core::Result<R>>,
+    queued_at: Instant,
     deadline: Option<(Instant, Duration)>,
     span: tracing::Span,
 }
@@ -80,8 +83,9 @@ where
         work: F,
     ) -> (Box<dyn Job>, oneshot::Receiver<nanasqlite_core::Result<R>>) {
         let (reply, answer) = oneshot::channel();
-        let deadline = lock_timeout.map(|timeout| (Instant::now() + timeout, timeout));
-        let task = Self { kind, work, outcome: None, reply, deadline, span };
+        let queued_at = Instant::now();
+        let deadline = lock_timeout.map(|timeout| (queued_at + timeout, timeout));
+        let task = Self { kind, work, outcome: None, reply, queued_at, deadline, span };
         (Box::new(task), answer)
     }
 }
@@ -97,6 +101,10 @@ where
 
     fn is_abandoned(&self) -> bool {
         self.reply.is_canceled()
+    }
+
+    fn queued_at(&self) -> Instant {
+        self.queued_at
     }
 
     fn overdue(&self, now: Instant) -> Option<Duration> {

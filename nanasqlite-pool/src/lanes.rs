@@ -111,6 +111,7 @@ impl Lane {
         group
             .into_iter()
             .filter_map(|job| {
+                self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
                 if job.is_abandoned() {
                     self.counters.record_abandoned();
                     None

@@ -1,6 +1,7 @@
 //! Counters of what the pool and the caches did.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// A snapshot of the store's counters, from `AsyncNanaSQLite::stats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,11 @@ pub struct Stats {
     pub reads: u64,
     /// Jobs skipped because their caller was gone before they started.
     pub abandoned: u64,
+    /// Jobs taken from a queue by a lane.
+    pub jobs_started: u64,
+    /// Their total time in the queue (from being handed over to being taken by a lane); over
+    /// `jobs_started`, the mean wait.
+    pub queue_wait: Duration,
     /// Reads answered by a cache without a job.
     pub cache_hits: u64,
     /// Reads that needed a job.
@@ -39,6 +45,8 @@ pub(crate) struct Counters {
     read_groups: AtomicU64,
     reads: AtomicU64,
     abandoned: AtomicU64,
+    jobs_started: AtomicU64,
+    queue_wait_nanos: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
 }
@@ -57,6 +65,11 @@ impl Counters {
     pub(crate) fn record_read_group(&self, size: usize) {
         add(&self.read_groups, 1);
         add(&self.reads, size as u64);
+    }
+
+    pub(crate) fn record_wait(&self, waited: Duration) {
+        add(&self.jobs_started, 1);
+        add(&self.queue_wait_nanos, u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX));
     }
 
     pub(crate) fn record_abandoned(&self) {
@@ -80,6 +93,8 @@ impl Counters {
             read_groups: load(&self.read_groups),
             reads: load(&self.reads),
             abandoned: load(&self.abandoned),
+            jobs_started: load(&self.jobs_started),
+            queue_wait: Duration::from_nanos(load(&self.queue_wait_nanos)),
             cache_hits: load(&self.cache_hits),
             cache_misses: load(&self.cache_misses),
         }
