@@ -37,6 +37,7 @@ pub mod codec;
 mod database;
 mod error;
 mod identifier;
+pub mod sql;
 pub mod storage;
 mod store;
 
