@@ -18,8 +18,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use nanasqlite_core::storage;
+pub use nanasqlite_core::sql::{Query, Row, SqlPolicy, SqlValue};
 pub use nanasqlite_core::{Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result};
+pub use nanasqlite_core::{Transaction, params, sql, storage};
 pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Spawn, Stats, Threads};
 
 /// The async store on tokio, with tokio's blocking pool as an option (feature `tokio`).

@@ -8,6 +8,7 @@ use crate::cache::CacheStrategy;
 use crate::database::Database;
 use crate::error::Result;
 use crate::identifier::Identifier;
+use crate::sql::SqlPolicy;
 use crate::storage::{ConnectionOptions, SqliteStorage};
 use crate::store::NanaSQLite;
 
@@ -52,6 +53,8 @@ pub struct Options {
     pub lock_timeout: Option<Duration>,
     /// Connection settings.
     pub connection: ConnectionOptions,
+    /// The rules SQL fragments are checked against.
+    pub sql_policy: SqlPolicy,
 }
 
 impl Options {
@@ -74,6 +77,7 @@ impl Builder {
                 cache: CacheStrategy::default(),
                 lock_timeout: None,
                 connection: ConnectionOptions::default(),
+                sql_policy: SqlPolicy::default(),
             },
         }
     }
@@ -131,6 +135,13 @@ impl Builder {
         self
     }
 
+    /// The rules for SQL fragments (`filter`, `order_by`, …): extra allowed or forbidden
+    /// functions, the length limit, strictness. Default [`SqlPolicy::default`].
+    pub fn sql_policy(mut self, policy: SqlPolicy) -> Self {
+        self.options.sql_policy = policy;
+        self
+    }
+
     /// Bytes of the file SQLite may memory-map. Default 256 MiB.
     pub fn mmap_size(mut self, bytes: u64) -> Self {
         self.options.connection.mmap_size = bytes;
@@ -146,11 +157,11 @@ impl Builder {
     /// a SQLite database; [`Error::Sqlite`](crate::Error::Sqlite) when the table cannot be
     /// created or read.
     pub fn open(self) -> Result<NanaSQLite> {
-        let Options { path, table, bulk_load, cache, lock_timeout, connection } = self.options;
+        let Options { path, table, bulk_load, cache, lock_timeout, connection, sql_policy } = self.options;
         let table = Identifier::new(&table)?;
         let storage = SqliteStorage::open(&path, &connection)?;
         let database = Arc::new(Database::new(storage, path, lock_timeout));
-        let store = NanaSQLite::attach(database, table, cache)?;
+        let store = NanaSQLite::attach(database, table, cache, sql_policy)?;
         if bulk_load {
             store.load_all()?;
         }

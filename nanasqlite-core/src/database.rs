@@ -1,7 +1,7 @@
 //! The connection every table of one file shares, behind the store's lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
@@ -14,13 +14,41 @@ use crate::storage::Storage;
 pub(crate) struct Database<S> {
     storage: Mutex<Option<S>>,
     closed: AtomicBool,
+    /// The thread running a transaction on this database (0: none); see [`thread_token`].
+    transaction_owner: AtomicU64,
     lock_timeout: Option<Duration>,
     path: PathBuf,
 }
 
+/// A number unique to the calling thread (never 0).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TOKEN.with(|token| *token)
+}
+
+/// Marks a transaction as running on this thread while it lives.
+pub(crate) struct TransactionMark<'a> {
+    owner: &'a AtomicU64,
+}
+
+impl Drop for TransactionMark<'_> {
+    fn drop(&mut self) {
+        self.owner.store(0, Ordering::Release);
+    }
+}
+
 impl<S: Storage> Database<S> {
     pub(crate) fn new(storage: S, path: PathBuf, lock_timeout: Option<Duration>) -> Self {
-        Self { storage: Mutex::new(Some(storage)), closed: AtomicBool::new(false), lock_timeout, path }
+        Self {
+            storage: Mutex::new(Some(storage)),
+            closed: AtomicBool::new(false),
+            transaction_owner: AtomicU64::new(0),
+            lock_timeout,
+            path,
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -32,8 +60,15 @@ impl<S: Storage> Database<S> {
         if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 
-    /// Takes the store's lock, waiting at most `lock_timeout`.
+    /// Takes the store's lock, waiting at most `lock_timeout`. Refused on the thread that runs
+    /// a transaction on this database: it holds the lock, so waiting would never end.
     pub(crate) fn lock(&self) -> Result<MappedMutexGuard<'_, S>> {
+        if self.transaction_owner.load(Ordering::Acquire) == thread_token() {
+            return Err(Error::Transaction {
+                message: "this thread is inside a transaction of this database: use the transaction's handle"
+                    .to_owned(),
+            });
+        }
         let guard = match self.lock_timeout {
             None => self.storage.lock(),
             Some(waited) => self.storage.try_lock_for(waited).ok_or(Error::LockTimeout { waited })?,
@@ -44,9 +79,18 @@ impl<S: Storage> Database<S> {
     /// Closes the connection once; later calls do nothing. Waits for the operation in progress
     /// (never for `lock_timeout`: closing must not fail because the store is busy).
     pub(crate) fn close(&self) -> Result<()> {
+        if self.transaction_owner.load(Ordering::Acquire) != 0 {
+            return Err(Error::Transaction { message: "cannot close the database during a transaction".to_owned() });
+        }
         self.closed.store(true, Ordering::Release);
         let storage = self.storage.lock().take();
         storage.map_or(Ok(()), Storage::close)
+    }
+
+    /// Marks the calling thread as running a transaction (call while holding the lock).
+    pub(crate) fn mark_transaction(&self) -> TransactionMark<'_> {
+        self.transaction_owner.store(thread_token(), Ordering::Release);
+        TransactionMark { owner: &self.transaction_owner }
     }
 
     /// The raw lock, for tests that need to hold it.

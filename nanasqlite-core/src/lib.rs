@@ -40,9 +40,11 @@ mod identifier;
 pub mod sql;
 pub mod storage;
 mod store;
+mod store_sql;
 
 pub use builder::{Builder, DEFAULT_TABLE, Options};
 pub use cache::CacheStrategy;
 pub use error::{Error, Result};
 pub use identifier::Identifier;
 pub use store::{KeyValue, NanaSQLite, encode_rows, scan_rows};
+pub use store_sql::Transaction;

@@ -15,6 +15,7 @@ use crate::codec;
 use crate::database::Database;
 use crate::error::Result;
 use crate::identifier::Identifier;
+use crate::sql::SqlPolicy;
 use crate::storage::{SqliteStorage, Storage};
 
 /// A dict-like key/value table in a SQLite file: every write is committed before the call
@@ -49,6 +50,7 @@ struct Table<S: Storage> {
     name: Identifier,
     storage_table: S::Table,
     strategy: CacheStrategy,
+    policy: SqlPolicy,
     cache: Cache,
 }
 
@@ -88,14 +90,29 @@ impl NanaSQLite {
 
 impl<S: Storage> NanaSQLite<S> {
     /// A handle on `name` in `database`, creating the table if needed.
-    pub(crate) fn attach(database: Arc<Database<S>>, name: Identifier, strategy: CacheStrategy) -> Result<Self> {
+    pub(crate) fn attach(
+        database: Arc<Database<S>>,
+        name: Identifier,
+        strategy: CacheStrategy,
+        policy: SqlPolicy,
+    ) -> Result<Self> {
         let storage_table = database.lock()?.open_table(&name)?;
         let cache = Cache::new(strategy);
-        Ok(Self { inner: Arc::new(Table { database, name, storage_table, strategy, cache }) })
+        Ok(Self { inner: Arc::new(Table { database, name, storage_table, strategy, policy, cache }) })
+    }
+
+    /// The rules SQL fragments of this handle are checked against.
+    #[must_use]
+    pub fn sql_policy(&self) -> &SqlPolicy {
+        &self.inner.policy
+    }
+
+    pub(crate) fn storage_table(&self) -> &S::Table {
+        &self.inner.storage_table
     }
 
     /// Another key/value table in the same file: it shares this store's connection and lock,
-    /// has its own cache, and inherits its cache strategy and lock timeout.
+    /// has its own cache, and inherits its cache strategy, SQL policy and lock timeout.
     ///
     /// # Examples
     ///
@@ -115,7 +132,7 @@ impl<S: Storage> NanaSQLite<S> {
     pub fn table(&self, name: &str) -> Result<Self> {
         self.database().ensure_open()?;
         let name = Identifier::new(name)?;
-        Self::attach(Arc::clone(&self.inner.database), name, self.inner.strategy)
+        Self::attach(Arc::clone(&self.inner.database), name, self.inner.strategy, self.inner.policy.clone())
     }
 
     /// The file this store was opened on.
@@ -144,17 +161,17 @@ impl<S: Storage> NanaSQLite<S> {
         result
     }
 
-    fn database(&self) -> &Database<S> {
+    pub(crate) fn database(&self) -> &Database<S> {
         &self.inner.database
     }
 
     /// Runs `work` on the connection under the store's lock.
-    fn with_storage<R>(&self, work: impl FnOnce(&mut S, &S::Table) -> Result<R>) -> Result<R> {
+    pub(crate) fn with_storage<R>(&self, work: impl FnOnce(&mut S, &S::Table) -> Result<R>) -> Result<R> {
         let mut storage = self.database().lock()?;
         work(&mut storage, &self.inner.storage_table)
     }
 
-    fn cache(&self) -> &Cache {
+    pub(crate) fn cache(&self) -> &Cache {
         &self.inner.cache
     }
 }

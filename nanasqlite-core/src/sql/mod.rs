@@ -1,8 +1,17 @@
-//! SQL helpers: validation of identifiers and fragments, values and rows.
+//! SQL helpers: validation of fragments, column types and pragmas; values, rows, queries; and
+//! the operations on a connection that the stores' SQL methods run.
 
+mod ops;
+mod query;
+mod row;
 mod validate;
+mod value;
 
+pub use ops::{ColumnInfo, IndexInfo, SqlOps};
+pub use query::Query;
+pub use row::Row;
 pub use validate::{
     Clause, DEFAULT_ALLOWED_FUNCTIONS, DEFAULT_MAX_CLAUSE_LENGTH, READABLE_PRAGMAS, SqlPolicy, WRITABLE_PRAGMAS,
     check_added_column_type, check_column_type, check_pragma, check_pragma_text,
 };
+pub use value::SqlValue;

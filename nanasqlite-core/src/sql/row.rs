@@ -1,0 +1,68 @@
+//! [`Row`], one result row of a query.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::SqlValue;
+use crate::error::{Error, Result};
+
+/// One row of a query result: its column names and values, in order.
+///
+/// ```
+/// use nanasqlite_core::sql::{Row, SqlValue};
+///
+/// let row = Row::new(vec!["id".into(), "name".into()].into(), vec![1.into(), "Alice".into()]);
+/// assert_eq!(row.get("name"), Some(&SqlValue::Text("Alice".into())));
+/// assert_eq!(row.to_json()["id"], 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<SqlValue>,
+}
+
+impl Row {
+    /// A row of `values` under `columns` (as many of each).
+    #[must_use]
+    pub fn new(columns: Arc<[String]>, values: Vec<SqlValue>) -> Self {
+        Self { columns, values }
+    }
+
+    /// The value of `column`, if the row has it.
+    #[must_use]
+    pub fn get(&self, column: &str) -> Option<&SqlValue> {
+        self.columns.iter().position(|c| c == column).and_then(|i| self.values.get(i))
+    }
+
+    /// The column names.
+    #[must_use]
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The values, in column order.
+    #[must_use]
+    pub fn values(&self) -> &[SqlValue] {
+        &self.values
+    }
+
+    /// The row as a JSON object, column name to value.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        let map: Map<String, Value> =
+            self.columns.iter().cloned().zip(self.values.iter().map(SqlValue::to_json)).collect();
+        Value::Object(map)
+    }
+
+    /// The row deserialised into `T` (a struct whose fields are the columns, say). Text
+    /// columns holding JSON stay text: parse them in `T` if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] (with key `"row"`) when the row does not fit `T`.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(self.to_json()).map_err(|source| Error::Decode { key: "row".to_owned(), source })
+    }
+}

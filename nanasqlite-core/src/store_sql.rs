@@ -1,0 +1,402 @@
+//! The SQL helpers and transactions of [`NanaSQLite`].
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cache::CachedValue;
+use crate::codec;
+use crate::error::Result;
+use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
+use crate::storage::{SqliteStorage, Storage};
+use crate::store::NanaSQLite;
+
+impl NanaSQLite {
+    /// Runs `work` with the SQL helpers on the connection, under the store's lock.
+    fn sql<R>(&self, work: impl FnOnce(SqlOps<'_>) -> Result<R>) -> Result<R> {
+        self.with_storage(|storage, _| work(SqlOps::new(storage.connection(), self.sql_policy())))
+    }
+
+    /// Creates table `name` with `columns` (name, type) if it does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.create_table("users", &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT"), ("email", "TEXT UNIQUE")])?;
+    /// assert!(db.table_exists("users")?);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad name or column type (nothing
+    /// is created); SQLite's error.
+    pub fn create_table(&self, name: &str, columns: &[(&str, &str)]) -> Result<()> {
+        self.sql(|sql| sql.create_table(name, columns))
+    }
+
+    /// Creates index `name` on `table`'s `columns` if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn create_index(&self, name: &str, table: &str, columns: &[&str], unique: bool) -> Result<()> {
+        self.sql(|sql| sql.create_index(name, table, columns, unique))
+    }
+
+    /// Drops table `name` if it exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn drop_table(&self, name: &str) -> Result<()> {
+        self.sql(|sql| sql.drop_table(name))
+    }
+
+    /// Drops index `name` if it exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn drop_index(&self, name: &str) -> Result<()> {
+        self.sql(|sql| sql.drop_index(name))
+    }
+
+    /// Whether table `name` exists.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed), SQLite's error.
+    pub fn table_exists(&self, name: &str) -> Result<bool> {
+        self.sql(|sql| sql.table_exists(name))
+    }
+
+    /// The tables of the file, by name.
+    ///
+    /// # Errors
+    ///
+    /// As [`table_exists`](Self::table_exists).
+    pub fn list_tables(&self) -> Result<Vec<String>> {
+        self.sql(|sql| sql.list_tables())
+    }
+
+    /// The columns of `table`.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn get_table_schema(&self, table: &str) -> Result<Vec<ColumnInfo>> {
+        self.sql(|sql| sql.get_table_schema(table))
+    }
+
+    /// The indexes of `table` (of every table with `None`).
+    ///
+    /// # Errors
+    ///
+    /// As [`table_exists`](Self::table_exists).
+    pub fn list_indexes(&self, table: Option<&str>) -> Result<Vec<IndexInfo>> {
+        self.sql(|sql| sql.list_indexes(table))
+    }
+
+    /// Adds a column to `table`, with an optional default.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn alter_table_add_column(
+        &self,
+        table: &str,
+        column: &str,
+        column_type: &str,
+        default: Option<SqlValue>,
+    ) -> Result<()> {
+        self.sql(|sql| sql.alter_table_add_column(table, column, column_type, default.as_ref()))
+    }
+
+    /// Inserts `data` (a struct or map of columns) into `table`; returns the new rowid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// # db.create_table("users", &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT")])?;
+    /// let id = db.sql_insert("users", &serde_json::json!({"name": "Alice"}))?;
+    /// assert_eq!(id, 1);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn sql_insert<T: Serialize + ?Sized>(&self, table: &str, data: &T) -> Result<i64> {
+        self.sql(|sql| sql.sql_insert(table, data))
+    }
+
+    /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad name or condition; SQLite's error.
+    pub fn sql_update<T: Serialize + ?Sized>(
+        &self,
+        table: &str,
+        data: &T,
+        condition: &str,
+        params: impl AsRef<[SqlValue]>,
+    ) -> Result<usize> {
+        self.sql(|sql| sql.sql_update(table, data, condition, params))
+    }
+
+    /// Deletes the rows of `table` matching `condition`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`sql_update`](Self::sql_update).
+    pub fn sql_delete(&self, table: &str, condition: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
+        self.sql(|sql| sql.sql_delete(table, condition, params))
+    }
+
+    /// Inserts `data`, or updates the row it conflicts with on `conflict` columns (replaces
+    /// it when `conflict` is empty); returns the rowid (0 when nothing was inserted).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_table`](Self::create_table).
+    pub fn upsert<T: Serialize + ?Sized>(&self, table: &str, data: &T, conflict: &[&str]) -> Result<i64> {
+        self.sql(|sql| sql.upsert(table, data, conflict))
+    }
+
+    /// The rows `query` selects.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{params, sql::Query};
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// # db.create_table("users", &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT")])?;
+    /// # db.sql_insert("users", &serde_json::json!({"name": "Alice"}))?;
+    /// let rows = db.query(Query::table("users").filter("name LIKE ?", params!["A%"]))?;
+    /// assert_eq!(rows[0].to_json()["name"], "Alice");
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad part (nothing runs); SQLite's error.
+    pub fn query(&self, query: Query) -> Result<Vec<Row>> {
+        self.sql(|sql| sql.query(&query))
+    }
+
+    /// The rows `query` selects, deserialised into `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query), and [`Error::Decode`](crate::Error::Decode) for a row that
+    /// does not fit `T`.
+    pub fn query_as<T: DeserializeOwned>(&self, query: Query) -> Result<Vec<T>> {
+        self.query(query)?.iter().map(Row::deserialize).collect()
+    }
+
+    /// The number of rows `query` selects.
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query).
+    pub fn count(&self, query: Query) -> Result<u64> {
+        self.sql(|sql| sql.count(&query))
+    }
+
+    /// Whether `query` selects any row.
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query).
+    pub fn exists(&self, query: Query) -> Result<bool> {
+        self.sql(|sql| sql.exists(&query))
+    }
+
+    /// Runs one SQL statement of yours with bound parameters; returns the rows changed. Rows
+    /// of key/value tables changed this way are not seen by their caches: use
+    /// [`get_fresh`](Self::get_fresh) or [`clear_cache`](Self::clear_cache).
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error.
+    pub fn execute(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
+        self.sql(|ops| ops.execute(sql, params))
+    }
+
+    /// Runs `sql` once per parameter list, all in one transaction; returns the rows changed.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error; then nothing is changed.
+    pub fn execute_many(&self, sql: &str, params: Vec<Vec<SqlValue>>) -> Result<usize> {
+        self.with_storage(|storage, _| {
+            storage
+                .transaction(|storage| SqlOps::new(storage.connection(), self.sql_policy()).execute_many(sql, &params))
+        })
+    }
+
+    /// The first row of your query, if any.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error.
+    pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Option<Row>> {
+        self.sql(|ops| ops.fetch_one(sql, params))
+    }
+
+    /// Every row of your query.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error.
+    pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Vec<Row>> {
+        self.sql(|ops| ops.fetch_all(sql, params))
+    }
+
+    /// Rebuilds the file to reclaim free space.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error.
+    pub fn vacuum(&self) -> Result<()> {
+        self.sql(|sql| sql.vacuum())
+    }
+
+    /// Reads (`value` `None`) or sets one of the whitelisted pragmas.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a pragma or value not allowed; SQLite's error.
+    pub fn pragma(&self, name: &str, value: Option<SqlValue>) -> Result<Option<SqlValue>> {
+        self.sql(|sql| sql.pragma(name, value.as_ref()))
+    }
+
+    /// The size of the database file in bytes (0 for an in-memory database; the WAL is not
+    /// counted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed), or the file system's error.
+    pub fn get_db_size(&self) -> Result<u64> {
+        self.database().ensure_open()?;
+        db_size(self.path())
+    }
+
+    /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
+    /// returns `Err` or panics. Key/value writes made through the [`Transaction`] reach the
+    /// cache only once committed. Other threads wait for it; calling the store itself (not
+    /// the transaction) inside `work` is an [`Error::Transaction`](crate::Error::Transaction),
+    /// as is closing the store meanwhile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// # db.create_table("log", &[("m", "TEXT")])?;
+    /// db.transaction(|tx| {
+    ///     tx.set("a", &1)?;
+    ///     tx.sql_insert("log", &serde_json::json!({"m": "a"}))?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(db.get::<i32>("a")?, Some(1));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
+    pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+        let (value, writes) = self.with_storage(|storage, _| {
+            let _mark = self.database().mark_transaction();
+            storage.transaction(|storage| {
+                let tx = Transaction::new(self, storage);
+                let value = work(&tx)?;
+                Ok((value, tx.writes.into_inner()))
+            })
+        })?;
+        for (key, value) in writes {
+            self.cache().write(&key, value);
+        }
+        Ok(value)
+    }
+}
+
+/// The size of the file at `path`, 0 for in-memory databases.
+pub(crate) fn db_size(path: &std::path::Path) -> Result<u64> {
+    let text = path.to_string_lossy();
+    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return Ok(0);
+    }
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// An open write transaction, given to the closure of [`NanaSQLite::transaction`]: the key/value
+/// methods of the store's table, and (through `Deref`) every SQL helper of [`SqlOps`].
+pub struct Transaction<'a> {
+    store: &'a NanaSQLite,
+    storage: &'a SqliteStorage,
+    ops: SqlOps<'a>,
+    /// Key/value writes, for the cache once committed.
+    writes: RefCell<Vec<(String, Option<Arc<CachedValue>>)>>,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("table", &self.store.table_name()).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Transaction<'a> {
+    pub(crate) fn new(store: &'a NanaSQLite, storage: &'a SqliteStorage) -> Self {
+        let ops = SqlOps::new(storage.connection(), store.sql_policy());
+        Self { store, storage, ops, writes: RefCell::new(Vec::new()) }
+    }
+
+    /// Stores `value` under `key` in the store's table, as part of the transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode); SQLite's error.
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let json = codec::encode(key, value)?;
+        self.storage.put(self.store.storage_table(), key, &json)?;
+        self.writes.borrow_mut().push((key.to_owned(), Some(CachedValue::new(json))));
+        Ok(())
+    }
+
+    /// The value of `key` as the transaction sees it (its own writes included).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode); SQLite's error.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let json = self.storage.get(self.store.storage_table(), key)?;
+        json.map(|json| codec::decode(key, &json)).transpose()
+    }
+
+    /// Deletes `key` from the store's table; `false` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        let existed = self.storage.delete(self.store.storage_table(), key)?;
+        self.writes.borrow_mut().push((key.to_owned(), None));
+        Ok(existed)
+    }
+}
+
+impl<'a> Deref for Transaction<'a> {
+    type Target = SqlOps<'a>;
+
+    fn deref(&self) -> &SqlOps<'a> {
+        &self.ops
+    }
+}
