@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::join_all;
-use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, Error, NanaSQLite};
+use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, Error, NanaSQLite, Query, params};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -122,6 +122,9 @@ on_every_runtime!(
     back_pressure,
     tables_and_cache,
     spawned_futures,
+    sql_helpers,
+    transaction_closure,
+    begin_guard,
 );
 
 async fn crud(setup: Setup) {
@@ -386,5 +389,111 @@ async fn spawned_futures(setup: Setup) {
         future.await.unwrap();
     }
     assert_eq!(db.len().await.unwrap(), 10);
+    db.close().await.unwrap();
+}
+
+async fn sql_helpers(setup: Setup) {
+    let db = setup.builder.clone().read_pool_size(2).max_workers(3).open().await.unwrap();
+    db.create_table("users", &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT"), ("age", "INTEGER")]).await.unwrap();
+    for (name, age) in [("Alice", 30), ("Bob", 25), ("Carol", 35)] {
+        db.sql_insert("users", &json!({"name": name, "age": age})).await.unwrap();
+    }
+    let query = Query::table("users").columns(["name"]).filter("age > ?", params![26]).order_by("name");
+    let rows = db.query(query).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.to_json()["name"].clone()).collect::<Vec<_>>(), [json!("Alice"), json!("Carol")]);
+    #[derive(serde::Deserialize)]
+    struct Name {
+        name: String,
+    }
+    let names: Vec<Name> = db.query_as(Query::table("users").columns(["name"]).limit(1).offset(1)).await.unwrap();
+    assert_eq!(names[0].name, "Bob");
+    assert_eq!(db.count(Query::table("users")).await.unwrap(), 3);
+    assert!(db.exists(Query::table("users").filter("name = ?", params!["Bob"])).await.unwrap());
+    assert_eq!(db.sql_update("users", &json!({"age": 26}), "name = ?", params!["Bob"]).await.unwrap(), 1);
+    assert_eq!(db.upsert("users", &json!({"id": 1, "name": "Alicia", "age": 31}), &["id"]).await.unwrap(), 1);
+    assert_eq!(db.sql_delete("users", "age < ?", params![30]).await.unwrap(), 1);
+    assert_eq!(db.execute("UPDATE users SET age = age + 1", params![]).await.unwrap(), 2);
+    db.execute_many("INSERT INTO users (name) VALUES (?)", vec![params!["d"], params!["e"]]).await.unwrap();
+    assert_eq!(db.fetch_one("SELECT COUNT(*) AS n FROM users", params![]).await.unwrap().unwrap().to_json()["n"], 4);
+    assert_eq!(db.fetch_all("SELECT id FROM users", params![]).await.unwrap().len(), 4);
+    assert_eq!(db.list_tables().await.unwrap(), ["data", "users"]);
+    assert_eq!(db.get_table_schema("users").await.unwrap().len(), 3);
+    db.create_index("idx_age", "users", &["age"], false).await.unwrap();
+    assert_eq!(db.list_indexes(Some("users")).await.unwrap().len(), 1);
+    db.alter_table_add_column("users", "note", "TEXT", Some("it's okay".into())).await.unwrap();
+    db.pragma("user_version", Some(7.into())).await.unwrap();
+    assert_eq!(db.pragma("user_version", None).await.unwrap(), Some(nanasqlite::SqlValue::Integer(7)));
+    db.vacuum().await.unwrap();
+    assert!(db.get_db_size().unwrap() > 0);
+    let validation = |error: Error| matches!(error, Error::Validation { .. });
+    assert!(validation(db.query(Query::table("users").order_by("id; DROP TABLE users--")).await.unwrap_err()));
+    assert!(validation(db.sql_delete("users", "1=1; DROP TABLE users", params![]).await.unwrap_err()));
+    assert!(validation(db.create_table("x; DROP TABLE users", &[("a", "TEXT")]).await.unwrap_err()));
+    assert!(validation(db.pragma("compile_options", None).await.unwrap_err()));
+    assert!(db.table_exists("users").await.unwrap());
+    db.drop_index("idx_age").await.unwrap();
+    db.drop_table("users").await.unwrap();
+    assert!(!db.table_exists("users").await.unwrap());
+    db.close().await.unwrap();
+}
+
+async fn transaction_closure(setup: Setup) {
+    let db = setup.open().await;
+    db.create_table("log", &[("m", "TEXT")]).await.unwrap();
+    db.set("a", &0).await.unwrap();
+    db.transaction(|tx| {
+        tx.set("a", &1)?;
+        tx.sql_insert("log", &json!({"m": "a"}))?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(db.get::<i32>("a").await.unwrap(), Some(1));
+    let failed = db
+        .transaction(|tx| -> nanasqlite::Result<()> {
+            tx.set("a", &2)?;
+            tx.sql_insert("log", &json!({"m": "b"}))?;
+            Err(Error::Validation { message: "no".into() })
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(db.get::<i32>("a").await.unwrap(), Some(1), "nothing of a rolled-back transaction is cached");
+    assert_eq!(db.count(Query::table("log")).await.unwrap(), 1);
+    let panicked = db.transaction(|tx| -> nanasqlite::Result<()> {
+        tx.set("a", &3)?;
+        panic!("inside")
+    });
+    assert!(matches!(panicked.await, Err(Error::Panic { .. })));
+    assert_eq!(db.get_fresh::<i32>("a").await.unwrap(), Some(1));
+    db.close().await.unwrap();
+}
+
+async fn begin_guard(setup: Setup) {
+    let db = setup.open().await;
+    db.set("a", &0).await.unwrap();
+    let tx = db.begin().await.unwrap();
+    assert!(matches!(db.begin().await, Err(Error::Transaction { .. })), "nested begin");
+    assert!(matches!(db.close().await, Err(Error::Transaction { .. })), "close during a transaction");
+    tx.set("a", &1).await.unwrap();
+    assert_eq!(tx.get::<i32>("a").await.unwrap(), Some(1));
+    assert_eq!(db.get::<i32>("a").await.unwrap(), Some(0), "the cache does not see uncommitted writes");
+    let waiting = db.set("b", &1); // another writer waits for the transaction
+    tx.commit().await.unwrap();
+    waiting.await.unwrap();
+    assert_eq!(db.get::<i32>("a").await.unwrap(), Some(1));
+
+    let tx = db.begin().await.unwrap();
+    tx.set("a", &2).await.unwrap();
+    tx.execute("INSERT INTO data VALUES ('c', '3')", params![]).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(db.get_fresh::<i32>("a").await.unwrap(), Some(1));
+    assert_eq!(db.get::<i32>("c").await.unwrap(), None);
+
+    let tx = db.begin().await.unwrap();
+    tx.set("a", &4).await.unwrap();
+    drop(tx); // rolled back
+    assert_eq!(db.get_fresh::<i32>("a").await.unwrap(), Some(1));
+    let tx = db.begin().await.unwrap(); // the writer is free again
+    tx.commit().await.unwrap();
     db.close().await.unwrap();
 }

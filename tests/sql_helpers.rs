@@ -49,7 +49,9 @@ fn insert_query_update_delete() -> nanasqlite::Result<()> {
 #[test]
 fn upsert_replaces_updates_or_does_nothing() -> nanasqlite::Result<()> {
     let (_dir, db) = users_db();
-    db.upsert("users", &json!({"id": 1, "name": "Alicia", "email": "alice@example.com", "age": 31}), &["id"])?;
+    let updated =
+        db.upsert("users", &json!({"id": 1, "name": "Alicia", "email": "alice@example.com", "age": 31}), &["id"])?;
+    assert_eq!(updated, 1, "the rowid of the updated row");
     let alice = db.fetch_one("SELECT name, age FROM users WHERE id = ?", params![1])?.unwrap();
     assert_eq!(alice.to_json(), json!({"name": "Alicia", "age": 31}));
     assert_eq!(

@@ -47,4 +47,4 @@ pub use cache::CacheStrategy;
 pub use error::{Error, Result};
 pub use identifier::Identifier;
 pub use store::{KeyValue, NanaSQLite, encode_rows, scan_rows};
-pub use store_sql::Transaction;
+pub use store_sql::{Transaction, db_size};

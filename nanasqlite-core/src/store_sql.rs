@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use crate::cache::CachedValue;
 use crate::codec;
 use crate::error::Result;
-use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
-use crate::storage::{SqliteStorage, Storage};
+use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlPolicy, SqlValue};
+use crate::storage::{SqliteStorage, SqliteTable, Storage};
 use crate::store::NanaSQLite;
 
 impl NanaSQLite {
@@ -316,9 +316,9 @@ impl NanaSQLite {
         let (value, writes) = self.with_storage(|storage, _| {
             let _mark = self.database().mark_transaction();
             storage.transaction(|storage| {
-                let tx = Transaction::new(self, storage);
+                let tx = Transaction::new(storage, self.storage_table(), self.sql_policy());
                 let value = work(&tx)?;
-                Ok((value, tx.writes.into_inner()))
+                Ok((value, tx.into_cache_writes()))
             })
         })?;
         for (key, value) in writes {
@@ -328,8 +328,12 @@ impl NanaSQLite {
     }
 }
 
-/// The size of the file at `path`, 0 for in-memory databases.
-pub(crate) fn db_size(path: &std::path::Path) -> Result<u64> {
+/// The size of the database file at `path` in bytes, 0 for in-memory databases.
+///
+/// # Errors
+///
+/// The file system's error.
+pub fn db_size(path: &std::path::Path) -> Result<u64> {
     let text = path.to_string_lossy();
     if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
         return Ok(0);
@@ -337,11 +341,11 @@ pub(crate) fn db_size(path: &std::path::Path) -> Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }
 
-/// An open write transaction, given to the closure of [`NanaSQLite::transaction`]: the key/value
-/// methods of the store's table, and (through `Deref`) every SQL helper of [`SqlOps`].
+/// An open write transaction, given to the closure of `transaction`: the key/value methods of
+/// the store's table, and (through `Deref`) every SQL helper of [`SqlOps`].
 pub struct Transaction<'a> {
-    store: &'a NanaSQLite,
     storage: &'a SqliteStorage,
+    table: &'a SqliteTable,
     ops: SqlOps<'a>,
     /// Key/value writes, for the cache once committed.
     writes: RefCell<Vec<(String, Option<Arc<CachedValue>>)>>,
@@ -349,14 +353,24 @@ pub struct Transaction<'a> {
 
 impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").field("table", &self.store.table_name()).finish_non_exhaustive()
+        f.debug_struct("Transaction").field("table", self.table).finish_non_exhaustive()
     }
 }
 
 impl<'a> Transaction<'a> {
-    pub(crate) fn new(store: &'a NanaSQLite, storage: &'a SqliteStorage) -> Self {
-        let ops = SqlOps::new(storage.connection(), store.sql_policy());
-        Self { store, storage, ops, writes: RefCell::new(Vec::new()) }
+    /// The operations of a transaction already begun on `storage`, for key/value `table`.
+    /// (The stores make these; a store built on this crate may too.)
+    #[must_use]
+    pub fn new(storage: &'a SqliteStorage, table: &'a SqliteTable, policy: &'a SqlPolicy) -> Self {
+        let ops = SqlOps::new(storage.connection(), policy);
+        Self { storage, table, ops, writes: RefCell::new(Vec::new()) }
+    }
+
+    /// The key/value writes made, in order: what the table's cache must learn once the
+    /// transaction has committed.
+    #[must_use]
+    pub fn into_cache_writes(self) -> Vec<(String, Option<Arc<CachedValue>>)> {
+        self.writes.into_inner()
     }
 
     /// Stores `value` under `key` in the store's table, as part of the transaction.
@@ -366,7 +380,7 @@ impl<'a> Transaction<'a> {
     /// [`Error::Encode`](crate::Error::Encode); SQLite's error.
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         let json = codec::encode(key, value)?;
-        self.storage.put(self.store.storage_table(), key, &json)?;
+        self.storage.put(self.table, key, &json)?;
         self.writes.borrow_mut().push((key.to_owned(), Some(CachedValue::new(json))));
         Ok(())
     }
@@ -377,7 +391,7 @@ impl<'a> Transaction<'a> {
     ///
     /// [`Error::Decode`](crate::Error::Decode); SQLite's error.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let json = self.storage.get(self.store.storage_table(), key)?;
+        let json = self.storage.get(self.table, key)?;
         json.map(|json| codec::decode(key, &json)).transpose()
     }
 
@@ -387,7 +401,7 @@ impl<'a> Transaction<'a> {
     ///
     /// SQLite's error.
     pub fn delete(&self, key: &str) -> Result<bool> {
-        let existed = self.storage.delete(self.store.storage_table(), key)?;
+        let existed = self.storage.delete(self.table, key)?;
         self.writes.borrow_mut().push((key.to_owned(), None));
         Ok(existed)
     }

@@ -147,6 +147,11 @@ impl AsyncBuilder {
         self.map_core(|core| core.cache_size_mb(megabytes))
     }
 
+    /// The rules for SQL fragments, as [`Builder::sql_policy`].
+    pub fn sql_policy(self, policy: nanasqlite_core::sql::SqlPolicy) -> Self {
+        self.map_core(|core| core.sql_policy(policy))
+    }
+
     /// Bytes SQLite may memory-map, as [`Builder::mmap_size`].
     pub fn mmap_size(self, bytes: u64) -> Self {
         self.map_core(|core| core.mmap_size(bytes))
@@ -184,7 +189,7 @@ impl AsyncBuilder {
         let options = self.core.options().clone();
         let table = nanasqlite_core::Identifier::new(&options.table)?;
         let (pool, handle) = Pool::open(&options, sizes, self.spawner.as_ref(), table.clone()).await?;
-        let store = AsyncNanaSQLite::new(Arc::new(pool), table, handle, options.cache);
+        let store = AsyncNanaSQLite::new(Arc::new(pool), table, handle, options.cache, Arc::new(options.sql_policy));
         if options.bulk_load {
             store.load_all().await?;
         }

@@ -9,11 +9,13 @@ use nanasqlite_core::Error;
 use nanasqlite_core::storage::SqliteStorage;
 
 /// Whether a job reads or writes: writes are grouped into one write transaction, reads into
-/// one read snapshot, and the two never share one.
+/// one read snapshot, and the two never share one. An exclusive job runs alone on the writer,
+/// outside any transaction (it may open its own, or need none, as `VACUUM`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Read,
     Write,
+    Exclusive,
 }
 
 /// What a job produced: the caller's answer, and what to do once it is committed (the cache

@@ -72,7 +72,11 @@ impl Lane {
     /// `first` and the jobs of the same kind queued behind it.
     fn gather(&mut self, first: Box<dyn Job>) -> Vec<Box<dyn Job>> {
         let kind = first.kind();
-        let limit = if kind == Kind::Write { MAX_WRITE_GROUP } else { MAX_READ_GROUP };
+        let limit = match kind {
+            Kind::Write => MAX_WRITE_GROUP,
+            Kind::Read => MAX_READ_GROUP,
+            Kind::Exclusive => 1,
+        };
         let mut group = vec![first];
         while group.len() < limit {
             match self.queue.try_recv() {
@@ -102,6 +106,7 @@ impl Lane {
                 self.counters.record_read_group(jobs.len());
                 run_reads(&mut self.storage, jobs);
             }
+            Kind::Exclusive => run_alone(&mut self.storage, jobs),
         }
     }
 
@@ -169,6 +174,16 @@ fn run_until_failure(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], liv
         position += 1;
     }
     None
+}
+
+/// Runs each of `jobs` by itself, outside any transaction the lane opens.
+fn run_alone(storage: &mut SqliteStorage, jobs: Vec<Box<dyn Job>>) {
+    for mut job in jobs {
+        if !job.time_out(Instant::now()) {
+            job.run(storage);
+        }
+        job.finish(None);
+    }
 }
 
 /// Runs `jobs` in one read snapshot (a lone read needs none) and answers each.

@@ -33,8 +33,10 @@ mod pool;
 mod spawn;
 mod stats;
 mod store;
+mod store_sql;
 
 pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_POOL_SIZE};
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;
 pub use store::AsyncNanaSQLite;
+pub use store_sql::AsyncTransaction;

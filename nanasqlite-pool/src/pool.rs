@@ -31,6 +31,8 @@ pub(crate) struct Pool {
     /// One receiver per lane, answered with how closing its connection went.
     exits: Mutex<Vec<flume::Receiver<Result<()>>>>,
     closed: AtomicBool,
+    /// A `begin()` transaction holds the writer.
+    transaction_open: AtomicBool,
     lanes: usize,
     lock_timeout: Option<Duration>,
     counters: Arc<Counters>,
@@ -75,6 +77,7 @@ impl Pool {
             readers: RwLock::new(readers),
             exits: Mutex::new(exits),
             closed: AtomicBool::new(false),
+            transaction_open: AtomicBool::new(false),
             lock_timeout: options.lock_timeout,
             counters,
             path: options.path.clone(),
@@ -89,20 +92,49 @@ impl Pool {
         F: Fn(&mut SqliteStorage) -> Result<Outcome<R>> + Send + 'static,
         R: Send + 'static,
     {
+        self.submit(kind, span, work).await?.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Hands `work` to a lane and returns the receiver of its answer (dropping the receiver
+    /// before the job starts cancels it).
+    pub(crate) async fn submit<R, F>(
+        &self,
+        kind: Kind,
+        span: tracing::Span,
+        work: F,
+    ) -> Result<futures_channel::oneshot::Receiver<Result<R>>>
+    where
+        F: Fn(&mut SqliteStorage) -> Result<Outcome<R>> + Send + 'static,
+        R: Send + 'static,
+    {
         let queue = self.queue(kind)?;
         let (job, answer) = Task::prepare(kind, self.lock_timeout, span, work);
         queue.send_async(job).await.map_err(|_| Error::Closed)?;
-        drop(queue);
-        answer.await.map_err(|_| Error::Closed)?
+        Ok(answer)
     }
 
     fn queue(&self, kind: Kind) -> Result<Queue> {
         let readers = self.readers.read();
         let queue = match (kind, readers.as_ref()) {
+            // Exclusive jobs and writes go to the writer; reads to a reader when there is one.
             (Kind::Read, Some(readers)) => Some(readers.clone()),
             _ => self.writer.read().clone(),
         };
         queue.ok_or(Error::Closed)
+    }
+
+    /// Whether a `begin()` transaction is open.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.transaction_open.load(Ordering::Acquire)
+    }
+
+    /// Marks a `begin()` transaction open; `false` if one already was.
+    pub(crate) fn open_transaction(&self) -> bool {
+        !self.transaction_open.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn end_transaction(&self) {
+        self.transaction_open.store(false, Ordering::Release);
     }
 
     pub(crate) fn is_closed(&self) -> bool {

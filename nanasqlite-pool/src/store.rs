@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nanasqlite_core::cache::{Cache, CachedValue, Lookup};
+use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
 use nanasqlite_core::{CacheStrategy, Error, Identifier, KeyValue, Result, codec, encode_rows, scan_rows};
 use serde::Serialize;
@@ -58,16 +59,17 @@ use crate::stats::Stats;
 /// # }).unwrap();
 /// ```
 pub struct AsyncNanaSQLite {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// One table of a pool, and its cache.
-struct Shared {
-    pool: Arc<Pool>,
+pub(crate) struct Shared {
+    pub(crate) pool: Arc<Pool>,
     name: Identifier,
-    table: SqliteTable,
-    cache: Arc<Cache>,
+    pub(crate) table: SqliteTable,
+    pub(crate) cache: Arc<Cache>,
     strategy: CacheStrategy,
+    pub(crate) policy: Arc<SqlPolicy>,
 }
 
 impl Clone for AsyncNanaSQLite {
@@ -96,7 +98,7 @@ enum Step<T, L> {
 impl Shared {
     /// Runs `work` on a lane with this table's handle and cache, in a `nanasqlite` tracing
     /// span named after the operation (entered on the lane too).
-    fn job<R, F>(
+    pub(crate) fn job<R, F>(
         self: &Arc<Self>,
         op: &'static str,
         kind: Kind,
@@ -182,17 +184,34 @@ impl AsyncNanaSQLite {
     }
 
     /// A handle on table `name` (already created) of `pool`, with a fresh cache.
-    pub(crate) fn new(pool: Arc<Pool>, name: Identifier, table: SqliteTable, strategy: CacheStrategy) -> Self {
+    pub(crate) fn new(
+        pool: Arc<Pool>,
+        name: Identifier,
+        table: SqliteTable,
+        strategy: CacheStrategy,
+        policy: Arc<SqlPolicy>,
+    ) -> Self {
         let cache = Arc::new(Cache::new(strategy));
-        Self { shared: Arc::new(Shared { pool, name, table, cache, strategy }) }
+        Self { shared: Arc::new(Shared { pool, name, table, cache, strategy, policy }) }
     }
 
     /// A handle on table `name` of `pool`, creating the table if needed.
-    async fn attach(pool: Arc<Pool>, name: Identifier, strategy: CacheStrategy) -> Result<Self> {
+    async fn attach(
+        pool: Arc<Pool>,
+        name: Identifier,
+        strategy: CacheStrategy,
+        policy: Arc<SqlPolicy>,
+    ) -> Result<Self> {
         let create = name.clone();
         let span = tracing::debug_span!("nanasqlite", op = "open_table", table = %name);
         let table = pool.run(Kind::Write, span, move |storage| storage.open_table(&create).map(Outcome::plain)).await?;
-        Ok(Self::new(pool, name, table, strategy))
+        Ok(Self::new(pool, name, table, strategy, policy))
+    }
+
+    /// The rules SQL fragments of this handle are checked against.
+    #[must_use]
+    pub fn sql_policy(&self) -> &SqlPolicy {
+        &self.shared.policy
     }
 
     /// Another key/value table in the same file: it shares this store's threads and
@@ -203,8 +222,9 @@ impl AsyncNanaSQLite {
     /// [`Error::Validation`] for a bad name (nothing is created), [`Error::Closed`], SQLite's error.
     pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<> {
         let checked = self.ensure_open().and_then(|()| Identifier::new(name));
-        let (pool, strategy) = (Arc::clone(&self.shared.pool), self.shared.strategy);
-        async move { Self::attach(pool, checked?, strategy).await }
+        let (pool, strategy, policy) =
+            (Arc::clone(&self.shared.pool), self.shared.strategy, Arc::clone(&self.shared.policy));
+        async move { Self::attach(pool, checked?, strategy, policy).await }
     }
 
     /// The file this store was opened on.
@@ -233,6 +253,11 @@ impl AsyncNanaSQLite {
     pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<> {
         let shared = Arc::clone(&self.shared);
         async move {
+            if shared.pool.in_transaction() {
+                return Err(Error::Transaction {
+                    message: "cannot close the database during a transaction".to_owned(),
+                });
+            }
             let closed = shared.pool.close().await;
             shared.cache.clear();
             closed
@@ -245,7 +270,7 @@ impl AsyncNanaSQLite {
         self.shared.pool.stats()
     }
 
-    fn ensure_open(&self) -> Result<()> {
+    pub(crate) fn ensure_open(&self) -> Result<()> {
         if self.shared.pool.is_closed() { Err(Error::Closed) } else { Ok(()) }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -256,8 +256,9 @@ impl<'a> SqlOps<'a> {
     }
 
     /// Inserts `data`, or updates the row it conflicts with on `conflict` columns (with no
-    /// conflict columns, replaces the row). Returns the last inserted rowid (0 when a
-    /// conflict changed nothing).
+    /// conflict columns, replaces the row). Returns the rowid of the row written, inserted or
+    /// updated (Python NanaSQLite returns the last *inserted* rowid, stale after an update),
+    /// or 0 when a conflict changed nothing.
     ///
     /// # Errors
     ///
@@ -280,8 +281,9 @@ impl<'a> SqlOps<'a> {
                 keys.join(", ")
             )
         };
-        let changed = self.run(&sql, &values)?;
-        Ok(if changed == 0 { 0 } else { self.conn.last_insert_rowid() })
+        let mut statement = self.conn.prepare_cached(&format!("{sql} RETURNING rowid"))?;
+        let rowid = statement.query_row(params_from_iter(&values), |row| row.get(0)).optional()?;
+        Ok(rowid.unwrap_or(0))
     }
 
     // ----- queries -----
