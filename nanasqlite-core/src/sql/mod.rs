@@ -11,7 +11,7 @@ pub use ops::{ColumnInfo, IndexInfo, SqlOps};
 pub use query::Query;
 pub use row::Row;
 pub use validate::{
-    Clause, DEFAULT_ALLOWED_FUNCTIONS, DEFAULT_MAX_CLAUSE_LENGTH, READABLE_PRAGMAS, SqlPolicy, WRITABLE_PRAGMAS,
+    Clause, DEFAULT_ALLOWED_FUNCTIONS, DEFAULT_MAX_CLAUSE_LENGTH, READ_ONLY_PRAGMAS, READABLE_PRAGMAS, SqlPolicy,
     check_added_column_type, check_column_type, check_pragma, check_pragma_text,
 };
 pub use value::SqlValue;

@@ -460,7 +460,7 @@ pub fn check_added_column_type(column_type: &str) -> Result<()> {
     if first_ok && rest_ok && ends_in_word && size_ok { Ok(()) } else { Err(error()) }
 }
 
-/// Pragmas `pragma()` may read.
+/// Pragmas `pragma()` may read; all but [`READ_ONLY_PRAGMAS`] may be set too.
 pub const READABLE_PRAGMAS: [&str; 20] = [
     "foreign_keys",
     "journal_mode",
@@ -484,24 +484,8 @@ pub const READABLE_PRAGMAS: [&str; 20] = [
     "database_list",
 ];
 
-/// Pragmas `pragma()` may set.
-pub const WRITABLE_PRAGMAS: [&str; 15] = [
-    "foreign_keys",
-    "journal_mode",
-    "synchronous",
-    "cache_size",
-    "temp_store",
-    "locking_mode",
-    "auto_vacuum",
-    "page_size",
-    "encoding",
-    "user_version",
-    "wal_autocheckpoint",
-    "busy_timeout",
-    "query_only",
-    "recursive_triggers",
-    "secure_delete",
-];
+/// Pragmas `pragma()` may read but not set.
+pub const READ_ONLY_PRAGMAS: [&str; 5] = ["schema_version", "table_info", "index_list", "index_info", "database_list"];
 
 /// Checks a pragma name, for reading (`writing == false`) or setting.
 ///
@@ -509,13 +493,12 @@ pub const WRITABLE_PRAGMAS: [&str; 15] = [
 ///
 /// [`Error::Validation`] when the pragma is not on the list.
 pub fn check_pragma(name: &str, writing: bool) -> Result<()> {
-    let list: &[&str] = if writing { &WRITABLE_PRAGMAS } else { &READABLE_PRAGMAS };
-    if list.contains(&name) {
-        Ok(())
-    } else if writing && READABLE_PRAGMAS.contains(&name) {
+    if !READABLE_PRAGMAS.contains(&name) {
+        Err(Error::validation(format!("pragma {name:?} is not allowed")))
+    } else if writing && READ_ONLY_PRAGMAS.contains(&name) {
         Err(Error::validation(format!("pragma {name:?} is read-only or unsafe to set")))
     } else {
-        Err(Error::validation(format!("pragma {name:?} is not allowed")))
+        Ok(())
     }
 }
 
