@@ -50,6 +50,11 @@ pub enum Error {
     },
     /// SQLite reported an error.
     Sqlite(rusqlite::Error),
+    /// The key (or `key.field`) an operation needs is absent.
+    NotFound {
+        /// The missing key.
+        key: String,
+    },
     /// A transaction was misused (nested, or left open where it may not be).
     Transaction {
         /// What was wrong.
@@ -70,11 +75,11 @@ impl Error {
         Self::Validation { message: message.into() }
     }
 
-    /// The key involved, for [`Error::Encode`] and [`Error::Decode`].
+    /// The key involved, for [`Error::Encode`], [`Error::Decode`] and [`Error::NotFound`].
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Encode { key, .. } | Self::Decode { key, .. } => Some(key),
+            Self::Encode { key, .. } | Self::Decode { key, .. } | Self::NotFound { key } => Some(key),
             _ => None,
         }
     }
@@ -87,6 +92,7 @@ impl Error {
             Self::Closed => Self::Closed,
             Self::LockTimeout { waited } => Self::LockTimeout { waited: *waited },
             Self::Validation { message } => Self::Validation { message: message.clone() },
+            Self::NotFound { key } => Self::NotFound { key: key.clone() },
             Self::Transaction { message } => Self::Transaction { message: message.clone() },
             Self::Panic { message } => Self::Panic { message: message.clone() },
             Self::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
@@ -115,6 +121,7 @@ impl fmt::Display for Error {
             Self::Decode { key, .. } => write!(f, "cannot decode the value of key {key:?}"),
             Self::Open { path, .. } => write!(f, "cannot open database {}", path.display()),
             Self::Sqlite(_) => f.write_str("sqlite error"),
+            Self::NotFound { key } => write!(f, "key {key:?} not found"),
             Self::Transaction { message } => write!(f, "transaction error: {message}"),
             Self::Io(_) => f.write_str("i/o error"),
             Self::Panic { message } => write!(f, "a database job panicked: {message}"),

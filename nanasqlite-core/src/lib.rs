@@ -31,6 +31,7 @@
 //! Python's spaced form, and the `NaN`/`Infinity`/`-Infinity` tokens Python's `json` writes are
 //! read as `null` (what orjson writes for them).
 
+pub mod atomic;
 mod builder;
 pub mod cache;
 pub mod codec;
@@ -42,6 +43,7 @@ pub mod storage;
 mod store;
 mod store_sql;
 
+pub use atomic::Amount;
 pub use builder::{Builder, DEFAULT_TABLE, Options};
 pub use cache::CacheStrategy;
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nanasqlite_core::atomic::{self, Amount, Increment};
 use nanasqlite_core::cache::{Cache, CachedValue, Lookup};
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
@@ -687,6 +688,73 @@ impl AsyncNanaSQLite {
             Ok(Outcome::then((), move || cache.clear()))
         })
     }
+}
+
+// ===== atomic updates =====
+
+impl AsyncNanaSQLite {
+    /// As [`NanaSQLite::increment`](nanasqlite_core::NanaSQLite::increment): adds `amount` to
+    /// the number under `key` (or its `field`) atomically, on the writer, and returns the new value.
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn increment<A: Into<Amount>>(
+        &self,
+        key: &str,
+        amount: A,
+        field: Option<&str>,
+    ) -> impl Future<Output = Result<Value>> + Send + use<A> {
+        let step = Increment::new(amount.into(), field);
+        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+        async move {
+            let step = step?;
+            let transform = move |key: &str, current| step.apply(key, current);
+            transform_job(&shared, "increment", key, transform).await
+        }
+    }
+
+    /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
+    /// object under `key` atomically, on the writer, and returns the result.
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn patch<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        changes: &T,
+        create: bool,
+    ) -> impl Future<Output = Result<Value>> + Send + use<T> {
+        let changes = serde_json::to_value(changes)
+            .map_err(|source| Error::Encode { key: key.to_owned(), source })
+            .and_then(atomic::changes);
+        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+        async move {
+            let changes = changes?;
+            let transform = move |key: &str, current| atomic::patch(key, current, changes.clone(), create);
+            transform_job(&shared, "patch", key, transform).await
+        }
+    }
+}
+
+/// On the writer, inside its transaction: reads `key` from the file, applies `transform`, writes.
+async fn transform_job(
+    shared: &Arc<Shared>,
+    op: &'static str,
+    key: String,
+    transform: impl Fn(&str, Option<Value>) -> Result<Value> + Send + 'static,
+) -> Result<Value> {
+    shared
+        .job(op, Kind::Write, move |storage, table, cache| {
+            let current = storage.get(table, &key)?.map(|json| codec::parse(&key, &json)).transpose()?;
+            let value = transform(&key, current)?;
+            let cached = CachedValue::new(codec::encode(&key, &value)?);
+            storage.put(table, &key, cached.json())?;
+            let (cache, key) = (Arc::clone(cache), key.clone());
+            Ok(Outcome::then(value, move || cache.write(&key, Some(cached))))
+        })
+        .await
 }
 
 // ===== cache control =====

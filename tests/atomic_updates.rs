@@ -1,0 +1,95 @@
+//! `increment` and `patch`: their semantics, and atomicity across threads and processes.
+
+use std::process::{Command, Stdio};
+
+use nanasqlite::{Error, NanaSQLite};
+use serde_json::{Value, json};
+
+#[test]
+fn increment_semantics() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    assert_eq!(db.increment("n", 2, None)?, json!(2), "a missing key starts from 0");
+    assert_eq!(db.increment("n", 3, None)?, json!(5), "integers stay integers");
+    assert_eq!(db.increment("n", -1, None)?, json!(4));
+    assert_eq!(db.increment("n", 0.5, None)?, json!(4.5));
+    assert_eq!(db.get::<f64>("n")?, Some(4.5), "the cache holds the new value");
+    assert_eq!(db.get_fresh::<f64>("n")?, Some(4.5));
+    db.set("page", &json!({"hits": 1, "title": "home"}))?;
+    assert_eq!(db.increment("page", 2, Some("hits"))?, json!({"hits": 3, "title": "home"}));
+    assert_eq!(db.increment("new", 1, Some("hits"))?, json!({"hits": 1}));
+    for (key, value) in [("flag", json!(true)), ("none", Value::Null), ("text", json!("5")), ("list", json!([1]))] {
+        db.set(key, &value)?;
+        assert!(matches!(db.increment(key, 1, None), Err(Error::Validation { .. })), "{key}");
+        assert_eq!(db.get_fresh::<Value>(key)?, Some(value), "nothing written for {key}");
+    }
+    assert!(matches!(db.increment("n", f64::INFINITY, None), Err(Error::Validation { .. })));
+    db.set("big", &f64::MAX)?;
+    assert!(matches!(db.increment("big", f64::MAX, None), Err(Error::Validation { .. })), "a result must be finite");
+    assert!(matches!(db.increment("list", 1, Some("x")), Err(Error::Validation { .. })));
+    Ok(())
+}
+
+#[test]
+fn patch_semantics() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    assert!(matches!(db.patch("user", &json!({"a": 1}), false), Err(Error::NotFound { .. })));
+    assert_eq!(
+        db.patch("user", &json!({"nested": {"a": 1}, "keep": 1}), true)?,
+        json!({"nested": {"a": 1}, "keep": 1})
+    );
+    assert_eq!(db.patch("user", &json!({"nested": {"b": 2}}), false)?, json!({"nested": {"b": 2}, "keep": 1}));
+    assert_eq!(db.get::<Value>("user")?.unwrap()["nested"], json!({"b": 2}));
+    assert!(matches!(db.patch("user", &json!([1]), false), Err(Error::Validation { .. })));
+    db.set("n", &1)?;
+    assert!(matches!(db.patch("n", &json!({"a": 1}), false), Err(Error::Validation { .. })));
+    Ok(())
+}
+
+#[test]
+fn threads_increment_without_losing_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("threads.db");
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let path = path.clone();
+            // Each thread opens its own store: separate connections, as separate processes would.
+            scope.spawn(move || {
+                let db = NanaSQLite::open(path).unwrap();
+                (0..250).for_each(|_| drop(db.increment("counter", 1, None).unwrap()));
+            });
+        }
+    });
+    assert_eq!(NanaSQLite::open(&path).unwrap().get::<i64>("counter").unwrap(), Some(1000));
+}
+
+/// Run as a child process by the test below.
+#[test]
+fn child_increments() {
+    let Some(path) = std::env::var_os("NANASQLITE_INCREMENT_DB") else { return };
+    let db = NanaSQLite::open(path).unwrap();
+    for _ in 0..1000 {
+        db.increment("counter", 1, None).unwrap();
+        db.patch("last", &json!({"pid": std::process::id()}), true).unwrap();
+    }
+}
+
+#[test]
+fn two_processes_increment_to_2000() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("processes.db");
+    NanaSQLite::open(&path).unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "child_increments", "--test-threads=1"])
+                .env("NANASQLITE_INCREMENT_DB", &path)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(NanaSQLite::open(&path).unwrap().get::<i64>("counter").unwrap(), Some(2000));
+}
