@@ -58,10 +58,10 @@ pub(crate) fn number(amount: f64) -> Result<Number> {
 
 /// `current + amount`, as an integer when both are integers and it fits, else a float.
 fn add(current: &Number, amount: &Number) -> Result<Number> {
-    if let (Some(a), Some(b)) = (current.as_i64(), amount.as_i64()) {
-        if let Some(sum) = a.checked_add(b) {
-            return Ok(Number::from(sum));
-        }
+    if let (Some(a), Some(b)) = (current.as_i64(), amount.as_i64())
+        && let Some(sum) = a.checked_add(b)
+    {
+        return Ok(Number::from(sum));
     }
     let sum = current.as_f64().unwrap_or(f64::NAN) + amount.as_f64().unwrap_or(f64::NAN);
     Number::from_f64(sum).ok_or_else(|| Error::validation("increment result must be finite"))
