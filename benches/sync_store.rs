@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 use common::{Results, env_usize, fresh, key, timed, value};
 
-use nanasqlite::NanaSQLite;
+use nanasqlite::{CacheStrategy, NanaSQLite};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use serde_json::Value;
@@ -139,6 +139,15 @@ fn run_ours(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     let shared = |k: &String| drop(black_box(db.get_shared(k).unwrap()));
     keys.iter().for_each(shared); // read once: the shared value is parsed on its first read
     results.add(OURS, "W3 hot get (shared)", n, timed(|| keys.iter().for_each(shared)));
+    for (name, strategy) in [
+        ("W3 hot get (lru)", CacheStrategy::Lru { size: n }),
+        ("W3 hot get (ttl)", CacheStrategy::Ttl { ttl: Duration::from_secs(3600), size: None, delete_expired: false }),
+    ] {
+        let cached = NanaSQLite::builder(&path).cache(strategy).open().unwrap();
+        let get = |k: &String| drop(black_box(cached.get_shared(k).unwrap()));
+        keys.iter().for_each(get);
+        results.add(OURS, name, n, timed(|| keys.iter().for_each(get)));
+    }
     let contains = |k: &String| assert!(db.contains(k).unwrap());
     results.add(OURS, "W3 hot contains", n, timed(|| keys.iter().for_each(contains)));
     let db = NanaSQLite::open(fresh(dir, "ours_batch.db")).unwrap();

@@ -159,6 +159,7 @@ impl Builder {
     pub fn open(self) -> Result<NanaSQLite> {
         let Options { path, table, bulk_load, cache, lock_timeout, connection, sql_policy } = self.options;
         let table = Identifier::new(&table)?;
+        let cache = cache.validate()?;
         let storage = SqliteStorage::open(&path, &connection)?;
         let database = Arc::new(Database::new(storage, path, lock_timeout));
         let store = NanaSQLite::attach(database, table, cache, sql_policy)?;

@@ -13,9 +13,11 @@
 //!
 //! Most users never need this module: [`NanaSQLite`](crate::NanaSQLite) uses it internally.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use hashlink::LinkedHashMap;
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -40,6 +42,61 @@ pub enum CacheStrategy {
     /// (the default, as in Python NanaSQLite).
     #[default]
     Unbounded,
+    /// As `Unbounded`, but at most `size` keys: the key cached first goes first (rewriting a
+    /// key keeps its place). Python NanaSQLite's unbounded cache with `cache_size`.
+    Fifo {
+        /// Most keys held (present or known absent).
+        size: usize,
+    },
+    /// At most `size` keys; the least recently read or written goes first.
+    Lru {
+        /// Most keys held (present or known absent).
+        size: usize,
+    },
+    /// Entries expire `ttl` after they were cached or written (reads do not extend them) and
+    /// are read again from the file. With `size`, at most that many keys (the oldest write
+    /// goes first). With `delete_expired`, an expired key is also deleted from the file (data
+    /// expiry, Python NanaSQLite's `cache_persistence_ttl`; only for keys cached in this
+    /// process). Expiry needs no thread: it is checked on reads and swept on writes.
+    Ttl {
+        /// How long an entry lives.
+        ttl: Duration,
+        /// Most keys held, if bounded.
+        size: Option<usize>,
+        /// Delete expired keys from the file too.
+        delete_expired: bool,
+    },
+}
+
+impl CacheStrategy {
+    /// Checks the sizes and durations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a zero size or a zero TTL.
+    pub fn validate(self) -> Result<Self> {
+        let bad = match self {
+            Self::Unbounded => None,
+            Self::Fifo { size } | Self::Lru { size } | Self::Ttl { size: Some(size), .. } if size == 0 => {
+                Some("cache size must be at least 1")
+            }
+            Self::Ttl { ttl, .. } if ttl.is_zero() => Some("cache ttl must be more than zero"),
+            _ => None,
+        };
+        bad.map_or(Ok(self), |message| Err(crate::Error::validation(message)))
+    }
+
+    fn size(self) -> Option<usize> {
+        match self {
+            Self::Unbounded => None,
+            Self::Fifo { size } | Self::Lru { size } => Some(size),
+            Self::Ttl { size, .. } => size,
+        }
+    }
+
+    fn ttl(self) -> Option<Duration> {
+        if let Self::Ttl { ttl, .. } = self { Some(ttl) } else { None }
+    }
 }
 
 /// One cached row: its JSON text, and the parsed value once somebody asked for it (in an
@@ -106,19 +163,31 @@ struct Slot {
     value: Option<Arc<CachedValue>>,
     /// When this slot was last written (or the epoch of the read that filled it).
     epoch: Epoch,
+    /// When it expires (TTL caches).
+    expires: Option<Instant>,
 }
 
-type Map = HashMap<Box<str>, Slot, foldhash::fast::RandomState>;
+impl Slot {
+    fn live(&self, now: Option<Instant>) -> bool {
+        self.expires.zip(now).is_none_or(|(expires, now)| now < expires)
+    }
+}
+
+type Map = LinkedHashMap<Box<str>, Slot, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct State {
     slots: Map,
-    /// Every row of the table is in `slots`, so a key not there is absent.
+    /// Every row of the table is in `slots`, so a key not there is absent (unbounded only).
     all_loaded: bool,
     /// Bumped by every write, clear and forget.
     epoch: u64,
     /// The last clear or forget: fills from reads that began before it are dropped.
     cleared: u64,
+    /// TTL caches: `(expiry, key, epoch)` in the order entries were set, for sweeping.
+    expiring: VecDeque<(Instant, Box<str>, Epoch)>,
+    /// Expired keys to delete from the file (`delete_expired`).
+    to_delete: Vec<String>,
 }
 
 impl State {
@@ -135,36 +204,53 @@ impl State {
 /// The cache of one table.
 #[derive(Debug, Default)]
 pub struct Cache {
+    strategy: CacheStrategy,
     state: RwLock<State>,
 }
 
 impl Cache {
     /// An empty cache with `strategy`.
     #[must_use]
-    pub fn new(_strategy: CacheStrategy) -> Self {
-        Self::default()
+    pub fn new(strategy: CacheStrategy) -> Self {
+        Self { strategy, state: RwLock::default() }
+    }
+
+    /// The clock, for TTL caches only (others never read it).
+    fn now(&self) -> Option<Instant> {
+        self.strategy.ttl().map(|_| Instant::now())
     }
 
     // ----- reads -----
 
     /// What the cache knows about `key`.
     pub fn lookup(&self, key: &str) -> Lookup {
+        if matches!(self.strategy, CacheStrategy::Lru { .. }) {
+            let mut state = self.state.write();
+            return state.slots.to_back(key).map_or(Lookup::Miss, |slot| Self::answer(slot));
+        }
+        let now = self.now();
         let state = self.state.read();
         match state.slots.get(key) {
-            Some(Slot { value: Some(value), .. }) => Lookup::Hit(Arc::clone(value)),
-            Some(Slot { value: None, .. }) => Lookup::Absent,
+            Some(slot) if slot.live(now) => Self::answer(slot),
+            Some(_) => Lookup::Miss,
             None if state.all_loaded => Lookup::Absent,
             None => Lookup::Miss,
         }
     }
 
+    fn answer(slot: &Slot) -> Lookup {
+        slot.value.as_ref().map_or(Lookup::Absent, |value| Lookup::Hit(Arc::clone(value)))
+    }
+
     /// The present values among `keys`, all read under one lock (so a batch written meanwhile
     /// is seen whole or not at all); `None` if the cache does not know one of the keys.
     pub fn lookup_all(&self, keys: &[&str]) -> Option<Vec<(String, Arc<CachedValue>)>> {
+        let now = self.now();
         let state = self.state.read();
         let mut rows = Vec::with_capacity(keys.len());
         for &key in keys {
             match state.slots.get(key) {
+                Some(slot) if !slot.live(now) => return None,
                 Some(Slot { value: Some(value), .. }) => rows.push((key.to_owned(), Arc::clone(value))),
                 Some(Slot { value: None, .. }) => {}
                 None if state.all_loaded => {}
@@ -174,9 +260,12 @@ impl Cache {
         Some(rows)
     }
 
-    /// Whether the cache can answer for `key` (present or known absent).
+    /// Whether the cache can answer for `key` (present or known absent, and not expired).
+    /// Does not count as a use for LRU.
     pub fn knows(&self, key: &str) -> bool {
-        !matches!(self.lookup(key), Lookup::Miss)
+        let now = self.now();
+        let state = self.state.read();
+        state.slots.get(key).map_or(state.all_loaded, |slot| slot.live(now))
     }
 
     /// Whether every row of the table is cached.
@@ -186,10 +275,12 @@ impl Cache {
 
     /// The present entries, sorted by key.
     pub fn present_sorted(&self) -> Vec<(String, Arc<CachedValue>)> {
+        let now = self.now();
         let state = self.state.read();
         let mut rows: Vec<_> = state
             .slots
             .iter()
+            .filter(|(_, slot)| slot.live(now))
             .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (String::from(&**key), Arc::clone(value))))
             .collect();
         drop(state);
@@ -208,7 +299,7 @@ impl Cache {
     pub fn write(&self, key: &str, value: Option<Arc<CachedValue>>) {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
-        set_slot(&mut state.slots, key, Slot { value, epoch });
+        self.set(&mut state, key, value, epoch);
     }
 
     /// Records a committed batch: `rows` now hold their values, `deleted` are gone.
@@ -220,10 +311,10 @@ impl Cache {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
         for (key, value) in rows {
-            set_slot(&mut state.slots, key, Slot { value: Some(value), epoch });
+            self.set(&mut state, key, Some(value), epoch);
         }
         for key in deleted {
-            set_slot(&mut state.slots, key, Slot { value: None, epoch });
+            self.set(&mut state, key, None, epoch);
         }
     }
 
@@ -231,7 +322,8 @@ impl Cache {
     pub fn clear(&self) {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
-        *state = State { epoch: epoch.0, cleared: epoch.0, ..State::default() };
+        let to_delete = std::mem::take(&mut state.to_delete);
+        *state = State { epoch: epoch.0, cleared: epoch.0, to_delete, ..State::default() };
     }
 
     /// Forgets `key`, so the next read goes to the database.
@@ -250,7 +342,7 @@ impl Cache {
         let mut state = self.state.write();
         let fill = state.may_fill(key, since);
         if fill {
-            set_slot(&mut state.slots, key, Slot { value, epoch: since });
+            self.set(&mut state, key, value, since);
         }
         fill
     }
@@ -263,7 +355,7 @@ impl Cache {
         for &key in wanted {
             if state.may_fill(key, since) {
                 let value = found.get(key).map(|value| Arc::clone(value));
-                set_slot(&mut state.slots, key, Slot { value, epoch: since });
+                self.set(&mut state, key, value, since);
             }
         }
     }
@@ -271,8 +363,19 @@ impl Cache {
     /// Replaces the content with every row of the table, unless anything was written or
     /// cleared since the scan began; returns whether it did.
     pub fn fill_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>, since: Epoch) -> bool {
+        if self.strategy != CacheStrategy::Unbounded {
+            // A bounded or expiring cache cannot vouch for every key: fill it key by key.
+            let mut state = self.state.write();
+            let fill = state.epoch == since.0;
+            for (key, value) in rows.into_iter().filter(|_| fill) {
+                self.set(&mut state, &key, Some(value), since);
+            }
+            return fill;
+        }
         let mut slots = Map::with_capacity_and_hasher(rows.len(), Default::default());
-        slots.extend(rows.into_iter().map(|(key, value)| (key, Slot { value: Some(value), epoch: since })));
+        slots.extend(
+            rows.into_iter().map(|(key, value)| (key, Slot { value: Some(value), epoch: since, expires: None })),
+        );
         let mut state = self.state.write();
         let fill = state.epoch == since.0;
         if fill {
@@ -281,13 +384,65 @@ impl Cache {
         }
         fill
     }
-}
 
-fn set_slot(slots: &mut Map, key: &str, slot: Slot) {
-    match slots.get_mut(key) {
-        Some(existing) => *existing = slot,
-        None => {
-            slots.insert(key.into(), slot);
+    /// Keys that expired and must be deleted from the file (TTL with `delete_expired`); each
+    /// is handed out once.
+    pub fn take_expired(&self) -> Vec<String> {
+        if !matches!(self.strategy, CacheStrategy::Ttl { delete_expired: true, .. }) {
+            return Vec::new();
+        }
+        let mut state = self.state.write();
+        self.sweep(&mut state, Instant::now());
+        std::mem::take(&mut state.to_delete)
+    }
+
+    /// Records `key` as `value`, as the strategy says: where it goes in the order, when it
+    /// expires, and what is evicted to make room.
+    fn set(&self, state: &mut State, key: &str, value: Option<Arc<CachedValue>>, epoch: Epoch) {
+        let now = self.now();
+        let expires = self.strategy.ttl().zip(now).map(|(ttl, now)| now + ttl);
+        let slot = Slot { value, epoch, expires };
+        match self.strategy {
+            // First insertion decides the place: rewriting a key keeps it.
+            CacheStrategy::Unbounded | CacheStrategy::Fifo { .. } => {
+                if let Some(existing) = state.slots.get_mut(key) {
+                    *existing = slot;
+                } else {
+                    state.slots.insert(key.into(), slot);
+                }
+            }
+            // Every write moves the key to the back.
+            CacheStrategy::Lru { .. } | CacheStrategy::Ttl { .. } => {
+                state.slots.insert(key.into(), slot);
+            }
+        }
+        if let Some(expires) = expires {
+            state.expiring.push_back((expires, key.into(), epoch));
+            self.sweep(state, now.unwrap_or_else(Instant::now));
+        }
+        if let Some(size) = self.strategy.size() {
+            while state.slots.len() > size {
+                state.slots.pop_front();
+                state.all_loaded = false;
+            }
+        }
+    }
+
+    /// Drops expired entries (TTL caches), noting the ones to delete from the file.
+    fn sweep(&self, state: &mut State, now: Instant) {
+        let delete = matches!(self.strategy, CacheStrategy::Ttl { delete_expired: true, .. });
+        while let Some((expires, _, _)) = state.expiring.front() {
+            if *expires > now {
+                break;
+            }
+            let Some((_, key, epoch)) = state.expiring.pop_front() else { break };
+            // Only if the slot is still the one this entry was queued for.
+            if state.slots.get(&key).is_some_and(|slot| slot.epoch == epoch && !slot.live(Some(now))) {
+                let slot = state.slots.remove(&key);
+                if delete && slot.is_some_and(|slot| slot.value.is_some()) {
+                    state.to_delete.push(key.into());
+                }
+            }
         }
     }
 }

@@ -167,8 +167,14 @@ impl<S: Storage> NanaSQLite<S> {
     }
 
     /// Runs `work` on the connection under the store's lock.
+    /// Expired keys of a TTL cache with `delete_expired` are deleted from the file first.
     pub(crate) fn with_storage<R>(&self, work: impl FnOnce(&mut S, &S::Table) -> Result<R>) -> Result<R> {
         let mut storage = self.database().lock()?;
+        for key in self.cache().take_expired() {
+            if let Err(error) = storage.delete(&self.inner.storage_table, &key) {
+                tracing::warn!(%key, %error, "could not delete an expired key");
+            }
+        }
         work(&mut storage, &self.inner.storage_table)
     }
 

@@ -188,6 +188,7 @@ impl AsyncBuilder {
         let sizes = self.sizes()?;
         let options = self.core.options().clone();
         let table = nanasqlite_core::Identifier::new(&options.table)?;
+        options.cache.validate()?;
         let (pool, handle) = Pool::open(&options, sizes, self.spawner.as_ref(), table.clone()).await?;
         let store = AsyncNanaSQLite::new(Arc::new(pool), table, handle, options.cache, Arc::new(options.sql_policy));
         if options.bulk_load {

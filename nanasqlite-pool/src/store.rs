@@ -112,9 +112,19 @@ impl Shared {
         let shared = Arc::clone(self);
         let span = tracing::debug_span!("nanasqlite", op, table = %self.name);
         let job_span = span.clone();
+        // A TTL cache that deletes expired keys does it in its table's next write.
+        let expired = if kind == Kind::Write { self.cache.take_expired() } else { Vec::new() };
         async move {
             let (table, cache) = (shared.table.clone(), Arc::clone(&shared.cache));
-            shared.pool.run(kind, job_span, move |storage| work(storage, &table, &cache)).await
+            let job = move |storage: &mut SqliteStorage| {
+                for key in &expired {
+                    if let Err(error) = storage.delete(&table, key) {
+                        tracing::warn!(%key, %error, "could not delete an expired key");
+                    }
+                }
+                work(storage, &table, &cache)
+            };
+            shared.pool.run(kind, job_span, job).await
         }
         .instrument(span)
     }

@@ -1,0 +1,114 @@
+//! Cache strategies: FIFO and LRU eviction, TTL expiry and reload, TTL that deletes rows.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use nanasqlite::{AsyncNanaSQLite, CacheStrategy, Error, NanaSQLite};
+
+fn open(strategy: CacheStrategy) -> (tempfile::TempDir, NanaSQLite) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NanaSQLite::builder(dir.path().join("c.db")).cache(strategy).open().unwrap();
+    (dir, db)
+}
+
+#[test]
+fn invalid_strategies_are_rejected() {
+    for strategy in [
+        CacheStrategy::Lru { size: 0 },
+        CacheStrategy::Fifo { size: 0 },
+        CacheStrategy::Ttl { ttl: Duration::ZERO, size: None, delete_expired: false },
+        CacheStrategy::Ttl { ttl: Duration::from_secs(1), size: Some(0), delete_expired: false },
+    ] {
+        let opened = NanaSQLite::builder(":memory:").cache(strategy).open();
+        assert!(matches!(opened, Err(Error::Validation { .. })), "{strategy:?}");
+    }
+}
+
+#[test]
+fn lru_evicts_the_least_recently_used() -> nanasqlite::Result<()> {
+    let (_dir, db) = open(CacheStrategy::Lru { size: 3 });
+    for key in ["a", "b", "c"] {
+        db.set(key, &key)?;
+    }
+    db.get::<String>("a")?; // a is now the most recent: b is the least
+    db.set("d", &"d")?;
+    assert!(!db.is_cached("b"), "b was least recently used");
+    assert!(db.is_cached("a") && db.is_cached("c") && db.is_cached("d"));
+    assert_eq!(db.get::<String>("b")?.as_deref(), Some("b"), "an evicted key is read again from the file");
+    assert!(db.is_cached("b"), "and cached again");
+    assert!(!db.is_cached("c"), "which evicted the next least recent");
+    db.get::<String>("missing")?;
+    assert!(db.is_cached("missing"), "absent keys count too");
+    assert_eq!(db.values::<String>()?.len(), 4, "values() sees the whole table, not just the cache");
+    Ok(())
+}
+
+#[test]
+fn fifo_evicts_the_first_cached_even_when_rewritten() -> nanasqlite::Result<()> {
+    let (_dir, db) = open(CacheStrategy::Fifo { size: 2 });
+    db.set("a", &1)?;
+    db.set("b", &2)?;
+    db.set("a", &3)?; // rewriting keeps a's place
+    db.get::<i32>("a")?;
+    db.set("c", &4)?;
+    assert!(!db.is_cached("a") && db.is_cached("b") && db.is_cached("c"));
+    assert_eq!(db.get::<i32>("a")?, Some(3));
+    Ok(())
+}
+
+#[test]
+fn ttl_entries_expire_and_are_read_again() -> nanasqlite::Result<()> {
+    let (dir, db) = open(CacheStrategy::Ttl { ttl: Duration::from_millis(150), size: None, delete_expired: false });
+    db.set("k", &1)?;
+    assert!(db.is_cached("k"));
+    // Another connection changes the row; the cache shows the old value until it expires.
+    let other = NanaSQLite::open(dir.path().join("c.db"))?;
+    other.set("k", &2)?;
+    assert_eq!(db.get::<i32>("k")?, Some(1));
+    sleep(Duration::from_millis(200));
+    assert!(!db.is_cached("k"), "expired");
+    assert_eq!(db.get::<i32>("k")?, Some(2), "reloaded from the file");
+    assert!(db.is_cached("k"));
+    assert_eq!(other.get_fresh::<i32>("k")?, Some(2), "plain TTL never deletes data");
+    Ok(())
+}
+
+#[test]
+fn ttl_with_delete_expired_removes_rows() -> nanasqlite::Result<()> {
+    let strategy = CacheStrategy::Ttl { ttl: Duration::from_millis(100), size: Some(100), delete_expired: true };
+    let (dir, db) = open(strategy);
+    db.set("session", &"token")?;
+    db.set("other", &"x")?;
+    sleep(Duration::from_millis(150));
+    db.set("fresh", &"y")?; // a write sweeps expired entries
+    db.len()?; // the next operation deletes them from the file
+    let file = NanaSQLite::open(dir.path().join("c.db"))?;
+    assert_eq!(file.keys()?, ["fresh"], "expired keys were deleted from the file");
+    assert_eq!(db.get::<String>("session")?, None);
+    Ok(())
+}
+
+#[test]
+fn async_store_uses_the_same_strategies() {
+    futures::executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let db = AsyncNanaSQLite::builder(&path).cache(CacheStrategy::Lru { size: 2 }).open().await.unwrap();
+        for key in ["a", "b", "c"] {
+            db.set(key, &key).await.unwrap();
+        }
+        assert!(!db.is_cached("a") && db.is_cached("c"));
+        assert_eq!(db.get::<String>("a").await.unwrap().as_deref(), Some("a"));
+        db.close().await.unwrap();
+
+        let strategy = CacheStrategy::Ttl { ttl: Duration::from_millis(100), size: None, delete_expired: true };
+        let db = AsyncNanaSQLite::builder(&path).cache(strategy).open().await.unwrap();
+        db.set("session", &1).await.unwrap();
+        sleep(Duration::from_millis(150));
+        db.set("trigger", &1).await.unwrap(); // sweeps, and the next write deletes
+        db.set("trigger", &2).await.unwrap();
+        assert_eq!(db.get_fresh::<i32>("session").await.unwrap(), None, "deleted from the file");
+        assert!(AsyncNanaSQLite::builder(&path).cache(CacheStrategy::Lru { size: 0 }).open().await.is_err());
+        db.close().await.unwrap();
+    });
+}
