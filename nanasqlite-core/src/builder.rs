@@ -161,7 +161,7 @@ impl Builder {
         let table = Identifier::new(&table)?;
         let cache = cache.validate()?;
         let storage = SqliteStorage::open(&path, &connection)?;
-        let database = Arc::new(Database::new(storage, path, lock_timeout));
+        let database = Arc::new(Database::new(storage, path, lock_timeout, connection));
         let store = NanaSQLite::attach(database, table, cache, sql_policy)?;
         if bulk_load {
             store.load_all()?;

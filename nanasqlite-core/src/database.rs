@@ -6,14 +6,23 @@ use std::time::Duration;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 
+use std::sync::{Arc, Weak};
+
+use crate::backup;
+use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::identifier::Identifier;
+use crate::storage::{ConnectionOptions, SqliteStorage, Storage};
 
 /// One open database: its connection (gone once closed) and how long callers wait for it.
 #[derive(Debug)]
 pub(crate) struct Database<S> {
     storage: Mutex<Option<S>>,
     closed: AtomicBool,
+    /// How the connection was opened, to reopen it after a restore.
+    options: ConnectionOptions,
+    /// The tables opened on this database and their caches, for a restore to reset.
+    tables: Mutex<Vec<(Identifier, Weak<Cache>)>>,
     /// The thread running a transaction on this database (0: none); see [`thread_token`].
     transaction_owner: AtomicU64,
     lock_timeout: Option<Duration>,
@@ -41,10 +50,12 @@ impl Drop for TransactionMark<'_> {
 }
 
 impl<S: Storage> Database<S> {
-    pub(crate) fn new(storage: S, path: PathBuf, lock_timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(storage: S, path: PathBuf, lock_timeout: Option<Duration>, options: ConnectionOptions) -> Self {
         Self {
             storage: Mutex::new(Some(storage)),
             closed: AtomicBool::new(false),
+            options,
+            tables: Mutex::new(Vec::new()),
             transaction_owner: AtomicU64::new(0),
             lock_timeout,
             path,
@@ -87,15 +98,76 @@ impl<S: Storage> Database<S> {
         storage.map_or(Ok(()), Storage::close)
     }
 
+    /// Remembers a table and its cache, for [`replace_file`](Database::replace_file).
+    pub(crate) fn register(&self, name: &Identifier, cache: &Arc<Cache>) {
+        let mut tables = self.tables.lock();
+        tables.retain(|(_, cache)| cache.strong_count() > 0);
+        tables.push((name.clone(), Arc::downgrade(cache)));
+    }
+
     /// Marks the calling thread as running a transaction (call while holding the lock).
     pub(crate) fn mark_transaction(&self) -> TransactionMark<'_> {
         self.transaction_owner.store(thread_token(), Ordering::Release);
         TransactionMark { owner: &self.transaction_owner }
     }
 
+    fn lock_slot(&self) -> Result<MutexGuard<'_, Option<S>>> {
+        if self.transaction_owner.load(Ordering::Acquire) != 0 {
+            return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
+        }
+        match self.lock_timeout {
+            None => Ok(self.storage.lock()),
+            Some(waited) => self.storage.try_lock_for(waited).ok_or(Error::LockTimeout { waited }),
+        }
+    }
+
     /// The raw lock, for tests that need to hold it.
     #[cfg(test)]
     pub(crate) fn hold(&self) -> MutexGuard<'_, Option<S>> {
         self.storage.lock()
+    }
+}
+
+impl Database<SqliteStorage> {
+    /// Replaces the file with a checked copy of `source`, reopens the connection, recreates
+    /// every table opened on it and empties their caches. If the file cannot be reopened the
+    /// database is closed.
+    pub(crate) fn replace_file(&self, source: &Path) -> Result<()> {
+        if backup::is_memory(&self.path) {
+            return Err(Error::validation("cannot restore into an in-memory database"));
+        }
+        let mut slot = self.lock_slot()?;
+        let live = slot.take().ok_or(Error::Closed)?;
+        let result = match backup::replace_database(live, &self.path, source, &self.options) {
+            Ok(storage) => {
+                let recreated = self.recreate_tables(&storage);
+                *slot = Some(storage);
+                recreated
+            }
+            Err((reopened, error)) => {
+                if reopened.is_none() {
+                    self.closed.store(true, Ordering::Release);
+                }
+                *slot = reopened;
+                Err(error)
+            }
+        };
+        drop(slot);
+        for (_, cache) in self.tables.lock().iter() {
+            if let Some(cache) = cache.upgrade() {
+                cache.clear();
+            }
+        }
+        result
+    }
+
+    fn recreate_tables(&self, storage: &SqliteStorage) -> Result<()> {
+        let tables = self.tables.lock();
+        for (name, cache) in tables.iter() {
+            if cache.strong_count() > 0 {
+                storage.open_table(name)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -32,6 +32,7 @@
 //! read as `null` (what orjson writes for them).
 
 pub mod atomic;
+pub mod backup;
 mod builder;
 pub mod cache;
 pub mod codec;

@@ -52,7 +52,7 @@ struct Table<S: Storage> {
     storage_table: S::Table,
     strategy: CacheStrategy,
     policy: SqlPolicy,
-    cache: Cache,
+    cache: Arc<Cache>,
 }
 
 impl<S: Storage> Clone for NanaSQLite<S> {
@@ -98,7 +98,8 @@ impl<S: Storage> NanaSQLite<S> {
         policy: SqlPolicy,
     ) -> Result<Self> {
         let storage_table = database.lock()?.open_table(&name)?;
-        let cache = Cache::new(strategy);
+        let cache = Arc::new(Cache::new(strategy));
+        database.register(&name, &cache);
         Ok(Self { inner: Arc::new(Table { database, name, storage_table, strategy, policy, cache }) })
     }
 

@@ -289,6 +289,42 @@ impl NanaSQLite {
         db_size(self.path())
     }
 
+    /// Copies the database online into `dest`, atomically: the copy is one consistent snapshot,
+    /// written to a temp file beside `dest`, checked with `PRAGMA integrity_check`, synced,
+    /// then renamed over `dest`. The store stays usable meanwhile (a file database is copied
+    /// through a separate read-only connection).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) when `dest` is in memory or is this
+    /// database; SQLite's or the file system's error (then `dest` is untouched).
+    pub fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
+        self.database().ensure_open()?;
+        let dest = dest.as_ref();
+        crate::backup::check_destination(self.path(), dest)?;
+        if crate::backup::is_memory(self.path()) {
+            return self.with_storage(|storage, _| crate::backup::copy_to(storage.connection(), dest));
+        }
+        let source = SqliteStorage::open_read_only(self.path(), &crate::storage::ConnectionOptions::default())?;
+        crate::backup::copy_to(source.connection(), dest)
+    }
+
+    /// Replaces the whole database (every table) with the one in `source`: `source` is checked
+    /// first and copied beside the file; only then is the connection closed, the file swapped
+    /// and reopened, the tables of every handle recreated and every cache emptied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) when `source` is missing, not SQLite or
+    /// damaged, or the database is in memory (nothing changes then);
+    /// [`Error::Transaction`](crate::Error::Transaction) during a transaction;
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout); SQLite's or the file system's error.
+    /// If the file cannot be reopened the store is closed.
+    pub fn restore(&self, source: impl AsRef<std::path::Path>) -> Result<()> {
+        self.database().ensure_open()?;
+        self.database().replace_file(source.as_ref())
+    }
+
     /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
     /// returns `Err` or panics. Key/value writes made through the [`Transaction`] reach the
     /// cache only once committed. Other threads wait for it; calling the store itself (not
