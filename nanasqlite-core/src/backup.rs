@@ -121,33 +121,31 @@ fn sync_directory(path: &Path) {
 }
 
 /// Replaces the database file at `path`, whose connection `live` is, with a checked copy of
-/// `source`, and returns the new connection. The copy is made and checked before the live
-/// connection is closed; if anything fails after that, the old file is reopened.
+/// `source`. Returns the connection to use from now on (the new file's; or the old one's when
+/// the swap failed; `None` if not even that could be reopened) and how it went. The copy is
+/// made and checked before the live connection is closed.
 ///
-/// # Errors
-///
-/// [`Error::Validation`] when `source` is not a usable database (nothing changes then); SQLite's
-/// or the file system's error.
+/// The outcome is [`Error::Validation`] when `source` is not a usable database (nothing
+/// changes then), or SQLite's or the file system's error.
+#[must_use]
 pub fn replace_database(
     live: SqliteStorage,
     path: &Path,
     source: &Path,
     options: &ConnectionOptions,
-) -> std::result::Result<SqliteStorage, (Option<SqliteStorage>, Error)> {
-    let staged = stage_copy(path, source);
-    let temp = match staged {
+) -> (Option<SqliteStorage>, Result<()>) {
+    let temp = match stage_copy(path, source) {
         Ok(temp) => temp,
-        Err(error) => return Err((Some(live), error)),
+        Err(error) => return (Some(live), Err(error)),
     };
-    if let Err(error) = live.close() {
-        let _ = fs::remove_file(&temp);
-        return Err((SqliteStorage::open(path, options).ok(), error));
+    let swapped = live.close().and_then(|()| swap_in(&temp, path)).and_then(|()| SqliteStorage::open(path, options));
+    match swapped {
+        Ok(storage) => (Some(storage), Ok(())),
+        Err(error) => {
+            let _ = fs::remove_file(&temp);
+            (SqliteStorage::open(path, options).ok(), Err(error))
+        }
     }
-    let swapped = swap_in(&temp, path).and_then(|()| SqliteStorage::open(path, options));
-    swapped.map_err(|error| {
-        let _ = fs::remove_file(&temp);
-        (SqliteStorage::open(path, options).ok(), error)
-    })
 }
 
 /// A checked copy of `source` beside `path`, ready to be renamed over it.

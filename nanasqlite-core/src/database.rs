@@ -138,20 +138,15 @@ impl Database<SqliteStorage> {
         }
         let mut slot = self.lock_slot()?;
         let live = slot.take().ok_or(Error::Closed)?;
-        let result = match backup::replace_database(live, &self.path, source, &self.options) {
-            Ok(storage) => {
-                let recreated = self.recreate_tables(&storage);
-                *slot = Some(storage);
-                recreated
-            }
-            Err((reopened, error)) => {
-                if reopened.is_none() {
-                    self.closed.store(true, Ordering::Release);
-                }
-                *slot = reopened;
-                Err(error)
+        let (storage, replaced) = backup::replace_database(live, &self.path, source, &self.options);
+        let result = match &storage {
+            Some(storage) => replaced.and_then(|()| self.recreate_tables(storage)),
+            None => {
+                self.closed.store(true, Ordering::Release);
+                replaced
             }
         };
+        *slot = storage;
         drop(slot);
         for (_, cache) in self.tables.lock().iter() {
             if let Some(cache) = cache.upgrade() {
