@@ -97,13 +97,10 @@ fn write_copy(source: &Connection, temp: &Path) -> Result<()> {
         let backup = Backup::new(source, &mut target)?;
         // All pages in one step: one snapshot. Retry while another connection holds a lock.
         for _ in 0..1000 {
-            match backup.step(-1)? {
-                StepResult::Done => break,
-                StepResult::More | StepResult::Busy | StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => std::thread::sleep(Duration::from_millis(5)),
+            if backup.step(-1)? == StepResult::Done {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     // A backup of a WAL database is a WAL database: fold it into the main file.
@@ -127,7 +124,6 @@ fn sync_directory(path: &Path) {
 ///
 /// The outcome is [`Error::Validation`] when `source` is not a usable database (nothing
 /// changes then), or SQLite's or the file system's error.
-#[must_use]
 pub fn replace_database(
     live: SqliteStorage,
     path: &Path,
