@@ -126,6 +126,7 @@ on_every_runtime!(
     transaction_closure,
     begin_guard,
     atomic_updates,
+    backup_and_restore,
 );
 
 async fn crud(setup: Setup) {
@@ -519,4 +520,39 @@ async fn atomic_updates(setup: Setup) {
     assert!(matches!(db.increment("page", 1, None).await, Err(Error::Validation { .. })));
     assert_eq!(db.get::<Value>("page").await.unwrap(), Some(json!({"hits": 2, "title": "t"})));
     db.close().await.unwrap();
+}
+
+async fn backup_and_restore(setup: Setup) {
+    let dir = setup.path.parent().unwrap().to_path_buf();
+    let source = NanaSQLite::open(dir.join("source.db")).unwrap();
+    source.set("k", &"from source").unwrap();
+    drop(source);
+    let db = setup.builder.clone().read_pool_size(2).max_workers(3).open().await.unwrap();
+    let other = db.table("other").await.unwrap();
+    db.batch_update((0..100).map(|i| (format!("k{i}"), i))).await.unwrap();
+    db.set("k", &"live").await.unwrap();
+    let dest = dir.join("backup.db");
+    db.backup(&dest).await.unwrap();
+    assert_eq!(NanaSQLite::open(&dest).unwrap().len().unwrap(), 101);
+    assert!(matches!(db.backup(&setup.path).await, Err(Error::Validation { .. })));
+    assert!(matches!(db.backup(":memory:").await, Err(Error::Validation { .. })));
+
+    let not_sqlite = dir.join("not.db");
+    std::fs::write(&not_sqlite, b"not sqlite").unwrap();
+    assert!(matches!(db.restore(&not_sqlite).await, Err(Error::Validation { .. })));
+    assert_eq!(db.get_fresh::<String>("k").await.unwrap().as_deref(), Some("live"), "nothing changed");
+
+    let tx = db.begin().await.unwrap();
+    assert!(matches!(db.restore(dir.join("source.db")).await, Err(Error::Transaction { .. })));
+    tx.rollback().await.unwrap();
+
+    db.restore(dir.join("source.db")).await.unwrap();
+    assert_eq!(db.get::<String>("k").await.unwrap().as_deref(), Some("from source"), "caches emptied");
+    assert_eq!(db.get::<i32>("k5").await.unwrap(), None, "readers read the new file");
+    assert_eq!(db.len().await.unwrap(), 1);
+    other.set("x", &1).await.unwrap(); // recreated
+    db.set("after", &1).await.unwrap();
+    db.close().await.unwrap();
+    assert_eq!(NanaSQLite::open(&setup.path).unwrap().get::<i32>("after").unwrap(), Some(1));
+    db.restore(dir.join("source.db")).await.unwrap_err();
 }

@@ -7,6 +7,7 @@
 //! A lane stops when its queue is empty and every sender is gone, then closes its connection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use nanasqlite_core::Error;
@@ -33,6 +34,15 @@ pub(crate) struct Lane {
     held: Option<Box<dyn Job>>,
     /// Whether this lane polls before parking (the writer does).
     spins: bool,
+    /// Readers reopen their connection when the file was replaced (a restore).
+    reopen: Option<Reopen>,
+}
+
+/// How a reader notices a replaced file and opens it again.
+pub(crate) struct Reopen {
+    pub(crate) generation: Arc<AtomicU64>,
+    pub(crate) seen: u64,
+    pub(crate) open: Box<dyn Fn() -> nanasqlite_core::Result<SqliteStorage> + Send>,
 }
 
 impl Lane {
@@ -42,13 +52,31 @@ impl Lane {
         storage: SqliteStorage,
         counters: Arc<Counters>,
         spins: bool,
+        reopen: Option<Reopen>,
     ) -> Self {
-        Self { queue, storage, counters, held: None, spins }
+        Self { queue, storage, counters, held: None, spins, reopen }
+    }
+
+    /// Opens the file again if it was replaced since this lane last looked.
+    fn follow_restore(&mut self) {
+        let Some(reopen) = &mut self.reopen else { return };
+        let generation = reopen.generation.load(Ordering::Acquire);
+        if generation == reopen.seen {
+            return;
+        }
+        match (reopen.open)() {
+            Ok(storage) => {
+                let _ = std::mem::replace(&mut self.storage, storage).close();
+                reopen.seen = generation;
+            }
+            Err(error) => tracing::warn!(%error, "a reader could not reopen the restored file"),
+        }
     }
 
     /// Runs jobs until the queue is empty and closed; returns how closing the connection went.
     pub(crate) fn run(mut self) -> nanasqlite_core::Result<()> {
         while let Some(first) = self.held.take().or_else(|| self.next()) {
+            self.follow_restore();
             let group = self.gather(first);
             self.run_group(group);
         }

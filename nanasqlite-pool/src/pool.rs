@@ -1,16 +1,17 @@
 //! The pool: one writer lane, optional reader lanes, their queues, and their lifecycle.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
+use nanasqlite_core::cache::Cache;
+use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, SqliteTable, Storage};
 use nanasqlite_core::{Error, Identifier, Options, Result};
 use parking_lot::{Mutex, RwLock};
 
 use crate::job::{Job, Kind, Outcome, Task};
-use crate::lanes::Lane;
+use crate::lanes::{Lane, Reopen};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
 
@@ -33,6 +34,11 @@ pub(crate) struct Pool {
     closed: AtomicBool,
     /// A `begin()` transaction holds the writer.
     transaction_open: AtomicBool,
+    /// Bumped when a restore replaced the file: readers reopen.
+    generation: Arc<AtomicU64>,
+    /// The tables opened on this pool and their caches, for a restore to reset.
+    tables: Mutex<Vec<(Identifier, Weak<Cache>)>>,
+    connection: ConnectionOptions,
     lanes: usize,
     lock_timeout: Option<Duration>,
     counters: Arc<Counters>,
@@ -57,17 +63,24 @@ impl Pool {
             Ok((storage, table))
         };
         let (exit, table) =
-            start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters, true).await?;
+            start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters, None).await?;
         let mut exits = vec![exit];
+        let generation = Arc::new(AtomicU64::new(0));
         let readers = if sizes.readers == 0 || options.is_memory() {
             None
         } else {
             let (readers, queue) = flume::bounded(sizes.queue_capacity);
             for i in 0..sizes.readers {
                 let (path, connection) = (options.path.clone(), options.connection.clone());
+                let reopen = {
+                    let (path, connection) = (path.clone(), connection.clone());
+                    let open: Box<dyn Fn() -> Result<SqliteStorage> + Send> =
+                        Box::new(move || SqliteStorage::open_read_only(&path, &connection));
+                    Reopen { generation: Arc::clone(&generation), seen: 0, open }
+                };
                 let open_reader = move || Ok((SqliteStorage::open_read_only(&path, &connection)?, ()));
                 let name = format!("nanasqlite-reader-{i}");
-                exits.push(start_lane(spawner, name, open_reader, queue.clone(), &counters, false).await?.0);
+                exits.push(start_lane(spawner, name, open_reader, queue.clone(), &counters, Some(reopen)).await?.0);
             }
             Some(readers)
         };
@@ -78,6 +91,9 @@ impl Pool {
             exits: Mutex::new(exits),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
+            generation,
+            tables: Mutex::new(Vec::new()),
+            connection: options.connection.clone(),
             lock_timeout: options.lock_timeout,
             counters,
             path: options.path.clone(),
@@ -121,6 +137,34 @@ impl Pool {
             _ => self.writer.read().clone(),
         };
         queue.ok_or(Error::Closed)
+    }
+
+    /// Remembers a table and its cache, for a restore to recreate and reset.
+    pub(crate) fn register(&self, name: &Identifier, cache: &Arc<Cache>) {
+        let mut tables = self.tables.lock();
+        tables.retain(|(_, cache)| cache.strong_count() > 0);
+        tables.push((name.clone(), Arc::downgrade(cache)));
+    }
+
+    /// The live tables, and their caches.
+    pub(crate) fn tables(&self) -> Vec<(Identifier, Arc<Cache>)> {
+        self.tables.lock().iter().filter_map(|(name, cache)| Some((name.clone(), cache.upgrade()?))).collect()
+    }
+
+    /// After a restore: readers reopen before their next group.
+    pub(crate) fn file_replaced(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The file could not be reopened: no more jobs.
+    pub(crate) fn fail(&self) {
+        self.closed.store(true, Ordering::Release);
+        drop(self.readers.write().take());
+        drop(self.writer.write().take());
+    }
+
+    pub(crate) fn connection_options(&self) -> &ConnectionOptions {
+        &self.connection
     }
 
     /// Whether a `begin()` transaction is open.
@@ -178,7 +222,7 @@ async fn start_lane<T: Send + 'static>(
     open: impl FnOnce() -> Result<(SqliteStorage, T)> + Send + 'static,
     queue: flume::Receiver<Box<dyn Job>>,
     counters: &Arc<Counters>,
-    spins: bool,
+    reopen: Option<Reopen>,
 ) -> Result<(flume::Receiver<Result<()>>, T)> {
     let (ready, opened) = flume::bounded(1);
     let (exit, exited) = flume::bounded(1);
@@ -188,7 +232,9 @@ async fn start_lane<T: Send + 'static>(
         Box::new(move || match open() {
             Ok((storage, made)) => {
                 let _ = ready.send(Ok(made));
-                let _ = exit.send(Lane::new(queue, storage, counters, spins).run());
+                // The writer (the lane that reopens nothing) polls before parking.
+                let spins = reopen.is_none();
+                let _ = exit.send(Lane::new(queue, storage, counters, spins, reopen).run());
             }
             Err(error) => {
                 let _ = ready.send(Err(error));

@@ -203,6 +203,7 @@ impl AsyncNanaSQLite {
         policy: Arc<SqlPolicy>,
     ) -> Self {
         let cache = Arc::new(Cache::new(strategy));
+        pool.register(&name, &cache);
         Self { shared: Arc::new(Shared { pool, name, table, cache, strategy, policy }) }
     }
 

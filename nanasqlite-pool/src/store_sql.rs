@@ -2,19 +2,21 @@
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_channel::oneshot;
 use nanasqlite_core::cache::{Cache, CachedValue};
 use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlPolicy, SqlValue};
 use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
-use nanasqlite_core::{Error, Result, Transaction};
+use nanasqlite_core::{Error, Result, Transaction, backup};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::job::{Kind, Outcome, panic_error};
+use crate::pool::Pool;
 use crate::store::{AsyncNanaSQLite, Shared};
 
 /// Encodes a record on the caller's side, naming the table on failure.
@@ -348,6 +350,50 @@ impl AsyncNanaSQLite {
         nanasqlite_core::db_size(self.shared.pool.path())
     }
 
+    /// As [`NanaSQLite::backup`](nanasqlite_core::NanaSQLite::backup): copies the database
+    /// online into `dest`, atomically and verified. Runs on a reader when there is one, so
+    /// writes go on meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn backup<P: AsRef<Path>>(&self, dest: P) -> impl Future<Output = Result<()>> + Send + use<P> {
+        let (dest, path) = (dest.as_ref().to_path_buf(), self.shared.pool.path().to_path_buf());
+        self.shared.job("backup", Kind::Read, move |storage, _, _| {
+            backup::check_destination(&path, &dest)?;
+            backup::copy_to(storage.connection(), &dest).map(Outcome::plain)
+        })
+    }
+
+    /// As [`NanaSQLite::restore`](nanasqlite_core::NanaSQLite::restore): replaces the whole
+    /// database with `source` (checked and copied first), alone on the writer; the tables of
+    /// every handle are recreated, every cache emptied, and the readers reopen the file before
+    /// their next read.
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's; [`Error::Transaction`] while a `begin()` transaction is open.
+    pub fn restore<P: AsRef<Path>>(&self, source: P) -> impl Future<Output = Result<()>> + Send + use<P> {
+        let (source, shared) = (source.as_ref().to_path_buf(), Arc::clone(&self.shared));
+        async move {
+            if shared.pool.in_transaction() {
+                return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
+            }
+            let pool = Arc::clone(&shared.pool);
+            shared
+                .job("restore", Kind::Exclusive, move |storage, _, _| {
+                    swap_file(&pool, storage, &source)?;
+                    let tables = pool.tables();
+                    for (name, _) in &tables {
+                        storage.open_table(name)?;
+                    }
+                    pool.file_replaced();
+                    Ok(Outcome::then((), move || tables.iter().for_each(|(_, cache)| cache.clear())))
+                })
+                .await
+        }
+    }
+
     /// Runs `work` in one write transaction on the writer: committed if it returns `Ok`,
     /// rolled back if it returns `Err` or panics. Key/value writes reach the cache only once
     /// committed.
@@ -399,6 +445,22 @@ impl AsyncNanaSQLite {
             opened
         }
     }
+}
+
+/// On the writer: replaces the file under `storage` with a checked copy of `source`.
+fn swap_file(pool: &Pool, storage: &mut SqliteStorage, source: &Path) -> Result<()> {
+    let path = pool.path();
+    if backup::is_memory(path) {
+        return Err(Error::Validation { message: "cannot restore into an in-memory database".to_owned() });
+    }
+    let options = pool.connection_options();
+    let live = std::mem::replace(storage, SqliteStorage::open(":memory:", options)?);
+    let (reopened, replaced) = backup::replace_database(live, path, source, options);
+    match reopened {
+        Some(reopened) => *storage = reopened,
+        None => pool.fail(),
+    }
+    replaced
 }
 
 fn apply(cache: &Cache, writes: Vec<(String, Option<Arc<CachedValue>>)>) {
