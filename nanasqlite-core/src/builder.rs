@@ -55,6 +55,8 @@ pub struct Options {
     pub connection: ConnectionOptions,
     /// The rules SQL fragments are checked against.
     pub sql_policy: SqlPolicy,
+    /// Check for writes by other connections at most this often (`None`: never).
+    pub watch_external_writes: Option<Duration>,
 }
 
 impl Options {
@@ -78,6 +80,7 @@ impl Builder {
                 lock_timeout: None,
                 connection: ConnectionOptions::default(),
                 sql_policy: SqlPolicy::default(),
+                watch_external_writes: None,
             },
         }
     }
@@ -142,6 +145,15 @@ impl Builder {
         self
     }
 
+    /// Notice writes by other connections and processes: at most once per `interval`, a read
+    /// asks SQLite (`PRAGMA data_version`) whether another connection committed, and if so every
+    /// cache of the file is emptied. A cached value is then at most about `interval` stale.
+    /// Default off (as Python NanaSQLite, whose caches never notice other writers).
+    pub fn watch_external_writes(mut self, interval: Duration) -> Self {
+        self.options.watch_external_writes = Some(interval);
+        self
+    }
+
     /// Bytes of the file SQLite may memory-map. Default 256 MiB.
     pub fn mmap_size(mut self, bytes: u64) -> Self {
         self.options.connection.mmap_size = bytes;
@@ -157,11 +169,14 @@ impl Builder {
     /// a SQLite database; [`Error::Sqlite`](crate::Error::Sqlite) when the table cannot be
     /// created or read.
     pub fn open(self) -> Result<NanaSQLite> {
-        let Options { path, table, bulk_load, cache, lock_timeout, connection, sql_policy } = self.options;
+        let Options { path, table, bulk_load, cache, lock_timeout, connection, sql_policy, watch_external_writes } =
+            self.options;
         let table = Identifier::new(&table)?;
         let cache = cache.validate()?;
         let storage = SqliteStorage::open(&path, &connection)?;
-        let database = Arc::new(Database::new(storage, path, lock_timeout, connection));
+        let mut database = Database::new(storage, path, lock_timeout, connection);
+        database.watch(watch_external_writes);
+        let database = Arc::new(database);
         let store = NanaSQLite::attach(database, table, cache, sql_policy)?;
         if bulk_load {
             store.load_all()?;

@@ -13,6 +13,7 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::storage::{ConnectionOptions, SqliteStorage, Storage};
+use crate::watch::ExternalWrites;
 
 /// One open database: its connection (gone once closed) and how long callers wait for it.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub(crate) struct Database<S> {
     options: ConnectionOptions,
     /// The tables opened on this database and their caches, for a restore to reset.
     tables: Mutex<Vec<(Identifier, Weak<Cache>)>>,
+    /// Opt-in: notice writes by other connections.
+    external: Option<ExternalWrites>,
     /// The thread running a transaction on this database (0: none); see [`thread_token`].
     transaction_owner: AtomicU64,
     lock_timeout: Option<Duration>,
@@ -56,6 +59,7 @@ impl<S: Storage> Database<S> {
             closed: AtomicBool::new(false),
             options,
             tables: Mutex::new(Vec::new()),
+            external: None,
             transaction_owner: AtomicU64::new(0),
             lock_timeout,
             path,
@@ -96,6 +100,38 @@ impl<S: Storage> Database<S> {
         self.closed.store(true, Ordering::Release);
         let storage = self.storage.lock().take();
         storage.map_or(Ok(()), Storage::close)
+    }
+
+    /// Checks for writes by other connections at most once per `interval`.
+    pub(crate) fn watch(&mut self, interval: Option<Duration>) {
+        self.external = interval.map(ExternalWrites::new);
+        // The baseline, so that a write in the first interval is noticed too.
+        if let (Some(external), Some(storage)) = (&self.external, self.storage.get_mut().as_ref())
+            && let Ok(Some(version)) = storage.data_version()
+        {
+            external.changed(version);
+        }
+    }
+
+    /// If a check is due and the lock is free, asks whether another connection committed and,
+    /// if so, empties every cache. Never waits: a busy store is checked next time.
+    pub(crate) fn notice_external_writes(&self) {
+        let Some(external) = self.external.as_ref().filter(|external| external.due()) else { return };
+        let Some(storage) = self.storage.try_lock() else { return };
+        if let Some(Ok(Some(version))) = storage.as_ref().map(Storage::data_version) {
+            drop(storage);
+            if external.changed(version) {
+                self.clear_caches();
+            }
+        }
+    }
+
+    fn clear_caches(&self) {
+        for (_, cache) in self.tables.lock().iter() {
+            if let Some(cache) = cache.upgrade() {
+                cache.clear();
+            }
+        }
     }
 
     /// Remembers a table and its cache, for [`replace_file`](Database::replace_file).
@@ -148,11 +184,7 @@ impl Database<SqliteStorage> {
         };
         *slot = storage;
         drop(slot);
-        for (_, cache) in self.tables.lock().iter() {
-            if let Some(cache) = cache.upgrade() {
-                cache.clear();
-            }
-        }
+        self.clear_caches();
         result
     }
 

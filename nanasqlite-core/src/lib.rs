@@ -43,6 +43,7 @@ pub mod sql;
 pub mod storage;
 mod store;
 mod store_sql;
+pub mod watch;
 
 pub use atomic::Amount;
 pub use builder::{Builder, DEFAULT_TABLE, Options};

@@ -230,6 +230,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// As [`get`](Self::get), without the decode error.
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.database().ensure_open()?;
+        self.database().notice_external_writes();
         match self.cache().lookup(key) {
             Lookup::Hit(_) => Ok(true),
             Lookup::Absent => Ok(false),
@@ -325,6 +326,7 @@ impl<S: Storage> NanaSQLite<S> {
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<HashMap<String, T>> {
         self.database().ensure_open()?;
+        self.database().notice_external_writes();
         let keys: Vec<_> = keys.into_iter().collect();
         let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         let rows = match self.cache().lookup_all(&keys) {
@@ -353,6 +355,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// The cached value of `key`, reading the file on a cache miss.
     fn cached(&self, key: &str) -> Result<Option<Arc<CachedValue>>> {
         self.database().ensure_open()?;
+        self.database().notice_external_writes();
         match self.cache().lookup(key) {
             Lookup::Hit(value) => Ok(Some(value)),
             Lookup::Absent => Ok(None),
@@ -390,6 +393,7 @@ impl<S: Storage> NanaSQLite<S> {
 
     /// Every row, sorted by key, loading the table into the cache first if needed.
     fn all_rows(&self) -> Result<Vec<(String, Arc<CachedValue>)>> {
+        self.database().notice_external_writes();
         if self.cache().is_all_loaded() {
             self.database().ensure_open()?;
             return Ok(self.cache().present_sorted());

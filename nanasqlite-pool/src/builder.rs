@@ -152,6 +152,13 @@ impl AsyncBuilder {
         self.map_core(|core| core.sql_policy(policy))
     }
 
+    /// Notice writes by other connections and processes, as
+    /// [`Builder::watch_external_writes`]; the check runs on the writer thread, never on the
+    /// caller's.
+    pub fn watch_external_writes(self, interval: Duration) -> Self {
+        self.map_core(|core| core.watch_external_writes(interval))
+    }
+
     /// Bytes SQLite may memory-map, as [`Builder::mmap_size`].
     pub fn mmap_size(self, bytes: u64) -> Self {
         self.map_core(|core| core.mmap_size(bytes))

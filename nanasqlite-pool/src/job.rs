@@ -70,6 +70,8 @@ pub(crate) struct Task<F, R> {
     queued_at: Instant,
     deadline: Option<(Instant, Duration)>,
     span: tracing::Span,
+    /// Runs although nobody waits for its answer (housekeeping).
+    detached: bool,
 }
 
 impl<F, R> Task<F, R>
@@ -87,8 +89,15 @@ where
         let (reply, answer) = oneshot::channel();
         let queued_at = Instant::now();
         let deadline = lock_timeout.map(|timeout| (queued_at + timeout, timeout));
-        let task = Self { kind, work, outcome: None, reply, queued_at, deadline, span };
+        let task = Self { kind, work, outcome: None, reply, queued_at, deadline, span, detached: false };
         (Box::new(task), answer)
+    }
+
+    /// A job that runs although nobody waits for its answer.
+    pub(crate) fn detached(kind: Kind, span: tracing::Span, work: F) -> Box<dyn Job> {
+        let (reply, _) = oneshot::channel();
+        let queued_at = Instant::now();
+        Box::new(Self { kind, work, outcome: None, reply, queued_at, deadline: None, span, detached: true })
     }
 }
 
@@ -102,7 +111,7 @@ where
     }
 
     fn is_abandoned(&self) -> bool {
-        self.reply.is_canceled()
+        !self.detached && self.reply.is_canceled()
     }
 
     fn queued_at(&self) -> Instant {

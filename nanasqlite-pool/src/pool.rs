@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use nanasqlite_core::cache::Cache;
 use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, SqliteTable, Storage};
+use nanasqlite_core::watch::ExternalWrites;
 use nanasqlite_core::{Error, Identifier, Options, Result};
 use parking_lot::{Mutex, RwLock};
 
@@ -39,6 +40,8 @@ pub(crate) struct Pool {
     /// The tables opened on this pool and their caches, for a restore to reset.
     tables: Mutex<Vec<(Identifier, Weak<Cache>)>>,
     connection: ConnectionOptions,
+    /// Opt-in: notice writes by other connections.
+    external: Option<ExternalWrites>,
     lanes: usize,
     lock_timeout: Option<Duration>,
     counters: Arc<Counters>,
@@ -60,9 +63,10 @@ impl Pool {
         let open_writer = move || {
             let storage = SqliteStorage::open(&path, &connection)?;
             let table = storage.open_table(&table)?;
-            Ok((storage, table))
+            let version = storage.data_version()?;
+            Ok((storage, (table, version)))
         };
-        let (exit, table) =
+        let (exit, (table, version)) =
             start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters, None).await?;
         let mut exits = vec![exit];
         let generation = Arc::new(AtomicU64::new(0));
@@ -94,6 +98,13 @@ impl Pool {
             generation,
             tables: Mutex::new(Vec::new()),
             connection: options.connection.clone(),
+            external: options.watch_external_writes.map(|interval| {
+                let external = ExternalWrites::new(interval);
+                if let Some(version) = version {
+                    external.changed(version); // the baseline
+                }
+                external
+            }),
             lock_timeout: options.lock_timeout,
             counters,
             path: options.path.clone(),
@@ -149,6 +160,28 @@ impl Pool {
     /// The live tables, and their caches.
     pub(crate) fn tables(&self) -> Vec<(Identifier, Arc<Cache>)> {
         self.tables.lock().iter().filter_map(|(name, cache)| Some((name.clone(), cache.upgrade()?))).collect()
+    }
+
+    /// If a check for writes by other connections is due, sends one to the writer (without
+    /// waiting, and skipped when its queue is full): it empties every cache if another
+    /// connection committed. Nothing here touches SQLite on the caller's thread.
+    pub(crate) fn notice_external_writes(self: &Arc<Self>) {
+        if !self.external.as_ref().is_some_and(ExternalWrites::due) {
+            return;
+        }
+        let Ok(queue) = self.queue(Kind::Exclusive) else { return };
+        let pool = Arc::downgrade(self);
+        let check = move |storage: &mut SqliteStorage| {
+            let version = storage.data_version()?;
+            let Some(pool) = pool.upgrade() else { return Ok(Outcome::plain(())) };
+            let changed = version.zip(pool.external.as_ref()).is_some_and(|(v, external)| external.changed(v));
+            if changed {
+                pool.tables().iter().for_each(|(_, cache)| cache.clear());
+            }
+            Ok(Outcome::plain(()))
+        };
+        let _ =
+            queue.try_send(Task::detached(Kind::Exclusive, tracing::debug_span!("nanasqlite", op = "watch"), check));
     }
 
     /// After a restore: readers reopen before their next group.

@@ -289,6 +289,7 @@ impl AsyncNanaSQLite {
     /// What the cache knows of `key`, counting the hit or miss.
     fn lookup(&self, key: &str) -> Result<Lookup> {
         self.ensure_open()?;
+        self.shared.pool.notice_external_writes();
         let lookup = self.shared.cache.lookup(key);
         self.shared.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
         Ok(lookup)
@@ -506,6 +507,7 @@ impl AsyncNanaSQLite {
         I::Item: AsRef<str>,
     {
         let keys: Vec<String> = keys.into_iter().map(|key| key.as_ref().to_owned()).collect();
+        self.shared.pool.notice_external_writes();
         let step = match self.ensure_open() {
             Err(error) => Step::Done(Err(error)),
             Ok(()) => {

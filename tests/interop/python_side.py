@@ -4,6 +4,9 @@
       writes every (key, value) of DATASET into table "data" and into the sub-table "sub",
       plus the special values Python can hold and JSON cannot (NaN, infinities, huge ints).
   python_side.py read DB OUT.json [--bulk-load] [--no-orjson]
+      ...
+  python_side.py set DB KEY VALUE_JSON
+      stores one key, as another process writing the file would.
       reads tables "data" and "sub" (key by key, or all at once with bulk_load=True)
       and dumps {"data": {...}, "sub": {...}, "orjson": bool} to OUT.json.
 """
@@ -57,7 +60,11 @@ def read(db_path, out_path, bulk):
 
 def main(argv):
     command, db_path, path = argv[1:4]
-    if command == "write":
+    if command == "set":
+        db = NanaSQLite(db_path)
+        db[path] = json.loads(argv[4])
+        db.close()
+    elif command == "write":
         write(db_path, path)
     elif command == "read":
         read(db_path, path, "--bulk-load" in argv)

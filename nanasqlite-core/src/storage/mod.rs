@@ -137,6 +137,16 @@ pub trait Storage: Send + 'static {
     where
         Self: Sized;
 
+    /// A number that changes when another connection (or process) commits to the database;
+    /// `None` when the backend cannot tell.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn data_version(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
     /// Closes the connection, reporting what the close reports.
     ///
     /// # Errors

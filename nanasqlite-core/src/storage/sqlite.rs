@@ -339,6 +339,10 @@ impl Storage for SqliteStorage {
         }
     }
 
+    fn data_version(&self) -> Result<Option<i64>> {
+        Ok(Some(self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |row| row.get(0))?))
+    }
+
     fn close(self) -> Result<()> {
         self.conn.close().map_err(|(_, error)| Error::Sqlite(error))
     }
