@@ -60,6 +60,17 @@ pub struct Options {
 }
 
 impl Options {
+    /// The connection settings to open with: the busy timeout is capped by `lock_timeout`, so
+    /// that waiting for another process's lock is bounded by it too.
+    #[must_use]
+    pub fn connection_options(&self) -> ConnectionOptions {
+        let mut connection = self.connection.clone();
+        if let Some(limit) = self.lock_timeout {
+            connection.busy_timeout = connection.busy_timeout.min(limit);
+        }
+        connection
+    }
+
     /// Whether `path` names an in-memory database (`:memory:` or a `file::memory:` URI).
     #[must_use]
     pub fn is_memory(&self) -> bool {
@@ -112,7 +123,9 @@ impl Builder {
     }
 
     /// The longest a call waits for the store's lock before failing with
-    /// [`Error::LockTimeout`](crate::Error::LockTimeout). Default `None`: wait as long as it takes.
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout). It also caps the busy timeout: a write
+    /// waits at most this long for another process to release the file's lock.
+    /// Default `None`: wait as long as it takes for the store, `busy_timeout` for the file.
     pub fn lock_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.options.lock_timeout = timeout.into();
         self
@@ -125,8 +138,10 @@ impl Builder {
         self
     }
 
-    /// How long SQLite waits for another connection or process to release the file's lock.
-    /// Default 5 s (Python NanaSQLite sets none, so its writes fail at once).
+    /// How long SQLite waits for another connection or process to release the file's lock;
+    /// a write still locked out after it fails with
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout). Default 5 s (Python NanaSQLite sets
+    /// none, so its writes fail at once).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.options.connection.busy_timeout = timeout;
         self
@@ -169,7 +184,8 @@ impl Builder {
     /// a SQLite database; [`Error::Sqlite`](crate::Error::Sqlite) when the table cannot be
     /// created or read.
     pub fn open(self) -> Result<NanaSQLite> {
-        let Options { path, table, bulk_load, cache, lock_timeout, connection, sql_policy, watch_external_writes } =
+        let connection = self.options.connection_options();
+        let Options { path, table, bulk_load, cache, lock_timeout, sql_policy, watch_external_writes, .. } =
             self.options;
         let table = Identifier::new(&table)?;
         let cache = cache.validate()?;

@@ -70,6 +70,11 @@ impl<S: Storage> Database<S> {
         &self.path
     }
 
+    /// How long SQLite waits for another connection's lock before a call fails.
+    pub(crate) fn busy_timeout(&self) -> Duration {
+        self.options.busy_timeout
+    }
+
     /// `Err(Closed)` once `close` has begun; a cheap check for paths that skip the lock.
     pub(crate) fn ensure_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }

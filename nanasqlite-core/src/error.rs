@@ -16,7 +16,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The store was closed with `close()`, on this handle, a clone or another table of the file.
     Closed,
-    /// The store's lock could not be had within the configured `lock_timeout`.
+    /// The store's lock could not be had within the configured `lock_timeout`, or the file's
+    /// write lock, held by another connection or process, within the busy timeout (which
+    /// `lock_timeout` caps). Nothing was written; the call may be retried.
     LockTimeout {
         /// How long the caller waited.
         waited: Duration,
@@ -102,6 +104,20 @@ impl Error {
         }
     }
 
+    /// SQLite's "database is busy" (another connection or process held the file's write lock
+    /// for the whole busy timeout) as [`Error::LockTimeout`]; any other error as it is.
+    #[must_use]
+    pub fn busy_as_lock_timeout(self, waited: Duration) -> Self {
+        match &self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Self::LockTimeout { waited }
+            }
+            _ => self,
+        }
+    }
+
     /// Whether this is [`Error::Closed`].
     #[must_use]
     pub fn is_closed(&self) -> bool {
@@ -114,7 +130,10 @@ impl fmt::Display for Error {
         match self {
             Self::Closed => f.write_str("the database is closed"),
             Self::LockTimeout { waited } => {
-                write!(f, "could not acquire the database lock within {waited:?}")
+                write!(
+                    f,
+                    "could not acquire the database lock within {waited:?} (the store or another process held it)"
+                )
             }
             Self::Validation { message } => write!(f, "invalid input: {message}"),
             Self::Encode { key, .. } => write!(f, "cannot encode the value of key {key:?} as JSON"),

@@ -169,6 +169,7 @@ impl<S: Storage> NanaSQLite<S> {
 
     /// Runs `work` on the connection under the store's lock.
     /// Expired keys of a TTL cache with `delete_expired` are deleted from the file first.
+    /// A write that another process locked out for the whole busy timeout is a `LockTimeout`.
     pub(crate) fn with_storage<R>(&self, work: impl FnOnce(&mut S, &S::Table) -> Result<R>) -> Result<R> {
         let mut storage = self.database().lock()?;
         for key in self.cache().take_expired() {
@@ -176,7 +177,8 @@ impl<S: Storage> NanaSQLite<S> {
                 tracing::warn!(%key, %error, "could not delete an expired key");
             }
         }
-        work(&mut storage, &self.inner.storage_table)
+        let busy = self.database().busy_timeout();
+        work(&mut storage, &self.inner.storage_table).map_err(|error| error.busy_as_lock_timeout(busy))
     }
 
     pub(crate) fn cache(&self) -> &Cache {

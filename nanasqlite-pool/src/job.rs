@@ -142,7 +142,7 @@ where
     }
 
     fn finish(self: Box<Self>, error: Option<&Error>) {
-        let Self { outcome, reply, .. } = *self;
+        let Self { outcome, reply, queued_at, .. } = *self;
         let answer = match (error, outcome) {
             (Some(error), _) => Err(error.duplicate()),
             (None, Some(Ok(Outcome { value, on_commit }))) => {
@@ -152,6 +152,8 @@ where
             (None, Some(Err(error))) => Err(error),
             (None, None) => Err(Error::Closed),
         };
+        // Another process held the file's write lock for the whole busy timeout.
+        let answer = answer.map_err(|error| error.busy_as_lock_timeout(queued_at.elapsed()));
         // The caller may have gone meanwhile: then nobody needs the answer.
         let _ = reply.send(answer);
     }

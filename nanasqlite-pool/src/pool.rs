@@ -59,7 +59,7 @@ impl Pool {
     ) -> Result<(Self, SqliteTable)> {
         let counters = Arc::new(Counters::default());
         let (writer, queue) = flume::bounded(sizes.queue_capacity);
-        let (path, connection) = (options.path.clone(), options.connection.clone());
+        let (path, connection) = (options.path.clone(), options.connection_options());
         let open_writer = move || {
             let storage = SqliteStorage::open(&path, &connection)?;
             let table = storage.open_table(&table)?;
@@ -75,7 +75,7 @@ impl Pool {
         } else {
             let (readers, queue) = flume::bounded(sizes.queue_capacity);
             for i in 0..sizes.readers {
-                let (path, connection) = (options.path.clone(), options.connection.clone());
+                let (path, connection) = (options.path.clone(), options.connection_options());
                 let reopen = {
                     let (path, connection) = (path.clone(), connection.clone());
                     let open: Box<dyn Fn() -> Result<SqliteStorage> + Send> =
@@ -97,7 +97,7 @@ impl Pool {
             transaction_open: AtomicBool::new(false),
             generation,
             tables: Mutex::new(Vec::new()),
-            connection: options.connection.clone(),
+            connection: options.connection_options(),
             external: options.watch_external_writes.map(|interval| {
                 let external = ExternalWrites::new(interval);
                 if let Some(version) = version {

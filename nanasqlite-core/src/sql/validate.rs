@@ -461,7 +461,7 @@ pub fn check_added_column_type(column_type: &str) -> Result<()> {
 }
 
 /// Pragmas `pragma()` may read; all but [`READ_ONLY_PRAGMAS`] may be set too.
-pub const READABLE_PRAGMAS: [&str; 20] = [
+pub const READABLE_PRAGMAS: [&str; 22] = [
     "foreign_keys",
     "journal_mode",
     "synchronous",
@@ -478,6 +478,8 @@ pub const READABLE_PRAGMAS: [&str; 20] = [
     "query_only",
     "recursive_triggers",
     "secure_delete",
+    "max_page_count",
+    "page_count",
     "table_info",
     "index_list",
     "index_info",
@@ -485,7 +487,8 @@ pub const READABLE_PRAGMAS: [&str; 20] = [
 ];
 
 /// Pragmas `pragma()` may read but not set.
-pub const READ_ONLY_PRAGMAS: [&str; 5] = ["schema_version", "table_info", "index_list", "index_info", "database_list"];
+pub const READ_ONLY_PRAGMAS: [&str; 6] =
+    ["schema_version", "page_count", "table_info", "index_list", "index_info", "database_list"];
 
 /// Checks a pragma name, for reading (`writing == false`) or setting.
 ///

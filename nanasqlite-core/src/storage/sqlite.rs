@@ -350,11 +350,13 @@ impl Storage for SqliteStorage {
 
 impl SqliteStorage {
     /// Runs `work`; when it fails or panics, runs `undo` (and for a savepoint releases it)
-    /// before handing on the error or the panic.
+    /// before handing on the error or the panic. After some errors (a full disk, an I/O error)
+    /// SQLite has already rolled the whole transaction back: then there is nothing to undo, and
+    /// the error to report is the one that caused it.
     fn undo_on_failure<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>, undo: &str) -> Result<R> {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
         let failed = !matches!(outcome, Ok(Ok(_)));
-        if failed {
+        if failed && self.in_transaction() {
             let undone = self.execute_cached(undo, []);
             if undo.starts_with("ROLLBACK TO") {
                 let _ = self.execute_cached("RELEASE nanasqlite_unit", []);

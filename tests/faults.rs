@@ -1,0 +1,220 @@
+//! Faults: another process holding the file's write lock, a full disk, a panicking job. Each
+//! fails only the calls it touches; earlier data stays, and the store works again afterwards.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::executor::block_on;
+use nanasqlite::{AsyncNanaSQLite, Error, NanaSQLite, SqlValue};
+
+/// Run as a child process by [`hold_write_lock`]: takes the file's write lock, says so, keeps
+/// it for `NANASQLITE_HOLD_MS`, then commits.
+#[test]
+fn child_holds_the_write_lock() {
+    let (Some(path), Ok(ms)) = (std::env::var_os("NANASQLITE_HOLD_DB"), std::env::var("NANASQLITE_HOLD_MS")) else {
+        return;
+    };
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE; INSERT OR REPLACE INTO data VALUES ('holder', '1')").unwrap();
+    std::io::stderr().write_all(b"LOCKED\n").unwrap();
+    std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Starts a process that holds the write lock of `path` for `ms`; returns once it holds it.
+fn hold_write_lock(path: &Path, ms: u64) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_holds_the_write_lock", "--test-threads=1"])
+        .env("NANASQLITE_HOLD_DB", path)
+        .env("NANASQLITE_HOLD_MS", ms.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "LOCKED\n", "the holder took the lock");
+    child
+}
+
+fn new_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let db = NanaSQLite::open(&path).unwrap();
+    db.set("before", &"kept").unwrap();
+    db.close().unwrap();
+    path
+}
+
+#[test]
+fn sync_store_times_out_on_a_lock_held_past_lock_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_file(dir.path(), "held.db");
+    let db = NanaSQLite::builder(&path).lock_timeout(Duration::from_millis(200)).open().unwrap();
+    let mut holder = hold_write_lock(&path, 3000);
+
+    let start = Instant::now();
+    let error = db.set("k", &1).unwrap_err();
+    assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
+    assert!(start.elapsed() < Duration::from_millis(2500), "gave up at lock_timeout, not after the holder");
+    assert_eq!(db.get::<i32>("k").unwrap(), None, "the failed write is not cached");
+    assert_eq!(db.get::<String>("before").unwrap().as_deref(), Some("kept"), "reads go on meanwhile");
+
+    assert!(holder.wait().unwrap().success());
+    db.set("k", &1).unwrap();
+    assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(1), "the store works once the lock is free");
+}
+
+#[test]
+fn sync_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_file(dir.path(), "briefly.db");
+    let db = NanaSQLite::open(&path).unwrap(); // busy_timeout 5 s, no lock_timeout
+    let mut holder = hold_write_lock(&path, 300);
+    db.set("k", &1).unwrap();
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(db.get_fresh::<i32>("holder").unwrap(), Some(1), "the holder committed first");
+    assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(1));
+}
+
+#[test]
+fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_file(dir.path(), "held-async.db");
+    block_on(async {
+        let db = AsyncNanaSQLite::builder(&path).lock_timeout(Duration::from_millis(200)).open().await.unwrap();
+        let mut holder = hold_write_lock(&path, 3000);
+
+        let start = Instant::now();
+        let (first, second) = futures::join!(db.set("k", &1), db.batch_update([("a", 1), ("b", 2)]));
+        for error in [first.unwrap_err(), second.unwrap_err()] {
+            assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
+        }
+        assert!(start.elapsed() < Duration::from_millis(2500), "gave up at lock_timeout, not after the holder");
+        assert_eq!(db.get::<i32>("k").await.unwrap(), None, "the failed write is not cached");
+        assert_eq!(db.get::<String>("before").await.unwrap().as_deref(), Some("kept"), "reads go on meanwhile");
+
+        assert!(holder.wait().unwrap().success());
+        db.set("k", &1).await.unwrap();
+        assert_eq!(db.get_fresh::<i32>("k").await.unwrap(), Some(1), "the store works once the lock is free");
+        db.close().await.unwrap();
+    });
+}
+
+#[test]
+fn async_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_file(dir.path(), "briefly-async.db");
+    block_on(async {
+        let db = AsyncNanaSQLite::open(&path).await.unwrap();
+        let mut holder = hold_write_lock(&path, 300);
+        db.set("k", &1).await.unwrap();
+        assert!(holder.wait().unwrap().success());
+        assert_eq!(db.get_fresh::<i32>("k").await.unwrap(), Some(1));
+        db.close().await.unwrap();
+    });
+}
+
+fn is_disk_full(error: &Error) -> bool {
+    matches!(error, Error::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) if failure.code == rusqlite::ErrorCode::DiskFull)
+}
+
+/// A value of about 8 KiB: two pages of 4 KiB each.
+fn big(i: usize) -> String {
+    format!("{i:08}").repeat(1024)
+}
+
+/// A quota a few pages above the file's size: the next dozen big values do not fit.
+fn quota_near_full(page_count: Option<SqlValue>) -> SqlValue {
+    let Some(SqlValue::Integer(pages)) = page_count else { panic!("page_count is an integer") };
+    SqlValue::Integer(pages + 6)
+}
+
+#[test]
+fn sync_store_reports_a_full_disk_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NanaSQLite::open(dir.path().join("full.db")).unwrap();
+    db.batch_update((0..20).map(|i| (format!("before{i}"), i))).unwrap();
+    let quota = quota_near_full(db.pragma("page_count", None).unwrap());
+    db.pragma("max_page_count", Some(quota)).unwrap();
+
+    let mut written = Vec::new();
+    let failed = loop {
+        let key = format!("big{}", written.len());
+        match db.set(&key, &big(written.len())) {
+            Ok(()) => written.push(key),
+            Err(error) => break (key, error),
+        }
+        assert!(written.len() < 100, "the quota was never reached");
+    };
+    assert!(is_disk_full(&failed.1), "{:?}", failed.1);
+    let batch = db.batch_update((0..5).map(|i| (format!("batch{i}"), big(i)))).unwrap_err();
+    assert!(is_disk_full(&batch), "{batch:?}");
+
+    // Nothing acknowledged is lost; nothing that failed is visible, cached or in the file.
+    assert_eq!(db.get::<String>(&failed.0).unwrap(), None);
+    assert_eq!(db.get_fresh::<String>(&failed.0).unwrap(), None);
+    assert!((0..5).all(|i| !db.contains(&format!("batch{i}")).unwrap()), "a failed batch leaves nothing");
+    for (i, key) in written.iter().enumerate() {
+        assert_eq!(db.get_fresh::<String>(key).unwrap(), Some(big(i)));
+    }
+    assert!((0..20).all(|i| db.get_fresh::<i32>(&format!("before{i}")).unwrap() == Some(i)));
+
+    // Space is back: the same writes go through.
+    db.pragma("max_page_count", Some(SqlValue::Integer(1 << 30))).unwrap();
+    db.set(&failed.0, &"now it fits").unwrap();
+    db.batch_update((0..5).map(|i| (format!("batch{i}"), big(i)))).unwrap();
+    assert_eq!(db.len().unwrap(), 20 + written.len() + 1 + 5);
+    let check = db.fetch_one("PRAGMA integrity_check", &[]).unwrap().unwrap();
+    assert_eq!(check.get("integrity_check"), Some(&SqlValue::Text("ok".into())));
+}
+
+#[test]
+fn async_store_fails_only_the_writes_that_do_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    block_on(async {
+        let db = AsyncNanaSQLite::open(dir.path().join("full-async.db")).await.unwrap();
+        db.batch_update((0..20).map(|i| (format!("before{i}"), i))).await.unwrap();
+        let quota = quota_near_full(db.pragma("page_count", None).await.unwrap());
+        db.pragma("max_page_count", Some(quota)).await.unwrap();
+
+        // Concurrent writes share group commits: those that fit must commit although others
+        // of their group fail.
+        let writes = (0..30).map(|i| {
+            let key = format!("big{i}");
+            let write = db.set(&key, &big(i));
+            async move { (key, i, write.await) }
+        });
+        let outcomes = futures::future::join_all(writes).await;
+        let (mut fitted, mut refused) = (0, 0);
+        for (key, i, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    fitted += 1;
+                    assert_eq!(db.get_fresh::<String>(&key).await.unwrap(), Some(big(i)), "{key} acknowledged");
+                }
+                Err(error) => {
+                    refused += 1;
+                    assert!(is_disk_full(&error), "{error:?}");
+                    assert_eq!(db.get::<String>(&key).await.unwrap(), None, "{key} failed but is cached");
+                    assert_eq!(db.get_fresh::<String>(&key).await.unwrap(), None, "{key} failed but is stored");
+                }
+            }
+        }
+        assert!(fitted > 0 && refused > 0, "{fitted} fitted, {refused} refused");
+        let batch = db.batch_update((0..5).map(|i| (format!("batch{i}"), big(i)))).await.unwrap_err();
+        assert!(is_disk_full(&batch), "{batch:?}");
+        for i in 0..5 {
+            assert!(!db.contains(&format!("batch{i}")).await.unwrap(), "a failed batch leaves nothing");
+        }
+        for i in 0..20 {
+            assert_eq!(db.get_fresh::<i32>(&format!("before{i}")).await.unwrap(), Some(i));
+        }
+
+        db.pragma("max_page_count", Some(SqlValue::Integer(1 << 30))).await.unwrap();
+        db.set("after", &big(99)).await.unwrap();
+        assert_eq!(db.len().await.unwrap(), 20 + fitted + 1);
+        db.close().await.unwrap();
+    });
+}
