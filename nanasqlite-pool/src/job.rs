@@ -54,6 +54,8 @@ pub(crate) trait Job: Send {
     fn run(&mut self, storage: &mut SqliteStorage);
     /// Whether the last run failed.
     fn failed(&self) -> bool;
+    /// The error of the last run, if it failed with one.
+    fn error(&self) -> Option<&Error>;
     /// Answers the caller: with `error` if the group failed as a whole, else with the outcome
     /// (applying its cache update first).
     fn finish(self: Box<Self>, error: Option<&Error>);
@@ -139,6 +141,10 @@ where
 
     fn failed(&self) -> bool {
         !matches!(self.outcome, Some(Ok(_)))
+    }
+
+    fn error(&self) -> Option<&Error> {
+        self.outcome.as_ref().and_then(|outcome| outcome.as_ref().err())
     }
 
     fn finish(self: Box<Self>, error: Option<&Error>) {

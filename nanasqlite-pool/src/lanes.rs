@@ -3,7 +3,9 @@
 //! The writer lane owns the read-write connection. Writes waiting in its queue are run as one
 //! group in one `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint, so one failing write
 //! fails alone; every caller is answered after the commit that holds its write. Reader lanes own
-//! read-only connections and run the reads waiting in their shared queue in one read snapshot.
+//! read-only connections and run the reads waiting in their shared queue in one read snapshot;
+//! a reader whose connection fails under a group (an I/O error, a file it can no longer read)
+//! opens a new one and runs the group again there.
 //! A lane stops when its queue is empty and every sender is gone, then closes its connection.
 
 use std::sync::Arc;
@@ -59,18 +61,49 @@ impl Lane {
 
     /// Opens the file again if it was replaced since this lane last looked.
     fn follow_restore(&mut self) {
-        let Some(reopen) = &mut self.reopen else { return };
+        let Some(reopen) = &self.reopen else { return };
         let generation = reopen.generation.load(Ordering::Acquire);
-        if generation == reopen.seen {
-            return;
+        if generation != reopen.seen
+            && self.reconnect()
+            && let Some(reopen) = &mut self.reopen
+        {
+            reopen.seen = generation;
         }
+    }
+
+    /// Replaces this reader's connection with a new one; whether that worked (the writer,
+    /// which has no way to reopen, never does).
+    fn reconnect(&mut self) -> bool {
+        let Some(reopen) = &self.reopen else { return false };
         match (reopen.open)() {
             Ok(storage) => {
                 let _ = std::mem::replace(&mut self.storage, storage).close();
-                reopen.seen = generation;
+                true
             }
-            Err(error) => tracing::warn!(%error, "a reader could not reopen the restored file"),
+            Err(error) => {
+                tracing::warn!(%error, "a reader could not open a new connection");
+                false
+            }
         }
+    }
+
+    /// Runs a read group; if the connection failed under it, runs it once more on a new one.
+    fn read_recovering(&mut self, mut jobs: Vec<Box<dyn Job>>) {
+        let mut failure = self.read_once(&mut jobs);
+        if connection_failed(failure.as_ref(), &jobs) && self.reconnect() {
+            self.counters.record_reconnect();
+            tracing::warn!(error = ?failure, "a reader's connection failed; reads run again on a new one");
+            failure = self.read_once(&mut jobs);
+        }
+        for job in jobs {
+            job.finish(failure.as_ref());
+        }
+    }
+
+    fn read_once(&mut self, jobs: &mut [Box<dyn Job>]) -> Option<Error> {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("nanasqlite-reader-connection", self.reopen.is_some(), |_| Some(injected_io_error()));
+        run_reads(&mut self.storage, jobs)
     }
 
     /// Runs jobs until the queue is empty and closed; returns how closing the connection went.
@@ -132,7 +165,7 @@ impl Lane {
             }
             Kind::Read => {
                 self.counters.record_read_group(jobs.len());
-                run_reads(&mut self.storage, jobs);
+                self.read_recovering(jobs);
             }
             Kind::Exclusive => run_alone(&mut self.storage, jobs),
         }
@@ -214,23 +247,39 @@ fn run_alone(storage: &mut SqliteStorage, jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-/// Runs `jobs` in one read snapshot (a lone read needs none) and answers each.
-fn run_reads(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
+/// Runs `jobs` in one read snapshot (a lone read needs none); the snapshot's own failure.
+fn run_reads(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>]) -> Option<Error> {
     let alone = jobs.len() == 1;
     let mut run = |storage: &mut SqliteStorage| {
-        for job in &mut jobs {
+        for job in jobs.iter_mut() {
             if !job.time_out(Instant::now()) {
                 job.run(storage);
             }
         }
     };
-    let failure = if alone {
+    if alone {
         run(storage);
         None
     } else {
         storage.read_snapshot(run).err()
-    };
-    for job in jobs {
-        job.finish(failure.as_ref());
     }
+}
+
+/// Whether `failure`, or the error of one of `jobs`, says the connection itself is broken
+/// (rather than the request being wrong): an I/O error, a file it cannot open, or one it
+/// reads as corrupt or not a database (as after the file was swapped under it).
+fn connection_failed(failure: Option<&Error>, jobs: &[Box<dyn Job>]) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, SystemIoFailure};
+    let broken = |error: &Error| {
+        matches!(error, Error::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+            if matches!(failure.code, SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase))
+    };
+    failure.is_some_and(broken) || jobs.iter().filter_map(|job| job.error()).any(broken)
+}
+
+/// The error the `nanasqlite-reader-connection` fail point makes a read group fail with.
+#[cfg(feature = "failpoints")]
+fn injected_io_error() -> Error {
+    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_READ);
+    Error::Sqlite(rusqlite::Error::SqliteFailure(code, Some("injected by a fail point".to_owned())))
 }

@@ -34,6 +34,8 @@ pub struct Stats {
     pub cache_hits: u64,
     /// Reads that needed a job.
     pub cache_misses: u64,
+    /// Connections a reader replaced after they failed under it.
+    pub reconnects: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -49,6 +51,7 @@ pub(crate) struct Counters {
     queue_wait_nanos: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    reconnects: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -76,6 +79,10 @@ impl Counters {
         add(&self.abandoned, 1);
     }
 
+    pub(crate) fn record_reconnect(&self) {
+        add(&self.reconnects, 1);
+    }
+
     pub(crate) fn record_cache(&self, hit: bool) {
         add(if hit { &self.cache_hits } else { &self.cache_misses }, 1);
     }
@@ -97,6 +104,7 @@ impl Counters {
             queue_wait: Duration::from_nanos(load(&self.queue_wait_nanos)),
             cache_hits: load(&self.cache_hits),
             cache_misses: load(&self.cache_misses),
+            reconnects: load(&self.reconnects),
         }
     }
 }
