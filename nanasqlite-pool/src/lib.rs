@@ -25,6 +25,13 @@
 //! Readers run the reads waiting in their queue in one read snapshot. A panic inside a job
 //! becomes [`Error::Panic`](nanasqlite_core::Error::Panic) for its caller; the lane survives.
 //! The cache of each table lives beside the pool and is read on the caller's thread.
+//! A reader whose connection fails under a group opens a new one and runs the group again.
+//!
+//! # Features
+//!
+//! - `failpoints`: compiles in the `nanasqlite-reader-connection` fail point of the
+//!   [`fail`](https://docs.rs/fail) crate, which makes a reader's next read group fail as if
+//!   its connection broke. For fault-injection tests only.
 
 mod builder;
 mod job;
