@@ -190,4 +190,15 @@ mod tests {
         assert!(matches!(Error::from(busy).duplicate(), Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(m)))
             if e.code == rusqlite::ErrorCode::DatabaseBusy && m == "busy"));
     }
+
+    #[test]
+    fn only_busy_becomes_a_lock_timeout() {
+        let failure = |code| Error::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        let waited = Duration::from_millis(200);
+        let busy = failure(rusqlite::ffi::SQLITE_BUSY).busy_as_lock_timeout(waited);
+        assert!(matches!(busy, Error::LockTimeout { waited: w } if w == waited));
+        let full = failure(rusqlite::ffi::SQLITE_FULL).busy_as_lock_timeout(waited);
+        assert!(matches!(full, Error::Sqlite(_)));
+        assert!(Error::Closed.busy_as_lock_timeout(waited).is_closed());
+    }
 }
