@@ -4,10 +4,10 @@ use std::borrow::Cow;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
 use super::Storage;
 use crate::error::{Error, Result};
@@ -206,7 +206,7 @@ impl SqliteStorage {
 fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
     if options.optimize {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        switch_to_wal(conn, options.busy_timeout)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "mmap_size", i64::try_from(options.mmap_size).unwrap_or(i64::MAX))?;
         conn.pragma_update(None, "cache_size", -(i64::from(options.cache_size_mb) * 1024))?;
@@ -216,6 +216,25 @@ fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
     }
     Ok(())
+}
+
+/// Switches the file to WAL. When several connections open a new file at once, SQLite answers
+/// "busy" to all but one at once, without waiting in its busy handler (waiting could deadlock
+/// two connections that both hold a shared lock), so the busy timeout is applied here.
+fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(error)
+                if error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && start.elapsed() < busy_timeout =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// A reader needs no WAL switch (the writer made it) and a smaller page cache than the writer.
