@@ -37,6 +37,21 @@ fn child_leaves_a_store_open() {
     });
 }
 
+/// How `child` exited; fails the test (killing it) if it has not exited within a minute.
+fn exit_status_within_a_minute(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the process hung at exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_process_that_never_closes_its_store_still_exits() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,18 +62,7 @@ fn a_process_that_never_closes_its_store_still_exits() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the process hung at exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success());
+    assert!(exit_status_within_a_minute(&mut child).success());
     let db = nanasqlite::NanaSQLite::open(&path).unwrap();
     assert_eq!(db.get::<bool>("written").unwrap(), Some(true), "the acknowledged write is in the file");
 }
@@ -183,18 +187,7 @@ fn a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged() {
         let lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
         lines.map_while(Result::ok).filter(|line| line.starts_with('t')).collect::<Vec<_>>()
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the process hung at exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success());
+    assert!(exit_status_within_a_minute(&mut child).success());
     let acked = reader.join().unwrap();
     assert!(!acked.is_empty(), "the child wrote nothing");
     assert_all_present(&path, &acked);

@@ -111,11 +111,12 @@ struct Acknowledged {
 }
 
 impl Acknowledged {
-    fn read(line: &str, round: u64, into: &mut Self) {
+    /// Records the write a line of round `round` reports, if it reports one.
+    fn record(&mut self, line: &str, round: u64) {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.as_slice() {
-            ["S", key, setter, i] => into.sets.push(((*key).to_owned(), setter.parse().unwrap(), i.parse().unwrap())),
-            ["B", r, batch] if r.parse::<u64>().unwrap() == round => into.batches.push((round, batch.parse().unwrap())),
+            ["S", key, setter, i] => self.sets.push(((*key).to_owned(), setter.parse().unwrap(), i.parse().unwrap())),
+            ["B", r, batch] if r.parse::<u64>().unwrap() == round => self.batches.push((round, batch.parse().unwrap())),
             _ => {}
         }
     }
@@ -149,7 +150,7 @@ fn run_and_kill(path: &Path, round: u64, for_ms: u64) -> Acknowledged {
             if line == "READY" {
                 let _ = ready.send(());
             }
-            Acknowledged::read(&line, round, &mut acknowledged);
+            acknowledged.record(&line, round);
         }
         acknowledged
     });
