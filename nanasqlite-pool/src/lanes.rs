@@ -1,8 +1,9 @@
 //! Lanes: threads that each own one connection and run the jobs of one queue.
 //!
 //! The writer lane owns the read-write connection. Writes waiting in its queue are run as one
-//! group in one `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint, so one failing write
-//! fails alone; every caller is answered after the commit that holds its write. Reader lanes own
+//! group in one `BEGIN IMMEDIATE … COMMIT`; when one fails, the group is rolled back and the
+//! others run again without it, so one failing write fails alone. Every caller is answered
+//! after the commit that holds its write. Reader lanes own
 //! read-only connections and run the reads waiting in their shared queue in one read snapshot;
 //! a reader whose connection fails under a group (an I/O error, a file it can no longer read)
 //! opens a new one and runs the group again there.
