@@ -14,14 +14,25 @@
 //! # Ok::<(), nanasqlite::Error>(())
 //! ```
 //!
-//! This crate is the facade: it re-exports [`nanasqlite_core`], where the store lives.
+//! This crate is the facade: every type a program names is here, re-exported from the
+//! workspace's crates (`nanasqlite-core` for the sync store and the shared types,
+//! `nanasqlite-pool` for the async store, and one adapter crate per runtime behind its
+//! feature), so that no program needs to depend on those crates itself. [`rusqlite`] is
+//! re-exported too, for matching on SQLite's own errors.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use nanasqlite_core::sql::{Query, Row, SqlPolicy, SqlValue};
-pub use nanasqlite_core::{Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result};
-pub use nanasqlite_core::{Transaction, params, sql, storage};
-pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Spawn, Stats, Threads};
+pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
+pub use nanasqlite_core::{
+    Amount, Builder, CacheStrategy, DEFAULT_TABLE, Error, Identifier, KeyValue, NanaSQLite, Result, Transaction,
+    params, sql, storage,
+};
+pub use nanasqlite_pool::{
+    AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, Spawn, Stats, Threads,
+};
+/// The SQLite bindings underneath, for matching on SQLite's own errors
+/// ([`Error::sqlite_code`] covers the common cases without it).
+pub use rusqlite;
 
 /// The async store on tokio, with tokio's blocking pool as an option (feature `tokio`).
 #[cfg(feature = "tokio")]

@@ -1,10 +1,47 @@
 //! The transforms behind `increment` and `patch`: pure functions of the stored value, run by
-//! the stores inside one `BEGIN IMMEDIATE` transaction (atomic across threads and processes).
-//! Public for stores built on this crate.
+//! the engine's [`Transform`] inside one write transaction (atomic across threads and
+//! processes).
 
+use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
+use crate::engine::Transform;
 use crate::error::{Error, Result};
+
+/// A change of one stored value (`None`: absent) into its new value, for [`Transform`].
+pub trait Step: Fn(&str, Option<Value>) -> Result<Value> + Send + 'static {}
+
+impl<F: Fn(&str, Option<Value>) -> Result<Value> + Send + 'static> Step for F {}
+
+/// The `increment` operation: `amount` added to `key`'s number (or its `field`).
+///
+/// # Errors
+///
+/// [`Error::Validation`] for a non-finite amount.
+pub fn increment<K: AsRef<str>>(
+    key: K,
+    amount: Amount,
+    field: Option<&str>,
+) -> Result<Transform<K, impl Step + use<K>>> {
+    let step = Increment::new(amount, field)?;
+    Ok(Transform::new("increment", key, move |_: &str, current| step.apply(current)))
+}
+
+/// The `patch` operation: `changes` (an object) merged into the object under `key`.
+///
+/// # Errors
+///
+/// [`Error::Encode`] when `changes` cannot be JSON; [`Error::Validation`] when it is not an object.
+pub fn patch<K: AsRef<str>, T: Serialize + ?Sized>(
+    key: K,
+    changes: &T,
+    create: bool,
+) -> Result<Transform<K, impl Step + use<K, T>>> {
+    let value =
+        serde_json::to_value(changes).map_err(|source| Error::Encode { key: key.as_ref().to_owned(), source })?;
+    let changes = object(value)?;
+    Ok(Transform::new("patch", key, move |key: &str, current| merge(key, current, changes.clone(), create)))
+}
 
 /// How much `increment` adds: an integer stays an integer (Python reads `2 + 3` back as `5`,
 /// not `5.0`), a float makes the result a float.
@@ -45,14 +82,13 @@ impl Amount {
 
 /// What `increment` adds, and where.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Increment {
-    pub(crate) amount: Number,
-    pub(crate) field: Option<String>,
-    pub(crate) default: Option<Number>,
+struct Increment {
+    amount: Number,
+    field: Option<String>,
 }
 
 /// A finite JSON number from an `f64` or `i64` amount.
-pub(crate) fn number(amount: f64) -> Result<Number> {
+fn number(amount: f64) -> Result<Number> {
     Number::from_f64(amount).ok_or_else(|| Error::validation("amount must be finite"))
 }
 
@@ -92,8 +128,8 @@ impl Increment {
     /// # Errors
     ///
     /// [`Error::Validation`] for a non-finite amount.
-    pub fn new(amount: Amount, field: Option<&str>) -> Result<Self> {
-        Ok(Self { amount: amount.number()?, field: field.map(str::to_owned), default: Some(Number::from(0)) })
+    fn new(amount: Amount, field: Option<&str>) -> Result<Self> {
+        Ok(Self { amount: amount.number()?, field: field.map(str::to_owned) })
     }
 
     /// The new stored value, from the current one (`None`: the key is absent).
@@ -101,15 +137,12 @@ impl Increment {
     /// # Errors
     ///
     /// [`Error::Validation`] for a base that is not a number (or not an object with a field),
-    /// or a result that is not finite; [`Error::NotFound`] without a default.
-    pub fn apply(&self, key: &str, current: Option<Value>) -> Result<Value> {
-        let missing = || Error::NotFound { key: key.to_owned() };
+    /// or a result that is not finite.
+    fn apply(&self, current: Option<Value>) -> Result<Value> {
+        let zero = || Number::from(0);
         match &self.field {
             None => {
-                let base = match current {
-                    Some(value) => as_number(&value, "the stored value")?,
-                    None => self.default.clone().ok_or_else(missing)?,
-                };
+                let base = current.map_or_else(|| Ok(zero()), |value| as_number(&value, "the stored value"))?;
                 add(&base, &self.amount).map(Value::Number)
             }
             Some(field) => {
@@ -121,13 +154,9 @@ impl Increment {
                             kind(&other)
                         )));
                     }
-                    None if self.default.is_some() => Map::new(),
-                    None => return Err(missing()),
+                    None => Map::new(),
                 };
-                let base = match object.get(field) {
-                    Some(value) => as_number(value, "the field")?,
-                    None => self.default.clone().ok_or_else(|| Error::NotFound { key: format!("{key}.{field}") })?,
-                };
+                let base = object.get(field).map_or_else(|| Ok(zero()), |value| as_number(value, "the field"))?;
                 object.insert(field.clone(), Value::Number(add(&base, &self.amount)?));
                 Ok(Value::Object(object))
             }
@@ -142,7 +171,7 @@ impl Increment {
 ///
 /// [`Error::NotFound`] for a missing key without `create`; [`Error::Validation`] when the
 /// stored value is not an object.
-pub fn patch(key: &str, current: Option<Value>, changes: Map<String, Value>, create: bool) -> Result<Value> {
+fn merge(key: &str, current: Option<Value>, changes: Map<String, Value>, create: bool) -> Result<Value> {
     let mut object = match current {
         Some(Value::Object(object)) => object,
         Some(other) => {
@@ -159,11 +188,7 @@ pub fn patch(key: &str, current: Option<Value>, changes: Map<String, Value>, cre
 }
 
 /// `changes` as an object.
-///
-/// # Errors
-///
-/// [`Error::Validation`] when it is not one.
-pub fn changes(value: Value) -> Result<Map<String, Value>> {
+fn object(value: Value) -> Result<Map<String, Value>> {
     match value {
         Value::Object(map) => Ok(map),
         other => Err(Error::validation(format!("patch changes must be an object, not {}", kind(&other)))),
@@ -181,55 +206,51 @@ mod tests {
         assert!(Amount::from(f64::NAN).number().is_err());
     }
 
-    fn inc(amount: f64, field: Option<&str>, default: Option<f64>) -> Increment {
-        Increment {
-            amount: number(amount).unwrap(),
-            field: field.map(str::to_owned),
-            default: default.map(|d| number(d).unwrap()),
-        }
+    fn inc(amount: f64, field: Option<&str>) -> Increment {
+        Increment { amount: number(amount).unwrap(), field: field.map(str::to_owned) }
     }
 
     #[test]
     fn numbers_add_and_stay_integers() {
-        assert_eq!(inc(3.0, None, None).apply("k", Some(json!(2))).unwrap(), json!(5.0));
-        let whole = Increment { amount: Number::from(3), field: None, default: None };
-        assert_eq!(whole.apply("k", Some(json!(2))).unwrap(), json!(5));
-        assert_eq!(
-            Increment { amount: Number::from(-1), field: None, default: None }.apply("k", Some(json!(2))).unwrap(),
-            json!(1)
-        );
-        assert_eq!(inc(0.5, None, Some(1.0)).apply("k", None).unwrap(), json!(1.5));
+        assert_eq!(inc(3.0, None).apply(Some(json!(2))).unwrap(), json!(5.0));
+        let whole = Increment { amount: Number::from(3), field: None };
+        assert_eq!(whole.apply(Some(json!(2))).unwrap(), json!(5));
+        assert_eq!(Increment { amount: Number::from(-1), field: None }.apply(Some(json!(2))).unwrap(), json!(1));
+        assert_eq!(inc(0.5, None).apply(None).unwrap(), json!(0.5), "a missing key starts from 0");
     }
 
     #[test]
     fn bad_bases_are_rejected() {
-        assert!(matches!(inc(1.0, None, None).apply("k", None), Err(Error::NotFound { .. })));
-        assert!(matches!(inc(1.0, None, None).apply("k", Some(json!(true))), Err(Error::Validation { .. })));
-        assert!(matches!(inc(1.0, None, None).apply("k", Some(Value::Null)), Err(Error::Validation { .. })));
-        assert!(matches!(inc(f64::MAX, None, None).apply("k", Some(json!(f64::MAX))), Err(Error::Validation { .. })));
+        assert!(matches!(inc(1.0, None).apply(Some(json!(true))), Err(Error::Validation { .. })));
+        assert!(matches!(inc(1.0, None).apply(Some(Value::Null)), Err(Error::Validation { .. })));
+        assert!(matches!(inc(f64::MAX, None).apply(Some(json!(f64::MAX))), Err(Error::Validation { .. })));
         assert!(number(f64::INFINITY).is_err());
     }
 
     #[test]
     fn fields_of_objects() {
-        let hits = inc(1.0, Some("hits"), Some(0.0));
-        assert_eq!(hits.apply("k", None).unwrap(), json!({"hits": 1.0}));
-        assert_eq!(hits.apply("k", Some(json!({"hits": 2.0, "x": 1}))).unwrap(), json!({"hits": 3.0, "x": 1}));
-        assert!(matches!(inc(1.0, Some("n"), None).apply("k", Some(json!({}))), Err(Error::NotFound { .. })));
-        assert!(matches!(hits.apply("k", Some(json!([1]))), Err(Error::Validation { .. })));
+        let hits = inc(1.0, Some("hits"));
+        assert_eq!(hits.apply(None).unwrap(), json!({"hits": 1.0}));
+        assert_eq!(hits.apply(Some(json!({"hits": 2.0, "x": 1}))).unwrap(), json!({"hits": 3.0, "x": 1}));
+        assert_eq!(
+            inc(1.0, Some("n")).apply(Some(json!({}))).unwrap(),
+            json!({"n": 1.0}),
+            "a missing field starts from 0"
+        );
+        assert!(matches!(hits.apply(Some(json!([1]))), Err(Error::Validation { .. })));
     }
 
     #[test]
     fn patch_merges_one_level() {
-        let merged = patch(
+        let merged = merge(
             "k",
             Some(json!({"nested": {"a": 1}, "keep": true})),
-            changes(json!({"nested": {"b": 2}})).unwrap(),
+            object(json!({"nested": {"b": 2}})).unwrap(),
             false,
         );
         assert_eq!(merged.unwrap(), json!({"nested": {"b": 2}, "keep": true}));
-        assert!(matches!(patch("k", None, Map::new(), false), Err(Error::NotFound { .. })));
-        assert_eq!(patch("k", None, changes(json!({"a": 1})).unwrap(), true).unwrap(), json!({"a": 1}));
-        assert!(changes(json!([1])).is_err());
+        assert!(matches!(merge("k", None, Map::new(), false), Err(Error::NotFound { .. })));
+        assert_eq!(merge("k", None, object(json!({"a": 1})).unwrap(), true).unwrap(), json!({"a": 1}));
+        assert!(object(json!([1])).is_err());
     }
 }

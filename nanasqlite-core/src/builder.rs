@@ -1,19 +1,36 @@
-//! Options for opening a store.
+//! Options for opening a store, and [`NanaSQLite::open`] / [`NanaSQLite::builder`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::CacheStrategy;
-use crate::database::Database;
+use crate::database::Waits;
+use crate::engine::TableSettings;
 use crate::error::Result;
 use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
-use crate::storage::{ConnectionOptions, SqliteStorage};
-use crate::store::NanaSQLite;
+use crate::storage::{ConnectionOptions, SqliteStorage, Storage};
+use crate::store::{NanaSQLite, Start};
 
 /// The table a store uses when none is named, as in Python NanaSQLite.
 pub const DEFAULT_TABLE: &str = "data";
+
+impl NanaSQLite {
+    /// Opens the database at `path` (created if missing) with table `"data"`, a lazy unbounded
+    /// cache and Python NanaSQLite's pragmas. `":memory:"` opens a private in-memory database.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).open()
+    }
+
+    /// A [`Builder`] for opening `path` with options.
+    pub fn builder(path: impl AsRef<Path>) -> Builder {
+        Builder::new(path)
+    }
+}
 
 /// Opens a [`NanaSQLite`] with options; made by [`NanaSQLite::builder`].
 ///
@@ -37,7 +54,7 @@ pub struct Builder {
     options: Options,
 }
 
-/// Everything a [`Builder`] collects, for stores built on this crate (the async store).
+/// Everything a [`Builder`] collects (the async store's builder wraps one).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Options {
@@ -71,11 +88,13 @@ impl Options {
         connection
     }
 
-    /// Whether `path` names an in-memory database (`:memory:` or a `file::memory:` URI).
-    #[must_use]
-    pub fn is_memory(&self) -> bool {
-        let path = self.path.to_string_lossy();
-        path == ":memory:" || path.starts_with("file::memory:") || path.contains("mode=memory")
+    /// The table's name, checked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad name.
+    pub fn table_name(&self) -> Result<Identifier> {
+        Identifier::new(&self.table)
     }
 }
 
@@ -179,24 +198,39 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`](crate::Error::Validation) for a bad table name (nothing is
-    /// created); [`Error::Open`](crate::Error::Open) when the file cannot be opened or is not
-    /// a SQLite database; [`Error::Sqlite`](crate::Error::Sqlite) when the table cannot be
-    /// created or read.
+    /// [`Error::Validation`](crate::Error::Validation) for a bad table name or cache setting
+    /// (nothing is created); [`Error::Open`](crate::Error::Open) when the file cannot be opened
+    /// or is not a SQLite database; [`Error::Schema`](crate::Error::Schema) when the table
+    /// exists with another layout; [`Error::Sqlite`](crate::Error::Sqlite) when the table
+    /// cannot be created or read.
     pub fn open(self) -> Result<NanaSQLite> {
-        let connection = self.options.connection_options();
-        let Options { path, table, bulk_load, cache, lock_timeout, sql_policy, watch_external_writes, .. } =
-            self.options;
-        let table = Identifier::new(&table)?;
-        let cache = cache.validate()?;
-        let storage = SqliteStorage::open(&path, &connection)?;
-        let mut database = Database::new(storage, path, lock_timeout, connection);
-        database.watch(watch_external_writes);
-        let database = Arc::new(database);
-        let store = NanaSQLite::attach(database, table, cache, sql_policy)?;
-        if bulk_load {
-            store.load_all()?;
-        }
-        Ok(store)
+        let start = self.start()?;
+        let storage = SqliteStorage::open(&self.options.path, &self.options.connection_options())?;
+        NanaSQLite::start(storage, start)
+    }
+
+    /// Opens the store on a connection of any backend (the path is then only a name for it):
+    /// creates or checks the table and loads it if asked.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), with the backend's errors.
+    pub fn open_on<S: Storage>(self, storage: S) -> Result<NanaSQLite<S>> {
+        NanaSQLite::start(storage, self.start()?)
+    }
+
+    /// What opening needs besides the connection, checked before anything is opened.
+    fn start(&self) -> Result<Start> {
+        let options = &self.options;
+        let waits =
+            Waits { lock_timeout: options.lock_timeout, busy_timeout: options.connection_options().busy_timeout };
+        Ok(Start {
+            path: options.path.clone(),
+            table: options.table_name()?,
+            settings: TableSettings::new(options)?,
+            waits,
+            watch: options.watch_external_writes,
+            bulk_load: options.bulk_load,
+        })
     }
 }

@@ -1,19 +1,23 @@
-//! The in-memory cache of one key/value table: building blocks for stores on this crate.
+//! The in-memory cache of one key/value table.
 //!
-//! It holds what SQLite holds for the keys it has seen: the stored JSON text (parsed once, on
-//! first shared use) or the fact that a key is absent. It sits behind its own short-lived lock,
-//! never held across a SQLite call, so a cache hit never waits for a write in progress.
+//! It holds what the database holds for the keys it has seen: the stored JSON text (parsed
+//! once, on first shared use) or the fact that a key is absent. It sits behind its own
+//! short-lived lock, never held across a database call, so a cache hit never waits for a write
+//! in progress.
 //!
-//! Two kinds of update keep it true to the file:
-//! - a **write** ([`Cache::write`], …) records what a committed write stored; it is applied only
+//! The cache changes in one place, [`CacheChange::apply`], with what an engine operation
+//! returned:
+//! - a **write** (put, remove, …) records what a committed write stored; it is applied only
 //!   after the commit succeeded, so a failed write never shows;
-//! - a **fill** ([`Cache::fill`], …) records what a read found. Reads may run on other threads
-//!   than writes, so a fill carries the [`Epoch`] taken before its read began, and is dropped if
-//!   the key was written (or the cache cleared) since: a slow read never hides a newer write.
+//! - a **fill** records what a read found. Reads may run on other threads than writes, so a
+//!   fill carries the [`Epoch`] taken before its read began, and is dropped if the key was
+//!   written (or the cache cleared) since: a slow read never hides a newer write.
 //!
-//! Most users never need this module: [`NanaSQLite`](crate::NanaSQLite) uses it internally.
+//! TTL caches that delete expired rows keep those keys as absent until a write transaction
+//! has deleted them from the file and committed: an expired row is never served again, even
+//! when the write that was to delete it fails or never runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -100,35 +104,58 @@ impl CacheStrategy {
 }
 
 /// One cached row: its JSON text, and the parsed value once somebody asked for it (in an
-/// `Arc`, so a read can share it instead of copying).
+/// `Arc`, so a read can share it instead of copying). A row that cannot be read as JSON text
+/// (not UTF-8, binary) is cached as what is wrong with it, so that it fails for its key alone.
 #[derive(Debug)]
 pub struct CachedValue {
-    json: Box<str>,
+    content: Content,
     parsed: OnceLock<Arc<Value>>,
+}
+
+#[derive(Debug)]
+enum Content {
+    Json(Box<str>),
+    Unreadable(Box<str>),
 }
 
 impl CachedValue {
     /// A cached row holding `json` (parsed lazily).
     pub fn new(json: impl Into<Box<str>>) -> Arc<Self> {
-        Arc::new(Self { json: json.into(), parsed: OnceLock::new() })
+        Arc::new(Self { content: Content::Json(json.into()), parsed: OnceLock::new() })
     }
 
-    /// The stored JSON text.
+    /// A cached row that cannot be read, and why.
+    pub fn unreadable(why: impl Into<Box<str>>) -> Arc<Self> {
+        Arc::new(Self { content: Content::Unreadable(why.into()), parsed: OnceLock::new() })
+    }
+
+    /// The stored JSON text; `None` for a row that cannot be read.
     #[must_use]
-    pub fn json(&self) -> &str {
-        &self.json
+    pub fn json(&self) -> Option<&str> {
+        match &self.content {
+            Content::Json(json) => Some(json),
+            Content::Unreadable(_) => None,
+        }
+    }
+
+    /// The JSON text, or a decode error naming `key` for a row that cannot be read.
+    pub(crate) fn text(&self, key: &str) -> Result<&str> {
+        match &self.content {
+            Content::Json(json) => Ok(json),
+            Content::Unreadable(why) => Err(crate::Error::decode(key, why)),
+        }
     }
 
     /// The parsed value; parsed on the first call, shared afterwards.
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`](crate::Error::Decode) naming `key` when the text is not JSON.
+    /// [`Error::Decode`](crate::Error::Decode) naming `key` when the row is not JSON.
     pub fn value(&self, key: &str) -> Result<&Arc<Value>> {
         if let Some(value) = self.parsed.get() {
             return Ok(value);
         }
-        let value = Arc::new(codec::parse(key, &self.json)?);
+        let value = Arc::new(codec::parse(key, self.text(key)?)?);
         Ok(self.parsed.get_or_init(|| value))
     }
 
@@ -139,7 +166,7 @@ impl CachedValue {
     ///
     /// [`Error::Decode`](crate::Error::Decode) naming `key`.
     pub fn decode<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
-        codec::decode(key, &self.json)
+        codec::decode(key, self.text(key)?)
     }
 }
 
@@ -186,8 +213,9 @@ struct State {
     cleared: u64,
     /// TTL caches: `(expiry, key, epoch)` in the order entries were set, for sweeping.
     expiring: VecDeque<(Instant, Box<str>, Epoch)>,
-    /// Expired keys to delete from the file (`delete_expired`).
-    to_delete: Vec<String>,
+    /// Expired keys still to delete from the file (`delete_expired`): absent to readers until
+    /// a committed write transaction has deleted them, or a write has replaced them.
+    to_delete: HashSet<Box<str>, foldhash::fast::RandomState>,
 }
 
 impl State {
@@ -197,7 +225,9 @@ impl State {
     }
 
     fn may_fill(&self, key: &str, since: Epoch) -> bool {
-        since.0 >= self.cleared && self.slots.get(key).is_none_or(|slot| slot.epoch <= since)
+        since.0 >= self.cleared
+            && self.slots.get(key).is_none_or(|slot| slot.epoch <= since)
+            && !self.to_delete.contains(key)
     }
 }
 
@@ -232,10 +262,15 @@ impl Cache {
         let state = self.state.read();
         match state.slots.get(key) {
             Some(slot) if slot.live(now) => Self::answer(slot),
-            Some(_) => Lookup::Miss,
-            None if state.all_loaded => Lookup::Absent,
-            None => Lookup::Miss,
+            Some(slot) if self.deletes_expired() && slot.value.is_some() => Lookup::Absent,
+            _ if state.all_loaded || state.to_delete.contains(key) => Lookup::Absent,
+            _ => Lookup::Miss,
         }
+    }
+
+    /// Whether expired entries are to be deleted from the file (they are then absent).
+    fn deletes_expired(&self) -> bool {
+        matches!(self.strategy, CacheStrategy::Ttl { delete_expired: true, .. })
     }
 
     fn answer(slot: &Slot) -> Lookup {
@@ -250,10 +285,11 @@ impl Cache {
         let mut rows = Vec::with_capacity(keys.len());
         for &key in keys {
             match state.slots.get(key) {
+                Some(slot) if !slot.live(now) && self.deletes_expired() && slot.value.is_some() => {}
                 Some(slot) if !slot.live(now) => return None,
                 Some(Slot { value: Some(value), .. }) => rows.push((key.to_owned(), Arc::clone(value))),
                 Some(Slot { value: None, .. }) => {}
-                None if state.all_loaded => {}
+                None if state.all_loaded || state.to_delete.contains(key) => {}
                 None => return None,
             }
         }
@@ -265,7 +301,9 @@ impl Cache {
     pub fn knows(&self, key: &str) -> bool {
         let now = self.now();
         let state = self.state.read();
-        state.slots.get(key).map_or(state.all_loaded, |slot| slot.live(now))
+        state.slots.get(key).map_or(state.all_loaded || state.to_delete.contains(key), |slot| {
+            slot.live(now) || (self.deletes_expired() && slot.value.is_some())
+        })
     }
 
     /// Whether every row of the table is cached.
@@ -293,32 +331,24 @@ impl Cache {
         Epoch(self.state.read().epoch)
     }
 
-    // ----- writes (after a successful commit) -----
+    // ----- changes -----
 
-    /// Records that `key` now holds `value` (`None`: was deleted).
-    pub fn write(&self, key: &str, value: Option<Arc<CachedValue>>) {
+    fn write(&self, key: Box<str>, value: Option<Arc<CachedValue>>) {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
         self.set(&mut state, key, value, epoch);
     }
 
-    /// Records a committed batch: `rows` now hold their values, `deleted` are gone.
-    pub fn write_many<'a>(
-        &self,
-        rows: impl IntoIterator<Item = (&'a str, Arc<CachedValue>)>,
-        deleted: impl IntoIterator<Item = &'a str>,
-    ) {
+    fn write_many<'a>(&self, writes: impl IntoIterator<Item = (&'a Box<str>, Option<&'a Arc<CachedValue>>)>) {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
-        for (key, value) in rows {
-            self.set(&mut state, key, Some(value), epoch);
-        }
-        for key in deleted {
-            self.set(&mut state, key, None, epoch);
+        for (key, value) in writes {
+            self.set(&mut state, key.clone(), value.cloned(), epoch);
         }
     }
 
-    /// Empties the cache (the table was cleared, or the caller asked).
+    /// Empties the cache (the table was cleared, or the caller asked). Expired keys still to
+    /// be deleted from the file stay absent.
     pub fn clear(&self) {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
@@ -334,91 +364,110 @@ impl Cache {
         state.all_loaded = false;
     }
 
-    // ----- fills (results of reads that began at `since`) -----
-
-    /// Records what a read of `key` found, unless the key was written since; returns whether
-    /// it was recorded.
-    pub fn fill(&self, key: &str, value: Option<Arc<CachedValue>>, since: Epoch) -> bool {
+    /// The state, locked for a fill: expired entries swept first, so that a read of a row
+    /// that just expired cannot bring it back.
+    fn state_for_fill(&self) -> parking_lot::RwLockWriteGuard<'_, State> {
         let mut state = self.state.write();
-        let fill = state.may_fill(key, since);
-        if fill {
-            self.set(&mut state, key, value, since);
+        if let Some(now) = self.now() {
+            self.sweep(&mut state, now);
         }
-        fill
+        state
     }
 
-    /// Records what a read of several keys found: `rows` exist, the other `wanted` keys do not.
-    pub fn fill_many(&self, wanted: &[&str], rows: &[(String, Arc<CachedValue>)], since: Epoch) {
+    fn fill(&self, key: Box<str>, value: Option<Arc<CachedValue>>, since: Epoch) {
+        let mut state = self.state_for_fill();
+        if state.may_fill(&key, since) {
+            self.set(&mut state, key, value, since);
+        }
+    }
+
+    fn fill_many(&self, wanted: &[Box<str>], rows: &[(String, Arc<CachedValue>)], since: Epoch) {
         let found: HashMap<&str, &Arc<CachedValue>, foldhash::fast::RandomState> =
             rows.iter().map(|(key, value)| (key.as_str(), value)).collect();
-        let mut state = self.state.write();
-        for &key in wanted {
+        let mut state = self.state_for_fill();
+        for key in wanted {
             if state.may_fill(key, since) {
-                let value = found.get(key).map(|value| Arc::clone(value));
-                self.set(&mut state, key, value, since);
+                let value = found.get(&**key).map(|value| Arc::clone(value));
+                self.set(&mut state, key.clone(), value, since);
             }
         }
     }
 
     /// Replaces the content with every row of the table, unless anything was written or
-    /// cleared since the scan began; returns whether it did.
-    pub fn fill_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>, since: Epoch) -> bool {
-        if self.strategy != CacheStrategy::Unbounded {
-            // A bounded or expiring cache cannot vouch for every key: fill it key by key.
-            let mut state = self.state.write();
-            let fill = state.epoch == since.0;
-            for (key, value) in rows.into_iter().filter(|_| fill) {
-                self.set(&mut state, &key, Some(value), since);
-            }
-            return fill;
+    /// cleared since the scan began.
+    fn fill_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>, since: Epoch) {
+        let mut state = self.state_for_fill();
+        if state.epoch != since.0 {
+            return;
         }
+        if self.strategy != CacheStrategy::Unbounded || !state.to_delete.is_empty() {
+            // A bounded or expiring cache cannot vouch for every key: fill it key by key.
+            for (key, value) in rows {
+                if !state.to_delete.contains(&key) {
+                    self.set(&mut state, key, Some(value), since);
+                }
+            }
+            return;
+        }
+        drop(state);
         let mut slots = Map::with_capacity_and_hasher(rows.len(), Default::default());
         slots.extend(
             rows.into_iter().map(|(key, value)| (key, Slot { value: Some(value), epoch: since, expires: None })),
         );
         let mut state = self.state.write();
-        let fill = state.epoch == since.0;
-        if fill {
+        if state.epoch == since.0 {
             state.slots = slots;
             state.all_loaded = true;
         }
-        fill
     }
 
-    /// Keys that expired and must be deleted from the file (TTL with `delete_expired`); each
-    /// is handed out once.
-    pub fn take_expired(&self) -> Vec<String> {
-        if !matches!(self.strategy, CacheStrategy::Ttl { delete_expired: true, .. }) {
+    /// Expired keys that must still be deleted from the file (TTL with `delete_expired`). They
+    /// stay absent to readers until [`Change::Purged`] confirms their deletion.
+    pub(crate) fn pending_deletes(&self) -> Vec<Box<str>> {
+        if !self.deletes_expired() {
             return Vec::new();
         }
         let mut state = self.state.write();
         self.sweep(&mut state, Instant::now());
-        std::mem::take(&mut state.to_delete)
+        state.to_delete.iter().cloned().collect()
+    }
+
+    /// Expired keys whose deletion from the file has committed: no longer pending.
+    pub(crate) fn confirm_deleted(&self, keys: Vec<Box<str>>) {
+        let mut state = self.state.write();
+        for key in keys {
+            state.to_delete.remove(&key);
+        }
     }
 
     /// Records `key` as `value`, as the strategy says: where it goes in the order, when it
-    /// expires, and what is evicted to make room.
-    fn set(&self, state: &mut State, key: &str, value: Option<Arc<CachedValue>>, epoch: Epoch) {
+    /// expires, and what is evicted to make room. A write supersedes a pending deletion.
+    fn set(&self, state: &mut State, key: Box<str>, value: Option<Arc<CachedValue>>, epoch: Epoch) {
         let now = self.now();
         let expires = self.strategy.ttl().zip(now).map(|(ttl, now)| now + ttl);
+        if !state.to_delete.is_empty() {
+            state.to_delete.remove(&key);
+        }
+        if expires.is_some() {
+            state.expiring.push_back((expires.unwrap_or_else(Instant::now), key.clone(), epoch));
+        }
         let slot = Slot { value, epoch, expires };
         match self.strategy {
             // First insertion decides the place: rewriting a key keeps it.
             CacheStrategy::Unbounded | CacheStrategy::Fifo { .. } => {
-                if let Some(existing) = state.slots.get_mut(key) {
+                if let Some(existing) = state.slots.get_mut(&key) {
                     *existing = slot;
                 } else {
-                    state.slots.insert(key.into(), slot);
+                    state.slots.insert(key, slot);
                 }
             }
             // Every write moves the key to the back.
             CacheStrategy::Lru { .. } | CacheStrategy::Ttl { .. } => {
-                state.slots.insert(key.into(), slot);
+                state.slots.insert(key, slot);
             }
         }
-        if let Some(expires) = expires {
-            state.expiring.push_back((expires, key.into(), epoch));
-            self.sweep(state, now.unwrap_or_else(Instant::now));
+        if let Some(now) = now {
+            self.sweep(state, now);
         }
         if let Some(size) = self.strategy.size() {
             while state.slots.len() > size {
@@ -428,9 +477,10 @@ impl Cache {
         }
     }
 
-    /// Drops expired entries (TTL caches), noting the ones to delete from the file.
+    /// Drops expired entries (TTL caches); with `delete_expired`, their keys become absent
+    /// until deleted from the file.
     fn sweep(&self, state: &mut State, now: Instant) {
-        let delete = matches!(self.strategy, CacheStrategy::Ttl { delete_expired: true, .. });
+        let delete = self.deletes_expired();
         while let Some((expires, _, _)) = state.expiring.front() {
             if *expires > now {
                 break;
@@ -439,10 +489,100 @@ impl Cache {
             // Only if the slot is still the one this entry was queued for.
             if state.slots.get(&key).is_some_and(|slot| slot.epoch == epoch && !slot.live(Some(now))) {
                 let slot = state.slots.remove(&key);
+                state.all_loaded = false;
                 if delete && slot.is_some_and(|slot| slot.value.is_some()) {
-                    state.to_delete.push(key.into());
+                    state.to_delete.insert(key);
                 }
             }
+        }
+    }
+}
+
+/// Key/value writes in order (`None`: deleted).
+pub(crate) type Writes = Vec<(Box<str>, Option<Arc<CachedValue>>)>;
+
+/// What an operation did that the cache must learn, applied in one place
+/// ([`CacheChange::apply`]): after the commit for writes, after the read for fills.
+#[derive(Debug, Default)]
+#[must_use = "a change does nothing until applied"]
+pub struct CacheChange(Change);
+
+#[derive(Debug, Default)]
+pub(crate) enum Change {
+    /// Nothing to learn.
+    #[default]
+    None,
+    /// The key now holds the value.
+    Put(Box<str>, Arc<CachedValue>),
+    /// The key was deleted.
+    Remove(Box<str>),
+    /// Each key now holds its value.
+    PutMany(Arc<[(Box<str>, Arc<CachedValue>)]>),
+    /// The keys were deleted.
+    RemoveMany(Arc<[Box<str>]>),
+    /// A transaction's writes, in order (`None`: deleted).
+    Writes(Writes),
+    /// The table was emptied.
+    Clear,
+    /// A read of one key that began at the epoch found this.
+    Fill(Box<str>, Option<Arc<CachedValue>>, Epoch),
+    /// A read of several keys found these rows; the other wanted keys are absent.
+    FillMany(Vec<Box<str>>, Vec<(String, Arc<CachedValue>)>, Epoch),
+    /// A scan found every row of the table.
+    FillAll(Vec<(Box<str>, Arc<CachedValue>)>, Epoch),
+    /// Expired keys were deleted from the file, per cache.
+    Purged(Vec<(Arc<Cache>, Vec<Box<str>>)>),
+    /// The whole file changed (a restore, another writer): every one of these caches is stale.
+    ClearTables(Vec<Arc<Cache>>),
+    /// Several changes, in order.
+    Each(Vec<Change>),
+}
+
+impl CacheChange {
+    pub(crate) fn new(change: Change) -> Self {
+        Self(change)
+    }
+
+    /// No change.
+    pub fn none() -> Self {
+        Self(Change::None)
+    }
+
+    /// This change, then `next`.
+    pub fn then(self, next: Self) -> Self {
+        match (self.0, next.0) {
+            (Change::None, only) | (only, Change::None) => Self(only),
+            (Change::Each(mut changes), next) => {
+                changes.push(next);
+                Self(Change::Each(changes))
+            }
+            (first, next) => Self(Change::Each(vec![first, next])),
+        }
+    }
+
+    /// Applies the change to `cache` (the cache of the table the operation ran on; changes
+    /// that concern other tables carry their caches).
+    pub fn apply(self, cache: &Cache) {
+        self.0.apply(cache);
+    }
+}
+
+impl Change {
+    fn apply(self, cache: &Cache) {
+        match self {
+            Self::None => {}
+            Self::Put(key, value) => cache.write(key, Some(value)),
+            Self::Remove(key) => cache.write(key, None),
+            Self::PutMany(rows) => cache.write_many(rows.iter().map(|(key, value)| (key, Some(value)))),
+            Self::RemoveMany(keys) => cache.write_many(keys.iter().map(|key| (key, None))),
+            Self::Writes(writes) => cache.write_many(writes.iter().map(|(key, value)| (key, value.as_ref()))),
+            Self::Clear => cache.clear(),
+            Self::Fill(key, value, since) => cache.fill(key, value, since),
+            Self::FillMany(wanted, rows, since) => cache.fill_many(&wanted, &rows, since),
+            Self::FillAll(rows, since) => cache.fill_all(rows, since),
+            Self::Purged(purged) => purged.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys)),
+            Self::ClearTables(caches) => caches.iter().for_each(|cache| cache.clear()),
+            Self::Each(changes) => changes.into_iter().for_each(|change| change.apply(cache)),
         }
     }
 }
@@ -458,12 +598,24 @@ mod tests {
         }
     }
 
+    fn apply(cache: &Cache, change: Change) {
+        CacheChange::new(change).apply(cache);
+    }
+
+    fn put(cache: &Cache, key: &str, json: &str) {
+        apply(cache, Change::Put(key.into(), CachedValue::new(json)));
+    }
+
+    fn fill(cache: &Cache, key: &str, json: Option<&str>, since: Epoch) {
+        apply(cache, Change::Fill(key.into(), json.map(CachedValue::new), since));
+    }
+
     #[test]
     fn remembers_values_and_absence() {
         let cache = Cache::new(CacheStrategy::Unbounded);
         assert!(matches!(cache.lookup("a"), Lookup::Miss));
-        cache.write("a", Some(CachedValue::new("1")));
-        cache.write("b", None);
+        put(&cache, "a", "1");
+        apply(&cache, Change::Remove("b".into()));
         assert_eq!(hit(&cache, "a"), Some(1));
         assert!(matches!(cache.lookup("b"), Lookup::Absent));
         assert!(cache.knows("b"));
@@ -475,12 +627,12 @@ mod tests {
     fn a_fill_never_hides_a_newer_write() {
         let cache = Cache::new(CacheStrategy::Unbounded);
         let before_read = cache.epoch();
-        cache.write("k", Some(CachedValue::new("2"))); // committed while the read ran
-        assert!(!cache.fill("k", Some(CachedValue::new("1")), before_read));
+        put(&cache, "k", "2"); // committed while the read ran
+        fill(&cache, "k", Some("1"), before_read);
         assert_eq!(hit(&cache, "k"), Some(2));
-        assert!(cache.fill("other", None, before_read), "other keys still fill");
-        let after = cache.epoch();
-        assert!(cache.fill("k", Some(CachedValue::new("3")), after));
+        fill(&cache, "other", None, before_read);
+        assert!(cache.knows("other"), "other keys still fill");
+        fill(&cache, "k", Some("3"), cache.epoch());
         assert_eq!(hit(&cache, "k"), Some(3));
     }
 
@@ -489,10 +641,10 @@ mod tests {
         let cache = Cache::new(CacheStrategy::Unbounded);
         let before = cache.epoch();
         cache.clear();
-        assert!(!cache.fill("k", None, before));
+        fill(&cache, "k", None, before);
         let before = cache.epoch();
         cache.forget("x");
-        assert!(!cache.fill("k", None, before));
+        fill(&cache, "k", None, before);
         assert!(!cache.knows("k"));
     }
 
@@ -500,7 +652,10 @@ mod tests {
     fn fill_many_marks_missing_keys_absent() {
         let cache = Cache::new(CacheStrategy::Unbounded);
         let since = cache.epoch();
-        cache.fill_many(&["a", "b"], &[("a".to_owned(), CachedValue::new("1"))], since);
+        apply(
+            &cache,
+            Change::FillMany(vec!["a".into(), "b".into()], vec![("a".to_owned(), CachedValue::new("1"))], since),
+        );
         assert_eq!(hit(&cache, "a"), Some(1));
         assert!(matches!(cache.lookup("b"), Lookup::Absent));
     }
@@ -509,9 +664,10 @@ mod tests {
     fn fill_all_makes_unknown_keys_absent_until_forgotten() {
         let cache = Cache::new(CacheStrategy::Unbounded);
         let stale = cache.epoch();
-        cache.write("w", None);
-        assert!(!cache.fill_all(vec![("k".into(), CachedValue::new("true"))], stale));
-        assert!(cache.fill_all(vec![("k".into(), CachedValue::new("true"))], cache.epoch()));
+        apply(&cache, Change::Remove("w".into()));
+        apply(&cache, Change::FillAll(vec![("k".into(), CachedValue::new("true"))], stale));
+        assert!(!cache.is_all_loaded(), "a write came between");
+        apply(&cache, Change::FillAll(vec![("k".into(), CachedValue::new("true"))], cache.epoch()));
         assert!(matches!(cache.lookup("other"), Lookup::Absent));
         cache.forget("k");
         assert!(!cache.is_all_loaded());
@@ -525,13 +681,41 @@ mod tests {
         assert!(Arc::ptr_eq(&first, good.value("k").unwrap()));
         assert_eq!(good.decode::<serde_json::Value>("k").unwrap()["a"][1], 2);
         assert!(CachedValue::new("{oops").value("k").is_err());
+        let unreadable = CachedValue::unreadable("not UTF-8");
+        assert!(matches!(unreadable.decode::<i32>("k"), Err(crate::Error::Decode { key, .. }) if key == "k"));
+        assert!(unreadable.json().is_none());
     }
 
     #[test]
     fn present_sorted_skips_absent_keys() {
         let cache = Cache::new(CacheStrategy::Unbounded);
-        cache.write_many([("b", CachedValue::new("2")), ("a", CachedValue::new("1"))], ["c"]);
+        let rows: Arc<[(Box<str>, Arc<CachedValue>)]> =
+            vec![("b".into(), CachedValue::new("2")), ("a".into(), CachedValue::new("1"))].into();
+        apply(&cache, Change::Each(vec![Change::PutMany(rows), Change::Remove("c".into())]));
         let keys: Vec<_> = cache.present_sorted().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn expired_keys_stay_absent_until_their_deletion_is_confirmed() {
+        let ttl = Duration::from_millis(20);
+        let cache = Arc::new(Cache::new(CacheStrategy::Ttl { ttl, size: None, delete_expired: true }));
+        put(&cache, "gone", "1");
+        put(&cache, "rewritten", "1");
+        std::thread::sleep(ttl * 2);
+        let mut pending = cache.pending_deletes();
+        pending.sort();
+        assert_eq!(pending, [Box::from("gone"), Box::from("rewritten")]);
+        assert!(matches!(cache.lookup("gone"), Lookup::Absent), "never served again");
+        fill(&cache, "gone", Some("1"), cache.epoch());
+        assert!(matches!(cache.lookup("gone"), Lookup::Absent), "a read of the old row does not bring it back");
+        cache.clear();
+        assert!(matches!(cache.lookup("gone"), Lookup::Absent), "nor does clearing the cache");
+        put(&cache, "rewritten", "2");
+        assert_eq!(cache.pending_deletes(), [Box::from("gone")], "a write supersedes the deletion");
+        assert_eq!(cache.pending_deletes(), [Box::from("gone")], "asking again hands it out again");
+        apply(&cache, Change::Purged(vec![(Arc::clone(&cache), vec!["gone".into()])]));
+        assert!(cache.pending_deletes().is_empty());
+        assert!(matches!(cache.lookup("gone"), Lookup::Miss));
     }
 }

@@ -1,4 +1,5 @@
-//! JSON text codec: the only place values meet serde (public for stores built on this crate).
+//! The value codec: the only place values meet serde, and where stored rows become cache
+//! entries.
 //!
 //! Values are written as compact JSON (the same bytes Python NanaSQLite writes with orjson).
 //! Reading accepts any valid JSON, including Python's spaced form (`{"a": 1}`), and the bare
@@ -6,27 +7,71 @@
 //! floats. JSON has no such numbers, so **they are read as `null`**: the value orjson writes for
 //! them, so a file reads the same whichever Python backend wrote it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::cache::CachedValue;
 use crate::error::{Error, Result};
+use crate::storage::StoredRef;
+
+/// How one table's values are kept in storage: JSON text as it is.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ValueCodec {}
+
+/// A value ready for storage: borrowed from its JSON text, or made for storage.
+#[derive(Debug)]
+pub(crate) enum Sealed<'a> {
+    /// Stored as the JSON text itself.
+    Text(&'a str),
+}
+
+impl Sealed<'_> {
+    pub(crate) fn stored(&self) -> StoredRef<'_> {
+        match self {
+            Self::Text(json) => StoredRef::Text(json.as_bytes()),
+        }
+    }
+}
+
+impl ValueCodec {
+    /// `json` as it is to be stored.
+    pub(crate) fn seal<'a>(&self, json: &'a str) -> Sealed<'a> {
+        Sealed::Text(json)
+    }
+
+    /// The cache entry for a stored value: its JSON text, or, for a row that cannot be read
+    /// as JSON text, why (so that it fails for its key alone).
+    pub(crate) fn read(&self, stored: StoredRef<'_>) -> Arc<CachedValue> {
+        match stored {
+            StoredRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(json) => CachedValue::new(json),
+                Err(error) => CachedValue::unreadable(format!(
+                    "the stored text is not valid UTF-8 ({error}); another tool wrote it, so it is left as it is"
+                )),
+            },
+            StoredRef::Blob(bytes) => CachedValue::unreadable(format!(
+                "the stored value is binary ({} bytes), not JSON text: it was probably encrypted \
+                 (Python NanaSQLite's encryption_key); open the store with its key",
+                bytes.len()
+            )),
+        }
+    }
+
+    /// A stored value parsed as JSON, for read-modify-write operations.
+    pub(crate) fn parse(&self, key: &str, stored: StoredRef<'_>) -> Result<Value> {
+        parse(key, self.read(stored).text(key)?)
+    }
+}
 
 /// Serialises `value` as compact JSON text, naming `key` on failure.
 ///
 /// # Errors
 ///
 /// [`Error::Encode`] when `value` cannot be represented as JSON (e.g. a map with non-string keys).
-///
-/// # Examples
-///
-/// ```
-/// use nanasqlite_core::codec;
-///
-/// assert_eq!(codec::encode("k", &serde_json::json!({"a": [1, 2]}))?, r#"{"a":[1,2]}"#);
-/// # Ok::<(), nanasqlite_core::Error>(())
-/// ```
-pub fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
+pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|source| Error::Encode { key: key.to_owned(), source })
 }
 
@@ -35,7 +80,7 @@ pub fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
 /// # Errors
 ///
 /// [`Error::Decode`] when the text is not JSON.
-pub fn parse(key: &str, json: &str) -> Result<Value> {
+pub(crate) fn parse(key: &str, json: &str) -> Result<Value> {
     decode(key, json)
 }
 
@@ -45,17 +90,7 @@ pub fn parse(key: &str, json: &str) -> Result<Value> {
 /// # Errors
 ///
 /// [`Error::Decode`] when the text is not JSON or does not fit `T`.
-///
-/// # Examples
-///
-/// ```
-/// use nanasqlite_core::codec;
-///
-/// let value: serde_json::Value = codec::decode("k", r#"{"x": NaN, "y": 1}"#)?;
-/// assert_eq!(value, serde_json::json!({"x": null, "y": 1}));
-/// # Ok::<(), nanasqlite_core::Error>(())
-/// ```
-pub fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
     match serde_json::from_str(json) {
         Ok(value) => Ok(value),
         Err(source) => match replace_non_finite(json) {

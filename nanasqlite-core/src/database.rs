@@ -1,35 +1,35 @@
-//! The connection every table of one file shares, behind the store's lock.
+//! The connection every table of one file shares, behind the sync store's lock, and how the
+//! sync store runs engine operations on it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 
-use std::sync::{Arc, Weak};
-
-use crate::backup;
-use crate::cache::Cache;
+use crate::engine::{self, CheckExternalWrites, Kind, Operation, Shared, Table};
 use crate::error::{Error, Result};
-use crate::identifier::Identifier;
-use crate::storage::{ConnectionOptions, SqliteStorage, Storage};
-use crate::watch::ExternalWrites;
+use crate::storage::{OpenReader, Storage};
 
 /// One open database: its connection (gone once closed) and how long callers wait for it.
-#[derive(Debug)]
-pub(crate) struct Database<S> {
+pub(crate) struct Database<S: Storage> {
     storage: Mutex<Option<S>>,
     closed: AtomicBool,
-    /// How the connection was opened, to reopen it after a restore.
-    options: ConnectionOptions,
-    /// The tables opened on this database and their caches, for a restore to reset.
-    tables: Mutex<Vec<(Identifier, Weak<Cache>)>>,
-    /// Opt-in: notice writes by other connections.
-    external: Option<ExternalWrites>,
+    shared: Arc<Shared<S>>,
+    /// How to open a separate read-only connection (for an online backup), if the backend can.
+    readers: Option<OpenReader<S>>,
     /// The thread running a transaction on this database (0: none); see [`thread_token`].
     transaction_owner: AtomicU64,
     lock_timeout: Option<Duration>,
+    busy_timeout: Duration,
     path: PathBuf,
+}
+
+impl<S: Storage> std::fmt::Debug for Database<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 /// A number unique to the calling thread (never 0).
@@ -42,7 +42,7 @@ fn thread_token() -> u64 {
 }
 
 /// Marks a transaction as running on this thread while it lives.
-pub(crate) struct TransactionMark<'a> {
+struct TransactionMark<'a> {
     owner: &'a AtomicU64,
 }
 
@@ -52,16 +52,23 @@ impl Drop for TransactionMark<'_> {
     }
 }
 
+/// How long callers wait: for the store's lock, and for another process's lock on the file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waits {
+    pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) busy_timeout: Duration,
+}
+
 impl<S: Storage> Database<S> {
-    pub(crate) fn new(storage: S, path: PathBuf, lock_timeout: Option<Duration>, options: ConnectionOptions) -> Self {
+    pub(crate) fn new(storage: S, path: PathBuf, shared: Arc<Shared<S>>, waits: Waits) -> Self {
         Self {
+            readers: storage.readers(),
             storage: Mutex::new(Some(storage)),
             closed: AtomicBool::new(false),
-            options,
-            tables: Mutex::new(Vec::new()),
-            external: None,
+            shared,
             transaction_owner: AtomicU64::new(0),
-            lock_timeout,
+            lock_timeout: waits.lock_timeout,
+            busy_timeout: waits.busy_timeout,
             path,
         }
     }
@@ -70,9 +77,8 @@ impl<S: Storage> Database<S> {
         &self.path
     }
 
-    /// How long SQLite waits for another connection's lock before a call fails.
-    pub(crate) fn busy_timeout(&self) -> Duration {
-        self.options.busy_timeout
+    pub(crate) fn shared(&self) -> &Arc<Shared<S>> {
+        &self.shared
     }
 
     /// `Err(Closed)` once `close` has begun; a cheap check for paths that skip the lock.
@@ -82,7 +88,7 @@ impl<S: Storage> Database<S> {
 
     /// Takes the store's lock, waiting at most `lock_timeout`. Refused on the thread that runs
     /// a transaction on this database: it holds the lock, so waiting would never end.
-    pub(crate) fn lock(&self) -> Result<MappedMutexGuard<'_, S>> {
+    fn lock(&self) -> Result<MappedMutexGuard<'_, S>> {
         if self.transaction_owner.load(Ordering::Acquire) == thread_token() {
             return Err(Error::Transaction {
                 message: "this thread is inside a transaction of this database: use the transaction's handle"
@@ -96,69 +102,78 @@ impl<S: Storage> Database<S> {
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Closed)
     }
 
+    /// Runs `operation` for `table` under the lock: a write in a transaction of its own (expired
+    /// rows purged first), a read or exclusive operation as it is. The cache change is applied
+    /// before the lock is released, so the cache learns writes in the order they committed.
+    pub(crate) fn run<O: Operation<S>>(&self, table: &Table<S>, mut operation: O) -> Result<O::Output> {
+        let mut storage = self.lock()?;
+        let applied = match operation.kind() {
+            Kind::Write => engine::run_write(&mut *storage, &self.shared, table, &mut operation),
+            Kind::Read | Kind::Exclusive => operation.run(&mut storage, table),
+        }
+        .map_err(|error| error.busy_as_lock_timeout(self.busy_timeout))?;
+        table.apply(applied.change);
+        Ok(applied.output)
+    }
+
+    /// As [`run`](Self::run), marking the calling thread as inside a transaction meanwhile, so
+    /// that a call to the store from inside the transaction's closure fails instead of waiting
+    /// for itself.
+    pub(crate) fn run_transaction<O: Operation<S>>(&self, table: &Table<S>, mut operation: O) -> Result<O::Output> {
+        let mut storage = self.lock()?;
+        self.transaction_owner.store(thread_token(), Ordering::Release);
+        let _mark = TransactionMark { owner: &self.transaction_owner };
+        let applied =
+            operation.run(&mut storage, table).map_err(|error| error.busy_as_lock_timeout(self.busy_timeout))?;
+        table.apply(applied.change);
+        Ok(applied.output)
+    }
+
+    /// Runs read `operation` on a connection of its own when the backend can open one (so the
+    /// store stays usable meanwhile), else under the lock.
+    pub(crate) fn run_beside<O: Operation<S>>(&self, table: &Table<S>, mut operation: O) -> Result<O::Output> {
+        self.ensure_open()?;
+        let Some(open) = &self.readers else { return self.run(table, operation) };
+        let mut reader = open()?;
+        let applied = operation.run(&mut reader, table);
+        let closed = reader.close();
+        let applied = applied?;
+        closed?;
+        table.apply(applied.change);
+        Ok(applied.output)
+    }
+
+    /// Whether a transaction runs on this database now (on any thread).
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.transaction_owner.load(Ordering::Acquire) != 0
+    }
+
     /// Closes the connection once; later calls do nothing. Waits for the operation in progress
     /// (never for `lock_timeout`: closing must not fail because the store is busy).
     pub(crate) fn close(&self) -> Result<()> {
-        if self.transaction_owner.load(Ordering::Acquire) != 0 {
+        if self.in_transaction() {
             return Err(Error::Transaction { message: "cannot close the database during a transaction".to_owned() });
         }
         self.closed.store(true, Ordering::Release);
         let storage = self.storage.lock().take();
+        for table in self.shared.tables() {
+            table.clear_cache();
+        }
         storage.map_or(Ok(()), Storage::close)
     }
 
-    /// Checks for writes by other connections at most once per `interval`.
-    pub(crate) fn watch(&mut self, interval: Option<Duration>) {
-        self.external = interval.map(ExternalWrites::new);
-        // The baseline, so that a write in the first interval is noticed too.
-        if let (Some(external), Some(storage)) = (&self.external, self.storage.get_mut().as_ref())
-            && let Ok(Some(version)) = storage.data_version()
-        {
-            external.changed(version);
+    /// If a check for other writers is due and the lock is free, asks whether another
+    /// connection committed and, if so, empties every cache. Never waits: a busy store is
+    /// checked next time.
+    pub(crate) fn notice_external_writes(&self, table: &Table<S>) {
+        if !self.shared.watch_due() {
+            return;
         }
-    }
-
-    /// If a check is due and the lock is free, asks whether another connection committed and,
-    /// if so, empties every cache. Never waits: a busy store is checked next time.
-    pub(crate) fn notice_external_writes(&self) {
-        let Some(external) = self.external.as_ref().filter(|external| external.due()) else { return };
-        let Some(storage) = self.storage.try_lock() else { return };
-        if let Some(Ok(Some(version))) = storage.as_ref().map(Storage::data_version) {
-            drop(storage);
-            if external.changed(version) {
-                self.clear_caches();
-            }
-        }
-    }
-
-    fn clear_caches(&self) {
-        for (_, cache) in self.tables.lock().iter() {
-            if let Some(cache) = cache.upgrade() {
-                cache.clear();
-            }
-        }
-    }
-
-    /// Remembers a table and its cache, for [`replace_file`](Database::replace_file).
-    pub(crate) fn register(&self, name: &Identifier, cache: &Arc<Cache>) {
-        let mut tables = self.tables.lock();
-        tables.retain(|(_, cache)| cache.strong_count() > 0);
-        tables.push((name.clone(), Arc::downgrade(cache)));
-    }
-
-    /// Marks the calling thread as running a transaction (call while holding the lock).
-    pub(crate) fn mark_transaction(&self) -> TransactionMark<'_> {
-        self.transaction_owner.store(thread_token(), Ordering::Release);
-        TransactionMark { owner: &self.transaction_owner }
-    }
-
-    fn lock_slot(&self) -> Result<MutexGuard<'_, Option<S>>> {
-        if self.transaction_owner.load(Ordering::Acquire) != 0 {
-            return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
-        }
-        match self.lock_timeout {
-            None => Ok(self.storage.lock()),
-            Some(waited) => self.storage.try_lock_for(waited).ok_or(Error::LockTimeout { waited }),
+        let Some(mut guard) = self.storage.try_lock() else { return };
+        let Some(storage) = guard.as_mut() else { return };
+        match CheckExternalWrites::new(Arc::clone(&self.shared)).run(storage, table) {
+            Ok(applied) => table.apply(applied.change),
+            Err(error) => tracing::warn!(%error, "could not check for other writers"),
         }
     }
 
@@ -166,40 +181,5 @@ impl<S: Storage> Database<S> {
     #[cfg(test)]
     pub(crate) fn hold(&self) -> MutexGuard<'_, Option<S>> {
         self.storage.lock()
-    }
-}
-
-impl Database<SqliteStorage> {
-    /// Replaces the file with a checked copy of `source`, reopens the connection, recreates
-    /// every table opened on it and empties their caches. If the file cannot be reopened the
-    /// database is closed.
-    pub(crate) fn replace_file(&self, source: &Path) -> Result<()> {
-        if backup::is_memory(&self.path) {
-            return Err(Error::validation("cannot restore into an in-memory database"));
-        }
-        let mut slot = self.lock_slot()?;
-        let live = slot.take().ok_or(Error::Closed)?;
-        let (storage, replaced) = backup::replace_database(live, &self.path, source, &self.options);
-        let result = match &storage {
-            Some(storage) => replaced.and_then(|()| self.recreate_tables(storage)),
-            None => {
-                self.closed.store(true, Ordering::Release);
-                replaced
-            }
-        };
-        *slot = storage;
-        drop(slot);
-        self.clear_caches();
-        result
-    }
-
-    fn recreate_tables(&self, storage: &SqliteStorage) -> Result<()> {
-        let tables = self.tables.lock();
-        for (name, cache) in tables.iter() {
-            if cache.strong_count() > 0 {
-                storage.open_table(name)?;
-            }
-        }
-        Ok(())
     }
 }

@@ -4,13 +4,34 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rusqlite::ErrorCode;
+
 /// A `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in nanasqlite.
 ///
-/// Messages are lowercase and [`source`](std::error::Error::source) leads to the cause
-/// (the SQLite or JSON error) where there is one.
+/// Messages are lowercase and say what happened, including the cause's own message (SQLite's
+/// "UNIQUE constraint failed: users.email", serde's "invalid type: …"); the cause itself is
+/// also reachable through [`source`](std::error::Error::source). For the common cases there
+/// are questions that need no dependency on rusqlite: [`is_closed`](Self::is_closed),
+/// [`is_constraint`](Self::is_constraint), [`is_unique_violation`](Self::is_unique_violation),
+/// [`is_busy`](Self::is_busy).
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::NanaSQLite;
+/// use serde_json::json;
+///
+/// let db = NanaSQLite::open(":memory:")?;
+/// db.create_table("users", &[("id", "INTEGER PRIMARY KEY"), ("email", "TEXT UNIQUE")])?;
+/// db.sql_insert("users", &json!({"email": "a@example.com"}))?;
+/// let error = db.sql_insert("users", &json!({"email": "a@example.com"})).unwrap_err();
+/// assert!(error.is_unique_violation());
+/// assert!(error.to_string().contains("UNIQUE constraint failed: users.email"));
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -29,18 +50,36 @@ pub enum Error {
         /// What was wrong, in a sentence.
         message: String,
     },
-    /// A value could not be serialised to JSON; nothing was written.
+    /// A key/value value could not be serialised to JSON, or its JSON could not be read back
+    /// (by us or Python NanaSQLite); nothing was written.
     Encode {
         /// The key whose value failed.
         key: String,
         /// The serializer's error.
         source: serde_json::Error,
     },
-    /// A stored value is not valid JSON, or does not fit the requested type.
+    /// A stored key/value value is not readable JSON (not UTF-8 text, binary, nested too
+    /// deeply), or does not fit the requested type. Other keys are unaffected.
     Decode {
         /// The key whose value failed.
         key: String,
         /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A row for a SQL table (`sql_insert`, `upsert`, …) could not be serialised as columns.
+    EncodeRow {
+        /// The table the row was for.
+        table: String,
+        /// The serializer's error.
+        source: serde_json::Error,
+    },
+    /// A SQL result row does not fit the requested type (`query_as`, [`Row::deserialize`]).
+    ///
+    /// [`Row::deserialize`]: crate::sql::Row::deserialize
+    DecodeRow {
+        /// The column that did not fit, when one can be named.
+        column: Option<String>,
+        /// The deserializer's error.
         source: serde_json::Error,
     },
     /// The database file could not be opened or set up (missing directory, not a SQLite file, …).
@@ -49,6 +88,13 @@ pub enum Error {
         path: PathBuf,
         /// SQLite's error.
         source: rusqlite::Error,
+    },
+    /// An existing table has a layout the key/value store cannot use; nothing was changed.
+    Schema {
+        /// The table.
+        table: String,
+        /// What was found, and what is expected.
+        message: String,
     },
     /// SQLite reported an error.
     Sqlite(rusqlite::Error),
@@ -61,6 +107,13 @@ pub enum Error {
     Transaction {
         /// What was wrong.
         message: String,
+    },
+    /// The storage backend cannot do this operation (a SQLite file operation on a server).
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+        /// The backend.
+        backend: &'static str,
     },
     /// An operating-system error outside SQLite (e.g. no thread could be started).
     Io(std::io::Error),
@@ -77,6 +130,11 @@ impl Error {
         Self::Validation { message: message.into() }
     }
 
+    /// A [`Error::Decode`] for `key` with a message of ours (not a parser's).
+    pub(crate) fn decode(key: &str, message: impl fmt::Display) -> Self {
+        Self::Decode { key: key.to_owned(), source: serde::de::Error::custom(message) }
+    }
+
     /// The key involved, for [`Error::Encode`], [`Error::Decode`] and [`Error::NotFound`].
     #[must_use]
     pub fn key(&self) -> Option<&str> {
@@ -86,42 +144,93 @@ impl Error {
         }
     }
 
-    /// The same error again, for telling several callers of one failed operation (a group
-    /// commit). SQLite failures keep their codes; causes that cannot be copied keep their message.
+    /// SQLite's error code, when SQLite reported this error.
     #[must_use]
-    pub fn duplicate(&self) -> Self {
+    pub fn sqlite_code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Closed => Self::Closed,
-            Self::LockTimeout { waited } => Self::LockTimeout { waited: *waited },
-            Self::Validation { message } => Self::Validation { message: message.clone() },
-            Self::NotFound { key } => Self::NotFound { key: key.clone() },
-            Self::Transaction { message } => Self::Transaction { message: message.clone() },
-            Self::Panic { message } => Self::Panic { message: message.clone() },
-            Self::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
-                Self::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
-            }
-            other => Self::Transaction { message: other.to_string() },
+            Self::Sqlite(error) | Self::Open { source: error, .. } => error.sqlite_error_code(),
+            _ => None,
         }
     }
 
-    /// SQLite's "database is busy" (another connection or process held the file's write lock
-    /// for the whole busy timeout) as [`Error::LockTimeout`]; any other error as it is.
+    /// Whether a constraint refused the write (`UNIQUE`, `NOT NULL`, `CHECK`, a foreign key, a
+    /// trigger's `RAISE`); nothing was written.
     #[must_use]
-    pub fn busy_as_lock_timeout(self, waited: Duration) -> Self {
-        match &self {
-            Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
-                if failure.code == rusqlite::ErrorCode::DatabaseBusy =>
-            {
-                Self::LockTimeout { waited }
-            }
-            _ => self,
+    pub fn is_constraint(&self) -> bool {
+        self.sqlite_code() == Some(ErrorCode::ConstraintViolation)
+    }
+
+    /// Whether a `UNIQUE` or `PRIMARY KEY` constraint refused the write (a duplicate).
+    #[must_use]
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
         }
+    }
+
+    /// Whether the database was busy: [`Error::LockTimeout`], or SQLite's "database is busy"
+    /// or "locked". Retrying later may succeed.
+    #[must_use]
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::LockTimeout { .. })
+            || matches!(self.sqlite_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
     }
 
     /// Whether this is [`Error::Closed`].
     #[must_use]
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed)
+    }
+
+    /// SQLite's "database is busy" (another connection or process held the file's write lock
+    /// for the whole busy timeout) as [`Error::LockTimeout`]; any other error as it is.
+    #[must_use]
+    pub fn busy_as_lock_timeout(self, waited: Duration) -> Self {
+        if matches!(self, Self::Sqlite(_)) && self.sqlite_code() == Some(ErrorCode::DatabaseBusy) {
+            Self::LockTimeout { waited }
+        } else {
+            self
+        }
+    }
+
+    /// The same error again, for telling several callers of one failed operation (a group
+    /// whose commit failed). Every variant and message is kept; causes that cannot be copied
+    /// are rebuilt from their message (SQLite failures keep their codes).
+    pub(crate) fn duplicate(&self) -> Self {
+        let json = |error: &serde_json::Error| -> serde_json::Error { serde::de::Error::custom(error.to_string()) };
+        match self {
+            Self::Closed => Self::Closed,
+            Self::LockTimeout { waited } => Self::LockTimeout { waited: *waited },
+            Self::Validation { message } => Self::Validation { message: message.clone() },
+            Self::Encode { key, source } => Self::Encode { key: key.clone(), source: json(source) },
+            Self::Decode { key, source } => Self::Decode { key: key.clone(), source: json(source) },
+            Self::EncodeRow { table, source } => Self::EncodeRow { table: table.clone(), source: json(source) },
+            Self::DecodeRow { column, source } => Self::DecodeRow { column: column.clone(), source: json(source) },
+            Self::Open { path, source } => Self::Open { path: path.clone(), source: duplicate_sqlite(source) },
+            Self::Schema { table, message } => Self::Schema { table: table.clone(), message: message.clone() },
+            Self::Sqlite(error) => Self::Sqlite(duplicate_sqlite(error)),
+            Self::NotFound { key } => Self::NotFound { key: key.clone() },
+            Self::Transaction { message } => Self::Transaction { message: message.clone() },
+            Self::Unsupported { operation, backend } => Self::Unsupported { operation, backend },
+            Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
+            Self::Panic { message } => Self::Panic { message: message.clone() },
+        }
+    }
+}
+
+/// A SQLite error again: a failure keeps its code and message; another error (which rusqlite
+/// cannot copy) becomes a generic failure carrying its message.
+fn duplicate_sqlite(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 
@@ -136,13 +245,22 @@ impl fmt::Display for Error {
                 )
             }
             Self::Validation { message } => write!(f, "invalid input: {message}"),
-            Self::Encode { key, .. } => write!(f, "cannot encode the value of key {key:?} as JSON"),
-            Self::Decode { key, .. } => write!(f, "cannot decode the value of key {key:?}"),
-            Self::Open { path, .. } => write!(f, "cannot open database {}", path.display()),
-            Self::Sqlite(_) => f.write_str("sqlite error"),
+            Self::Encode { key, source } => write!(f, "cannot encode the value of key {key:?} as JSON: {source}"),
+            Self::Decode { key, source } => write!(f, "cannot decode the value of key {key:?}: {source}"),
+            Self::EncodeRow { table, source } => write!(f, "cannot encode a row for table {table:?}: {source}"),
+            Self::DecodeRow { column: Some(column), source } => {
+                write!(f, "cannot decode column {column:?} of a row: {source}")
+            }
+            Self::DecodeRow { column: None, source } => write!(f, "cannot decode a row: {source}"),
+            Self::Open { path, source } => write!(f, "cannot open database {}: {source}", path.display()),
+            Self::Schema { table, message } => write!(f, "table {table:?} cannot hold key/value rows: {message}"),
+            Self::Sqlite(source) => write!(f, "sqlite error: {source}"),
             Self::NotFound { key } => write!(f, "key {key:?} not found"),
             Self::Transaction { message } => write!(f, "transaction error: {message}"),
-            Self::Io(_) => f.write_str("i/o error"),
+            Self::Unsupported { operation, backend } => {
+                write!(f, "{operation} is not supported by the {backend} backend")
+            }
+            Self::Io(source) => write!(f, "i/o error: {source}"),
             Self::Panic { message } => write!(f, "a database job panicked: {message}"),
         }
     }
@@ -151,7 +269,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Encode { source, .. } | Self::Decode { source, .. } => Some(source),
+            Self::Encode { source, .. }
+            | Self::Decode { source, .. }
+            | Self::EncodeRow { source, .. }
+            | Self::DecodeRow { source, .. } => Some(source),
             Self::Open { source, .. } | Self::Sqlite(source) => Some(source),
             Self::Io(source) => Some(source),
             _ => None,
@@ -176,28 +297,54 @@ mod tests {
     use super::*;
     use std::error::Error as _;
 
+    fn failure(code: i32, message: Option<&str>) -> Error {
+        Error::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), message.map(str::to_owned)))
+    }
+
     #[test]
-    fn messages_are_lowercase_and_chain_their_cause() {
+    fn messages_are_lowercase_say_the_cause_and_chain_it() {
         let source = serde_json::from_str::<u8>("x").unwrap_err();
         let error = Error::Decode { key: "k".into(), source };
-        assert_eq!(error.to_string(), "cannot decode the value of key \"k\"");
+        assert_eq!(error.to_string(), "cannot decode the value of key \"k\": expected value at line 1 column 1");
         assert!(error.source().is_some());
         assert_eq!(error.key(), Some("k"));
-        let sqlite = Error::from(rusqlite::Error::QueryReturnedNoRows);
-        assert!(sqlite.source().is_some());
+        let unique = failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, Some("UNIQUE constraint failed: users.email"));
+        assert_eq!(unique.to_string(), "sqlite error: UNIQUE constraint failed: users.email");
+        assert!(unique.source().is_some());
         assert!(Error::Closed.is_closed());
-        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), Some("busy".into()));
-        assert!(matches!(Error::from(busy).duplicate(), Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(m)))
+    }
+
+    #[test]
+    fn common_cases_can_be_told_apart() {
+        let unique = failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, None);
+        assert!(unique.is_constraint() && unique.is_unique_violation() && !unique.is_busy());
+        let not_null = failure(rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL, None);
+        assert!(not_null.is_constraint() && !not_null.is_unique_violation());
+        assert!(failure(rusqlite::ffi::SQLITE_BUSY, None).is_busy());
+        assert!(Error::LockTimeout { waited: Duration::ZERO }.is_busy());
+        assert!(!Error::Closed.is_constraint());
+    }
+
+    #[test]
+    fn duplicates_keep_variant_and_message() {
+        let busy = failure(5, Some("busy"));
+        assert!(matches!(busy.duplicate(), Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(m)))
             if e.code == rusqlite::ErrorCode::DatabaseBusy && m == "busy"));
+        let io = Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
+        assert!(matches!(io.duplicate(), Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull));
+        let decode = Error::decode("k", "not UTF-8");
+        assert_eq!(decode.duplicate().to_string(), decode.to_string());
+        assert!(matches!(decode.duplicate(), Error::Decode { .. }));
+        let other = Error::Sqlite(rusqlite::Error::QueryReturnedNoRows);
+        assert_eq!(other.duplicate().to_string(), other.to_string());
     }
 
     #[test]
     fn only_busy_becomes_a_lock_timeout() {
-        let failure = |code| Error::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
         let waited = Duration::from_millis(200);
-        let busy = failure(rusqlite::ffi::SQLITE_BUSY).busy_as_lock_timeout(waited);
+        let busy = failure(rusqlite::ffi::SQLITE_BUSY, None).busy_as_lock_timeout(waited);
         assert!(matches!(busy, Error::LockTimeout { waited: w } if w == waited));
-        let full = failure(rusqlite::ffi::SQLITE_FULL).busy_as_lock_timeout(waited);
+        let full = failure(rusqlite::ffi::SQLITE_FULL, None).busy_as_lock_timeout(waited);
         assert!(matches!(full, Error::Sqlite(_)));
         assert!(Error::Closed.busy_as_lock_timeout(waited).is_closed());
     }

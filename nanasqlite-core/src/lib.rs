@@ -17,12 +17,14 @@
 //!
 //! # Design
 //!
-//! A [`NanaSQLite`] handle is a table of a connection shared by every table of the file, plus that
-//! table's cache. Writes encode the value on the caller's thread, take the store's lock, commit,
-//! then update the cache, so the cache never shows a write that failed. Reads look in the cache
-//! first (a read lock held for one hash lookup) and only take the store's lock on a miss.
-//! Storage is behind the [`storage::Storage`] trait; [`storage::SqliteStorage`] is the backend
-//! and holds every SQL string. Nothing here starts threads or knows about async runtimes.
+//! Every operation of the stores is written once, in [`engine`], as a function over a
+//! [`storage::Storage`] backend that runs inside the transaction it is handed and returns its
+//! result with the cache change it implies. [`NanaSQLite`] runs those operations under one lock
+//! per file (a write in a transaction of its own, its cache change applied after the commit);
+//! the async store of `nanasqlite-pool` runs the same operations on threads, in groups. Reads
+//! look in the table's cache first (a read lock held for one hash lookup) and only reach the
+//! database on a miss. [`storage::SqliteStorage`] is the SQLite backend and holds every SQL
+//! string of the key/value store. Nothing here starts threads or knows about async runtimes.
 //!
 //! # File format
 //!
@@ -31,24 +33,24 @@
 //! Python's spaced form, and the `NaN`/`Infinity`/`-Infinity` tokens Python's `json` writes are
 //! read as `null` (what orjson writes for them).
 
-pub mod atomic;
-pub mod backup;
+mod atomic;
 mod builder;
-pub mod cache;
-pub mod codec;
+mod cache;
+mod codec;
 mod database;
+pub mod engine;
 mod error;
 mod identifier;
 pub mod sql;
 pub mod storage;
 mod store;
 mod store_sql;
-pub mod watch;
+mod watch;
 
 pub use atomic::Amount;
-pub use builder::{Builder, DEFAULT_TABLE, Options};
+pub use builder::{Builder, DEFAULT_TABLE};
 pub use cache::CacheStrategy;
+pub use engine::{KeyValue, Transaction};
 pub use error::{Error, Result};
 pub use identifier::Identifier;
-pub use store::{KeyValue, NanaSQLite, encode_rows, scan_rows};
-pub use store_sql::{Transaction, db_size};
+pub use store::NanaSQLite;

@@ -1,4 +1,6 @@
-//! [`NanaSQLite`]: the sync, dict-like store.
+//! [`NanaSQLite`]: the sync, dict-like store. A front end: each method checks and encodes its
+//! input on the caller's thread, answers from the cache when it can, and otherwise runs one
+//! engine operation under the store's lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -9,11 +11,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::atomic::{self, Amount, Increment};
-use crate::builder::Builder;
-use crate::cache::{Cache, CacheStrategy, CachedValue, Lookup};
-use crate::codec;
-use crate::database::Database;
+use crate::atomic::Amount;
+use crate::database::{Database, Waits};
+use crate::engine::{
+    self, AllRows, BatchDelete, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys,
+    LoadAll, Lookup, OpenTable, Operation, Pop, Set, SetDefault, Shared, Table, TableSettings, UnreadableKeys,
+};
 use crate::error::Result;
 use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
@@ -24,7 +27,7 @@ use crate::storage::{SqliteStorage, Storage};
 ///
 /// Values are any `serde` type, stored as JSON text in the same layout as Python NanaSQLite
 /// (`"<table>"(key TEXT PRIMARY KEY, value TEXT)`), so either library reads the other's files.
-/// The handle is cheap to clone and can be used from many threads at once; SQLite work is
+/// The handle is cheap to clone and can be used from many threads at once; database work is
 /// serialised by one lock per file, while cache hits take only the cache's read lock.
 ///
 /// # Examples
@@ -42,75 +45,69 @@ use crate::storage::{SqliteStorage, Storage};
 /// # Ok::<(), nanasqlite_core::Error>(())
 /// ```
 pub struct NanaSQLite<S: Storage = SqliteStorage> {
-    inner: Arc<Table<S>>,
-}
-
-/// What one handle refers to: a table of a shared database, and that table's cache.
-struct Table<S: Storage> {
+    table: Arc<Table<S>>,
     database: Arc<Database<S>>,
-    name: Identifier,
-    storage_table: S::Table,
-    strategy: CacheStrategy,
-    policy: SqlPolicy,
-    cache: Arc<Cache>,
 }
 
 impl<S: Storage> Clone for NanaSQLite<S> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner) }
+        Self { table: Arc::clone(&self.table), database: Arc::clone(&self.database) }
     }
 }
 
 impl<S: Storage> fmt::Debug for NanaSQLite<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NanaSQLite")
-            .field("path", &self.inner.database.path())
-            .field("table", &self.inner.name)
+            .field("path", &self.database.path())
+            .field("table", self.table.name())
             .finish_non_exhaustive()
     }
 }
 
-// ===== opening =====
-
-impl NanaSQLite {
-    /// Opens the database at `path` (created if missing) with table `"data"`, a lazy unbounded
-    /// cache and Python NanaSQLite's pragmas. `":memory:"` opens a private in-memory database.
-    ///
-    /// # Errors
-    ///
-    /// See [`Builder::open`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::builder(path).open()
-    }
-
-    /// A [`Builder`] for opening `path` with options.
-    pub fn builder(path: impl AsRef<Path>) -> Builder {
-        Builder::new(path)
-    }
+/// What opening a store on a connection needs besides the connection.
+pub(crate) struct Start {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) table: Identifier,
+    pub(crate) settings: TableSettings,
+    pub(crate) waits: Waits,
+    pub(crate) watch: Option<std::time::Duration>,
+    pub(crate) bulk_load: bool,
 }
 
+// ===== opening and plumbing =====
+
 impl<S: Storage> NanaSQLite<S> {
-    /// A handle on `name` in `database`, creating the table if needed.
-    pub(crate) fn attach(
-        database: Arc<Database<S>>,
-        name: Identifier,
-        strategy: CacheStrategy,
-        policy: SqlPolicy,
-    ) -> Result<Self> {
-        let storage_table = database.lock()?.open_table(&name)?;
-        let cache = Arc::new(Cache::new(strategy));
-        database.register(&name, &cache);
-        Ok(Self { inner: Arc::new(Table { database, name, storage_table, strategy, policy, cache }) })
+    /// A store on `storage`: creates (or checks) the table and loads it if asked.
+    pub(crate) fn start(storage: S, start: Start) -> Result<Self> {
+        let handle = storage.open_table(&start.table)?;
+        let shared = Arc::new(Shared::new(start.watch, storage.data_version()?));
+        let table = Arc::new(Table::new(start.table, handle, start.settings));
+        shared.register(&table);
+        let database = Arc::new(Database::new(storage, start.path, shared, start.waits));
+        let store = Self { table, database };
+        if start.bulk_load {
+            store.load_all()?;
+        }
+        Ok(store)
+    }
+
+    /// Runs `operation` on this store's table, under the lock.
+    pub(crate) fn run<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
+        self.database.run(&self.table, operation)
+    }
+
+    pub(crate) fn database(&self) -> &Database<S> {
+        &self.database
+    }
+
+    pub(crate) fn engine_table(&self) -> &Table<S> {
+        &self.table
     }
 
     /// The rules SQL fragments of this handle are checked against.
     #[must_use]
     pub fn sql_policy(&self) -> &SqlPolicy {
-        &self.inner.policy
-    }
-
-    pub(crate) fn storage_table(&self) -> &S::Table {
-        &self.inner.storage_table
+        self.table.policy()
     }
 
     /// Another key/value table in the same file: it shares this store's connection and lock,
@@ -130,23 +127,27 @@ impl<S: Storage> NanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Validation`](crate::Error::Validation) for a bad name (nothing is created),
+    /// [`Error::Schema`](crate::Error::Schema) for an existing table of another layout,
     /// [`Error::Closed`](crate::Error::Closed), or SQLite's error.
     pub fn table(&self, name: &str) -> Result<Self> {
-        self.database().ensure_open()?;
+        self.database.ensure_open()?;
         let name = Identifier::new(name)?;
-        Self::attach(Arc::clone(&self.inner.database), name, self.inner.strategy, self.inner.policy.clone())
+        let handle = self.run(OpenTable::new(name.clone()))?;
+        let table = Arc::new(Table::new(name, handle, self.table.settings().clone()));
+        self.database.shared().register(&table);
+        Ok(Self { table, database: Arc::clone(&self.database) })
     }
 
     /// The file this store was opened on.
     #[must_use]
     pub fn path(&self) -> &Path {
-        self.database().path()
+        self.database.path()
     }
 
     /// The name of this handle's table.
     #[must_use]
     pub fn table_name(&self) -> &str {
-        self.inner.name.as_str()
+        self.table.name().as_str()
     }
 
     /// Closes the database: the connection is closed and every handle on the file (clones and
@@ -158,31 +159,14 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error if closing the connection failed; the store is closed all the same.
     pub fn close(&self) -> Result<()> {
-        let result = self.database().close();
-        self.inner.cache.clear();
-        result
+        self.database.close()
     }
 
-    pub(crate) fn database(&self) -> &Database<S> {
-        &self.inner.database
-    }
-
-    /// Runs `work` on the connection under the store's lock.
-    /// Expired keys of a TTL cache with `delete_expired` are deleted from the file first.
-    /// A write that another process locked out for the whole busy timeout is a `LockTimeout`.
-    pub(crate) fn with_storage<R>(&self, work: impl FnOnce(&mut S, &S::Table) -> Result<R>) -> Result<R> {
-        let mut storage = self.database().lock()?;
-        for key in self.cache().take_expired() {
-            if let Err(error) = storage.delete(&self.inner.storage_table, &key) {
-                tracing::warn!(%key, %error, "could not delete an expired key");
-            }
-        }
-        let busy = self.database().busy_timeout();
-        work(&mut storage, &self.inner.storage_table).map_err(|error| error.busy_as_lock_timeout(busy))
-    }
-
-    pub(crate) fn cache(&self) -> &Cache {
-        &self.inner.cache
+    /// Whether the store is open, noticing other writers first when watching for them.
+    fn ready(&self) -> Result<()> {
+        self.database.ensure_open()?;
+        self.database.notice_external_writes(&self.table);
+        Ok(())
     }
 }
 
@@ -197,7 +181,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`](crate::Error::Decode) when the stored text is not JSON or does not
+    /// [`Error::Decode`](crate::Error::Decode) when the stored value is not JSON or does not
     /// fit `T`; [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
     /// SQLite's error.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
@@ -231,19 +215,11 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get), without the decode error.
     pub fn contains(&self, key: &str) -> Result<bool> {
-        self.database().ensure_open()?;
-        self.database().notice_external_writes();
-        match self.cache().lookup(key) {
+        self.ready()?;
+        match self.table.lookup(key) {
             Lookup::Hit(_) => Ok(true),
             Lookup::Absent => Ok(false),
-            Lookup::Miss => self.with_storage(|storage, table| {
-                let since = self.cache().epoch();
-                let exists = storage.contains(table, key)?;
-                if !exists {
-                    self.cache().fill(key, None, since);
-                }
-                Ok(exists)
-            }),
+            Lookup::Miss => self.run(Contains::new(&self.table, key)),
         }
     }
 
@@ -253,8 +229,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn len(&self) -> Result<usize> {
-        let count = self.with_storage(|storage, table| storage.count(table))?;
-        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+        Ok(usize::try_from(self.run(Count)?).unwrap_or(usize::MAX))
     }
 
     /// Whether the table has no keys.
@@ -266,13 +241,26 @@ impl<S: Storage> NanaSQLite<S> {
         Ok(self.len()? == 0)
     }
 
-    /// Every key, sorted by byte order (as Python NanaSQLite returns them).
+    /// Every key, sorted by byte order (as Python NanaSQLite returns them). Keys another tool
+    /// stored as numbers, blobs or invalid UTF-8 cannot be named by a `&str` and are left out;
+    /// [`unreadable_keys`](Self::unreadable_keys) counts them.
     ///
     /// # Errors
     ///
     /// As [`len`](Self::len).
     pub fn keys(&self) -> Result<Vec<String>> {
-        self.with_storage(|storage, table| storage.keys(table))
+        self.run(Keys)
+    }
+
+    /// How many keys of the table cannot be named (stored by another tool as numbers, blobs or
+    /// invalid UTF-8): [`keys`](Self::keys), [`items`](Self::items) and the like leave them out
+    /// rather than fail for the whole table.
+    ///
+    /// # Errors
+    ///
+    /// As [`len`](Self::len).
+    pub fn unreadable_keys(&self) -> Result<u64> {
+        self.run(UnreadableKeys)
     }
 
     /// Every value, in key order. Loads the whole table into the cache, as upstream does.
@@ -290,11 +278,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`values`](Self::values).
     pub fn items<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>> {
-        let decode = |(key, value): (String, Arc<CachedValue>)| {
-            let value = value.decode(&key)?;
-            Ok((key, value))
-        };
-        self.all_rows()?.into_iter().map(decode).collect()
+        engine::decode_rows(self.all_rows()?)
     }
 
     /// The whole table as a sorted map. Loads the whole table into the cache.
@@ -306,8 +290,9 @@ impl<S: Storage> NanaSQLite<S> {
         self.items().map(|items| items.into_iter().collect())
     }
 
-    /// The values of the keys that exist among `keys`; absent keys are left out. Cached keys
-    /// are answered from the cache, the rest are read in one query (per 900 keys) and cached.
+    /// The values of the keys that exist among `keys`; absent keys are left out. When the
+    /// cache knows every key the answer comes from it; otherwise all of them are read in one
+    /// go (per 900 keys) and cached.
     ///
     /// # Examples
     ///
@@ -327,20 +312,14 @@ impl<S: Storage> NanaSQLite<S> {
         &self,
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<HashMap<String, T>> {
-        self.database().ensure_open()?;
-        self.database().notice_external_writes();
-        let keys: Vec<_> = keys.into_iter().collect();
-        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-        let rows = match self.cache().lookup_all(&keys) {
+        self.ready()?;
+        let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
+        let names: Vec<&str> = keys.iter().map(|key| &**key).collect();
+        let rows = match self.table.lookup_all(&names) {
             Some(rows) => rows,
-            None => self.with_storage(|storage, table| self.lookup_or_load(storage, table, &keys))?,
+            None => self.run(GetMany::new(&self.table, keys))?,
         };
-        rows.into_iter()
-            .map(|(key, value)| {
-                let decoded = value.decode(&key)?;
-                Ok((key, decoded))
-            })
-            .collect()
+        engine::decode_rows(rows).map(|rows| rows.into_iter().collect())
     }
 
     /// Reads `key` from the file, bypassing (and then refreshing) the cache: for rows changed
@@ -350,65 +329,28 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_fresh<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let value = self.with_storage(|storage, table| self.load_key(storage, table, key))?;
+        self.database.ensure_open()?;
+        let value = self.run(Get::new(&self.table, key))?;
         value.map(|value| value.decode(key)).transpose()
     }
 
     /// The cached value of `key`, reading the file on a cache miss.
     fn cached(&self, key: &str) -> Result<Option<Arc<CachedValue>>> {
-        self.database().ensure_open()?;
-        self.database().notice_external_writes();
-        match self.cache().lookup(key) {
+        self.ready()?;
+        match self.table.lookup(key) {
             Lookup::Hit(value) => Ok(Some(value)),
             Lookup::Absent => Ok(None),
-            Lookup::Miss => self.with_storage(|storage, table| self.load_key(storage, table, key)),
+            Lookup::Miss => self.run(Get::new(&self.table, key)),
         }
-    }
-
-    /// Reads `key` and records the result in the cache (under the lock, so no write interleaves).
-    fn load_key(&self, storage: &S, table: &S::Table, key: &str) -> Result<Option<Arc<CachedValue>>> {
-        let since = self.cache().epoch();
-        let value = storage.get(table, key)?.map(CachedValue::new);
-        self.cache().fill(key, value.clone(), since);
-        Ok(value)
-    }
-
-    /// The present values among `keys`: from the cache where it knows, the rest read in one
-    /// go (cached, the missing ones marked absent). Runs under the store's lock, so no batch
-    /// commits halfway through and the answer is one consistent state.
-    fn lookup_or_load(&self, storage: &S, table: &S::Table, keys: &[&str]) -> Result<Vec<(String, Arc<CachedValue>)>> {
-        let mut rows = Vec::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for &key in keys {
-            match self.cache().lookup(key) {
-                Lookup::Hit(value) => rows.push((key.to_owned(), value)),
-                Lookup::Absent => {}
-                Lookup::Miss => missing.push(key),
-            }
-        }
-        let loaded_from = rows.len();
-        let since = self.cache().epoch();
-        storage.get_many(table, &missing, &mut |key, json| rows.push((key.to_owned(), CachedValue::new(json))))?;
-        self.cache().fill_many(&missing, &rows[loaded_from..], since);
-        Ok(rows)
     }
 
     /// Every row, sorted by key, loading the table into the cache first if needed.
     fn all_rows(&self) -> Result<Vec<(String, Arc<CachedValue>)>> {
-        self.database().notice_external_writes();
-        if self.cache().is_all_loaded() {
-            self.database().ensure_open()?;
-            return Ok(self.cache().present_sorted());
+        self.ready()?;
+        match self.table.all_cached() {
+            Some(rows) => Ok(rows),
+            None => self.run(AllRows::new(&self.table)),
         }
-        self.with_storage(|storage, table| {
-            let since = self.cache().epoch();
-            let rows = scan_rows(storage, table)?;
-            let mut sorted: Vec<_> =
-                rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            self.cache().fill_all(rows, since);
-            Ok(sorted)
-        })
     }
 }
 
@@ -423,12 +365,8 @@ impl<S: Storage> NanaSQLite<S> {
     /// written); [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
     /// SQLite's error (the cache is then unchanged).
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        let json = codec::encode(key, value)?;
-        self.with_storage(|storage, table| {
-            storage.put(table, key, &json)?;
-            self.cache().write(key, Some(CachedValue::new(json)));
-            Ok(())
-        })
+        let value = engine::encode(key, value)?;
+        self.run(Set::new(key, value))
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -437,11 +375,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn delete(&self, key: &str) -> Result<bool> {
-        self.with_storage(|storage, table| {
-            let existed = storage.delete(table, key)?;
-            self.cache().write(key, None);
-            Ok(existed)
-        })
+        self.run(Delete::new(key))
     }
 
     /// Stores every `(key, value)` in one transaction: all of them or, on any error, none.
@@ -465,15 +399,11 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        let rows = encode_rows(rows)?;
-        self.with_storage(|storage, table| {
-            if !rows.is_empty() {
-                storage.transaction(|storage| storage.put_many(table, &rows))?;
-                let cached = rows.iter().map(|(key, json)| (key.as_str(), CachedValue::new(json.as_str())));
-                self.cache().write_many(cached, []);
-            }
-            Ok(())
-        })
+        let batch = BatchUpdate::new(engine::encode_rows(rows)?);
+        if batch.is_empty() {
+            return self.database.ensure_open();
+        }
+        self.run(batch)
     }
 
     /// The same as [`batch_update`](Self::batch_update) (Python's `update`; note that there it
@@ -496,13 +426,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete); on error nothing is deleted.
     pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<usize> {
-        let keys: Vec<_> = keys.into_iter().collect();
-        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-        self.with_storage(|storage, table| {
-            let removed = storage.transaction(|storage| storage.delete_many(table, &keys))?;
-            self.cache().write_many([], keys.iter().copied());
-            Ok(removed)
-        })
+        self.run(BatchDelete::new(keys.into_iter().map(|key| Box::from(key.as_ref())).collect()))
     }
 
     /// Removes `key` and returns its value, atomically; `None` if it was absent.
@@ -512,18 +436,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Decode`](crate::Error::Decode) when the value does not fit `T`: the key is
     /// then **not** removed. Otherwise as [`delete`](Self::delete).
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.with_storage(|storage, table| {
-            let popped = storage.transaction(|storage| {
-                let Some(json) = storage.get(table, key)? else {
-                    return Ok(None);
-                };
-                let value = CachedValue::new(json).decode(key)?;
-                storage.delete(table, key)?;
-                Ok(Some(value))
-            })?;
-            self.cache().write(key, None);
-            Ok(popped)
-        })
+        self.run(Pop::new(key))
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it (as stored).
@@ -542,19 +455,8 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get) and [`set`](Self::set).
     pub fn setdefault<T: Serialize + DeserializeOwned>(&self, key: &str, default: &T) -> Result<T> {
-        let value = self.with_storage(|storage, table| {
-            let value = storage.transaction(|storage| match storage.get(table, key)? {
-                Some(json) => Ok(CachedValue::new(json)),
-                None => {
-                    let json = codec::encode(key, default)?;
-                    storage.put(table, key, &json)?;
-                    Ok(CachedValue::new(json))
-                }
-            })?;
-            self.cache().write(key, Some(Arc::clone(&value)));
-            Ok(value)
-        })?;
-        value.decode(key)
+        let default = engine::encode(key, default)?;
+        self.run(SetDefault::new(key, default))?.decode(key)
     }
 
     /// Deletes every row of this table (other tables are untouched).
@@ -563,61 +465,8 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete).
     pub fn clear(&self) -> Result<()> {
-        self.with_storage(|storage, table| {
-            storage.clear(table)?;
-            self.cache().clear();
-            Ok(())
-        })
+        self.run(Clear)
     }
-}
-
-/// Every row of `table`, as cache entries (for [`Cache::fill_all`](crate::cache::Cache::fill_all)).
-///
-/// # Errors
-///
-/// The backend's error.
-pub fn scan_rows<S: Storage>(storage: &S, table: &S::Table) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
-    let mut rows = Vec::new();
-    storage.scan(table, &mut |key, json| rows.push((Box::from(key), CachedValue::new(json))))?;
-    Ok(rows)
-}
-
-/// A `(key, value)` pair, owned or borrowed: what [`NanaSQLite::batch_update`] takes, so that
-/// it accepts `[("a", 1)]`, `Vec<(String, V)>`, `&Vec<(String, V)>`, `&HashMap<String, V>`
-/// and the like.
-pub trait KeyValue<K, V> {
-    /// The pair's parts.
-    fn parts(&self) -> (&K, &V);
-}
-
-impl<K, V> KeyValue<K, V> for (K, V) {
-    fn parts(&self) -> (&K, &V) {
-        (&self.0, &self.1)
-    }
-}
-
-impl<K, V> KeyValue<K, V> for &(K, V) {
-    fn parts(&self) -> (&K, &V) {
-        (&self.0, &self.1)
-    }
-}
-
-/// Encodes every `(key, value)` first, so an unencodable value stops a batch before anything
-/// is written.
-///
-/// # Errors
-///
-/// [`Error::Encode`](crate::Error::Encode) naming the first key whose value fails.
-pub fn encode_rows<K: AsRef<str>, V: Serialize>(
-    rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
-) -> Result<Vec<(String, String)>> {
-    rows.into_iter()
-        .map(|row| {
-            let (key, value) = row.parts();
-            let key = key.as_ref();
-            Ok((key.to_owned(), codec::encode(key, value)?))
-        })
-        .collect()
 }
 
 // ===== atomic updates =====
@@ -646,8 +495,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// a number, the value is not an object when `field` is given, or the result is not finite;
     /// [`Error::Decode`](crate::Error::Decode); SQLite's error. Nothing is written then.
     pub fn increment(&self, key: &str, amount: impl Into<Amount>, field: Option<&str>) -> Result<Value> {
-        let step = Increment::new(amount.into(), field)?;
-        self.transform(key, |current| step.apply(key, current))
+        self.run(engine::increment(key, amount.into(), field)?)
     }
 
     /// Merges `changes` (an object) into the object stored under `key`, one level deep, and
@@ -660,25 +508,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when either side is not an object;
     /// [`Error::Encode`](crate::Error::Encode); SQLite's error. Nothing is written then.
     pub fn patch<T: Serialize + ?Sized>(&self, key: &str, changes: &T, create: bool) -> Result<Value> {
-        let value =
-            serde_json::to_value(changes).map_err(|source| crate::Error::Encode { key: key.to_owned(), source })?;
-        let changes = atomic::changes(value)?;
-        self.transform(key, |current| atomic::patch(key, current, changes.clone(), create))
-    }
-
-    /// Reads `key` from the file, applies `step`, and writes the result, in one transaction.
-    fn transform(&self, key: &str, step: impl Fn(Option<Value>) -> Result<Value>) -> Result<Value> {
-        self.with_storage(|storage, table| {
-            let (value, json) = storage.transaction(|storage| {
-                let current = storage.get(table, key)?.map(|json| codec::parse(key, &json)).transpose()?;
-                let value = step(current)?;
-                let json = codec::encode(key, &value)?;
-                storage.put(table, key, &json)?;
-                Ok((value, json))
-            })?;
-            self.cache().write(key, Some(CachedValue::new(json)));
-            Ok(value)
-        })
+        self.run(engine::patch(key, changes, create)?)
     }
 }
 
@@ -692,7 +522,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn load_all(&self) -> Result<()> {
-        self.with_storage(|storage, table| self.load_all_locked(storage, table))
+        self.run(LoadAll::new(&self.table))
     }
 
     /// Forgets what the cache knows of `key` and reads it again from the file.
@@ -701,29 +531,21 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`load_all`](Self::load_all).
     pub fn refresh(&self, key: &str) -> Result<()> {
-        self.with_storage(|storage, table| {
-            self.cache().forget(key);
-            self.load_key(storage, table, key).map(drop)
-        })
+        self.database.ensure_open()?;
+        self.table.forget(key);
+        self.run(Get::new(&self.table, key)).map(drop)
     }
 
     /// Empties this table's cache; the file is untouched.
     pub fn clear_cache(&self) {
-        self.cache().clear();
+        self.table.clear_cache();
     }
 
     /// Whether the cache can answer for `key` without the file (it holds the value, or knows
     /// the key is absent). Always `false` after [`close`](Self::close).
     #[must_use]
     pub fn is_cached(&self, key: &str) -> bool {
-        self.database().ensure_open().is_ok() && self.cache().knows(key)
-    }
-
-    fn load_all_locked(&self, storage: &S, table: &S::Table) -> Result<()> {
-        let since = self.cache().epoch();
-        let rows = scan_rows(storage, table)?;
-        self.cache().fill_all(rows, since);
-        Ok(())
+        self.database.ensure_open().is_ok() && self.table.is_cached(key)
     }
 }
 
@@ -751,17 +573,30 @@ mod tests {
     fn a_failed_write_never_shows_in_the_cache() {
         let db = NanaSQLite::open(":memory:").unwrap();
         db.set("k", &1).unwrap();
-        db.with_storage(|s, _| {
-            s.connection().execute_batch(
-                "CREATE TRIGGER no_twos BEFORE INSERT ON data WHEN NEW.value = '2' BEGIN SELECT RAISE(ABORT, 'no'); END;",
-            )?;
-            Ok(())
-        })
+        db.execute(
+            "CREATE TRIGGER no_twos BEFORE INSERT ON data WHEN NEW.value = '2' BEGIN SELECT RAISE(ABORT, 'no'); END",
+            crate::params![],
+        )
         .unwrap();
         assert!(matches!(db.set("k", &2), Err(Error::Sqlite(_))));
         assert_eq!(db.get::<i32>("k").unwrap(), Some(1));
         assert!(db.batch_update([("a", 1), ("b", 2)]).is_err());
         assert!(!db.is_cached("a"));
         assert_eq!(db.get::<i32>("a").unwrap(), None);
+    }
+
+    #[test]
+    fn expired_rows_are_deleted_by_the_next_write_and_never_served_again() {
+        let ttl = Duration::from_millis(30);
+        let cache = crate::CacheStrategy::Ttl { ttl, size: None, delete_expired: true };
+        let dir = tempfile::tempdir().unwrap();
+        let db = NanaSQLite::builder(dir.path().join("ttl.db")).cache(cache).open().unwrap();
+        db.set("session", &"s").unwrap();
+        std::thread::sleep(ttl * 2);
+        assert_eq!(db.get::<String>("session").unwrap(), None, "expired: absent");
+        assert_eq!(db.len().unwrap(), 1, "not yet deleted from the file");
+        db.set("other", &1).unwrap();
+        assert_eq!(db.len().unwrap(), 1, "the next write deleted it");
+        assert_eq!(db.get::<String>("session").unwrap(), None);
     }
 }

@@ -1,23 +1,21 @@
-//! The SQL helpers and transactions of [`NanaSQLite`].
+//! The SQL helpers and transactions of [`NanaSQLite`]: each runs one engine operation.
 
-use std::cell::RefCell;
-use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::CachedValue;
-use crate::codec;
-use crate::error::Result;
-use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlPolicy, SqlValue};
-use crate::storage::{SqliteStorage, SqliteTable, Storage};
+use crate::engine::{Backup, Kind, Restore, RunTransaction, Size, Sql, Transaction};
+use crate::error::{Error, Result};
+use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
+use crate::storage::Storage;
 use crate::store::NanaSQLite;
 
-impl NanaSQLite {
-    /// Runs `work` with the SQL helpers on the connection, under the store's lock.
-    fn sql<R>(&self, work: impl FnOnce(SqlOps<'_>) -> Result<R>) -> Result<R> {
-        self.with_storage(|storage, _| work(SqlOps::new(storage.connection(), self.sql_policy())))
+impl<S: Storage> NanaSQLite<S> {
+    /// Runs SQL helper `name` (`work`) where `kind` says, under the store's lock.
+    fn sql<R>(&self, name: &'static str, kind: Kind, work: impl FnMut(&SqlOps<'_>) -> Result<R>) -> Result<R> {
+        self.run(Sql::new(name, kind, work))
     }
 
     /// Creates table `name` with `columns` (name, type) if it does not exist.
@@ -36,7 +34,7 @@ impl NanaSQLite {
     /// [`Error::Validation`](crate::Error::Validation) for a bad name or column type (nothing
     /// is created); SQLite's error.
     pub fn create_table(&self, name: &str, columns: &[(&str, &str)]) -> Result<()> {
-        self.sql(|sql| sql.create_table(name, columns))
+        self.sql("create_table", Kind::Write, |sql| sql.create_table(name, columns))
     }
 
     /// Creates index `name` on `table`'s `columns` if it does not exist.
@@ -45,7 +43,7 @@ impl NanaSQLite {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn create_index(&self, name: &str, table: &str, columns: &[&str], unique: bool) -> Result<()> {
-        self.sql(|sql| sql.create_index(name, table, columns, unique))
+        self.sql("create_index", Kind::Write, |sql| sql.create_index(name, table, columns, unique))
     }
 
     /// Drops table `name` if it exists.
@@ -54,7 +52,7 @@ impl NanaSQLite {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn drop_table(&self, name: &str) -> Result<()> {
-        self.sql(|sql| sql.drop_table(name))
+        self.sql("drop_table", Kind::Write, |sql| sql.drop_table(name))
     }
 
     /// Drops index `name` if it exists.
@@ -63,7 +61,7 @@ impl NanaSQLite {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn drop_index(&self, name: &str) -> Result<()> {
-        self.sql(|sql| sql.drop_index(name))
+        self.sql("drop_index", Kind::Write, |sql| sql.drop_index(name))
     }
 
     /// Whether table `name` exists.
@@ -72,7 +70,7 @@ impl NanaSQLite {
     ///
     /// [`Error::Closed`](crate::Error::Closed), SQLite's error.
     pub fn table_exists(&self, name: &str) -> Result<bool> {
-        self.sql(|sql| sql.table_exists(name))
+        self.sql("table_exists", Kind::Read, |sql| sql.table_exists(name))
     }
 
     /// The tables of the file, by name.
@@ -81,7 +79,7 @@ impl NanaSQLite {
     ///
     /// As [`table_exists`](Self::table_exists).
     pub fn list_tables(&self) -> Result<Vec<String>> {
-        self.sql(|sql| sql.list_tables())
+        self.sql("list_tables", Kind::Read, |sql| sql.list_tables())
     }
 
     /// The columns of `table`.
@@ -90,7 +88,7 @@ impl NanaSQLite {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn get_table_schema(&self, table: &str) -> Result<Vec<ColumnInfo>> {
-        self.sql(|sql| sql.get_table_schema(table))
+        self.sql("get_table_schema", Kind::Read, |sql| sql.get_table_schema(table))
     }
 
     /// The indexes of `table` (of every table with `None`).
@@ -99,7 +97,7 @@ impl NanaSQLite {
     ///
     /// As [`table_exists`](Self::table_exists).
     pub fn list_indexes(&self, table: Option<&str>) -> Result<Vec<IndexInfo>> {
-        self.sql(|sql| sql.list_indexes(table))
+        self.sql("list_indexes", Kind::Read, |sql| sql.list_indexes(table))
     }
 
     /// Adds a column to `table`, with an optional default.
@@ -114,7 +112,9 @@ impl NanaSQLite {
         column_type: &str,
         default: Option<SqlValue>,
     ) -> Result<()> {
-        self.sql(|sql| sql.alter_table_add_column(table, column, column_type, default.as_ref()))
+        self.sql("alter_table_add_column", Kind::Write, |sql| {
+            sql.alter_table_add_column(table, column, column_type, default.as_ref())
+        })
     }
 
     /// Inserts `data` (a struct or map of columns) into `table`; returns the new rowid.
@@ -133,7 +133,7 @@ impl NanaSQLite {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn sql_insert<T: Serialize + ?Sized>(&self, table: &str, data: &T) -> Result<i64> {
-        self.sql(|sql| sql.sql_insert(table, data))
+        self.sql("sql_insert", Kind::Write, |sql| sql.sql_insert(table, data))
     }
 
     /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
@@ -148,7 +148,8 @@ impl NanaSQLite {
         condition: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> Result<usize> {
-        self.sql(|sql| sql.sql_update(table, data, condition, params))
+        let params = params.as_ref();
+        self.sql("sql_update", Kind::Write, |sql| sql.sql_update(table, data, condition, params))
     }
 
     /// Deletes the rows of `table` matching `condition`; returns how many.
@@ -157,7 +158,8 @@ impl NanaSQLite {
     ///
     /// As [`sql_update`](Self::sql_update).
     pub fn sql_delete(&self, table: &str, condition: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
-        self.sql(|sql| sql.sql_delete(table, condition, params))
+        let params = params.as_ref();
+        self.sql("sql_delete", Kind::Write, |sql| sql.sql_delete(table, condition, params))
     }
 
     /// Inserts `data`, or updates the row it conflicts with on `conflict` columns (replaces
@@ -167,7 +169,7 @@ impl NanaSQLite {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn upsert<T: Serialize + ?Sized>(&self, table: &str, data: &T, conflict: &[&str]) -> Result<i64> {
-        self.sql(|sql| sql.upsert(table, data, conflict))
+        self.sql("upsert", Kind::Write, |sql| sql.upsert(table, data, conflict))
     }
 
     /// The rows `query` selects.
@@ -188,7 +190,7 @@ impl NanaSQLite {
     ///
     /// [`Error::Validation`](crate::Error::Validation) for a bad part (nothing runs); SQLite's error.
     pub fn query(&self, query: Query) -> Result<Vec<Row>> {
-        self.sql(|sql| sql.query(&query))
+        self.sql("query", Kind::Read, |sql| sql.query(&query))
     }
 
     /// The rows `query` selects, deserialised into `T`.
@@ -207,7 +209,7 @@ impl NanaSQLite {
     ///
     /// As [`query`](Self::query).
     pub fn count(&self, query: Query) -> Result<u64> {
-        self.sql(|sql| sql.count(&query))
+        self.sql("count", Kind::Read, |sql| sql.count(&query))
     }
 
     /// Whether `query` selects any row.
@@ -216,7 +218,7 @@ impl NanaSQLite {
     ///
     /// As [`query`](Self::query).
     pub fn exists(&self, query: Query) -> Result<bool> {
-        self.sql(|sql| sql.exists(&query))
+        self.sql("exists", Kind::Read, |sql| sql.exists(&query))
     }
 
     /// Runs one SQL statement of yours with bound parameters; returns the rows changed. Rows
@@ -227,7 +229,8 @@ impl NanaSQLite {
     ///
     /// SQLite's error.
     pub fn execute(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
-        self.sql(|ops| ops.execute(sql, params))
+        let params = params.as_ref();
+        self.sql("execute", Kind::Write, |ops| ops.execute(sql, params))
     }
 
     /// Runs `sql` once per parameter list, all in one transaction; returns the rows changed.
@@ -236,10 +239,7 @@ impl NanaSQLite {
     ///
     /// SQLite's error; then nothing is changed.
     pub fn execute_many(&self, sql: &str, params: Vec<Vec<SqlValue>>) -> Result<usize> {
-        self.with_storage(|storage, _| {
-            storage
-                .transaction(|storage| SqlOps::new(storage.connection(), self.sql_policy()).execute_many(sql, &params))
-        })
+        self.sql("execute_many", Kind::Write, |ops| ops.execute_many(sql, &params))
     }
 
     /// The first row of your query, if any.
@@ -248,7 +248,8 @@ impl NanaSQLite {
     ///
     /// SQLite's error.
     pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Option<Row>> {
-        self.sql(|ops| ops.fetch_one(sql, params))
+        let params = params.as_ref();
+        self.sql("fetch_one", Kind::Read, |ops| ops.fetch_one(sql, params))
     }
 
     /// Every row of your query.
@@ -257,7 +258,8 @@ impl NanaSQLite {
     ///
     /// SQLite's error.
     pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Vec<Row>> {
-        self.sql(|ops| ops.fetch_all(sql, params))
+        let params = params.as_ref();
+        self.sql("fetch_all", Kind::Read, |ops| ops.fetch_all(sql, params))
     }
 
     /// Rebuilds the file to reclaim free space.
@@ -266,7 +268,7 @@ impl NanaSQLite {
     ///
     /// SQLite's error.
     pub fn vacuum(&self) -> Result<()> {
-        self.sql(|sql| sql.vacuum())
+        self.sql("vacuum", Kind::Exclusive, |sql| sql.vacuum())
     }
 
     /// Reads (`value` `None`) or sets one of the whitelisted pragmas.
@@ -275,7 +277,7 @@ impl NanaSQLite {
     ///
     /// [`Error::Validation`](crate::Error::Validation) for a pragma or value not allowed; SQLite's error.
     pub fn pragma(&self, name: &str, value: Option<SqlValue>) -> Result<Option<SqlValue>> {
-        self.sql(|sql| sql.pragma(name, value.as_ref()))
+        self.sql("pragma", Kind::Exclusive, |sql| sql.pragma(name, value.as_ref()))
     }
 
     /// The size of the database file in bytes (0 for an in-memory database; the WAL is not
@@ -285,8 +287,7 @@ impl NanaSQLite {
     ///
     /// [`Error::Closed`](crate::Error::Closed), or the file system's error.
     pub fn get_db_size(&self) -> Result<u64> {
-        self.database().ensure_open()?;
-        db_size(self.path())
+        self.run(Size)
     }
 
     /// Copies the database online into `dest`, atomically: the copy is one consistent snapshot,
@@ -299,14 +300,7 @@ impl NanaSQLite {
     /// [`Error::Validation`](crate::Error::Validation) when `dest` is in memory or is this
     /// database; SQLite's or the file system's error (then `dest` is untouched).
     pub fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
-        self.database().ensure_open()?;
-        let dest = dest.as_ref();
-        crate::backup::check_destination(self.path(), dest)?;
-        if crate::backup::is_memory(self.path()) {
-            return self.with_storage(|storage, _| crate::backup::copy_to(storage.connection(), dest));
-        }
-        let source = SqliteStorage::open_read_only(self.path(), &crate::storage::ConnectionOptions::default())?;
-        crate::backup::copy_to(source.connection(), dest)
+        self.database().run_beside(self.engine_table(), Backup::new(dest.as_ref().to_path_buf()))
     }
 
     /// Replaces the whole database (every table) with the one in `source`: `source` is checked
@@ -322,7 +316,11 @@ impl NanaSQLite {
     /// If the file cannot be reopened the store is closed.
     pub fn restore(&self, source: impl AsRef<std::path::Path>) -> Result<()> {
         self.database().ensure_open()?;
-        self.database().replace_file(source.as_ref())
+        if self.database().in_transaction() {
+            return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
+        }
+        let source = PathBuf::from(source.as_ref());
+        self.run(Restore::new(source, Arc::clone(self.database().shared())))?
     }
 
     /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
@@ -348,105 +346,7 @@ impl NanaSQLite {
     /// # Errors
     ///
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
-    pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
-        let (value, writes) = self.with_storage(|storage, _| {
-            let _mark = self.database().mark_transaction();
-            storage.transaction(|storage| {
-                let tx = Transaction::new(storage, self.storage_table(), self.sql_policy());
-                let value = work(&tx)?;
-                Ok((value, tx.into_cache_writes()))
-            })
-        })?;
-        for (key, value) in writes {
-            self.cache().write(&key, value);
-        }
-        Ok(value)
-    }
-}
-
-/// The size of the database file at `path` in bytes, 0 for in-memory databases.
-///
-/// # Errors
-///
-/// The file system's error.
-pub fn db_size(path: &std::path::Path) -> Result<u64> {
-    let text = path.to_string_lossy();
-    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
-        return Ok(0);
-    }
-    Ok(std::fs::metadata(path)?.len())
-}
-
-/// An open write transaction, given to the closure of `transaction`: the key/value methods of
-/// the store's table, and (through `Deref`) every SQL helper of [`SqlOps`].
-pub struct Transaction<'a> {
-    storage: &'a SqliteStorage,
-    table: &'a SqliteTable,
-    ops: SqlOps<'a>,
-    /// Key/value writes, for the cache once committed.
-    writes: RefCell<Vec<(String, Option<Arc<CachedValue>>)>>,
-}
-
-impl std::fmt::Debug for Transaction<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").field("table", self.table).finish_non_exhaustive()
-    }
-}
-
-impl<'a> Transaction<'a> {
-    /// The operations of a transaction already begun on `storage`, for key/value `table`.
-    /// (The stores make these; a store built on this crate may too.)
-    #[must_use]
-    pub fn new(storage: &'a SqliteStorage, table: &'a SqliteTable, policy: &'a SqlPolicy) -> Self {
-        let ops = SqlOps::new(storage.connection(), policy);
-        Self { storage, table, ops, writes: RefCell::new(Vec::new()) }
-    }
-
-    /// The key/value writes made, in order: what the table's cache must learn once the
-    /// transaction has committed.
-    #[must_use]
-    pub fn into_cache_writes(self) -> Vec<(String, Option<Arc<CachedValue>>)> {
-        self.writes.into_inner()
-    }
-
-    /// Stores `value` under `key` in the store's table, as part of the transaction.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Encode`](crate::Error::Encode); SQLite's error.
-    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        let json = codec::encode(key, value)?;
-        self.storage.put(self.table, key, &json)?;
-        self.writes.borrow_mut().push((key.to_owned(), Some(CachedValue::new(json))));
-        Ok(())
-    }
-
-    /// The value of `key` as the transaction sees it (its own writes included).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Decode`](crate::Error::Decode); SQLite's error.
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let json = self.storage.get(self.table, key)?;
-        json.map(|json| codec::decode(key, &json)).transpose()
-    }
-
-    /// Deletes `key` from the store's table; `false` if it was absent.
-    ///
-    /// # Errors
-    ///
-    /// SQLite's error.
-    pub fn delete(&self, key: &str) -> Result<bool> {
-        let existed = self.storage.delete(self.table, key)?;
-        self.writes.borrow_mut().push((key.to_owned(), None));
-        Ok(existed)
-    }
-}
-
-impl<'a> Deref for Transaction<'a> {
-    type Target = SqlOps<'a>;
-
-    fn deref(&self) -> &SqlOps<'a> {
-        &self.ops
+    pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_, S>) -> Result<R>) -> Result<R> {
+        self.database().run_transaction(self.engine_table(), RunTransaction::new(work))
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// When a store last asked SQLite whether another connection wrote, and what it answered.
 #[derive(Debug)]
-pub struct ExternalWrites {
+pub(crate) struct ExternalWrites {
     interval: Duration,
     start: Instant,
     /// Nanoseconds after `start` of the last check.
@@ -17,12 +17,12 @@ pub struct ExternalWrites {
 impl ExternalWrites {
     /// Checks at most once per `interval`.
     #[must_use]
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Self { interval, start: Instant::now(), checked: AtomicU64::new(0), version: AtomicI64::new(i64::MIN) }
     }
 
     /// Whether a check is due; claims it (one caller gets `true` per interval).
-    pub fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let last = self.checked.load(Ordering::Relaxed);
         let interval = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
@@ -32,7 +32,7 @@ impl ExternalWrites {
 
     /// Records `version`; `true` if it differs from the one seen before (another connection
     /// committed since), so the caches must be emptied.
-    pub fn changed(&self, version: i64) -> bool {
+    pub(crate) fn changed(&self, version: i64) -> bool {
         let before = self.version.swap(version, Ordering::AcqRel);
         before != i64::MIN && before != version
     }

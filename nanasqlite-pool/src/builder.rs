@@ -5,17 +5,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nanasqlite_core::engine::{Options, TableSettings};
+use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Builder, CacheStrategy, Error, Result};
 
-use crate::pool::{Pool, Sizes};
+use crate::pool::{Opened, Pool, Sizes};
 use crate::spawn::{Spawn, Threads};
 use crate::store::AsyncNanaSQLite;
 
-/// Threads the pool may run when not told otherwise (the seed's default).
+/// Threads the pool may run when not told otherwise (the async guide's default): the writer
+/// and up to four readers.
 pub const DEFAULT_MAX_WORKERS: usize = 5;
-
-/// Reader lanes when not told otherwise: none, so uncached reads run on the writer lane.
-pub const DEFAULT_READ_POOL_SIZE: usize = 0;
 
 /// Jobs each queue holds before callers wait for room.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
@@ -25,14 +25,17 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// # What runs where
 ///
 /// The pool runs **one writer thread**, which owns the read-write connection and runs every
-/// write (grouped into shared commits), plus **`read_pool_size` reader threads**, each owning a
-/// read-only connection, which run uncached reads in parallel (WAL lets them read beside the
-/// writer). Without readers, uncached reads run on the writer thread. Cache hits run on the
-/// caller's thread, and values are encoded and decoded there. `max_workers` caps the total:
-/// `1 + read_pool_size` must not exceed it. SQLite allows one writer at a time, so more write
-/// threads could only wait; concurrency comes from group commit and the read pool instead.
-/// An in-memory database (`:memory:`) has no readers: every connection would see its own
-/// empty database.
+/// write (grouped into shared commits), plus **reader threads**, each owning a read-only
+/// connection, which run uncached reads in parallel (WAL lets them read beside the writer).
+/// Cache hits run on the caller's thread, and values are encoded and decoded there.
+///
+/// Readers start when reads need them, so opening stays cheap: an uncached read goes to the
+/// writer when it is free (it answers at once), and otherwise to the readers, one more of which
+/// starts when none is idle. `max_workers` (default 5) is the most threads the store runs: the
+/// writer and up to `max_workers - 1` readers, unless `read_pool_size` sets another number of
+/// readers (which must leave room for the writer). SQLite allows one writer at a time, so more
+/// write threads could only wait; concurrency comes from group commit and the readers instead.
+/// An in-memory database (`:memory:`) has no readers: no other connection can see it.
 ///
 /// # Examples
 ///
@@ -56,7 +59,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 pub struct AsyncBuilder {
     core: Builder,
     max_workers: usize,
-    read_pool_size: usize,
+    read_pool_size: Option<usize>,
     queue_capacity: usize,
     spawner: Arc<dyn Spawn>,
 }
@@ -77,23 +80,23 @@ impl AsyncBuilder {
         Self {
             core: Builder::new(path),
             max_workers: DEFAULT_MAX_WORKERS,
-            read_pool_size: DEFAULT_READ_POOL_SIZE,
+            read_pool_size: None,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             spawner: Arc::new(Threads),
         }
     }
 
-    /// The most threads the pool may run (writer plus readers). Default
+    /// The most threads the store runs (the writer plus readers, started when needed). Default
     /// [`DEFAULT_MAX_WORKERS`] (5). See [What runs where](Self#what-runs-where).
     pub fn max_workers(mut self, max_workers: usize) -> Self {
         self.max_workers = max_workers;
         self
     }
 
-    /// Read-only connections, each on its own thread, for parallel uncached reads. Default
-    /// [`DEFAULT_READ_POOL_SIZE`] (0).
+    /// The most read-only connections, each on its own thread, for parallel uncached reads
+    /// (started when needed; 0 for none). Default: `max_workers - 1`.
     pub fn read_pool_size(mut self, readers: usize) -> Self {
-        self.read_pool_size = readers;
+        self.read_pool_size = Some(readers);
         self
     }
 
@@ -170,34 +173,60 @@ impl AsyncBuilder {
     }
 
     fn sizes(&self) -> Result<Sizes> {
-        if self.max_workers == 0 || self.read_pool_size >= self.max_workers {
+        let readers = self.read_pool_size.unwrap_or(self.max_workers.saturating_sub(1));
+        if self.max_workers == 0 || readers >= self.max_workers {
             return Err(Error::Validation {
                 message: format!(
-                    "max_workers ({}) must leave room for the writer and {} reader(s)",
-                    self.max_workers, self.read_pool_size
+                    "max_workers ({}) must leave room for the writer and {readers} reader(s)",
+                    self.max_workers
                 ),
             });
         }
         if self.queue_capacity == 0 {
             return Err(Error::Validation { message: "queue_capacity must be at least 1".to_owned() });
         }
-        Ok(Sizes { readers: self.read_pool_size, queue_capacity: self.queue_capacity })
+        Ok(Sizes { readers, queue_capacity: self.queue_capacity })
     }
 
     /// Starts the pool, opens the database and the table (creating them if needed), and loads
-    /// the table if asked. No SQLite call runs on the caller's thread.
+    /// the table if asked. No database call runs on the caller's thread.
     ///
     /// # Errors
     ///
     /// [`Error::Validation`] for a bad table name or sizes; [`Error::Open`] when the file
-    /// cannot be opened or is not SQLite; [`Error::Io`] when no thread can be started.
+    /// cannot be opened or is not SQLite; [`Error::Schema`] when the table exists with another
+    /// layout; [`Error::Io`] when no thread can be started.
     pub async fn open(self) -> Result<AsyncNanaSQLite> {
+        let (path, connection) = (self.core.options().path.clone(), self.core.options().connection_options());
+        self.open_on(move || SqliteStorage::open(&path, &connection)).await
+    }
+
+    /// As [`open`](Self::open), on connections of any backend that `connect` opens (on the
+    /// writer thread); the path is then only a name for the database. Readers are opened as
+    /// the backend says ([`Storage::readers`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), with the backend's errors.
+    pub async fn open_on<S: Storage>(
+        self,
+        connect: impl FnOnce() -> Result<S> + Send + 'static,
+    ) -> Result<AsyncNanaSQLite<S>> {
         let sizes = self.sizes()?;
-        let options = self.core.options().clone();
-        let table = nanasqlite_core::Identifier::new(&options.table)?;
-        options.cache.validate()?;
-        let (pool, handle) = Pool::open(&options, sizes, self.spawner.as_ref(), table.clone()).await?;
-        let store = AsyncNanaSQLite::new(Arc::new(pool), table, handle, options.cache, Arc::new(options.sql_policy));
+        let options: Options = self.core.options().clone();
+        let name = options.table_name()?;
+        let settings = TableSettings::new(&options)?;
+        let create = name.clone();
+        let open = move || {
+            let storage = connect()?;
+            let table = storage.open_table(&create)?;
+            let opened = Opened { table, version: storage.data_version()?, readers: storage.readers() };
+            Ok((storage, opened))
+        };
+        let (pool, handle) =
+            Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout).await?;
+        let table = nanasqlite_core::engine::Table::new(name, handle, settings);
+        let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()));
         if options.bulk_load {
             store.load_all().await?;
         }

@@ -1,44 +1,17 @@
-//! Jobs: the work a caller hands to a lane, and how its answer gets back.
+//! Jobs: an engine operation handed to a lane, and how its answer gets back.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use nanasqlite_core::Error;
-use nanasqlite_core::storage::SqliteStorage;
+use nanasqlite_core::engine::{self, Applied, Kind, Operation, Table};
+use nanasqlite_core::storage::Storage;
+use nanasqlite_core::{Error, Result};
 
-/// Whether a job reads or writes: writes are grouped into one write transaction, reads into
-/// one read snapshot, and the two never share one. An exclusive job runs alone on the writer,
-/// outside any transaction (it may open its own, or need none, as `VACUUM`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Read,
-    Write,
-    Exclusive,
-}
-
-/// What a job produced: the caller's answer, and what to do once it is committed (the cache
-/// update, which must never show a write that did not commit).
-pub(crate) struct Outcome<R> {
-    pub(crate) value: R,
-    pub(crate) on_commit: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl<R> Outcome<R> {
-    /// An answer with nothing to do after the commit.
-    pub(crate) fn plain(value: R) -> Self {
-        Self { value, on_commit: None }
-    }
-
-    /// An answer and the cache update to apply once committed.
-    pub(crate) fn then(value: R, on_commit: impl FnOnce() + Send + 'static) -> Self {
-        Self { value, on_commit: Some(Box::new(on_commit)) }
-    }
-}
-
-/// A job as the lanes see it, whatever its answer's type.
-pub(crate) trait Job: Send {
+/// A job as the lanes see it, whatever its operation and answer.
+pub(crate) trait Job<S>: Send {
     fn kind(&self) -> Kind;
     /// The caller is gone (its future was dropped), so running the job would serve nobody.
     fn is_abandoned(&self) -> bool;
@@ -49,26 +22,26 @@ pub(crate) trait Job: Send {
     /// Settles the job with [`Error::LockTimeout`] instead of running it, if it waited past
     /// its `lock_timeout` (also behind earlier jobs of its own group); returns whether it did.
     fn time_out(&mut self, now: Instant) -> bool;
-    /// Runs the work; a write may be run again (when another write of its group failed and
-    /// the group's transaction was rolled back), so the work must be repeatable.
-    fn run(&mut self, storage: &mut SqliteStorage);
+    /// Runs the operation; a write may be run again (when another write of its group failed
+    /// and the group's transaction was rolled back).
+    fn run(&mut self, storage: &mut S);
     /// Whether the last run failed.
     fn failed(&self) -> bool;
     /// The error of the last run, if it failed with one.
     fn error(&self) -> Option<&Error>;
     /// Answers the caller: with `error` if the group failed as a whole, else with the outcome
-    /// (applying its cache update first).
+    /// (applying its cache change first).
     fn finish(self: Box<Self>, error: Option<&Error>);
     /// Answers the caller with `error` without running.
     fn reject(self: Box<Self>, error: Error);
 }
 
-/// A job whose work returns `R`.
-pub(crate) struct Task<F, R> {
-    kind: Kind,
-    work: F,
-    outcome: Option<nanasqlite_core::Result<Outcome<R>>>,
-    reply: oneshot::Sender<nanasqlite_core::Result<R>>,
+/// An operation on a table, the caller's reply channel, and what the lanes track of it.
+pub(crate) struct Task<S: Storage, O: Operation<S>> {
+    operation: O,
+    table: Arc<Table<S>>,
+    outcome: Option<Result<Applied<O::Output>>>,
+    reply: oneshot::Sender<Result<O::Output>>,
     queued_at: Instant,
     deadline: Option<(Instant, Duration)>,
     span: tracing::Span,
@@ -76,40 +49,53 @@ pub(crate) struct Task<F, R> {
     detached: bool,
 }
 
-impl<F, R> Task<F, R>
+/// The receiver of a job's answer.
+pub(crate) type Answer<R> = oneshot::Receiver<Result<R>>;
+
+impl<S, O> Task<S, O>
 where
-    F: Fn(&mut SqliteStorage) -> nanasqlite_core::Result<Outcome<R>> + Send + 'static,
-    R: Send + 'static,
+    S: Storage,
+    O: Operation<S> + Send + 'static,
+    O::Output: Send + 'static,
 {
-    /// A job, and the receiver its answer will arrive on.
+    /// A job running `operation` on `table`, and the receiver its answer will arrive on.
     pub(crate) fn prepare(
-        kind: Kind,
+        operation: O,
+        table: Arc<Table<S>>,
         lock_timeout: Option<Duration>,
         span: tracing::Span,
-        work: F,
-    ) -> (Box<dyn Job>, oneshot::Receiver<nanasqlite_core::Result<R>>) {
-        let (reply, answer) = oneshot::channel();
-        let queued_at = Instant::now();
-        let deadline = lock_timeout.map(|timeout| (queued_at + timeout, timeout));
-        let task = Self { kind, work, outcome: None, reply, queued_at, deadline, span, detached: false };
+    ) -> (Box<dyn Job<S>>, Answer<O::Output>) {
+        let (task, answer) = Self::new(operation, table, lock_timeout, span);
         (Box::new(task), answer)
     }
 
     /// A job that runs although nobody waits for its answer.
-    pub(crate) fn detached(kind: Kind, span: tracing::Span, work: F) -> Box<dyn Job> {
-        let (reply, _) = oneshot::channel();
+    pub(crate) fn detached(operation: O, table: Arc<Table<S>>, span: tracing::Span) -> Box<dyn Job<S>> {
+        let (task, _) = Self::new(operation, table, None, span);
+        Box::new(Self { detached: true, ..task })
+    }
+
+    fn new(
+        operation: O,
+        table: Arc<Table<S>>,
+        lock_timeout: Option<Duration>,
+        span: tracing::Span,
+    ) -> (Self, Answer<O::Output>) {
+        let (reply, answer) = oneshot::channel();
         let queued_at = Instant::now();
-        Box::new(Self { kind, work, outcome: None, reply, queued_at, deadline: None, span, detached: true })
+        let deadline = lock_timeout.map(|timeout| (queued_at + timeout, timeout));
+        (Self { operation, table, outcome: None, reply, queued_at, deadline, span, detached: false }, answer)
     }
 }
 
-impl<F, R> Job for Task<F, R>
+impl<S, O> Job<S> for Task<S, O>
 where
-    F: Fn(&mut SqliteStorage) -> nanasqlite_core::Result<Outcome<R>> + Send + 'static,
-    R: Send + 'static,
+    S: Storage,
+    O: Operation<S> + Send + 'static,
+    O::Output: Send + 'static,
 {
     fn kind(&self) -> Kind {
-        self.kind
+        self.operation.kind()
     }
 
     fn is_abandoned(&self) -> bool {
@@ -132,10 +118,10 @@ where
         waited.is_some()
     }
 
-    fn run(&mut self, storage: &mut SqliteStorage) {
+    fn run(&mut self, storage: &mut S) {
         let _entered = self.span.enter();
-        let work = &self.work;
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(storage)));
+        let (operation, table) = (&mut self.operation, &self.table);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| operation.run(storage, table)));
         self.outcome = Some(outcome.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
     }
 
@@ -148,12 +134,12 @@ where
     }
 
     fn finish(self: Box<Self>, error: Option<&Error>) {
-        let Self { outcome, reply, queued_at, .. } = *self;
+        let Self { outcome, reply, queued_at, table, .. } = *self;
         let answer = match (error, outcome) {
-            (Some(error), _) => Err(error.duplicate()),
-            (None, Some(Ok(Outcome { value, on_commit }))) => {
-                on_commit.into_iter().for_each(|apply| apply());
-                Ok(value)
+            (Some(error), _) => Err(engine::duplicate(error)),
+            (None, Some(Ok(Applied { output, change }))) => {
+                table.apply(change);
+                Ok(output)
             }
             (None, Some(Err(error))) => Err(error),
             (None, None) => Err(Error::Closed),

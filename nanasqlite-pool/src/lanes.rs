@@ -1,27 +1,28 @@
 //! Lanes: threads that each own one connection and run the jobs of one queue.
 //!
 //! The writer lane owns the read-write connection. Writes waiting in its queue are run as one
-//! group in one `BEGIN IMMEDIATE … COMMIT`; when one fails, the group is rolled back and the
-//! others run again without it, so one failing write fails alone. Every caller is answered
-//! after the commit that holds its write. Reader lanes own
-//! read-only connections and run the reads waiting in their shared queue in one read snapshot;
-//! a reader whose connection fails under a group (an I/O error, a file it can no longer read)
-//! opens a new one and runs the group again there.
+//! group in one write transaction (expired rows of TTL caches purged first); when one fails,
+//! the transaction is rolled back and the others run again without it, so one failing write
+//! fails alone. Every caller is answered after the commit that holds its write. Reader lanes
+//! own read-only connections and run the reads waiting in their shared queue in one read
+//! snapshot; a reader whose connection fails under a group (an I/O error, a file it can no
+//! longer read) opens a new one and runs the group again there.
 //! A lane stops when its queue is empty and every sender is gone, then closes its connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use nanasqlite_core::Error;
-use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::engine::{self, Kind, Purge, Shared};
+use nanasqlite_core::storage::{End, OpenReader, Storage};
 
-use crate::job::{Job, Kind};
+use crate::job::Job;
 use crate::stats::Counters;
 
 /// How long the idle writer polls its queue before it parks (readers park at once: there
 /// are several, and polling would take the cores the callers need).
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+const SPIN: Duration = Duration::from_micros(50);
 
 /// Most writes run in one group: bounds how long the first of them waits for its answer.
 const MAX_WRITE_GROUP: usize = 256;
@@ -29,110 +30,74 @@ const MAX_WRITE_GROUP: usize = 256;
 /// Most reads one reader takes at once, so that concurrent reads spread over the readers.
 const MAX_READ_GROUP: usize = 16;
 
+pub(crate) type Queue<S> = flume::Sender<Box<dyn Job<S>>>;
+pub(crate) type Jobs<S> = flume::Receiver<Box<dyn Job<S>>>;
+
+/// What a lane is for.
+pub(crate) enum Role<S: Storage> {
+    /// The read-write connection: writes (grouped), exclusive jobs, and reads while no
+    /// reader is needed. `busy` is set while it runs a group, so reads can go elsewhere.
+    Writer { shared: Arc<Shared<S>>, busy: Arc<AtomicBool> },
+    /// A read-only connection; `idle` counts the readers waiting for work.
+    Reader { reopen: OpenReader<S>, idle: Arc<AtomicUsize> },
+}
+
 /// One lane: its queue, its connection, and the job it took but could not group.
-pub(crate) struct Lane {
-    queue: flume::Receiver<Box<dyn Job>>,
-    storage: SqliteStorage,
+pub(crate) struct Lane<S: Storage> {
+    queue: Jobs<S>,
+    storage: S,
     counters: Arc<Counters>,
-    held: Option<Box<dyn Job>>,
-    /// Whether this lane polls before parking (the writer does).
-    spins: bool,
-    /// Readers reopen their connection when the file was replaced (a restore).
-    reopen: Option<Reopen>,
+    held: Option<Box<dyn Job<S>>>,
+    role: Role<S>,
 }
 
-/// How a reader notices a replaced file and opens it again.
-pub(crate) struct Reopen {
-    pub(crate) generation: Arc<AtomicU64>,
-    pub(crate) seen: u64,
-    pub(crate) open: Box<dyn Fn() -> nanasqlite_core::Result<SqliteStorage> + Send>,
-}
-
-impl Lane {
-    /// A lane on `queue`; `spins` for the writer.
-    pub(crate) fn new(
-        queue: flume::Receiver<Box<dyn Job>>,
-        storage: SqliteStorage,
-        counters: Arc<Counters>,
-        spins: bool,
-        reopen: Option<Reopen>,
-    ) -> Self {
-        Self { queue, storage, counters, held: None, spins, reopen }
-    }
-
-    /// Opens the file again if it was replaced since this lane last looked.
-    fn follow_restore(&mut self) {
-        let Some(reopen) = &self.reopen else { return };
-        let generation = reopen.generation.load(Ordering::Acquire);
-        if generation != reopen.seen
-            && self.reconnect()
-            && let Some(reopen) = &mut self.reopen
-        {
-            reopen.seen = generation;
-        }
-    }
-
-    /// Replaces this reader's connection with a new one; whether that worked (the writer,
-    /// which has no way to reopen, never does).
-    fn reconnect(&mut self) -> bool {
-        let Some(reopen) = &self.reopen else { return false };
-        match (reopen.open)() {
-            Ok(storage) => {
-                let _ = std::mem::replace(&mut self.storage, storage).close();
-                true
-            }
-            Err(error) => {
-                tracing::warn!(%error, "a reader could not open a new connection");
-                false
-            }
-        }
-    }
-
-    /// Runs a read group; if the connection failed under it, runs it once more on a new one.
-    fn read_recovering(&mut self, mut jobs: Vec<Box<dyn Job>>) {
-        let mut failure = self.read_once(&mut jobs);
-        if connection_failed(failure.as_ref(), &jobs) && self.reconnect() {
-            self.counters.record_reconnect();
-            tracing::warn!(error = ?failure, "a reader's connection failed; reads run again on a new one");
-            failure = self.read_once(&mut jobs);
-        }
-        for job in jobs {
-            job.finish(failure.as_ref());
-        }
-    }
-
-    fn read_once(&mut self, jobs: &mut [Box<dyn Job>]) -> Option<Error> {
-        #[cfg(feature = "failpoints")]
-        fail::fail_point!("nanasqlite-reader-connection", self.reopen.is_some(), |_| Some(injected_io_error()));
-        run_reads(&mut self.storage, jobs)
+impl<S: Storage> Lane<S> {
+    pub(crate) fn new(queue: Jobs<S>, storage: S, counters: Arc<Counters>, role: Role<S>) -> Self {
+        Self { queue, storage, counters, held: None, role }
     }
 
     /// Runs jobs until the queue is empty and closed; returns how closing the connection went.
     pub(crate) fn run(mut self) -> nanasqlite_core::Result<()> {
+        let busy = match &self.role {
+            Role::Writer { busy, .. } => Some(Arc::clone(busy)),
+            Role::Reader { .. } => None,
+        };
+        let mark = |working: bool| busy.as_ref().inspect(|busy| busy.store(working, Ordering::Release));
         while let Some(first) = self.held.take().or_else(|| self.next()) {
-            self.follow_restore();
+            mark(true);
             let group = self.gather(first);
             self.run_group(group);
+            mark(false);
         }
         self.storage.close()
     }
 
-    /// The next job: waits a moment actively (a job often follows the last one within
-    /// microseconds, and waking a parked thread costs tens of them), then blocks.
-    fn next(&self) -> Option<Box<dyn Job>> {
-        let start = Instant::now();
-        while self.spins && start.elapsed() < SPIN {
-            match self.queue.try_recv() {
-                Ok(job) => return Some(job),
-                Err(flume::TryRecvError::Disconnected) => return None,
-                Err(flume::TryRecvError::Empty) => std::thread::yield_now(),
+    /// The next job: the writer waits a moment actively (a job often follows the last one
+    /// within microseconds, and waking a parked thread costs tens of them), then blocks.
+    fn next(&self) -> Option<Box<dyn Job<S>>> {
+        match &self.role {
+            Role::Writer { .. } => {
+                let start = Instant::now();
+                while start.elapsed() < SPIN {
+                    match self.queue.try_recv() {
+                        Ok(job) => return Some(job),
+                        Err(flume::TryRecvError::Disconnected) => return None,
+                        Err(flume::TryRecvError::Empty) => std::thread::yield_now(),
+                    }
+                }
+                self.queue.recv().ok()
+            }
+            Role::Reader { idle, .. } => {
+                idle.fetch_add(1, Ordering::AcqRel);
+                let job = self.queue.recv().ok();
+                idle.fetch_sub(1, Ordering::AcqRel);
+                job
             }
         }
-        self.queue.recv().ok()
     }
 
     /// `first` and the jobs of the same kind queued behind it.
-    fn gather(&mut self, first: Box<dyn Job>) -> Vec<Box<dyn Job>> {
+    fn gather(&mut self, first: Box<dyn Job<S>>) -> Vec<Box<dyn Job<S>>> {
         let kind = first.kind();
         let limit = match kind {
             Kind::Write => MAX_WRITE_GROUP,
@@ -153,7 +118,7 @@ impl Lane {
         group
     }
 
-    fn run_group(&mut self, group: Vec<Box<dyn Job>>) {
+    fn run_group(&mut self, group: Vec<Box<dyn Job<S>>>) {
         let kind = group[0].kind();
         let jobs = self.startable(group);
         if jobs.is_empty() {
@@ -162,7 +127,11 @@ impl Lane {
         match kind {
             Kind::Write => {
                 self.counters.record_write_group(jobs.len());
-                run_writes(&mut self.storage, jobs);
+                let shared = match &self.role {
+                    Role::Writer { shared, .. } => Some(Arc::clone(shared)),
+                    Role::Reader { .. } => None,
+                };
+                run_writes(&mut self.storage, shared.as_deref(), jobs);
             }
             Kind::Read => {
                 self.counters.record_read_group(jobs.len());
@@ -173,7 +142,7 @@ impl Lane {
     }
 
     /// Drops jobs whose caller is gone, and answers overdue ones with `LockTimeout`.
-    fn startable(&self, group: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+    fn startable(&self, group: Vec<Box<dyn Job<S>>>) -> Vec<Box<dyn Job<S>>> {
         let now = Instant::now();
         group
             .into_iter()
@@ -191,6 +160,51 @@ impl Lane {
             })
             .collect()
     }
+
+    /// Runs a read group; if the connection failed under it, runs it once more on a new one.
+    fn read_recovering(&mut self, mut jobs: Vec<Box<dyn Job<S>>>) {
+        let mut failure = self.read_once(&mut jobs);
+        if connection_failed(failure.as_ref(), &jobs) && self.reconnect() {
+            self.counters.record_reconnect();
+            tracing::warn!(error = ?failure, "a reader's connection failed; reads run again on a new one");
+            failure = self.read_once(&mut jobs);
+        }
+        for job in jobs {
+            job.finish(failure.as_ref());
+        }
+    }
+
+    fn read_once(&mut self, jobs: &mut [Box<dyn Job<S>>]) -> Option<Error> {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("nanasqlite-reader-connection", matches!(self.role, Role::Reader { .. }), |_| Some(
+            injected_io_error()
+        ));
+        run_reads(&mut self.storage, jobs)
+    }
+
+    /// Replaces this reader's connection with a new one; whether that worked (the writer
+    /// never reconnects: it has nothing to reopen with).
+    fn reconnect(&mut self) -> bool {
+        let Role::Reader { reopen, .. } = &self.role else { return false };
+        match reopen() {
+            Ok(storage) => {
+                let _ = std::mem::replace(&mut self.storage, storage).close();
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a reader could not open a new connection");
+                false
+            }
+        }
+    }
+}
+
+/// How a write group's transaction went.
+enum Group {
+    /// Every live job ran; commit, then confirm the purge.
+    Ran(Purge),
+    /// The live job at this position failed; roll back and run the others again.
+    Failed(usize),
 }
 
 /// Runs `jobs` in one write transaction and answers each after the commit.
@@ -198,20 +212,28 @@ impl Lane {
 /// Writes run without savepoints (they cost a statement journal per write). When one fails,
 /// the transaction is rolled back, that write is answered with its error, and the others run
 /// again in a new transaction: a failing write fails alone, and costs a rerun only then.
-fn run_writes(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
+fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs: Vec<Box<dyn Job<S>>>) {
     let mut live: Vec<usize> = (0..jobs.len()).collect();
     let failure = loop {
-        if let Err(error) = storage.begin_write() {
-            break Some(error);
-        }
-        match run_until_failure(storage, &mut jobs, &mut live) {
-            None => break storage.commit().err(),
-            Some(failed) => {
-                if let Err(error) = storage.rollback() {
-                    break Some(error);
-                }
-                live.remove(failed);
+        let ran = storage.transaction(|storage| {
+            let purged = match shared.map(|shared| engine::purge_expired(storage, shared)).transpose() {
+                Ok(purged) => purged.unwrap_or_default(),
+                Err(error) => return (Err(error), End::Rollback),
+            };
+            match run_until_failure(storage, &mut jobs, &mut live) {
+                None => (Ok(Group::Ran(purged)), End::Commit),
+                Some(position) => (Ok(Group::Failed(position)), End::Rollback),
             }
+        });
+        match ran.and_then(|group| group) {
+            Ok(Group::Ran(purged)) => {
+                purged.apply();
+                break None;
+            }
+            Ok(Group::Failed(position)) => {
+                live.remove(position);
+            }
+            Err(error) => break Some(error),
         }
     };
     for (i, job) in jobs.into_iter().enumerate() {
@@ -222,7 +244,7 @@ fn run_writes(storage: &mut SqliteStorage, mut jobs: Vec<Box<dyn Job>>) {
 
 /// Runs the `live` jobs in order (dropping those past their deadline from `live`); the
 /// position in `live` of the first that failed.
-fn run_until_failure(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], live: &mut Vec<usize>) -> Option<usize> {
+fn run_until_failure<S>(storage: &mut S, jobs: &mut [Box<dyn Job<S>>], live: &mut Vec<usize>) -> Option<usize> {
     let mut position = 0;
     while let Some(&i) = live.get(position) {
         if jobs[i].time_out(Instant::now()) {
@@ -239,7 +261,7 @@ fn run_until_failure(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>], liv
 }
 
 /// Runs each of `jobs` by itself, outside any transaction the lane opens.
-fn run_alone(storage: &mut SqliteStorage, jobs: Vec<Box<dyn Job>>) {
+fn run_alone<S>(storage: &mut S, jobs: Vec<Box<dyn Job<S>>>) {
     for mut job in jobs {
         if !job.time_out(Instant::now()) {
             job.run(storage);
@@ -249,9 +271,9 @@ fn run_alone(storage: &mut SqliteStorage, jobs: Vec<Box<dyn Job>>) {
 }
 
 /// Runs `jobs` in one read snapshot (a lone read needs none); the snapshot's own failure.
-fn run_reads(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>]) -> Option<Error> {
+fn run_reads<S: Storage>(storage: &mut S, jobs: &mut [Box<dyn Job<S>>]) -> Option<Error> {
     let alone = jobs.len() == 1;
-    let mut run = |storage: &mut SqliteStorage| {
+    let mut run = |storage: &mut S| {
         for job in jobs.iter_mut() {
             if !job.time_out(Instant::now()) {
                 job.run(storage);
@@ -269,11 +291,10 @@ fn run_reads(storage: &mut SqliteStorage, jobs: &mut [Box<dyn Job>]) -> Option<E
 /// Whether `failure`, or the error of one of `jobs`, says the connection itself is broken
 /// (rather than the request being wrong): an I/O error, a file it cannot open, or one it
 /// reads as corrupt or not a database (as after the file was swapped under it).
-fn connection_failed(failure: Option<&Error>, jobs: &[Box<dyn Job>]) -> bool {
+fn connection_failed<S>(failure: Option<&Error>, jobs: &[Box<dyn Job<S>>]) -> bool {
     use rusqlite::ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, SystemIoFailure};
     let broken = |error: &Error| {
-        matches!(error, Error::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
-            if matches!(failure.code, SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase))
+        matches!(error.sqlite_code(), Some(SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase))
     };
     failure.is_some_and(broken) || jobs.iter().filter_map(|job| job.error()).any(broken)
 }
@@ -283,4 +304,228 @@ fn connection_failed(failure: Option<&Error>, jobs: &[Box<dyn Job>]) -> bool {
 fn injected_io_error() -> Error {
     let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_READ);
     Error::Sqlite(rusqlite::Error::SqliteFailure(code, Some("injected by a fail point".to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use nanasqlite_core::Identifier;
+    use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, StoredRef};
+
+    use super::*;
+
+    /// What a fake job does when run.
+    #[derive(Clone, Copy)]
+    enum Act {
+        /// Writes its key.
+        Put,
+        /// Fails after writing its key (so its write must be undone).
+        Fail,
+        /// Takes this long, then writes its key.
+        Slow(Duration),
+        /// Reads the row count (a read job).
+        Count,
+    }
+
+    /// What happened to a fake job, shared with the test.
+    #[derive(Default)]
+    struct Log {
+        runs: AtomicUsize,
+        answers: Mutex<Vec<(String, Result<usize, String>)>>,
+    }
+
+    struct Fake {
+        key: String,
+        act: Act,
+        kind: Kind,
+        deadline: Option<Instant>,
+        table: nanasqlite_core::storage::SqliteTable,
+        outcome: Option<Result<usize, Error>>,
+        log: Arc<Log>,
+    }
+
+    impl Job<SqliteStorage> for Fake {
+        fn kind(&self) -> Kind {
+            self.kind
+        }
+        fn is_abandoned(&self) -> bool {
+            false
+        }
+        fn queued_at(&self) -> Instant {
+            Instant::now()
+        }
+        fn overdue(&self, now: Instant) -> Option<Duration> {
+            self.deadline.filter(|deadline| now > *deadline).map(|_| Duration::ZERO)
+        }
+        fn time_out(&mut self, now: Instant) -> bool {
+            let late = self.overdue(now).is_some();
+            if late {
+                self.outcome = Some(Err(Error::LockTimeout { waited: Duration::ZERO }));
+            }
+            late
+        }
+        fn run(&mut self, storage: &mut SqliteStorage) {
+            self.log.runs.fetch_add(1, Ordering::SeqCst);
+            let put = |storage: &SqliteStorage| storage.put(&self.table, &self.key, StoredRef::Text(b"1")).map(|()| 1);
+            self.outcome = Some(match self.act {
+                Act::Put => put(storage),
+                Act::Fail => put(storage).and_then(|_| Err(Error::Validation { message: "refused".into() })),
+                Act::Slow(pause) => {
+                    std::thread::sleep(pause);
+                    put(storage)
+                }
+                Act::Count => storage.count(&self.table).map(|n| n as usize),
+            });
+        }
+        fn failed(&self) -> bool {
+            !matches!(self.outcome, Some(Ok(_)))
+        }
+        fn error(&self) -> Option<&Error> {
+            self.outcome.as_ref().and_then(|outcome| outcome.as_ref().err())
+        }
+        fn finish(self: Box<Self>, error: Option<&Error>) {
+            let answer = match (error, self.outcome) {
+                (Some(error), _) => Err(error.to_string()),
+                (None, Some(Ok(n))) => Ok(n),
+                (None, Some(Err(error))) => Err(error.to_string()),
+                (None, None) => Err("never ran".into()),
+            };
+            self.log.answers.lock().unwrap().push((self.key, answer));
+        }
+        fn reject(self: Box<Self>, error: Error) {
+            self.log.answers.lock().unwrap().push((self.key, Err(error.to_string())));
+        }
+    }
+
+    struct Bench {
+        storage: SqliteStorage,
+        table: nanasqlite_core::storage::SqliteTable,
+        log: Arc<Log>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Bench {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = SqliteStorage::open(dir.path().join("lanes.db"), &ConnectionOptions::default()).unwrap();
+            let table = storage.open_table(&Identifier::new("data").unwrap()).unwrap();
+            Self { storage, table, log: Arc::default(), _dir: dir }
+        }
+
+        fn job(&self, key: &str, act: Act) -> Box<dyn Job<SqliteStorage>> {
+            self.job_until(key, act, None)
+        }
+
+        fn job_until(&self, key: &str, act: Act, deadline: Option<Instant>) -> Box<dyn Job<SqliteStorage>> {
+            let kind = if matches!(act, Act::Count) { Kind::Read } else { Kind::Write };
+            Box::new(Fake {
+                key: key.to_owned(),
+                act,
+                kind,
+                deadline,
+                table: self.table.clone(),
+                outcome: None,
+                log: Arc::clone(&self.log),
+            })
+        }
+
+        fn answers(&self) -> Vec<(String, Result<usize, String>)> {
+            let mut answers = self.log.answers.lock().unwrap().clone();
+            answers.sort_by(|a, b| a.0.cmp(&b.0));
+            answers
+        }
+
+        fn keys(&self) -> Vec<String> {
+            self.storage.keys(&self.table).unwrap()
+        }
+    }
+
+    /// Runs `jobs` on a writer lane over `bench`'s connection, as queued together; the bench
+    /// again (on a new connection) and the lane's counters.
+    fn writer_runs(bench: Bench, jobs: Vec<Box<dyn Job<SqliteStorage>>>) -> (Bench, crate::Stats) {
+        let (queue, receiver) = flume::unbounded();
+        for job in jobs {
+            queue.send(job).unwrap();
+        }
+        drop(queue);
+        let Bench { storage, table, log, _dir } = bench;
+        let path = storage.file().unwrap();
+        let role = Role::Writer { shared: Arc::new(Shared::new(None, None)), busy: Arc::default() };
+        let counters = Arc::new(Counters::default());
+        Lane::new(receiver, storage, Arc::clone(&counters), role).run().unwrap();
+        let storage = SqliteStorage::open(path, &ConnectionOptions::default()).unwrap();
+        (Bench { storage, table, log, _dir }, counters.snapshot(0, 0, 1))
+    }
+
+    #[test]
+    fn writes_queued_together_commit_as_one_group() {
+        let bench = Bench::new();
+        let jobs = (0..10).map(|i| bench.job(&format!("k{i}"), Act::Put)).collect();
+        let (bench, stats) = writer_runs(bench, jobs);
+        assert_eq!((stats.write_groups, stats.writes), (1, 10), "one transaction for ten writes");
+        assert_eq!(bench.answers().len(), 10);
+        assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)));
+        assert_eq!(bench.keys().len(), 10);
+    }
+
+    #[test]
+    fn a_failing_write_fails_alone_and_the_others_run_again() {
+        let bench = Bench::new();
+        let jobs = vec![bench.job("a", Act::Put), bench.job("b", Act::Fail), bench.job("c", Act::Put)];
+        let (bench, stats) = writer_runs(bench, jobs);
+        assert_eq!(stats.write_groups, 1, "the three shared one group");
+        let answers = bench.answers();
+        assert_eq!(answers[0], ("a".into(), Ok(1)));
+        assert!(answers[1].1.as_ref().unwrap_err().contains("refused"), "{answers:?}");
+        assert_eq!(answers[2], ("c".into(), Ok(1)));
+        assert_eq!(bench.keys(), ["a", "c"], "the failed write was undone, the others committed");
+        assert_eq!(bench.log.runs.load(Ordering::SeqCst), 4, "a ran twice (rerun), b once, c once");
+    }
+
+    #[test]
+    fn a_job_whose_deadline_passes_during_a_rerun_times_out_alone() {
+        let bench = Bench::new();
+        // "late" is in time for the first run of the group; "b" fails, and by the rerun the
+        // slow "a" has taken "late" past its deadline.
+        let late = bench.job_until("late", Act::Put, Some(Instant::now() + Duration::from_millis(50)));
+        let jobs = vec![bench.job("a", Act::Slow(Duration::from_millis(80))), bench.job("b", Act::Fail), late];
+        let (bench, _) = writer_runs(bench, jobs);
+        let answers = bench.answers();
+        assert_eq!(answers[0], ("a".into(), Ok(1)));
+        assert!(answers[1].1.as_ref().unwrap_err().contains("refused"));
+        assert!(answers[2].1.as_ref().unwrap_err().contains("lock"), "{answers:?}");
+        assert_eq!(bench.keys(), ["a"]);
+    }
+
+    #[test]
+    fn a_read_group_runs_in_one_snapshot_and_reconnects_once_after_a_broken_connection() {
+        let bench = Bench::new();
+        bench.storage.put(&bench.table, "x", StoredRef::Text(b"1")).unwrap();
+        let reopen = bench.storage.readers().unwrap();
+        let reader = reopen().unwrap();
+        let (queue, receiver) = flume::unbounded();
+        for i in 0..5 {
+            queue.send(bench.job(&format!("r{i}"), Act::Count)).unwrap();
+        }
+        drop(queue);
+        let counters = Arc::new(Counters::default());
+        let idle = Arc::new(AtomicUsize::new(0));
+        let mut lane = Lane::new(receiver, reader, Arc::clone(&counters), Role::Reader { reopen, idle });
+        assert!(lane.reconnect(), "a reader opens a new connection");
+        lane.run().unwrap();
+        let stats = counters.snapshot(0, 0, 1);
+        assert_eq!((stats.read_groups, stats.reads), (1, 5), "five reads, one snapshot");
+        assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)));
+    }
+
+    #[test]
+    fn only_broken_connections_count_as_broken() {
+        let code = |code| Error::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        let none: [Box<dyn Job<SqliteStorage>>; 0] = [];
+        assert!(connection_failed(Some(&code(rusqlite::ffi::SQLITE_IOERR_READ)), &none));
+        assert!(connection_failed(Some(&code(rusqlite::ffi::SQLITE_NOTADB)), &none));
+        assert!(!connection_failed(Some(&code(rusqlite::ffi::SQLITE_CONSTRAINT)), &none));
+        assert!(!connection_failed(Some(&Error::Closed), &none));
+    }
 }

@@ -16,16 +16,19 @@
 //!
 //! # Design
 //!
-//! A pool has one writer lane and optional reader lanes ([`AsyncBuilder`] says what runs
-//! where). A lane is a thread owning one connection and draining one bounded flume queue of
-//! jobs. A caller sends its job with flume's `send_async` (so a full queue makes it wait, not
-//! grow) and awaits the answer on a oneshot channel; both are runtime-neutral. The writer runs
-//! the writes waiting in its queue as one group in one transaction and answers them after the
-//! commit; if one fails, the transaction is rolled back and the others run again without it.
-//! Readers run the reads waiting in their queue in one read snapshot. A panic inside a job
-//! becomes [`Error::Panic`](nanasqlite_core::Error::Panic) for its caller; the lane survives.
-//! The cache of each table lives beside the pool and is read on the caller's thread.
-//! A reader whose connection fails under a group opens a new one and runs the group again.
+//! Every store operation is an operation of the core's
+//! [`engine`](nanasqlite_core::engine), the same one the sync store runs; this crate only
+//! decides where and when it runs. A pool has one writer lane and reader lanes started when
+//! reads need them ([`AsyncBuilder`] says what runs where). A lane is a thread owning one
+//! connection and draining one bounded flume queue of jobs. A caller sends its job with flume's
+//! `send_async` (so a full queue makes it wait, not grow) and awaits the answer on a oneshot
+//! channel; both are runtime-neutral. The writer runs the writes waiting in its queue as one
+//! group in one transaction and applies each one's cache change after the commit; if one fails,
+//! the transaction is rolled back and the others run again without it. Readers run the reads
+//! waiting in their queue in one read snapshot. A panic inside a job becomes
+//! [`Error::Panic`](nanasqlite_core::Error::Panic) for its caller; the lane survives. The cache
+//! of each table lives beside the pool and is read on the caller's thread. A reader whose
+//! connection fails under a group opens a new one and runs the group again.
 //!
 //! # Features
 //!
@@ -34,6 +37,7 @@
 //!   its connection broke. For fault-injection tests only.
 
 mod builder;
+pub mod conformance;
 mod job;
 mod lanes;
 mod pool;
@@ -41,9 +45,10 @@ mod spawn;
 mod stats;
 mod store;
 mod store_sql;
+mod transaction;
 
-pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_POOL_SIZE};
+pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY};
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;
 pub use store::AsyncNanaSQLite;
-pub use store_sql::AsyncTransaction;
+pub use transaction::AsyncTransaction;

@@ -1,203 +1,216 @@
-//! The pool: one writer lane, optional reader lanes, their queues, and their lifecycle.
+//! The pool: one writer lane, reader lanes started when reads need them, their queues, and
+//! their lifecycle.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nanasqlite_core::cache::Cache;
-use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, SqliteTable, Storage};
-use nanasqlite_core::watch::ExternalWrites;
-use nanasqlite_core::{Error, Identifier, Options, Result};
+use nanasqlite_core::engine::{CheckExternalWrites, Operation, Shared, Table};
+use nanasqlite_core::storage::{OpenReader, Storage};
+use nanasqlite_core::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 
-use crate::job::{Job, Kind, Outcome, Task};
-use crate::lanes::{Lane, Reopen};
+use crate::job::{Answer, Task};
+use crate::lanes::{Jobs, Lane, Queue, Role};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
 
-type Queue = flume::Sender<Box<dyn Job>>;
-
-/// How many lanes, and how deep their queues.
+/// How deep the queues are, and how many readers may start.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sizes {
     pub(crate) readers: usize,
     pub(crate) queue_capacity: usize,
 }
 
-/// The lanes of one database file and the queues that feed them.
-pub(crate) struct Pool {
-    writer: RwLock<Option<Queue>>,
-    /// `None` without readers: reads then run on the writer lane.
-    readers: RwLock<Option<Queue>>,
-    /// One receiver per lane, answered with how closing its connection went.
+/// What the writer made while opening: the connection's first table and data version, and how
+/// to open readers.
+pub(crate) struct Opened<S: Storage> {
+    pub(crate) table: S::Table,
+    pub(crate) version: Option<i64>,
+    pub(crate) readers: Option<OpenReader<S>>,
+}
+
+/// The lanes of one database and the queues that feed them.
+pub(crate) struct Pool<S: Storage> {
+    writer: RwLock<Option<Queue<S>>>,
+    /// Set by the writer while it runs a group.
+    writer_busy: Arc<AtomicBool>,
+    /// `None` when the backend has no readers (an in-memory database) or none are allowed.
+    readers: Option<Readers<S>>,
+    /// One receiver per lane started, answered with how closing its connection went.
     exits: Mutex<Vec<flume::Receiver<Result<()>>>>,
     closed: AtomicBool,
     /// A `begin()` transaction holds the writer.
     transaction_open: AtomicBool,
-    /// Bumped when a restore replaced the file: readers reopen.
-    generation: Arc<AtomicU64>,
-    /// The tables opened on this pool and their caches, for a restore to reset.
-    tables: Mutex<Vec<(Identifier, Weak<Cache>)>>,
-    connection: ConnectionOptions,
-    /// Opt-in: notice writes by other connections.
-    external: Option<ExternalWrites>,
-    lanes: usize,
+    shared: Arc<Shared<S>>,
+    spawner: Arc<dyn Spawn>,
     lock_timeout: Option<Duration>,
     counters: Arc<Counters>,
-    path: PathBuf,
 }
 
-impl Pool {
-    /// Starts the writer lane, which opens the file and creates `table`, then (once the file
-    /// is in WAL mode) the readers. Returns the pool and the table's handle.
+/// The reader lanes: started one at a time, when a read finds the writer busy and no reader
+/// idle, up to `max`.
+struct Readers<S: Storage> {
+    queue: RwLock<Option<Queue<S>>>,
+    jobs: Jobs<S>,
+    open: OpenReader<S>,
+    max: usize,
+    started: AtomicUsize,
+    idle: Arc<AtomicUsize>,
+}
+
+impl<S: Storage> Pool<S> {
+    /// Starts the writer lane, which opens the database with `open` (creating the first table
+    /// there). Readers start later, when reads need them.
     pub(crate) async fn open(
-        options: &Options,
+        open: impl FnOnce() -> Result<(S, Opened<S>)> + Send + 'static,
         sizes: Sizes,
-        spawner: &dyn Spawn,
-        table: Identifier,
-    ) -> Result<(Self, SqliteTable)> {
+        spawner: Arc<dyn Spawn>,
+        watch: Option<Duration>,
+        lock_timeout: Option<Duration>,
+    ) -> Result<(Self, S::Table)> {
         let counters = Arc::new(Counters::default());
-        let (writer, queue) = flume::bounded(sizes.queue_capacity);
-        let (path, connection) = (options.path.clone(), options.connection_options());
-        let open_writer = move || {
-            let storage = SqliteStorage::open(&path, &connection)?;
-            let table = storage.open_table(&table)?;
-            let version = storage.data_version()?;
-            Ok((storage, (table, version)))
-        };
-        let (exit, (table, version)) =
-            start_lane(spawner, "nanasqlite-writer".into(), open_writer, queue, &counters, None).await?;
-        let mut exits = vec![exit];
-        let generation = Arc::new(AtomicU64::new(0));
-        let readers = if sizes.readers == 0 || options.is_memory() {
-            None
-        } else {
-            let (readers, queue) = flume::bounded(sizes.queue_capacity);
-            for i in 0..sizes.readers {
-                let (path, connection) = (options.path.clone(), options.connection_options());
-                let reopen = {
-                    let (path, connection) = (path.clone(), connection.clone());
-                    let open: Box<dyn Fn() -> Result<SqliteStorage> + Send> =
-                        Box::new(move || SqliteStorage::open_read_only(&path, &connection));
-                    Reopen { generation: Arc::clone(&generation), seen: 0, open }
-                };
-                let open_reader = move || Ok((SqliteStorage::open_read_only(&path, &connection)?, ()));
-                let name = format!("nanasqlite-reader-{i}");
-                exits.push(start_lane(spawner, name, open_reader, queue.clone(), &counters, Some(reopen)).await?.0);
+        let (writer, jobs) = flume::bounded(sizes.queue_capacity);
+        let busy = Arc::new(AtomicBool::new(false));
+        let (ready, opened) = flume::bounded(1);
+        let (exit, exited) = flume::bounded(1);
+        // The shared state is made on the writer, once the data version is known, and sent back.
+        let (lane_counters, lane_busy) = (Arc::clone(&counters), Arc::clone(&busy));
+        spawner.spawn(
+            "nanasqlite-writer".to_owned(),
+            Box::new(move || match open() {
+                Ok((storage, made)) => {
+                    let shared = Arc::new(Shared::new(watch, made.version));
+                    let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy };
+                    let _ = ready.send(Ok((made, shared)));
+                    let _ = exit.send(Lane::new(jobs, storage, lane_counters, role).run());
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            }),
+        )?;
+        let (made, shared) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
+        let readers = made.readers.filter(|_| sizes.readers > 0).map(|open| {
+            let (queue, jobs) = flume::bounded(sizes.queue_capacity);
+            Readers {
+                queue: RwLock::new(Some(queue)),
+                jobs,
+                open,
+                max: sizes.readers,
+                started: AtomicUsize::new(0),
+                idle: Arc::default(),
             }
-            Some(readers)
-        };
+        });
         let pool = Self {
-            lanes: exits.len(),
             writer: RwLock::new(Some(writer)),
-            readers: RwLock::new(readers),
-            exits: Mutex::new(exits),
+            writer_busy: busy,
+            readers,
+            exits: Mutex::new(vec![exited]),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
-            generation,
-            tables: Mutex::new(Vec::new()),
-            connection: options.connection_options(),
-            external: options.watch_external_writes.map(|interval| {
-                let external = ExternalWrites::new(interval);
-                if let Some(version) = version {
-                    external.changed(version); // the baseline
-                }
-                external
-            }),
-            lock_timeout: options.lock_timeout,
+            shared,
+            spawner,
+            lock_timeout,
             counters,
-            path: options.path.clone(),
         };
-        Ok((pool, table))
+        Ok((pool, made.table))
     }
 
-    /// Runs `work` on a lane, inside `span`: writes on the writer, reads on a reader (or the
-    /// writer when there is none). Waits while the queue is full.
-    pub(crate) async fn run<R, F>(&self, kind: Kind, span: tracing::Span, work: F) -> Result<R>
+    /// Runs `operation` for `table` on a lane, inside `span`: writes and exclusive jobs on the
+    /// writer, reads on a reader (or the writer when it is free). Waits while the queue is full.
+    pub(crate) async fn run<O>(&self, table: Arc<Table<S>>, operation: O, span: tracing::Span) -> Result<O::Output>
     where
-        F: Fn(&mut SqliteStorage) -> Result<Outcome<R>> + Send + 'static,
-        R: Send + 'static,
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
     {
-        self.submit(kind, span, work).await?.await.map_err(|_| Error::Closed)?
+        self.submit(table, operation, span).await?.await.map_err(|_| Error::Closed)?
     }
 
-    /// Hands `work` to a lane and returns the receiver of its answer (dropping the receiver
-    /// before the job starts cancels it).
-    pub(crate) async fn submit<R, F>(
+    /// Hands `operation` to a lane and returns the receiver of its answer (dropping the
+    /// receiver before the job starts cancels it).
+    pub(crate) async fn submit<O>(
         &self,
-        kind: Kind,
+        table: Arc<Table<S>>,
+        operation: O,
         span: tracing::Span,
-        work: F,
-    ) -> Result<futures_channel::oneshot::Receiver<Result<R>>>
+    ) -> Result<Answer<O::Output>>
     where
-        F: Fn(&mut SqliteStorage) -> Result<Outcome<R>> + Send + 'static,
-        R: Send + 'static,
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
     {
-        let queue = self.queue(kind)?;
-        let (job, answer) = Task::prepare(kind, self.lock_timeout, span, work);
+        let queue = self.queue(operation.kind())?;
+        let (job, answer) = Task::prepare(operation, table, self.lock_timeout, span);
         queue.send_async(job).await.map_err(|_| Error::Closed)?;
         Ok(answer)
     }
 
-    fn queue(&self, kind: Kind) -> Result<Queue> {
-        let readers = self.readers.read();
-        let queue = match (kind, readers.as_ref()) {
-            // Exclusive jobs and writes go to the writer; reads to a reader when there is one.
-            (Kind::Read, Some(readers)) => Some(readers.clone()),
-            _ => self.writer.read().clone(),
+    /// The queue for a job of `kind`: writes and exclusive jobs go to the writer; a read goes
+    /// to the writer when it is free (it answers at once, and polls for the next job), else to
+    /// the readers, starting one when none is idle.
+    fn queue(&self, kind: nanasqlite_core::engine::Kind) -> Result<Queue<S>> {
+        let writer = || self.writer.read().clone().ok_or(Error::Closed);
+        let Some(readers) = self.readers.as_ref().filter(|_| kind == nanasqlite_core::engine::Kind::Read) else {
+            return writer();
         };
-        queue.ok_or(Error::Closed)
+        let writer_free = !self.writer_busy.load(Ordering::Acquire)
+            && self.writer.read().as_ref().is_some_and(flume::Sender::is_empty);
+        if writer_free {
+            return writer();
+        }
+        if readers.idle.load(Ordering::Acquire) == 0 {
+            self.start_reader(readers);
+        }
+        if readers.started.load(Ordering::Acquire) == 0 {
+            return writer();
+        }
+        readers.queue.read().clone().ok_or(Error::Closed)
     }
 
-    /// Remembers a table and its cache, for a restore to recreate and reset.
-    pub(crate) fn register(&self, name: &Identifier, cache: &Arc<Cache>) {
-        let mut tables = self.tables.lock();
-        tables.retain(|(_, cache)| cache.strong_count() > 0);
-        tables.push((name.clone(), Arc::downgrade(cache)));
+    /// Starts another reader lane, unless `max` are running or the pool is closed. The reader
+    /// opens its connection on its own thread.
+    fn start_reader(&self, readers: &Readers<S>) {
+        let mut exits = self.exits.lock();
+        let started = readers.started.load(Ordering::Acquire);
+        if started >= readers.max || self.is_closed() {
+            return;
+        }
+        let (exit, exited) = flume::bounded(1);
+        let (jobs, open, counters) = (readers.jobs.clone(), Arc::clone(&readers.open), Arc::clone(&self.counters));
+        let idle = Arc::clone(&readers.idle);
+        let lane = Box::new(move || match open() {
+            Ok(storage) => {
+                let _ = exit.send(Lane::new(jobs, storage, counters, Role::Reader { reopen: open, idle }).run());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a reader could not open its connection");
+                let _ = exit.send(Err(error));
+            }
+        });
+        match self.spawner.spawn(format!("nanasqlite-reader-{started}"), lane) {
+            Ok(()) => {
+                readers.started.fetch_add(1, Ordering::AcqRel);
+                exits.push(exited);
+            }
+            Err(error) => tracing::warn!(%error, "could not start a reader thread"),
+        }
     }
 
-    /// The live tables, and their caches.
-    pub(crate) fn tables(&self) -> Vec<(Identifier, Arc<Cache>)> {
-        self.tables.lock().iter().filter_map(|(name, cache)| Some((name.clone(), cache.upgrade()?))).collect()
+    pub(crate) fn shared(&self) -> &Arc<Shared<S>> {
+        &self.shared
     }
 
     /// If a check for writes by other connections is due, sends one to the writer (without
     /// waiting, and skipped when its queue is full): it empties every cache if another
-    /// connection committed. Nothing here touches SQLite on the caller's thread.
-    pub(crate) fn notice_external_writes(self: &Arc<Self>) {
-        if !self.external.as_ref().is_some_and(ExternalWrites::due) {
+    /// connection committed. Nothing here touches the database on the caller's thread.
+    pub(crate) fn notice_external_writes(&self, table: &Arc<Table<S>>) {
+        if !self.shared.watch_due() {
             return;
         }
-        let Ok(queue) = self.queue(Kind::Exclusive) else { return };
-        let pool = Arc::downgrade(self);
-        let check = move |storage: &mut SqliteStorage| {
-            let version = storage.data_version()?;
-            let Some(pool) = pool.upgrade() else { return Ok(Outcome::plain(())) };
-            let changed = version.zip(pool.external.as_ref()).is_some_and(|(v, external)| external.changed(v));
-            if changed {
-                pool.tables().iter().for_each(|(_, cache)| cache.clear());
-            }
-            Ok(Outcome::plain(()))
-        };
-        let _ =
-            queue.try_send(Task::detached(Kind::Exclusive, tracing::debug_span!("nanasqlite", op = "watch"), check));
-    }
-
-    /// After a restore: readers reopen before their next group.
-    pub(crate) fn file_replaced(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The file could not be reopened: no more jobs.
-    pub(crate) fn fail(&self) {
-        self.closed.store(true, Ordering::Release);
-        drop(self.readers.write().take());
-        drop(self.writer.write().take());
-    }
-
-    pub(crate) fn connection_options(&self) -> &ConnectionOptions {
-        &self.connection
+        let Some(queue) = self.writer.read().clone() else { return };
+        let check = CheckExternalWrites::new(Arc::clone(&self.shared));
+        let span = tracing::debug_span!("nanasqlite", op = "watch");
+        let _ = queue.try_send(Task::detached(check, Arc::clone(table), span));
     }
 
     /// Whether a `begin()` transaction is open.
@@ -205,13 +218,11 @@ impl Pool {
         self.transaction_open.load(Ordering::Acquire)
     }
 
-    /// Marks a `begin()` transaction open; `false` if one already was.
-    pub(crate) fn open_transaction(&self) -> bool {
-        !self.transaction_open.swap(true, Ordering::AcqRel)
-    }
-
-    pub(crate) fn end_transaction(&self) {
-        self.transaction_open.store(false, Ordering::Release);
+    /// Marks a `begin()` transaction open; `None` if one already was. The mark is lifted when
+    /// the returned guard is dropped, unless the transaction took it over.
+    pub(crate) fn open_transaction(self: &Arc<Self>) -> Option<TransactionSlot<S>> {
+        let free = !self.transaction_open.swap(true, Ordering::AcqRel);
+        free.then(|| TransactionSlot { pool: Arc::clone(self) })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -222,13 +233,18 @@ impl Pool {
     /// has closed its connection. Later calls return at once.
     pub(crate) async fn close(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
-        drop(self.readers.write().take());
+        if let Some(readers) = &self.readers {
+            drop(readers.queue.write().take());
+        }
         drop(self.writer.write().take());
         let exits = std::mem::take(&mut *self.exits.lock());
         let mut result = Ok(());
         for exit in exits {
             let closed = exit.recv_async().await.unwrap_or_else(|_| Err(lane_lost()));
             result = result.and(closed);
+        }
+        for table in self.shared.tables() {
+            table.clear_cache();
         }
         result
     }
@@ -238,44 +254,23 @@ impl Pool {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let depth = |queue: &RwLock<Option<Queue>>| queue.read().as_ref().map_or(0, flume::Sender::len);
-        self.counters.snapshot(depth(&self.writer), depth(&self.readers), self.lanes)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        let depth = |queue: &RwLock<Option<Queue<S>>>| queue.read().as_ref().map_or(0, flume::Sender::len);
+        let (read_queue, readers) =
+            self.readers.as_ref().map_or((0, 0), |r| (depth(&r.queue), r.started.load(Ordering::Acquire)));
+        self.counters.snapshot(depth(&self.writer), read_queue, 1 + readers)
     }
 }
 
-/// Starts one lane, which opens its own connection (and whatever else `open` makes there);
-/// returns the receiver of its exit report, and what `open` made.
-async fn start_lane<T: Send + 'static>(
-    spawner: &dyn Spawn,
-    name: String,
-    open: impl FnOnce() -> Result<(SqliteStorage, T)> + Send + 'static,
-    queue: flume::Receiver<Box<dyn Job>>,
-    counters: &Arc<Counters>,
-    reopen: Option<Reopen>,
-) -> Result<(flume::Receiver<Result<()>>, T)> {
-    let (ready, opened) = flume::bounded(1);
-    let (exit, exited) = flume::bounded(1);
-    let counters = Arc::clone(counters);
-    spawner.spawn(
-        name,
-        Box::new(move || match open() {
-            Ok((storage, made)) => {
-                let _ = ready.send(Ok(made));
-                // The writer (the lane that reopens nothing) polls before parking.
-                let spins = reopen.is_none();
-                let _ = exit.send(Lane::new(queue, storage, counters, spins, reopen).run());
-            }
-            Err(error) => {
-                let _ = ready.send(Err(error));
-            }
-        }),
-    )?;
-    let made = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
-    Ok((exited, made))
+/// The mark of an open `begin()` transaction: lifted on drop, so a `begin()` future dropped
+/// before it resolved (a timeout, a `select!`) leaves the writer free for the next one.
+pub(crate) struct TransactionSlot<S: Storage> {
+    pool: Arc<Pool<S>>,
+}
+
+impl<S: Storage> Drop for TransactionSlot<S> {
+    fn drop(&mut self) {
+        self.pool.transaction_open.store(false, Ordering::Release);
+    }
 }
 
 fn lane_lost() -> Error {

@@ -1,4 +1,6 @@
-//! [`AsyncNanaSQLite`]: the runtime-neutral async store.
+//! [`AsyncNanaSQLite`]: the runtime-neutral async store. A front end: each method checks and
+//! encodes its input on the caller's thread, answers from the cache when it can, and otherwise
+//! hands one engine operation to the pool.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -6,24 +8,25 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nanasqlite_core::atomic::{self, Amount, Increment};
-use nanasqlite_core::cache::{Cache, CachedValue, Lookup};
+use nanasqlite_core::engine::{
+    self, AllRows, BatchDelete, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys,
+    LoadAll, Lookup, OpenTable, Operation, Pop, Set, SetDefault, Table, UnreadableKeys,
+};
 use nanasqlite_core::sql::SqlPolicy;
-use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
-use nanasqlite_core::{CacheStrategy, Error, Identifier, KeyValue, Result, codec, encode_rows, scan_rows};
+use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::{Amount, Error, Identifier, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
 use crate::builder::AsyncBuilder;
-use crate::job::{Kind, Outcome};
 use crate::pool::Pool;
 use crate::stats::Stats;
 
 /// A dict-like key/value table in a SQLite file, for async code on any runtime.
 ///
-/// Every SQLite call runs on the store's own threads (see [`AsyncBuilder`] for what runs
+/// Every database call runs on the store's own threads (see [`AsyncBuilder`] for what runs
 /// where); the caller's task only looks in the cache, encodes and decodes values, and awaits
 /// a channel, so the runtime is never blocked. A cache hit completes without leaving the
 /// caller's thread. Writes waiting together are committed together (group commit), and each
@@ -31,13 +34,15 @@ use crate::stats::Stats;
 ///
 /// The handle is cheap to clone, `Send + Sync + 'static`, and every future it returns is
 /// `Send + 'static` (it can be spawned). The same files are read and written by
-/// [`NanaSQLite`](nanasqlite_core::NanaSQLite) and by Python NanaSQLite.
+/// [`NanaSQLite`](nanasqlite_core::NanaSQLite) and by Python NanaSQLite. The store is generic
+/// over its [`Storage`] backend; SQLite is the default.
 ///
 /// # Cancellation
 ///
-/// Dropping a future before its job starts means the job is skipped: a write is then not made.
-/// Once a job has started it runs to the end: a write commits whole (or fails whole) even if
-/// its caller is gone. Batches are one savepoint, so they are never applied in part.
+/// Dropping a future before its job starts means the job is skipped: a write is then not made
+/// (and counted in [`Stats::abandoned`]). Once a job has started it runs to the end: a write
+/// commits whole (or fails whole) even if its caller is gone. A batch is one job in one
+/// transaction, so it is never applied in part.
 ///
 /// # Examples
 ///
@@ -59,128 +64,39 @@ use crate::stats::Stats;
 /// # Ok::<(), nanasqlite_core::Error>(())
 /// # }).unwrap();
 /// ```
-pub struct AsyncNanaSQLite {
-    pub(crate) shared: Arc<Shared>,
+pub struct AsyncNanaSQLite<S: Storage = SqliteStorage> {
+    pub(crate) table: Arc<Table<S>>,
+    pub(crate) pool: Arc<Pool<S>>,
+    path: Arc<PathBuf>,
 }
 
-/// One table of a pool, and its cache.
-pub(crate) struct Shared {
-    pub(crate) pool: Arc<Pool>,
-    name: Identifier,
-    pub(crate) table: SqliteTable,
-    pub(crate) cache: Arc<Cache>,
-    strategy: CacheStrategy,
-    pub(crate) policy: Arc<SqlPolicy>,
-}
-
-impl Clone for AsyncNanaSQLite {
+impl<S: Storage> Clone for AsyncNanaSQLite<S> {
     fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
+        Self { table: Arc::clone(&self.table), pool: Arc::clone(&self.pool), path: Arc::clone(&self.path) }
     }
 }
 
-impl fmt::Debug for AsyncNanaSQLite {
+impl<S: Storage> fmt::Debug for AsyncNanaSQLite<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncNanaSQLite")
-            .field("path", &self.shared.pool.path())
-            .field("table", &self.shared.name)
+            .field("path", &self.path)
+            .field("table", self.table.name())
             .finish_non_exhaustive()
     }
 }
 
-/// Either the answer (found in the cache), or what is needed to ask a lane.
-enum Step<T, L> {
+/// Either the answer (found in the cache), or an operation to hand to a lane.
+enum Step<T, O> {
     Done(Result<T>),
-    Load(Arc<Shared>, L),
+    Run(O),
 }
 
-// ===== plumbing =====
-
-impl Shared {
-    /// Runs `work` on a lane with this table's handle and cache, in a `nanasqlite` tracing
-    /// span named after the operation (entered on the lane too).
-    pub(crate) fn job<R, F>(
-        self: &Arc<Self>,
-        op: &'static str,
-        kind: Kind,
-        work: F,
-    ) -> impl Future<Output = Result<R>> + Send + use<R, F>
-    where
-        F: Fn(&mut SqliteStorage, &SqliteTable, &Arc<Cache>) -> Result<Outcome<R>> + Send + 'static,
-        R: Send + 'static,
-    {
-        let shared = Arc::clone(self);
-        let span = tracing::debug_span!("nanasqlite", op, table = %self.name);
-        let job_span = span.clone();
-        // A TTL cache that deletes expired keys does it in its table's next write.
-        let expired = if kind == Kind::Write { self.cache.take_expired() } else { Vec::new() };
-        async move {
-            let (table, cache) = (shared.table.clone(), Arc::clone(&shared.cache));
-            let job = move |storage: &mut SqliteStorage| {
-                for key in &expired {
-                    if let Err(error) = storage.delete(&table, key) {
-                        tracing::warn!(%key, %error, "could not delete an expired key");
-                    }
-                }
-                work(storage, &table, &cache)
-            };
-            shared.pool.run(kind, job_span, job).await
-        }
-        .instrument(span)
-    }
-
-    /// Reads `key` on a lane and fills the cache with it.
-    async fn load(self: &Arc<Self>, key: String) -> Result<Option<Arc<CachedValue>>> {
-        let since = self.cache.epoch();
-        self.job("get", Kind::Read, move |storage, table, cache| {
-            let value = storage.get(table, &key)?.map(CachedValue::new);
-            cache.fill(&key, value.clone(), since);
-            Ok(Outcome::plain(value))
-        })
-        .await
-    }
-
-    /// Reads `keys` in one snapshot (all of them, so the answer is one state) and fills the cache.
-    async fn load_many(self: &Arc<Self>, keys: Vec<String>) -> Result<Vec<(String, Arc<CachedValue>)>> {
-        let since = self.cache.epoch();
-        self.job("batch_get", Kind::Read, move |storage, table, cache| {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut rows = Vec::with_capacity(keys.len());
-            storage.get_many(table, &keys, &mut |key, json| rows.push((key.to_owned(), CachedValue::new(json))))?;
-            cache.fill_many(&keys, &rows, since);
-            Ok(Outcome::plain(rows))
-        })
-        .await
-    }
-
-    /// Fills the cache with the whole table.
-    async fn load_all(self: &Arc<Self>) -> Result<()> {
-        let since = self.cache.epoch();
-        self.job("load_all", Kind::Read, move |storage, table, cache| {
-            cache.fill_all(scan_rows(storage, table)?, since);
-            Ok(Outcome::plain(()))
-        })
-        .await
-    }
-
-    /// Every row, sorted by key, filling the cache with the whole table.
-    async fn all_rows(self: &Arc<Self>) -> Result<Vec<(String, Arc<CachedValue>)>> {
-        let since = self.cache.epoch();
-        self.job("items", Kind::Read, move |storage, table, cache| {
-            let rows = scan_rows(storage, table)?;
-            let mut sorted: Vec<_> =
-                rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            cache.fill_all(rows, since);
-            Ok(Outcome::plain(sorted))
-        })
-        .await
-    }
-}
+// ===== opening and plumbing =====
 
 impl AsyncNanaSQLite {
     /// Opens the database at `path` (created if missing) with table `"data"`, a lazy cache,
-    /// Python NanaSQLite's pragmas, and a pool of one writer thread.
+    /// Python NanaSQLite's pragmas, and a pool of one writer thread (readers start when
+    /// concurrent reads need them).
     ///
     /// # Errors
     ///
@@ -193,62 +109,62 @@ impl AsyncNanaSQLite {
     pub fn builder(path: impl AsRef<Path>) -> AsyncBuilder {
         AsyncBuilder::new(path)
     }
+}
 
-    /// A handle on table `name` (already created) of `pool`, with a fresh cache.
-    pub(crate) fn new(
-        pool: Arc<Pool>,
-        name: Identifier,
-        table: SqliteTable,
-        strategy: CacheStrategy,
-        policy: Arc<SqlPolicy>,
-    ) -> Self {
-        let cache = Arc::new(Cache::new(strategy));
-        pool.register(&name, &cache);
-        Self { shared: Arc::new(Shared { pool, name, table, cache, strategy, policy }) }
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// A handle on `table` of `pool`, registered with the pool's database.
+    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>) -> Self {
+        let table = Arc::new(table);
+        pool.shared().register(&table);
+        Self { table, pool, path }
     }
 
-    /// A handle on table `name` of `pool`, creating the table if needed.
-    async fn attach(
-        pool: Arc<Pool>,
-        name: Identifier,
-        strategy: CacheStrategy,
-        policy: Arc<SqlPolicy>,
-    ) -> Result<Self> {
-        let create = name.clone();
-        let span = tracing::debug_span!("nanasqlite", op = "open_table", table = %name);
-        let table = pool.run(Kind::Write, span, move |storage| storage.open_table(&create).map(Outcome::plain)).await?;
-        Ok(Self::new(pool, name, table, strategy, policy))
+    /// Hands `operation` on this handle's table to the pool, in a `nanasqlite` tracing span
+    /// named after the operation (entered on the lane too).
+    pub(crate) fn run<O>(&self, operation: O) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        let span = tracing::debug_span!("nanasqlite", op = operation.name(), table = %self.table.name());
+        let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
+        async move { pool.run(table, operation, lane_span).await }.instrument(span)
     }
 
     /// The rules SQL fragments of this handle are checked against.
     #[must_use]
     pub fn sql_policy(&self) -> &SqlPolicy {
-        &self.shared.policy
+        self.table.policy()
     }
 
     /// Another key/value table in the same file: it shares this store's threads and
-    /// connections, and has its own cache.
+    /// connections, has its own cache, and inherits this one's settings.
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a bad name (nothing is created), [`Error::Closed`], SQLite's error.
-    pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<> {
-        let checked = self.ensure_open().and_then(|()| Identifier::new(name));
-        let (pool, strategy, policy) =
-            (Arc::clone(&self.shared.pool), self.shared.strategy, Arc::clone(&self.shared.policy));
-        async move { Self::attach(pool, checked?, strategy, policy).await }
+    /// [`Error::Validation`] for a bad name (nothing is created); [`Error::Schema`] for an
+    /// existing table of another layout; [`Error::Closed`]; SQLite's error.
+    pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<S> {
+        let name = self.ensure_open().and_then(|()| Identifier::new(name));
+        let this = self.clone();
+        async move {
+            let name = name?;
+            let handle = this.run(OpenTable::new(name.clone())).await?;
+            let table = Table::new(name, handle, this.table.settings().clone());
+            Ok(Self::new(this.pool, table, this.path))
+        }
     }
 
     /// The file this store was opened on.
     #[must_use]
-    pub fn path(&self) -> PathBuf {
-        self.shared.pool.path().to_path_buf()
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The name of this handle's table.
     #[must_use]
     pub fn table_name(&self) -> &str {
-        self.shared.name.as_str()
+        self.table.name().as_str()
     }
 
     /// Closes the store: stops taking jobs, runs every job already queued, closes each
@@ -261,70 +177,71 @@ impl AsyncNanaSQLite {
     ///
     /// # Errors
     ///
-    /// SQLite's error if closing a connection failed; the store is closed all the same.
-    pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<> {
-        let shared = Arc::clone(&self.shared);
+    /// [`Error::Transaction`] while a `begin()` transaction is open; SQLite's error if closing a
+    /// connection failed (the store is closed all the same).
+    pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let pool = Arc::clone(&self.pool);
         async move {
-            if shared.pool.in_transaction() {
+            if pool.in_transaction() {
                 return Err(Error::Transaction {
                     message: "cannot close the database during a transaction".to_owned(),
                 });
             }
-            let closed = shared.pool.close().await;
-            shared.cache.clear();
-            closed
+            pool.close().await
         }
     }
 
     /// Counters of the pool and the caches: queue depths, group sizes, cache hits and misses.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        self.shared.pool.stats()
+        self.pool.stats()
     }
 
     pub(crate) fn ensure_open(&self) -> Result<()> {
-        if self.shared.pool.is_closed() { Err(Error::Closed) } else { Ok(()) }
+        if self.pool.is_closed() { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    /// Whether the store is open, noticing other writers first when watching for them.
+    fn ready(&self) -> Result<()> {
+        self.ensure_open()?;
+        self.pool.notice_external_writes(&self.table);
+        Ok(())
     }
 
     /// What the cache knows of `key`, counting the hit or miss.
     fn lookup(&self, key: &str) -> Result<Lookup> {
-        self.ensure_open()?;
-        self.shared.pool.notice_external_writes();
-        let lookup = self.shared.cache.lookup(key);
-        self.shared.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
+        self.ready()?;
+        let lookup = self.table.lookup(key);
+        self.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
         Ok(lookup)
     }
 
-    /// The cached value of `key`, or the way to load it.
-    fn step(&self, key: &str) -> Step<Option<Arc<CachedValue>>, String> {
+    /// The cached value of `key`, or the read to run.
+    fn cached(&self, key: &str) -> Step<Option<Arc<CachedValue>>, Get<String>> {
         match self.lookup(key) {
             Ok(Lookup::Hit(value)) => Step::Done(Ok(Some(value))),
             Ok(Lookup::Absent) => Step::Done(Ok(None)),
-            Ok(Lookup::Miss) => Step::Load(Arc::clone(&self.shared), key.to_owned()),
+            Ok(Lookup::Miss) => Step::Run(Get::new(&self.table, key.to_owned())),
             Err(error) => Step::Done(Err(error)),
         }
     }
 
-    fn write<R, F>(&self, op: &'static str, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
-    where
-        F: Fn(&mut SqliteStorage, &SqliteTable, &Arc<Cache>) -> Result<Outcome<R>> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.shared.job(op, Kind::Write, work)
-    }
-
-    fn read<R, F>(&self, op: &'static str, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
-    where
-        F: Fn(&mut SqliteStorage, &SqliteTable, &Arc<Cache>) -> Result<Outcome<R>> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.shared.job(op, Kind::Read, work)
+    /// The cached value of `key`, reading it on a lane on a miss.
+    fn value(&self, key: &str) -> impl Future<Output = Result<Option<Arc<CachedValue>>>> + Send + use<S> {
+        let step = self.cached(key);
+        let this = self.clone();
+        async move {
+            match step {
+                Step::Done(found) => found,
+                Step::Run(get) => this.run(get).await,
+            }
+        }
     }
 }
 
 // ===== reads =====
 
-impl AsyncNanaSQLite {
+impl<S: Storage> AsyncNanaSQLite<S> {
     /// The value of `key`, or `None` if it is absent (a stored JSON `null` is present).
     /// A cache hit completes on the caller's thread; a miss is read by a lane and cached.
     ///
@@ -332,21 +249,19 @@ impl AsyncNanaSQLite {
     ///
     /// [`Error::Decode`] when the value does not fit `T`; [`Error::Closed`];
     /// [`Error::LockTimeout`]; SQLite's error.
-    pub fn get<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T>
+    pub fn get<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let step = match self.step(key) {
+        let step = match self.cached(key) {
             Step::Done(found) => Step::Done(found.and_then(|value| value.map(|value| value.decode(key)).transpose())),
-            Step::Load(shared, key) => Step::Load(shared, key),
+            Step::Run(get) => Step::Run((get, key.to_owned())),
         };
+        let this = self.clone();
         async move {
             match step {
                 Step::Done(result) => result,
-                Step::Load(shared, key) => {
-                    let value = shared.load(key.clone()).await?;
-                    value.map(|value| value.decode(&key)).transpose()
-                }
+                Step::Run((get, key)) => this.run(get).await?.map(|value| value.decode(&key)).transpose(),
             }
         }
     }
@@ -356,19 +271,10 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<> {
-        let shared_value =
-            |key: &str, value: Option<Arc<CachedValue>>| value.map(|v| v.value(key).cloned()).transpose();
-        let step = match self.step(key) {
-            Step::Done(found) => Step::Done(found.and_then(|value| shared_value(key, value))),
-            Step::Load(shared, key) => Step::Load(shared, key),
-        };
-        async move {
-            match step {
-                Step::Done(result) => result,
-                Step::Load(shared, key) => shared_value(&key, shared.load(key.clone()).await?),
-            }
-        }
+    pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
+        let value = self.value(key);
+        let key = key.to_owned();
+        async move { value.await?.map(|value| value.value(&key).cloned()).transpose() }
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.
@@ -376,15 +282,15 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_fresh<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T>
+    pub fn get_fresh<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let (checked, shared, key) = (self.ensure_open(), Arc::clone(&self.shared), key.to_owned());
+        let (checked, read, key) =
+            (self.ensure_open(), self.run(Get::new(&self.table, key.to_owned())), key.to_owned());
         async move {
             checked?;
-            let value = shared.load(key.clone()).await?;
-            value.map(|value| value.decode(&key)).transpose()
+            read.await?.map(|value| value.decode(&key)).transpose()
         }
     }
 
@@ -393,25 +299,18 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
-    pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
-        let step = match self.step(key) {
-            Step::Done(found) => Step::Done(found.map(|value| value.is_some())),
-            Step::Load(shared, key) => Step::Load(shared, key),
+    pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+        let step = match self.lookup(key) {
+            Ok(Lookup::Hit(_)) => Step::Done(Ok(true)),
+            Ok(Lookup::Absent) => Step::Done(Ok(false)),
+            Ok(Lookup::Miss) => Step::Run(Contains::new(&self.table, key.to_owned())),
+            Err(error) => Step::Done(Err(error)),
         };
+        let this = self.clone();
         async move {
             match step {
                 Step::Done(result) => result,
-                Step::Load(shared, key) => {
-                    let since = shared.cache.epoch();
-                    let exists = shared.job("contains", Kind::Read, move |storage, table, cache| {
-                        let exists = storage.contains(table, &key)?;
-                        if !exists {
-                            cache.fill(&key, None, since);
-                        }
-                        Ok(Outcome::plain(exists))
-                    });
-                    exists.await
-                }
+                Step::Run(contains) => this.run(contains).await,
             }
         }
     }
@@ -421,8 +320,8 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
-    pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<> {
-        let count = self.read("len", |storage, table, _| storage.count(table).map(Outcome::plain));
+    pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<S> {
+        let count = self.run(Count);
         async move { Ok(usize::try_from(count.await?).unwrap_or(usize::MAX)) }
     }
 
@@ -431,18 +330,29 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send + use<> {
+    pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send + use<S> {
         let len = self.len();
         async move { Ok(len.await? == 0) }
     }
 
-    /// Every key, sorted by byte order.
+    /// Every key, sorted by byte order; keys that cannot be named are left out (see
+    /// [`unreadable_keys`](Self::unreadable_keys)).
     ///
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
-        self.read("keys", |storage, table, _| storage.keys(table).map(Outcome::plain))
+    pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
+        self.run(Keys)
+    }
+
+    /// How many keys cannot be named (stored by another tool as numbers, blobs or invalid
+    /// UTF-8), as [`NanaSQLite::unreadable_keys`](nanasqlite_core::NanaSQLite::unreadable_keys).
+    ///
+    /// # Errors
+    ///
+    /// As [`len`](Self::len).
+    pub fn unreadable_keys(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
+        self.run(UnreadableKeys)
     }
 
     /// Every `(key, value)`, sorted by key; loads the whole table into the cache.
@@ -450,21 +360,24 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`get`](Self::get), for the first value that fails.
-    pub fn items<T>(&self) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T>
+    pub fn items<T>(&self) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let step = match self.ensure_open() {
+        let step = match self.ready() {
             Err(error) => Step::Done(Err(error)),
-            Ok(()) if self.shared.cache.is_all_loaded() => Step::Done(Ok(self.shared.cache.present_sorted())),
-            Ok(()) => Step::Load(Arc::clone(&self.shared), ()),
+            Ok(()) => self
+                .table
+                .all_cached()
+                .map_or_else(|| Step::Run(AllRows::new(&self.table)), |rows| Step::Done(Ok(rows))),
         };
+        let this = self.clone();
         async move {
             let rows = match step {
                 Step::Done(rows) => rows?,
-                Step::Load(shared, ()) => shared.all_rows().await?,
+                Step::Run(all) => this.run(all).await?,
             };
-            rows.into_iter().map(|(key, value)| Ok((value.decode(&key)?, key))).map(|pair| pair.map(swap)).collect()
+            engine::decode_rows(rows)
         }
     }
 
@@ -473,7 +386,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`items`](Self::items).
-    pub fn values<T>(&self) -> impl Future<Output = Result<Vec<T>>> + Send + use<T>
+    pub fn values<T>(&self) -> impl Future<Output = Result<Vec<T>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -486,7 +399,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`items`](Self::items).
-    pub fn to_dict<T>(&self) -> impl Future<Output = Result<BTreeMap<String, T>>> + Send + use<T>
+    pub fn to_dict<T>(&self) -> impl Future<Output = Result<BTreeMap<String, T>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -500,43 +413,47 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn batch_get<T, I>(&self, keys: I) -> impl Future<Output = Result<HashMap<String, T>>> + Send + use<T, I>
+    pub fn batch_get<T, I>(&self, keys: I) -> impl Future<Output = Result<HashMap<String, T>>> + Send + use<T, I, S>
     where
         T: DeserializeOwned + Send + 'static,
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let keys: Vec<String> = keys.into_iter().map(|key| key.as_ref().to_owned()).collect();
-        self.shared.pool.notice_external_writes();
-        let step = match self.ensure_open() {
+        let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
+        let step = match self.ready() {
             Err(error) => Step::Done(Err(error)),
             Ok(()) => {
-                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let cached = self.shared.cache.lookup_all(&refs);
-                self.shared.pool.counters().record_cache(cached.is_some());
-                match cached {
-                    Some(rows) => Step::Done(Ok(rows)),
-                    None => Step::Load(Arc::clone(&self.shared), keys),
-                }
+                let names: Vec<&str> = keys.iter().map(|key| &**key).collect();
+                let cached = self.table.lookup_all(&names);
+                self.pool.counters().record_cache(cached.is_some());
+                cached.map_or_else(|| Step::Run(GetMany::new(&self.table, keys)), |rows| Step::Done(Ok(rows)))
             }
         };
+        let this = self.clone();
         async move {
             let rows = match step {
                 Step::Done(rows) => rows?,
-                Step::Load(shared, keys) => shared.load_many(keys).await?,
+                Step::Run(get_many) => this.run(get_many).await?,
             };
-            rows.into_iter().map(|(key, value)| Ok((value.decode(&key)?, key))).map(|pair| pair.map(swap)).collect()
+            engine::decode_rows(rows).map(|rows| rows.into_iter().collect())
         }
     }
 }
 
-fn swap<A, B>((a, b): (A, B)) -> (B, A) {
-    (b, a)
-}
-
 // ===== writes =====
 
-impl AsyncNanaSQLite {
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// Runs `operation` once `prepared` (its input, checked and encoded on the caller's thread
+    /// before the future is first polled) is ready.
+    pub(crate) fn write<O>(&self, prepared: Result<O>) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        let run = prepared.map(|operation| self.run(operation));
+        async move { run?.await }
+    }
+
     /// Stores `value` under `key`; resolves once the commit holding the write is done.
     /// The value is encoded on the caller's thread, before the future is first polled.
     ///
@@ -544,18 +461,12 @@ impl AsyncNanaSQLite {
     ///
     /// [`Error::Encode`] when `value` cannot be JSON (nothing is written); [`Error::Closed`];
     /// [`Error::LockTimeout`]; SQLite's error (this write alone fails; the cache is unchanged).
-    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send + use<T> {
-        let encoded = codec::encode(key, value);
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
-        async move {
-            let value = CachedValue::new(encoded?);
-            let write = shared.job("set", Kind::Write, move |storage, table, cache| {
-                storage.put(table, &key, value.json())?;
-                let (cache, key, value) = (Arc::clone(cache), key.clone(), Arc::clone(&value));
-                Ok(Outcome::then((), move || cache.write(&key, Some(value))))
-            });
-            write.await
-        }
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+        self.write(engine::encode(key, value).map(|value| Set::new(key.to_owned(), value)))
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -563,13 +474,8 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
-    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
-        let key = key.to_owned();
-        self.write("delete", move |storage, table, cache| {
-            let existed = storage.delete(table, &key)?;
-            let (cache, key) = (Arc::clone(cache), key.clone());
-            Ok(Outcome::then(existed, move || cache.write(&key, None)))
-        })
+    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+        self.run(Delete::new(key.to_owned()))
     }
 
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
@@ -579,29 +485,21 @@ impl AsyncNanaSQLite {
     ///
     /// [`Error::Encode`] naming the first value that cannot be JSON (nothing is written), or as
     /// [`set`](Self::set).
-    pub fn batch_update<K, V, I>(&self, rows: I) -> impl Future<Output = Result<()>> + Send + use<K, V, I>
+    pub fn batch_update<K, V, I>(&self, rows: I) -> impl Future<Output = Result<()>> + Send + use<K, V, I, S>
     where
         K: AsRef<str>,
         V: Serialize,
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        let encoded = encode_rows(rows).map(Arc::new);
-        let shared = Arc::clone(&self.shared);
+        let batch = engine::encode_rows(rows).map(BatchUpdate::new);
+        let empty = batch.as_ref().is_ok_and(BatchUpdate::is_empty);
+        let (checked, run) = (self.ensure_open(), (!empty).then(|| self.write(batch)));
         async move {
-            let rows = encoded?;
-            if rows.is_empty() {
-                return if shared.pool.is_closed() { Err(Error::Closed) } else { Ok(()) };
+            match run {
+                Some(run) => run.await,
+                None => checked,
             }
-            let write = shared.job("batch_update", Kind::Write, move |storage, table, cache| {
-                storage.put_many(table, &rows)?;
-                let (cache, rows) = (Arc::clone(cache), Arc::clone(&rows));
-                Ok(Outcome::then((), move || {
-                    let cached = rows.iter().map(|(key, json)| (key.as_str(), CachedValue::new(json.as_str())));
-                    cache.write_many(cached, []);
-                }))
-            });
-            write.await
         }
     }
 
@@ -610,7 +508,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`batch_update`](Self::batch_update).
-    pub fn update<K, V, I>(&self, rows: I) -> impl Future<Output = Result<()>> + Send + use<K, V, I>
+    pub fn update<K, V, I>(&self, rows: I) -> impl Future<Output = Result<()>> + Send + use<K, V, I, S>
     where
         K: AsRef<str>,
         V: Serialize,
@@ -625,18 +523,12 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`delete`](Self::delete); on error nothing is deleted.
-    pub fn batch_delete<I>(&self, keys: I) -> impl Future<Output = Result<usize>> + Send + use<I>
+    pub fn batch_delete<I>(&self, keys: I) -> impl Future<Output = Result<usize>> + Send + use<I, S>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let keys: Arc<Vec<String>> = Arc::new(keys.into_iter().map(|key| key.as_ref().to_owned()).collect());
-        self.write("batch_delete", move |storage, table, cache| {
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let removed = storage.delete_many(table, &refs)?;
-            let (cache, keys) = (Arc::clone(cache), Arc::clone(&keys));
-            Ok(Outcome::then(removed, move || cache.write_many([], keys.iter().map(String::as_str))))
-        })
+        self.run(BatchDelete::new(keys.into_iter().map(|key| Box::from(key.as_ref())).collect()))
     }
 
     /// Removes `key` and returns its value, atomically; `None` if it was absent. The value is
@@ -646,18 +538,11 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Decode`] (the key is then **not** removed), or as [`delete`](Self::delete).
-    pub fn pop<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T>
+    pub fn pop<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let key = key.to_owned();
-        self.write("pop", move |storage, table, cache| {
-            let Some(json) = storage.get(table, &key)? else { return Ok(Outcome::plain(None)) };
-            let value: T = codec::decode(&key, &json)?;
-            storage.delete(table, &key)?;
-            let (cache, key) = (Arc::clone(cache), key.clone());
-            Ok(Outcome::then(Some(value), move || cache.write(&key, None)))
-        })
+        self.run(Pop::new(key.to_owned()))
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it.
@@ -665,28 +550,13 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`get`](Self::get) and [`set`](Self::set).
-    pub fn setdefault<T>(&self, key: &str, default: &T) -> impl Future<Output = Result<T>> + Send + use<T>
+    pub fn setdefault<T>(&self, key: &str, default: &T) -> impl Future<Output = Result<T>> + Send + use<T, S>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let encoded = codec::encode(key, default);
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
-        async move {
-            let default = encoded?;
-            let job_key = key.clone();
-            let stored = shared.job("setdefault", Kind::Write, move |storage, table, cache| {
-                let value = match storage.get(table, &job_key)? {
-                    Some(json) => CachedValue::new(json),
-                    None => {
-                        storage.put(table, &job_key, &default)?;
-                        CachedValue::new(default.as_str())
-                    }
-                };
-                let (cache, key, cached) = (Arc::clone(cache), job_key.clone(), Arc::clone(&value));
-                Ok(Outcome::then(value, move || cache.write(&key, Some(cached))))
-            });
-            stored.await?.decode(&key)
-        }
+        let stored = self.write(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)));
+        let key = key.to_owned();
+        async move { stored.await?.decode(&key) }
     }
 
     /// Deletes every row of this table.
@@ -694,18 +564,14 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`delete`](Self::delete).
-    pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + use<> {
-        self.write("clear", |storage, table, cache| {
-            storage.clear(table)?;
-            let cache = Arc::clone(cache);
-            Ok(Outcome::then((), move || cache.clear()))
-        })
+    pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        self.run(Clear)
     }
 }
 
 // ===== atomic updates =====
 
-impl AsyncNanaSQLite {
+impl<S: Storage> AsyncNanaSQLite<S> {
     /// As [`NanaSQLite::increment`](nanasqlite_core::NanaSQLite::increment): adds `amount` to
     /// the number under `key` (or its `field`) atomically, on the writer, and returns the new value.
     ///
@@ -717,14 +583,8 @@ impl AsyncNanaSQLite {
         key: &str,
         amount: A,
         field: Option<&str>,
-    ) -> impl Future<Output = Result<Value>> + Send + use<A> {
-        let step = Increment::new(amount.into(), field);
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
-        async move {
-            let step = step?;
-            let transform = move |key: &str, current| step.apply(key, current);
-            transform_job(&shared, "increment", key, transform).await
-        }
+    ) -> impl Future<Output = Result<Value>> + Send + use<A, S> {
+        self.write(engine::increment(key.to_owned(), amount.into(), field))
     }
 
     /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
@@ -738,52 +598,21 @@ impl AsyncNanaSQLite {
         key: &str,
         changes: &T,
         create: bool,
-    ) -> impl Future<Output = Result<Value>> + Send + use<T> {
-        let changes = serde_json::to_value(changes)
-            .map_err(|source| Error::Encode { key: key.to_owned(), source })
-            .and_then(atomic::changes);
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
-        async move {
-            let changes = changes?;
-            let transform = move |key: &str, current| atomic::patch(key, current, changes.clone(), create);
-            transform_job(&shared, "patch", key, transform).await
-        }
+    ) -> impl Future<Output = Result<Value>> + Send + use<T, S> {
+        self.write(engine::patch(key.to_owned(), changes, create))
     }
-}
-
-/// On the writer, inside its transaction: reads `key` from the file, applies `transform`, writes.
-async fn transform_job(
-    shared: &Arc<Shared>,
-    op: &'static str,
-    key: String,
-    transform: impl Fn(&str, Option<Value>) -> Result<Value> + Send + 'static,
-) -> Result<Value> {
-    shared
-        .job(op, Kind::Write, move |storage, table, cache| {
-            let current = storage.get(table, &key)?.map(|json| codec::parse(&key, &json)).transpose()?;
-            let value = transform(&key, current)?;
-            let cached = CachedValue::new(codec::encode(&key, &value)?);
-            storage.put(table, &key, cached.json())?;
-            let (cache, key) = (Arc::clone(cache), key.clone());
-            Ok(Outcome::then(value, move || cache.write(&key, Some(cached))))
-        })
-        .await
 }
 
 // ===== cache control =====
 
-impl AsyncNanaSQLite {
+impl<S: Storage> AsyncNanaSQLite<S> {
     /// Loads every row of the table into the cache.
     ///
     /// # Errors
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
-    pub fn load_all(&self) -> impl Future<Output = Result<()>> + Send + use<> {
-        let (checked, shared) = (self.ensure_open(), Arc::clone(&self.shared));
-        async move {
-            checked?;
-            shared.load_all().await
-        }
+    pub fn load_all(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        self.write(self.ensure_open().map(|()| LoadAll::new(&self.table)))
     }
 
     /// Forgets what the cache knows of `key` and reads it again from the file.
@@ -791,44 +620,44 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`load_all`](Self::load_all).
-    pub fn refresh(&self, key: &str) -> impl Future<Output = Result<()>> + Send + use<> {
-        let (checked, shared, key) = (self.ensure_open(), Arc::clone(&self.shared), key.to_owned());
-        async move {
-            checked?;
-            shared.cache.forget(&key);
-            shared.load(key).await.map(drop)
-        }
+    pub fn refresh(&self, key: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let read = self.ensure_open().map(|()| {
+            self.table.forget(key);
+            Get::new(&self.table, key.to_owned())
+        });
+        let read = self.write(read);
+        async move { read.await.map(drop) }
     }
 
     /// Empties this table's cache; the file is untouched. Needs no `.await`: no I/O.
     pub fn clear_cache(&self) {
-        self.shared.cache.clear();
+        self.table.clear_cache();
     }
 
     /// Whether the cache can answer for `key` without the file. Needs no `.await`: no I/O.
     /// Always `false` once closed.
     #[must_use]
     pub fn is_cached(&self, key: &str) -> bool {
-        !self.shared.pool.is_closed() && self.shared.cache.knows(key)
+        !self.pool.is_closed() && self.table.is_cached(key)
     }
 }
 
-// ===== the seed's names =====
+// ===== the async guide's names =====
 
-impl AsyncNanaSQLite {
-    /// The seed's name for [`get`](Self::get).
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// The async guide's name for [`get`](Self::get).
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn aget<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T>
+    pub fn aget<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
     where
         T: DeserializeOwned + Send + 'static,
     {
         self.get(key)
     }
 
-    /// The seed's name for [`set`](Self::set).
+    /// The async guide's name for [`set`](Self::set).
     ///
     /// # Errors
     ///
@@ -837,43 +666,43 @@ impl AsyncNanaSQLite {
         &self,
         key: &str,
         value: &T,
-    ) -> impl Future<Output = Result<()>> + Send + use<T> {
+    ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
         self.set(key, value)
     }
 
-    /// The seed's name for [`delete`](Self::delete).
+    /// The async guide's name for [`delete`](Self::delete).
     ///
     /// # Errors
     ///
     /// As [`delete`](Self::delete).
-    pub fn adelete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
+    pub fn adelete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
         self.delete(key)
     }
 
-    /// The seed's name for [`contains`](Self::contains).
+    /// The async guide's name for [`contains`](Self::contains).
     ///
     /// # Errors
     ///
     /// As [`contains`](Self::contains).
-    pub fn acontains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
+    pub fn acontains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
         self.contains(key)
     }
 
-    /// The seed's name for [`len`](Self::len).
+    /// The async guide's name for [`len`](Self::len).
     ///
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn alen(&self) -> impl Future<Output = Result<usize>> + Send + use<> {
+    pub fn alen(&self) -> impl Future<Output = Result<usize>> + Send + use<S> {
         self.len()
     }
 
-    /// The seed's name for [`keys`](Self::keys).
+    /// The async guide's name for [`keys`](Self::keys).
     ///
     /// # Errors
     ///
     /// As [`keys`](Self::keys).
-    pub fn akeys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
+    pub fn akeys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
         self.keys()
     }
 }

@@ -1,39 +1,38 @@
-//! The SQL helpers and transactions of [`AsyncNanaSQLite`]: each runs [`SqlOps`] on a lane.
+//! The SQL helpers, backup, restore and transactions of [`AsyncNanaSQLite`]: each runs one
+//! engine operation on a lane.
 
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::Arc;
 
-use futures_channel::oneshot;
-use nanasqlite_core::cache::{Cache, CachedValue};
-use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlPolicy, SqlValue};
-use nanasqlite_core::storage::{SqliteStorage, SqliteTable, Storage};
-use nanasqlite_core::{Error, Result, Transaction, backup};
-use parking_lot::Mutex;
+use nanasqlite_core::engine::{Backup, Kind, Restore, RunTransaction, Size, Sql, Transaction};
+use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
+use nanasqlite_core::storage::Storage;
+use nanasqlite_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::job::{Kind, Outcome, panic_error};
-use crate::pool::Pool;
-use crate::store::{AsyncNanaSQLite, Shared};
+use crate::store::AsyncNanaSQLite;
+use crate::transaction::AsyncTransaction;
 
-/// Encodes a record on the caller's side, naming the table on failure.
-fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<Value> {
-    serde_json::to_value(data).map_err(|source| Error::Encode { key: table.to_owned(), source })
+/// Encodes a row on the caller's side, naming the table on failure.
+pub(crate) fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<Value> {
+    serde_json::to_value(data).map_err(|source| Error::EncodeRow { table: table.to_owned(), source })
 }
 
-impl AsyncNanaSQLite {
-    /// Runs `work` with the SQL helpers on a lane (`kind` says which).
-    fn sql<R, F>(&self, op: &'static str, kind: Kind, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// Runs SQL helper `name` (`work`) on a lane (`kind` says which).
+    fn sql<R, F>(
+        &self,
+        name: &'static str,
+        kind: Kind,
+        work: F,
+    ) -> impl Future<Output = Result<R>> + Send + use<R, F, S>
     where
-        F: Fn(SqlOps<'_>) -> Result<R> + Send + 'static,
+        F: FnMut(&SqlOps<'_>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let policy = Arc::clone(&self.shared.policy);
-        self.shared
-            .job(op, kind, move |storage, _, _| work(SqlOps::new(storage.connection(), &policy)).map(Outcome::plain))
+        self.run(Sql::new(name, kind, work))
     }
 
     /// As [`NanaSQLite::create_table`](nanasqlite_core::NanaSQLite::create_table).
@@ -45,7 +44,7 @@ impl AsyncNanaSQLite {
         &self,
         name: &str,
         columns: &[(&str, &str)],
-    ) -> impl Future<Output = Result<()>> + Send + use<> {
+    ) -> impl Future<Output = Result<()>> + Send + use<S> {
         let name = name.to_owned();
         let columns: Vec<(String, String)> = columns.iter().map(|(c, t)| ((*c).to_owned(), (*t).to_owned())).collect();
         self.sql("create_table", Kind::Write, move |sql| {
@@ -65,7 +64,7 @@ impl AsyncNanaSQLite {
         table: &str,
         columns: &[&str],
         unique: bool,
-    ) -> impl Future<Output = Result<()>> + Send + use<> {
+    ) -> impl Future<Output = Result<()>> + Send + use<S> {
         let (name, table) = (name.to_owned(), table.to_owned());
         let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
         self.sql("create_index", Kind::Write, move |sql| {
@@ -79,7 +78,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn drop_table(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<> {
+    pub fn drop_table(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
         let name = name.to_owned();
         self.sql("drop_table", Kind::Write, move |sql| sql.drop_table(&name))
     }
@@ -89,7 +88,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn drop_index(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<> {
+    pub fn drop_index(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
         let name = name.to_owned();
         self.sql("drop_index", Kind::Write, move |sql| sql.drop_index(&name))
     }
@@ -99,7 +98,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Closed`], SQLite's error.
-    pub fn table_exists(&self, name: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
+    pub fn table_exists(&self, name: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
         let name = name.to_owned();
         self.sql("table_exists", Kind::Read, move |sql| sql.table_exists(&name))
     }
@@ -109,7 +108,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`table_exists`](Self::table_exists).
-    pub fn list_tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
+    pub fn list_tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
         self.sql("list_tables", Kind::Read, |sql| sql.list_tables())
     }
 
@@ -118,7 +117,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn get_table_schema(&self, table: &str) -> impl Future<Output = Result<Vec<ColumnInfo>>> + Send + use<> {
+    pub fn get_table_schema(&self, table: &str) -> impl Future<Output = Result<Vec<ColumnInfo>>> + Send + use<S> {
         let table = table.to_owned();
         self.sql("get_table_schema", Kind::Read, move |sql| sql.get_table_schema(&table))
     }
@@ -128,7 +127,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`table_exists`](Self::table_exists).
-    pub fn list_indexes(&self, table: Option<&str>) -> impl Future<Output = Result<Vec<IndexInfo>>> + Send + use<> {
+    pub fn list_indexes(&self, table: Option<&str>) -> impl Future<Output = Result<Vec<IndexInfo>>> + Send + use<S> {
         let table = table.map(str::to_owned);
         self.sql("list_indexes", Kind::Read, move |sql| sql.list_indexes(table.as_deref()))
     }
@@ -144,7 +143,7 @@ impl AsyncNanaSQLite {
         column: &str,
         column_type: &str,
         default: Option<SqlValue>,
-    ) -> impl Future<Output = Result<()>> + Send + use<> {
+    ) -> impl Future<Output = Result<()>> + Send + use<S> {
         let (table, column, column_type) = (table.to_owned(), column.to_owned(), column_type.to_owned());
         self.sql("alter_table_add_column", Kind::Write, move |sql| {
             sql.alter_table_add_column(&table, &column, &column_type, default.as_ref())
@@ -161,13 +160,12 @@ impl AsyncNanaSQLite {
         &self,
         table: &str,
         data: &T,
-    ) -> impl Future<Output = Result<i64>> + Send + use<T> {
-        let (encoded, table) = (record(table, data), table.to_owned());
-        let this = self.clone();
-        async move {
-            let data = encoded?;
-            this.sql("sql_insert", Kind::Write, move |sql| sql.sql_insert(&table, &data)).await
-        }
+    ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
+        let table = table.to_owned();
+        self.write(
+            record(&table, data)
+                .map(|data| Sql::new("sql_insert", Kind::Write, move |sql| sql.sql_insert(&table, &data))),
+        )
     }
 
     /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
@@ -180,14 +178,12 @@ impl AsyncNanaSQLite {
         table: &str,
         data: &T,
         condition: &str,
-        params: Vec<SqlValue>,
-    ) -> impl Future<Output = Result<usize>> + Send + use<T> {
-        let (encoded, table, condition) = (record(table, data), table.to_owned(), condition.to_owned());
-        let this = self.clone();
-        async move {
-            let data = encoded?;
-            this.sql("sql_update", Kind::Write, move |sql| sql.sql_update(&table, &data, &condition, &params)).await
-        }
+        params: impl AsRef<[SqlValue]>,
+    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+        let (table, condition, params) = (table.to_owned(), condition.to_owned(), params.as_ref().to_vec());
+        self.write(record(&table, data).map(|data| {
+            Sql::new("sql_update", Kind::Write, move |sql| sql.sql_update(&table, &data, &condition, &params))
+        }))
     }
 
     /// Deletes the rows of `table` matching `condition`; returns how many.
@@ -199,9 +195,9 @@ impl AsyncNanaSQLite {
         &self,
         table: &str,
         condition: &str,
-        params: Vec<SqlValue>,
-    ) -> impl Future<Output = Result<usize>> + Send + use<> {
-        let (table, condition) = (table.to_owned(), condition.to_owned());
+        params: impl AsRef<[SqlValue]>,
+    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+        let (table, condition, params) = (table.to_owned(), condition.to_owned(), params.as_ref().to_vec());
         self.sql("sql_delete", Kind::Write, move |sql| sql.sql_delete(&table, &condition, &params))
     }
 
@@ -215,18 +211,15 @@ impl AsyncNanaSQLite {
         table: &str,
         data: &T,
         conflict: &[&str],
-    ) -> impl Future<Output = Result<i64>> + Send + use<T> {
-        let (encoded, table) = (record(table, data), table.to_owned());
+    ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
+        let table = table.to_owned();
         let conflict: Vec<String> = conflict.iter().map(|c| (*c).to_owned()).collect();
-        let this = self.clone();
-        async move {
-            let data = encoded?;
-            this.sql("upsert", Kind::Write, move |sql| {
+        self.write(record(&table, data).map(|data| {
+            Sql::new("upsert", Kind::Write, move |sql| {
                 let conflict: Vec<&str> = conflict.iter().map(String::as_str).collect();
                 sql.upsert(&table, &data, &conflict)
             })
-            .await
-        }
+        }))
     }
 
     /// The rows `query` selects (on a reader when there is one).
@@ -234,7 +227,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Validation`] for a bad part (nothing runs); SQLite's error.
-    pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<> {
+    pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
         self.sql("query", Kind::Read, move |sql| sql.query(&query))
     }
 
@@ -246,7 +239,7 @@ impl AsyncNanaSQLite {
     pub fn query_as<T: DeserializeOwned + Send + 'static>(
         &self,
         query: Query,
-    ) -> impl Future<Output = Result<Vec<T>>> + Send + use<T> {
+    ) -> impl Future<Output = Result<Vec<T>>> + Send + use<T, S> {
         let rows = self.query(query);
         async move { rows.await?.iter().map(Row::deserialize).collect() }
     }
@@ -256,7 +249,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`query`](Self::query).
-    pub fn count(&self, query: Query) -> impl Future<Output = Result<u64>> + Send + use<> {
+    pub fn count(&self, query: Query) -> impl Future<Output = Result<u64>> + Send + use<S> {
         self.sql("count", Kind::Read, move |sql| sql.count(&query))
     }
 
@@ -265,7 +258,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// As [`query`](Self::query).
-    pub fn exists(&self, query: Query) -> impl Future<Output = Result<bool>> + Send + use<> {
+    pub fn exists(&self, query: Query) -> impl Future<Output = Result<bool>> + Send + use<S> {
         self.sql("exists", Kind::Read, move |sql| sql.exists(&query))
     }
 
@@ -274,8 +267,12 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn execute(&self, sql: &str, params: Vec<SqlValue>) -> impl Future<Output = Result<usize>> + Send + use<> {
-        let sql = sql.to_owned();
+    pub fn execute(
+        &self,
+        sql: &str,
+        params: impl AsRef<[SqlValue]>,
+    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
         self.sql("execute", Kind::Write, move |ops| ops.execute(&sql, &params))
     }
 
@@ -287,9 +284,10 @@ impl AsyncNanaSQLite {
     pub fn execute_many(
         &self,
         sql: &str,
-        params: Vec<Vec<SqlValue>>,
-    ) -> impl Future<Output = Result<usize>> + Send + use<> {
+        params: impl IntoIterator<Item = impl AsRef<[SqlValue]>>,
+    ) -> impl Future<Output = Result<usize>> + Send + 'static {
         let sql = sql.to_owned();
+        let params: Vec<Vec<SqlValue>> = params.into_iter().map(|params| params.as_ref().to_vec()).collect();
         self.sql("execute_many", Kind::Write, move |ops| ops.execute_many(&sql, &params))
     }
 
@@ -301,9 +299,9 @@ impl AsyncNanaSQLite {
     pub fn fetch_one(
         &self,
         sql: &str,
-        params: Vec<SqlValue>,
-    ) -> impl Future<Output = Result<Option<Row>>> + Send + use<> {
-        let sql = sql.to_owned();
+        params: impl AsRef<[SqlValue]>,
+    ) -> impl Future<Output = Result<Option<Row>>> + Send + 'static {
+        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
         self.sql("fetch_one", Kind::Read, move |ops| ops.fetch_one(&sql, &params))
     }
 
@@ -312,8 +310,12 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> impl Future<Output = Result<Vec<Row>>> + Send + use<> {
-        let sql = sql.to_owned();
+    pub fn fetch_all(
+        &self,
+        sql: &str,
+        params: impl AsRef<[SqlValue]>,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send + 'static {
+        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
         self.sql("fetch_all", Kind::Read, move |ops| ops.fetch_all(&sql, &params))
     }
 
@@ -322,7 +324,7 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn vacuum(&self) -> impl Future<Output = Result<()>> + Send + use<> {
+    pub fn vacuum(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
         self.sql("vacuum", Kind::Exclusive, |sql| sql.vacuum())
     }
 
@@ -335,7 +337,7 @@ impl AsyncNanaSQLite {
         &self,
         name: &str,
         value: Option<SqlValue>,
-    ) -> impl Future<Output = Result<Option<SqlValue>>> + Send + use<> {
+    ) -> impl Future<Output = Result<Option<SqlValue>>> + Send + use<S> {
         let name = name.to_owned();
         self.sql("pragma", Kind::Exclusive, move |sql| sql.pragma(&name, value.as_ref()))
     }
@@ -345,52 +347,37 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// [`Error::Closed`], or the file system's error.
-    pub fn get_db_size(&self) -> Result<u64> {
-        self.ensure_open()?;
-        nanasqlite_core::db_size(self.shared.pool.path())
+    pub fn get_db_size(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
+        self.run(Size)
     }
 
     /// As [`NanaSQLite::backup`](nanasqlite_core::NanaSQLite::backup): copies the database
-    /// online into `dest`, atomically and verified. Runs on a reader when there is one, so
-    /// writes go on meanwhile.
+    /// online into `dest`, atomically and verified. Runs on a reader when the writer is busy,
+    /// so writes go on meanwhile.
     ///
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn backup<P: AsRef<Path>>(&self, dest: P) -> impl Future<Output = Result<()>> + Send + use<P> {
-        let (dest, path) = (dest.as_ref().to_path_buf(), self.shared.pool.path().to_path_buf());
-        self.shared.job("backup", Kind::Read, move |storage, _, _| {
-            backup::check_destination(&path, &dest)?;
-            backup::copy_to(storage.connection(), &dest).map(Outcome::plain)
-        })
+    pub fn backup<P: AsRef<Path>>(&self, dest: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
+        self.run(Backup::new(dest.as_ref().to_path_buf()))
     }
 
-    /// As [`NanaSQLite::restore`](nanasqlite_core::NanaSQLite::restore): replaces the whole
-    /// database with `source` (checked and copied first), alone on the writer; the tables of
-    /// every handle are recreated, every cache emptied, and the readers reopen the file before
-    /// their next read.
+    /// As [`NanaSQLite::restore`](nanasqlite_core::NanaSQLite::restore): replaces the content
+    /// of the whole database with `source`'s, in place, alone on the writer: every connection
+    /// (the readers, other stores and processes) sees the restored content at its next
+    /// transaction; the tables of every handle are recreated and every cache emptied.
     ///
     /// # Errors
     ///
     /// As the sync store's; [`Error::Transaction`] while a `begin()` transaction is open.
-    pub fn restore<P: AsRef<Path>>(&self, source: P) -> impl Future<Output = Result<()>> + Send + use<P> {
-        let (source, shared) = (source.as_ref().to_path_buf(), Arc::clone(&self.shared));
+    pub fn restore<P: AsRef<Path>>(&self, source: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
+        let in_transaction = self.pool.in_transaction();
+        let restore = self.run(Restore::new(source.as_ref().to_path_buf(), std::sync::Arc::clone(self.pool.shared())));
         async move {
-            if shared.pool.in_transaction() {
+            if in_transaction {
                 return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
             }
-            let pool = Arc::clone(&shared.pool);
-            shared
-                .job("restore", Kind::Exclusive, move |storage, _, _| {
-                    swap_file(&pool, storage, &source)?;
-                    let tables = pool.tables();
-                    for (name, _) in &tables {
-                        storage.open_table(name)?;
-                    }
-                    pool.file_replaced();
-                    Ok(Outcome::then((), move || tables.iter().for_each(|(_, cache)| cache.clear())))
-                })
-                .await
+            restore.await?
         }
     }
 
@@ -401,317 +388,29 @@ impl AsyncNanaSQLite {
     /// # Errors
     ///
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
-    pub fn transaction<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    pub fn transaction<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F, S>
     where
-        F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+        F: FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let policy = Arc::clone(&self.shared.policy);
-        let work = Mutex::new(Some(work));
-        self.shared.job("transaction", Kind::Exclusive, move |storage, table, cache| {
-            let work = work.lock().take().ok_or(Error::Closed)?;
-            let (value, writes) = storage.transaction(|storage| {
-                let tx = Transaction::new(storage, table, &policy);
-                let value = work(&tx)?;
-                Ok((value, tx.into_cache_writes()))
-            })?;
-            let cache = Arc::clone(cache);
-            Ok(Outcome::then(value, move || apply(&cache, writes)))
-        })
+        self.run(RunTransaction::new(work))
     }
 
     /// Opens a write transaction that holds the writer across awaits, until
     /// [`commit`](AsyncTransaction::commit), [`rollback`](AsyncTransaction::rollback), or the
-    /// guard being dropped (which rolls back). Other writes wait meanwhile; inside it, use the
-    /// guard's methods: a write through the store itself would wait for the guard.
+    /// guard being dropped (which rolls back). Other writes wait meanwhile.
+    ///
+    /// Inside it, use the guard's methods. A call to the store itself (not the guard) that
+    /// needs the writer waits until the guard is dropped: awaited in the same task, it never
+    /// ends, unless the store has a `lock_timeout` (then it fails with
+    /// [`Error::LockTimeout`]). Reads answered by the cache, or by a reader when the store has
+    /// readers, do not wait.
     ///
     /// # Errors
     ///
     /// [`Error::Transaction`] when a `begin()` transaction is already open on this database;
     /// [`Error::Closed`]; SQLite's error when the transaction cannot begin.
-    pub fn begin(&self) -> impl Future<Output = Result<AsyncTransaction>> + Send + use<> {
-        let (checked, shared) = (self.ensure_open(), Arc::clone(&self.shared));
-        async move {
-            checked?;
-            if !shared.pool.open_transaction() {
-                return Err(Error::Transaction {
-                    message: "a transaction is already open on this database".to_owned(),
-                });
-            }
-            let opened = start_transaction(&shared).await;
-            if opened.is_err() {
-                shared.pool.end_transaction();
-            }
-            opened
-        }
-    }
-}
-
-/// On the writer: replaces the file under `storage` with a checked copy of `source`.
-fn swap_file(pool: &Pool, storage: &mut SqliteStorage, source: &Path) -> Result<()> {
-    let path = pool.path();
-    if backup::is_memory(path) {
-        return Err(Error::Validation { message: "cannot restore into an in-memory database".to_owned() });
-    }
-    let options = pool.connection_options();
-    let live = std::mem::replace(storage, SqliteStorage::open(":memory:", options)?);
-    let (reopened, replaced) = backup::replace_database(live, path, source, options);
-    match reopened {
-        Some(reopened) => *storage = reopened,
-        None => pool.fail(),
-    }
-    replaced
-}
-
-fn apply(cache: &Cache, writes: Vec<(String, Option<Arc<CachedValue>>)>) {
-    for (key, value) in writes {
-        cache.write(&key, value);
-    }
-}
-
-/// A step of a `begin()` transaction, run on the writer.
-type Step = Box<dyn FnOnce(&Transaction<'_>) + Send>;
-
-enum Command {
-    Run(Step),
-    Commit(oneshot::Sender<Result<()>>),
-    Rollback(oneshot::Sender<Result<()>>),
-}
-
-/// Queues the job that holds the writer, and waits until its `BEGIN` has run.
-async fn start_transaction(shared: &Arc<Shared>) -> Result<AsyncTransaction> {
-    let (commands, queue) = flume::unbounded::<Command>();
-    let (started, begun) = oneshot::channel::<Result<()>>();
-    let handover = Mutex::new(Some((queue, started)));
-    let (table, cache, policy) = (shared.table.clone(), Arc::clone(&shared.cache), Arc::clone(&shared.policy));
-    let span = tracing::debug_span!("nanasqlite", op = "begin");
-    let mut finished = shared
-        .pool
-        .submit(Kind::Exclusive, span, move |storage| {
-            if let Some((queue, started)) = handover.lock().take() {
-                hold_writer(storage, &table, &cache, &policy, &queue, started);
-            }
-            Ok(Outcome::plain(()))
-        })
-        .await?;
-    match begun.await {
-        Ok(begun) => begun?,
-        // The job ended without starting (timed out, or the store closed): its answer says why.
-        Err(_) => return Err((&mut finished).await.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed)),
-    }
-    Ok(AsyncTransaction { commands, _finished: finished, shared: Arc::clone(shared), done: false })
-}
-
-/// On the writer: begins, serves the guard's steps, then commits or rolls back. A guard that
-/// is dropped (its channel closed) rolls back.
-fn hold_writer(
-    storage: &mut SqliteStorage,
-    table: &SqliteTable,
-    cache: &Cache,
-    policy: &SqlPolicy,
-    queue: &flume::Receiver<Command>,
-    started: oneshot::Sender<Result<()>>,
-) {
-    if let Err(error) = storage.begin_write() {
-        let _ = started.send(Err(error));
-        return;
-    }
-    if started.send(Ok(())).is_err() {
-        let _ = storage.rollback(); // the caller is gone already
-        return;
-    }
-    let tx = Transaction::new(storage, table, policy);
-    let end = loop {
-        match queue.recv() {
-            Ok(Command::Run(step)) => step(&tx),
-            Ok(Command::Commit(reply)) => break Some((true, reply)),
-            Ok(Command::Rollback(reply)) => break Some((false, reply)),
-            Err(_) => break None,
-        }
-    };
-    let writes = tx.into_cache_writes();
-    match end {
-        Some((true, reply)) => {
-            let committed = storage.commit();
-            if committed.is_ok() {
-                apply(cache, writes);
-            }
-            let _ = reply.send(committed);
-        }
-        Some((false, reply)) => {
-            let _ = reply.send(storage.rollback());
-        }
-        None => {
-            let _ = storage.rollback();
-        }
-    }
-}
-
-/// A write transaction holding the writer, from [`AsyncNanaSQLite::begin`]. Its methods run on
-/// the writer inside the transaction; [`commit`](Self::commit) or [`rollback`](Self::rollback)
-/// end it, and dropping it rolls back. Key/value writes reach the cache only once committed.
-///
-/// # Examples
-///
-/// ```
-/// # futures::executor::block_on(async {
-/// let db = nanasqlite_pool::AsyncNanaSQLite::open(":memory:").await?;
-/// let tx = db.begin().await?;
-/// tx.set("a", &1).await?;
-/// assert_eq!(tx.get::<i32>("a").await?, Some(1));
-/// tx.commit().await?;
-/// assert_eq!(db.get::<i32>("a").await?, Some(1));
-///
-/// let tx = db.begin().await?;
-/// tx.set("a", &2).await?;
-/// drop(tx); // rolled back
-/// assert_eq!(db.get_fresh::<i32>("a").await?, Some(1));
-/// # Ok::<(), nanasqlite_core::Error>(())
-/// # }).unwrap();
-/// ```
-#[must_use = "dropping a transaction rolls it back"]
-pub struct AsyncTransaction {
-    commands: flume::Sender<Command>,
-    /// Kept so the holding job is not taken for abandoned; its answer is not needed.
-    _finished: oneshot::Receiver<Result<()>>,
-    shared: Arc<Shared>,
-    done: bool,
-}
-
-impl std::fmt::Debug for AsyncTransaction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncTransaction").field("done", &self.done).finish_non_exhaustive()
-    }
-}
-
-impl AsyncTransaction {
-    /// Runs `work` on the writer inside the transaction: any [`Transaction`] method.
-    ///
-    /// # Errors
-    ///
-    /// `work`'s error; [`Error::Panic`] if it panicked (the transaction stays open);
-    /// [`Error::Closed`] if the transaction has ended.
-    pub fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
-    where
-        F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel();
-        let step: Step = Box::new(move |tx| {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)));
-            let _ = reply.send(result.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
-        });
-        let sent = self.commands.send(Command::Run(step));
-        async move {
-            sent.map_err(|_| Error::Closed)?;
-            answer.await.map_err(|_| Error::Closed)?
-        }
-    }
-
-    /// Stores `value` under `key` (encoded on the caller's side).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Encode`], or as [`run`](Self::run).
-    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send + use<T> {
-        let (encoded, key) = (record(key, value), key.to_owned());
-        let run = encoded.map(|value| self.run(move |tx| tx.set(&key, &value)));
-        async move { run?.await }
-    }
-
-    /// The value of `key` as the transaction sees it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Decode`], or as [`run`](Self::run).
-    pub fn get<T: DeserializeOwned + Send + 'static>(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<T>>> + Send + use<T> {
-        let key = key.to_owned();
-        self.run(move |tx| tx.get(&key))
-    }
-
-    /// Deletes `key`; `false` if it was absent.
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Self::run).
-    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<> {
-        let key = key.to_owned();
-        self.run(move |tx| tx.delete(&key))
-    }
-
-    /// Runs one SQL statement of yours inside the transaction.
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Self::run).
-    pub fn execute(&self, sql: &str, params: Vec<SqlValue>) -> impl Future<Output = Result<usize>> + Send + use<> {
-        let sql = sql.to_owned();
-        self.run(move |tx| tx.execute(&sql, &params))
-    }
-
-    /// Inserts a row into `table` inside the transaction; returns its rowid.
-    ///
-    /// # Errors
-    ///
-    /// As [`AsyncNanaSQLite::sql_insert`].
-    pub fn sql_insert<T: Serialize + ?Sized>(
-        &self,
-        table: &str,
-        data: &T,
-    ) -> impl Future<Output = Result<i64>> + Send + use<T> {
-        let (encoded, table) = (record(table, data), table.to_owned());
-        let run = encoded.map(|data| self.run(move |tx| tx.sql_insert(&table, &data)));
-        async move { run?.await }
-    }
-
-    /// The rows `query` selects, as the transaction sees them.
-    ///
-    /// # Errors
-    ///
-    /// As [`AsyncNanaSQLite::query`].
-    pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<> {
-        self.run(move |tx| tx.query(&query))
-    }
-
-    /// Commits: resolves once the transaction's writes are durable.
-    ///
-    /// # Errors
-    ///
-    /// SQLite's error (the transaction is then rolled back); [`Error::Closed`].
-    pub fn commit(self) -> impl Future<Output = Result<()>> + Send + use<> {
-        self.end(true)
-    }
-
-    /// Rolls back everything the transaction did.
-    ///
-    /// # Errors
-    ///
-    /// SQLite's error; [`Error::Closed`].
-    pub fn rollback(self) -> impl Future<Output = Result<()>> + Send + use<> {
-        self.end(false)
-    }
-
-    fn end(mut self, commit: bool) -> impl Future<Output = Result<()>> + Send + use<> {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.commands.send(if commit { Command::Commit(reply) } else { Command::Rollback(reply) });
-        async move {
-            sent.map_err(|_| Error::Closed)?;
-            let ended = answer.await.map_err(|_| Error::Closed)?;
-            self.done = true;
-            self.shared.pool.end_transaction();
-            ended
-        }
-    }
-}
-
-impl Drop for AsyncTransaction {
-    fn drop(&mut self) {
-        if !self.done {
-            // The channel closes with `commands`; the writer rolls back.
-            self.shared.pool.end_transaction();
-        }
+    pub fn begin(&self) -> impl Future<Output = Result<AsyncTransaction<S>>> + Send + use<S> {
+        AsyncTransaction::begin(self)
     }
 }

@@ -1,12 +1,14 @@
 //! SQL helpers: validation of fragments, column types and pragmas; values, rows, queries; and
 //! the operations on a connection that the stores' SQL methods run.
 
+mod connection;
 mod ops;
 mod query;
 mod row;
 mod validate;
 mod value;
 
+pub use connection::{Dialect, SqlConnection};
 pub use ops::{ColumnInfo, IndexInfo, SqlOps};
 pub use query::Query;
 pub use row::Row;

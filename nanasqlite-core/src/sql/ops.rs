@@ -1,14 +1,12 @@
-//! The SQL helpers, on one connection: shared by the sync store, its transactions and the
-//! async store's jobs, so the rules live in one place.
+//! The SQL helpers, on one connection: every helper of both stores and their transactions
+//! runs here, so the rules live in one place.
 
-use std::sync::Arc;
-
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    Query, Row, SqlPolicy, SqlValue, check_added_column_type, check_column_type, check_pragma, check_pragma_text,
+    Dialect, Query, Row, SqlConnection, SqlPolicy, SqlValue, check_added_column_type, check_column_type, check_pragma,
+    check_pragma_text,
 };
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
@@ -45,10 +43,16 @@ pub struct IndexInfo {
 }
 
 /// The SQL helpers on `conn`, checking fragments against `policy`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct SqlOps<'a> {
-    conn: &'a Connection,
+    conn: &'a dyn SqlConnection,
     policy: &'a SqlPolicy,
+}
+
+impl std::fmt::Debug for SqlOps<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlOps").field("dialect", &self.conn.dialect()).field("policy", self.policy).finish()
+    }
 }
 
 fn quoted(name: &str) -> Result<String> {
@@ -57,7 +61,7 @@ fn quoted(name: &str) -> Result<String> {
 
 /// The fields of a serialisable record, as column names and values.
 fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<(Vec<String>, Vec<SqlValue>)> {
-    let value = serde_json::to_value(data).map_err(|source| Error::Encode { key: table.to_owned(), source })?;
+    let value = serde_json::to_value(data).map_err(|source| Error::EncodeRow { table: table.to_owned(), source })?;
     let Value::Object(fields) = value else {
         return Err(Error::validation(format!("a row for {table:?} must be a map or struct of columns")));
     };
@@ -76,7 +80,7 @@ fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<(Vec<String>, 
 impl<'a> SqlOps<'a> {
     /// The helpers on `conn` with `policy`.
     #[must_use]
-    pub fn new(conn: &'a Connection, policy: &'a SqlPolicy) -> Self {
+    pub fn new(conn: &'a dyn SqlConnection, policy: &'a SqlPolicy) -> Self {
         Self { conn, policy }
     }
 
@@ -144,8 +148,10 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn table_exists(&self, name: &str) -> Result<bool> {
-        let sql = "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)";
-        Ok(self.conn.prepare_cached(sql)?.query_row([name], |row| row.get(0))?)
+        let sql = match self.conn.dialect() {
+            Dialect::Sqlite => "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+        };
+        Ok(self.scalar(sql, &[SqlValue::from(name)])?.is_some_and(|value| value == SqlValue::Integer(1)))
     }
 
     /// The tables of the file, by name (SQLite's own left out).
@@ -154,10 +160,12 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn list_tables(&self) -> Result<Vec<String>> {
-        let sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name";
-        let mut statement = self.conn.prepare_cached(sql)?;
-        let names = statement.query_map([], |row| row.get(0))?;
-        Ok(names.collect::<rusqlite::Result<_>>()?)
+        let sql = match self.conn.dialect() {
+            Dialect::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            }
+        };
+        self.conn.rows(sql, &[], None)?.iter().map(|row| text_column(row, 0)).collect()
     }
 
     /// The columns of `table`.
@@ -166,18 +174,22 @@ impl<'a> SqlOps<'a> {
     ///
     /// [`Error::Validation`] for a bad name; SQLite's error.
     pub fn get_table_schema(&self, table: &str) -> Result<Vec<ColumnInfo>> {
-        let mut statement = self.conn.prepare(&format!("PRAGMA table_info({})", quoted(table)?))?;
-        let columns = statement.query_map([], |row| {
-            Ok(ColumnInfo {
-                cid: row.get(0)?,
-                name: row.get(1)?,
-                column_type: row.get(2)?,
-                notnull: row.get(3)?,
-                default_value: row.get(4)?,
-                pk: row.get::<_, i64>(5)? > 0,
+        let sql = match self.conn.dialect() {
+            Dialect::Sqlite => format!("PRAGMA table_info({})", quoted(table)?),
+        };
+        let rows = self.conn.rows(&sql, &[], None)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ColumnInfo {
+                    cid: integer_column(row, 0),
+                    name: text_column(row, 1)?,
+                    column_type: text_column(row, 2)?,
+                    notnull: integer_column(row, 3) != 0,
+                    default_value: text_column(row, 4).ok(),
+                    pk: integer_column(row, 5) > 0,
+                })
             })
-        })?;
-        Ok(columns.collect::<rusqlite::Result<_>>()?)
+            .collect()
     }
 
     /// The indexes of `table` (every table's with `None`), by name.
@@ -186,12 +198,18 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn list_indexes(&self, table: Option<&str>) -> Result<Vec<IndexInfo>> {
-        let sql = "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' \
-                   AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND (?1 IS NULL OR tbl_name = ?1) ORDER BY name";
-        let mut statement = self.conn.prepare_cached(sql)?;
-        let indexes = statement
-            .query_map([table], |row| Ok(IndexInfo { name: row.get(0)?, table: row.get(1)?, sql: row.get(2)? }))?;
-        Ok(indexes.collect::<rusqlite::Result<_>>()?)
+        let sql = match self.conn.dialect() {
+            Dialect::Sqlite => {
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND (?1 IS NULL OR tbl_name = ?1) ORDER BY name"
+            }
+        };
+        let rows = self.conn.rows(sql, &[SqlValue::from(table)], None)?;
+        rows.iter()
+            .map(|row| {
+                Ok(IndexInfo { name: text_column(row, 0)?, table: text_column(row, 1)?, sql: text_column(row, 2).ok() })
+            })
+            .collect()
     }
 
     /// `ALTER TABLE "<table>" ADD COLUMN "<column>" <type> [DEFAULT <value>]`.
@@ -281,9 +299,10 @@ impl<'a> SqlOps<'a> {
                 keys.join(", ")
             )
         };
-        let mut statement = self.conn.prepare_cached(&format!("{sql} RETURNING rowid"))?;
-        let rowid = statement.query_row(params_from_iter(&values), |row| row.get(0)).optional()?;
-        Ok(rowid.unwrap_or(0))
+        match self.scalar(&format!("{sql} RETURNING rowid"), &values)? {
+            Some(SqlValue::Integer(rowid)) => Ok(rowid),
+            _ => Ok(0),
+        }
     }
 
     // ----- queries -----
@@ -295,7 +314,7 @@ impl<'a> SqlOps<'a> {
     /// [`Error::Validation`] for bad parts (nothing runs); SQLite's error.
     pub fn query(&self, query: &Query) -> Result<Vec<Row>> {
         let (sql, params) = query.select_sql(self.policy)?;
-        self.fetch_all(&sql, &params)
+        self.conn.rows(&sql, &params, None)
     }
 
     /// The number of rows `query`'s table and filter select.
@@ -305,8 +324,10 @@ impl<'a> SqlOps<'a> {
     /// As [`query`](Self::query).
     pub fn count(&self, query: &Query) -> Result<u64> {
         let (sql, params) = query.count_sql(self.policy)?;
-        let count: i64 = self.conn.prepare_cached(&sql)?.query_row(params_from_iter(&params), |row| row.get(0))?;
-        Ok(u64::try_from(count).unwrap_or_default())
+        match self.scalar(&sql, &params)? {
+            Some(SqlValue::Integer(count)) => Ok(u64::try_from(count).unwrap_or_default()),
+            _ => Ok(0),
+        }
     }
 
     /// Whether `query`'s table and filter select any row.
@@ -316,7 +337,7 @@ impl<'a> SqlOps<'a> {
     /// As [`query`](Self::query).
     pub fn exists(&self, query: &Query) -> Result<bool> {
         let (sql, params) = query.exists_sql(self.policy)?;
-        Ok(self.conn.prepare_cached(&sql)?.query_row(params_from_iter(&params), |row| row.get(0))?)
+        Ok(self.scalar(&sql, &params)? == Some(SqlValue::Integer(1)))
     }
 
     /// Runs one statement of the caller's (not validated: it is the caller's SQL; values go
@@ -336,8 +357,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error, at the first list that fails.
     pub fn execute_many(&self, sql: &str, params: &[Vec<SqlValue>]) -> Result<usize> {
-        let mut statement = self.conn.prepare_cached(sql)?;
-        params.iter().try_fold(0, |changed, params| Ok(changed + statement.execute(params_from_iter(params))?))
+        params.iter().try_fold(0, |changed, params| Ok(changed + self.conn.execute(sql, params)?))
     }
 
     /// The first row of the caller's query, if any.
@@ -346,7 +366,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Option<Row>> {
-        Ok(self.rows(sql, params.as_ref(), Some(1))?.pop())
+        Ok(self.conn.rows(sql, params.as_ref(), Some(1))?.pop())
     }
 
     /// Every row of the caller's query.
@@ -355,7 +375,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Vec<Row>> {
-        self.rows(sql, params.as_ref(), None)
+        self.conn.rows(sql, params.as_ref(), None)
     }
 
     // ----- utilities -----
@@ -366,8 +386,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn vacuum(&self) -> Result<()> {
-        self.conn.execute_batch("VACUUM")?;
-        Ok(())
+        self.conn.execute_batch("VACUUM")
     }
 
     /// Reads (`value` `None`) or sets a whitelisted pragma; reading returns its first value.
@@ -379,6 +398,7 @@ impl<'a> SqlOps<'a> {
         check_pragma(name, value.is_some())?;
         let Some(value) = value else {
             return Ok(self
+                .conn
                 .rows(&format!("PRAGMA {name}"), &[], Some(1))?
                 .pop()
                 .and_then(|row| row.values().first().cloned()));
@@ -397,22 +417,27 @@ impl<'a> SqlOps<'a> {
     }
 
     fn run(&self, sql: &str, params: &[SqlValue]) -> Result<usize> {
-        Ok(self.conn.prepare_cached(sql)?.execute(params_from_iter(params))?)
+        self.conn.execute(sql, params)
     }
 
-    fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>) -> Result<Vec<Row>> {
-        let mut statement = self.conn.prepare_cached(sql)?;
-        let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
-        let mut rows = statement.query(params_from_iter(params))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let values =
-                (0..columns.len()).map(|i| row.get_ref(i).map(SqlValue::from_ref)).collect::<rusqlite::Result<_>>()?;
-            out.push(Row::new(Arc::clone(&columns), values));
-            if limit.is_some_and(|limit| out.len() >= limit) {
-                break;
-            }
-        }
-        Ok(out)
+    /// The first column of the first row, if any.
+    fn scalar(&self, sql: &str, params: &[SqlValue]) -> Result<Option<SqlValue>> {
+        Ok(self.conn.rows(sql, params, Some(1))?.pop().and_then(|row| row.values().first().cloned()))
+    }
+}
+
+/// Column `i` of a catalogue row as text.
+fn text_column(row: &Row, i: usize) -> Result<String> {
+    match row.values().get(i) {
+        Some(SqlValue::Text(text)) => Ok(text.clone()),
+        other => Err(Error::validation(format!("expected text in column {i} of a catalogue row, found {other:?}"))),
+    }
+}
+
+/// Column `i` of a catalogue row as an integer (0 when it is not one).
+fn integer_column(row: &Row, i: usize) -> i64 {
+    match row.values().get(i) {
+        Some(SqlValue::Integer(i)) => *i,
+        _ => 0,
     }
 }

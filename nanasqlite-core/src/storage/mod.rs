@@ -1,47 +1,113 @@
 //! Storage backends: the few operations the key/value store needs from a database.
 //!
-//! A backend stores, per table, rows of `(key, JSON text)`. It knows nothing of caching,
-//! serde or locking: the store above it owns those. [`SqliteStorage`] is the backend of this
-//! crate; [`conformance`] checks any backend against the behaviour the store relies on.
+//! A backend stores, per table, rows of `(key, stored value)`. It knows nothing of caching,
+//! serde or locking: the engine above it owns those. [`SqliteStorage`] is the backend of this
+//! crate; [`conformance`] checks any backend against the behaviour the stores rely on.
+//!
+//! Transactions are opened by the engine, never by a backend method on its own: every method
+//! below runs inside whatever transaction (or read snapshot) the engine has opened with
+//! [`Storage::transaction`] or [`Storage::read_snapshot`], or in autocommit mode outside one.
 
 use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identifier::Identifier;
+use crate::sql::SqlConnection;
 
 pub mod conformance;
 mod sqlite;
 
 pub use sqlite::{ConnectionOptions, SqliteStorage, SqliteTable};
 
+/// A stored value, as the backend holds it: text (JSON, normally) or bytes (an encrypted
+/// value). Text is handed on as stored, so text another tool wrote as invalid UTF-8 reaches the
+/// codec, which reports it for its key alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// A text value (SQLite `TEXT`, or a number or `NULL` another tool wrote, as its JSON text).
+    Text(Vec<u8>),
+    /// A binary value (SQLite `BLOB`).
+    Blob(Vec<u8>),
+}
+
+impl Stored {
+    /// The value borrowed.
+    #[must_use]
+    pub fn as_ref(&self) -> StoredRef<'_> {
+        match self {
+            Self::Text(bytes) => StoredRef::Text(bytes),
+            Self::Blob(bytes) => StoredRef::Blob(bytes),
+        }
+    }
+}
+
+/// A stored value, borrowed: what a backend is handed to write, and what a scan visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredRef<'a> {
+    /// A text value.
+    Text(&'a [u8]),
+    /// A binary value.
+    Blob(&'a [u8]),
+}
+
+impl StoredRef<'_> {
+    /// The value owned.
+    #[must_use]
+    pub fn to_owned(self) -> Stored {
+        match self {
+            Self::Text(bytes) => Stored::Text(bytes.to_vec()),
+            Self::Blob(bytes) => Stored::Blob(bytes.to_vec()),
+        }
+    }
+}
+
+/// How a write transaction ends: the work run inside it decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Make the transaction's writes durable.
+    Commit,
+    /// Undo them.
+    Rollback,
+}
+
+/// Opens another connection to the same database, read-only, for a reader thread.
+pub type OpenReader<S> = Arc<dyn Fn() -> Result<S> + Send + Sync>;
+
 /// One connection to a key/value database.
 ///
 /// All methods act on one connection from one thread at a time (`&mut self` for the ones that
-/// must not interleave with others); the store serialises access.
+/// must not interleave with others); the stores serialise access.
 pub trait Storage: Send + 'static {
     /// A prepared handle on one key/value table.
     type Table: Clone + Debug + Send + Sync + 'static;
 
-    /// Creates the table if needed and returns its handle.
+    /// A short name of the backend (`"sqlite"`), for error messages.
+    fn backend(&self) -> &'static str;
+
+    /// Creates the table if needed, checks that an existing one has the layout the store
+    /// needs, and returns its handle.
     ///
     /// # Errors
     ///
-    /// The backend's error when the table cannot be created.
+    /// [`Error::Schema`] for a table of another layout; the backend's error when the table
+    /// cannot be created.
     fn open_table(&self, name: &Identifier) -> Result<Self::Table>;
 
-    /// The stored JSON text of `key`.
+    /// The stored value of `key`.
     ///
     /// # Errors
     ///
     /// The backend's error.
-    fn get(&self, table: &Self::Table, key: &str) -> Result<Option<String>>;
+    fn get(&self, table: &Self::Table, key: &str) -> Result<Option<Stored>>;
 
-    /// Calls `found` with each of `keys` that exists, and its JSON text (in no set order).
+    /// Calls `found` with each of `keys` that exists, and its stored value (in no set order).
     ///
     /// # Errors
     ///
     /// The backend's error.
-    fn get_many(&self, table: &Self::Table, keys: &[&str], found: &mut dyn FnMut(&str, &str)) -> Result<()>;
+    fn get_many(&self, table: &Self::Table, keys: &[&str], found: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()>;
 
     /// Whether `key` exists.
     ///
@@ -55,14 +121,14 @@ pub trait Storage: Send + 'static {
     /// # Errors
     ///
     /// The backend's error; the row is then unchanged.
-    fn put(&self, table: &Self::Table, key: &str, json: &str) -> Result<()>;
+    fn put(&self, table: &Self::Table, key: &str, value: StoredRef<'_>) -> Result<()>;
 
-    /// Inserts or replaces each row, in order. Atomic only inside [`Storage::transaction`].
+    /// Inserts or replaces each row, in order. Atomic only inside a transaction.
     ///
     /// # Errors
     ///
     /// The backend's error.
-    fn put_many(&self, table: &Self::Table, rows: &[(String, String)]) -> Result<()>;
+    fn put_many(&self, table: &Self::Table, rows: &mut dyn Iterator<Item = (&str, StoredRef<'_>)>) -> Result<()>;
 
     /// Deletes one row; `false` if it did not exist.
     ///
@@ -85,19 +151,31 @@ pub trait Storage: Send + 'static {
     /// The backend's error.
     fn count(&self, table: &Self::Table) -> Result<u64>;
 
-    /// Every key, sorted by byte order.
+    /// Every key, sorted by byte order. Keys that are not valid UTF-8 (written by another
+    /// tool) are left out: they cannot be named by a caller.
     ///
     /// # Errors
     ///
     /// The backend's error.
     fn keys(&self, table: &Self::Table) -> Result<Vec<String>>;
 
-    /// Calls `visit` with every row.
+    /// Calls `visit` with every row whose key is valid UTF-8, in key order.
     ///
     /// # Errors
     ///
     /// The backend's error.
-    fn scan(&self, table: &Self::Table, visit: &mut dyn FnMut(&str, &str)) -> Result<()>;
+    fn scan(&self, table: &Self::Table, visit: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()>;
+
+    /// How many keys of the table are not valid UTF-8 (left out of [`keys`](Self::keys) and
+    /// [`scan`](Self::scan)).
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn unreadable_keys(&self, table: &Self::Table) -> Result<u64> {
+        let _ = table;
+        Ok(0)
+    }
 
     /// Deletes every row; returns how many there were.
     ///
@@ -106,24 +184,13 @@ pub trait Storage: Send + 'static {
     /// The backend's error.
     fn clear(&self, table: &Self::Table) -> Result<usize>;
 
-    /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
-    /// returns `Err` or panics (the panic then continues).
+    /// Runs `work` in one write transaction, which `work` ends: committed on [`End::Commit`],
+    /// rolled back on [`End::Rollback`] or if it panics (the panic then continues).
     ///
     /// # Errors
     ///
-    /// `work`'s error, or the backend's error when the transaction cannot begin or commit.
-    fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R>
-    where
-        Self: Sized;
-
-    /// Runs `work` inside the current transaction as one unit: its changes are kept if it
-    /// returns `Ok`, undone if it returns `Err` or panics (the panic then continues), while the
-    /// rest of the transaction stands. This is how one failing write leaves its group alone.
-    ///
-    /// # Errors
-    ///
-    /// `work`'s error, or the backend's error when the unit cannot be opened or closed.
-    fn savepoint<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R>
+    /// The backend's error when the transaction cannot begin or commit (then rolled back).
+    fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R>
     where
         Self: Sized;
 
@@ -147,6 +214,60 @@ pub trait Storage: Send + 'static {
         Ok(None)
     }
 
+    /// How to open read-only connections to the same database, for reader threads; `None`
+    /// when there can be none (an in-memory database, which no other connection can see).
+    fn readers(&self) -> Option<OpenReader<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// The SQL helpers' connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the backend has none.
+    fn sql(&self) -> Result<&dyn SqlConnection> {
+        Err(self.unsupported("the SQL helpers"))
+    }
+
+    /// The size of the database in bytes (0 for one in memory).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`], or the backend's error.
+    fn size(&self) -> Result<u64> {
+        Err(self.unsupported("get_db_size"))
+    }
+
+    /// Copies the whole database, as one consistent snapshot, into a new file at `dest`
+    /// (checked, synced and renamed into place).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`], or the backend's error (`dest` is then untouched).
+    fn backup_to(&self, dest: &Path) -> Result<()> {
+        let _ = dest;
+        Err(self.unsupported("backup"))
+    }
+
+    /// Replaces the whole content of the database with that of the file `source`, in place:
+    /// every connection sees the new content at its next transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`], or the backend's error (the database is then unchanged).
+    fn restore_from(&mut self, source: &Path) -> Result<()> {
+        let _ = source;
+        Err(self.unsupported("restore"))
+    }
+
+    /// An [`Error::Unsupported`] for `operation` on this backend.
+    fn unsupported(&self, operation: &'static str) -> Error {
+        Error::Unsupported { operation, backend: self.backend() }
+    }
+
     /// Closes the connection, reporting what the close reports.
     ///
     /// # Errors
@@ -155,4 +276,20 @@ pub trait Storage: Send + 'static {
     fn close(self) -> Result<()>
     where
         Self: Sized;
+}
+
+/// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
+/// returns `Err` or panics.
+///
+/// # Errors
+///
+/// `work`'s error, or the backend's when the transaction cannot begin or commit.
+pub fn atomically<S: Storage, R>(storage: &mut S, work: impl FnOnce(&mut S) -> Result<R>) -> Result<R> {
+    storage
+        .transaction(|storage| {
+            let result = work(storage);
+            let end = if result.is_ok() { End::Commit } else { End::Rollback };
+            (result, end)
+        })
+        .and_then(|result| result)
 }

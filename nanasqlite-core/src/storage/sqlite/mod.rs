@@ -6,12 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::types::ValueRef;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
-use super::Storage;
+use super::{End, OpenReader, Storage, Stored, StoredRef};
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
+use crate::sql::SqlConnection;
+
+mod file;
+mod schema;
+mod sql;
 
 /// SQLite's limit on bound parameters is 32766 now, but was 999 for long; chunks of 900 keep
 /// `IN (…)` queries portable to older system SQLites (the chunk size Python uses).
@@ -22,6 +27,7 @@ const STATEMENT_CACHE: usize = 128;
 
 /// How a connection is set up. The defaults are Python NanaSQLite's, plus a busy timeout.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionOptions {
     /// Apply the performance pragmas (WAL, `synchronous=NORMAL`, mmap, page cache, in-memory
     /// temp store). Default `true`.
@@ -40,23 +46,24 @@ impl Default for ConnectionOptions {
     }
 }
 
-/// A read-write SQLite connection holding key/value tables.
+/// A SQLite connection holding key/value tables.
 ///
 /// # Examples
 ///
 /// ```
-/// use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, Storage};
+/// use nanasqlite_core::storage::{ConnectionOptions, SqliteStorage, Storage, Stored, StoredRef};
 /// use nanasqlite_core::Identifier;
 ///
 /// let storage = SqliteStorage::open(":memory:", &ConnectionOptions::default())?;
 /// let table = storage.open_table(&Identifier::new("data")?)?;
-/// storage.put(&table, "k", "[1,2]")?;
-/// assert_eq!(storage.get(&table, "k")?.as_deref(), Some("[1,2]"));
+/// storage.put(&table, "k", StoredRef::Text(b"[1,2]"))?;
+/// assert_eq!(storage.get(&table, "k")?, Some(Stored::Text(b"[1,2]".to_vec())));
 /// # Ok::<(), nanasqlite_core::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct SqliteStorage {
     conn: Connection,
+    options: ConnectionOptions,
 }
 
 /// The statements of one key/value table, built once.
@@ -102,24 +109,26 @@ fn get_many_sql(quoted_table: &str, n: usize) -> String {
     format!("SELECT key, value FROM {quoted_table} WHERE key IN ({marks})")
 }
 
+/// Whether SQLite reports `conn` as a database no other connection can open: `:memory:`, a
+/// `file::memory:` or `mode=memory` URI, or the private temporary database of an empty path.
+/// Asking SQLite (rather than reading the path) gives one answer for every spelling.
+fn is_private(conn: &Connection) -> bool {
+    conn.path().is_none_or(str::is_empty)
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path`; `":memory:"` is a private
-    /// in-memory database.
+    /// in-memory database, and `file:` URIs are understood.
     ///
     /// # Errors
     ///
     /// [`Error::Open`] when the file cannot be opened or is not a SQLite database.
     pub fn open(path: impl AsRef<Path>, options: &ConnectionOptions) -> Result<Self> {
-        let path = path.as_ref();
-        let open_error = |source| Error::Open { path: PathBuf::from(path), source };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
-        configure(&conn, options).map_err(open_error)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(Self { conn })
+        Self::open_with(path.as_ref(), flags, options, configure)
     }
 
     /// Opens a read-only connection to an existing database, for reader threads.
@@ -128,66 +137,45 @@ impl SqliteStorage {
     ///
     /// [`Error::Open`] when the file cannot be opened.
     pub fn open_read_only(path: impl AsRef<Path>, options: &ConnectionOptions) -> Result<Self> {
-        let path = path.as_ref();
-        let open_error = |source| Error::Open { path: PathBuf::from(path), source };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_with(path.as_ref(), flags, options, configure_reader)
+    }
+
+    fn open_with(
+        path: &Path,
+        flags: OpenFlags,
+        options: &ConnectionOptions,
+        setup: fn(&Connection, &ConnectionOptions) -> rusqlite::Result<()>,
+    ) -> Result<Self> {
+        let open_error = |source| Error::Open { path: PathBuf::from(path), source };
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
-        configure_reader(&conn, options).map_err(open_error)?;
+        setup(&conn, options).map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(Self { conn })
+        Ok(Self { conn, options: options.clone() })
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE`), for callers that drive one by hand.
-    ///
-    /// # Errors
-    ///
-    /// SQLite's error, e.g. when another connection holds the write lock past the busy timeout.
-    pub fn begin_write(&self) -> Result<()> {
-        self.execute_cached("BEGIN IMMEDIATE", []).map(drop)
-    }
-
-    /// Commits the open transaction; rolls it back if the commit fails.
-    ///
-    /// # Errors
-    ///
-    /// SQLite's error; the transaction is then rolled back.
-    pub fn commit(&self) -> Result<()> {
-        match self.execute_cached("COMMIT", []) {
-            Ok(_) => Ok(()),
-            Err(error) => Err(self.rollback_after(error)),
-        }
-    }
-
-    /// Rolls back the open transaction, if there is one.
-    ///
-    /// # Errors
-    ///
-    /// SQLite's error.
-    pub fn rollback(&self) -> Result<()> {
-        if self.in_transaction() {
-            self.execute_cached("ROLLBACK", [])?;
-        }
-        Ok(())
-    }
-
-    /// Whether a transaction is open (SQLite ends one by itself after some errors, such as a
-    /// full disk).
+    /// Whether this is a database no other connection can open (in memory, or the private
+    /// temporary database of an empty path).
     #[must_use]
-    pub fn in_transaction(&self) -> bool {
+    pub fn is_private(&self) -> bool {
+        is_private(&self.conn)
+    }
+
+    /// The file of the database, as SQLite resolved it; `None` when it is private.
+    #[must_use]
+    pub fn file(&self) -> Option<PathBuf> {
+        self.conn.path().filter(|path| !path.is_empty()).map(PathBuf::from)
+    }
+
+    fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
-    }
-
-    /// The rusqlite connection, for what this type does not cover.
-    #[must_use]
-    pub fn connection(&self) -> &Connection {
-        &self.conn
     }
 
     fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
         Ok(self.conn.prepare_cached(sql)?.execute(params)?)
     }
 
-    fn get_chunk(&self, table: &SqliteTable, keys: &[&str], found: &mut dyn FnMut(&str, &str)) -> Result<()> {
+    fn get_chunk(&self, table: &SqliteTable, keys: &[&str], found: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()> {
         let sql: Cow<'_, str> = if keys.len() == IN_CHUNK {
             Cow::Borrowed(&table.sql.get_chunk)
         } else {
@@ -196,7 +184,29 @@ impl SqliteStorage {
         let mut statement = self.conn.prepare_cached(&sql)?;
         let mut rows = statement.query(rusqlite::params_from_iter(keys))?;
         while let Some(row) = rows.next()? {
-            found(&value_text(row.get_ref(0)?), &value_text(row.get_ref(1)?));
+            if let Some(key) = key_text(row.get_ref(0)?) {
+                with_stored(row.get_ref(1)?, |value| found(key, value));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back what is still open and returns `cause` (the error that made us roll back), or
+    /// the rollback's own error when that failed too: the graver news, as the connection may
+    /// then still be inside the transaction. After some errors (a full disk, an I/O error)
+    /// SQLite has already rolled back by itself; then there is nothing to undo.
+    fn rollback_after(&self, cause: Error) -> Error {
+        if self.in_transaction()
+            && let Err(error) = self.execute_cached("ROLLBACK", [])
+        {
+            return error;
+        }
+        cause
+    }
+
+    fn rollback(&self) -> Result<()> {
+        if self.in_transaction() {
+            self.execute_cached("ROLLBACK", [])?;
         }
         Ok(())
     }
@@ -248,38 +258,62 @@ fn configure_reader(conn: &Connection, options: &ConnectionOptions) -> rusqlite:
     conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
 }
 
-/// A stored key or value as text. Rows written by other tools may hold numbers, NULL or blobs:
-/// numbers and NULL are valid JSON as they are; other text is handed on, and the codec
-/// reports it as a decode error for that key alone.
-fn value_text(value: ValueRef<'_>) -> Cow<'_, str> {
-    match value {
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes),
-        ValueRef::Integer(i) => Cow::Owned(i.to_string()),
-        ValueRef::Real(f) => Cow::Owned(f.to_string()),
-        ValueRef::Null => Cow::Borrowed("null"),
+/// A key the store can name: stored as text, in valid UTF-8. Keys another tool stored as
+/// numbers, blobs or invalid UTF-8 cannot be looked up by a text key, so they are left out.
+fn key_text(key: ValueRef<'_>) -> Option<&str> {
+    match key {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok(),
+        _ => None,
     }
+}
+
+/// Calls `visit` with a stored value as the codec expects it. Rows written by other tools may
+/// hold numbers or `NULL`: those are valid JSON as text.
+fn with_stored<R>(value: ValueRef<'_>, visit: impl FnOnce(StoredRef<'_>) -> R) -> R {
+    match value {
+        ValueRef::Text(bytes) => visit(StoredRef::Text(bytes)),
+        ValueRef::Blob(bytes) => visit(StoredRef::Blob(bytes)),
+        ValueRef::Integer(i) => visit(StoredRef::Text(i.to_string().as_bytes())),
+        ValueRef::Real(f) => visit(StoredRef::Text(real_json(f).as_bytes())),
+        ValueRef::Null => visit(StoredRef::Text(b"null")),
+    }
+}
+
+/// A float as JSON text (non-finite ones as `null`, which is what JSON can say of them).
+fn real_json(f: f64) -> String {
+    serde_json::Number::from_f64(f).map_or_else(|| "null".to_owned(), |n| n.to_string())
+}
+
+fn bind(value: StoredRef<'_>) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match value {
+        StoredRef::Text(bytes) => ValueRef::Text(bytes),
+        StoredRef::Blob(bytes) => ValueRef::Blob(bytes),
+    })
 }
 
 impl Storage for SqliteStorage {
     type Table = SqliteTable;
 
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn open_table(&self, name: &Identifier) -> Result<SqliteTable> {
         let sql = TableSql::new(name);
-        let create = format!("CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY, value TEXT)", sql.quoted);
-        self.conn.execute(&create, [])?;
+        schema::create_or_check(&self.conn, name, &sql.quoted)?;
         Ok(SqliteTable { sql: Arc::new(sql) })
     }
 
-    fn get(&self, table: &SqliteTable, key: &str) -> Result<Option<String>> {
+    fn get(&self, table: &SqliteTable, key: &str) -> Result<Option<Stored>> {
         let mut statement = self.conn.prepare_cached(&table.sql.get)?;
         let mut rows = statement.query([key])?;
         match rows.next()? {
-            Some(row) => Ok(Some(value_text(row.get_ref(0)?).into_owned())),
+            Some(row) => Ok(Some(with_stored(row.get_ref(0)?, |value| value.to_owned()))),
             None => Ok(None),
         }
     }
 
-    fn get_many(&self, table: &SqliteTable, keys: &[&str], found: &mut dyn FnMut(&str, &str)) -> Result<()> {
+    fn get_many(&self, table: &SqliteTable, keys: &[&str], found: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()> {
         keys.chunks(IN_CHUNK).try_for_each(|chunk| self.get_chunk(table, chunk, found))
     }
 
@@ -287,14 +321,14 @@ impl Storage for SqliteStorage {
         Ok(self.conn.prepare_cached(&table.sql.contains)?.exists([key])?)
     }
 
-    fn put(&self, table: &SqliteTable, key: &str, json: &str) -> Result<()> {
-        self.execute_cached(&table.sql.put, params![key, json]).map(drop)
+    fn put(&self, table: &SqliteTable, key: &str, value: StoredRef<'_>) -> Result<()> {
+        self.execute_cached(&table.sql.put, params![key, bind(value)]).map(drop)
     }
 
-    fn put_many(&self, table: &SqliteTable, rows: &[(String, String)]) -> Result<()> {
+    fn put_many(&self, table: &SqliteTable, rows: &mut dyn Iterator<Item = (&str, StoredRef<'_>)>) -> Result<()> {
         let mut statement = self.conn.prepare_cached(&table.sql.put)?;
-        for (key, json) in rows {
-            statement.execute(params![key, json])?;
+        for (key, value) in rows {
+            statement.execute(params![key, bind(value)])?;
         }
         Ok(())
     }
@@ -315,37 +349,53 @@ impl Storage for SqliteStorage {
 
     fn keys(&self, table: &SqliteTable) -> Result<Vec<String>> {
         let mut statement = self.conn.prepare_cached(&table.sql.keys)?;
-        let keys = statement.query_map([], |row| row.get(0))?;
-        Ok(keys.collect::<rusqlite::Result<_>>()?)
+        let mut rows = statement.query([])?;
+        let mut keys = Vec::new();
+        while let Some(row) = rows.next()? {
+            keys.extend(key_text(row.get_ref(0)?).map(str::to_owned));
+        }
+        Ok(keys)
     }
 
-    fn scan(&self, table: &SqliteTable, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
+    fn scan(&self, table: &SqliteTable, visit: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()> {
         let mut statement = self.conn.prepare_cached(&table.sql.scan)?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            visit(&value_text(row.get_ref(0)?), &value_text(row.get_ref(1)?));
+            if let Some(key) = key_text(row.get_ref(0)?) {
+                with_stored(row.get_ref(1)?, |value| visit(key, value));
+            }
         }
         Ok(())
+    }
+
+    fn unreadable_keys(&self, table: &SqliteTable) -> Result<u64> {
+        let mut statement = self.conn.prepare_cached(&table.sql.keys)?;
+        let mut rows = statement.query([])?;
+        let mut unreadable = 0;
+        while let Some(row) = rows.next()? {
+            unreadable += u64::from(key_text(row.get_ref(0)?).is_none());
+        }
+        Ok(unreadable)
     }
 
     fn clear(&self, table: &SqliteTable) -> Result<usize> {
         self.execute_cached(&table.sql.clear, [])
     }
 
-    fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+    fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
         self.execute_cached("BEGIN IMMEDIATE", [])?;
-        let value = self.undo_on_failure(work, "ROLLBACK")?;
-        match self.execute_cached("COMMIT", []) {
-            Ok(_) => Ok(value),
-            Err(error) => Err(self.rollback_after(error)),
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        match outcome {
+            Ok((value, End::Commit)) => match self.execute_cached("COMMIT", []) {
+                Ok(_) => Ok(value),
+                Err(error) => Err(self.rollback_after(error)),
+            },
+            Ok((value, End::Rollback)) => self.rollback().map(|()| value),
+            Err(panic) => {
+                let _ = self.rollback();
+                panic::resume_unwind(panic)
+            }
         }
-    }
-
-    fn savepoint<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
-        self.execute_cached("SAVEPOINT nanasqlite_unit", [])?;
-        let value = self.undo_on_failure(work, "ROLLBACK TO nanasqlite_unit")?;
-        self.execute_cached("RELEASE nanasqlite_unit", [])?;
-        Ok(value)
     }
 
     fn read_snapshot<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Result<R> {
@@ -362,44 +412,41 @@ impl Storage for SqliteStorage {
         Ok(Some(self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |row| row.get(0))?))
     }
 
+    fn readers(&self) -> Option<OpenReader<Self>> {
+        let file = self.file()?;
+        let options = self.options.clone();
+        Some(Arc::new(move || Self::open_read_only(&file, &options)))
+    }
+
+    fn sql(&self) -> Result<&dyn SqlConnection> {
+        Ok(self)
+    }
+
+    fn size(&self) -> Result<u64> {
+        match self.file() {
+            Some(file) => Ok(std::fs::metadata(file)?.len()),
+            None => Ok(0),
+        }
+    }
+
+    fn backup_to(&self, dest: &Path) -> Result<()> {
+        file::check_destination(self.file().as_deref(), dest)?;
+        file::copy_to(&self.conn, dest)
+    }
+
+    fn restore_from(&mut self, source: &Path) -> Result<()> {
+        if self.is_private() {
+            return Err(Error::validation("cannot restore into an in-memory database"));
+        }
+        file::restore_into(&mut self.conn, source)?;
+        if self.options.optimize {
+            switch_to_wal(&self.conn, self.options.busy_timeout)?;
+        }
+        Ok(())
+    }
+
     fn close(self) -> Result<()> {
         self.conn.close().map_err(|(_, error)| Error::Sqlite(error))
-    }
-}
-
-impl SqliteStorage {
-    /// Runs `work`; when it fails or panics, runs `undo` (and for a savepoint releases it)
-    /// before handing on the error or the panic. After some errors (a full disk, an I/O error)
-    /// SQLite has already rolled the whole transaction back: then there is nothing to undo, and
-    /// the error to report is the one that caused it.
-    fn undo_on_failure<R>(&mut self, work: impl FnOnce(&mut Self) -> Result<R>, undo: &str) -> Result<R> {
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
-        let failed = !matches!(outcome, Ok(Ok(_)));
-        if failed && self.in_transaction() {
-            let undone = self.execute_cached(undo, []);
-            if undo.starts_with("ROLLBACK TO") {
-                let _ = self.execute_cached("RELEASE nanasqlite_unit", []);
-            }
-            if let (Ok(Err(_)), Err(error)) = (&outcome, undone) {
-                return Err(error);
-            }
-        }
-        match outcome {
-            Ok(result) => result,
-            Err(panic) => panic::resume_unwind(panic),
-        }
-    }
-
-    /// Rolls back what is still open and returns `cause` (the error that made us roll back), or
-    /// the rollback's own error when that failed too: the graver news, as the connection may
-    /// then still be inside the transaction.
-    fn rollback_after(&self, cause: Error) -> Error {
-        if !self.conn.is_autocommit()
-            && let Err(error) = self.execute_cached("ROLLBACK", [])
-        {
-            return error;
-        }
-        cause
     }
 }
 
@@ -413,6 +460,10 @@ mod tests {
         (storage, table)
     }
 
+    fn text(value: &str) -> Option<Stored> {
+        Some(Stored::Text(value.as_bytes().to_vec()))
+    }
+
     #[test]
     fn a_file_gets_python_pragmas_a_busy_timeout_and_python_schema() {
         let dir = tempfile::tempdir().unwrap();
@@ -420,7 +471,7 @@ mod tests {
         storage.open_table(&Identifier::new("data").unwrap()).unwrap();
         let pragma = |name: &str| -> String {
             storage
-                .connection()
+                .conn
                 .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, rusqlite::types::Value>(0))
                 .map(|value| format!("{value:?}"))
                 .unwrap()
@@ -431,10 +482,28 @@ mod tests {
         assert_eq!(pragma("cache_size"), "Integer(-65536)");
         assert_eq!(pragma("temp_store"), "Integer(2)", "MEMORY");
         assert_eq!(pragma("busy_timeout"), "Integer(5000)");
-        let mut columns = storage.connection().prepare("SELECT name, type, pk FROM pragma_table_info('data')").unwrap();
+        let mut columns = storage.conn.prepare("SELECT name, type, pk FROM pragma_table_info('data')").unwrap();
         let columns: Vec<(String, String, i64)> =
             columns.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
         assert_eq!(columns, [("key".into(), "TEXT".into(), 1), ("value".into(), "TEXT".into(), 0)]);
+    }
+
+    #[test]
+    fn one_rule_for_what_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ConnectionOptions::default();
+        for private in [":memory:", "", "file::memory:", "file:shared?mode=memory&cache=shared"] {
+            let storage = SqliteStorage::open(private, &options).unwrap();
+            assert!(storage.is_private(), "{private:?}");
+            assert!(storage.readers().is_none(), "{private:?}");
+            assert_eq!(storage.size().unwrap(), 0, "{private:?}");
+        }
+        let uri = format!("file:{}", dir.path().join("uri.db").display());
+        let storage = SqliteStorage::open(&uri, &options).unwrap();
+        storage.open_table(&Identifier::new("data").unwrap()).unwrap();
+        assert!(!storage.is_private());
+        assert!(storage.size().unwrap() > 0, "a file: URI names a file");
+        assert!((storage.readers().unwrap())().is_ok());
     }
 
     #[test]
@@ -444,35 +513,60 @@ mod tests {
         let options = ConnectionOptions::default();
         let writer = SqliteStorage::open(&path, &options).unwrap();
         let table = writer.open_table(&Identifier::new("data").unwrap()).unwrap();
-        writer.put(&table, "k", "1").unwrap();
-        let mut reader = SqliteStorage::open_read_only(&path, &options).unwrap();
+        writer.put(&table, "k", StoredRef::Text(b"1")).unwrap();
+        let mut reader = (writer.readers().unwrap())().unwrap();
         let snapshot = reader
             .read_snapshot(|r| {
                 let before = r.get(&table, "k").unwrap();
-                writer.put(&table, "k", "2").unwrap();
+                writer.put(&table, "k", StoredRef::Text(b"2")).unwrap();
                 (before, r.get(&table, "k").unwrap())
             })
             .unwrap();
-        assert_eq!(snapshot, (Some("1".into()), Some("1".into())), "one snapshot per read transaction");
-        assert_eq!(reader.get(&table, "k").unwrap().as_deref(), Some("2"));
-        assert!(reader.put(&table, "k", "3").is_err());
+        assert_eq!(snapshot, (text("1"), text("1")), "one snapshot per read transaction");
+        assert_eq!(reader.get(&table, "k").unwrap(), text("2"));
+        assert!(reader.put(&table, "k", StoredRef::Text(b"3")).is_err());
         assert!(SqliteStorage::open_read_only(dir.path().join("missing.db"), &options).is_err());
     }
 
     #[test]
-    fn rows_written_by_other_tools_read_as_text() {
+    fn rows_written_by_other_tools_are_handed_on_as_stored() {
         let (storage, table) = memory();
-        storage.connection().execute("INSERT INTO data VALUES ('i', 7), ('n', NULL), ('r', 1.5)", []).unwrap();
-        assert_eq!(storage.get(&table, "i").unwrap().as_deref(), Some("7"));
-        assert_eq!(storage.get(&table, "n").unwrap().as_deref(), Some("null"));
-        assert_eq!(storage.get(&table, "r").unwrap().as_deref(), Some("1.5"));
+        storage
+            .conn
+            .execute_batch(
+                "INSERT INTO data VALUES ('i', 7), ('n', NULL), ('r', 1.5), ('b', x'00ff'), ('u', CAST(x'ff' AS TEXT))",
+            )
+            .unwrap();
+        assert_eq!(storage.get(&table, "i").unwrap(), text("7"));
+        assert_eq!(storage.get(&table, "n").unwrap(), text("null"));
+        assert_eq!(storage.get(&table, "r").unwrap(), text("1.5"));
+        assert_eq!(storage.get(&table, "b").unwrap(), Some(Stored::Blob(vec![0, 255])));
+        assert_eq!(storage.get(&table, "u").unwrap(), Some(Stored::Text(vec![255])), "not silently replaced");
+    }
+
+    #[test]
+    fn keys_that_cannot_be_named_are_left_out_and_counted() {
+        let (storage, table) = memory();
+        storage
+            .conn
+            .execute_batch("INSERT INTO data VALUES ('a', '1'), (CAST(x'ff' AS TEXT), '2'), (x'01', '3'), ('b', '4')")
+            .unwrap();
+        assert_eq!(storage.keys(&table).unwrap(), ["a", "b"]);
+        let mut seen = Vec::new();
+        storage.scan(&table, &mut |key, _| seen.push(key.to_owned())).unwrap();
+        seen.sort();
+        assert_eq!(seen, ["a", "b"]);
+        assert_eq!(storage.unreadable_keys(&table).unwrap(), 2);
     }
 
     #[test]
     fn get_many_spans_chunks() {
         let (mut storage, table) = memory();
         let rows: Vec<_> = (0..2000).map(|i| (format!("k{i}"), i.to_string())).collect();
-        storage.transaction(|s| s.put_many(&table, &rows)).unwrap();
+        super::super::atomically(&mut storage, |s| {
+            s.put_many(&table, &mut rows.iter().map(|(k, v)| (k.as_str(), StoredRef::Text(v.as_bytes()))))
+        })
+        .unwrap();
         let keys: Vec<String> = (0..2100).map(|i| format!("k{i}")).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut found = 0;
@@ -484,14 +578,24 @@ mod tests {
     fn a_panicking_transaction_rolls_back_and_leaves_the_connection_usable() {
         let (mut storage, table) = memory();
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            storage.transaction(|s| -> Result<()> {
-                s.put(&table, "k", "1")?;
+            storage.transaction(|s| -> ((), End) {
+                s.put(&table, "k", StoredRef::Text(b"1")).unwrap();
                 panic!("boom")
             })
         }));
         assert!(result.is_err());
-        assert!(storage.connection().is_autocommit());
+        assert!(storage.conn.is_autocommit());
         assert_eq!(storage.get(&table, "k").unwrap(), None);
-        storage.put(&table, "k", "2").unwrap();
+        storage.put(&table, "k", StoredRef::Text(b"2")).unwrap();
+    }
+
+    #[test]
+    fn a_transaction_ends_as_its_work_says() {
+        let (mut storage, table) = memory();
+        let kept = storage.transaction(|s| (s.put(&table, "a", StoredRef::Text(b"1")), End::Commit)).unwrap();
+        kept.unwrap();
+        let undone = storage.transaction(|s| (s.put(&table, "b", StoredRef::Text(b"1")), End::Rollback)).unwrap();
+        undone.unwrap();
+        assert_eq!(storage.keys(&table).unwrap(), ["a"]);
     }
 }

@@ -1,0 +1,198 @@
+//! Operations on the whole database: opening tables, expired rows, backup and restore, and
+//! noticing other writers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Applied, Kind, Operation, Shared, Table};
+use crate::cache::{Cache, CacheChange, Change};
+use crate::error::Result;
+use crate::identifier::Identifier;
+use crate::storage::Storage;
+
+/// Deletes from the file the rows that expired in TTL caches with `delete_expired`, for every
+/// open table. Runs first in each write transaction, before any other write of it, so a write
+/// of the same key in that transaction comes after the delete and stands. The returned
+/// [`Purge`] confirms the deletions once committed; until then the keys stay absent to
+/// readers, and a failed transaction leaves them to the next one.
+///
+/// # Errors
+///
+/// The backend's error.
+pub fn purge_expired<S: Storage>(storage: &mut S, shared: &Shared<S>) -> Result<Purge> {
+    let mut purged = Vec::new();
+    for table in shared.tables() {
+        let keys = table.cache().pending_deletes();
+        if !keys.is_empty() {
+            let names: Vec<&str> = keys.iter().map(|key| &**key).collect();
+            storage.delete_many(table.handle(), &names)?;
+            purged.push((Arc::clone(table.cache()), keys));
+        }
+    }
+    Ok(Purge(purged))
+}
+
+/// Expired rows a committed transaction deleted, per cache: apply it after the commit.
+#[derive(Debug, Default)]
+#[must_use = "the deletions must be confirmed once committed"]
+pub struct Purge(Vec<(Arc<Cache>, Vec<Box<str>>)>);
+
+impl Purge {
+    /// Confirms the deletions to the caches.
+    pub fn apply(self) {
+        self.0.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys));
+    }
+
+    pub(crate) fn into_change(self) -> CacheChange {
+        if self.0.is_empty() { CacheChange::none() } else { CacheChange::new(Change::Purged(self.0)) }
+    }
+}
+
+/// Creates (or checks) a key/value table; returns the backend's handle on it.
+#[derive(Debug)]
+pub struct OpenTable {
+    name: Identifier,
+}
+
+impl OpenTable {
+    /// Opens table `name`.
+    #[must_use]
+    pub fn new(name: Identifier) -> Self {
+        Self { name }
+    }
+}
+
+impl<S: Storage> Operation<S> for OpenTable {
+    type Output = S::Table;
+
+    fn name(&self) -> &'static str {
+        "open_table"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Write
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<S::Table>> {
+        storage.open_table(&self.name).map(Applied::plain)
+    }
+}
+
+/// Copies the database into a new file (online: a read).
+#[derive(Debug)]
+pub struct Backup {
+    dest: PathBuf,
+}
+
+impl Backup {
+    /// A backup into `dest`.
+    #[must_use]
+    pub fn new(dest: PathBuf) -> Self {
+        Self { dest }
+    }
+}
+
+impl<S: Storage> Operation<S> for Backup {
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Read
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<()>> {
+        storage.backup_to(&self.dest).map(Applied::plain)
+    }
+}
+
+/// Replaces the database's content with a file's, in place; recreates the open tables the file
+/// lacks and empties every cache.
+#[derive(Debug)]
+pub struct Restore<S: Storage> {
+    source: PathBuf,
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Storage> Restore<S> {
+    /// A restore from `source` of the database `shared` describes.
+    pub fn new(source: PathBuf, shared: Arc<Shared<S>>) -> Self {
+        Self { source, shared }
+    }
+}
+
+/// The restore's outcome is the operation's output, not its error: the caches are emptied
+/// whatever happened, since a restore that failed half way may have changed the file.
+impl<S: Storage> Operation<S> for Restore<S> {
+    type Output = Result<()>;
+
+    fn name(&self) -> &'static str {
+        "restore"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<Result<()>>> {
+        let restored = storage.restore_from(&self.source).and_then(|()| {
+            self.shared.tables().iter().try_for_each(|table| storage.open_table(table.name()).map(drop))
+        });
+        Ok(Applied { output: restored, change: self.shared.clear_every_cache() })
+    }
+}
+
+/// Asks the database whether another connection committed since the last check, and if so
+/// empties every cache of the file.
+#[derive(Debug)]
+pub struct CheckExternalWrites<S: Storage> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Storage> CheckExternalWrites<S> {
+    /// A check for the database `shared` describes.
+    pub fn new(shared: Arc<Shared<S>>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<S: Storage> Operation<S> for CheckExternalWrites<S> {
+    type Output = bool;
+
+    fn name(&self) -> &'static str {
+        "watch"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<bool>> {
+        let version = storage.data_version()?;
+        let changed = version.zip(self.shared.external()).is_some_and(|(version, watch)| watch.changed(version));
+        let change = if changed { self.shared.clear_every_cache() } else { CacheChange::none() };
+        Ok(Applied { output: changed, change })
+    }
+}
+
+/// The size of the database in bytes (0 in memory).
+#[derive(Debug, Default)]
+pub struct Size;
+
+impl<S: Storage> Operation<S> for Size {
+    type Output = u64;
+
+    fn name(&self) -> &'static str {
+        "get_db_size"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Read
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<u64>> {
+        storage.size().map(Applied::plain)
+    }
+}

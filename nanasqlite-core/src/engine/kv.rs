@@ -1,0 +1,493 @@
+//! The key/value operations. A key is any `K: AsRef<str>`: borrowed by the sync store, owned
+//! by the async one (whose operations travel to another thread).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{Applied, Kind, Operation, Table};
+use crate::cache::{CachedValue, Change, Epoch};
+use crate::codec;
+use crate::error::Result;
+use crate::storage::Storage;
+
+/// `value` encoded as a cache entry for `key`: JSON text, made on the caller's thread so that a
+/// value that cannot be encoded stops the call before anything is queued or written.
+///
+/// # Errors
+///
+/// [`Error::Encode`](crate::Error::Encode) naming `key`.
+pub fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Arc<CachedValue>> {
+    Ok(CachedValue::new(codec::encode(key, value)?))
+}
+
+/// A `(key, value)` pair, owned or borrowed: what [`crate::NanaSQLite::batch_update`] takes, so that
+/// it accepts `[("a", 1)]`, `Vec<(String, V)>`, `&Vec<(String, V)>`, `&HashMap<String, V>`
+/// and the like.
+pub trait KeyValue<K, V> {
+    /// The pair's parts.
+    fn parts(&self) -> (&K, &V);
+}
+
+impl<K, V> KeyValue<K, V> for (K, V) {
+    fn parts(&self) -> (&K, &V) {
+        (&self.0, &self.1)
+    }
+}
+
+impl<K, V> KeyValue<K, V> for &(K, V) {
+    fn parts(&self) -> (&K, &V) {
+        (&self.0, &self.1)
+    }
+}
+
+/// Encodes every `(key, value)` first, so an unencodable value stops a batch before anything
+/// is written.
+///
+/// # Errors
+///
+/// [`Error::Encode`](crate::Error::Encode) naming the first key whose value fails.
+pub fn encode_rows<K: AsRef<str>, V: Serialize>(
+    rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
+    rows.into_iter()
+        .map(|row| {
+            let (key, value) = row.parts();
+            let key = key.as_ref();
+            Ok((Box::from(key), encode(key, value)?))
+        })
+        .collect()
+}
+
+/// Cached rows decoded into the caller's type, in order.
+///
+/// # Errors
+///
+/// [`Error::Decode`](crate::Error::Decode) for the first row that does not fit `T`.
+pub fn decode_rows<T: DeserializeOwned>(rows: Vec<(String, Arc<CachedValue>)>) -> Result<Vec<(String, T)>> {
+    rows.into_iter()
+        .map(|(key, value)| {
+            let decoded = value.decode(&key)?;
+            Ok((key, decoded))
+        })
+        .collect()
+}
+
+/// Declares the name and kind of an operation.
+macro_rules! describe {
+    ($name:literal, $kind:ident) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn kind(&self) -> Kind {
+            Kind::$kind
+        }
+    };
+}
+
+/// Reads one key (a cache miss) and caches what it found.
+#[derive(Debug)]
+pub struct Get<K> {
+    key: K,
+    since: Epoch,
+}
+
+impl<K: AsRef<str>> Get<K> {
+    /// A read of `key` for `table`, taking the cache's epoch now (before the read is queued).
+    pub fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
+        Self { since: table.cache().epoch(), key }
+    }
+}
+
+impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
+    type Output = Option<Arc<CachedValue>>;
+    describe!("get", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
+        let key = self.key.as_ref();
+        let value = storage.get(table.handle(), key)?.map(|stored| table.codec().read(stored.as_ref()));
+        Ok(Applied::with(value.clone(), Change::Fill(key.into(), value, self.since)))
+    }
+}
+
+/// Reads several keys in one snapshot and caches what it found (the rest as absent).
+#[derive(Debug)]
+pub struct GetMany {
+    keys: Vec<Box<str>>,
+    since: Epoch,
+}
+
+impl GetMany {
+    /// A read of `keys` for `table`.
+    pub fn new<S: Storage>(table: &Table<S>, keys: Vec<Box<str>>) -> Self {
+        Self { since: table.cache().epoch(), keys }
+    }
+}
+
+impl<S: Storage> Operation<S> for GetMany {
+    type Output = Vec<(String, Arc<CachedValue>)>;
+    describe!("batch_get", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
+        let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
+        let mut rows = Vec::with_capacity(keys.len());
+        storage.get_many(table.handle(), &keys, &mut |key, stored| {
+            rows.push((key.to_owned(), table.codec().read(stored)));
+        })?;
+        let change = Change::FillMany(self.keys.clone(), rows.clone(), self.since);
+        Ok(Applied::with(rows, change))
+    }
+}
+
+/// Whether a key exists (a cache miss); an absent key is cached as absent.
+#[derive(Debug)]
+pub struct Contains<K> {
+    key: K,
+    since: Epoch,
+}
+
+impl<K: AsRef<str>> Contains<K> {
+    /// Whether `key` exists in `table`.
+    pub fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
+        Self { since: table.cache().epoch(), key }
+    }
+}
+
+impl<S: Storage, K: AsRef<str>> Operation<S> for Contains<K> {
+    type Output = bool;
+    describe!("contains", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<bool>> {
+        let key = self.key.as_ref();
+        if storage.contains(table.handle(), key)? {
+            Ok(Applied::plain(true))
+        } else {
+            Ok(Applied::with(false, Change::Fill(key.into(), None, self.since)))
+        }
+    }
+}
+
+/// The number of rows.
+#[derive(Debug, Default)]
+pub struct Count;
+
+impl<S: Storage> Operation<S> for Count {
+    type Output = u64;
+    describe!("len", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<u64>> {
+        storage.count(table.handle()).map(Applied::plain)
+    }
+}
+
+/// Every key, sorted.
+#[derive(Debug, Default)]
+pub struct Keys;
+
+impl<S: Storage> Operation<S> for Keys {
+    type Output = Vec<String>;
+    describe!("keys", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Vec<String>>> {
+        storage.keys(table.handle()).map(Applied::plain)
+    }
+}
+
+/// How many keys cannot be named (not text, or not UTF-8), left out of listings.
+#[derive(Debug, Default)]
+pub struct UnreadableKeys;
+
+impl<S: Storage> Operation<S> for UnreadableKeys {
+    type Output = u64;
+    describe!("unreadable_keys", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<u64>> {
+        storage.unreadable_keys(table.handle()).map(Applied::plain)
+    }
+}
+
+/// Every row as cache entries (unsorted), and the epoch the scan began at.
+fn scan<S: Storage>(storage: &S, table: &Table<S>) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
+    let mut rows = Vec::new();
+    storage.scan(table.handle(), &mut |key, stored| rows.push((Box::from(key), table.codec().read(stored))))?;
+    Ok(rows)
+}
+
+/// Every row, sorted by key; fills the cache with the whole table.
+#[derive(Debug)]
+pub struct AllRows {
+    since: Epoch,
+}
+
+impl AllRows {
+    /// Every row of `table`.
+    pub fn new<S: Storage>(table: &Table<S>) -> Self {
+        Self { since: table.cache().epoch() }
+    }
+}
+
+impl<S: Storage> Operation<S> for AllRows {
+    type Output = Vec<(String, Arc<CachedValue>)>;
+    describe!("items", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
+        let rows = scan(storage, table)?;
+        let mut sorted: Vec<_> = rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(Applied::with(sorted, Change::FillAll(rows, self.since)))
+    }
+}
+
+/// Loads every row into the cache.
+#[derive(Debug)]
+pub struct LoadAll {
+    since: Epoch,
+}
+
+impl LoadAll {
+    /// Loads `table`.
+    pub fn new<S: Storage>(table: &Table<S>) -> Self {
+        Self { since: table.cache().epoch() }
+    }
+}
+
+impl<S: Storage> Operation<S> for LoadAll {
+    type Output = ();
+    describe!("load_all", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        Ok(Applied::with((), Change::FillAll(scan(storage, table)?, self.since)))
+    }
+}
+
+/// Stores one value (already encoded).
+#[derive(Debug)]
+pub struct Set<K> {
+    key: K,
+    value: Arc<CachedValue>,
+}
+
+impl<K: AsRef<str>> Set<K> {
+    /// Stores `value` (from [`CachedValue::new`] of its JSON text) under `key`.
+    pub fn new(key: K, value: Arc<CachedValue>) -> Self {
+        Self { key, value }
+    }
+}
+
+/// Writes `value` under `key`, sealed by the table's codec.
+fn put<S: Storage>(storage: &S, table: &Table<S>, key: &str, value: &CachedValue) -> Result<()> {
+    let json = value.text(key)?;
+    storage.put(table.handle(), key, table.codec().seal(json).stored())
+}
+
+impl<S: Storage, K: AsRef<str>> Operation<S> for Set<K> {
+    type Output = ();
+    describe!("set", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        let key = self.key.as_ref();
+        put(storage, table, key, &self.value)?;
+        Ok(Applied::with((), Change::Put(key.into(), Arc::clone(&self.value))))
+    }
+}
+
+/// Deletes one key; whether it existed.
+#[derive(Debug)]
+pub struct Delete<K> {
+    key: K,
+}
+
+impl<K: AsRef<str>> Delete<K> {
+    /// Deletes `key`.
+    pub fn new(key: K) -> Self {
+        Self { key }
+    }
+}
+
+impl<S: Storage, K: AsRef<str>> Operation<S> for Delete<K> {
+    type Output = bool;
+    describe!("delete", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<bool>> {
+        let key = self.key.as_ref();
+        let existed = storage.delete(table.handle(), key)?;
+        Ok(Applied::with(existed, Change::Remove(key.into())))
+    }
+}
+
+/// Stores many values (already encoded); atomic as the transaction it runs in.
+#[derive(Debug)]
+pub struct BatchUpdate {
+    rows: Arc<[(Box<str>, Arc<CachedValue>)]>,
+}
+
+impl BatchUpdate {
+    /// Stores `rows`.
+    pub fn new(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
+        Self { rows: rows.into() }
+    }
+
+    /// Whether there is nothing to store.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+impl<S: Storage> Operation<S> for BatchUpdate {
+    type Output = ();
+    describe!("batch_update", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        let codec = table.codec();
+        let mut sealed = Vec::with_capacity(self.rows.len());
+        for (key, value) in self.rows.iter() {
+            sealed.push((&**key, codec.seal(value.text(key)?)));
+        }
+        storage.put_many(table.handle(), &mut sealed.iter().map(|(key, value)| (*key, value.stored())))?;
+        Ok(Applied::with((), Change::PutMany(Arc::clone(&self.rows))))
+    }
+}
+
+/// Deletes many keys; how many existed.
+#[derive(Debug)]
+pub struct BatchDelete {
+    keys: Arc<[Box<str>]>,
+}
+
+impl BatchDelete {
+    /// Deletes `keys`.
+    pub fn new(keys: Vec<Box<str>>) -> Self {
+        Self { keys: keys.into() }
+    }
+}
+
+impl<S: Storage> Operation<S> for BatchDelete {
+    type Output = usize;
+    describe!("batch_delete", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<usize>> {
+        let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
+        let removed = storage.delete_many(table.handle(), &keys)?;
+        Ok(Applied::with(removed, Change::RemoveMany(Arc::clone(&self.keys))))
+    }
+}
+
+/// Removes a key and returns its value decoded as `T`; a value that does not fit `T` is left
+/// in place (the error comes before the delete).
+#[derive(Debug)]
+pub struct Pop<K, T> {
+    key: K,
+    decoded: PhantomData<fn() -> T>,
+}
+
+impl<K: AsRef<str>, T> Pop<K, T> {
+    /// Pops `key`.
+    pub fn new(key: K) -> Self {
+        Self { key, decoded: PhantomData }
+    }
+}
+
+impl<S: Storage, K: AsRef<str>, T: DeserializeOwned> Operation<S> for Pop<K, T> {
+    type Output = Option<T>;
+    describe!("pop", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Option<T>>> {
+        let key = self.key.as_ref();
+        let Some(stored) = storage.get(table.handle(), key)? else { return Ok(Applied::plain(None)) };
+        let value = table.codec().read(stored.as_ref()).decode(key)?;
+        storage.delete(table.handle(), key)?;
+        Ok(Applied::with(Some(value), Change::Remove(key.into())))
+    }
+}
+
+/// The stored value of a key, or, when absent, `default` stored and returned.
+#[derive(Debug)]
+pub struct SetDefault<K> {
+    key: K,
+    default: Arc<CachedValue>,
+}
+
+impl<K: AsRef<str>> SetDefault<K> {
+    /// `key`'s value, or `default` (encoded) stored under it.
+    pub fn new(key: K, default: Arc<CachedValue>) -> Self {
+        Self { key, default }
+    }
+}
+
+impl<S: Storage, K: AsRef<str>> Operation<S> for SetDefault<K> {
+    type Output = Arc<CachedValue>;
+    describe!("setdefault", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Arc<CachedValue>>> {
+        let key = self.key.as_ref();
+        let value = match storage.get(table.handle(), key)? {
+            Some(stored) => table.codec().read(stored.as_ref()),
+            None => {
+                put(storage, table, key, &self.default)?;
+                Arc::clone(&self.default)
+            }
+        };
+        Ok(Applied::with(Arc::clone(&value), Change::Put(key.into(), value)))
+    }
+}
+
+/// Deletes every row of the table.
+#[derive(Debug, Default)]
+pub struct Clear;
+
+impl<S: Storage> Operation<S> for Clear {
+    type Output = ();
+    describe!("clear", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        storage.clear(table.handle())?;
+        Ok(Applied::with((), Change::Clear))
+    }
+}
+
+/// Reads a key's value from the database (not the cache), changes it with `step`, and writes
+/// it back: atomic as the write transaction it runs in (`increment`, `patch`).
+pub struct Transform<K, F> {
+    name: &'static str,
+    key: K,
+    step: F,
+}
+
+impl<K: std::fmt::Debug, F> std::fmt::Debug for Transform<K, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transform").field("name", &self.name).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl<K: AsRef<str>, F: Fn(&str, Option<Value>) -> Result<Value>> Transform<K, F> {
+    /// `step` applied to the value of `key` (`None`: absent), as operation `name`.
+    pub fn new(name: &'static str, key: K, step: F) -> Self {
+        Self { name, key, step }
+    }
+}
+
+impl<S: Storage, K: AsRef<str>, F: Fn(&str, Option<Value>) -> Result<Value>> Operation<S> for Transform<K, F> {
+    type Output = Value;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Write
+    }
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Value>> {
+        let key = self.key.as_ref();
+        let current = storage.get(table.handle(), key)?.map(|stored| table.codec().parse(key, stored.as_ref()));
+        let value = (self.step)(key, current.transpose()?)?;
+        let cached = CachedValue::new(codec::encode(key, &value)?);
+        put(storage, table, key, &cached)?;
+        Ok(Applied::with(value, Change::Put(key.into(), cached)))
+    }
+}

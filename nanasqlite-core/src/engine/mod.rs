@@ -1,0 +1,121 @@
+//! The engine: every store operation, written once, for both stores and any backend.
+//!
+//! An operation ([`Operation`]) is a small value (the key, the encoded value, …) whose
+//! [`run`](Operation::run) does its work on a [`Storage`] inside the transaction or read
+//! snapshot it is handed, and returns its result with the [`CacheChange`] it implies
+//! ([`Applied`]). It never opens a transaction of its own, never locks, never touches the
+//! cache. The two stores are two ways of running the same operations:
+//!
+//! - the sync store ([`NanaSQLite`](crate::NanaSQLite)) takes its lock, begins a transaction
+//!   for a write ([`run_write`]), runs the operation, commits, and applies the change;
+//! - the async store's writer thread (crate `nanasqlite-pool`) runs the writes waiting in its
+//!   queue between one begin and one commit ([`purge_expired`] first), and applies each one's
+//!   change after the commit; its readers run reads in one snapshot.
+//!
+//! A capability added here (a codec, a check around writes, a backend) is therefore added to
+//! both stores at once. This module is public so that the pool crate can run operations; it
+//! is not meant for applications, which use the stores.
+
+mod file;
+mod kv;
+mod sql;
+mod table;
+
+use crate::error::{Error, Result};
+use crate::storage::{Storage, atomically};
+
+pub use crate::atomic::{Step, increment, patch};
+pub use crate::builder::Options;
+pub use crate::cache::{CacheChange, CachedValue, Lookup};
+pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Restore, Size, purge_expired};
+pub use kv::{
+    AllRows, BatchDelete, BatchUpdate, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys, LoadAll, Pop, Set,
+    SetDefault, Transform, UnreadableKeys, decode_rows, encode, encode_rows,
+};
+pub use sql::{RunTransaction, Sql, Transaction};
+pub use table::{Shared, Table, TableSettings};
+
+/// Where an operation runs: writes are grouped into one write transaction, reads into one read
+/// snapshot, and the two never share one. An exclusive operation runs alone on the writer,
+/// outside any transaction (it may open its own, or need none, as `VACUUM`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Reads only; may run on a read-only connection.
+    Read,
+    /// Writes; runs inside a write transaction that the runner opens and commits.
+    Write,
+    /// Runs alone on the read-write connection, outside any transaction.
+    Exclusive,
+}
+
+/// What an operation returns: its result for the caller, and what the table's cache must
+/// learn once the transaction holding it has committed.
+#[derive(Debug)]
+#[must_use = "the change must be applied once committed"]
+pub struct Applied<R> {
+    /// The caller's answer.
+    pub output: R,
+    /// What the cache must learn.
+    pub change: CacheChange,
+}
+
+impl<R> Applied<R> {
+    /// An answer that changes nothing in the cache.
+    pub fn plain(output: R) -> Self {
+        Self { output, change: CacheChange::none() }
+    }
+
+    pub(crate) fn with(output: R, change: crate::cache::Change) -> Self {
+        Self { output, change: CacheChange::new(change) }
+    }
+}
+
+/// One store operation, run on a connection by whichever store holds it.
+///
+/// `run` may be called again on the same value: when another write of its group failed, the
+/// group's transaction is rolled back and the others run again. So it must not consume what it
+/// needs (an exclusive operation, which never shares a transaction, runs once).
+pub trait Operation<S: Storage> {
+    /// The caller's answer.
+    type Output;
+
+    /// The operation's name, for tracing (`"set"`, `"query"`, …).
+    fn name(&self) -> &'static str;
+
+    /// Where it runs.
+    fn kind(&self) -> Kind;
+
+    /// Does the work on `storage` for `table`, inside the transaction or snapshot the runner
+    /// opened for its [`Kind`].
+    ///
+    /// # Errors
+    ///
+    /// The operation's error; the runner then rolls its transaction back.
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>>;
+}
+
+/// Runs write `operation` as the sync store does: in one write transaction of its own, with the
+/// file's expired rows purged first. The caller applies the change after this returns.
+///
+/// # Errors
+///
+/// The operation's error, or the backend's when the transaction cannot begin or commit.
+pub fn run_write<S: Storage, O: Operation<S>>(
+    storage: &mut S,
+    shared: &Shared<S>,
+    table: &Table<S>,
+    operation: &mut O,
+) -> Result<Applied<O::Output>> {
+    atomically(storage, |storage| {
+        let purged = purge_expired(storage, shared)?;
+        let applied = operation.run(storage, table)?;
+        Ok(Applied { output: applied.output, change: purged.into_change().then(applied.change) })
+    })
+}
+
+/// The same error again, for telling each caller of a group whose transaction failed as a
+/// whole (it could not begin or commit).
+#[must_use]
+pub fn duplicate(error: &Error) -> Error {
+    error.duplicate()
+}

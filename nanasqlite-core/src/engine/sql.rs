@@ -1,0 +1,198 @@
+//! The SQL helpers as operations, and transactions that mix them with key/value writes.
+
+use std::cell::RefCell;
+use std::ops::Deref;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Applied, Kind, Operation, Table};
+use crate::cache::{CacheChange, CachedValue, Change, Writes};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::sql::{Dialect, Row, SqlConnection, SqlOps, SqlValue};
+use crate::storage::{Storage, atomically};
+
+/// A SQL helper: `work` runs with [`SqlOps`] on the connection, as a read, a write or alone.
+/// The helpers' bodies live in [`SqlOps`]; this carries one of them to a connection.
+pub struct Sql<F> {
+    name: &'static str,
+    kind: Kind,
+    work: F,
+}
+
+impl<F> std::fmt::Debug for Sql<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sql").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl<F> Sql<F> {
+    /// Helper `name` running `work` where `kind` says.
+    pub fn new<R>(name: &'static str, kind: Kind, work: F) -> Self
+    where
+        F: FnMut(&SqlOps<'_>) -> Result<R>,
+    {
+        Self { name, kind, work }
+    }
+}
+
+impl<S: Storage, F: FnMut(&SqlOps<'_>) -> Result<R>, R> Operation<S> for Sql<F> {
+    type Output = R;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<R>> {
+        let ops = SqlOps::new(storage.sql()?, table.policy());
+        (self.work)(&ops).map(Applied::plain)
+    }
+}
+
+/// An open write transaction: the key/value methods of one table, and (through `Deref`) every
+/// SQL helper of [`SqlOps`]. Given to the closures of both stores' `transaction`; key/value
+/// writes made through it reach the table's cache only once the transaction has committed.
+pub struct Transaction<'a, S: Storage> {
+    storage: &'a S,
+    table: &'a Table<S>,
+    ops: SqlOps<'a>,
+    writes: RefCell<Writes>,
+}
+
+impl<S: Storage> std::fmt::Debug for Transaction<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("table", self.table.name()).finish_non_exhaustive()
+    }
+}
+
+impl<'a, S: Storage> Transaction<'a, S> {
+    /// The operations of a transaction already begun on `storage`, for `table`.
+    pub fn new(storage: &'a S, table: &'a Table<S>) -> Self {
+        let connection = storage.sql().unwrap_or(&NoSql);
+        let ops = SqlOps::new(connection, table.policy());
+        Self { storage, table, ops, writes: RefCell::new(Vec::new()) }
+    }
+
+    /// What the table's cache must learn once the transaction has committed.
+    pub fn into_change(self) -> CacheChange {
+        CacheChange::new(Change::Writes(self.writes.into_inner()))
+    }
+
+    /// Stores `value` under `key` in the store's table, as part of the transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`]; the backend's error.
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let value = CachedValue::new(codec::encode(key, value)?);
+        let json = value.text(key)?;
+        self.storage.put(self.table.handle(), key, self.table.codec().seal(json).stored())?;
+        self.writes.borrow_mut().push((key.into(), Some(value)));
+        Ok(())
+    }
+
+    /// The value of `key` as the transaction sees it (its own writes included).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`]; the backend's error.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let stored = self.storage.get(self.table.handle(), key)?;
+        stored.map(|stored| self.table.codec().read(stored.as_ref()).decode(key)).transpose()
+    }
+
+    /// Deletes `key` from the store's table; `false` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        let existed = self.storage.delete(self.table.handle(), key)?;
+        self.writes.borrow_mut().push((key.into(), None));
+        Ok(existed)
+    }
+}
+
+impl<'a, S: Storage> Deref for Transaction<'a, S> {
+    type Target = SqlOps<'a>;
+
+    fn deref(&self) -> &SqlOps<'a> {
+        &self.ops
+    }
+}
+
+/// The SQL connection of a backend that has none: every helper is `Unsupported`.
+struct NoSql;
+
+impl NoSql {
+    fn refuse(&self) -> Error {
+        Error::Unsupported { operation: "the SQL helpers", backend: "this" }
+    }
+}
+
+impl SqlConnection for NoSql {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(&self, _: &str, _: &[SqlValue]) -> Result<usize> {
+        Err(self.refuse())
+    }
+
+    fn rows(&self, _: &str, _: &[SqlValue], _: Option<usize>) -> Result<Vec<Row>> {
+        Err(self.refuse())
+    }
+
+    fn execute_batch(&self, _: &str) -> Result<()> {
+        Err(self.refuse())
+    }
+
+    fn last_insert_rowid(&self) -> i64 {
+        0
+    }
+}
+
+/// Runs a closure in one write transaction, alone: committed if it returns `Ok`, rolled back
+/// if it returns `Err` or panics.
+pub struct RunTransaction<F> {
+    work: Option<F>,
+}
+
+impl<F> std::fmt::Debug for RunTransaction<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunTransaction").field("ran", &self.work.is_none()).finish()
+    }
+}
+
+impl<F> RunTransaction<F> {
+    /// A transaction running `work`.
+    pub fn new(work: F) -> Self {
+        Self { work: Some(work) }
+    }
+}
+
+impl<S: Storage, F: FnOnce(&Transaction<'_, S>) -> Result<R>, R> Operation<S> for RunTransaction<F> {
+    type Output = R;
+
+    fn name(&self) -> &'static str {
+        "transaction"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<R>> {
+        let work = self.work.take().ok_or(Error::Transaction { message: "a transaction runs once".to_owned() })?;
+        atomically(storage, |storage| {
+            let tx = Transaction::new(storage, table);
+            let output = work(&tx)?;
+            Ok(Applied { output, change: tx.into_change() })
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! [`Table`]: one key/value table of an open database, with its cache; [`Shared`]: what every
+//! table of that database shares.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Lookup};
+use crate::codec::ValueCodec;
+use crate::identifier::Identifier;
+use crate::sql::SqlPolicy;
+use crate::storage::Storage;
+use crate::watch::ExternalWrites;
+
+/// What a table is opened with; a table opened from another (`table(name)`) inherits it.
+#[derive(Clone, Debug)]
+pub struct TableSettings {
+    pub(crate) strategy: CacheStrategy,
+    pub(crate) policy: Arc<SqlPolicy>,
+    pub(crate) codec: ValueCodec,
+}
+
+impl TableSettings {
+    /// Settings from the builder's options (checked).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad cache size or TTL.
+    pub fn new(options: &super::Options) -> crate::Result<Self> {
+        Ok(Self {
+            strategy: options.cache.validate()?,
+            policy: Arc::new(options.sql_policy.clone()),
+            codec: ValueCodec::default(),
+        })
+    }
+}
+
+/// One key/value table: its name, the backend's handle on it, its cache and how its values are
+/// encoded. Both stores hold one per handle.
+pub struct Table<S: Storage> {
+    name: Identifier,
+    handle: S::Table,
+    cache: Arc<Cache>,
+    settings: TableSettings,
+}
+
+impl<S: Storage> fmt::Debug for Table<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table").field("name", &self.name).field("strategy", &self.settings.strategy).finish()
+    }
+}
+
+impl<S: Storage> Table<S> {
+    /// The table `name`, whose backend handle is `handle`, with an empty cache.
+    pub fn new(name: Identifier, handle: S::Table, settings: TableSettings) -> Self {
+        let cache = Arc::new(Cache::new(settings.strategy));
+        Self { name, handle, cache, settings }
+    }
+
+    /// The table's name.
+    #[must_use]
+    pub fn name(&self) -> &Identifier {
+        &self.name
+    }
+
+    /// The backend's handle on the table.
+    #[must_use]
+    pub fn handle(&self) -> &S::Table {
+        &self.handle
+    }
+
+    /// What a table opened from this one inherits.
+    #[must_use]
+    pub fn settings(&self) -> &TableSettings {
+        &self.settings
+    }
+
+    /// The rules SQL fragments run through this table's store are checked against.
+    #[must_use]
+    pub fn policy(&self) -> &SqlPolicy {
+        &self.settings.policy
+    }
+
+    pub(crate) fn codec(&self) -> &ValueCodec {
+        &self.settings.codec
+    }
+
+    pub(crate) fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// What the cache knows of `key`.
+    #[must_use]
+    pub fn lookup(&self, key: &str) -> Lookup {
+        self.cache.lookup(key)
+    }
+
+    /// The present values among `keys` when the cache knows every one of them.
+    #[must_use]
+    pub fn lookup_all(&self, keys: &[&str]) -> Option<Vec<(String, Arc<CachedValue>)>> {
+        self.cache.lookup_all(keys)
+    }
+
+    /// Every row, sorted by key, when the whole table is cached.
+    #[must_use]
+    pub fn all_cached(&self) -> Option<Vec<(String, Arc<CachedValue>)>> {
+        self.cache.is_all_loaded().then(|| self.cache.present_sorted())
+    }
+
+    /// Whether the cache can answer for `key` without the database.
+    #[must_use]
+    pub fn is_cached(&self, key: &str) -> bool {
+        self.cache.knows(key)
+    }
+
+    /// Empties the cache.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Forgets `key`, so that the next read of it goes to the database.
+    pub fn forget(&self, key: &str) {
+        self.cache.forget(key);
+    }
+
+    /// Applies what an operation on this table changed (after its commit, for a write).
+    pub fn apply(&self, change: CacheChange) {
+        change.apply(&self.cache);
+    }
+}
+
+/// What every table of one open database shares, whichever store runs them: the tables opened
+/// on it (for a restore, a purge of expired rows, or another writer's commit to reach every
+/// cache) and the watch for other writers.
+pub struct Shared<S: Storage> {
+    tables: Mutex<Vec<Weak<Table<S>>>>,
+    external: Option<ExternalWrites>,
+}
+
+impl<S: Storage> fmt::Debug for Shared<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("tables", &self.tables.lock().len()).finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> Shared<S> {
+    /// Shared state for a database, watching for other writers at most once per
+    /// `watch_interval`; `version` is the database's data version when it was opened.
+    #[must_use]
+    pub fn new(watch_interval: Option<Duration>, version: Option<i64>) -> Self {
+        let external = watch_interval.map(|interval| {
+            let external = ExternalWrites::new(interval);
+            if let Some(version) = version {
+                external.changed(version); // the baseline
+            }
+            external
+        });
+        Self { tables: Mutex::new(Vec::new()), external }
+    }
+
+    /// Remembers `table`.
+    pub fn register(&self, table: &Arc<Table<S>>) {
+        let mut tables = self.tables.lock();
+        tables.retain(|table| table.strong_count() > 0);
+        tables.push(Arc::downgrade(table));
+    }
+
+    /// The tables still open.
+    #[must_use]
+    pub fn tables(&self) -> Vec<Arc<Table<S>>> {
+        self.tables.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Whether a check for other writers is due now (claims it: one caller per interval).
+    #[must_use]
+    pub fn watch_due(&self) -> bool {
+        self.external.as_ref().is_some_and(ExternalWrites::due)
+    }
+
+    pub(crate) fn external(&self) -> Option<&ExternalWrites> {
+        self.external.as_ref()
+    }
+
+    /// A change emptying every open table's cache.
+    pub(crate) fn clear_every_cache(&self) -> CacheChange {
+        let caches = self.tables().iter().map(|table| Arc::clone(table.cache())).collect();
+        CacheChange::new(crate::cache::Change::ClearTables(caches))
+    }
+}

@@ -1,0 +1,262 @@
+//! [`AsyncTransaction`]: a write transaction that holds the writer across awaits.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+use nanasqlite_core::engine::{Applied, CacheChange, Kind, Operation, Table, Transaction};
+use nanasqlite_core::sql::{Query, Row, SqlValue};
+use nanasqlite_core::storage::{End, SqliteStorage, Storage};
+use nanasqlite_core::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::job::{Answer, panic_error};
+use crate::pool::TransactionSlot;
+use crate::store::AsyncNanaSQLite;
+use crate::store_sql::record;
+
+/// A step of a `begin()` transaction, run on the writer.
+type Step<S> = Box<dyn for<'a> FnOnce(&Transaction<'a, S>) + Send>;
+
+enum Command<S: Storage> {
+    Run(Step<S>),
+    Commit,
+    Rollback,
+}
+
+/// The operation that holds the writer: begins, serves the guard's steps, then commits or
+/// rolls back as the guard says (a dropped guard rolls back). The transaction's key/value
+/// writes are its cache change, applied after the commit, before the guard's `commit` returns.
+struct Hold<S: Storage> {
+    handover: Option<Handover<S>>,
+}
+
+/// What the holding job takes over: the guard's commands, and where to say it has begun.
+struct Handover<S: Storage> {
+    commands: flume::Receiver<Command<S>>,
+    started: oneshot::Sender<Result<()>>,
+}
+
+impl<S: Storage> Operation<S> for Hold<S> {
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "begin"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        let Handover { commands, started } = self.handover.take().ok_or(Error::Closed)?;
+        let change = storage.transaction(|storage| {
+            if started.send(Ok(())).is_err() {
+                return (CacheChange::none(), End::Rollback); // the caller is gone already
+            }
+            let tx = Transaction::new(storage, table);
+            let end = loop {
+                match commands.recv() {
+                    Ok(Command::Run(step)) => step(&tx),
+                    Ok(Command::Commit) => break End::Commit,
+                    Ok(Command::Rollback) | Err(_) => break End::Rollback,
+                }
+            };
+            let change = if end == End::Commit { tx.into_change() } else { CacheChange::none() };
+            (change, end)
+        })?;
+        Ok(Applied { output: (), change })
+    }
+}
+
+/// A write transaction holding the writer, from [`AsyncNanaSQLite::begin`]. Its methods run on
+/// the writer inside the transaction; [`commit`](Self::commit) or [`rollback`](Self::rollback)
+/// end it, and dropping it rolls back. Key/value writes reach the cache only once committed.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let db = nanasqlite_pool::AsyncNanaSQLite::open(":memory:").await?;
+/// let tx = db.begin().await?;
+/// tx.set("a", &1).await?;
+/// assert_eq!(tx.get::<i32>("a").await?, Some(1));
+/// tx.commit().await?;
+/// assert_eq!(db.get::<i32>("a").await?, Some(1));
+///
+/// let tx = db.begin().await?;
+/// tx.set("a", &2).await?;
+/// drop(tx); // rolled back
+/// assert_eq!(db.get_fresh::<i32>("a").await?, Some(1));
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "dropping a transaction rolls it back"]
+pub struct AsyncTransaction<S: Storage = SqliteStorage> {
+    commands: flume::Sender<Command<S>>,
+    /// The holding job's answer: how the transaction ended.
+    finished: Answer<()>,
+    /// Lifts the database's "transaction open" mark when the guard goes.
+    _slot: TransactionSlot<S>,
+}
+
+impl<S: Storage> fmt::Debug for AsyncTransaction<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncTransaction").finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> AsyncTransaction<S> {
+    /// Queues the job that holds the writer, and waits until its `BEGIN` has run. If this
+    /// future is dropped first, the mark is lifted and the job rolls back.
+    pub(crate) fn begin(store: &AsyncNanaSQLite<S>) -> impl Future<Output = Result<Self>> + Send + use<S> {
+        let (checked, pool, table) = (store.ensure_open(), Arc::clone(&store.pool), Arc::clone(&store.table));
+        async move {
+            checked?;
+            let slot = pool.open_transaction().ok_or_else(|| Error::Transaction {
+                message: "a transaction is already open on this database".to_owned(),
+            })?;
+            let (commands, queue) = flume::unbounded();
+            let (started, begun) = oneshot::channel();
+            let hold = Hold { handover: Some(Handover { commands: queue, started }) };
+            let span = tracing::debug_span!("nanasqlite", op = "begin", table = %table.name());
+            let mut finished = pool.submit(table, hold, span).await?;
+            match begun.await {
+                Ok(begun) => begun?,
+                // The job ended without starting (timed out, or the store closed): its answer says why.
+                Err(_) => return Err((&mut finished).await.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed)),
+            }
+            Ok(Self { commands, finished, _slot: slot })
+        }
+    }
+
+    /// Runs `work` on the writer inside the transaction: any [`Transaction`] method.
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error; [`Error::Panic`] if it panicked (the transaction stays open);
+    /// [`Error::Closed`] if the transaction has ended.
+    pub fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F, S>
+    where
+        F: FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let step: Step<S> = Box::new(move |tx| {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)));
+            let _ = reply.send(result.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
+        });
+        let sent = self.commands.send(Command::Run(step));
+        async move {
+            sent.map_err(|_| Error::Closed)?;
+            answer.await.map_err(|_| Error::Closed)?
+        }
+    }
+
+    /// Stores `value` under `key` (encoded on the caller's side).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`], or as [`run`](Self::run).
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+        let key = key.to_owned();
+        let value = serde_json::to_value(value).map_err(|source| Error::Encode { key: key.clone(), source });
+        let run = value.map(|value| self.run(move |tx| tx.set(&key, &value)));
+        async move { run?.await }
+    }
+
+    /// The value of `key` as the transaction sees it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`], or as [`run`](Self::run).
+    pub fn get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S> {
+        let key = key.to_owned();
+        self.run(move |tx| tx.get(&key))
+    }
+
+    /// Deletes `key`; `false` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+        let key = key.to_owned();
+        self.run(move |tx| tx.delete(&key))
+    }
+
+    /// Runs one SQL statement of yours inside the transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    pub fn execute(
+        &self,
+        sql: &str,
+        params: impl AsRef<[SqlValue]>,
+    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
+        self.run(move |tx| tx.execute(&sql, &params))
+    }
+
+    /// Inserts a row into `table` inside the transaction; returns its rowid.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::sql_insert`].
+    pub fn sql_insert<T: Serialize + ?Sized>(
+        &self,
+        table: &str,
+        data: &T,
+    ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
+        let (encoded, table) = (record(table, data), table.to_owned());
+        let run = encoded.map(|data| self.run(move |tx| tx.sql_insert(&table, &data)));
+        async move { run?.await }
+    }
+
+    /// The rows `query` selects, as the transaction sees them.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::query`].
+    pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
+        self.run(move |tx| tx.query(&query))
+    }
+
+    /// Commits: resolves once the transaction's writes are durable and cached.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error (the transaction is then rolled back); [`Error::Closed`].
+    pub fn commit(self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        self.end(Command::Commit)
+    }
+
+    /// Rolls back everything the transaction did.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error; [`Error::Closed`].
+    pub fn rollback(self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        self.end(Command::Rollback)
+    }
+
+    fn end(self, command: Command<S>) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let sent = self.commands.send(command);
+        async move {
+            sent.map_err(|_| Error::Closed)?;
+            let Self { finished, _slot, .. } = self;
+            finished.await.map_err(|_| Error::Closed)?
+        }
+    }
+}
