@@ -1,5 +1,5 @@
 //! A web service keeping one store in its state: `GET /users/{id}` and `POST /users`, the
-//! store closed on graceful shutdown (the seed's FastAPI example, in axum).
+//! store closed on graceful shutdown (the async guide's FastAPI example, in axum).
 //!
 //! Run: `cargo run --example axum_app --features tokio` and try
 //! `curl -XPOST localhost:3000/users -H 'content-type: application/json' -d '{"id": 1, "name": "Alice"}'`

@@ -12,7 +12,7 @@ use nanasqlite::AsyncNanaSQLite;
 #[test]
 fn a_cache_hit_is_ready_at_the_first_poll() {
     futures::executor::block_on(async {
-        let db = AsyncNanaSQLite::open(":memory:").await.unwrap();
+        let db = AsyncNanaSQLite::builder(":memory:").inline_reads(false).open().await.unwrap();
         db.set("k", &1).await.unwrap();
         // `now_or_never` polls once with a no-op waker: only work done on this thread counts.
         assert_eq!(db.get::<i32>("k").now_or_never().unwrap().unwrap(), Some(1));
@@ -23,6 +23,12 @@ fn a_cache_hit_is_ready_at_the_first_poll() {
         assert_eq!(db.batch_get::<i32, _>(["k", "absent"]).now_or_never().unwrap().unwrap().len(), 1);
         assert!(db.get_shared("k").now_or_never().unwrap().unwrap().is_some());
         db.close().await.unwrap();
+        let inline = AsyncNanaSQLite::open(":memory:").await.unwrap();
+        inline.set("k", &1).await.unwrap();
+        inline.clear_cache();
+        let read = inline.get::<i32>("k").now_or_never();
+        assert_eq!(read.unwrap().unwrap(), Some(1), "with inline reads, a miss on a free connection is ready too");
+        inline.close().await.unwrap();
     });
 }
 

@@ -3,108 +3,19 @@
 //! smol and async-std also with the store's threads on that runtime's blocking pool.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::join_all;
-use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, Error, NanaSQLite, Query, params};
+use nanasqlite::{Error, NanaSQLite, Query, params};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-/// Runs `$body(builder)` on every runtime, `builder` opening a fresh file.
-macro_rules! on_every_runtime {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
+mod common;
 
-            #[test]
-            fn tokio_current_thread() {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(run(super::$name, |b| b));
-            }
-
-            #[test]
-            fn tokio_current_thread_blocking_pool() {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(run(super::$name, |b| b.spawner(nanasqlite::tokio::TokioBlockingPool)));
-            }
-
-            #[test]
-            fn tokio_multi_thread() {
-                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-                runtime.block_on(run(super::$name, |b| b.spawner(nanasqlite::tokio::TokioBlockingPool)));
-            }
-
-            #[test]
-            fn smol() {
-                ::smol::block_on(run(super::$name, |b| b.spawner(nanasqlite::smol::SmolBlockingPool)));
-            }
-
-            #[test]
-            fn async_std() {
-                let with = |b: AsyncBuilder| b.spawner(nanasqlite::async_std::AsyncStdBlockingPool);
-                ::async_std::task::block_on(run(super::$name, with));
-            }
-
-            #[test]
-            fn futures_block_on() {
-                futures::executor::block_on(run(super::$name, |b| b));
-            }
-
-            #[test]
-            fn async_executor() {
-                let executor = async_executor::Executor::new();
-                futures::executor::block_on(executor.run(run(super::$name, |b| b)));
-            }
-        }
-    )*};
-}
-
-/// A fresh file in a temp dir, a builder for it (adapted per runtime), and the body.
-async fn run<F, Fut>(body: F, adapt: impl Fn(AsyncBuilder) -> AsyncBuilder)
-where
-    F: FnOnce(Setup) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("async.db");
-    body(Setup { path: path.clone(), builder: adapt(AsyncNanaSQLite::builder(&path)) }).await;
-}
-
-struct Setup {
-    path: PathBuf,
-    builder: AsyncBuilder,
-}
-
-impl Setup {
-    async fn open(&self) -> AsyncNanaSQLite {
-        self.builder.clone().open().await.unwrap()
-    }
-}
-
-/// What the file holds, read by a separate sync connection.
-fn in_file<T: serde::de::DeserializeOwned>(path: &Path, key: &str) -> Option<T> {
-    NanaSQLite::open(path).unwrap().get(key).unwrap()
-}
-
-/// Yields to the executor once: lets another task (or join branch) run.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
+use common::{Setup, YieldNow, in_file};
 
 on_every_runtime!(
     crud,
@@ -295,7 +206,7 @@ async fn use_after_close(setup: Setup) {
 }
 
 async fn read_pool(setup: Setup) {
-    let db = setup.builder.clone().read_pool_size(3).max_workers(4).open().await.unwrap();
+    let db = setup.builder.clone().read_pool_size(3).max_workers(4).inline_reads(false).open().await.unwrap();
     assert_eq!(db.stats().lanes, 1, "readers start when reads need them");
     db.batch_update((0..500).map(|i| (format!("k{i}"), i))).await.unwrap();
     db.clear_cache();

@@ -240,3 +240,14 @@ fn misusing_a_transaction_is_an_error_not_a_deadlock() -> nanasqlite::Result<()>
     db.close()?;
     Ok(())
 }
+
+#[test]
+fn a_row_that_cannot_be_columns_names_its_table_and_writes_nothing() {
+    let (_dir, db) = users_db();
+    let bad: std::collections::HashMap<(i32, i32), i32> = [((1, 2), 3)].into();
+    let error = db.sql_insert("users", &bad).unwrap_err();
+    assert!(matches!(&error, Error::EncodeRow { table, .. } if table == "users"), "{error:?}");
+    assert_eq!(error.key(), None, "a table is not a key");
+    assert!(matches!(db.sql_insert("users", &json!([1, 2])), Err(Error::Validation { .. })), "not a map of columns");
+    assert_eq!(db.count(Query::table("users")).unwrap(), 4);
+}

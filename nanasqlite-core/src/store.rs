@@ -80,7 +80,8 @@ impl<S: Storage> NanaSQLite<S> {
     /// A store on `storage`: creates (or checks) the table and loads it if asked.
     pub(crate) fn start(storage: S, start: Start) -> Result<Self> {
         let handle = storage.open_table(&start.table)?;
-        let shared = Arc::new(Shared::new(start.watch, storage.data_version()?));
+        let version = if start.watch.is_some() { storage.data_version()? } else { None };
+        let shared = Arc::new(Shared::new(start.watch, version));
         let table = Arc::new(Table::new(start.table, handle, start.settings));
         shared.register(&table);
         let database = Arc::new(Database::new(storage, start.path, shared, start.waits));

@@ -61,6 +61,7 @@ pub struct AsyncBuilder {
     max_workers: usize,
     read_pool_size: Option<usize>,
     queue_capacity: usize,
+    inline_reads: bool,
     spawner: Arc<dyn Spawn>,
 }
 
@@ -71,6 +72,7 @@ impl fmt::Debug for AsyncBuilder {
             .field("max_workers", &self.max_workers)
             .field("read_pool_size", &self.read_pool_size)
             .field("queue_capacity", &self.queue_capacity)
+            .field("inline_reads", &self.inline_reads)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +83,7 @@ impl AsyncBuilder {
             core: Builder::new(path),
             max_workers: DEFAULT_MAX_WORKERS,
             read_pool_size: None,
+            inline_reads: true,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             spawner: Arc::new(Threads),
         }
@@ -97,6 +100,16 @@ impl AsyncBuilder {
     /// (started when needed; 0 for none). Default: `max_workers - 1`.
     pub fn read_pool_size(mut self, readers: usize) -> Self {
         self.read_pool_size = Some(readers);
+        self
+    }
+
+    /// Whether an uncached point read (`get`, `contains` of one key) may run on the caller's
+    /// thread when one of the store's connections is free at that instant: one primary-key
+    /// lookup, a few microseconds, saving two thread wake-ups. It never waits, neither for a
+    /// connection nor for another connection's lock (the busy handler is off for it); when it
+    /// would, the read goes to the store's threads. Default `true`.
+    pub fn inline_reads(mut self, inline: bool) -> Self {
+        self.inline_reads = inline;
         self
     }
 
@@ -185,7 +198,7 @@ impl AsyncBuilder {
         if self.queue_capacity == 0 {
             return Err(Error::Validation { message: "queue_capacity must be at least 1".to_owned() });
         }
-        Ok(Sizes { readers, queue_capacity: self.queue_capacity })
+        Ok(Sizes { readers, queue_capacity: self.queue_capacity, inline_reads: self.inline_reads })
     }
 
     /// Starts the pool, opens the database and the table (creating them if needed), and loads
@@ -216,12 +229,13 @@ impl AsyncBuilder {
         let options: Options = self.core.options().clone();
         let name = options.table_name()?;
         let settings = TableSettings::new(&options)?;
-        let create = name.clone();
+        let (create, watch) = (name.clone(), options.watch_external_writes.is_some());
         let open = move || {
             let storage = connect()?;
             let table = storage.open_table(&create)?;
-            let opened = Opened { table, version: storage.data_version()?, readers: storage.readers() };
-            Ok((storage, opened))
+            let version = if watch { storage.data_version()? } else { None };
+            let readers = storage.readers();
+            Ok((storage, Opened { table, version, readers }))
         };
         let (pool, handle) =
             Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout).await?;

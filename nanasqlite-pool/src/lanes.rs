@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use nanasqlite_core::Error;
 use nanasqlite_core::engine::{self, Kind, Purge, Shared};
 use nanasqlite_core::storage::{End, OpenReader, Storage};
@@ -33,6 +35,10 @@ const MAX_READ_GROUP: usize = 16;
 pub(crate) type Queue<S> = flume::Sender<Box<dyn Job<S>>>;
 pub(crate) type Jobs<S> = flume::Receiver<Box<dyn Job<S>>>;
 
+/// A job that has run (or been settled without running), and the failure of its whole group,
+/// if any: ready to answer its caller.
+type Settled<S> = Vec<(Box<dyn Job<S>>, Option<Error>)>;
+
 /// What a lane is for.
 pub(crate) enum Role<S: Storage> {
     /// The read-write connection: writes (grouped), exclusive jobs, and reads while no
@@ -42,18 +48,24 @@ pub(crate) enum Role<S: Storage> {
     Reader { reopen: OpenReader<S>, idle: Arc<AtomicUsize> },
 }
 
+/// A lane's connection. The lane locks it while it runs a group; while the lane waits for
+/// work it is free, and a point read may run on it from the caller's thread (`try_inline`).
+/// `None` once the lane has closed it.
+pub(crate) type Slot<S> = Arc<Mutex<Option<S>>>;
+
 /// One lane: its queue, its connection, and the job it took but could not group.
 pub(crate) struct Lane<S: Storage> {
     queue: Jobs<S>,
-    storage: S,
+    slot: Slot<S>,
     counters: Arc<Counters>,
     held: Option<Box<dyn Job<S>>>,
     role: Role<S>,
 }
 
 impl<S: Storage> Lane<S> {
-    pub(crate) fn new(queue: Jobs<S>, storage: S, counters: Arc<Counters>, role: Role<S>) -> Self {
-        Self { queue, storage, counters, held: None, role }
+    /// A lane on `queue` over the connection in `slot`.
+    pub(crate) fn new(queue: Jobs<S>, slot: Slot<S>, counters: Arc<Counters>, role: Role<S>) -> Self {
+        Self { queue, slot, counters, held: None, role }
     }
 
     /// Runs jobs until the queue is empty and closed; returns how closing the connection went.
@@ -66,10 +78,20 @@ impl<S: Storage> Lane<S> {
         while let Some(first) = self.held.take().or_else(|| self.next()) {
             mark(true);
             let group = self.gather(first);
-            self.run_group(group);
+            let settled = {
+                let mut storage = self.slot.lock();
+                match storage.as_mut() {
+                    Some(storage) => self.run_group(storage, group),
+                    None => group.into_iter().map(|job| (job, Some(Error::Closed))).collect(),
+                }
+            };
+            // Free before the callers hear back, so that a caller's next read finds it free.
             mark(false);
+            for (job, failure) in settled {
+                job.finish(failure.as_ref());
+            }
         }
-        self.storage.close()
+        self.slot.lock().take().map_or(Ok(()), Storage::close)
     }
 
     /// The next job: the writer waits a moment actively (a job often follows the last one
@@ -118,11 +140,11 @@ impl<S: Storage> Lane<S> {
         group
     }
 
-    fn run_group(&mut self, group: Vec<Box<dyn Job<S>>>) {
+    fn run_group(&self, storage: &mut S, group: Vec<Box<dyn Job<S>>>) -> Settled<S> {
         let kind = group[0].kind();
         let jobs = self.startable(group);
         if jobs.is_empty() {
-            return;
+            return Vec::new();
         }
         match kind {
             Kind::Write => {
@@ -131,13 +153,13 @@ impl<S: Storage> Lane<S> {
                     Role::Writer { shared, .. } => Some(Arc::clone(shared)),
                     Role::Reader { .. } => None,
                 };
-                run_writes(&mut self.storage, shared.as_deref(), jobs);
+                run_writes(storage, shared.as_deref(), jobs)
             }
             Kind::Read => {
                 self.counters.record_read_group(jobs.len());
-                self.read_recovering(jobs);
+                self.read_recovering(storage, jobs)
             }
-            Kind::Exclusive => run_alone(&mut self.storage, jobs),
+            Kind::Exclusive => run_alone(storage, jobs),
         }
     }
 
@@ -162,33 +184,31 @@ impl<S: Storage> Lane<S> {
     }
 
     /// Runs a read group; if the connection failed under it, runs it once more on a new one.
-    fn read_recovering(&mut self, mut jobs: Vec<Box<dyn Job<S>>>) {
-        let mut failure = self.read_once(&mut jobs);
-        if connection_failed(failure.as_ref(), &jobs) && self.reconnect() {
+    fn read_recovering(&self, storage: &mut S, mut jobs: Vec<Box<dyn Job<S>>>) -> Settled<S> {
+        let mut failure = self.read_once(storage, &mut jobs);
+        if connection_failed(failure.as_ref(), &jobs) && self.reconnect(storage) {
             self.counters.record_reconnect();
             tracing::warn!(error = ?failure, "a reader's connection failed; reads run again on a new one");
-            failure = self.read_once(&mut jobs);
+            failure = self.read_once(storage, &mut jobs);
         }
-        for job in jobs {
-            job.finish(failure.as_ref());
-        }
+        jobs.into_iter().map(|job| (job, failure.as_ref().map(engine::duplicate))).collect()
     }
 
-    fn read_once(&mut self, jobs: &mut [Box<dyn Job<S>>]) -> Option<Error> {
+    fn read_once(&self, storage: &mut S, jobs: &mut [Box<dyn Job<S>>]) -> Option<Error> {
         #[cfg(feature = "failpoints")]
         fail::fail_point!("nanasqlite-reader-connection", matches!(self.role, Role::Reader { .. }), |_| Some(
             injected_io_error()
         ));
-        run_reads(&mut self.storage, jobs)
+        run_reads(storage, jobs)
     }
 
     /// Replaces this reader's connection with a new one; whether that worked (the writer
     /// never reconnects: it has nothing to reopen with).
-    fn reconnect(&mut self) -> bool {
+    fn reconnect(&self, storage: &mut S) -> bool {
         let Role::Reader { reopen, .. } = &self.role else { return false };
         match reopen() {
-            Ok(storage) => {
-                let _ = std::mem::replace(&mut self.storage, storage).close();
+            Ok(fresh) => {
+                let _ = std::mem::replace(storage, fresh).close();
                 true
             }
             Err(error) => {
@@ -212,7 +232,7 @@ enum Group {
 /// Writes run without savepoints (they cost a statement journal per write). When one fails,
 /// the transaction is rolled back, that write is answered with its error, and the others run
 /// again in a new transaction: a failing write fails alone, and costs a rerun only then.
-fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs: Vec<Box<dyn Job<S>>>) {
+fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs: Vec<Box<dyn Job<S>>>) -> Settled<S> {
     let mut live: Vec<usize> = (0..jobs.len()).collect();
     let failure = loop {
         let ran = storage.transaction(|storage| {
@@ -236,10 +256,8 @@ fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs:
             Err(error) => break Some(error),
         }
     };
-    for (i, job) in jobs.into_iter().enumerate() {
-        let group_failure = failure.as_ref().filter(|_| live.contains(&i));
-        job.finish(group_failure);
-    }
+    let failed = |i: usize| failure.as_ref().filter(|_| live.contains(&i)).map(engine::duplicate);
+    jobs.into_iter().enumerate().map(|(i, job)| (job, failed(i))).collect()
 }
 
 /// Runs the `live` jobs in order (dropping those past their deadline from `live`); the
@@ -261,13 +279,14 @@ fn run_until_failure<S>(storage: &mut S, jobs: &mut [Box<dyn Job<S>>], live: &mu
 }
 
 /// Runs each of `jobs` by itself, outside any transaction the lane opens.
-fn run_alone<S>(storage: &mut S, jobs: Vec<Box<dyn Job<S>>>) {
-    for mut job in jobs {
+fn run_alone<S>(storage: &mut S, jobs: Vec<Box<dyn Job<S>>>) -> Settled<S> {
+    let run = |mut job: Box<dyn Job<S>>| {
         if !job.time_out(Instant::now()) {
             job.run(storage);
         }
-        job.finish(None);
-    }
+        (job, None)
+    };
+    jobs.into_iter().map(run).collect()
 }
 
 /// Runs `jobs` in one read snapshot (a lone read needs none); the snapshot's own failure.
@@ -326,6 +345,10 @@ mod tests {
         Slow(Duration),
         /// Reads the row count (a read job).
         Count,
+        /// A read whose first run fails as if the connection broke (an I/O error).
+        BrokenOnce,
+        /// A read refused for what it asks (not for its connection).
+        Refuse,
     }
 
     /// What happened to a fake job, shared with the test.
@@ -376,6 +399,12 @@ mod tests {
                     put(storage)
                 }
                 Act::Count => storage.count(&self.table).map(|n| n as usize),
+                Act::Refuse => Err(Error::Validation { message: "bad request".into() }),
+                Act::BrokenOnce => {
+                    self.act = Act::Count;
+                    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_READ);
+                    Err(Error::Sqlite(rusqlite::Error::SqliteFailure(code, None)))
+                }
             });
         }
         fn failed(&self) -> bool {
@@ -418,7 +447,7 @@ mod tests {
         }
 
         fn job_until(&self, key: &str, act: Act, deadline: Option<Instant>) -> Box<dyn Job<SqliteStorage>> {
-            let kind = if matches!(act, Act::Count) { Kind::Read } else { Kind::Write };
+            let kind = if matches!(act, Act::Count | Act::BrokenOnce | Act::Refuse) { Kind::Read } else { Kind::Write };
             Box::new(Fake {
                 key: key.to_owned(),
                 act,
@@ -453,7 +482,9 @@ mod tests {
         let path = storage.file().unwrap();
         let role = Role::Writer { shared: Arc::new(Shared::new(None, None)), busy: Arc::default() };
         let counters = Arc::new(Counters::default());
-        Lane::new(receiver, storage, Arc::clone(&counters), role).run().unwrap();
+        Lane::new(receiver, Arc::new(parking_lot::Mutex::new(Some(storage))), Arc::clone(&counters), role)
+            .run()
+            .unwrap();
         let storage = SqliteStorage::open(path, &ConnectionOptions::default()).unwrap();
         (Bench { storage, table, log, _dir }, counters.snapshot(0, 0, 1))
     }
@@ -498,25 +529,52 @@ mod tests {
         assert_eq!(bench.keys(), ["a"]);
     }
 
-    #[test]
-    fn a_read_group_runs_in_one_snapshot_and_reconnects_once_after_a_broken_connection() {
-        let bench = Bench::new();
-        bench.storage.put(&bench.table, "x", StoredRef::Text(b"1")).unwrap();
+    /// Runs `jobs` on a reader lane over a read-only connection to `bench`'s file.
+    fn reader_runs(bench: &Bench, jobs: Vec<Box<dyn Job<SqliteStorage>>>) -> crate::Stats {
         let reopen = bench.storage.readers().unwrap();
-        let reader = reopen().unwrap();
         let (queue, receiver) = flume::unbounded();
-        for i in 0..5 {
-            queue.send(bench.job(&format!("r{i}"), Act::Count)).unwrap();
+        for job in jobs {
+            queue.send(job).unwrap();
         }
         drop(queue);
         let counters = Arc::new(Counters::default());
-        let idle = Arc::new(AtomicUsize::new(0));
-        let mut lane = Lane::new(receiver, reader, Arc::clone(&counters), Role::Reader { reopen, idle });
-        assert!(lane.reconnect(), "a reader opens a new connection");
-        lane.run().unwrap();
-        let stats = counters.snapshot(0, 0, 1);
-        assert_eq!((stats.read_groups, stats.reads), (1, 5), "five reads, one snapshot");
+        let role = Role::Reader { reopen: Arc::clone(&reopen), idle: Arc::default() };
+        Lane::new(receiver, Arc::new(parking_lot::Mutex::new(Some(reopen().unwrap()))), Arc::clone(&counters), role)
+            .run()
+            .unwrap();
+        counters.snapshot(0, 0, 1)
+    }
+
+    #[test]
+    fn a_read_group_runs_in_one_snapshot() {
+        let bench = Bench::new();
+        bench.storage.put(&bench.table, "x", StoredRef::Text(b"1")).unwrap();
+        let stats = reader_runs(&bench, (0..5).map(|i| bench.job(&format!("r{i}"), Act::Count)).collect());
+        assert_eq!((stats.read_groups, stats.reads, stats.reconnects), (1, 5, 0), "five reads, one snapshot");
         assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)));
+    }
+
+    #[test]
+    fn a_read_group_whose_connection_broke_runs_again_on_a_new_one() {
+        let bench = Bench::new();
+        bench.storage.put(&bench.table, "x", StoredRef::Text(b"1")).unwrap();
+        let jobs = vec![bench.job("a", Act::Count), bench.job("b", Act::BrokenOnce), bench.job("c", Act::Count)];
+        let stats = reader_runs(&bench, jobs);
+        assert_eq!(stats.reconnects, 1, "the reader opened a new connection");
+        assert_eq!(bench.log.runs.load(Ordering::SeqCst), 6, "the whole group ran again");
+        assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)), "{:?}", bench.answers());
+    }
+
+    #[test]
+    fn a_read_that_is_not_a_broken_connection_fails_alone_without_a_reconnect() {
+        let bench = Bench::new();
+        let jobs = vec![bench.job("a", Act::Count), bench.job("b", Act::Refuse), bench.job("c", Act::Count)];
+        let stats = reader_runs(&bench, jobs);
+        assert_eq!((stats.read_groups, stats.reconnects), (1, 0));
+        let answers = bench.answers();
+        assert_eq!(answers[0], ("a".into(), Ok(0)));
+        assert!(answers[1].1.as_ref().unwrap_err().contains("bad request"));
+        assert_eq!(answers[2], ("c".into(), Ok(0)));
     }
 
     #[test]

@@ -11,15 +11,17 @@ use nanasqlite_core::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 
 use crate::job::{Answer, Task};
-use crate::lanes::{Jobs, Lane, Queue, Role};
+use crate::lanes::{Jobs, Lane, Queue, Role, Slot};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
 
-/// How deep the queues are, and how many readers may start.
+/// How deep the queues are, how many readers may start, and whether point reads may run on
+/// the caller's thread.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sizes {
     pub(crate) readers: usize,
     pub(crate) queue_capacity: usize,
+    pub(crate) inline_reads: bool,
 }
 
 /// What the writer made while opening: the connection's first table and data version, and how
@@ -39,6 +41,9 @@ pub(crate) struct Pool<S: Storage> {
     readers: Option<Readers<S>>,
     /// One receiver per lane started, answered with how closing its connection went.
     exits: Mutex<Vec<flume::Receiver<Result<()>>>>,
+    /// The lanes' connections, for point reads on the caller's thread (readers first, the
+    /// writer last); empty when inline reads are off.
+    slots: RwLock<Vec<Slot<S>>>,
     closed: AtomicBool,
     /// A `begin()` transaction holds the writer.
     transaction_open: AtomicBool,
@@ -74,16 +79,18 @@ impl<S: Storage> Pool<S> {
         let busy = Arc::new(AtomicBool::new(false));
         let (ready, opened) = flume::bounded(1);
         let (exit, exited) = flume::bounded(1);
+        let slot: Slot<S> = Arc::default();
         // The shared state is made on the writer, once the data version is known, and sent back.
-        let (lane_counters, lane_busy) = (Arc::clone(&counters), Arc::clone(&busy));
+        let (lane_counters, lane_busy, lane_slot) = (Arc::clone(&counters), Arc::clone(&busy), Arc::clone(&slot));
         spawner.spawn(
             "nanasqlite-writer".to_owned(),
             Box::new(move || match open() {
                 Ok((storage, made)) => {
                     let shared = Arc::new(Shared::new(watch, made.version));
                     let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy };
+                    *lane_slot.lock() = Some(storage);
                     let _ = ready.send(Ok((made, shared)));
-                    let _ = exit.send(Lane::new(jobs, storage, lane_counters, role).run());
+                    let _ = exit.send(Lane::new(jobs, lane_slot, lane_counters, role).run());
                 }
                 Err(error) => {
                     let _ = ready.send(Err(error));
@@ -107,6 +114,7 @@ impl<S: Storage> Pool<S> {
             writer_busy: busy,
             readers,
             exits: Mutex::new(vec![exited]),
+            slots: RwLock::new(if sizes.inline_reads { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
             shared,
@@ -178,9 +186,13 @@ impl<S: Storage> Pool<S> {
         let (exit, exited) = flume::bounded(1);
         let (jobs, open, counters) = (readers.jobs.clone(), Arc::clone(&readers.open), Arc::clone(&self.counters));
         let idle = Arc::clone(&readers.idle);
+        let slot: Slot<S> = Arc::default();
+        let lane_slot = Arc::clone(&slot);
         let lane = Box::new(move || match open() {
             Ok(storage) => {
-                let _ = exit.send(Lane::new(jobs, storage, counters, Role::Reader { reopen: open, idle }).run());
+                *lane_slot.lock() = Some(storage);
+                let role = Role::Reader { reopen: open, idle };
+                let _ = exit.send(Lane::new(jobs, lane_slot, counters, role).run());
             }
             Err(error) => {
                 tracing::warn!(%error, "a reader could not open its connection");
@@ -191,8 +203,34 @@ impl<S: Storage> Pool<S> {
             Ok(()) => {
                 readers.started.fetch_add(1, Ordering::AcqRel);
                 exits.push(exited);
+                let mut slots = self.slots.write();
+                if !slots.is_empty() {
+                    slots.insert(0, slot); // readers before the writer
+                }
             }
             Err(error) => tracing::warn!(%error, "could not start a reader thread"),
+        }
+    }
+
+    /// Runs point read `operation` on the caller's thread, on a lane's connection that is free
+    /// at this instant (never waiting for one, nor for another connection's lock), and applies
+    /// its cache change; `None` when no connection was free or the read would have waited, so
+    /// that the caller hands it to a lane instead.
+    pub(crate) fn try_inline<O: Operation<S>>(&self, table: &Table<S>, operation: &mut O) -> Option<Result<O::Output>> {
+        if !operation.inline() || self.is_closed() {
+            return None;
+        }
+        let slots = self.slots.read();
+        let mut storage = slots.iter().find_map(|slot| slot.try_lock().filter(|storage| storage.is_some()))?;
+        let storage = storage.as_mut()?;
+        match storage.without_waiting(|storage| operation.run(storage, table)) {
+            Ok(applied) => {
+                self.counters.record_inline_read();
+                table.apply(applied.change);
+                Some(Ok(applied.output))
+            }
+            Err(error) if error.is_busy() => None,
+            Err(error) => Some(Err(error)),
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Stats {
     /// Their total time in the queue (from being handed over to being taken by a lane); over
     /// `jobs_started`, the mean wait.
     pub queue_wait: Duration,
+    /// Point reads (cache misses) run on the caller's thread, on a connection that was free.
+    pub inline_reads: u64,
     /// Reads answered by a cache without a job.
     pub cache_hits: u64,
     /// Reads that needed a job.
@@ -52,6 +54,7 @@ pub(crate) struct Counters {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     reconnects: AtomicU64,
+    inline_reads: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -83,6 +86,10 @@ impl Counters {
         add(&self.reconnects, 1);
     }
 
+    pub(crate) fn record_inline_read(&self) {
+        add(&self.inline_reads, 1);
+    }
+
     pub(crate) fn record_cache(&self, hit: bool) {
         add(if hit { &self.cache_hits } else { &self.cache_misses }, 1);
     }
@@ -102,6 +109,7 @@ impl Counters {
             abandoned: load(&self.abandoned),
             jobs_started: load(&self.jobs_started),
             queue_wait: Duration::from_nanos(load(&self.queue_wait_nanos)),
+            inline_reads: load(&self.inline_reads),
             cache_hits: load(&self.cache_hits),
             cache_misses: load(&self.cache_misses),
             reconnects: load(&self.reconnects),

@@ -121,14 +121,24 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 
     /// Hands `operation` on this handle's table to the pool, in a `nanasqlite` tracing span
     /// named after the operation (entered on the lane too).
-    pub(crate) fn run<O>(&self, operation: O) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
+    ///
+    /// A point read runs at once on the caller's thread instead when a connection is free (see
+    /// [`AsyncBuilder::inline_reads`]).
+    pub(crate) fn run<O>(&self, mut operation: O) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
     where
         O: Operation<S> + Send + 'static,
         O::Output: Send + 'static,
     {
         let span = tracing::debug_span!("nanasqlite", op = operation.name(), table = %self.table.name());
+        let inline = span.in_scope(|| self.pool.try_inline(&self.table, &mut operation));
         let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
-        async move { pool.run(table, operation, lane_span).await }.instrument(span)
+        async move {
+            match inline {
+                Some(answer) => answer,
+                None => pool.run(table, operation, lane_span).await,
+            }
+        }
+        .instrument(span)
     }
 
     /// The rules SQL fragments of this handle are checked against.

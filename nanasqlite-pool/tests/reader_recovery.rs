@@ -14,7 +14,12 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const FAIL_POINT: &str = "nanasqlite-reader-connection";
 
 async fn store_of_100(dir: &std::path::Path, readers: usize) -> AsyncNanaSQLite {
-    let db = AsyncNanaSQLite::builder(dir.join("readers.db")).read_pool_size(readers).open().await.unwrap();
+    let db = AsyncNanaSQLite::builder(dir.join("readers.db"))
+        .read_pool_size(readers)
+        .inline_reads(false)
+        .open()
+        .await
+        .unwrap();
     db.batch_update((0..100).map(|i| (format!("k{i}"), i))).await.unwrap();
     db.clear_cache(); // every read below needs a reader
     db

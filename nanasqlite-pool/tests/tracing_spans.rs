@@ -47,20 +47,32 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
-#[test]
-fn operations_are_traced_into_the_writer_thread() {
+fn entered_spans(inline_reads: bool) -> Vec<(String, String)> {
     let recorder = Arc::new(Recorder::default());
     tracing::subscriber::with_default(Arc::clone(&recorder), || {
         futures::executor::block_on(async {
-            let db = AsyncNanaSQLite::open(":memory:").await.unwrap();
+            let db = AsyncNanaSQLite::builder(":memory:").inline_reads(inline_reads).open().await.unwrap();
             db.set("k", &1).await.unwrap();
             db.clear_cache();
             db.get::<i32>("k").await.unwrap();
             db.close().await.unwrap();
         });
     });
-    let entered = recorder.entered.lock().unwrap();
+    recorder.entered.lock().unwrap().clone()
+}
+
+#[test]
+fn operations_are_traced_into_the_writer_thread() {
+    let entered = entered_spans(false);
     for op in ["set", "get"] {
         assert!(entered.iter().any(|(o, t)| o == op && t == "nanasqlite-writer"), "{op} on the writer: {entered:?}");
     }
+}
+
+#[test]
+fn an_inline_read_is_traced_on_the_callers_thread() {
+    let entered = entered_spans(true);
+    let caller = std::thread::current().name().unwrap_or("").to_owned();
+    assert!(entered.iter().any(|(o, t)| o == "set" && t == "nanasqlite-writer"), "{entered:?}");
+    assert!(entered.iter().any(|(o, t)| o == "get" && *t == caller), "the read ran on {caller:?}: {entered:?}");
 }

@@ -107,6 +107,10 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
     type Output = Option<Arc<CachedValue>>;
     describe!("get", Read);
 
+    fn inline(&self) -> bool {
+        true
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let key = self.key.as_ref();
         let value = storage.get(table.handle(), key)?.map(|stored| table.codec().read(stored.as_ref()));
@@ -160,6 +164,10 @@ impl<K: AsRef<str>> Contains<K> {
 impl<S: Storage, K: AsRef<str>> Operation<S> for Contains<K> {
     type Output = bool;
     describe!("contains", Read);
+
+    fn inline(&self) -> bool {
+        true
+    }
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<bool>> {
         let key = self.key.as_ref();

@@ -85,6 +85,12 @@ pub trait Operation<S: Storage> {
     /// Where it runs.
     fn kind(&self) -> Kind;
 
+    /// Whether it is a point read cheap enough (a few microseconds: one primary-key lookup) for
+    /// the async store to run on the caller's thread when a connection is free at that instant.
+    fn inline(&self) -> bool {
+        false
+    }
+
     /// Does the work on `storage` for `table`, inside the transaction or snapshot the runner
     /// opened for its [`Kind`].
     ///

@@ -74,6 +74,20 @@ impl SqlValue {
     }
 }
 
+/// As [`SqlValue::to_json`]: numbers, strings, `null`, and blobs as arrays of bytes.
+impl serde::Serialize for SqlValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Null => serializer.serialize_none(),
+            Self::Integer(i) => serializer.serialize_i64(*i),
+            Self::Real(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Self::Real(_) => serializer.serialize_none(),
+            Self::Text(text) => serializer.serialize_str(text),
+            Self::Blob(bytes) => serializer.collect_seq(bytes),
+        }
+    }
+}
+
 impl rusqlite::ToSql for SqlValue {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self {

@@ -204,6 +204,16 @@ pub trait Storage: Send + 'static {
     where
         Self: Sized;
 
+    /// Runs `work` without waiting for other connections' locks: a call that would wait fails
+    /// with the backend's "busy" error instead. For reads run on a caller's thread, which must
+    /// never sleep in a busy handler.
+    fn without_waiting<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> R
+    where
+        Self: Sized,
+    {
+        work(self)
+    }
+
     /// A number that changes when another connection (or process) commits to the database;
     /// `None` when the backend cannot tell.
     ///

@@ -301,6 +301,9 @@ impl Storage for SqliteStorage {
     fn open_table(&self, name: &Identifier) -> Result<SqliteTable> {
         let sql = TableSql::new(name);
         schema::create_or_check(&self.conn, name, &sql.quoted)?;
+        // Prepared now, on the thread that opens the store: the first read is most often the
+        // next call, and may run on the caller's thread.
+        self.conn.prepare_cached(&sql.get)?;
         Ok(SqliteTable { sql: Arc::new(sql) })
     }
 
@@ -406,6 +409,13 @@ impl Storage for SqliteStorage {
             Ok(value) => ended.map(|_| value),
             Err(panic) => panic::resume_unwind(panic),
         }
+    }
+
+    fn without_waiting<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> R {
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let result = work(self);
+        let _ = self.conn.busy_timeout(self.options.busy_timeout);
+        result
     }
 
     fn data_version(&self) -> Result<Option<i64>> {

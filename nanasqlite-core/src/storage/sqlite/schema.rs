@@ -13,22 +13,37 @@ use crate::identifier::Identifier;
 /// The layout the store creates and expects.
 pub(super) const EXPECTED: &str = "(key TEXT PRIMARY KEY, value TEXT)";
 
-/// Creates `name` if it does not exist; otherwise checks it.
+/// Creates `name` if it does not exist; otherwise checks it. The table as this crate or Python
+/// NanaSQLite creates it is recognised from its `CREATE` statement alone (one query, as opening
+/// must stay cheap); any other is checked column by column.
 pub(super) fn create_or_check(conn: &Connection, name: &Identifier, quoted: &str) -> Result<()> {
-    match kind_of(conn, name)?.as_deref() {
+    match definition(conn, name)? {
         None => {
             conn.execute(&format!("CREATE TABLE IF NOT EXISTS {quoted} {EXPECTED}"), [])?;
             Ok(())
         }
-        Some("table") => check(conn, name),
-        Some(other) => Err(refuse(name, &format!("it is a {other}, not a table"))),
+        Some((kind, sql)) if kind == "table" => {
+            if sql.is_some_and(|sql| is_expected(&sql, name)) {
+                Ok(())
+            } else {
+                check(conn, name)
+            }
+        }
+        Some((other, _)) => Err(refuse(name, &format!("it is a {other}, not a table"))),
     }
 }
 
-/// `"table"`, `"view"`, … for an existing schema object named `name`.
-fn kind_of(conn: &Connection, name: &Identifier) -> Result<Option<String>> {
-    let sql = "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')";
-    Ok(conn.prepare_cached(sql)?.query_row([name.as_str()], |row| row.get(0)).optional()?)
+/// The kind (`"table"`, `"view"`) and `CREATE` statement of the schema object named `name`.
+fn definition(conn: &Connection, name: &Identifier) -> Result<Option<(String, Option<String>)>> {
+    let sql = "SELECT type, sql FROM sqlite_master WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')";
+    Ok(conn.prepare_cached(sql)?.query_row([name.as_str()], |row| Ok((row.get(0)?, row.get(1)?))).optional()?)
+}
+
+/// Whether `sql` is the statement that creates the expected layout (spacing, case and the
+/// quotes around the name aside), as this crate and Python NanaSQLite write it.
+fn is_expected(sql: &str, name: &Identifier) -> bool {
+    let squeeze = |text: &str| text.chars().filter(|c| !c.is_whitespace() && *c != '"').collect::<String>();
+    squeeze(sql).eq_ignore_ascii_case(&squeeze(&format!("CREATE TABLE {} {EXPECTED}", name.as_str())))
 }
 
 struct Column {
@@ -110,6 +125,10 @@ mod tests {
     #[test]
     fn python_and_compatible_layouts_open() {
         open("").unwrap();
+        let name = Identifier::new("data").unwrap();
+        assert!(is_expected("CREATE TABLE \"data\" (\n    key TEXT PRIMARY KEY,\n    value TEXT\n)", &name));
+        assert!(is_expected("create table data (key text primary key, value text)", &name));
+        assert!(!is_expected("CREATE TABLE data (key TEXT PRIMARY KEY, value TEXT) STRICT", &name));
         open("CREATE TABLE data (\n    key TEXT PRIMARY KEY,\n    value TEXT\n)").unwrap();
         open("CREATE TABLE data (key VARCHAR(64) PRIMARY KEY, value BLOB, note TEXT)").unwrap();
         open("CREATE TABLE data (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID").unwrap();
