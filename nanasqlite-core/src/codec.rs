@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::cache::CachedValue;
 use crate::error::{Error, Result};
-use crate::storage::StoredRef;
+use crate::storage::{Stored, StoredRef};
 
 /// How one table's values are kept in storage: JSON text as it is.
 #[derive(Clone, Debug, Default)]
@@ -57,6 +57,17 @@ impl ValueCodec {
                  (Python NanaSQLite's encryption_key); open the store with its key",
                 bytes.len()
             )),
+        }
+    }
+
+    /// As [`read`](Self::read), taking the stored value: JSON text is kept without a copy.
+    pub(crate) fn read_owned(&self, stored: Stored) -> Arc<CachedValue> {
+        match stored {
+            Stored::Text(bytes) => match String::from_utf8(bytes) {
+                Ok(json) => CachedValue::new(json),
+                Err(error) => self.read(StoredRef::Text(error.as_bytes())),
+            },
+            blob @ Stored::Blob(_) => self.read(blob.as_ref()),
         }
     }
 

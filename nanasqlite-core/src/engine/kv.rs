@@ -113,7 +113,7 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let key = self.key.as_ref();
-        let value = storage.get(table.handle(), key)?.map(|stored| table.codec().read(stored.as_ref()));
+        let value = storage.get(table.handle(), key)?.map(|stored| table.codec().read_owned(stored));
         Ok(Applied::with(value.clone(), Change::Fill(key.into(), value, self.since)))
     }
 }
@@ -407,7 +407,7 @@ impl<S: Storage, K: AsRef<str>, T: DeserializeOwned> Operation<S> for Pop<K, T> 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Option<T>>> {
         let key = self.key.as_ref();
         let Some(stored) = storage.get(table.handle(), key)? else { return Ok(Applied::plain(None)) };
-        let value = table.codec().read(stored.as_ref()).decode(key)?;
+        let value = table.codec().read_owned(stored).decode(key)?;
         storage.delete(table.handle(), key)?;
         Ok(Applied::with(Some(value), Change::Remove(key.into())))
     }
@@ -434,7 +434,7 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for SetDefault<K> {
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Arc<CachedValue>>> {
         let key = self.key.as_ref();
         let value = match storage.get(table.handle(), key)? {
-            Some(stored) => table.codec().read(stored.as_ref()),
+            Some(stored) => table.codec().read_owned(stored),
             None => {
                 put(storage, table, key, &self.default)?;
                 Arc::clone(&self.default)

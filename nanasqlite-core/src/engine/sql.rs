@@ -103,7 +103,7 @@ impl<'a, S: Storage> Transaction<'a, S> {
     /// [`Error::Decode`]; the backend's error.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let stored = self.storage.get(self.table.handle(), key)?;
-        stored.map(|stored| self.table.codec().read(stored.as_ref()).decode(key)).transpose()
+        stored.map(|stored| self.table.codec().read_owned(stored).decode(key)).transpose()
     }
 
     /// Deletes `key` from the store's table; `false` if it was absent.
