@@ -8,24 +8,27 @@ use serde_json::{Value, json};
 #[test]
 fn increment_semantics() -> nanasqlite::Result<()> {
     let db = NanaSQLite::open(":memory:")?;
-    assert_eq!(db.increment("n", 2, None)?, json!(2), "a missing key starts from 0");
-    assert_eq!(db.increment("n", 3, None)?, json!(5), "integers stay integers");
-    assert_eq!(db.increment("n", -1, None)?, json!(4));
-    assert_eq!(db.increment("n", 0.5, None)?, json!(4.5));
+    assert_eq!(db.increment::<Value>("n", 2, None)?, json!(2), "a missing key starts from 0");
+    assert_eq!(db.increment::<Value>("n", 3, None)?, json!(5), "integers stay integers");
+    assert_eq!(db.increment::<Value>("n", -1, None)?, json!(4));
+    assert_eq!(db.increment::<Value>("n", 0.5, None)?, json!(4.5));
     assert_eq!(db.get::<f64>("n")?, Some(4.5), "the cache holds the new value");
     assert_eq!(db.get_fresh::<f64>("n")?, Some(4.5));
     db.set("page", &json!({"hits": 1, "title": "home"}))?;
-    assert_eq!(db.increment("page", 2, Some("hits"))?, json!({"hits": 3, "title": "home"}));
-    assert_eq!(db.increment("new", 1, Some("hits"))?, json!({"hits": 1}));
+    assert_eq!(db.increment::<Value>("page", 2, Some("hits"))?, json!({"hits": 3, "title": "home"}));
+    assert_eq!(db.increment::<Value>("new", 1, Some("hits"))?, json!({"hits": 1}));
     for (key, value) in [("flag", json!(true)), ("none", Value::Null), ("text", json!("5")), ("list", json!([1]))] {
         db.set(key, &value)?;
-        assert!(matches!(db.increment(key, 1, None), Err(Error::Validation { .. })), "{key}");
+        assert!(matches!(db.increment::<Value>(key, 1, None), Err(Error::Validation { .. })), "{key}");
         assert_eq!(db.get_fresh::<Value>(key)?, Some(value), "nothing written for {key}");
     }
-    assert!(matches!(db.increment("n", f64::INFINITY, None), Err(Error::Validation { .. })));
+    assert!(matches!(db.increment::<Value>("n", f64::INFINITY, None), Err(Error::Validation { .. })));
     db.set("big", &f64::MAX)?;
-    assert!(matches!(db.increment("big", f64::MAX, None), Err(Error::Validation { .. })), "a result must be finite");
-    assert!(matches!(db.increment("list", 1, Some("x")), Err(Error::Validation { .. })));
+    assert!(
+        matches!(db.increment::<Value>("big", f64::MAX, None), Err(Error::Validation { .. })),
+        "a result must be finite"
+    );
+    assert!(matches!(db.increment::<Value>("list", 1, Some("x")), Err(Error::Validation { .. })));
     Ok(())
 }
 
@@ -55,7 +58,7 @@ fn threads_increment_without_losing_updates() {
             // Each thread opens its own store: separate connections, as separate processes would.
             scope.spawn(move || {
                 let db = NanaSQLite::open(path).unwrap();
-                (0..250).for_each(|_| drop(db.increment("counter", 1, None).unwrap()));
+                (0..250).for_each(|_| drop(db.increment::<Value>("counter", 1, None).unwrap()));
             });
         }
     });
@@ -68,7 +71,7 @@ fn child_increments() {
     let Some(path) = std::env::var_os("NANASQLITE_INCREMENT_DB") else { return };
     let db = NanaSQLite::open(path).unwrap();
     for _ in 0..1000 {
-        db.increment("counter", 1, None).unwrap();
+        db.increment::<Value>("counter", 1, None).unwrap();
         db.patch("last", &json!({"pid": std::process::id()}), true).unwrap();
     }
 }

@@ -1,5 +1,8 @@
-//! Properties of the fragment validator: it never panics, and nothing it accepts can change
-//! the schema or the data when used as a query fragment.
+//! Properties of the fragment validator and the database's fence: the validator never panics;
+//! nothing a fragment holds can change the schema or the data; and no mix of fragments, checked
+//! or not, reads a table the query was not asked about, or runs without bound.
+
+use std::time::{Duration, Instant};
 
 use nanasqlite::{NanaSQLite, Query, SqlPolicy, SqlValue, params, sql::Clause};
 use proptest::prelude::*;
@@ -50,6 +53,27 @@ const PIECES: &[&str] = &[
     "\n",
     "é",
     "%",
+    "$a(",
+    "$b::c",
+    ":x",
+    "@y",
+    "?1",
+    "x'00'",
+    "secret",
+    "s",
+    "main.",
+    "json_each(",
+    "randomblob(",
+    "999999999",
+    "->>",
+    "EXISTS",
+    "WITH",
+    "VALUES",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "END",
+    "AS",
 ];
 
 fn fragment() -> impl Strategy<Value = String> {
@@ -107,5 +131,70 @@ proptest! {
         } else {
             prop_assert_eq!(before, after);
         }
+    }
+}
+
+const SECRET: &str = "TOPSECRET";
+
+/// A store with `users` and a `secret` table no query asks about, its strings capped at 1 MiB.
+fn guarded_store() -> NanaSQLite {
+    let db = NanaSQLite::builder(":memory:").max_length(1 << 20).open().unwrap();
+    db.create_table("users", &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT"), ("age", "INTEGER")]).unwrap();
+    db.create_table("secret", &[("s", "TEXT")]).unwrap();
+    db.execute_many("INSERT INTO users (name, age) VALUES (?, ?)", [params!["a", 1], params!["b", 2]]).unwrap();
+    db.execute("INSERT INTO secret (s) VALUES (?)", params![SECRET]).unwrap();
+    db
+}
+
+fn secret_in(rows: &[nanasqlite::Row]) -> bool {
+    rows.iter().any(|row| row.values().iter().any(|v| matches!(v, SqlValue::Text(t) if t.contains(SECRET))))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn no_mix_of_fragments_reads_another_table(
+        columns in fragment(),
+        filter in fragment(),
+        order in fragment(),
+        group in fragment(),
+        checked in any::<bool>(),
+    ) {
+        let db = guarded_store();
+        let before = (
+            db.fetch_all("SELECT type, name, sql FROM sqlite_master ORDER BY name", params![]).unwrap(),
+            db.fetch_all("SELECT * FROM users ORDER BY id", params![]).unwrap(),
+        );
+        let params = vec![SqlValue::from("a"); filter.matches('?').count() + columns.matches('?').count()];
+        let mut query = Query::table("users").columns([columns.clone()]).filter(filter.clone(), &params);
+        if !order.trim().is_empty() {
+            query = query.order_by(order.clone());
+        }
+        if !group.trim().is_empty() {
+            query = query.group_by(group.clone());
+        }
+        if !checked {
+            // The validator off: only the database's fence stands.
+            query = query.policy(SqlPolicy::default().strict(false));
+        }
+        let start = Instant::now();
+        if let Ok(rows) = db.query(query.clone()) {
+            prop_assert!(!secret_in(&rows), "read secret: {query:?}");
+        }
+        let count = db.count(query.clone());
+        let exists = db.exists(query.clone());
+        prop_assert!(start.elapsed() < Duration::from_secs(5), "bounded in time: {query:?}");
+        if checked {
+            // With the validator on, a count or exists that ran used a filter it accepted.
+            if count.is_ok() || exists.is_ok() {
+                prop_assert!(SqlPolicy::default().check(&filter, Clause::Where).is_ok());
+            }
+        }
+        let after = (
+            db.fetch_all("SELECT type, name, sql FROM sqlite_master ORDER BY name", params![]).unwrap(),
+            db.fetch_all("SELECT * FROM users ORDER BY id", params![]).unwrap(),
+        );
+        prop_assert_eq!(before, after);
     }
 }

@@ -188,6 +188,14 @@ impl Builder {
         self
     }
 
+    /// The longest string or blob a statement may make or store, in bytes: a query or a value
+    /// past it fails with SQLite's "string or blob too big" instead of allocating without bound.
+    /// Default 256 MiB.
+    pub fn max_length(mut self, bytes: u32) -> Self {
+        self.options.connection.max_length = bytes;
+        self
+    }
+
     /// Bytes of the file SQLite may memory-map. Default 256 MiB.
     pub fn mmap_size(mut self, bytes: u64) -> Self {
         self.options.connection.mmap_size = bytes;

@@ -70,11 +70,6 @@ impl ValueCodec {
             blob @ Stored::Blob(_) => self.read(blob.as_ref()),
         }
     }
-
-    /// A stored value parsed as JSON, for read-modify-write operations.
-    pub(crate) fn parse(&self, key: &str, stored: StoredRef<'_>) -> Result<Value> {
-        parse(key, self.read(stored).text(key)?)
-    }
 }
 
 /// Serialises `value` as compact JSON text, naming `key` on failure.
@@ -83,8 +78,39 @@ impl ValueCodec {
 ///
 /// [`Error::Encode`] when `value` cannot be represented as JSON (e.g. a map with non-string keys).
 pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|source| Error::Encode { key: key.to_owned(), source })
+    let json = serde_json::to_string(value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
+    check_depth(key, &json)?;
+    Ok(json)
 }
+
+/// Refuses JSON text nested deeper than [`MAX_WRITE_DEPTH`], naming `key`.
+///
+/// # Errors
+///
+/// [`Error::Encode`].
+pub(crate) fn check_depth(key: &str, json: &str) -> Result<()> {
+    // Nesting deeper than MAX_WRITE_DEPTH takes at least two bytes a level.
+    if json.len() > 2 * MAX_WRITE_DEPTH {
+        let depth = nesting(json);
+        if depth > MAX_WRITE_DEPTH {
+            let why = format!(
+                "the value is nested {depth} levels deep; at most {MAX_WRITE_DEPTH} are written, so that Python \
+                 NanaSQLite (and this crate) can read it back"
+            );
+            return Err(Error::Encode { key: key.to_owned(), source: serde::ser::Error::custom(why) });
+        }
+    }
+    Ok(())
+}
+
+/// The deepest nesting of arrays and objects written. Python NanaSQLite reads about 1,000
+/// levels with its `json` backend (fewer, the deeper its own call stack) and 1,024 with orjson;
+/// 512 leaves a margin.
+pub(crate) const MAX_WRITE_DEPTH: usize = 512;
+
+/// The deepest nesting read: beyond what Python can write (about 1,000 levels with `json`, 254
+/// with orjson), so that every file it writes reads here; deeper text is a decode error.
+pub(crate) const MAX_READ_DEPTH: usize = 2048;
 
 /// Parses stored JSON text into a [`Value`], naming `key` on failure.
 ///
@@ -96,20 +122,68 @@ pub(crate) fn parse(key: &str, json: &str) -> Result<Value> {
 }
 
 /// Parses stored JSON text into the caller's type, naming `key` on failure. The fast path is
-/// one serde_json parse; Python's non-finite tokens are handled only when that fails.
+/// one serde_json parse; Python's non-finite tokens and nesting past serde_json's own limit of
+/// 128 are handled only when that fails.
 ///
 /// # Errors
 ///
-/// [`Error::Decode`] when the text is not JSON or does not fit `T`.
+/// [`Error::Decode`] when the text is not JSON, is nested more than [`MAX_READ_DEPTH`] levels,
+/// or does not fit `T`.
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
-    match serde_json::from_str(json) {
-        Ok(value) => Ok(value),
+    let decoded = match parse_text(json) {
+        Ok(value) => return Ok(value),
         Err(source) => match replace_non_finite(json) {
-            Some(rewritten) => serde_json::from_str(&rewritten),
+            Some(rewritten) => parse_text(&rewritten),
             None => Err(source),
-        }
-        .map_err(|source| Error::Decode { key: key.to_owned(), source }),
+        },
+    };
+    decoded.map_err(|source| Error::Decode { key: key.to_owned(), source })
+}
+
+/// One parse; past serde_json's recursion limit, another that grows the stack on the heap as it
+/// goes deeper (so no depth up to [`MAX_READ_DEPTH`] can overflow a thread's stack).
+fn parse_text<T: DeserializeOwned>(json: &str) -> std::result::Result<T, serde_json::Error> {
+    match serde_json::from_str(json) {
+        Err(error) if error.to_string().starts_with("recursion limit exceeded") => parse_deep(json),
+        parsed => parsed,
     }
+}
+
+fn parse_deep<T: DeserializeOwned>(json: &str) -> std::result::Result<T, serde_json::Error> {
+    let depth = nesting(json);
+    if depth > MAX_READ_DEPTH {
+        let why = format!("the value is nested {depth} levels deep; at most {MAX_READ_DEPTH} are read");
+        return Err(serde::de::Error::custom(why));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    deserializer.disable_recursion_limit();
+    let value = T::deserialize(serde_stacker::Deserializer::new(&mut deserializer))?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// The deepest nesting of arrays and objects in `json`, outside string literals: one pass.
+pub(crate) fn nesting(json: &str) -> usize {
+    let bytes = json.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i += string_literal_len(&json[i..]) - 1,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
+
+/// `json` with Python's non-finite tokens as `null` (borrowed when it has none).
+pub(crate) fn without_non_finite(json: &str) -> std::borrow::Cow<'_, str> {
+    replace_non_finite(json).map_or(std::borrow::Cow::Borrowed(json), std::borrow::Cow::Owned)
 }
 
 /// Rewrites Python's `NaN`/`Infinity`/`-Infinity` tokens outside string literals to `null`.
@@ -188,6 +262,27 @@ mod tests {
             let error = parse("bad key", bad).unwrap_err();
             assert!(matches!(&error, Error::Decode { key, .. } if key == "bad key"), "{bad}");
         }
+    }
+
+    #[test]
+    fn deep_values_read_as_deep_as_python_writes_and_write_as_deep_as_python_reads() {
+        let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        for depth in [127, 128, 255, 997, MAX_READ_DEPTH] {
+            let value: Value = decode("k", &nested(depth)).unwrap();
+            assert!(value.is_array(), "{depth}");
+            assert_eq!(nesting(&nested(depth)), depth);
+            std::mem::forget(value); // dropping a deep value recurses too; not what is tested here
+        }
+        let error = decode::<Value>("k", &nested(MAX_READ_DEPTH + 1)).unwrap_err();
+        assert!(error.to_string().contains("levels deep"), "{error}");
+        let deep: Value = decode("k", &nested(MAX_WRITE_DEPTH)).unwrap();
+        assert_eq!(encode("k", &deep).unwrap(), nested(MAX_WRITE_DEPTH));
+        let deeper: Value = decode("k", &nested(MAX_WRITE_DEPTH + 1)).unwrap();
+        let error = encode("k", &deeper).unwrap_err();
+        assert!(matches!(&error, Error::Encode { key, .. } if key == "k"), "{error}");
+        assert!(error.to_string().contains("513 levels"), "{error}");
+        assert_eq!(nesting(r#"{"a": "[[[", "b": [{}]}"#), 3, "brackets in strings do not count");
+        std::mem::forget((deep, deeper));
     }
 
     #[test]

@@ -479,14 +479,22 @@ impl<S: Storage> NanaSQLite<S> {
     /// threads and processes all count. A missing key or field starts from 0 (Python
     /// NanaSQLite raises `KeyError` unless given a default).
     ///
+    /// The result comes back as the caller's type: a number type (`i64`, `u64`, `f64`, …), a
+    /// struct for a field of an object, or `serde_json::Value`. Integer arithmetic is exact: up
+    /// to 128 bits (a result past `i64` is stored exactly; read it as `i128` or `u64`), and an
+    /// overflow is an error, never a float. Fields the call does not touch are written back as
+    /// they were read, digit for digit.
+    ///
     /// # Examples
     ///
     /// ```
     /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
-    /// assert_eq!(db.increment("visits", 1, None)?, 1);
-    /// assert_eq!(db.increment("visits", 2, None)?, 3);
+    /// let visits: i64 = db.increment("visits", 1, None)?;
+    /// assert_eq!(visits, 1);
+    /// assert_eq!(db.increment::<i64>("visits", 2_usize, None)?, 3);
     /// db.set("page", &serde_json::json!({"hits": 1, "title": "home"}))?;
-    /// assert_eq!(db.increment("page", 1, Some("hits"))?["hits"], 2);
+    /// let page: serde_json::Value = db.increment("page", 1, Some("hits"))?;
+    /// assert_eq!(page["hits"], 2);
     /// # Ok::<(), nanasqlite_core::Error>(())
     /// ```
     ///
@@ -494,9 +502,16 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Validation`](crate::Error::Validation) when the stored value (or field) is not
     /// a number, the value is not an object when `field` is given, or the result is not finite;
-    /// [`Error::Decode`](crate::Error::Decode); SQLite's error. Nothing is written then.
-    pub fn increment(&self, key: &str, amount: impl Into<Amount>, field: Option<&str>) -> Result<Value> {
-        self.run(engine::increment(key, amount.into(), field)?)
+    /// [`Error::Decode`](crate::Error::Decode) when the stored value (or the result, as `T`)
+    /// does not fit; SQLite's error. Nothing is written then, except for a result that does
+    /// not fit `T` (it is stored; read it as another type).
+    pub fn increment<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        amount: impl Into<Amount>,
+        field: Option<&str>,
+    ) -> Result<T> {
+        self.run(engine::increment(key, amount.into(), field)?)?.decode(key)
     }
 
     /// Merges `changes` (an object) into the object stored under `key`, one level deep, and
@@ -509,7 +524,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when either side is not an object;
     /// [`Error::Encode`](crate::Error::Encode); SQLite's error. Nothing is written then.
     pub fn patch<T: Serialize + ?Sized>(&self, key: &str, changes: &T, create: bool) -> Result<Value> {
-        self.run(engine::patch(key, changes, create)?)
+        self.run(engine::patch(key, changes, create)?)?.decode(key)
     }
 }
 

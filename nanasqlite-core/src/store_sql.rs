@@ -238,7 +238,8 @@ impl<S: Storage> NanaSQLite<S> {
     /// # Errors
     ///
     /// SQLite's error; then nothing is changed.
-    pub fn execute_many(&self, sql: &str, params: Vec<Vec<SqlValue>>) -> Result<usize> {
+    pub fn execute_many(&self, sql: &str, params: impl IntoIterator<Item = impl AsRef<[SqlValue]>>) -> Result<usize> {
+        let params: Vec<Vec<SqlValue>> = params.into_iter().map(|params| params.as_ref().to_vec()).collect();
         self.sql("execute_many", Kind::Write, |ops| ops.execute_many(sql, &params))
     }
 

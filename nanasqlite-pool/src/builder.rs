@@ -175,6 +175,11 @@ impl AsyncBuilder {
         self.map_core(|core| core.watch_external_writes(interval))
     }
 
+    /// The longest string or blob a statement may make or store, as [`Builder::max_length`].
+    pub fn max_length(self, bytes: u32) -> Self {
+        self.map_core(|core| core.max_length(bytes))
+    }
+
     /// Bytes SQLite may memory-map, as [`Builder::mmap_size`].
     pub fn mmap_size(self, bytes: u64) -> Self {
         self.map_core(|core| core.mmap_size(bytes))

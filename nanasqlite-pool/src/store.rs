@@ -588,13 +588,19 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn increment<A: Into<Amount>>(
+    pub fn increment<T, A>(
         &self,
         key: &str,
         amount: A,
         field: Option<&str>,
-    ) -> impl Future<Output = Result<Value>> + Send + use<A, S> {
-        self.write(engine::increment(key.to_owned(), amount.into(), field))
+    ) -> impl Future<Output = Result<T>> + Send + use<T, A, S>
+    where
+        T: DeserializeOwned + Send + 'static,
+        A: Into<Amount>,
+    {
+        let stored = self.write(engine::increment(key.to_owned(), amount.into(), field));
+        let key = key.to_owned();
+        async move { stored.await?.decode(&key) }
     }
 
     /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
@@ -609,7 +615,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         changes: &T,
         create: bool,
     ) -> impl Future<Output = Result<Value>> + Send + use<T, S> {
-        self.write(engine::patch(key.to_owned(), changes, create))
+        let stored = self.write(engine::patch(key.to_owned(), changes, create));
+        let key = key.to_owned();
+        async move { stored.await?.decode(&key) }
     }
 }
 

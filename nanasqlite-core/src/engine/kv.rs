@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use super::{Applied, Kind, Operation, Table};
 use crate::cache::{CachedValue, Change, Epoch};
@@ -458,8 +457,8 @@ impl<S: Storage> Operation<S> for Clear {
     }
 }
 
-/// Reads a key's value from the database (not the cache), changes it with `step`, and writes
-/// it back: atomic as the write transaction it runs in (`increment`, `patch`).
+/// Reads a key's value from the database (not the cache), changes its JSON text with `step`,
+/// and writes it back: atomic as the write transaction it runs in (`increment`, `patch`).
 pub struct Transform<K, F> {
     name: &'static str,
     key: K,
@@ -472,15 +471,15 @@ impl<K: std::fmt::Debug, F> std::fmt::Debug for Transform<K, F> {
     }
 }
 
-impl<K: AsRef<str>, F: Fn(&str, Option<Value>) -> Result<Value>> Transform<K, F> {
-    /// `step` applied to the value of `key` (`None`: absent), as operation `name`.
+impl<K: AsRef<str>, F: Fn(&str, Option<&str>) -> Result<String>> Transform<K, F> {
+    /// `step` applied to the JSON text of `key` (`None`: absent), as operation `name`.
     pub fn new(name: &'static str, key: K, step: F) -> Self {
         Self { name, key, step }
     }
 }
 
-impl<S: Storage, K: AsRef<str>, F: Fn(&str, Option<Value>) -> Result<Value>> Operation<S> for Transform<K, F> {
-    type Output = Value;
+impl<S: Storage, K: AsRef<str>, F: Fn(&str, Option<&str>) -> Result<String>> Operation<S> for Transform<K, F> {
+    type Output = Arc<CachedValue>;
 
     fn name(&self) -> &'static str {
         self.name
@@ -490,12 +489,14 @@ impl<S: Storage, K: AsRef<str>, F: Fn(&str, Option<Value>) -> Result<Value>> Ope
         Kind::Write
     }
 
-    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Value>> {
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Arc<CachedValue>>> {
         let key = self.key.as_ref();
-        let current = storage.get(table.handle(), key)?.map(|stored| table.codec().parse(key, stored.as_ref()));
-        let value = (self.step)(key, current.transpose()?)?;
-        let cached = CachedValue::new(codec::encode(key, &value)?);
+        let current = storage.get(table.handle(), key)?.map(|stored| table.codec().read_owned(stored));
+        let current = current.as_ref().map(|value| value.text(key)).transpose()?;
+        let json = (self.step)(key, current)?;
+        codec::check_depth(key, &json)?;
+        let cached = CachedValue::new(json);
         put(storage, table, key, &cached)?;
-        Ok(Applied::with(value, Change::Put(key.into(), cached)))
+        Ok(Applied::with(Arc::clone(&cached), Change::Put(key.into(), cached)))
     }
 }

@@ -10,7 +10,7 @@ use super::{Applied, Kind, Operation, Table};
 use crate::cache::{CacheChange, CachedValue, Change, Writes};
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::sql::{Dialect, Row, SqlConnection, SqlOps, SqlValue};
+use crate::sql::{Dialect, Fence, Row, SqlConnection, SqlOps, SqlValue};
 use crate::storage::{Storage, atomically};
 
 /// A SQL helper: `work` runs with [`SqlOps`] on the connection, as a read, a write or alone.
@@ -140,11 +140,15 @@ impl SqlConnection for NoSql {
         Dialect::Sqlite
     }
 
-    fn execute(&self, _: &str, _: &[SqlValue]) -> Result<usize> {
+    fn execute(&self, _: &str, _: &[SqlValue], _: Fence<'_>) -> Result<usize> {
         Err(self.refuse())
     }
 
-    fn rows(&self, _: &str, _: &[SqlValue], _: Option<usize>) -> Result<Vec<Row>> {
+    fn execute_many(&self, _: &str, _: &[Vec<SqlValue>], _: Fence<'_>) -> Result<usize> {
+        Err(self.refuse())
+    }
+
+    fn rows(&self, _: &str, _: &[SqlValue], _: Option<usize>, _: Fence<'_>) -> Result<Vec<Row>> {
         Err(self.refuse())
     }
 

@@ -1,6 +1,6 @@
 //! [`SqlConnection`]: what the SQL helpers need from a backend's connection.
 
-use super::{Row, SqlValue};
+use super::{Row, SqlPolicy, SqlValue};
 use crate::error::Result;
 
 /// The SQL dialect a connection speaks; the helpers pick their statements by it.
@@ -11,25 +11,66 @@ pub enum Dialect {
     Sqlite,
 }
 
+/// What a statement may do, enforced by the database itself while the statement is prepared
+/// (SQLite's authorizer): a second line behind the fragment validator, so that even a hole in
+/// the validator cannot reach another table.
+#[derive(Clone, Copy, Debug)]
+pub enum Fence<'a> {
+    /// A statement the helpers built from checked names and bound values only.
+    Open,
+    /// A helper's statement holding fragments: it may read `table` only, call only what
+    /// `policy` allows (and `internal`, the helper's own calls), and write only as `write` says.
+    Helper {
+        /// The one table the statement may read (and write, if `write`).
+        table: &'a str,
+        /// The helper's own write, if it has one.
+        write: Option<Write>,
+        /// The functions fragments may call.
+        policy: &'a SqlPolicy,
+        /// Functions the helper itself calls (`count` for `count`).
+        internal: &'a [&'a str],
+    },
+    /// The caller's own statement (`execute`, `fetch_*`): anything but transaction control,
+    /// which would end the store's own transaction.
+    Caller,
+}
+
+/// The one write a helper's statement makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// `UPDATE` of the helper's table.
+    Update,
+    /// `DELETE` from the helper's table.
+    Delete,
+}
+
 /// A connection the SQL helpers ([`SqlOps`](super::SqlOps)) run their statements on.
 /// Statements use `?` placeholders; a backend whose server wants others rewrites them.
 pub trait SqlConnection {
     /// The dialect of this connection.
     fn dialect(&self) -> Dialect;
 
-    /// Runs one statement with `params` bound; the rows it changed.
+    /// Runs one statement with `params` bound, inside `fence`; the rows it changed.
     ///
     /// # Errors
     ///
-    /// The backend's error.
-    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize>;
+    /// [`Error::Validation`](crate::Error::Validation) when the fence refused the statement;
+    /// the backend's error.
+    fn execute(&self, sql: &str, params: &[SqlValue], fence: Fence<'_>) -> Result<usize>;
 
-    /// The rows of one statement with `params` bound, at most `limit` of them.
+    /// Runs one statement once per parameter list, inside `fence`; the rows changed in all.
     ///
     /// # Errors
     ///
-    /// The backend's error.
-    fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>) -> Result<Vec<Row>>;
+    /// As [`execute`](Self::execute), at the first list that fails.
+    fn execute_many(&self, sql: &str, params: &[Vec<SqlValue>], fence: Fence<'_>) -> Result<usize>;
+
+    /// The rows of one statement with `params` bound, inside `fence`, at most `limit` of them.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>, fence: Fence<'_>) -> Result<Vec<Row>>;
 
     /// Runs statements without parameters (`VACUUM`, a pragma assignment).
     ///

@@ -2,15 +2,16 @@
 //! the operations on a connection that the stores' SQL methods run.
 
 mod connection;
+mod lexer;
 mod ops;
 mod query;
 mod row;
 mod validate;
 mod value;
 
-pub use connection::{Dialect, SqlConnection};
+pub use connection::{Dialect, Fence, SqlConnection, Write};
 pub use ops::{ColumnInfo, IndexInfo, SqlOps};
-pub use query::Query;
+pub use query::{Query, RowCount};
 pub use row::Row;
 pub use validate::{
     Clause, DEFAULT_ALLOWED_FUNCTIONS, DEFAULT_MAX_CLAUSE_LENGTH, READ_ONLY_PRAGMAS, READABLE_PRAGMAS, SqlPolicy,

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    Dialect, Query, Row, SqlConnection, SqlPolicy, SqlValue, check_added_column_type, check_column_type, check_pragma,
-    check_pragma_text,
+    Dialect, Fence, Query, Row, SqlConnection, SqlPolicy, SqlValue, Write, check_added_column_type, check_column_type,
+    check_pragma, check_pragma_text,
 };
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
@@ -165,7 +165,7 @@ impl<'a> SqlOps<'a> {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
             }
         };
-        self.conn.rows(sql, &[], None)?.iter().map(|row| text_column(row, 0)).collect()
+        self.conn.rows(sql, &[], None, Fence::Open)?.iter().map(|row| text_column(row, 0)).collect()
     }
 
     /// The columns of `table`.
@@ -177,7 +177,7 @@ impl<'a> SqlOps<'a> {
         let sql = match self.conn.dialect() {
             Dialect::Sqlite => format!("PRAGMA table_info({})", quoted(table)?),
         };
-        let rows = self.conn.rows(&sql, &[], None)?;
+        let rows = self.conn.rows(&sql, &[], None, Fence::Open)?;
         rows.iter()
             .map(|row| {
                 Ok(ColumnInfo {
@@ -204,7 +204,7 @@ impl<'a> SqlOps<'a> {
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND (?1 IS NULL OR tbl_name = ?1) ORDER BY name"
             }
         };
-        let rows = self.conn.rows(sql, &[SqlValue::from(table)], None)?;
+        let rows = self.conn.rows(sql, &[SqlValue::from(table)], None, Fence::Open)?;
         rows.iter()
             .map(|row| {
                 Ok(IndexInfo { name: text_column(row, 0)?, table: text_column(row, 1)?, sql: text_column(row, 2).ok() })
@@ -260,7 +260,8 @@ impl<'a> SqlOps<'a> {
         let (columns, mut values) = record(table, data)?;
         let sets: Vec<String> = columns.iter().map(|c| format!("{c} = ?")).collect();
         values.extend_from_slice(params.as_ref());
-        self.run(&format!("UPDATE {} SET {} WHERE {condition}", quoted(table)?, sets.join(", ")), &values)
+        let sql = format!("UPDATE {} SET {} WHERE {condition}", quoted(table)?, sets.join(", "));
+        self.conn.execute(&sql, &values, self.fence(table, Some(Write::Update), self.policy, &[]))
     }
 
     /// Deletes the rows matching `condition`; returns how many.
@@ -270,7 +271,8 @@ impl<'a> SqlOps<'a> {
     /// [`Error::Validation`] for a bad name or condition; SQLite's error.
     pub fn sql_delete(&self, table: &str, condition: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
         self.policy.check(condition, super::Clause::Where)?;
-        self.run(&format!("DELETE FROM {} WHERE {condition}", quoted(table)?), params.as_ref())
+        let sql = format!("DELETE FROM {} WHERE {condition}", quoted(table)?);
+        self.conn.execute(&sql, params.as_ref(), self.fence(table, Some(Write::Delete), self.policy, &[]))
     }
 
     /// Inserts `data`, or updates the row it conflicts with on `conflict` columns (with no
@@ -314,7 +316,8 @@ impl<'a> SqlOps<'a> {
     /// [`Error::Validation`] for bad parts (nothing runs); SQLite's error.
     pub fn query(&self, query: &Query) -> Result<Vec<Row>> {
         let (sql, params) = query.select_sql(self.policy)?;
-        self.conn.rows(&sql, &params, None)
+        let policy = query.effective_policy(self.policy);
+        self.conn.rows(&sql, &params, None, self.fence(query.table_name(), None, &policy, &[]))
     }
 
     /// The number of rows `query`'s table and filter select.
@@ -324,7 +327,9 @@ impl<'a> SqlOps<'a> {
     /// As [`query`](Self::query).
     pub fn count(&self, query: &Query) -> Result<u64> {
         let (sql, params) = query.count_sql(self.policy)?;
-        match self.scalar(&sql, &params)? {
+        let policy = query.effective_policy(self.policy);
+        let fence = self.fence(query.table_name(), None, &policy, &["count"]);
+        match self.conn.rows(&sql, &params, Some(1), fence)?.pop().and_then(|row| row.values().first().cloned()) {
             Some(SqlValue::Integer(count)) => Ok(u64::try_from(count).unwrap_or_default()),
             _ => Ok(0),
         }
@@ -337,17 +342,21 @@ impl<'a> SqlOps<'a> {
     /// As [`query`](Self::query).
     pub fn exists(&self, query: &Query) -> Result<bool> {
         let (sql, params) = query.exists_sql(self.policy)?;
-        Ok(self.scalar(&sql, &params)? == Some(SqlValue::Integer(1)))
+        let policy = query.effective_policy(self.policy);
+        let found = self.conn.rows(&sql, &params, Some(1), self.fence(query.table_name(), None, &policy, &[]))?;
+        Ok(found.first().and_then(|row| row.values().first()) == Some(&SqlValue::Integer(1)))
     }
 
     /// Runs one statement of the caller's (not validated: it is the caller's SQL; values go
-    /// in as parameters); returns the rows it changed.
+    /// in as parameters); returns the rows it changed. Transaction control (`BEGIN`, `COMMIT`,
+    /// `ROLLBACK`, `END`, `SAVEPOINT`, `RELEASE`) is refused: it would end the store's own
+    /// transaction; use the stores' `transaction` or `begin`.
     ///
     /// # Errors
     ///
-    /// SQLite's error.
+    /// [`Error::Validation`] for transaction control; SQLite's error.
     pub fn execute(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
-        self.run(sql, params.as_ref())
+        self.conn.execute(sql, params.as_ref(), Fence::Caller)
     }
 
     /// Runs `sql` once per parameter list (wrap it in a transaction to make it atomic);
@@ -357,7 +366,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error, at the first list that fails.
     pub fn execute_many(&self, sql: &str, params: &[Vec<SqlValue>]) -> Result<usize> {
-        params.iter().try_fold(0, |changed, params| Ok(changed + self.conn.execute(sql, params)?))
+        self.conn.execute_many(sql, params, Fence::Caller)
     }
 
     /// The first row of the caller's query, if any.
@@ -366,7 +375,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Option<Row>> {
-        Ok(self.conn.rows(sql, params.as_ref(), Some(1))?.pop())
+        Ok(self.conn.rows(sql, params.as_ref(), Some(1), Fence::Caller)?.pop())
     }
 
     /// Every row of the caller's query.
@@ -375,7 +384,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Vec<Row>> {
-        self.conn.rows(sql, params.as_ref(), None)
+        self.conn.rows(sql, params.as_ref(), None, Fence::Caller)
     }
 
     // ----- utilities -----
@@ -399,7 +408,7 @@ impl<'a> SqlOps<'a> {
         let Some(value) = value else {
             return Ok(self
                 .conn
-                .rows(&format!("PRAGMA {name}"), &[], Some(1))?
+                .rows(&format!("PRAGMA {name}"), &[], Some(1), Fence::Open)?
                 .pop()
                 .and_then(|row| row.values().first().cloned()));
         };
@@ -416,13 +425,25 @@ impl<'a> SqlOps<'a> {
         Ok(None)
     }
 
+    /// Runs a statement built from checked names and bound values only.
     fn run(&self, sql: &str, params: &[SqlValue]) -> Result<usize> {
-        self.conn.execute(sql, params)
+        self.conn.execute(sql, params, Fence::Open)
     }
 
-    /// The first column of the first row, if any.
+    /// The first column of the first row of a statement built from checked names and values.
     fn scalar(&self, sql: &str, params: &[SqlValue]) -> Result<Option<SqlValue>> {
-        Ok(self.conn.rows(sql, params, Some(1))?.pop().and_then(|row| row.values().first().cloned()))
+        Ok(self.conn.rows(sql, params, Some(1), Fence::Open)?.pop().and_then(|row| row.values().first().cloned()))
+    }
+
+    /// The fence of a helper's statement on `table`.
+    fn fence<'f>(
+        &self,
+        table: &'f str,
+        write: Option<Write>,
+        policy: &'f SqlPolicy,
+        internal: &'f [&'f str],
+    ) -> Fence<'f> {
+        Fence::Helper { table, write, policy, internal }
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Query`]: a validated `SELECT` on one table.
 
 use super::{Clause, SqlPolicy, SqlValue};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 
 /// A `SELECT` on one table, built step by step and validated before it runs: the table and
@@ -32,9 +32,35 @@ pub struct Query {
     params: Vec<SqlValue>,
     order_by: Option<String>,
     group_by: Option<String>,
-    limit: Option<u64>,
-    offset: Option<u64>,
+    limit: Option<Count>,
+    offset: Option<Count>,
     policy: Option<SqlPolicy>,
+}
+
+/// A `LIMIT` or `OFFSET`, or why it cannot be one (reported when the query is built).
+type Count = std::result::Result<i64, String>;
+
+/// A number of rows for [`Query::limit`] and [`Query::offset`]: any integer type. SQLite takes
+/// 0 to `i64::MAX`; a value outside that is an [`Error::Validation`] when the query runs.
+pub trait RowCount: Copy + std::fmt::Display {
+    /// The count as SQLite's integer, if it is one.
+    fn to_i64(self) -> Option<i64>;
+}
+
+macro_rules! row_count {
+    ($($t:ty),*) => {$(
+        impl RowCount for $t {
+            fn to_i64(self) -> Option<i64> {
+                i64::try_from(self).ok().filter(|n| *n >= 0)
+            }
+        }
+    )*};
+}
+
+row_count!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+fn count(what: &str, n: impl RowCount) -> Count {
+    n.to_i64().ok_or_else(|| format!("{what} {n} is out of range: SQLite takes 0 to {}", i64::MAX))
 }
 
 impl Query {
@@ -60,10 +86,11 @@ impl Query {
         self
     }
 
-    /// A `WHERE` condition with `?` placeholders and their values.
-    pub fn filter(mut self, condition: impl Into<String>, params: Vec<SqlValue>) -> Self {
+    /// A `WHERE` condition with `?` placeholders and their values (`params![…]`, `&params![…]`,
+    /// a slice or an array of [`SqlValue`]).
+    pub fn filter(mut self, condition: impl Into<String>, params: impl AsRef<[SqlValue]>) -> Self {
         self.filter = Some(condition.into());
-        self.params = params;
+        self.params = params.as_ref().to_vec();
         self
     }
 
@@ -79,15 +106,15 @@ impl Query {
         self
     }
 
-    /// At most this many rows (`0` gives none).
-    pub fn limit(mut self, limit: u64) -> Self {
-        self.limit = Some(limit);
+    /// At most this many rows (`0` gives none); any integer type.
+    pub fn limit(mut self, limit: impl RowCount) -> Self {
+        self.limit = Some(count("limit", limit));
         self
     }
 
-    /// Skip this many rows first.
-    pub fn offset(mut self, offset: u64) -> Self {
-        self.offset = Some(offset);
+    /// Skip this many rows first; any integer type.
+    pub fn offset(mut self, offset: impl RowCount) -> Self {
+        self.offset = Some(count("offset", offset));
         self
     }
 
@@ -104,7 +131,9 @@ impl Query {
         &self.table
     }
 
-    fn effective_policy(&self, store: &SqlPolicy) -> SqlPolicy {
+    /// The policy this query's fragments are checked against: the store's, with the query's own
+    /// on top.
+    pub(crate) fn effective_policy(&self, store: &SqlPolicy) -> SqlPolicy {
         self.policy.as_ref().map_or_else(|| store.clone(), |own| store.merged(own))
     }
 
@@ -148,7 +177,8 @@ impl Query {
             policy.check(order, Clause::OrderBy)?;
             sql.push_str(&format!(" ORDER BY {order}"));
         }
-        match (self.limit, self.offset) {
+        let checked = |n: &Option<Count>| n.clone().transpose().map_err(Error::validation);
+        match (checked(&self.limit)?, checked(&self.offset)?) {
             (Some(limit), Some(offset)) => sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}")),
             (Some(limit), None) => sql.push_str(&format!(" LIMIT {limit}")),
             (None, Some(offset)) => sql.push_str(&format!(" LIMIT -1 OFFSET {offset}")),
@@ -195,6 +225,19 @@ mod tests {
         assert_eq!(params, params![20]);
         let (sql, _) = Query::table("t").offset(3).select_sql(&SqlPolicy::default()).unwrap();
         assert_eq!(sql, r#"SELECT * FROM "t" LIMIT -1 OFFSET 3"#);
+        let (sql, _) = Query::table("t").limit(10_usize).offset(2_i32).select_sql(&SqlPolicy::default()).unwrap();
+        assert_eq!(sql, r#"SELECT * FROM "t" LIMIT 10 OFFSET 2"#);
+    }
+
+    #[test]
+    fn counts_out_of_range_are_validation_errors() {
+        let policy = SqlPolicy::default();
+        for query in
+            [Query::table("t").limit(u64::MAX), Query::table("t").offset(-1), Query::table("t").limit(i128::MAX)]
+        {
+            let error = query.select_sql(&policy).unwrap_err();
+            assert!(matches!(&error, Error::Validation { message } if message.contains("out of range")), "{error}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::lexer::{Kind, Token, tokens};
 use crate::error::{Error, Result};
 
 /// The SQL functions a fragment may call unless a policy says otherwise (Python NanaSQLite's 18).
@@ -184,216 +185,194 @@ impl SqlPolicy {
 
     fn first_problem(&self, fragment: &str, clause: Clause) -> Option<String> {
         let label = clause.label();
-        let dangerous = || Some(format!("invalid {label}: potentially dangerous SQL pattern or invalid characters"));
-        if matches!(clause, Clause::OrderBy | Clause::GroupBy) && !fragment.chars().all(is_list_char) {
-            return Some(format!("invalid {label}: contains forbidden characters"));
-        }
-        if has_subquery_keyword(fragment, clause) {
-            return Some(format!("invalid {label}: subquery keywords are not permitted"));
-        }
-        if !fragment.chars().all(is_fragment_char) {
-            return dangerous();
-        }
-        if fragment.contains(';') || fragment.contains("--") || fragment.contains("/*") {
-            return dangerous();
-        }
-        let masked = mask(fragment, Keep::Nothing);
-        if words(&masked).any(|word| WRITE_KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k))) {
-            return dangerous();
-        }
-        if self.max_clause_length.is_some_and(|max| fragment.chars().count() > max) {
-            let max = self.max_clause_length.unwrap_or_default();
+        if let Some(max) = self.max_clause_length.filter(|max| fragment.chars().count() > *max) {
             return Some(format!("SQL expression exceeds maximum length of {max} characters"));
         }
-        self.function_problem(fragment)
+        let tokens: Vec<Token<'_>> = tokens(fragment).filter(|token| token.kind != Kind::Space).collect();
+        if tokens.is_empty() {
+            return Some(format!("invalid {label}: it is empty"));
+        }
+        let at = |token: &Token<'_>| fragment[..token.start].chars().count() + 1;
+        let mut depth = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let next = tokens.get(i + 1);
+            let after_distinct =
+                i > 0 && tokens[i - 1].kind == Kind::Word && tokens[i - 1].text.eq_ignore_ascii_case("DISTINCT");
+            if clause == Clause::Where
+                && token.kind == Kind::Word
+                && token.text.eq_ignore_ascii_case("FROM")
+                && !after_distinct
+            {
+                return Some(format!(
+                    "invalid {label}: the keyword `FROM` starts another part of the statement at position {}",
+                    at(token)
+                ));
+            }
+            if let Some(problem) = self.token_problem(token, next, clause, &mut depth) {
+                return Some(format!("invalid {label}: {problem} at position {}", at(token)));
+            }
+        }
+        depth.last().map(|open| format!("invalid {label}: the `(` at position {} is never closed", at(open)))
     }
 
-    fn function_problem(&self, fragment: &str) -> Option<String> {
-        let masked = mask(fragment, Keep::QuotedNames);
-        for name in function_calls(&masked) {
-            let name = name.to_ascii_uppercase();
-            if OPERATORS.contains(&name.as_str()) {
-                continue;
+    /// What is wrong with `token` (followed by `next`) in a fragment for `clause`; `open` holds
+    /// the parentheses opened so far.
+    fn token_problem<'a>(
+        &self,
+        token: &Token<'a>,
+        next: Option<&Token<'a>>,
+        clause: Clause,
+        open: &mut Vec<Token<'a>>,
+    ) -> Option<String> {
+        let text = token.text;
+        let calls = next.is_some_and(|next| next.is_punct("("));
+        match token.kind {
+            Kind::Space => None,
+            Kind::Comment => Some(format!("`{}` starts a comment", &text[..2])),
+            Kind::Unterminated => Some(format!("`{}` is never closed", first_char(text))),
+            Kind::Illegal => Some(format!("`{}` is not SQL here", shorten(text))),
+            Kind::TclParameter => {
+                Some(format!("the parameter `{}` uses SQLite's Tcl form; use `?` placeholders", shorten(text)))
             }
-            if self.forbid_all {
-                return Some("all SQL functions are forbidden for this expression".to_owned());
+            Kind::Parameter | Kind::Number | Kind::String | Kind::Blob => None,
+            Kind::QuotedName if calls => self.function_problem(token.unquoted()),
+            Kind::QuotedName => None,
+            Kind::Punct => self.punct_problem(token, clause, open),
+            Kind::Word => {
+                let upper = text.to_ascii_uppercase();
+                if WRITE_KEYWORDS.contains(&upper.as_str()) {
+                    return Some(format!("the keyword `{upper}` changes data or schema"));
+                }
+                if clause.subquery_keywords().contains(&upper.as_str()) {
+                    return Some(format!("the keyword `{upper}` starts a subquery or another part of the statement"));
+                }
+                if upper == "IN" && !calls {
+                    return Some("`IN` must be followed by a list in parentheses".to_owned());
+                }
+                if calls && !OPERATORS.contains(&upper.as_str()) {
+                    return self.function_problem(text);
+                }
+                None
             }
-            if self.forbidden.contains(&name) {
-                return Some(format!("SQL function {name:?} is explicitly forbidden"));
+        }
+    }
+
+    fn punct_problem<'a>(&self, token: &Token<'a>, clause: Clause, open: &mut Vec<Token<'a>>) -> Option<String> {
+        match token.text {
+            "(" => {
+                open.push(*token);
+                None
             }
-            if !self.allows(&name) {
-                return Some(format!("SQL function {name:?} is not in the allowed list; allow it if you trust it"));
+            ")" => open.pop().map_or_else(|| Some("this `)` closes no `(`".to_owned()), |_| None),
+            ";" => Some("`;` would end the statement".to_owned()),
+            "->" | "->>" => self
+                .function_problem("JSON_EXTRACT")
+                .map(|_| format!("the JSON operator `{}` calls json_extract, which is not allowed", token.text)),
+            "," | "." => None,
+            other if matches!(clause, Clause::OrderBy | Clause::GroupBy) => {
+                Some(format!("the operator `{other}` (a {} takes names, functions and ASC/DESC)", clause.label()))
             }
+            _ => None,
+        }
+    }
+
+    fn function_problem(&self, name: &str) -> Option<String> {
+        let name = name.to_ascii_uppercase();
+        if self.forbid_all {
+            return Some("all SQL functions are forbidden for this expression".to_owned());
+        }
+        if self.forbidden.contains(&name) {
+            return Some(format!("SQL function {name:?} is explicitly forbidden"));
+        }
+        if !self.allows(&name) {
+            return Some(format!("SQL function {name:?} is not in the allowed list; allow it if you trust it"));
         }
         None
     }
+
+    /// Whether `function` may be called by a fragment (for the database's own check while a
+    /// helper's statement is prepared).
+    pub(crate) fn permits_call(&self, function: &str) -> bool {
+        let name = function.to_ascii_uppercase();
+        !self.forbid_all && self.allows(&name)
+    }
 }
 
-/// Keywords that change data or schema; a fragment may not contain them outside string literals.
-const WRITE_KEYWORDS: [&str; 11] =
-    ["DROP", "DELETE", "UPDATE", "INSERT", "TRUNCATE", "ALTER", "ATTACH", "DETACH", "CREATE", "REINDEX", "REPLACE"];
+/// The first char of `text` (the quote of an unterminated literal).
+fn first_char(text: &str) -> char {
+    text.chars().next().unwrap_or(' ')
+}
+
+/// `text`, cut to 30 chars for a message.
+fn shorten(text: &str) -> String {
+    let mut short: String = text.chars().take(30).collect();
+    if text.chars().count() > 30 {
+        short.push('…');
+    }
+    short
+}
+
+/// Keywords that change data or schema; a fragment may not contain them outside literals.
+const WRITE_KEYWORDS: [&str; 15] = [
+    "DROP",
+    "DELETE",
+    "UPDATE",
+    "INSERT",
+    "TRUNCATE",
+    "ALTER",
+    "ATTACH",
+    "DETACH",
+    "CREATE",
+    "REINDEX",
+    "REPLACE",
+    "PRAGMA",
+    "VACUUM",
+    "ANALYZE",
+    "RETURNING",
+];
 
 /// Keywords that would start a subquery or another statement part in ORDER BY / GROUP BY.
-const LIST_SUBQUERY_KEYWORDS: [&str; 10] =
-    ["SELECT", "FROM", "JOIN", "UNION", "WHERE", "HAVING", "LIMIT", "OFFSET", "EXCEPT", "INTERSECT"];
+const LIST_SUBQUERY_KEYWORDS: [&str; 13] = [
+    "SELECT",
+    "FROM",
+    "JOIN",
+    "UNION",
+    "WHERE",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "EXCEPT",
+    "INTERSECT",
+    "VALUES",
+    "WITH",
+    "WINDOW",
+];
 
 /// The same for a column entry (WHERE is allowed there for `COUNT(*) FILTER (WHERE …)`).
-const COLUMN_SUBQUERY_KEYWORDS: [&str; 6] = ["SELECT", "FROM", "JOIN", "UNION", "EXCEPT", "INTERSECT"];
+const COLUMN_SUBQUERY_KEYWORDS: [&str; 8] =
+    ["SELECT", "FROM", "JOIN", "UNION", "EXCEPT", "INTERSECT", "VALUES", "WITH"];
 
-/// The same for a WHERE condition, outside string literals. Python NanaSQLite has no such rule
-/// and instead counts every word before `(` as a function call, which also rejects plain
-/// `a AND (b OR c)`; with subqueries ruled out here, operators before `(` can be let through.
-const WHERE_SUBQUERY_KEYWORDS: [&str; 4] = ["SELECT", "UNION", "EXCEPT", "INTERSECT"];
+/// The same for a WHERE condition. Python NanaSQLite has no such rule and instead counts every
+/// word before `(` as a function call, which also rejects plain `a AND (b OR c)`; with
+/// subqueries ruled out here, operators before `(` can be let through.
+const WHERE_SUBQUERY_KEYWORDS: [&str; 6] = ["SELECT", "UNION", "EXCEPT", "INTERSECT", "VALUES", "WITH"];
 
 /// Operators that may stand before `(` without being function calls.
 const OPERATORS: [&str; 13] =
     ["AND", "OR", "NOT", "IN", "IS", "BETWEEN", "LIKE", "GLOB", "CASE", "WHEN", "THEN", "ELSE", "ESCAPE"];
 
-fn has_subquery_keyword(fragment: &str, clause: Clause) -> bool {
-    let (keywords, text): (&[&str], std::borrow::Cow<'_, str>) = match clause {
-        Clause::OrderBy | Clause::GroupBy => (&LIST_SUBQUERY_KEYWORDS, fragment.into()),
-        Clause::Column => (&COLUMN_SUBQUERY_KEYWORDS, fragment.into()),
-        Clause::Where => (&WHERE_SUBQUERY_KEYWORDS, mask(fragment, Keep::Nothing).into()),
-    };
-    words(&text).any(|word| keywords.iter().any(|k| word.eq_ignore_ascii_case(k)))
-}
-
-/// ORDER BY / GROUP BY: letters, digits, `_ . ,`, whitespace, parentheses and quotes.
-fn is_list_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_.,()\"'`[] \t\n\r\x0b\x0c".contains(c)
-}
-
-/// Any fragment: ASCII letters, digits and ``_ space , . ( ) ' = < > ! + - * / " | ? : @ $ ` [ ]``.
-fn is_fragment_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_ ,.()'=<>!+-*/\"|?:@$`[]".contains(c)
-}
-
-fn is_word_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
+impl Clause {
+    fn subquery_keywords(self) -> &'static [&'static str] {
+        match self {
+            Self::OrderBy | Self::GroupBy => &LIST_SUBQUERY_KEYWORDS,
+            Self::Column => &COLUMN_SUBQUERY_KEYWORDS,
+            Self::Where => &WHERE_SUBQUERY_KEYWORDS,
+        }
+    }
 }
 
 fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
-}
-
-/// The words (`[A-Za-z_][A-Za-z0-9_]*`, not preceded by a word character) of `text`.
-fn words(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        loop {
-            let start = rest.find(is_word_start)?;
-            let preceded = rest[..start].chars().next_back().is_some_and(|c| c.is_ascii_digit());
-            let len = rest[start..].find(|c: char| !is_word_char(c)).unwrap_or(rest.len() - start);
-            let word = &rest[start..start + len];
-            rest = &rest[start + len..];
-            if !preceded {
-                return Some(word);
-            }
-        }
-    })
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    /// Blank out string literals, comments and quoted names.
-    Nothing,
-    /// Blank out string literals and comments; keep quoted names (`"x"`, `` `x` ``, `[x]`)
-    /// with their quotes, so `"EVIL"(1)` is still seen as a call.
-    QuotedNames,
-}
-
-/// `text` with single-quoted literals (`''` escapes) and comments replaced by spaces.
-fn mask(text: &str, keep: Keep) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                skip_quoted(&mut chars, '\'');
-                out.push(' ');
-            }
-            '"' | '`' | '[' => {
-                let close = if c == '[' { ']' } else { c };
-                let mut name = String::new();
-                while let Some(n) = chars.next() {
-                    if n == close && !(close != ']' && chars.peek() == Some(&close)) {
-                        break;
-                    }
-                    if n == close {
-                        chars.next();
-                    }
-                    name.push(n);
-                }
-                if keep == Keep::QuotedNames {
-                    out.push('"');
-                    out.push_str(&name.replace('"', ""));
-                    out.push('"');
-                } else {
-                    out.push(' ');
-                }
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                chars.by_ref().take_while(|&n| n != '\n').for_each(drop);
-                out.push(' ');
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut previous = ' ';
-                for n in chars.by_ref() {
-                    if previous == '*' && n == '/' {
-                        break;
-                    }
-                    previous = n;
-                }
-                out.push(' ');
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Skips a quoted run whose opening `quote` was consumed; a doubled quote is an escape.
-fn skip_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, quote: char) {
-    while let Some(n) = chars.next() {
-        if n == quote {
-            if chars.peek() == Some(&quote) {
-                chars.next();
-            } else {
-                return;
-            }
-        }
-    }
-}
-
-/// The names called in `masked` text: a word or a `"quoted"` name followed (after optional
-/// whitespace) by `(`.
-fn function_calls(masked: &str) -> Vec<&str> {
-    let bytes = masked.as_bytes();
-    let mut calls = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let (start, end, next) = match bytes[i] {
-            b'"' => match masked[i + 1..].find('"') {
-                Some(len) => (i + 1, i + 1 + len, i + 2 + len),
-                None => break,
-            },
-            b if is_word_start(char::from(b)) && (i == 0 || !is_word_char(char::from(bytes[i - 1]))) => {
-                let len = masked[i..].find(|c: char| !is_word_char(c)).unwrap_or(masked.len() - i);
-                (i, i + len, i + len)
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        let after = masked[next..].trim_start();
-        if after.starts_with('(') {
-            calls.push(&masked[start..end]);
-        }
-        i = next.max(i + 1);
-    }
-    calls
 }
 
 /// Checks a column type for `create_table`: letters, digits, `_`, whitespace, `( ) , = < > ! @ # % .`;
@@ -524,21 +503,50 @@ pub fn check_pragma_text(value: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn words_skip_numbers_with_letters() {
-        assert_eq!(words("1e5 + abc_1 OR x2").collect::<Vec<_>>(), ["abc_1", "OR", "x2"]);
+    fn problem(fragment: &str, clause: Clause) -> Option<String> {
+        SqlPolicy::default().first_problem(fragment, clause)
     }
 
     #[test]
-    fn masking_hides_literals_and_keeps_quoted_names_when_asked() {
-        assert_eq!(mask("a = 'DROP ''x'' y' AND b", Keep::Nothing), "a =   AND b");
-        assert_eq!(mask("\"EVIL\"(1)", Keep::QuotedNames), "\"EVIL\"(1)");
-        assert_eq!(mask("[EVIL](1) + `x`(2)", Keep::QuotedNames), "\"EVIL\"(1) + \"x\"(2)");
+    fn harmless_fragments_pass() {
+        for fragment in [
+            "name LIKE 'User1%'",
+            "a = ? AND (b OR c)",
+            "x IN (1, 2, 3)",
+            "note = 'DROP TABLE x; -- not a comment'",
+            "\"name\" IS NOT NULL",
+            "[column name] = 1",
+            "age BETWEEN ?1 AND ?2",
+            "a = :a OR b = @b OR c = $c",
+            "a\n  AND\tb",
+        ] {
+            assert_eq!(problem(fragment, Clause::Where), None, "{fragment}");
+        }
+        assert_eq!(problem("name ASC, age DESC", Clause::OrderBy), None);
+        assert_eq!(problem("COUNT(*) AS n", Clause::Column), None);
     }
 
     #[test]
-    fn finds_function_calls() {
-        let masked = mask("COUNT(*) + upper (x) + \"EVIL\"(1) + a.b + IN (1)", Keep::QuotedNames);
-        assert_eq!(function_calls(&masked), ["COUNT", "upper", "EVIL", "IN"]);
+    fn problems_are_named_with_their_position() {
+        let said = problem("id = 1; DROP TABLE t", Clause::Where).unwrap();
+        assert!(said.contains("`;`") && said.contains("position 7"), "{said}");
+        let said = problem("id = $count(') UNION SELECT 1", Clause::Where).unwrap();
+        assert!(said.contains("$count(')") && said.contains("position 6"), "{said}");
+        let said = problem("? IN secret", Clause::Where).unwrap();
+        assert!(said.contains("`IN`"), "{said}");
+        let said = problem("'", Clause::Column).unwrap();
+        assert!(said.contains("never closed"), "{said}");
+        let said = problem("(a", Clause::Where).unwrap();
+        assert!(said.contains("position 1") && said.contains("never closed"), "{said}");
+        let said = problem("a -- comment", Clause::Where).unwrap();
+        assert!(said.contains("`--`") || said.contains("comment"), "{said}");
+        let said = problem("data->>'$.x' = 1", Clause::Where).unwrap();
+        assert!(said.contains("json_extract"), "{said}");
+        assert!(
+            SqlPolicy::default().allow(["json_extract"]).first_problem("data->>'$.x' = 1", Clause::Where).is_none()
+        );
+        let said = problem("id * 2", Clause::OrderBy).unwrap();
+        assert!(said.contains("`*`"), "{said}");
+        assert!(problem("", Clause::Where).unwrap().contains("empty"));
     }
 }

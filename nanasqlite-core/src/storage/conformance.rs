@@ -167,8 +167,8 @@ fn sync_store<S: Storage>(storage: S) {
     assert_eq!(db.len().unwrap(), 101);
     assert_eq!(db.keys().unwrap()[..2], ["b000", "b001"]);
     assert_eq!(db.batch_delete(["b000", "b001", "missing"]).unwrap(), 2);
-    assert_eq!(db.increment("n", 2, None).unwrap(), json!(2));
-    assert_eq!(db.increment("n", 3, None).unwrap(), json!(5));
+    assert_eq!(db.increment::<i64>("n", 2, None).unwrap(), 2);
+    assert_eq!(db.increment::<i64>("n", 3, None).unwrap(), 5);
     assert_eq!(db.pop::<i64>("n").unwrap(), Some(5));
     let failed = db.transaction(|tx| -> Result<()> {
         tx.set("in_tx", &1)?;

@@ -38,12 +38,33 @@ pub struct ConnectionOptions {
     pub cache_size_mb: u32,
     /// Bytes of the file SQLite may memory-map (`PRAGMA mmap_size`). Default 256 MiB.
     pub mmap_size: u64,
+    /// The longest string or blob a statement may make or store, in bytes
+    /// (`SQLITE_LIMIT_LENGTH`), so that no query can allocate without bound. Default 256 MiB
+    /// (SQLite's own is 1 GB).
+    pub max_length: u32,
 }
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
-        Self { optimize: true, busy_timeout: Duration::from_secs(5), cache_size_mb: 64, mmap_size: 256 * 1024 * 1024 }
+        Self {
+            optimize: true,
+            busy_timeout: Duration::from_secs(5),
+            cache_size_mb: 64,
+            mmap_size: 256 * 1024 * 1024,
+            max_length: 256 * 1024 * 1024,
+        }
     }
+}
+
+/// What every connection gets, writer or reader: SQLite's defensive mode (no writes to the
+/// schema tables, no corrupting pragmas), no functions or virtual tables run from the schema
+/// unless marked safe (`trusted_schema = OFF`), and the length limit.
+fn harden(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    let max_length = i32::try_from(options.max_length).unwrap_or(i32::MAX);
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_length)?;
+    Ok(())
 }
 
 /// A SQLite connection holding key/value tables.
@@ -215,6 +236,7 @@ impl SqliteStorage {
 /// Busy timeout first, so that switching to WAL waits for other connections instead of failing.
 fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
+    harden(conn, options)?;
     if options.optimize {
         switch_to_wal(conn, options.busy_timeout)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -250,6 +272,7 @@ fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<
 /// A reader needs no WAL switch (the writer made it) and a smaller page cache than the writer.
 fn configure_reader(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
+    harden(conn, options)?;
     if options.optimize {
         conn.pragma_update(None, "mmap_size", i64::try_from(options.mmap_size).unwrap_or(i64::MAX))?;
         conn.pragma_update(None, "cache_size", -(i64::from(options.cache_size_mb.div_ceil(8)) * 1024))?;

@@ -1,34 +1,44 @@
-//! The SQL helpers' statements on a SQLite connection.
+//! The SQL helpers' statements on a SQLite connection, fenced by SQLite's authorizer.
 
 use std::sync::Arc;
 
-use rusqlite::params_from_iter;
+use parking_lot::Mutex;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::{ErrorCode, Statement, params_from_iter};
 
 use super::SqliteStorage;
-use crate::error::Result;
-use crate::sql::{Dialect, Row, SqlConnection, SqlValue};
+use crate::error::{Error, Result};
+use crate::sql::{Dialect, Fence, Row, SqlConnection, SqlPolicy, SqlValue, Write};
 
 impl SqlConnection for SqliteStorage {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
 
-    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize> {
-        Ok(self.conn.prepare_cached(sql)?.execute(params_from_iter(params))?)
+    fn execute(&self, sql: &str, params: &[SqlValue], fence: Fence<'_>) -> Result<usize> {
+        self.fenced(sql, fence, |statement| Ok(statement.execute(params_from_iter(params))?))
     }
 
-    fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>) -> Result<Vec<Row>> {
-        let mut statement = self.conn.prepare_cached(sql)?;
-        let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
-        let mut rows = statement.query(params_from_iter(params))?;
-        let mut out = Vec::new();
-        while limit.is_none_or(|limit| out.len() < limit) {
-            let Some(row) = rows.next()? else { break };
-            let values =
-                (0..columns.len()).map(|i| row.get_ref(i).map(SqlValue::from_ref)).collect::<rusqlite::Result<_>>()?;
-            out.push(Row::new(Arc::clone(&columns), values));
-        }
-        Ok(out)
+    fn execute_many(&self, sql: &str, params: &[Vec<SqlValue>], fence: Fence<'_>) -> Result<usize> {
+        self.fenced(sql, fence, |statement| {
+            params.iter().try_fold(0, |changed, params| Ok(changed + statement.execute(params_from_iter(params))?))
+        })
+    }
+
+    fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>, fence: Fence<'_>) -> Result<Vec<Row>> {
+        self.fenced(sql, fence, |statement| {
+            let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
+            let mut rows = statement.query(params_from_iter(params))?;
+            let mut out = Vec::new();
+            while limit.is_none_or(|limit| out.len() < limit) {
+                let Some(row) = rows.next()? else { break };
+                let values = (0..columns.len())
+                    .map(|i| row.get_ref(i).map(SqlValue::from_ref))
+                    .collect::<rusqlite::Result<_>>()?;
+                out.push(Row::new(Arc::clone(&columns), values));
+            }
+            Ok(out)
+        })
     }
 
     fn execute_batch(&self, sql: &str) -> Result<()> {
@@ -37,5 +47,112 @@ impl SqlConnection for SqliteStorage {
 
     fn last_insert_rowid(&self) -> i64 {
         self.conn.last_insert_rowid()
+    }
+}
+
+impl SqliteStorage {
+    /// Prepares `sql` and runs `work` on it, with SQLite's authorizer enforcing `fence` while it
+    /// is prepared and run. Fenced statements are never taken from (or left in) the statement
+    /// cache: a cached statement would skip the authorizer.
+    fn fenced<R>(&self, sql: &str, fence: Fence<'_>, work: impl FnOnce(&mut Statement<'_>) -> Result<R>) -> Result<R> {
+        let Some(rule) = Rule::for_fence(fence) else {
+            let mut statement = self.conn.prepare_cached(sql)?;
+            return work(&mut statement);
+        };
+        let refusal = Arc::clone(&rule.refusal);
+        self.conn.authorizer(Some(move |context: AuthContext<'_>| rule.decide(&context)))?;
+        let result = self.conn.prepare(sql).map_err(Error::from).and_then(|mut statement| work(&mut statement));
+        self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)?;
+        result.map_err(|error| match refusal.lock().take() {
+            Some(why) if error.sqlite_code() == Some(ErrorCode::AuthorizationForStatementDenied) => {
+                Error::validation(format!("the database refused the statement: {why}"))
+            }
+            _ => error,
+        })
+    }
+}
+
+/// What a fence allows, owned (the authorizer outlives the borrow of the fence).
+struct Rule {
+    helper: Option<HelperRule>,
+    /// Why the first refused action was refused.
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+struct HelperRule {
+    table: String,
+    write: Option<Write>,
+    policy: SqlPolicy,
+    internal: Vec<String>,
+}
+
+impl Rule {
+    fn for_fence(fence: Fence<'_>) -> Option<Self> {
+        let helper = match fence {
+            Fence::Open => return None,
+            Fence::Caller => None,
+            Fence::Helper { table, write, policy, internal } => Some(HelperRule {
+                table: table.to_owned(),
+                write,
+                policy: policy.clone(),
+                internal: internal.iter().map(|name| (*name).to_owned()).collect(),
+            }),
+        };
+        Some(Self { helper, refusal: Arc::default() })
+    }
+
+    fn decide(&self, context: &AuthContext<'_>) -> Authorization {
+        let refused = match &self.helper {
+            None => caller_refusal(&context.action),
+            // The schema's own triggers and views run as they were defined.
+            Some(_) if context.accessor.is_some() => None,
+            Some(helper) => helper.refusal(&context.action),
+        };
+        match refused {
+            None => Authorization::Allow,
+            Some(why) => {
+                self.refusal.lock().get_or_insert(why);
+                Authorization::Deny
+            }
+        }
+    }
+}
+
+/// The caller's own statements may do anything but control the transaction.
+fn caller_refusal(action: &AuthAction<'_>) -> Option<String> {
+    matches!(action, AuthAction::Transaction { .. } | AuthAction::Savepoint { .. }).then(|| {
+        "transaction control (BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT, RELEASE) would end the store's own \
+         transaction; use `transaction` or `begin` instead"
+            .to_owned()
+    })
+}
+
+impl HelperRule {
+    fn refusal(&self, action: &AuthAction<'_>) -> Option<String> {
+        let ours = |table: &str| table.eq_ignore_ascii_case(&self.table);
+        match *action {
+            AuthAction::Select => None,
+            AuthAction::Read { table_name, .. } if ours(table_name) => None,
+            AuthAction::Read { table_name, .. } => {
+                Some(format!("it reads table {table_name:?}, and this helper may read {:?} only", self.table))
+            }
+            AuthAction::Function { function_name } if self.may_call(function_name) => None,
+            AuthAction::Function { function_name } => {
+                Some(format!("it calls {function_name}(), which the SQL policy does not allow"))
+            }
+            AuthAction::Update { table_name, .. } if self.write == Some(Write::Update) && ours(table_name) => None,
+            AuthAction::Delete { table_name } if self.write == Some(Write::Delete) && ours(table_name) => None,
+            ref other => Some(format!("{other:?} is not part of this helper")),
+        }
+    }
+
+    /// Functions a fragment may call, the helper's own, and the ones SQLite calls for the
+    /// operators the validator lets through (`LIKE`, `GLOB`, and `->`/`->>` as json_extract).
+    fn may_call(&self, function: &str) -> bool {
+        match function {
+            "like" | "glob" => true,
+            "->" | "->>" => self.policy.permits_call("JSON_EXTRACT"),
+            name => self.internal.iter().any(|own| own.eq_ignore_ascii_case(name)) || self.policy.permits_call(name),
+        }
     }
 }
