@@ -16,6 +16,7 @@ on_every_runtime!(
     max_workers_caps_the_readers,
     a_private_database_has_no_readers,
     a_dropped_begin_frees_the_writer,
+    the_store_called_inside_its_own_begin_guard,
     expired_rows_stay_gone_when_the_deleting_write_never_runs,
 );
 
@@ -139,5 +140,24 @@ async fn expired_rows_stay_gone_when_the_deleting_write_never_runs(setup: Setup)
     db.set("next", &1).await.unwrap();
     assert_eq!(in_file::<String>(&setup.path, "session"), None, "a committed write deleted the row");
     assert_eq!(db.get::<i32>("next").await.unwrap(), Some(1));
+    db.close().await.unwrap();
+}
+
+async fn the_store_called_inside_its_own_begin_guard(setup: Setup) {
+    let wait = Duration::from_millis(200);
+    let db = setup.builder.clone().lock_timeout(wait).open().await.unwrap();
+    fill(&db, 20).await;
+    let tx = db.begin().await.unwrap();
+    // A write through the store itself (not the guard) waits for the guard, which this task
+    // holds: with a lock_timeout it ends in LockTimeout instead of waiting forever.
+    let write = db.set("k0", &100).await;
+    assert!(matches!(write, Err(Error::LockTimeout { waited }) if waited == wait), "{write:?}");
+    assert!(matches!(db.begin().await, Err(Error::Transaction { .. })));
+    // Reads do not wait on the guard: the cache, or a reader, answers them.
+    assert_eq!(db.get::<usize>("k1").await.unwrap(), Some(1), "an uncached read goes to a reader");
+    assert_eq!(db.get::<usize>("k1").await.unwrap(), Some(1), "then the cache answers");
+    tx.set("k0", &7).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.get::<usize>("k0").await.unwrap(), Some(7), "the timed-out write was never made");
     db.close().await.unwrap();
 }

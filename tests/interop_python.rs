@@ -36,6 +36,21 @@ fn run_python(python: &Path, args: &[&str]) {
     assert!(output.status.success(), "python {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// How deeply `value` nests arrays and objects (without recursion, so any depth is fine).
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0)];
+    while let Some((value, level)) = pending.pop() {
+        deepest = deepest.max(level);
+        match value {
+            Value::Array(items) => pending.extend(items.iter().map(|item| (item, level + 1))),
+            Value::Object(fields) => pending.extend(fields.values().map(|item| (item, level + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn nested(depth: usize) -> Value {
     (0..depth).fold(json!("bottom"), |inner, level| json!({ format!("level{level}"): inner }))
 }
@@ -110,12 +125,17 @@ fn python_writes_rust_reads(orjson: bool) {
     assert_eq!(db.get::<Value>("special:inf").unwrap(), Some(Value::Null));
     assert_eq!(db.get::<Value>("special:ninf").unwrap(), Some(Value::Null));
     assert_eq!(db.get::<Value>("special:list_nan").unwrap(), Some(json!([1.5, null])));
+    let deep: Value = db.get("special:deep").unwrap().unwrap();
+    assert_eq!(depth(&deep), if orjson { 250 } else { 900 }, "as deep as Python writes, read");
     if !orjson {
         assert_eq!(raw_value(&db_path, "special:nan"), "NaN", "the stdlib writes the bare token");
         let huge: f64 = db.get("special:huge_int").unwrap().unwrap();
         assert_eq!(huge, 1e30, "integers beyond 64 bits read as the nearest float");
+        db.patch("special:big_obj", &json!({"n": 2}), false).unwrap();
+        assert_eq!(raw_value(&db_path, "special:big_obj"), r#"{"huge":1180591620717411303424,"n":2}"#, "2**70 kept");
+        assert_eq!(db.increment::<i128>("special:huge_int", 1, None).unwrap(), 10_i128.pow(30) + 1, "exact");
     }
-    assert_eq!(db.len().unwrap(), expected.len() + if orjson { 4 } else { 5 });
+    assert_eq!(db.len().unwrap(), expected.len() + if orjson { 5 } else { 7 });
 
     let sub = db.table("sub").unwrap();
     let read: Map<String, Value> = sub.to_dict::<Value>().unwrap().into_iter().collect();
@@ -174,4 +194,33 @@ fn rust_writes_python_bulk_loads() {
 #[test]
 fn rust_writes_python_without_orjson_reads() {
     rust_writes_python_reads(true, false);
+}
+
+fn the_deepest_value_we_write_reads_in_python(orjson: bool) {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("deep.db");
+    let db = NanaSQLite::open(&db_path).unwrap();
+    let deepest = (0..512).fold(json!(1), |inner, _| json!([inner]));
+    db.set("deep", &deepest).unwrap();
+    let deeper = json!([deepest]);
+    assert!(db.set("deeper", &deeper).is_err(), "what Python could not read back is refused");
+    db.close().unwrap();
+    let out = dir.path().join("read.json");
+    let mut args = vec!["read", db_path.to_str().unwrap(), out.to_str().unwrap()];
+    args.extend((!orjson).then_some("--no-orjson"));
+    run_python(&python, &args);
+    let text = std::fs::read_to_string(out).unwrap();
+    assert!(text.contains(&format!("{}1{}", "[".repeat(512), "]".repeat(512))), "Python read all 512 levels");
+    std::mem::forget((deepest, deeper));
+}
+
+#[test]
+fn the_deepest_value_we_write_reads_in_python_with_orjson() {
+    the_deepest_value_we_write_reads_in_python(true);
+}
+
+#[test]
+fn the_deepest_value_we_write_reads_in_python_without_orjson() {
+    the_deepest_value_we_write_reads_in_python(false);
 }

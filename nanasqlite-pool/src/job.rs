@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
@@ -10,9 +10,15 @@ use nanasqlite_core::engine::{self, Applied, Kind, Operation, Table};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
 
+use crate::deadline::{self, Expire};
+
 /// A job as the lanes see it, whatever its operation and answer.
 pub(crate) trait Job<S>: Send {
     fn kind(&self) -> Kind;
+    /// Takes over answering the caller from the deadline thread; `false` if that thread has
+    /// answered already (the job waited past its `lock_timeout` in the queue): the lane must
+    /// then not run it.
+    fn claim(&mut self) -> bool;
     /// The caller is gone (its future was dropped), so running the job would serve nobody.
     fn is_abandoned(&self) -> bool;
     /// When the job was handed to the pool.
@@ -36,12 +42,64 @@ pub(crate) trait Job<S>: Send {
     fn reject(self: Box<Self>, error: Error);
 }
 
+/// Where a job's answer goes.
+enum Reply<R> {
+    /// Straight to the caller.
+    Direct(oneshot::Sender<Result<R>>),
+    /// To the caller, unless the deadline thread, which shares the slot, answered first.
+    Shared(Arc<Settle<R>>),
+    /// Answered by the deadline thread.
+    Settled,
+}
+
+/// A reply the deadline thread may settle with `LockTimeout`.
+struct Settle<R> {
+    sender: parking_lot::Mutex<Option<oneshot::Sender<Result<R>>>>,
+    waited: Duration,
+}
+
+impl<R: Send> Expire for Settle<R> {
+    fn expire(&self) {
+        if let Some(sender) = self.sender.lock().take() {
+            let _ = sender.send(Err(Error::LockTimeout { waited: self.waited }));
+        }
+    }
+}
+
+impl<R> Reply<R> {
+    fn claim(&mut self) -> bool {
+        if let Self::Shared(settle) = self {
+            let sender = settle.sender.lock().take();
+            *self = sender.map_or(Self::Settled, Self::Direct);
+        }
+        !matches!(self, Self::Settled)
+    }
+
+    fn is_canceled(&self) -> bool {
+        match self {
+            Self::Direct(sender) => sender.is_canceled(),
+            Self::Shared(settle) => settle.sender.lock().as_ref().is_none_or(oneshot::Sender::is_canceled),
+            Self::Settled => true,
+        }
+    }
+
+    fn send(self, answer: Result<R>) {
+        let sender = match self {
+            Self::Direct(sender) => Some(sender),
+            Self::Shared(settle) => settle.sender.lock().take(),
+            Self::Settled => None,
+        };
+        // The caller may have gone meanwhile: then nobody needs the answer.
+        let _ = sender.map(|sender| sender.send(answer));
+    }
+}
+
 /// An operation on a table, the caller's reply channel, and what the lanes track of it.
 pub(crate) struct Task<S: Storage, O: Operation<S>> {
     operation: O,
     table: Arc<Table<S>>,
     outcome: Option<Result<Applied<O::Output>>>,
-    reply: oneshot::Sender<Result<O::Output>>,
+    reply: Reply<O::Output>,
     queued_at: Instant,
     deadline: Option<(Instant, Duration)>,
     span: tracing::Span,
@@ -81,9 +139,17 @@ where
         lock_timeout: Option<Duration>,
         span: tracing::Span,
     ) -> (Self, Answer<O::Output>) {
-        let (reply, answer) = oneshot::channel();
+        let (sender, answer) = oneshot::channel();
         let queued_at = Instant::now();
         let deadline = lock_timeout.map(|timeout| (queued_at + timeout, timeout));
+        let reply = match deadline {
+            None => Reply::Direct(sender),
+            Some((at, waited)) => {
+                let settle = Arc::new(Settle { sender: parking_lot::Mutex::new(Some(sender)), waited });
+                deadline::at(at, Arc::downgrade(&settle) as Weak<dyn Expire>);
+                Reply::Shared(settle)
+            }
+        };
         (Self { operation, table, outcome: None, reply, queued_at, deadline, span, detached: false }, answer)
     }
 }
@@ -96,6 +162,10 @@ where
 {
     fn kind(&self) -> Kind {
         self.operation.kind()
+    }
+
+    fn claim(&mut self) -> bool {
+        self.reply.claim()
     }
 
     fn is_abandoned(&self) -> bool {
@@ -145,13 +215,11 @@ where
             (None, None) => Err(Error::Closed),
         };
         // Another process held the file's write lock for the whole busy timeout.
-        let answer = answer.map_err(|error| error.busy_as_lock_timeout(queued_at.elapsed()));
-        // The caller may have gone meanwhile: then nobody needs the answer.
-        let _ = reply.send(answer);
+        reply.send(answer.map_err(|error| error.busy_as_lock_timeout(queued_at.elapsed())));
     }
 
     fn reject(self: Box<Self>, error: Error) {
-        let _ = self.reply.send(Err(error));
+        self.reply.send(Err(error));
     }
 }
 

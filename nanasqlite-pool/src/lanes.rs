@@ -168,9 +168,11 @@ impl<S: Storage> Lane<S> {
         let now = Instant::now();
         group
             .into_iter()
-            .filter_map(|job| {
+            .filter_map(|mut job| {
                 self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
-                if job.is_abandoned() {
+                if !job.claim() {
+                    None // the deadline thread answered it with LockTimeout already
+                } else if job.is_abandoned() {
                     self.counters.record_abandoned();
                     None
                 } else if let Some(waited) = job.overdue(now) {
@@ -371,6 +373,9 @@ mod tests {
     impl Job<SqliteStorage> for Fake {
         fn kind(&self) -> Kind {
             self.kind
+        }
+        fn claim(&mut self) -> bool {
+            true
         }
         fn is_abandoned(&self) -> bool {
             false

@@ -38,6 +38,7 @@
 
 mod builder;
 pub mod conformance;
+mod deadline;
 mod job;
 mod lanes;
 mod pool;

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_channel::oneshot;
 use nanasqlite_core::engine::{Applied, CacheChange, Kind, Operation, Table, Transaction};
@@ -72,6 +74,27 @@ impl<S: Storage> Operation<S> for Hold<S> {
     }
 }
 
+/// Which of `begun` and `finished` came first.
+enum Either<B, F> {
+    Begun(B),
+    Ended(F),
+}
+
+/// Waits for `begun` or `finished`, whichever is first: a `begin()` that times out in the queue
+/// is answered by the deadline thread through `finished` while `begun` waits on.
+async fn first_of<B, F>(
+    mut begun: oneshot::Receiver<B>,
+    finished: &mut oneshot::Receiver<F>,
+) -> Either<Result<B, oneshot::Canceled>, Result<F, oneshot::Canceled>> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(begun) = Pin::new(&mut begun).poll(cx) {
+            return Poll::Ready(Either::Begun(begun));
+        }
+        Pin::new(&mut *finished).poll(cx).map(Either::Ended)
+    })
+    .await
+}
+
 /// A write transaction holding the writer, from [`AsyncNanaSQLite::begin`]. Its methods run on
 /// the writer inside the transaction; [`commit`](Self::commit) or [`rollback`](Self::rollback)
 /// end it, and dropping it rolls back. Key/value writes reach the cache only once committed.
@@ -124,10 +147,13 @@ impl<S: Storage> AsyncTransaction<S> {
             let hold = Hold { handover: Some(Handover { commands: queue, started }) };
             let span = tracing::debug_span!("nanasqlite", op = "begin", table = %table.name());
             let mut finished = pool.submit(table, hold, span).await?;
-            match begun.await {
-                Ok(begun) => begun?,
-                // The job ended without starting (timed out, or the store closed): its answer says why.
-                Err(_) => return Err((&mut finished).await.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed)),
+            match first_of(begun, &mut finished).await {
+                Either::Begun(Ok(begun)) => begun?,
+                // The job ended without beginning (it timed out, or the store closed): its answer says why.
+                Either::Begun(Err(_)) => {
+                    return Err((&mut finished).await.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed));
+                }
+                Either::Ended(answer) => return Err(answer.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed)),
             }
             Ok(Self { commands, finished, _slot: slot })
         }

@@ -111,3 +111,18 @@ impl Future for YieldNow {
         }
     }
 }
+
+/// How `child` exited; kills it and fails the test if it has not exited within `limit`.
+pub(crate) fn wait_for_exit(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("a child process did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

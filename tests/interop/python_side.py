@@ -21,10 +21,21 @@ from nanasqlite import NanaSQLite  # noqa: E402
 from nanasqlite.compat import HAS_ORJSON  # noqa: E402
 
 
+def nested_lists(depth):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def special_values():
     values = {"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "list_nan": [1.5, float("nan")]}
-    if not HAS_ORJSON:
+    if HAS_ORJSON:
+        values["deep"] = nested_lists(250)  # orjson writes at most 254 levels
+    else:
         values["huge_int"] = 10**30  # orjson refuses integers wider than 64 bits
+        values["big_obj"] = {"huge": 2**70, "n": 1}
+        values["deep"] = nested_lists(900)  # the stdlib json writes about as deep as Python recurses
     return values
 
 
