@@ -1,61 +1,78 @@
-//! A web service keeping one store in its state: `GET /users/{id}` and `POST /users`, the
-//! store closed on graceful shutdown (the async guide's FastAPI example, in axum).
+//! A web service keeping one store in its state (the async guide's FastAPI example, in axum):
+//! users in a SQL table with a unique email, a visit counter in the key/value table, handlers
+//! returning `nanasqlite::Result<Json<T>>` (feature `axum`: a duplicate email answers 409, a bad
+//! request 400, a busy store 503), and the store closed on graceful shutdown.
 //!
-//! Run: `cargo run --example axum_app --features tokio` and try
-//! `curl -XPOST localhost:3000/users -H 'content-type: application/json' -d '{"id": 1, "name": "Alice"}'`
-//! then `curl localhost:3000/users/1`; Ctrl-C stops it. With `-- --demo` it binds a free port,
-//! sends those requests itself, prints the answers and shuts down.
+//! Run: `cargo run --example axum_app --features tokio,axum` and try
+//! `curl -XPOST localhost:3000/users -H 'content-type: application/json' -d '{"name": "Alice", "email": "a@example.com", "tags": ["admin"]}'`
+//! then `curl localhost:3000/users/1` and `curl localhost:3000/users`; Ctrl-C stops it. With
+//! `-- --demo` it binds a free port, sends such requests itself, prints the answers and stops.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use nanasqlite::AsyncNanaSQLite;
-use serde_json::{Value, json};
+use nanasqlite::{AsyncNanaSQLite, Error, Query, Row, params};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The app state: a clone of the handle per request is cheap.
-#[derive(Clone)]
-struct AppState {
-    db: AsyncNanaSQLite,
+/// A user as clients send it and as it is stored: `tags` goes into a JSON text column and
+/// reads back as a `Vec`.
+#[derive(Debug, Deserialize, Serialize)]
+struct NewUser {
+    name: String,
+    email: String,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
-type Reply = (StatusCode, Json<Value>);
-
-fn failure(error: &nanasqlite::Error) -> Reply {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": error.to_string()})))
+#[derive(Debug, Deserialize, Serialize)]
+struct User {
+    id: i64,
+    name: String,
+    email: String,
+    tags: Vec<String>,
 }
 
-async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
-    match state.db.aget::<Value>(&format!("user_{id}")).await {
-        Ok(Some(user)) => (StatusCode::OK, Json(user)),
-        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"error": "User not found"}))),
-        Err(error) => failure(&error),
+async fn create_user(
+    State(db): State<AsyncNanaSQLite>,
+    Json(user): Json<NewUser>,
+) -> nanasqlite::Result<(StatusCode, Json<User>)> {
+    if !user.email.contains('@') {
+        return Err(Error::Validation { message: format!("{:?} is not an email address", user.email) });
     }
+    let id = db.sql_insert("users", &user).await?; // a duplicate email: 409 Conflict
+    Ok((StatusCode::CREATED, Json(User { id, name: user.name, email: user.email, tags: user.tags })))
 }
 
-async fn create_user(State(state): State<AppState>, Json(user): Json<Value>) -> Reply {
-    let id = match &user["id"] {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => return (StatusCode::BAD_REQUEST, Json(json!({"error": "the user needs an \"id\""}))),
-    };
-    match state.db.aset(&format!("user_{id}"), &user).await {
-        Ok(()) => (StatusCode::CREATED, Json(json!({"status": "created", "id": user["id"]}))),
-        Err(error) => failure(&error),
-    }
+async fn get_user(State(db): State<AsyncNanaSQLite>, Path(id): Path<i64>) -> nanasqlite::Result<Json<Option<User>>> {
+    let visits: i64 = db.increment(&format!("visits:{id}"), 1, None).await?;
+    tracing::info!(id, visits, "user read");
+    let users: Vec<User> = db.query_as(Query::table("users").filter("id = ?", params![id])).await?;
+    Ok(Json(users.into_iter().next()))
+}
+
+/// Rows serialise as JSON objects as they are.
+async fn list_users(State(db): State<AsyncNanaSQLite>) -> nanasqlite::Result<Json<Vec<Row>>> {
+    Ok(Json(db.query(Query::table("users").columns(["id", "name", "email"]).order_by("id")).await?))
 }
 
 fn app(db: AsyncNanaSQLite) -> Router {
-    Router::new().route("/users/{id}", get(get_user)).route("/users", post(create_user)).with_state(AppState { db })
+    Router::new().route("/users", post(create_user).get(list_users)).route("/users/{id}", get(get_user)).with_state(db)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let demo = std::env::args().any(|arg| arg == "--demo");
-    let path = std::env::temp_dir().join("nanasqlite-axum-app.db");
-    let db = AsyncNanaSQLite::builder(&path).max_workers(5).read_pool_size(4).open().await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("axum-app.db");
+    let db = AsyncNanaSQLite::open(&path).await?;
+    db.create_table(
+        "users",
+        &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT NOT NULL"), ("email", "TEXT UNIQUE"), ("tags", "TEXT")],
+    )
+    .await?;
     let listener = TcpListener::bind(if demo { "127.0.0.1:0" } else { "127.0.0.1:3000" }).await?;
     let address = listener.local_addr()?;
     println!("listening on http://{address} (database {})", path.display());
@@ -72,9 +89,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into_future(),
     );
     if demo {
-        println!("{}", request(address, "POST", "/users", r#"{"id": 1, "name": "Alice"}"#).await?);
-        println!("{}", request(address, "GET", "/users/1", "").await?);
-        println!("{}", request(address, "GET", "/users/2", "").await?);
+        let alice = r#"{"name": "Alice", "email": "alice@example.com", "tags": ["admin", "ops"]}"#;
+        let answers = [
+            request(address, "POST", "/users", alice).await?,
+            request(address, "POST", "/users", alice).await?,
+            request(address, "POST", "/users", r#"{"name": "Bob", "email": "nope"}"#).await?,
+            request(address, "GET", "/users/1", "").await?,
+            request(address, "GET", "/users", "").await?,
+        ];
+        for answer in &answers {
+            println!("{answer}");
+        }
+        let statuses: Vec<&str> = answers.iter().map(|a| a.split(' ').nth(4).unwrap_or_default()).collect();
+        assert_eq!(statuses, ["201", "409", "400", "200", "200"], "{answers:#?}");
         let _ = stop.send(());
     }
     server.await??;

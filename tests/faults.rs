@@ -167,7 +167,7 @@ fn sync_store_reports_a_full_disk_and_recovers() {
     db.batch_update((0..5).map(|i| (format!("batch{i}"), big(i)))).unwrap();
     assert_eq!(db.len().unwrap(), 20 + written.len() + 1 + 5);
     let check = db.fetch_one("PRAGMA integrity_check", &[]).unwrap().unwrap();
-    assert_eq!(check.get("integrity_check"), Some(&SqlValue::Text("ok".into())));
+    assert_eq!(check.get::<String>("integrity_check").unwrap(), "ok");
 }
 
 #[test]

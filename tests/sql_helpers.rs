@@ -31,7 +31,8 @@ fn insert_query_update_delete() -> nanasqlite::Result<()> {
     let (_dir, db) = users_db();
     let rows = db.query(Query::table("users").filter("name LIKE ?", params!["A%"]))?;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].get("email"), Some(&SqlValue::Text("alice@example.com".into())));
+    assert_eq!(rows[0].value("email"), Some(&SqlValue::Text("alice@example.com".into())));
+    assert_eq!(rows[0].get::<String>("email")?, "alice@example.com");
     let page: Vec<User> =
         db.query_as(Query::table("users").columns(["id", "name"]).order_by("name ASC").limit(2).offset(1))?;
     assert_eq!(page, [User { id: 2, name: "Bob".into() }, User { id: 3, name: "Carol".into() }]);
@@ -72,7 +73,7 @@ fn execute_fetch_and_execute_many_is_atomic() -> nanasqlite::Result<()> {
     let all = db.fetch_all("SELECT id, name FROM users ORDER BY id", params![])?;
     assert_eq!(all[3].to_json(), json!({"id": 4, "name": "Dan2"}));
     let n = db.fetch_one("SELECT COUNT(*) AS n FROM users", params![])?.unwrap();
-    assert_eq!(n.get("n"), Some(&SqlValue::Integer(4)));
+    assert_eq!(n.value("n"), Some(&SqlValue::Integer(4)));
     db.execute_many("INSERT INTO users (name) VALUES (?)", vec![params!["a"], params!["b"]])?;
     assert_eq!(db.count(Query::table("users"))?, 6);
     let duplicate = vec![params!["x", "x@e"], params!["y", "alice@example.com"]];
@@ -92,7 +93,7 @@ fn schema_helpers() -> nanasqlite::Result<()> {
     assert_eq!(db.list_indexes(Some("users"))?.len(), 1);
     db.alter_table_add_column("users", "note", "TEXT", Some(SqlValue::from("it's okay")))?;
     let note = db.fetch_one("SELECT note FROM users WHERE id = 1", params![])?.unwrap();
-    assert_eq!(note.get("note"), Some(&SqlValue::Text("it's okay".into())));
+    assert_eq!(note.value("note"), Some(&SqlValue::Text("it's okay".into())));
     db.drop_index("idx_users_age")?;
     assert!(db.list_indexes(Some("users"))?.is_empty());
     db.create_table("group", &[("order", "TEXT")])?;

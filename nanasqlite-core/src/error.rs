@@ -117,6 +117,10 @@ pub enum Error {
     },
     /// An operating-system error outside SQLite (e.g. no thread could be started).
     Io(std::io::Error),
+    /// A JSON error from your own code, converted by `?` (`From<serde_json::Error>`), so that
+    /// a function returning [`Result`] can parse and print JSON too. The store's own JSON
+    /// errors are [`Error::Encode`] and [`Error::Decode`], which name the key.
+    Json(serde_json::Error),
     /// A job panicked; the worker that ran it survives.
     Panic {
         /// The panic's message, when it was a string.
@@ -186,6 +190,22 @@ impl Error {
         matches!(self, Self::Closed)
     }
 
+    /// The HTTP status a web service would answer with: 400 for [`Error::Validation`], 409 for a
+    /// constraint violation, 503 for [`Error::LockTimeout`], [`Error::Closed`] and a busy
+    /// database (retry later), 500 for the rest. The `axum` feature answers with it.
+    #[must_use]
+    pub fn status_code(&self) -> u16 {
+        if matches!(self, Self::Validation { .. }) {
+            400
+        } else if self.is_constraint() {
+            409
+        } else if self.is_busy() || self.is_closed() {
+            503
+        } else {
+            500
+        }
+    }
+
     /// SQLite's "database is busy" (another connection or process held the file's write lock
     /// for the whole busy timeout) as [`Error::LockTimeout`]; any other error as it is.
     #[must_use]
@@ -201,7 +221,6 @@ impl Error {
     /// whose commit failed). Every variant and message is kept; causes that cannot be copied
     /// are rebuilt from their message (SQLite failures keep their codes).
     pub(crate) fn duplicate(&self) -> Self {
-        let json = |error: &serde_json::Error| -> serde_json::Error { serde::de::Error::custom(error.to_string()) };
         match self {
             Self::Closed => Self::Closed,
             Self::LockTimeout { waited } => Self::LockTimeout { waited: *waited },
@@ -217,9 +236,15 @@ impl Error {
             Self::Transaction { message } => Self::Transaction { message: message.clone() },
             Self::Unsupported { operation, backend } => Self::Unsupported { operation, backend },
             Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
+            Self::Json(error) => Self::Json(json(error)),
             Self::Panic { message } => Self::Panic { message: message.clone() },
         }
     }
+}
+
+/// A JSON error again, as its message.
+fn json(error: &serde_json::Error) -> serde_json::Error {
+    serde::de::Error::custom(error.to_string())
 }
 
 /// A SQLite error again: a failure keeps its code and message; another error (which rusqlite
@@ -261,6 +286,7 @@ impl fmt::Display for Error {
                 write!(f, "{operation} is not supported by the {backend} backend")
             }
             Self::Io(source) => write!(f, "i/o error: {source}"),
+            Self::Json(source) => write!(f, "json error: {source}"),
             Self::Panic { message } => write!(f, "a database job panicked: {message}"),
         }
     }
@@ -272,7 +298,8 @@ impl std::error::Error for Error {
             Self::Encode { source, .. }
             | Self::Decode { source, .. }
             | Self::EncodeRow { source, .. }
-            | Self::DecodeRow { source, .. } => Some(source),
+            | Self::DecodeRow { source, .. }
+            | Self::Json(source) => Some(source),
             Self::Open { source, .. } | Self::Sqlite(source) => Some(source),
             Self::Io(source) => Some(source),
             _ => None,
@@ -283,6 +310,12 @@ impl std::error::Error for Error {
 impl From<std::io::Error> for Error {
     fn from(error: std::io::Error) -> Self {
         Self::Io(error)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Json(error)
     }
 }
 
@@ -337,6 +370,19 @@ mod tests {
         assert!(matches!(decode.duplicate(), Error::Decode { .. }));
         let other = Error::Sqlite(rusqlite::Error::QueryReturnedNoRows);
         assert_eq!(other.duplicate().to_string(), other.to_string());
+    }
+
+    #[test]
+    fn each_kind_has_its_http_status() {
+        assert_eq!(Error::validation("x").status_code(), 400);
+        assert_eq!(failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, None).status_code(), 409);
+        assert_eq!(Error::LockTimeout { waited: Duration::ZERO }.status_code(), 503);
+        assert_eq!(Error::Closed.status_code(), 503);
+        assert_eq!(failure(rusqlite::ffi::SQLITE_BUSY, None).status_code(), 503);
+        assert_eq!(failure(rusqlite::ffi::SQLITE_FULL, None).status_code(), 500);
+        let json: Error = serde_json::from_str::<u8>("x").unwrap_err().into();
+        assert!(json.to_string().starts_with("json error: "));
+        assert_eq!(json.status_code(), 500);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub mod storage;
 mod store;
 mod store_sql;
 mod watch;
+#[cfg(feature = "axum")]
+mod web;
 
 pub use atomic::Amount;
 pub use builder::{Builder, DEFAULT_TABLE};
