@@ -2,12 +2,13 @@
 //! process alive; a runtime shut down, or a process ending, with writes in flight neither hangs
 //! nor loses an acknowledged write.
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use nanasqlite::AsyncNanaSQLite;
+
+mod common;
 
 #[test]
 fn a_cache_hit_is_ready_at_the_first_poll() {
@@ -32,43 +33,28 @@ fn a_cache_hit_is_ready_at_the_first_poll() {
     });
 }
 
-/// Run as a child process (see below): writes, forgets the handle, returns from the test.
-#[test]
-fn child_leaves_a_store_open() {
-    let Some(path) = std::env::var_os("NANASQLITE_CHILD_DB") else { return };
+/// The child of the test below: writes, forgets the handle, returns from the test.
+fn leave_a_store_open(path: &std::ffi::OsStr) {
     futures::executor::block_on(async {
-        let db = AsyncNanaSQLite::builder(&path).read_pool_size(2).max_workers(3).open().await.unwrap();
+        let db = AsyncNanaSQLite::builder(path).read_pool_size(2).max_workers(3).open().await.unwrap();
         db.set("written", &true).await.unwrap();
         std::mem::forget(db); // never closed, never dropped
     });
 }
 
-/// How `child` exited; fails the test (killing it) if it has not exited within a minute.
-fn exit_status_within_a_minute(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the process hung at exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_process_that_never_closes_its_store_still_exits() {
+    if common::child_role().is_some() {
+        return leave_a_store_open(&std::env::var_os("NANASQLITE_CHILD_DB").unwrap());
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("child.db");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_leaves_a_store_open", "--test-threads=1"])
+    let mut child = common::child("a_process_that_never_closes_its_store_still_exits", "leave open")
         .env("NANASQLITE_CHILD_DB", &path)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    assert!(exit_status_within_a_minute(&mut child).success());
+    assert!(common::wait_for_exit(&mut child, Duration::from_secs(60)).success(), "the process hung at exit");
     let db = nanasqlite::NanaSQLite::open(&path).unwrap();
     assert_eq!(db.get::<bool>("written").unwrap(), Some(true), "the acknowledged write is in the file");
 }
@@ -139,6 +125,7 @@ fn shutting_down_the_runtime_mid_write_loses_nothing_acknowledged() {
 /// With the store's threads on tokio's own blocking pool, the runtime waits for them at
 /// shutdown: once the tasks holding the store are dropped, the store closes and the shutdown
 /// ends, without hanging.
+#[cfg(feature = "tokio")]
 #[test]
 fn a_store_on_tokios_blocking_pool_lets_the_runtime_shut_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,13 +143,11 @@ fn a_store_on_tokios_blocking_pool_lets_the_runtime_shut_down() {
     assert_all_present(&path, &acknowledged(&log));
 }
 
-/// Run as a child process (see below): writes from many tasks and exits mid-write, without
-/// closing the store or shutting the runtime down. Reports each acknowledged write on stderr.
-#[test]
-fn child_exits_mid_write() {
-    let Some(path) = std::env::var_os("NANASQLITE_EXIT_DB") else { return };
+/// The child of the test below: writes from many tasks and exits mid-write, without closing
+/// the store or shutting the runtime down. Reports each acknowledged write on stderr.
+fn exit_mid_write(path: &std::ffi::OsStr) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let db = runtime.block_on(AsyncNanaSQLite::open(&path)).unwrap();
+    let db = runtime.block_on(AsyncNanaSQLite::open(path)).unwrap();
     for task in 0..20 {
         let db = db.clone();
         runtime.spawn(async move {
@@ -179,10 +164,12 @@ fn child_exits_mid_write() {
 
 #[test]
 fn a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged() {
+    if common::child_role().is_some() {
+        return exit_mid_write(&std::env::var_os("NANASQLITE_EXIT_DB").unwrap());
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exit.db");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_exits_mid_write", "--test-threads=1"])
+    let mut child = common::child("a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged", "exit")
         .env("NANASQLITE_EXIT_DB", &path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -193,7 +180,7 @@ fn a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged() {
         let lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
         lines.map_while(Result::ok).filter(|line| line.starts_with('t')).collect::<Vec<_>>()
     });
-    assert!(exit_status_within_a_minute(&mut child).success());
+    assert!(common::wait_for_exit(&mut child, Duration::from_secs(60)).success(), "the process hung at exit");
     let acked = reader.join().unwrap();
     assert!(!acked.is_empty(), "the child wrote nothing");
     assert_all_present(&path, &acked);

@@ -28,6 +28,7 @@ on_every_runtime!(
     panicking_job,
     use_after_close,
     read_pool,
+    readers_see_whole_batches_only,
     failing_write_fails_alone,
     lock_timeout,
     back_pressure,
@@ -131,25 +132,48 @@ async fn big_batch_does_not_block(setup: Setup) {
     db.close().await.unwrap();
 }
 
+/// Polls each future once; all must still be pending.
+async fn poll_once_each<F: Future + Unpin>(futures: &mut [F]) {
+    for future in futures {
+        assert!(futures::poll!(future).is_pending(), "the writer is held: nothing can finish");
+    }
+}
+
 async fn cancelled_futures_leave_no_torn_batch(setup: Setup) {
     let db = setup.open().await;
-    for batch in 0..20 {
-        let rows: Vec<(String, i32)> = (0..200).map(|i| (format!("b{batch}-{i}"), i)).collect();
-        let mut write = Box::pin(db.batch_update(&rows));
-        for _ in 0..(batch % 4) {
-            if futures::poll!(write.as_mut()).is_ready() {
-                break; // it finished before we could cancel it
-            }
-        }
-        drop(write); // cancelled before, during or after its job ran
-    }
+    let rows = |batch: usize, n: usize| (0..n).map(move |i| (format!("b{batch}-{i}"), i)).collect::<Vec<_>>();
+    let count = |batch: usize| {
+        let db = db.clone();
+        async move { db.count(Query::table("data").filter("key LIKE ?", params![format!("b{batch}-%")])).await.unwrap() }
+    };
+
+    // Dropped before their jobs start (the writer is held): absent, and counted as abandoned.
+    let abandoned_before = db.stats().abandoned;
+    let held = db.begin().await.unwrap();
+    let mut queued: Vec<_> = (0..5).map(|batch| Box::pin(db.batch_update(rows(batch, 200)))).collect();
+    let mut single = vec![Box::pin(db.set("dropped single", &1))];
+    poll_once_each(&mut queued).await;
+    poll_once_each(&mut single).await;
+    drop((queued, single));
+    held.rollback().await.unwrap();
     db.set("barrier", &true).await.unwrap(); // the writer is FIFO: everything before is done
+    assert_eq!(db.stats().abandoned - abandoned_before, 6, "each dropped job was skipped");
     db.clear_cache();
-    for batch in 0..20 {
-        let keys: Vec<String> = (0..200).map(|i| format!("b{batch}-{i}")).collect();
-        let found = db.batch_get::<i32, _>(&keys).await.unwrap().len();
-        assert!(found == 0 || found == 200, "batch {batch} is torn: {found} of 200 keys");
+    for batch in 0..5 {
+        assert_eq!(count(batch).await, 0, "batch {batch} was dropped before it started");
     }
+    assert_eq!(db.get_fresh::<i32>("dropped single").await.unwrap(), None);
+
+    // Dropped once its job has started: it runs to the end, all of it.
+    let started_before = db.stats().jobs_started;
+    let mut running = Box::pin(db.batch_update(rows(9, 100_000)));
+    assert!(futures::poll!(running.as_mut()).is_pending());
+    let started = || db.stats().jobs_started > started_before;
+    common::wait_until_async("the batch's job starting", Duration::from_secs(60), started).await;
+    drop(running);
+    db.set("barrier", &true).await.unwrap();
+    assert_eq!(db.stats().abandoned - abandoned_before, 6, "a started job is never abandoned");
+    assert_eq!(count(9).await, 100_000, "a batch dropped mid-flight commits whole");
     db.close().await.unwrap();
 }
 
@@ -232,6 +256,33 @@ async fn read_pool(setup: Setup) {
     db.close().await.unwrap();
 }
 
+async fn readers_see_whole_batches_only(setup: Setup) {
+    let db = setup.builder.clone().read_pool_size(2).open().await.unwrap();
+    let batch = |round: i64| (0..1_000).map(move |i| (format!("k{i}"), round));
+    db.batch_update(batch(0)).await.unwrap();
+    let done = AtomicBool::new(false);
+    let writer = async {
+        for round in 1..=30 {
+            db.batch_update(batch(round)).await.unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+    };
+    let reader = async {
+        let mut reads = 0;
+        while !done.load(Ordering::SeqCst) {
+            let row = db.fetch_one("SELECT COUNT(DISTINCT value) AS n, COUNT(*) AS rows FROM data", params![]);
+            let row = row.await.unwrap().unwrap();
+            assert_eq!((row.get::<i64>("n").unwrap(), row.get::<i64>("rows").unwrap()), (1, 1_000), "half a batch");
+            reads += 1;
+        }
+        reads
+    };
+    let ((), reads) = futures::join!(writer, reader);
+    let stats = db.stats();
+    assert!(reads > 0 && stats.lanes > 1, "{reads} reads, some on a reader lane: {stats:?}");
+    db.close().await.unwrap();
+}
+
 async fn failing_write_fails_alone(setup: Setup) {
     NanaSQLite::open(&setup.path).unwrap();
     let conn = rusqlite::Connection::open(&setup.path).unwrap();
@@ -241,11 +292,16 @@ async fn failing_write_fails_alone(setup: Setup) {
     .unwrap();
     drop(conn);
     let db = setup.open().await;
-    let writes = (0..30).map(|i| db.set(&format!("k{i}"), if i == 15 { &"bad" } else { &"good" }));
+    let held = db.begin().await.unwrap(); // the 30 writes queue up behind it, then share groups
+    let value = |i| if i == 15 { "bad" } else { "good" };
+    let mut writes: Vec<_> = (0..30).map(|i| Box::pin(db.set(&format!("k{i}"), &value(i)))).collect();
+    poll_once_each(&mut writes).await;
+    held.commit().await.unwrap();
     let results = join_all(writes).await;
     for (i, result) in results.iter().enumerate() {
         assert_eq!(result.is_err(), i == 15, "write {i}: {result:?}");
     }
+    assert!(db.stats().largest_write_group >= 2, "the failing write shared its group: {:?}", db.stats());
     assert_eq!(db.alen().await.unwrap(), 29);
     assert!(!db.is_cached("k15"), "the failed write is not cached");
     db.close().await.unwrap();
@@ -256,9 +312,8 @@ async fn lock_timeout(setup: Setup) {
     let rows: Vec<(String, i64)> = (0..300_000).map(|i| (format!("k{i}"), i)).collect();
     let mut batch = Box::pin(db.batch_update(&rows));
     assert!(futures::poll!(batch.as_mut()).is_pending(), "the batch is queued");
-    while db.stats().write_queue > 0 {
-        YieldNow(false).await; // until the writer has taken the batch
-    }
+    common::wait_until_async("the writer taking the batch", Duration::from_secs(60), || db.stats().write_queue == 0)
+        .await;
     let (batch, late) = futures::join!(batch, db.set("late", &1));
     batch.unwrap();
     assert!(matches!(late, Err(Error::LockTimeout { .. })), "{late:?}");
@@ -268,8 +323,15 @@ async fn lock_timeout(setup: Setup) {
 
 async fn back_pressure(setup: Setup) {
     let db = setup.builder.clone().queue_capacity(4).open().await.unwrap();
-    let results = join_all((0..200).map(|i| db.set(&format!("k{i}"), &i))).await;
+    let held = db.begin().await.unwrap(); // a slow writer: nothing leaves the queue
+    let mut writes: Vec<_> = (0..200).map(|i| Box::pin(db.set(&format!("k{i}"), &i))).collect();
+    poll_once_each(&mut writes).await;
+    let stats = db.stats();
+    assert_eq!((stats.write_queue, stats.waiting_for_room), (4, 196), "4 queued, the rest wait: {stats:?}");
+    held.commit().await.unwrap();
+    let results = join_all(writes).await;
     assert!(results.into_iter().all(|r| r.is_ok()), "callers wait for room, none fails");
+    assert_eq!(db.stats().waiting_for_room, 0);
     assert_eq!(db.alen().await.unwrap(), 200);
     db.close().await.unwrap();
 }
@@ -378,6 +440,7 @@ async fn transaction_closure(setup: Setup) {
         panic!("inside")
     });
     assert!(matches!(panicked.await, Err(Error::Panic { .. })));
+    assert_eq!(db.get::<i32>("a").await.unwrap(), Some(1), "the cache shows nothing of a panicked transaction");
     assert_eq!(db.get_fresh::<i32>("a").await.unwrap(), Some(1));
     db.close().await.unwrap();
 }

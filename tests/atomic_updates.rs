@@ -1,9 +1,11 @@
 //! `increment` and `patch`: their semantics, and atomicity across threads and processes.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use nanasqlite::{Error, NanaSQLite};
 use serde_json::{Value, json};
+
+mod common;
 
 #[test]
 fn increment_semantics() -> nanasqlite::Result<()> {
@@ -65,10 +67,8 @@ fn threads_increment_without_losing_updates() {
     assert_eq!(NanaSQLite::open(&path).unwrap().get::<i64>("counter").unwrap(), Some(1000));
 }
 
-/// Run as a child process by the test below.
-#[test]
-fn child_increments() {
-    let Some(path) = std::env::var_os("NANASQLITE_INCREMENT_DB") else { return };
+/// The child of the test below: 1,000 increments.
+fn increment_a_thousand_times(path: &std::ffi::OsStr) {
     let db = NanaSQLite::open(path).unwrap();
     for _ in 0..1000 {
         db.increment::<Value>("counter", 1, None).unwrap();
@@ -78,13 +78,15 @@ fn child_increments() {
 
 #[test]
 fn two_processes_increment_to_2000() {
+    if common::child_role().is_some() {
+        return increment_a_thousand_times(&std::env::var_os("NANASQLITE_INCREMENT_DB").unwrap());
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("processes.db");
     NanaSQLite::open(&path).unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "child_increments", "--test-threads=1"])
+            common::child("two_processes_increment_to_2000", "increment")
                 .env("NANASQLITE_INCREMENT_DB", &path)
                 .stdout(Stdio::null())
                 .spawn()
@@ -92,7 +94,7 @@ fn two_processes_increment_to_2000() {
         })
         .collect();
     for mut child in children {
-        assert!(child.wait().unwrap().success());
+        assert!(common::wait_for_exit(&mut child, std::time::Duration::from_secs(120)).success());
     }
     assert_eq!(NanaSQLite::open(&path).unwrap().get::<i64>("counter").unwrap(), Some(2000));
 }

@@ -1,6 +1,8 @@
 //! Backup and restore: atomic, verified, and nothing lost on bad input.
 
-use nanasqlite::{Error, NanaSQLite};
+use std::path::{Path, PathBuf};
+
+use nanasqlite::{AsyncNanaSQLite, Error, NanaSQLite, SqlValue};
 use serde_json::json;
 
 fn db(dir: &std::path::Path, name: &str) -> NanaSQLite {
@@ -89,4 +91,77 @@ fn bad_restores_change_nothing() -> nanasqlite::Result<()> {
     assert!(matches!(NanaSQLite::open(":memory:")?.restore(dir.path().join("live.db")), Err(Error::Validation { .. })));
     assert_eq!(live.get_fresh::<i32>("k")?, Some(1));
     Ok(())
+}
+
+/// A store file of 2,000 rows whose fifth page is overwritten with junk: SQLite opens it, and
+/// `integrity_check` fails.
+fn damaged_file(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let store = NanaSQLite::open(&path).unwrap();
+    store.batch_update((0..2_000).map(|i| (format!("key{i:05}"), format!("value {i}")))).unwrap();
+    store.close().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 5 * 4096, "the file spans more than five pages");
+    bytes[4 * 4096..5 * 4096].fill(0xFF);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Files beside `path` whose names start with a dot: the temp files of a backup.
+fn temp_files(dir: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned());
+    names.filter(|name| name.starts_with('.')).collect()
+}
+
+#[test]
+fn restore_from_a_damaged_sqlite_file_changes_nothing() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = damaged_file(dir.path(), "damaged.db");
+    let live = db(dir.path(), "live.db");
+    live.set("k", &1)?;
+    let error = live.restore(&damaged).unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }) && error.to_string().contains("not a usable"), "{error}");
+    assert_eq!(live.get_fresh::<i32>("k")?, Some(1), "still the same data");
+    assert_eq!(live.len()?, 1);
+    Ok(())
+}
+
+#[test]
+fn a_backup_whose_copy_fails_integrity_check_leaves_the_destination_alone() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = NanaSQLite::open(damaged_file(dir.path(), "damaged.db"))?;
+    let dest = dir.path().join("backup.db");
+    db(dir.path(), "backup.db").set("previous backup", &true)?;
+    let error = damaged.backup(&dest).unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error}");
+    assert_eq!(db(dir.path(), "backup.db").get::<bool>("previous backup")?, Some(true), "the old backup is intact");
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new(), "no temp file is left behind");
+    Ok(())
+}
+
+#[test]
+fn synchronous_full_is_set_and_kept_after_restore() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let source = db(dir.path(), "source.db");
+    source.set("k", &"from source")?;
+    source.close()?;
+    let full = Some(SqlValue::Integer(2)); // PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL
+
+    let live = db(dir.path(), "live.db");
+    assert_eq!(live.pragma("synchronous", None)?, Some(SqlValue::Integer(1)), "NORMAL by default");
+    live.pragma("synchronous", Some("FULL".into()))?;
+    assert_eq!(live.pragma("synchronous", None)?, full);
+    live.restore(dir.path().join("source.db"))?;
+    assert_eq!(live.pragma("synchronous", None)?, full, "kept after restore");
+    assert_eq!(live.get::<String>("k")?.as_deref(), Some("from source"));
+
+    futures::executor::block_on(async {
+        let live = AsyncNanaSQLite::open(dir.path().join("async.db")).await?;
+        live.pragma("synchronous", Some("FULL".into())).await?;
+        assert_eq!(live.pragma("synchronous", None).await?, full);
+        live.restore(dir.path().join("source.db")).await?;
+        assert_eq!(live.pragma("synchronous", None).await?, full, "kept after restore");
+        assert_eq!(live.get::<String>("k").await?.as_deref(), Some("from source"));
+        live.close().await
+    })
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 use nanasqlite::{Error, NanaSQLite};
 use serde_json::{Value, json};
 
+mod common;
+
 /// Table names from the Python library's tests and proofs of concept, plus the cases where
 /// its check was looser than ours (non-ASCII, a trailing newline, quotes).
 const BAD_NAMES: &[&str] = &[
@@ -149,16 +151,27 @@ fn unopenable_paths_are_open_errors() {
     }
 }
 
+/// Run as root (as CI is), the test runs itself again as the unprivileged user `nobody`
+/// (uid 65534), for whom a read-only directory is read-only.
 #[cfg(unix)]
 #[test]
 fn a_read_only_directory_is_an_open_error() {
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let locked = dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
     if std::fs::write(locked.join("probe"), b"").is_ok() {
-        eprintln!("skipped: running as a user that can write a read-only directory (root)");
+        assert!(common::child_role().is_none(), "the unprivileged child can write a read-only directory");
+        let mut child = common::child("a_read_only_directory_is_an_open_error", "unprivileged")
+            .uid(65534)
+            .gid(65534)
+            .env("TMPDIR", std::env::temp_dir())
+            .spawn()
+            .expect("a child process as the user nobody");
+        let status = common::wait_for_exit(&mut child, std::time::Duration::from_secs(60));
+        assert!(status.success(), "the unprivileged run failed: {status:?}");
         return;
     }
     let error = NanaSQLite::open(locked.join("x.db")).unwrap_err();

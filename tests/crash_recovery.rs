@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use nanasqlite::{AsyncNanaSQLite, NanaSQLite};
 use serde_json::{Value, json};
+
+mod common;
 
 const ROUNDS: u64 = 24;
 const SETTERS: usize = 3;
@@ -36,15 +39,10 @@ fn batch_rows(round: u64, batch: u64) -> Vec<(String, Value)> {
     (0..BATCH).map(|j| (format!("r{round}:b{batch}:{j}"), json!({ "batch": batch, "j": j }))).collect()
 }
 
-/// Run as a child process by the test below: writes until killed.
-#[test]
-fn crash_child_writes_until_killed() {
-    let (Some(path), Some(round)) =
-        (std::env::var_os("NANASQLITE_KILL_DB"), std::env::var("NANASQLITE_KILL_ROUND").ok())
-    else {
-        return;
-    };
-    let round: u64 = round.parse().unwrap();
+/// The child of [`acknowledged_writes_survive_sigkill`]: writes until killed.
+fn write_until_killed() {
+    let path = std::env::var_os("NANASQLITE_KILL_DB").expect("the parent names the file");
+    let round: u64 = std::env::var("NANASQLITE_KILL_ROUND").expect("the parent names the round").parse().unwrap();
     if round.is_multiple_of(2) {
         write_async(Path::new(&path), round);
     } else {
@@ -133,8 +131,7 @@ fn next_random(state: &mut u64) -> u64 {
 /// Starts the child for `round`, waits until it has opened the store, lets it write for
 /// `for_ms`, kills it, and returns what it acknowledged.
 fn run_and_kill(path: &Path, round: u64, for_ms: u64) -> Acknowledged {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_writes_until_killed", "--nocapture", "--test-threads=1"])
+    let mut child = common::child("acknowledged_writes_survive_sigkill", "write")
         .env("NANASQLITE_KILL_DB", path)
         .env("NANASQLITE_KILL_ROUND", round.to_string())
         .stdout(Stdio::null())
@@ -156,8 +153,11 @@ fn run_and_kill(path: &Path, round: u64, for_ms: u64) -> Acknowledged {
     });
     is_ready.recv_timeout(Duration::from_secs(60)).expect("the child opened the store");
     std::thread::sleep(Duration::from_millis(for_ms));
+    let died_on_its_own = child.try_wait().unwrap();
+    assert!(died_on_its_own.is_none(), "round {round}: the child stopped before the kill: {died_on_its_own:?}");
     child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    let status = common::wait_for_exit(&mut child, Duration::from_secs(60));
+    assert_eq!(status.signal(), Some(9), "round {round}: the child died of the kill, not of a failure: {status:?}");
     reader.join().unwrap()
 }
 
@@ -205,6 +205,9 @@ fn assert_batches_whole(all: &BTreeMap<String, Value>) {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
+    if common::child_role().is_some() {
+        return write_until_killed();
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("killed.db");
     NanaSQLite::open(&path).unwrap().close().unwrap();

@@ -1,10 +1,12 @@
 //! `watch_external_writes`: caches notice writes by other connections and processes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nanasqlite::{AsyncNanaSQLite, NanaSQLite};
+
+mod common;
 
 const INTERVAL: Duration = Duration::from_millis(50);
 
@@ -58,24 +60,10 @@ fn the_async_store_notices_another_connection() {
     block_on(db.close()).unwrap();
 }
 
-fn python() -> Option<PathBuf> {
-    let found = std::env::var_os("NANASQLITE_PYTHON").map(PathBuf::from).or_else(|| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python");
-        venv.exists().then_some(venv)
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "this test needs Python NanaSQLite under CI: run `bash .ci/python-venv`"
-        );
-        eprintln!("SKIPPED: no Python NanaSQLite (run `bash .ci/python-venv` or set NANASQLITE_PYTHON)");
-    }
-    found
-}
-
 #[test]
+#[ignore = "needs Python NanaSQLite 1.6.2: bash .ci/python-venv; bash .ci/test runs it"]
 fn a_python_process_writing_the_file_is_noticed() -> nanasqlite::Result<()> {
-    let Some(python) = python() else { return Ok(()) };
+    let python = common::python();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("py.db");
     let db = NanaSQLite::builder(&path).watch_external_writes(INTERVAL).open()?;

@@ -1,42 +1,49 @@
 //! Faults: another process holding the file's write lock, a full disk, a panicking job. Each
 //! fails only the calls it touches; earlier data stays, and the store works again afterwards.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 use nanasqlite::{AsyncNanaSQLite, Error, NanaSQLite, SqlValue};
 
-/// Run as a child process by [`hold_write_lock`]: takes the file's write lock, says so, keeps
-/// it for `NANASQLITE_HOLD_MS`, then commits.
-#[test]
-fn child_holds_the_write_lock() {
-    let (Some(path), Ok(ms)) = (std::env::var_os("NANASQLITE_HOLD_DB"), std::env::var("NANASQLITE_HOLD_MS")) else {
-        return;
-    };
+mod common;
+
+/// In the child started by [`hold_write_lock`]: takes the file's write lock, says so, keeps
+/// it for `NANASQLITE_HOLD_MS`, then commits. Returns whether this process is that child.
+fn hold_if_child() -> bool {
+    if common::child_role().as_deref() != Some("hold") {
+        return false;
+    }
+    let path = std::env::var_os("NANASQLITE_HOLD_DB").expect("the parent names the file");
+    let ms: u64 = std::env::var("NANASQLITE_HOLD_MS").expect("the parent names the time").parse().unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE; INSERT OR REPLACE INTO data VALUES ('holder', '1')").unwrap();
     std::io::stderr().write_all(b"LOCKED\n").unwrap();
-    std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+    std::thread::sleep(Duration::from_millis(ms));
     conn.execute_batch("COMMIT").unwrap();
+    true
 }
 
-/// Starts a process that holds the write lock of `path` for `ms`; returns once it holds it.
-fn hold_write_lock(path: &Path, ms: u64) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_holds_the_write_lock", "--test-threads=1"])
+/// Starts a copy of `test` that holds the write lock of `path` for `ms`; returns once it holds it.
+fn hold_write_lock(test: &str, path: &Path, ms: u64) -> Child {
+    let mut child = common::child(test, "hold")
         .env("NANASQLITE_HOLD_DB", path)
         .env("NANASQLITE_HOLD_MS", ms.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let line = common::read_line_within(child.stderr.take().unwrap(), Duration::from_secs(60));
     assert_eq!(line, "LOCKED\n", "the holder took the lock");
     child
+}
+
+/// Waits for the holder to commit and exit successfully.
+fn release(mut holder: Child) {
+    assert!(common::wait_for_exit(&mut holder, Duration::from_secs(60)).success(), "the holder committed");
 }
 
 fn new_file(dir: &Path, name: &str) -> std::path::PathBuf {
@@ -49,10 +56,13 @@ fn new_file(dir: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn sync_store_times_out_on_a_lock_held_past_lock_timeout() {
+    if hold_if_child() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(dir.path(), "held.db");
     let db = NanaSQLite::builder(&path).lock_timeout(Duration::from_millis(200)).open().unwrap();
-    let mut holder = hold_write_lock(&path, 3000);
+    let holder = hold_write_lock("sync_store_times_out_on_a_lock_held_past_lock_timeout", &path, 3000);
 
     let start = Instant::now();
     let error = db.set("k", &1).unwrap_err();
@@ -61,30 +71,36 @@ fn sync_store_times_out_on_a_lock_held_past_lock_timeout() {
     assert_eq!(db.get::<i32>("k").unwrap(), None, "the failed write is not cached");
     assert_eq!(db.get::<String>("before").unwrap().as_deref(), Some("kept"), "reads go on meanwhile");
 
-    assert!(holder.wait().unwrap().success());
+    release(holder);
     db.set("k", &1).unwrap();
     assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(1), "the store works once the lock is free");
 }
 
 #[test]
 fn sync_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
+    if hold_if_child() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(dir.path(), "briefly.db");
     let db = NanaSQLite::open(&path).unwrap(); // busy_timeout 5 s, no lock_timeout
-    let mut holder = hold_write_lock(&path, 300);
+    let holder = hold_write_lock("sync_store_waits_out_a_lock_held_shorter_than_busy_timeout", &path, 300);
     db.set("k", &1).unwrap();
-    assert!(holder.wait().unwrap().success());
+    release(holder);
     assert_eq!(db.get_fresh::<i32>("holder").unwrap(), Some(1), "the holder committed first");
     assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(1));
 }
 
 #[test]
 fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
+    if hold_if_child() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(dir.path(), "held-async.db");
     block_on(async {
         let db = AsyncNanaSQLite::builder(&path).lock_timeout(Duration::from_millis(200)).open().await.unwrap();
-        let mut holder = hold_write_lock(&path, 3000);
+        let holder = hold_write_lock("async_store_times_out_on_a_lock_held_past_lock_timeout", &path, 3000);
 
         let start = Instant::now();
         let (first, second) = futures::join!(db.set("k", &1), db.batch_update([("a", 1), ("b", 2)]));
@@ -95,7 +111,7 @@ fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
         assert_eq!(db.get::<i32>("k").await.unwrap(), None, "the failed write is not cached");
         assert_eq!(db.get::<String>("before").await.unwrap().as_deref(), Some("kept"), "reads go on meanwhile");
 
-        assert!(holder.wait().unwrap().success());
+        release(holder);
         db.set("k", &1).await.unwrap();
         assert_eq!(db.get_fresh::<i32>("k").await.unwrap(), Some(1), "the store works once the lock is free");
         db.close().await.unwrap();
@@ -104,13 +120,16 @@ fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
 
 #[test]
 fn async_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
+    if hold_if_child() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(dir.path(), "briefly-async.db");
     block_on(async {
         let db = AsyncNanaSQLite::open(&path).await.unwrap();
-        let mut holder = hold_write_lock(&path, 300);
+        let holder = hold_write_lock("async_store_waits_out_a_lock_held_shorter_than_busy_timeout", &path, 300);
         db.set("k", &1).await.unwrap();
-        assert!(holder.wait().unwrap().success());
+        release(holder);
         assert_eq!(db.get_fresh::<i32>("k").await.unwrap(), Some(1));
         db.close().await.unwrap();
     });

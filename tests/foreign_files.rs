@@ -177,41 +177,68 @@ fn a_restore_keeps_what_other_stores_write_afterwards() {
     assert_eq!(reopened.get::<i32>("c after").unwrap(), Some(5));
 }
 
-/// Run as a child process by the test below: opens the file and writes once a second file says so.
-#[test]
-fn child_writes_after_the_restore() {
-    let Some(path) = std::env::var_os("NANASQLITE_RESTORE_DB") else { return };
+/// The child of the test below: opens the file and writes once a second file says so.
+fn write_after_the_restore() {
+    let path = std::env::var_os("NANASQLITE_RESTORE_DB").expect("the parent names the file");
     let signal = std::path::PathBuf::from(std::env::var_os("NANASQLITE_RESTORE_SIGNAL").unwrap());
     let db = NanaSQLite::open(path).unwrap();
     db.set("child before", &1).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !signal.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("the parent's signal", Duration::from_secs(60), || signal.exists());
     db.set("child after", &2).unwrap();
 }
 
 #[test]
 fn a_restore_keeps_what_another_process_writes_afterwards() {
+    if common::child_role().is_some() {
+        return write_after_the_restore();
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
     let signal = dir.path().join("restored");
     let a = NanaSQLite::open(&path).unwrap();
     a.backup(dir.path().join("empty.db")).unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writes_after_the_restore", "--test-threads=1"])
+    let mut child = common::child("a_restore_keeps_what_another_process_writes_afterwards", "write")
         .env("NANASQLITE_RESTORE_DB", &path)
         .env("NANASQLITE_RESTORE_SIGNAL", &signal)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while a.get_fresh::<i32>("child before").unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("the child's first write", Duration::from_secs(60), || {
+        a.get_fresh::<i32>("child before").unwrap().is_some()
+    });
     a.restore(dir.path().join("empty.db")).unwrap();
     std::fs::write(&signal, b"go").unwrap();
     assert!(common::wait_for_exit(&mut child, Duration::from_secs(60)).success());
     assert_eq!(a.get_fresh::<i32>("child after").unwrap(), Some(2), "the other process's write after the restore");
     assert_eq!(a.get_fresh::<i32>("child before").unwrap(), None);
+}
+
+/// A file damaged by something else (its fifth page overwritten): reads that touch the damage
+/// fail with SQLite's error, on a reader lane that tries a new connection first; the reader
+/// lives on and serves the reads that do not touch it, and the writer goes on writing.
+#[test]
+fn readers_survive_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.db");
+    let store = NanaSQLite::open(&path).unwrap();
+    store.batch_update((0..2_000).map(|i| (format!("key{i:05}"), format!("value {i}")))).unwrap();
+    store.close().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4 * 4096..5 * 4096].fill(0xFF);
+    std::fs::write(&path, bytes).unwrap();
+
+    futures::executor::block_on(async {
+        let db = AsyncNanaSQLite::builder(&path).read_pool_size(1).open().await.unwrap();
+        let held = db.begin().await.unwrap(); // the writer is busy: reads go to the reader
+        let scan = db.fetch_one("SELECT count(*) AS n, sum(length(value)) AS size FROM data", nanasqlite::params![]);
+        let error = scan.await.unwrap_err();
+        assert!(matches!(&error, Error::Sqlite(_)) && error.to_string().contains("malformed"), "{error}");
+        assert!(db.stats().reconnects >= 1, "the reader tried a new connection: {:?}", db.stats());
+        let one = db.fetch_one("SELECT 1 AS one", nanasqlite::params![]).await.unwrap().unwrap();
+        assert_eq!(one.get::<i64>("one").unwrap(), 1, "the reader serves the next read");
+        assert_eq!(db.stats().lanes, 2, "the reader lives on");
+        held.commit().await.unwrap();
+        db.set("after", &1).await.unwrap();
+        db.close().await.unwrap();
+    });
 }

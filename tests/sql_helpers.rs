@@ -220,6 +220,7 @@ fn transactions_commit_or_roll_back_whole() -> nanasqlite::Result<()> {
         });
     }));
     assert!(panicked.is_err());
+    assert_eq!(db.get::<i32>("k")?, Some(1), "the cache shows nothing of a panicked transaction");
     assert_eq!(db.get_fresh::<i32>("k")?, Some(1), "a panic rolls back");
     db.set("after", &true)?;
     Ok(())

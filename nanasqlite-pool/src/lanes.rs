@@ -169,7 +169,6 @@ impl<S: Storage> Lane<S> {
         group
             .into_iter()
             .filter_map(|mut job| {
-                self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
                 if !job.claim() {
                     None // the deadline thread answered it with LockTimeout already
                 } else if job.is_abandoned() {
@@ -179,6 +178,9 @@ impl<S: Storage> Lane<S> {
                     job.reject(Error::LockTimeout { waited });
                     None
                 } else {
+                    // Counted once it is sure to run: a caller that sees `jobs_started` grow
+                    // knows its job can no longer be abandoned.
+                    self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
                     Some(job)
                 }
             })

@@ -149,7 +149,14 @@ impl<S: Storage> Pool<S> {
     {
         let queue = self.queue(operation.kind())?;
         let (job, answer) = Task::prepare(operation, table, self.lock_timeout, span);
-        queue.send_async(job).await.map_err(|_| Error::Closed)?;
+        match queue.try_send(job) {
+            Ok(()) => {}
+            Err(flume::TrySendError::Disconnected(_)) => return Err(Error::Closed),
+            Err(flume::TrySendError::Full(job)) => {
+                let _waiting = self.counters.wait_for_room();
+                queue.send_async(job).await.map_err(|_| Error::Closed)?;
+            }
+        }
         Ok(answer)
     }
 

@@ -1,6 +1,6 @@
 //! Counters of what the pool and the caches did.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A snapshot of the store's counters, from `AsyncNanaSQLite::stats`.
@@ -11,6 +11,10 @@ pub struct Stats {
     pub write_queue: usize,
     /// Jobs waiting in the readers' queue now (0 without readers).
     pub read_queue: usize,
+    /// Callers waiting now for room in a full queue. Each one's job stays in its own future
+    /// (dropping the future drops the job); the pool holds at most `queue_capacity` jobs
+    /// however many callers there are.
+    pub waiting_for_room: usize,
     /// Threads the pool runs: one writer plus the readers.
     pub lanes: usize,
     /// Write groups committed (each one transaction).
@@ -25,7 +29,7 @@ pub struct Stats {
     pub reads: u64,
     /// Jobs skipped because their caller was gone before they started.
     pub abandoned: u64,
-    /// Jobs taken from a queue by a lane.
+    /// Jobs a lane took from a queue and started (not those abandoned or timed out first).
     pub jobs_started: u64,
     /// Their total time in the queue (from being handed over to being taken by a lane); over
     /// `jobs_started`, the mean wait.
@@ -55,6 +59,17 @@ pub(crate) struct Counters {
     cache_misses: AtomicU64,
     reconnects: AtomicU64,
     inline_reads: AtomicU64,
+    waiting_for_room: AtomicUsize,
+}
+
+/// Counts one caller waiting for room in a full queue, for as long as it lives (a dropped
+/// future stops counting too).
+pub(crate) struct WaitingForRoom<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingForRoom<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -90,6 +105,12 @@ impl Counters {
         add(&self.inline_reads, 1);
     }
 
+    /// Counts a caller waiting for room until the returned guard drops.
+    pub(crate) fn wait_for_room(&self) -> WaitingForRoom<'_> {
+        self.waiting_for_room.fetch_add(1, Ordering::Relaxed);
+        WaitingForRoom(&self.waiting_for_room)
+    }
+
     pub(crate) fn record_cache(&self, hit: bool) {
         add(if hit { &self.cache_hits } else { &self.cache_misses }, 1);
     }
@@ -100,6 +121,7 @@ impl Counters {
         Stats {
             write_queue,
             read_queue,
+            waiting_for_room: self.waiting_for_room.load(Ordering::Relaxed),
             lanes,
             write_groups: load(&self.write_groups),
             writes: load(&self.writes),
