@@ -6,6 +6,7 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -74,33 +75,44 @@ impl Lcg {
 fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     const RAW: &str = "raw rusqlite";
     let path = fresh(dir, "raw.db");
+    let keys: Vec<String> = (0..n).map(key).collect();
+    let values: Vec<Value> = (0..n).map(value).collect();
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(PRAGMAS).unwrap();
+    // Each system gets the same prebuilt keys and values, and encodes each value when it writes.
     let set = |conn: &Connection, i: usize| {
-        conn.prepare_cached(PUT).unwrap().execute(params![key(i), value(i).to_string()]).unwrap();
+        conn.prepare_cached(PUT).unwrap().execute(params![keys[i], values[i].to_string()]).unwrap();
     };
     let get = |conn: &Connection, k: &str| -> Option<Value> {
         let json: Option<String> = conn.prepare_cached(GET).unwrap().query_row([k], |r| r.get(0)).optional().unwrap();
         json.map(|json| serde_json::from_str(&json).unwrap())
     };
     results.add(RAW, "W1 set", n, timed(|| (0..n).for_each(|i| set(&conn, i))));
+    check_count(RAW, "W1 set", raw_count(&conn), n);
     drop(conn);
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(PRAGMAS).unwrap();
-    let keys: Vec<String> = (0..n).map(key).collect();
-    results.add(RAW, "W2 cold get", n, timed(|| keys.iter().for_each(|k| drop(black_box(get(&conn, k))))));
-    results.add(RAW, "W3 hot get", n, timed(|| keys.iter().for_each(|k| drop(black_box(get(&conn, k))))));
+    for workload in ["W2 cold get", "W3 hot get"] {
+        let mut got = Vec::with_capacity(n);
+        results.add(RAW, workload, n, timed(|| got.extend(keys.iter().map(|k| get(&conn, k)))));
+        check_values(RAW, workload, &got, &values);
+    }
     let mut rng = Lcg(7);
+    let mut found = 0;
     let mixed = timed(|| {
         for _ in 0..8000 {
             let i = rng.next(n);
-            if rng.next(5) == 0 { set(&conn, i) } else { drop(black_box(get(&conn, &keys[i]))) }
+            if rng.next(5) == 0 {
+                set(&conn, i);
+            } else {
+                found += usize::from(black_box(get(&conn, &keys[i])).is_some());
+            }
         }
     });
     results.add(RAW, "W6 mixed 80/20", 8000, mixed);
+    assert!(found > 6000, "{RAW} W6: {found} of about 6,400 gets found their key");
     let mut conn = Connection::open(fresh(dir, "raw_batch.db")).unwrap();
     conn.execute_batch(PRAGMAS).unwrap();
-    let values: Vec<Value> = (0..n).map(value).collect();
     let batch = timed(|| {
         let tx = conn.transaction().unwrap();
         {
@@ -112,14 +124,31 @@ fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
         tx.commit().unwrap();
     });
     results.add(RAW, "W4 batch", n, batch);
+    check_count(RAW, "W4 batch", raw_count(&conn), n);
     let mut opened = None;
     let open = timed(|| {
         let conn = Connection::open(big).unwrap();
         conn.execute_batch(PRAGMAS).unwrap();
-        black_box(get(&conn, &key(7)));
-        opened = Some(conn);
+        opened = Some((get(&conn, &key(7)), conn));
     });
     results.add(RAW, "W7 open+get", 1, open);
+    check_values(RAW, "W7 open+get", &[opened.unwrap().0], &[value(7)]);
+}
+
+fn raw_count(conn: &Connection) -> usize {
+    conn.query_row("SELECT count(*) FROM data", [], |row| row.get::<_, i64>(0)).unwrap() as usize
+}
+
+/// A system whose answers are wrong posts no figure: the run stops.
+fn check_values(system: &str, workload: &str, got: &[Option<Value>], expected: &[Value]) {
+    assert_eq!(got.len(), expected.len(), "{system} {workload}: answers missing");
+    for (i, (got, expected)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(got.as_ref(), Some(expected), "{system} {workload}: wrong value for key {i}");
+    }
+}
+
+fn check_count(system: &str, workload: &str, rows: usize, expected: usize) {
+    assert_eq!(rows, expected, "{system} {workload}: {rows} rows in the file, {expected} written");
 }
 
 // ===== async systems =====
@@ -154,10 +183,13 @@ enum Handle {
 }
 
 impl Handle {
-    async fn open(system: System, path: &Path, readers: usize) -> Self {
+    /// Opens `path` with `connections` SQLite connections where the system can have several
+    /// (ours: the writer and `connections - 1` readers; async-sqlite: a pool of that size);
+    /// tokio-rusqlite always has one.
+    async fn open(system: System, path: &Path, connections: usize) -> Self {
         match system {
             System::Ours | System::OursTokio => {
-                let mut builder = AsyncNanaSQLite::builder(path).read_pool_size(readers);
+                let mut builder = AsyncNanaSQLite::builder(path).read_pool_size(connections - 1);
                 if let System::OursTokio = system {
                     builder = builder.spawner(TokioBlockingPool);
                 }
@@ -172,7 +204,7 @@ impl Handle {
                 let pool = async_sqlite::PoolBuilder::new()
                     .path(path)
                     .journal_mode(async_sqlite::JournalMode::Wal)
-                    .num_conns(readers.max(1))
+                    .num_conns(connections)
                     .open()
                     .await
                     .unwrap();
@@ -235,6 +267,17 @@ impl Handle {
         }
     }
 
+    /// The rows in the file, counted by the system itself.
+    async fn count(&self) -> usize {
+        let count = |c: &Connection| c.query_row("SELECT count(*) FROM data", [], |row| row.get::<_, i64>(0));
+        let rows = match self {
+            Self::Ours(db) => return db.len().await.unwrap(),
+            Self::TokioRusqlite(conn) => conn.call(move |c| count(c)).await.unwrap(),
+            Self::AsyncSqlite(pool) => pool.conn(move |c| count(c)).await.unwrap(),
+        };
+        rows as usize
+    }
+
     async fn close(self) {
         match self {
             Self::Ours(db) => db.close().await.unwrap(),
@@ -245,31 +288,40 @@ impl Handle {
 }
 
 async fn timed_async<F: Future<Output = ()>>(work: F) -> Duration {
-    let start = Instant::now();
-    work.await;
-    start.elapsed()
+    timed_async_with(work).await.0
 }
 
-/// W6: 8 tasks × 1,000 operations, 80% gets and 20% sets of random keys.
-async fn mixed(db: &Handle, values: &[Value]) -> Duration {
-    timed_async(async {
-        let tasks = (0..8u64).map(|t| {
-            let (db, values) = (db.clone(), values.to_vec());
+/// The time `work` took, and its output (checked after the clock stops).
+async fn timed_async_with<T, F: Future<Output = T>>(work: F) -> (Duration, T) {
+    let start = Instant::now();
+    let output = work.await;
+    (start.elapsed(), output)
+}
+
+/// W6: 8 tasks × 1,000 operations, 80% gets and 20% sets of random keys. The tasks' handles
+/// and values are made before the clock starts.
+async fn mixed(db: &Handle, values: &Arc<Vec<Value>>) -> Duration {
+    let tasks: Vec<_> = (0..8u64).map(|t| (t, db.clone(), Arc::clone(values))).collect();
+    let (elapsed, found) = timed_async_with(async {
+        let tasks = tasks.into_iter().map(|(t, db, values)| {
             tokio::spawn(async move {
-                let mut rng = Lcg(t + 1);
+                let (mut rng, mut found) = (Lcg(t + 1), 0);
                 for _ in 0..1000 {
                     let i = rng.next(values.len());
                     if rng.next(5) == 0 {
                         db.set(key(i), &values[i]).await;
                     } else {
-                        drop(black_box(db.get(key(i)).await));
+                        found += usize::from(black_box(db.get(key(i)).await).is_some());
                     }
                 }
+                found
             })
         });
-        join_all(tasks).await.into_iter().for_each(Result::unwrap);
+        join_all(tasks).await.into_iter().map(Result::unwrap).sum::<usize>()
     })
-    .await
+    .await;
+    assert!(found > 6000, "W6: {found} of about 6,400 gets found their key");
+    elapsed
 }
 
 async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, big: &Path) {
@@ -278,74 +330,93 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
     let keys: Vec<String> = (0..n).map(key).collect();
     let values: Vec<Value> = (0..n).map(value).collect();
 
-    let db = Handle::open(system, &path, 0).await;
+    let db = Handle::open(system, &path, 1).await;
     let w1 = timed_async(async {
         for (k, v) in keys.iter().zip(&values) {
             db.set(k.clone(), v).await;
         }
     });
     results.add(name, "W1 set", n, w1.await);
+    check_count(name, "W1 set", db.count().await, n);
     db.close().await;
 
-    let db = Handle::open(system, &path, 0).await;
+    let db = Handle::open(system, &path, 1).await;
     let gets = || async {
+        let mut got = Vec::with_capacity(n);
         for k in &keys {
-            black_box(db.get(k.clone()).await);
+            got.push(black_box(db.get(k.clone()).await));
         }
+        got
     };
-    results.add(name, "W2 cold get", n, timed_async(gets()).await);
-    results.add(name, "W3 hot get", n, timed_async(gets()).await);
+    for workload in ["W2 cold get", "W3 hot get"] {
+        let (elapsed, got) = timed_async_with(gets()).await;
+        results.add(name, workload, n, elapsed);
+        check_values(name, workload, &got, &values);
+    }
     if let Handle::Ours(ours) = &db {
         let shared = || async {
+            let mut found = 0;
             for k in &keys {
-                black_box(ours.get_shared(k).await.unwrap());
+                found += usize::from(black_box(ours.get_shared(k).await.unwrap()).is_some());
             }
+            found
         };
         shared().await;
-        results.add(name, "W3 hot get (shared)", n, timed_async(shared()).await);
+        let (elapsed, found) = timed_async_with(shared()).await;
+        results.add(name, "W3 hot get (shared)", n, elapsed);
+        check_count(name, "W3 hot get (shared)", found, n);
     }
     db.close().await;
 
+    // W5 and W6: four connections where the system can have several (tokio-rusqlite has one).
     let db = Handle::open(system, &path, 4).await;
-    let w5 = timed_async(async {
+    let (w5, got) = timed_async_with(async {
+        let mut got = Vec::with_capacity(n);
         for round in keys.chunks(100) {
-            join_all(round.iter().map(|k| db.get(k.clone()))).await;
+            got.extend(join_all(round.iter().map(|k| db.get(k.clone()))).await);
         }
-    });
-    results.add(name, "W5 100 concurrent gets", n, w5.await);
+        got
+    })
+    .await;
+    results.add(name, "W5 100 concurrent gets", n, w5);
+    check_values(name, "W5 100 concurrent gets", &got, &values);
     db.close().await;
 
-    // Our store runs W6 with 2 reader lanes; the peers with their single connection.
-    let w6_readers = if let System::Ours | System::OursTokio = system { 2 } else { 0 };
-    let db = Handle::open(system, &path, w6_readers).await;
+    let values = Arc::new(values);
+    let db = Handle::open(system, &path, 4).await;
     results.add(name, "W6 mixed 80/20", 8000, mixed(&db, &values).await);
     db.close().await;
     if let System::Ours | System::OursTokio = system {
-        let warm = AsyncNanaSQLite::builder(&path).read_pool_size(2).bulk_load(true).open().await.unwrap();
+        let warm = AsyncNanaSQLite::builder(&path).read_pool_size(3).bulk_load(true).open().await.unwrap();
         results.add(name, "W6 mixed 80/20 (bulk_load)", 8000, mixed(&Handle::Ours(warm.clone()), &values).await);
         warm.close().await.unwrap();
     }
 
-    let db = Handle::open(system, &fresh(dir, "async_batch.db"), 0).await;
+    let db = Handle::open(system, &fresh(dir, "async_batch.db"), 1).await;
     let rows: Vec<(String, Value)> = keys.iter().cloned().zip(values.iter().cloned()).collect();
     results.add(name, "W4 batch", n, timed_async(db.batch(rows)).await);
+    check_count(name, "W4 batch", db.count().await, n);
+    let fresh_keys: Vec<String> = (n..2 * n).map(key).collect();
     let w8 = timed_async(async {
-        for round in keys.chunks(100).zip(values.chunks(100)) {
+        for round in fresh_keys.chunks(100).zip(values.chunks(100)) {
             join_all(round.0.iter().zip(round.1).map(|(k, v)| db.set(k.clone(), v))).await;
         }
     });
     results.add(name, "W8 100 concurrent sets", n, w8.await);
+    check_count(name, "W8 100 concurrent sets", db.count().await, 2 * n);
     db.close().await;
 
     let start = Instant::now();
-    let db = Handle::open(system, big, 0).await;
-    black_box(db.get(key(7)).await);
+    let db = Handle::open(system, big, 1).await;
+    let got = db.get(key(7)).await;
     results.add(name, "W7 open+get", 1, start.elapsed());
+    check_values(name, "W7 open+get", &[got], &[value(7)]);
     db.close().await;
     if let System::Ours | System::OursTokio = system {
         let start = Instant::now();
         let db = AsyncNanaSQLite::builder(big).bulk_load(true).open().await.unwrap();
         results.add(name, "W7 bulk_load", 1, start.elapsed());
+        check_count(name, "W7 bulk_load", db.len().await.unwrap(), W7_KEYS);
         db.close().await.unwrap();
     }
 }

@@ -101,12 +101,16 @@ fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     drop(raw);
     let raw = Raw::open(&path);
     let keys: Vec<_> = (0..n).map(key).collect();
-    let get = |k: &String| drop(black_box(raw.get(k)));
-    results.add(RAW, "W2 cold get", n, timed(|| keys.iter().for_each(get)));
-    results.add(RAW, "W3 hot get", n, timed(|| keys.iter().for_each(get)));
+    let get = |k: &&String| black_box(raw.get(k)).is_some();
+    for workload in ["W2 cold get", "W3 hot get"] {
+        let mut found = 0;
+        results.add(RAW, workload, n, timed(|| found = keys.iter().filter(get).count()));
+        check(RAW, workload, found, n);
+    }
     let mut raw = Raw::open(&fresh(dir, "raw_batch.db"));
     let rows: Vec<_> = (0..n).map(|i| (key(i), value(i))).collect();
     results.add(RAW, "W4 batch", n, timed(|| raw.batch(&rows)));
+    check(RAW, "W4 batch", usize::from(raw.get(&key(n - 1)) == Some(value(n - 1))), 1);
     let mut opened = None;
     results.add(
         RAW,
@@ -114,10 +118,16 @@ fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
         1,
         timed(|| {
             let raw = Raw::open(big);
-            black_box(raw.get(&key(7)));
-            opened = Some(raw);
+            let got = black_box(raw.get(&key(7)));
+            opened = Some((got, raw));
         }),
     );
+    check(RAW, "W7 open+get", usize::from(opened.unwrap().0 == Some(value(7))), 1);
+}
+
+/// A system whose answers are wrong posts no figure: the run stops.
+fn check(system: &str, workload: &str, got: usize, expected: usize) {
+    assert_eq!(got, expected, "{system} {workload}: {got} right answers of {expected}");
 }
 
 // ===== nanasqlite sync store =====
@@ -128,12 +138,16 @@ fn run_ours(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     let db = NanaSQLite::open(&path).unwrap();
     let values: Vec<_> = (0..n).map(value).collect();
     results.add(OURS, "W1 set", n, timed(|| (0..n).for_each(|i| db.set(&key(i), &values[i]).unwrap())));
+    check(OURS, "W1 set", db.len().unwrap(), n);
     db.close().unwrap();
     let db = NanaSQLite::open(&path).unwrap();
     let keys: Vec<_> = (0..n).map(key).collect();
-    let get = |k: &String| drop(black_box(db.get::<Value>(k).unwrap()));
-    results.add(OURS, "W2 cold get", n, timed(|| keys.iter().for_each(get)));
-    results.add(OURS, "W3 hot get", n, timed(|| keys.iter().for_each(get)));
+    let get = |k: &&String| black_box(db.get::<Value>(k).unwrap()).is_some();
+    for workload in ["W2 cold get", "W3 hot get"] {
+        let mut found = 0;
+        results.add(OURS, workload, n, timed(|| found = keys.iter().filter(get).count()));
+        check(OURS, workload, found, n);
+    }
     let typed = |k: &String| drop(black_box(db.get::<User>(k).unwrap()));
     results.add(OURS, "W3 hot get (struct)", n, timed(|| keys.iter().for_each(typed)));
     let shared = |k: &String| drop(black_box(db.get_shared(k).unwrap()));
@@ -153,13 +167,16 @@ fn run_ours(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     let db = NanaSQLite::open(fresh(dir, "ours_batch.db")).unwrap();
     let rows: Vec<_> = (0..n).map(|i| (key(i), value(i))).collect();
     results.add(OURS, "W4 batch", n, timed(|| db.batch_update(&rows).unwrap()));
+    check(OURS, "W4 batch", db.len().unwrap(), n);
     let mut opened = None;
+    let mut got = None;
     let open_get = || {
         let db = NanaSQLite::open(big).unwrap();
-        black_box(db.get::<Value>(&key(7)).unwrap());
+        got = black_box(db.get::<Value>(&key(7)).unwrap());
         opened = Some(db);
     };
     results.add(OURS, "W7 open+get", 1, timed(open_get));
+    check(OURS, "W7 open+get", usize::from(got == Some(value(7))), 1);
     let bulk = || opened = Some(NanaSQLite::builder(big).bulk_load(true).open().unwrap());
     results.add(OURS, "W7 bulk_load", 1, timed(bulk));
     drop(opened); // closing is not part of opening

@@ -440,7 +440,7 @@ pub fn check_added_column_type(column_type: &str) -> Result<()> {
 }
 
 /// Pragmas `pragma()` may read; all but [`READ_ONLY_PRAGMAS`] may be set too.
-pub const READABLE_PRAGMAS: [&str; 22] = [
+pub const READABLE_PRAGMAS: [&str; 23] = [
     "foreign_keys",
     "journal_mode",
     "synchronous",
@@ -459,15 +459,17 @@ pub const READABLE_PRAGMAS: [&str; 22] = [
     "secure_delete",
     "max_page_count",
     "page_count",
+    "mmap_size",
     "table_info",
     "index_list",
     "index_info",
     "database_list",
 ];
 
-/// Pragmas `pragma()` may read but not set.
-pub const READ_ONLY_PRAGMAS: [&str; 6] =
-    ["schema_version", "page_count", "table_info", "index_list", "index_info", "database_list"];
+/// Pragmas `pragma()` may read but not set (`mmap_size` is the builder's to set: readers
+/// configure their own connections from it).
+pub const READ_ONLY_PRAGMAS: [&str; 7] =
+    ["schema_version", "page_count", "mmap_size", "table_info", "index_list", "index_info", "database_list"];
 
 /// Checks a pragma name, for reading (`writing == false`) or setting.
 ///

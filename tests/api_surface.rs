@@ -1,0 +1,198 @@
+//! Public methods that no behaviour test reaches otherwise: each is called here and its effect
+//! checked (the settings read back from SQLite, the rows from the file).
+
+use std::time::Duration;
+
+use nanasqlite::sql::Clause;
+use nanasqlite::{AsyncNanaSQLite, CacheStrategy, NanaSQLite, Query, SqlPolicy, SqlValue, params};
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{Setup, in_file};
+
+fn integer(value: Option<SqlValue>) -> i64 {
+    match value {
+        Some(SqlValue::Integer(n)) => n,
+        other => panic!("an integer pragma, got {other:?}"),
+    }
+}
+
+fn text(value: Option<SqlValue>) -> String {
+    match value {
+        Some(SqlValue::Text(text)) => text,
+        other => panic!("a text pragma, got {other:?}"),
+    }
+}
+
+/// A policy that lets fragments call `HEX`, which the default refuses.
+fn hex_policy() -> SqlPolicy {
+    SqlPolicy::default().allow(["hex"])
+}
+
+#[test]
+fn the_sync_store_names_its_file_table_and_policy() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("named.db");
+    let db = NanaSQLite::builder(&path).table("users").sql_policy(hex_policy()).open()?;
+    assert_eq!(db.path(), path);
+    assert_eq!(db.table_name(), "users");
+    db.set("alice", &1)?;
+    assert_eq!(in_file::<i32>(&path, "alice"), None, "not in the default table");
+    let in_users: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT value FROM users WHERE key = 'alice'", [], |row| row.get::<_, String>(0))
+        .map(|text| text.parse().unwrap())
+        .unwrap();
+    assert_eq!(in_users, 1);
+
+    assert!(db.sql_policy().check("HEX(key) = ?", Clause::Where).is_ok());
+    let rows = db.query(Query::table("users").filter("HEX(key) = ?", params!["616C696365"]))?;
+    assert_eq!(rows.len(), 1, "the store's policy admits HEX");
+    let other = db.table("other")?;
+    assert_eq!(other.table_name(), "other");
+    assert_eq!(other.sql_policy(), db.sql_policy(), "a table store inherits the policy");
+    assert!(
+        NanaSQLite::open(dir.path().join("default.db"))?.sql_policy().check("HEX(key) = ?", Clause::Where).is_err()
+    );
+    Ok(())
+}
+
+#[test]
+fn sync_builder_settings_reach_sqlite() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NanaSQLite::builder(dir.path().join("tuned.db"))
+        .busy_timeout(Duration::from_millis(1234))
+        .cache_size_mb(8)
+        .mmap_size(1 << 20)
+        .open()?;
+    assert_eq!(integer(db.pragma("busy_timeout", None)?), 1234);
+    assert_eq!(integer(db.pragma("cache_size", None)?), -8 * 1024, "negative: KiB");
+    assert_eq!(integer(db.pragma("mmap_size", None)?), 1 << 20);
+    assert_eq!(text(db.pragma("journal_mode", None)?), "wal");
+
+    let plain = NanaSQLite::builder(dir.path().join("plain.db")).optimize(false).open()?;
+    assert_eq!(text(plain.pragma("journal_mode", None)?), "delete", "optimize(false) leaves the journal alone");
+    assert_eq!(integer(plain.pragma("synchronous", None)?), 2, "and SQLite's FULL default");
+    plain.set("k", &1)?;
+    assert_eq!(plain.get_fresh::<i32>("k")?, Some(1));
+    Ok(())
+}
+
+#[test]
+fn ttl_caches_evict_by_size_too() -> nanasqlite::Result<()> {
+    let ttl = CacheStrategy::Ttl { ttl: Duration::from_secs(3600), size: Some(2), delete_expired: false };
+    let db = NanaSQLite::builder(":memory:").cache(ttl).open()?;
+    for key in ["a", "b", "c"] {
+        db.set(key, &key)?;
+    }
+    assert!(!db.is_cached("a") && db.is_cached("b") && db.is_cached("c"), "the oldest left the cache");
+    assert_eq!(db.get::<String>("a")?.as_deref(), Some("a"), "evicted, not deleted");
+    Ok(())
+}
+
+on_every_runtime!(
+    the_async_store_names_its_file_table_and_policy,
+    async_builder_settings_reach_sqlite,
+    async_dict_methods,
+    async_transaction_methods,
+    async_fifo_cache,
+);
+
+async fn the_async_store_names_its_file_table_and_policy(setup: Setup) {
+    let db = setup.builder.clone().table("users").sql_policy(hex_policy()).open().await.unwrap();
+    assert_eq!(db.path(), setup.path);
+    assert_eq!(db.table_name(), "users");
+    assert!(db.sql_policy().check("HEX(key) = ?", Clause::Where).is_ok());
+    db.set("alice", &1).await.unwrap();
+    let rows = db.query(Query::table("users").filter("HEX(key) = ?", params!["616C696365"])).await.unwrap();
+    assert_eq!(rows.len(), 1, "the store's policy admits HEX");
+    let other = db.table("other").await.unwrap();
+    assert_eq!(other.table_name(), "other");
+    assert_eq!(other.sql_policy(), db.sql_policy(), "a table store inherits the policy");
+    let rows = other.query(Query::table("users").filter("HEX(key) = ?", params!["616C696365"])).await.unwrap();
+    assert_eq!(rows.len(), 1, "and applies it");
+    db.close().await.unwrap();
+}
+
+async fn async_builder_settings_reach_sqlite(setup: Setup) {
+    let db = setup
+        .builder
+        .clone()
+        .busy_timeout(Duration::from_millis(1234))
+        .cache_size_mb(8)
+        .mmap_size(1 << 20)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(integer(db.pragma("busy_timeout", None).await.unwrap()), 1234);
+    assert_eq!(integer(db.pragma("cache_size", None).await.unwrap()), -8 * 1024);
+    assert_eq!(integer(db.pragma("mmap_size", None).await.unwrap()), 1 << 20);
+    assert_eq!(text(db.pragma("journal_mode", None).await.unwrap()), "wal");
+    db.close().await.unwrap();
+
+    let plain_path = setup.path.with_file_name("plain.db");
+    let plain = setup.builder_for(&plain_path).optimize(false).open().await.unwrap();
+    assert_eq!(text(plain.pragma("journal_mode", None).await.unwrap()), "delete");
+    plain.set("k", &1).await.unwrap();
+    assert_eq!(in_file::<i32>(&plain_path, "k"), Some(1));
+    plain.close().await.unwrap();
+}
+
+async fn async_dict_methods(setup: Setup) {
+    let db = setup.open().await;
+    db.update([("a", json!(1)), ("b", json!({"x": [1, 2]}))]).await.unwrap();
+    assert_eq!(in_file::<Value>(&setup.path, "b"), Some(json!({"x": [1, 2]})), "update wrote both");
+    let mut keys = db.keys().await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["a", "b"]);
+    let mut values = db.values::<Value>().await.unwrap();
+    values.sort_by_key(Value::to_string);
+    assert_eq!(values, [json!(1), json!({"x": [1, 2]})]);
+
+    db.clear_cache();
+    assert!(!db.is_cached("a"));
+    db.load_all().await.unwrap();
+    assert!(db.is_cached("a") && db.is_cached("b"), "load_all fills the cache");
+    db.close().await.unwrap();
+}
+
+async fn async_transaction_methods(setup: Setup) {
+    let db = setup.open().await;
+    db.create_table("log", &[("id", "INTEGER PRIMARY KEY"), ("m", "TEXT")]).await.unwrap();
+    db.set("gone", &1).await.unwrap();
+
+    let tx = db.begin().await.unwrap();
+    let id = tx.sql_insert("log", &json!({"m": "first"})).await.unwrap();
+    assert_eq!(id, 1);
+    let rows = tx.query(Query::table("log")).await.unwrap();
+    assert_eq!(rows.len(), 1, "the transaction sees its own insert");
+    assert!(tx.delete("gone").await.unwrap());
+    assert!(!tx.delete("gone").await.unwrap(), "already deleted in this transaction");
+    let counted = tx.run(|t| t.count(&Query::table("log"))).await.unwrap();
+    assert_eq!(counted, 1, "run gives the whole Transaction");
+    tx.commit().await.unwrap();
+    assert_eq!(in_file::<i32>(&setup.path, "gone"), None);
+    assert_eq!(db.count(Query::table("log")).await.unwrap(), 1);
+
+    let tx = db.begin().await.unwrap();
+    tx.sql_insert("log", &json!({"m": "rolled back"})).await.unwrap();
+    tx.run(|t| t.set("never", &1)).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(db.count(Query::table("log")).await.unwrap(), 1);
+    assert_eq!(db.get::<i32>("never").await.unwrap(), None);
+    db.close().await.unwrap();
+}
+
+async fn async_fifo_cache(setup: Setup) {
+    let db: AsyncNanaSQLite = setup.builder.clone().cache(CacheStrategy::Fifo { size: 2 }).open().await.unwrap();
+    for key in ["a", "b", "c"] {
+        db.set(key, &key).await.unwrap();
+    }
+    assert!(!db.is_cached("a") && db.is_cached("b") && db.is_cached("c"), "the first in left first");
+    db.set("b", &"again").await.unwrap();
+    db.set("d", &"d").await.unwrap();
+    assert!(!db.is_cached("b") && db.is_cached("c") && db.is_cached("d"), "rewriting kept b's place");
+    assert_eq!(db.get::<String>("a").await.unwrap().as_deref(), Some("a"), "evicted, not deleted");
+    db.close().await.unwrap();
+}
