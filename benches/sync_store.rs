@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 use common::{Results, env_usize, fresh, key, timed, value};
 
-use nanasqlite::{CacheStrategy, NanaSQLite};
+use nanasqlite::{CacheStrategy, Encryption, NanaSQLite};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,9 +29,10 @@ fn main() {
     for _ in 0..reps {
         run_raw(&mut results, dir.path(), n, &big);
         run_ours(&mut results, dir.path(), n, &big);
+        run_encrypted(&mut results, dir.path(), n);
     }
     run_python(&mut results, n, reps, &big);
-    results.print(&format!("sync store, N = {n}"), &["raw rusqlite", "python nanasqlite"]);
+    results.print(&format!("sync store, N = {n}"), &["raw rusqlite", "python nanasqlite", "nanasqlite sync"]);
 }
 
 /// The benchmark value as a struct, for the typed read.
@@ -180,6 +181,36 @@ fn run_ours(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     let bulk = || opened = Some(NanaSQLite::builder(big).bulk_load(true).open().unwrap());
     results.add(OURS, "W7 bulk_load", 1, timed(bulk));
     drop(opened); // closing is not part of opening
+}
+
+// ===== nanasqlite sync store, encrypted =====
+
+/// W1, W2 and W4 with each encryption mode (compare with the plaintext "nanasqlite sync").
+fn run_encrypted(results: &mut Results, dir: &Path, n: usize) {
+    let modes = [
+        ("nanasqlite sync aes-gcm", Encryption::aes_gcm([7; 32]).unwrap()),
+        ("nanasqlite sync chacha20", Encryption::chacha20([7; 32]).unwrap()),
+        ("nanasqlite sync fernet", Encryption::fernet("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=").unwrap()),
+    ];
+    let values: Vec<_> = (0..n).map(value).collect();
+    let keys: Vec<_> = (0..n).map(key).collect();
+    for (system, encryption) in modes {
+        let path = fresh(dir, "encrypted.db");
+        let open = || NanaSQLite::builder(&path).encryption(encryption.clone()).open().unwrap();
+        let db = open();
+        results.add(system, "W1 set", n, timed(|| (0..n).for_each(|i| db.set(&keys[i], &values[i]).unwrap())));
+        check(system, "W1 set", db.len().unwrap(), n);
+        db.close().unwrap();
+        let db = open();
+        let get = |k: &&String| black_box(db.get::<Value>(k).unwrap()).is_some();
+        let mut found = 0;
+        results.add(system, "W2 cold get", n, timed(|| found = keys.iter().filter(get).count()));
+        check(system, "W2 cold get", found, n);
+        let db = NanaSQLite::builder(fresh(dir, "encrypted_batch.db")).encryption(encryption.clone()).open().unwrap();
+        let rows: Vec<_> = keys.iter().cloned().zip(values.iter().cloned()).collect();
+        results.add(system, "W4 batch", n, timed(|| db.batch_update(&rows).unwrap()));
+        check(system, "W4 batch", db.len().unwrap(), n);
+    }
 }
 
 // ===== Python NanaSQLite 1.6.2 =====

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::cache::CacheStrategy;
 use crate::database::Waits;
+use crate::encryption::Encryption;
 use crate::engine::TableSettings;
 use crate::error::Result;
 use crate::identifier::Identifier;
@@ -74,6 +75,10 @@ pub struct Options {
     pub sql_policy: SqlPolicy,
     /// Check for writes by other connections at most this often (`None`: never).
     pub watch_external_writes: Option<Duration>,
+    /// How values are encrypted (`None`: stored as JSON text).
+    pub encryption: Option<Encryption>,
+    /// Read plaintext rows of an AEAD-encrypted table instead of failing on them.
+    pub allow_legacy_plaintext: bool,
 }
 
 impl Options {
@@ -111,6 +116,8 @@ impl Builder {
                 connection: ConnectionOptions::default(),
                 sql_policy: SqlPolicy::default(),
                 watch_external_writes: None,
+                encryption: None,
+                allow_legacy_plaintext: false,
             },
         }
     }
@@ -185,6 +192,36 @@ impl Builder {
     /// Default off (as Python NanaSQLite, whose caches never notice other writers).
     pub fn watch_external_writes(mut self, interval: Duration) -> Self {
         self.options.watch_external_writes = Some(interval);
+        self
+    }
+
+    /// Encrypt every value written, and decrypt every value read, with `encryption` (the same
+    /// formats as Python NanaSQLite's `encryption_key` and `encryption_mode`). Tables opened
+    /// from this store (`table(name)`) are encrypted too, as in Python NanaSQLite 1.6.2. Keys
+    /// and the SQL helpers' own tables are not encrypted. Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{Encryption, NanaSQLite};
+    ///
+    /// let key = "a 32-byte key, better from a KMS".as_bytes();
+    /// let db = NanaSQLite::builder(":memory:").encryption(Encryption::aes_gcm(key)?).open()?;
+    /// db.set("secret", &42)?;
+    /// assert_eq!(db.get::<i32>("secret")?, Some(42));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.options.encryption = Some(encryption);
+        self
+    }
+
+    /// With an AES-GCM or ChaCha20 [`encryption`](Self::encryption), read rows stored as
+    /// plaintext (written before encryption was turned on) as they are, instead of failing on
+    /// them with a decode error naming the key. New writes are encrypted either way. Default
+    /// `false`, as in Python NanaSQLite 1.6.2.
+    pub fn allow_legacy_plaintext(mut self, allow: bool) -> Self {
+        self.options.allow_legacy_plaintext = allow;
         self
     }
 

@@ -14,61 +14,131 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cache::CachedValue;
+use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::storage::{Stored, StoredRef};
 
-/// How one table's values are kept in storage: JSON text as it is.
+/// How one table's values are kept in storage: JSON text as it is, or encrypted.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ValueCodec {}
+pub(crate) struct ValueCodec {
+    encryption: Option<Encryption>,
+    allow_legacy_plaintext: bool,
+}
 
 /// A value ready for storage: borrowed from its JSON text, or made for storage.
 #[derive(Debug)]
 pub(crate) enum Sealed<'a> {
     /// Stored as the JSON text itself.
     Text(&'a str),
+    /// Stored as these bytes (a BLOB): the encrypted text.
+    Blob(Vec<u8>),
 }
 
 impl Sealed<'_> {
     pub(crate) fn stored(&self) -> StoredRef<'_> {
         match self {
             Self::Text(json) => StoredRef::Text(json.as_bytes()),
+            Self::Blob(bytes) => StoredRef::Blob(bytes),
         }
     }
 }
 
 impl ValueCodec {
+    /// Values encrypted with `encryption` (or not); with `allow_legacy_plaintext`, plaintext
+    /// rows of an AEAD-encrypted table are read as they are instead of failing.
+    pub(crate) fn new(encryption: Option<Encryption>, allow_legacy_plaintext: bool) -> Self {
+        Self { encryption, allow_legacy_plaintext }
+    }
+
+    /// Whether plaintext rows of an AEAD-encrypted table are read as they are.
+    pub(crate) fn allows_legacy_plaintext(&self) -> bool {
+        self.allow_legacy_plaintext
+    }
+
     /// `json` as it is to be stored.
-    pub(crate) fn seal<'a>(&self, json: &'a str) -> Sealed<'a> {
-        Sealed::Text(json)
+    ///
+    /// # Errors
+    ///
+    /// Only when encryption fails (the OS gave no randomness).
+    pub(crate) fn seal<'a>(&self, json: &'a str) -> Result<Sealed<'a>> {
+        match &self.encryption {
+            None => Ok(Sealed::Text(json)),
+            Some(encryption) => encryption.encrypt(json.as_bytes()).map(Sealed::Blob),
+        }
     }
 
     /// The cache entry for a stored value: its JSON text, or, for a row that cannot be read
     /// as JSON text, why (so that it fails for its key alone).
     pub(crate) fn read(&self, stored: StoredRef<'_>) -> Arc<CachedValue> {
-        match stored {
-            StoredRef::Text(bytes) => match std::str::from_utf8(bytes) {
-                Ok(json) => CachedValue::new(json),
-                Err(error) => CachedValue::unreadable(format!(
-                    "the stored text is not valid UTF-8 ({error}); another tool wrote it, so it is left as it is"
-                )),
-            },
-            StoredRef::Blob(bytes) => CachedValue::unreadable(format!(
+        match (stored, &self.encryption) {
+            (StoredRef::Text(bytes), None) => text(bytes),
+            (StoredRef::Blob(bytes), None) => CachedValue::unreadable(format!(
                 "the stored value is binary ({} bytes), not JSON text: it was probably encrypted \
                  (Python NanaSQLite's encryption_key); open the store with its key",
                 bytes.len()
             )),
+            (StoredRef::Blob(bytes), Some(encryption)) => self.decrypted(encryption, bytes),
+            (StoredRef::Text(bytes), Some(encryption)) => {
+                if encryption.is_aead() {
+                    self.legacy_plaintext(bytes)
+                } else {
+                    // Fernet tokens are text too; Python reads a TEXT row as a token.
+                    match encryption.decrypt(bytes) {
+                        Ok(plaintext) => owned_text(plaintext),
+                        Err(_) if self.allow_legacy_plaintext => text(bytes),
+                        Err(why) => CachedValue::unreadable(why),
+                    }
+                }
+            }
+        }
+    }
+
+    fn decrypted(&self, encryption: &Encryption, bytes: &[u8]) -> Arc<CachedValue> {
+        match encryption.decrypt(bytes) {
+            Ok(plaintext) => owned_text(plaintext),
+            Err(why) => CachedValue::unreadable(why),
+        }
+    }
+
+    fn legacy_plaintext(&self, bytes: &[u8]) -> Arc<CachedValue> {
+        if self.allow_legacy_plaintext {
+            text(bytes)
+        } else {
+            CachedValue::unreadable(
+                "the stored value is plaintext in an encrypted table; open with allow_legacy_plaintext(true) to \
+                 read such rows (Python NanaSQLite 1.6.2's allow_legacy_plaintext)"
+                    .to_owned(),
+            )
         }
     }
 
     /// As [`read`](Self::read), taking the stored value: JSON text is kept without a copy.
     pub(crate) fn read_owned(&self, stored: Stored) -> Arc<CachedValue> {
-        match stored {
-            Stored::Text(bytes) => match String::from_utf8(bytes) {
+        match (stored, &self.encryption) {
+            (Stored::Text(bytes), None) => match String::from_utf8(bytes) {
                 Ok(json) => CachedValue::new(json),
                 Err(error) => self.read(StoredRef::Text(error.as_bytes())),
             },
-            blob @ Stored::Blob(_) => self.read(blob.as_ref()),
+            (stored, _) => self.read(stored.as_ref()),
         }
+    }
+}
+
+/// The cache entry for stored text: the JSON text, or why it cannot be read.
+fn text(bytes: &[u8]) -> Arc<CachedValue> {
+    match std::str::from_utf8(bytes) {
+        Ok(json) => CachedValue::new(json),
+        Err(error) => CachedValue::unreadable(format!(
+            "the stored text is not valid UTF-8 ({error}); another tool wrote it, so it is left as it is"
+        )),
+    }
+}
+
+/// The cache entry for decrypted bytes.
+fn owned_text(plaintext: Vec<u8>) -> Arc<CachedValue> {
+    match String::from_utf8(plaintext) {
+        Ok(json) => CachedValue::new(json),
+        Err(_) => CachedValue::unreadable("the decrypted value is not UTF-8 JSON text".to_owned()),
     }
 }
 

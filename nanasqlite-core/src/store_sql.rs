@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Backup, Kind, Restore, RunTransaction, Size, Sql, Transaction};
+use crate::engine::{Backup, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
 use crate::error::{Error, Result};
 use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
 use crate::storage::Storage;
@@ -322,6 +322,38 @@ impl<S: Storage> NanaSQLite<S> {
         }
         let source = PathBuf::from(source.as_ref());
         self.run(Restore::new(source, Arc::clone(self.database().shared())))?
+    }
+
+    /// Re-encrypts every key/value table of the file (open or not) with `to`, in one write
+    /// transaction: a crash leaves every value under the old key or every value under the new
+    /// one, never a mix. Afterwards every table of this store reads and writes with `to`; other
+    /// stores and processes need the new key. `None` stores values as plain JSON text again.
+    /// Plaintext rows this store can read (an unencrypted store, or `allow_legacy_plaintext`)
+    /// are encrypted too. The SQL helpers' own tables are left as they are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{Encryption, NanaSQLite};
+    ///
+    /// let db = NanaSQLite::builder(":memory:").encryption(Encryption::aes_gcm([1u8; 32])?).open()?;
+    /// db.set("k", &"v")?;
+    /// db.rekey(Encryption::chacha20([2u8; 32])?)?;
+    /// assert_eq!(db.get_fresh::<String>("k")?.as_deref(), Some("v"));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) naming the table and key of a row that
+    /// does not decrypt with the current key (nothing is changed then);
+    /// [`Error::Transaction`](crate::Error::Transaction) inside a transaction; the backend's error.
+    pub fn rekey(&self, to: impl Into<Option<crate::Encryption>>) -> Result<()> {
+        self.database().ensure_open()?;
+        if self.database().in_transaction() {
+            return Err(Error::Transaction { message: "cannot rekey during a transaction".to_owned() });
+        }
+        self.run(Rekey::new(to.into()))
     }
 
     /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it

@@ -175,6 +175,18 @@ impl AsyncBuilder {
         self.map_core(|core| core.watch_external_writes(interval))
     }
 
+    /// Encrypt values at rest, as [`Builder::encryption`]. Values are encrypted on the writer
+    /// thread and decrypted where they are read (a lane, or the caller for an inline point read:
+    /// microseconds, as the decoding that follows).
+    pub fn encryption(self, encryption: nanasqlite_core::Encryption) -> Self {
+        self.map_core(|core| core.encryption(encryption))
+    }
+
+    /// Read plaintext rows of an AEAD-encrypted table, as [`Builder::allow_legacy_plaintext`].
+    pub fn allow_legacy_plaintext(self, allow: bool) -> Self {
+        self.map_core(|core| core.allow_legacy_plaintext(allow))
+    }
+
     /// The longest string or blob a statement may make or store, as [`Builder::max_length`].
     pub fn max_length(self, bytes: u32) -> Self {
         self.map_core(|core| core.max_length(bytes))

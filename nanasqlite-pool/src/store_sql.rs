@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::Path;
 
-use nanasqlite_core::engine::{Backup, Kind, Restore, RunTransaction, Size, Sql, Transaction};
+use nanasqlite_core::engine::{Backup, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
 use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
@@ -378,6 +378,26 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
             }
             restore.await?
+        }
+    }
+
+    /// As [`NanaSQLite::rekey`](nanasqlite_core::NanaSQLite::rekey): re-encrypts every
+    /// key/value table of the file with `to`, in one transaction alone on the writer.
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's; [`Error::Transaction`] while a `begin()` transaction is open.
+    pub fn rekey<E: Into<Option<nanasqlite_core::Encryption>>>(
+        &self,
+        to: E,
+    ) -> impl Future<Output = Result<()>> + Send + use<E, S> {
+        let in_transaction = self.pool.in_transaction();
+        let rekey = self.run(Rekey::new(to.into()));
+        async move {
+            if in_transaction {
+                return Err(Error::Transaction { message: "cannot rekey during a transaction".to_owned() });
+            }
+            rekey.await
         }
     }
 

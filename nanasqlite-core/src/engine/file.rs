@@ -1,14 +1,16 @@
-//! Operations on the whole database: opening tables, expired rows, backup and restore, and
-//! noticing other writers.
+//! Operations on the whole database: opening tables, expired rows, backup and restore,
+//! re-encryption, and noticing other writers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Applied, Kind, Operation, Shared, Table};
 use crate::cache::{Cache, CacheChange, Change};
-use crate::error::Result;
+use crate::codec::ValueCodec;
+use crate::encryption::Encryption;
+use crate::error::{Error, Result};
 use crate::identifier::Identifier;
-use crate::storage::Storage;
+use crate::storage::{Storage, atomically};
 
 /// Deletes from the file the rows that expired in TTL caches with `delete_expired`, for every
 /// open table. Runs first in each write transaction, before any other write of it, so a write
@@ -195,4 +197,65 @@ impl<S: Storage> Operation<S> for Size {
     fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<u64>> {
         storage.size().map(Applied::plain)
     }
+}
+
+/// Re-encrypts every key/value table of the database (not only those open) from the store's
+/// encryption to `to`, in one write transaction: a crash leaves every value under the old key
+/// or every value under the new one. Plaintext rows the store can read (without encryption, or
+/// with `allow_legacy_plaintext`) are encrypted too. Once committed, every table of the store
+/// writes and reads with `to`. A row that cannot be read with the current key stops the
+/// rekey before anything is written, naming its table and key.
+#[derive(Debug)]
+pub struct Rekey {
+    to: Option<Encryption>,
+}
+
+impl Rekey {
+    /// A rekey to `to` (`None`: store values as plain JSON text again).
+    pub fn new(to: Option<Encryption>) -> Self {
+        Self { to }
+    }
+}
+
+impl<S: Storage> Operation<S> for Rekey {
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "rekey"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        let from = table.codec();
+        let to = ValueCodec::new(self.to.clone(), from.allows_legacy_plaintext());
+        atomically(storage, |storage| {
+            for name in storage.key_value_tables()? {
+                reseal(storage, &name, &from, &to)?;
+            }
+            Ok(())
+        })?;
+        table.switch_codec(to);
+        Ok(Applied { output: (), change: CacheChange::none() })
+    }
+}
+
+/// Reads every row of table `name` with `from` and writes it again with `to`.
+fn reseal<S: Storage>(storage: &S, name: &Identifier, from: &ValueCodec, to: &ValueCodec) -> Result<()> {
+    let handle = storage.open_table(name)?;
+    let mut plaintexts = Vec::new();
+    let mut unreadable = None;
+    storage.scan(&handle, &mut |key, stored| match from.read(stored).text(key) {
+        Ok(json) => plaintexts.push((key.to_owned(), json.to_owned())),
+        Err(error) => drop(unreadable.get_or_insert(error)),
+    })?;
+    if let Some(error) = unreadable {
+        return Err(Error::Validation {
+            message: format!("cannot rekey table {}: {error}; nothing was changed", name.as_str()),
+        });
+    }
+    let sealed = plaintexts.iter().map(|(key, json)| Ok((key.as_str(), to.seal(json)?))).collect::<Result<Vec<_>>>()?;
+    storage.put_many(&handle, &mut sealed.iter().map(|(key, value)| (*key, value.stored())))
 }

@@ -137,10 +137,8 @@ impl<S: Storage> Operation<S> for GetMany {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
-        let mut rows = Vec::with_capacity(keys.len());
-        storage.get_many(table.handle(), &keys, &mut |key, stored| {
-            rows.push((key.to_owned(), table.codec().read(stored)));
-        })?;
+        let (mut rows, codec) = (Vec::with_capacity(keys.len()), table.codec());
+        storage.get_many(table.handle(), &keys, &mut |key, stored| rows.push((key.to_owned(), codec.read(stored))))?;
         let change = Change::FillMany(self.keys.clone(), rows.clone(), self.since);
         Ok(Applied::with(rows, change))
     }
@@ -220,7 +218,8 @@ impl<S: Storage> Operation<S> for UnreadableKeys {
 /// Every row as cache entries (unsorted), and the epoch the scan began at.
 fn scan<S: Storage>(storage: &S, table: &Table<S>) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
     let mut rows = Vec::new();
-    storage.scan(table.handle(), &mut |key, stored| rows.push((Box::from(key), table.codec().read(stored))))?;
+    let codec = table.codec();
+    storage.scan(table.handle(), &mut |key, stored| rows.push((Box::from(key), codec.read(stored))))?;
     Ok(rows)
 }
 
@@ -288,7 +287,7 @@ impl<K: AsRef<str>> Set<K> {
 /// Writes `value` under `key`, sealed by the table's codec.
 fn put<S: Storage>(storage: &S, table: &Table<S>, key: &str, value: &CachedValue) -> Result<()> {
     let json = value.text(key)?;
-    storage.put(table.handle(), key, table.codec().seal(json).stored())
+    storage.put(table.handle(), key, table.codec().seal(json)?.stored())
 }
 
 impl<S: Storage, K: AsRef<str>> Operation<S> for Set<K> {
@@ -353,7 +352,7 @@ impl<S: Storage> Operation<S> for BatchUpdate {
         let codec = table.codec();
         let mut sealed = Vec::with_capacity(self.rows.len());
         for (key, value) in self.rows.iter() {
-            sealed.push((&**key, codec.seal(value.text(key)?)));
+            sealed.push((&**key, codec.seal(value.text(key)?)?));
         }
         storage.put_many(table.handle(), &mut sealed.iter().map(|(key, value)| (*key, value.stored())))?;
         Ok(Applied::with((), Change::PutMany(Arc::clone(&self.rows))))

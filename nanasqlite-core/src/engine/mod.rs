@@ -27,7 +27,7 @@ use crate::storage::{Storage, atomically};
 pub use crate::atomic::{Step, increment, patch};
 pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
-pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Restore, Size, purge_expired};
+pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub use kv::{
     AllRows, BatchDelete, BatchUpdate, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys, LoadAll, Pop, Set,
     SetDefault, Transform, UnreadableKeys, decode_rows, encode, encode_rows,

@@ -91,7 +91,7 @@ impl<'a, S: Storage> Transaction<'a, S> {
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         let value = CachedValue::new(codec::encode(key, value)?);
         let json = value.text(key)?;
-        self.storage.put(self.table.handle(), key, self.table.codec().seal(json).stored())?;
+        self.storage.put(self.table.handle(), key, self.table.codec().seal(json)?.stored())?;
         self.writes.borrow_mut().push((key.into(), Some(value)));
         Ok(())
     }

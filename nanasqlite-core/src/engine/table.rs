@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Lookup};
 use crate::codec::ValueCodec;
@@ -19,7 +19,8 @@ use crate::watch::ExternalWrites;
 pub struct TableSettings {
     pub(crate) strategy: CacheStrategy,
     pub(crate) policy: Arc<SqlPolicy>,
-    pub(crate) codec: ValueCodec,
+    /// Shared by every table opened from the same store, so that a `rekey` switches them all.
+    pub(crate) codec: Arc<RwLock<ValueCodec>>,
 }
 
 impl TableSettings {
@@ -32,7 +33,7 @@ impl TableSettings {
         Ok(Self {
             strategy: options.cache.validate()?,
             policy: Arc::new(options.sql_policy.clone()),
-            codec: ValueCodec::default(),
+            codec: Arc::new(RwLock::new(ValueCodec::new(options.encryption.clone(), options.allow_legacy_plaintext))),
         })
     }
 }
@@ -83,8 +84,15 @@ impl<S: Storage> Table<S> {
         &self.settings.policy
     }
 
-    pub(crate) fn codec(&self) -> &ValueCodec {
-        &self.settings.codec
+    /// How this table's values are stored now (a cheap clone: the key is shared).
+    pub(crate) fn codec(&self) -> ValueCodec {
+        self.settings.codec.read().clone()
+    }
+
+    /// Stores values with `codec` from now on, in this table and every table sharing its
+    /// settings (after a committed `rekey`).
+    pub(crate) fn switch_codec(&self, codec: ValueCodec) {
+        *self.settings.codec.write() = codec;
     }
 
     pub(crate) fn cache(&self) -> &Arc<Cache> {

@@ -95,6 +95,16 @@ pub trait Storage: Send + 'static {
     /// cannot be created.
     fn open_table(&self, name: &Identifier) -> Result<Self::Table>;
 
+    /// The tables of the database that have the key/value layout (the ones `open_table`
+    /// accepts), for operations on every table of a file such as re-encryption.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] by default; the backend's error.
+    fn key_value_tables(&self) -> Result<Vec<Identifier>> {
+        Err(self.unsupported("key_value_tables"))
+    }
+
     /// The stored value of `key`.
     ///
     /// # Errors

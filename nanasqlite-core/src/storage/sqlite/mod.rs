@@ -330,6 +330,10 @@ impl Storage for SqliteStorage {
         Ok(SqliteTable { sql: Arc::new(sql) })
     }
 
+    fn key_value_tables(&self) -> Result<Vec<Identifier>> {
+        schema::key_value_tables(&self.conn)
+    }
+
     fn get(&self, table: &SqliteTable, key: &str) -> Result<Option<Stored>> {
         let mut statement = self.conn.prepare_cached(&table.sql.get)?;
         let mut rows = statement.query([key])?;

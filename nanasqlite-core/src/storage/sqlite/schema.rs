@@ -33,6 +33,25 @@ pub(super) fn create_or_check(conn: &Connection, name: &Identifier, quoted: &str
     }
 }
 
+/// The tables of the database with the key/value layout, in name order.
+pub(super) fn key_value_tables(conn: &Connection) -> Result<Vec<Identifier>> {
+    let sql = "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+               ORDER BY name";
+    let mut statement = conn.prepare(sql)?;
+    let tables = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut found = Vec::new();
+    for (name, sql) in tables {
+        // A table whose name the store could not open is not one of its tables.
+        let Ok(name) = Identifier::new(&name) else { continue };
+        if sql.is_some_and(|sql| is_expected(&sql, &name)) || check(conn, &name).is_ok() {
+            found.push(name);
+        }
+    }
+    Ok(found)
+}
+
 /// The kind (`"table"`, `"view"`) and `CREATE` statement of the schema object named `name`.
 fn definition(conn: &Connection, name: &Identifier) -> Result<Option<(String, Option<String>)>> {
     let sql = "SELECT type, sql FROM sqlite_master WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')";
