@@ -24,8 +24,8 @@
 
 pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
 pub use nanasqlite_core::{
-    Amount, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, KeyValue, NanaSQLite, Result,
-    Transaction, params, sql, storage,
+    Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, KeyValue, NanaSQLite,
+    Result, Transaction, params, sql, storage,
 };
 pub use nanasqlite_pool::{
     AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, Spawn, Stats, Threads,

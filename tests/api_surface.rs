@@ -196,3 +196,82 @@ async fn async_fifo_cache(setup: Setup) {
     assert_eq!(db.get::<String>("a").await.unwrap().as_deref(), Some("a"), "evicted, not deleted");
     db.close().await.unwrap();
 }
+
+/// A value serde_json cannot encode: a map whose keys are not strings.
+fn unencodable() -> std::collections::HashMap<(i32, i32), i32> {
+    std::collections::HashMap::from([((1, 2), 3)])
+}
+
+#[test]
+fn popitem_takes_the_first_key_in_order() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    assert_eq!(db.popitem::<i32>()?, None, "empty: None, not a panic");
+    db.batch_update([("b", 2), ("a", 1), ("c", 3)])?;
+    assert_eq!(db.popitem::<i32>()?, Some(("a".to_owned(), 1)));
+    assert!(!db.contains("a")?);
+    db.set("text", &"not a number")?;
+    db.set("0first", &"not a number")?;
+    assert!(db.popitem::<i32>().is_err(), "a value that does not fit T");
+    assert!(db.contains("0first")?, "is not removed");
+    Ok(())
+}
+
+#[test]
+fn batch_update_partial_writes_what_it_can_and_reports_the_rest() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    let rows = vec![("ok1", std::collections::HashMap::new()), ("bad", unencodable()), ("ok2", Default::default())];
+    let report = db.batch_update_partial(rows)?;
+    assert_eq!(report.written, 2);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, "bad");
+    assert!(matches!(report.failed[0].1, nanasqlite::Error::Encode { .. }));
+    assert!(db.contains("ok1")? && db.contains("ok2")? && !db.contains("bad")?);
+    let none = db.batch_update_partial(vec![("bad", unencodable())])?;
+    assert_eq!((none.written, none.failed.len()), (0, 1), "all failed: nothing written, still a report");
+    db.close()?;
+    assert!(matches!(db.batch_update_partial(vec![("k", 1)]), Err(nanasqlite::Error::Closed)));
+    Ok(())
+}
+
+on_every_runtime!(async_popitem_and_partial_batches);
+
+async fn async_popitem_and_partial_batches(setup: Setup) {
+    let db = setup.open().await;
+    assert_eq!(db.popitem::<i32>().await.unwrap(), None);
+    let rows = vec![("b", std::collections::HashMap::new()), ("bad", unencodable()), ("a", Default::default())];
+    let report = db.batch_update_partial(rows).await.unwrap();
+    assert_eq!((report.written, report.failed[0].0.as_str()), (2, "bad"));
+    let (key, value) = db.popitem::<Value>().await.unwrap().unwrap();
+    assert_eq!((key.as_str(), value), ("a", json!({})));
+    assert_eq!(in_file::<Value>(&setup.path, "a"), None, "popped from the file");
+    assert_eq!(db.keys().await.unwrap(), ["b"]);
+    db.close().await.unwrap();
+}
+
+/// The store's own threads carry the prefix (a runtime's blocking pool names its threads itself).
+#[test]
+fn threads_carry_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    futures::executor::block_on(async {
+        let builder = AsyncNanaSQLite::builder(dir.path().join("named.db")).thread_name_prefix("orders-db");
+        let db = builder.clone().open().await.unwrap();
+        let writer = db.transaction(|_| Ok(std::thread::current().name().map(str::to_owned))).await.unwrap();
+        assert_eq!(writer.as_deref(), Some("orders-db-writer"));
+        db.close().await.unwrap();
+        let refused = builder.thread_name_prefix("").open().await;
+        assert!(matches!(refused, Err(nanasqlite::Error::Validation { .. })), "an empty prefix");
+    });
+}
+
+on_every_runtime!(async_last_insert_rowid);
+
+async fn async_last_insert_rowid(setup: Setup) {
+    let db = setup.open().await;
+    assert_eq!(db.last_insert_rowid().await.unwrap(), 0, "nothing inserted yet");
+    db.create_table("log", &[("id", "INTEGER PRIMARY KEY"), ("m", "TEXT")]).await.unwrap();
+    let id = db.sql_insert("log", &json!({"id": 41, "m": "a"})).await.unwrap();
+    assert_eq!((id, db.last_insert_rowid().await.unwrap()), (41, 41));
+    db.execute("INSERT INTO log (m) VALUES ('b')", params![]).await.unwrap();
+    assert_eq!(db.last_insert_rowid().await.unwrap(), 42, "any statement's insert counts");
+    db.close().await.unwrap();
+}

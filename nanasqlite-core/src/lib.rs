@@ -54,7 +54,7 @@ pub use atomic::Amount;
 pub use builder::{Builder, DEFAULT_TABLE};
 pub use cache::CacheStrategy;
 pub use encryption::Encryption;
-pub use engine::{KeyValue, Transaction};
+pub use engine::{BatchReport, KeyValue, Transaction};
 pub use error::{Error, Result};
 pub use identifier::Identifier;
 pub use store::NanaSQLite;

@@ -14,8 +14,9 @@ use serde_json::Value;
 use crate::atomic::Amount;
 use crate::database::{Database, Waits};
 use crate::engine::{
-    self, AllRows, BatchDelete, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys,
-    LoadAll, Lookup, OpenTable, Operation, Pop, Set, SetDefault, Shared, Table, TableSettings, UnreadableKeys,
+    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany,
+    KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Shared, Table, TableSettings,
+    UnreadableKeys,
 };
 use crate::error::Result;
 use crate::identifier::Identifier;
@@ -370,6 +371,43 @@ impl<S: Storage> NanaSQLite<S> {
         self.run(Set::new(key, value))
     }
 
+    /// Stores, best effort, every `(key, value)` whose value can be encoded, in one
+    /// transaction, and reports each one that cannot with its error instead of failing the
+    /// whole batch (Python's `batch_update_partial`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// let fine: HashMap<(i32, i32), i32> = HashMap::new();
+    /// let bad = HashMap::from([((1, 2), 3)]); // JSON object keys must be strings
+    /// let report = db.batch_update_partial([("fine", fine), ("bad", bad)])?;
+    /// assert_eq!(report.written, 1);
+    /// assert_eq!(report.failed[0].0, "bad");
+    /// assert!(db.contains("fine")? && !db.contains("bad")?);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`batch_update`](Self::batch_update) for the transaction itself (then nothing is
+    /// written); a value that cannot be encoded is reported, not returned as an error.
+    pub fn batch_update_partial<K, V>(&self, rows: impl IntoIterator<Item = impl KeyValue<K, V>>) -> Result<BatchReport>
+    where
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        let (encoded, failed) = engine::encode_rows_partial(rows);
+        let written = encoded.len();
+        if written == 0 {
+            self.database.ensure_open()?;
+        } else {
+            self.run(BatchUpdate::new(encoded))?;
+        }
+        Ok(BatchReport { written, failed })
+    }
+
     /// Deletes `key`; `false` if it was absent.
     ///
     /// # Errors
@@ -438,6 +476,27 @@ impl<S: Storage> NanaSQLite<S> {
     /// then **not** removed. Otherwise as [`delete`](Self::delete).
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.run(Pop::new(key))
+    }
+
+    /// Removes the first key (in key order) and returns it with its value; `None` when the
+    /// table is empty (Python's `popitem` raises `KeyError` there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.batch_update([("b", 2), ("a", 1)])?;
+    /// assert_eq!(db.popitem::<i32>()?, Some(("a".to_owned(), 1)));
+    /// assert_eq!(db.len()?, 1);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) if the value does not fit `T` (nothing is
+    /// removed then), or as [`set`](Self::set).
+    pub fn popitem<T: DeserializeOwned>(&self) -> Result<Option<(String, T)>> {
+        self.run(PopItem::new())
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it (as stored).

@@ -212,6 +212,26 @@ impl<S: Storage> NanaSQLite<S> {
         self.sql("count", Kind::Read, |sql| sql.count(&query))
     }
 
+    /// The rowid of the last row inserted through this store's connection (by `sql_insert`,
+    /// `execute` or any other statement), as Python's `get_last_insert_rowid`; 0 before any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.create_table("log", &[("id", "INTEGER PRIMARY KEY"), ("m", "TEXT")])?;
+    /// db.execute("INSERT INTO log (m) VALUES ('a'), ('b')", nanasqlite_core::params![])?;
+    /// assert_eq!(db.last_insert_rowid()?, 2);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed).
+    pub fn last_insert_rowid(&self) -> Result<i64> {
+        self.sql("last_insert_rowid", Kind::Exclusive, |sql| Ok(sql.last_insert_rowid()))
+    }
+
     /// Whether `query` selects any row.
     ///
     /// # Errors

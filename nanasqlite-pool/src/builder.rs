@@ -62,6 +62,7 @@ pub struct AsyncBuilder {
     read_pool_size: Option<usize>,
     queue_capacity: usize,
     inline_reads: bool,
+    thread_name_prefix: String,
     spawner: Arc<dyn Spawn>,
 }
 
@@ -73,6 +74,7 @@ impl fmt::Debug for AsyncBuilder {
             .field("read_pool_size", &self.read_pool_size)
             .field("queue_capacity", &self.queue_capacity)
             .field("inline_reads", &self.inline_reads)
+            .field("thread_name_prefix", &self.thread_name_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -84,9 +86,31 @@ impl AsyncBuilder {
             max_workers: DEFAULT_MAX_WORKERS,
             read_pool_size: None,
             inline_reads: true,
+            thread_name_prefix: "nanasqlite".to_owned(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             spawner: Arc::new(Threads),
         }
+    }
+
+    /// How the store's threads are named: `<prefix>-writer` and `<prefix>-reader-<n>` (Python's
+    /// `thread_name_prefix`), as debuggers, profilers and `top -H` show them. Default
+    /// `"nanasqlite"`. Threads of the default spawner are reused only by stores of the same
+    /// prefix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let db = nanasqlite_pool::AsyncNanaSQLite::builder(":memory:").thread_name_prefix("orders-db").open().await?;
+    /// let name = db.transaction(|_| Ok(std::thread::current().name().map(str::to_owned))).await?;
+    /// assert_eq!(name.as_deref(), Some("orders-db-writer"));
+    /// # db.close().await?;
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name_prefix = prefix.into();
+        self
     }
 
     /// The most threads the store runs (the writer plus readers, started when needed). Default
@@ -215,7 +239,17 @@ impl AsyncBuilder {
         if self.queue_capacity == 0 {
             return Err(Error::Validation { message: "queue_capacity must be at least 1".to_owned() });
         }
-        Ok(Sizes { readers, queue_capacity: self.queue_capacity, inline_reads: self.inline_reads })
+        if self.thread_name_prefix.is_empty() || self.thread_name_prefix.contains('\0') {
+            return Err(Error::Validation {
+                message: "thread_name_prefix must be non-empty text without NUL characters".to_owned(),
+            });
+        }
+        Ok(Sizes {
+            readers,
+            queue_capacity: self.queue_capacity,
+            inline_reads: self.inline_reads,
+            thread_prefix: self.thread_name_prefix.as_str().into(),
+        })
     }
 
     /// Starts the pool, opens the database and the table (creating them if needed), and loads

@@ -15,13 +15,14 @@ use crate::lanes::{Jobs, Lane, Queue, Role, Slot};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
 
-/// How deep the queues are, how many readers may start, and whether point reads may run on
-/// the caller's thread.
-#[derive(Clone, Copy, Debug)]
+/// How deep the queues are, how many readers may start, whether point reads may run on the
+/// caller's thread, and how the pool's threads are named.
+#[derive(Clone, Debug)]
 pub(crate) struct Sizes {
     pub(crate) readers: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) inline_reads: bool,
+    pub(crate) thread_prefix: Arc<str>,
 }
 
 /// What the writer made while opening: the connection's first table and data version, and how
@@ -49,6 +50,8 @@ pub(crate) struct Pool<S: Storage> {
     transaction_open: AtomicBool,
     shared: Arc<Shared<S>>,
     spawner: Arc<dyn Spawn>,
+    /// Threads are named `<prefix>-writer` and `<prefix>-reader-<n>`.
+    thread_prefix: Arc<str>,
     lock_timeout: Option<Duration>,
     counters: Arc<Counters>,
 }
@@ -83,7 +86,7 @@ impl<S: Storage> Pool<S> {
         // The shared state is made on the writer, once the data version is known, and sent back.
         let (lane_counters, lane_busy, lane_slot) = (Arc::clone(&counters), Arc::clone(&busy), Arc::clone(&slot));
         spawner.spawn(
-            "nanasqlite-writer".to_owned(),
+            format!("{}-writer", sizes.thread_prefix),
             Box::new(move || match open() {
                 Ok((storage, made)) => {
                     let shared = Arc::new(Shared::new(watch, made.version));
@@ -119,6 +122,7 @@ impl<S: Storage> Pool<S> {
             transaction_open: AtomicBool::new(false),
             shared,
             spawner,
+            thread_prefix: sizes.thread_prefix,
             lock_timeout,
             counters,
         };
@@ -206,7 +210,7 @@ impl<S: Storage> Pool<S> {
                 let _ = exit.send(Err(error));
             }
         });
-        match self.spawner.spawn(format!("nanasqlite-reader-{started}"), lane) {
+        match self.spawner.spawn(format!("{}-reader-{started}", self.thread_prefix), lane) {
             Ok(()) => {
                 readers.started.fetch_add(1, Ordering::AcqRel);
                 exits.push(exited);

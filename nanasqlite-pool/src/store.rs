@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nanasqlite_core::engine::{
-    self, AllRows, BatchDelete, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys,
-    LoadAll, Lookup, OpenTable, Operation, Pop, Set, SetDefault, Table, UnreadableKeys,
+    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany,
+    KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table, UnreadableKeys,
 };
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
@@ -513,6 +513,35 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         }
     }
 
+    /// Stores, best effort, every row whose value can be encoded (in one transaction) and
+    /// reports the others, as
+    /// [`NanaSQLite::batch_update_partial`](nanasqlite_core::NanaSQLite::batch_update_partial).
+    ///
+    /// # Errors
+    ///
+    /// As [`batch_update`](Self::batch_update) for the transaction itself.
+    pub fn batch_update_partial<K, V, I>(
+        &self,
+        rows: I,
+    ) -> impl Future<Output = Result<BatchReport>> + Send + use<K, V, I, S>
+    where
+        K: AsRef<str>,
+        V: Serialize,
+        I: IntoIterator,
+        I::Item: KeyValue<K, V>,
+    {
+        let (encoded, failed) = engine::encode_rows_partial(rows);
+        let written = encoded.len();
+        let (checked, run) = (self.ensure_open(), (written > 0).then(|| self.write(Ok(BatchUpdate::new(encoded)))));
+        async move {
+            match run {
+                Some(run) => run.await?,
+                None => checked?,
+            }
+            Ok(BatchReport::new(written, failed))
+        }
+    }
+
     /// The same as [`batch_update`](Self::batch_update).
     ///
     /// # Errors
@@ -553,6 +582,19 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         T: DeserializeOwned + Send + 'static,
     {
         self.run(Pop::new(key.to_owned()))
+    }
+
+    /// Removes the first key (in key order) and returns it with its value, as
+    /// [`NanaSQLite::popitem`](nanasqlite_core::NanaSQLite::popitem).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] (nothing is then removed), or as [`delete`](Self::delete).
+    pub fn popitem<T>(&self) -> impl Future<Output = Result<Option<(String, T)>>> + Send + use<T, S>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.run(PopItem::new())
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it.

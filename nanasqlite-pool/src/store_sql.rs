@@ -253,6 +253,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.sql("count", Kind::Read, move |sql| sql.count(&query))
     }
 
+    /// The rowid of the last row inserted through the writer's connection, as
+    /// [`NanaSQLite::last_insert_rowid`](nanasqlite_core::NanaSQLite::last_insert_rowid).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`].
+    pub fn last_insert_rowid(&self) -> impl Future<Output = Result<i64>> + Send + use<S> {
+        self.sql("last_insert_rowid", Kind::Exclusive, |sql| Ok(sql.last_insert_rowid()))
+    }
+
     /// Whether `query` selects any row.
     ///
     /// # Errors

@@ -61,6 +61,45 @@ pub fn encode_rows<K: AsRef<str>, V: Serialize>(
         .collect()
 }
 
+/// What [`batch_update_partial`](crate::NanaSQLite::batch_update_partial) did: how many rows it
+/// wrote, and each row it could not write with why.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BatchReport {
+    /// Rows written (in one transaction).
+    pub written: usize,
+    /// The keys left out, in input order, each with its error.
+    pub failed: Vec<(String, crate::Error)>,
+}
+
+impl BatchReport {
+    /// A report of `written` rows and the `failed` ones (for stores built on the engine).
+    #[must_use]
+    pub fn new(written: usize, failed: Vec<(String, crate::Error)>) -> Self {
+        Self { written, failed }
+    }
+}
+
+/// Rows encoded for a batch: each key with its value as the cache holds it.
+pub type EncodedRows = Vec<(Box<str>, Arc<CachedValue>)>;
+
+/// As [`encode_rows`], best effort: the rows that encode, and each key that does not with its
+/// error.
+pub fn encode_rows_partial<K: AsRef<str>, V: Serialize>(
+    rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+) -> (EncodedRows, Vec<(String, crate::Error)>) {
+    let (mut encoded, mut failed) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (key, value) = row.parts();
+        let key = key.as_ref();
+        match encode(key, value) {
+            Ok(value) => encoded.push((Box::from(key), value)),
+            Err(error) => failed.push((key.to_owned(), error)),
+        }
+    }
+    (encoded, failed)
+}
+
 /// Cached rows decoded into the caller's type, in order.
 ///
 /// # Errors
@@ -408,6 +447,37 @@ impl<S: Storage, K: AsRef<str>, T: DeserializeOwned> Operation<S> for Pop<K, T> 
         let value = table.codec().read_owned(stored).decode(key)?;
         storage.delete(table.handle(), key)?;
         Ok(Applied::with(Some(value), Change::Remove(key.into())))
+    }
+}
+
+/// Takes the first key (in key order) and its value out of the table.
+#[derive(Debug)]
+pub struct PopItem<T> {
+    decoded: PhantomData<fn() -> T>,
+}
+
+impl<T> PopItem<T> {
+    /// Pops the first key.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { decoded: PhantomData }
+    }
+}
+
+impl<T> Default for PopItem<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Storage, T: DeserializeOwned> Operation<S> for PopItem<T> {
+    type Output = Option<(String, T)>;
+    describe!("popitem", Write);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
+        let Some(key) = storage.first_key(table.handle())? else { return Ok(Applied::plain(None)) };
+        let popped = Pop::<&str, T>::new(&key).run(storage, table)?;
+        Ok(Applied { output: popped.output.map(|value| (key.clone(), value)), change: popped.change })
     }
 }
 

@@ -29,8 +29,9 @@ pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub use kv::{
-    AllRows, BatchDelete, BatchUpdate, Clear, Contains, Count, Delete, Get, GetMany, KeyValue, Keys, LoadAll, Pop, Set,
-    SetDefault, Transform, UnreadableKeys, decode_rows, encode, encode_rows,
+    AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetMany,
+    KeyValue, Keys, LoadAll, Pop, PopItem, Set, SetDefault, Transform, UnreadableKeys, decode_rows, encode,
+    encode_rows, encode_rows_partial,
 };
 pub use sql::{RunTransaction, Sql, Transaction};
 pub use table::{Shared, Table, TableSettings};

@@ -244,6 +244,13 @@ impl<'a> SqlOps<'a> {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The rowid of the last row inserted on this connection (by any statement), as SQLite's
+    /// `last_insert_rowid()`; 0 before any insert.
+    #[must_use]
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
     /// Sets the columns of `data` on the rows matching `condition`; returns how many changed.
     ///
     /// # Errors

@@ -86,6 +86,7 @@ fn many_rows<S: Storage>(storage: &mut S, t: &S::Table) {
     let keys = storage.keys(t).unwrap();
     assert_eq!(keys.len(), 2000);
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys come sorted");
+    assert_eq!(storage.first_key(t).unwrap().as_deref(), Some("key0000"), "first_key is the first of keys");
     let wanted: Vec<String> = (0..2100).step_by(2).map(|i| format!("key{i:04}")).collect();
     let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let mut found = Vec::new();

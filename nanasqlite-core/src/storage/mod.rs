@@ -169,6 +169,16 @@ pub trait Storage: Send + 'static {
     /// The backend's error.
     fn keys(&self, table: &Self::Table) -> Result<Vec<String>>;
 
+    /// The first key of `table` in key order (as [`keys`](Self::keys) sorts them), if any.
+    /// The default reads every key; a backend with ordered keys should stop at the first.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn first_key(&self, table: &Self::Table) -> Result<Option<String>> {
+        Ok(self.keys(table)?.into_iter().next())
+    }
+
     /// Calls `visit` with every row whose key is valid UTF-8, in key order.
     ///
     /// # Errors

@@ -387,6 +387,17 @@ impl Storage for SqliteStorage {
         Ok(keys)
     }
 
+    fn first_key(&self, table: &SqliteTable) -> Result<Option<String>> {
+        let mut statement = self.conn.prepare_cached(&table.sql.keys)?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Some(key) = key_text(row.get_ref(0)?) {
+                return Ok(Some(key.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
     fn scan(&self, table: &SqliteTable, visit: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()> {
         let mut statement = self.conn.prepare_cached(&table.sql.scan)?;
         let mut rows = statement.query([])?;
