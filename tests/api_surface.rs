@@ -275,3 +275,121 @@ async fn async_last_insert_rowid(setup: Setup) {
     assert_eq!(db.last_insert_rowid().await.unwrap(), 42, "any statement's insert counts");
     db.close().await.unwrap();
 }
+
+#[test]
+fn get_by_path_reads_one_element_from_the_file() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    let user = json!({"name": "Alice", "zip": "01234", "n": {"deep": [1, {"x": true}]}, "none": null});
+    db.set("user", &user)?;
+    assert_eq!(db.get_by_path::<String>("user", "name")?.as_deref(), Some("Alice"));
+    assert_eq!(
+        db.get_by_path::<String>("user", ".zip")?.as_deref(),
+        Some("01234"),
+        "a numeric-looking string stays one"
+    );
+    assert_eq!(db.get_by_path::<bool>("user", "$.n.deep[1].x")?, Some(true), "booleans stay booleans");
+    assert_eq!(db.get_by_path::<Value>("user", "n.deep")?, Some(json!([1, {"x": true}])));
+    assert_eq!(db.get_by_path::<Value>("user", "none")?, None, "JSON null");
+    assert_eq!(db.get_by_path::<Value>("user", "absent")?, None);
+    assert_eq!(db.get_by_path::<Value>("nobody", "name")?, None);
+    assert!(db.get_by_path::<i32>("user", "name").is_err(), "does not fit T");
+    for hostile in ["$.a'); DROP TABLE data; --", "$[", "$..x"] {
+        let _ = db.get_by_path::<Value>("user", hostile); // an error or None: bound, never run as SQL
+    }
+    assert_eq!(db.get::<Value>("user")?, Some(user), "the table is intact");
+
+    let encrypted = NanaSQLite::builder(":memory:").encryption(nanasqlite::Encryption::chacha20([1; 32])?).open()?;
+    encrypted.set("k", &json!({"a": 1}))?;
+    assert!(matches!(encrypted.get_by_path::<i32>("k", "a"), Err(nanasqlite::Error::Validation { .. })));
+    Ok(())
+}
+
+on_every_runtime!(async_get_by_path);
+
+async fn async_get_by_path(setup: Setup) {
+    let db = setup.open().await;
+    db.set("order", &json!({"items": [{"sku": "A1", "qty": 2}]})).await.unwrap();
+    assert_eq!(db.get_by_path::<u32>("order", "items[0].qty").await.unwrap(), Some(2));
+    assert_eq!(db.get_by_path::<String>("order", "items[1].sku").await.unwrap(), None);
+    db.close().await.unwrap();
+}
+
+#[test]
+fn call_hands_over_the_connection_and_takes_it_back_clean() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NanaSQLite::open(dir.path().join("call.db"))?;
+    db.set("k", &1)?;
+    db.call(|conn| conn.execute("UPDATE data SET value = '2' WHERE key = 'k'", []))?;
+    assert_eq!(db.get::<i32>("k")?, Some(1), "the cache does not see it");
+    db.clear_cache();
+    assert_eq!(db.get::<i32>("k")?, Some(2), "the file does");
+
+    let left_open = db.call(|conn| conn.execute_batch("BEGIN; UPDATE data SET value = '3' WHERE key = 'k'"));
+    assert!(matches!(left_open, Err(nanasqlite::Error::Transaction { .. })), "{left_open:?}");
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = db.call(|conn| -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN; UPDATE data SET value = '4' WHERE key = 'k'")?;
+            panic!("inside call")
+        });
+    }));
+    assert!(panicked.is_err(), "the panic reaches the caller");
+    db.set("after", &true)?; // the store's own transactions work: nothing was left open
+    assert_eq!(db.get_fresh::<i32>("k")?, Some(2), "both were rolled back");
+    let sql_error = db.call(|conn| conn.execute("NOT SQL", []));
+    assert!(matches!(sql_error, Err(nanasqlite::Error::Sqlite(_))));
+    let inside = db.transaction(|_| Ok(db.call(|_| Ok(())).unwrap_err()))?;
+    assert!(matches!(inside, nanasqlite::Error::Transaction { .. }));
+    Ok(())
+}
+
+on_every_runtime!(async_call);
+
+async fn async_call(setup: Setup) {
+    let db = setup.open().await;
+    let journal: String = db.call(|conn| conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))).await.unwrap();
+    assert_eq!(journal, "wal", "the writer's connection");
+    let panicked = db
+        .call(|conn| -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN; INSERT INTO data VALUES ('ghost', '1')")?;
+            panic!("inside call")
+        })
+        .await;
+    assert!(matches!(panicked, Err(nanasqlite::Error::Panic { .. })), "{panicked:?}");
+    db.set("after", &1).await.unwrap();
+    assert_eq!(db.get_fresh::<i32>("ghost").await.unwrap(), None, "rolled back");
+    db.close().await.unwrap();
+}
+
+#[test]
+fn import_rows_is_one_transaction_and_drops_nothing_unseen() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    db.create_table("users", &[("name", "TEXT UNIQUE"), ("age", "INTEGER")])?;
+    assert_eq!(db.import_rows::<Value>("users", &[])?, 0);
+    let rows = [json!({"name": "Alice", "age": 30}), json!({"name": "Bob"})];
+    assert_eq!(db.import_rows("users", &rows)?, 2);
+    let exported = serde_json::to_value(db.export_table("users")?)?;
+    assert_eq!(exported, json!([{"name": "Alice", "age": 30}, {"name": "Bob", "age": null}]));
+
+    let extra = [json!({"name": "Carol"}), json!({"name": "Dan", "email": "d@x"})];
+    let error = db.import_rows("users", &extra).unwrap_err();
+    assert!(error.to_string().contains("email") && error.to_string().contains("row 1"), "{error}");
+    let duplicate = [json!({"name": "Eve"}), json!({"name": "Alice"})];
+    assert!(db.import_rows("users", &duplicate).unwrap_err().is_unique_violation());
+    assert!(matches!(db.import_rows("users", &[json!(1)]), Err(nanasqlite::Error::Validation { .. })));
+    assert!(matches!(db.import_rows("users; DROP TABLE users", &rows), Err(nanasqlite::Error::Validation { .. })));
+    assert_eq!(db.count(Query::table("users"))?, 2, "every failed import left nothing");
+    Ok(())
+}
+
+on_every_runtime!(async_import_and_export);
+
+async fn async_import_and_export(setup: Setup) {
+    let db = setup.open().await;
+    db.create_table("t", &[("a", "INTEGER"), ("b", "TEXT")]).await.unwrap();
+    let rows: Vec<Value> = (0..100).map(|i| json!({"a": i, "b": format!("v{i}")})).collect();
+    assert_eq!(db.import_rows("t", &rows).await.unwrap(), 100);
+    let exported = db.export_table("t").await.unwrap();
+    assert_eq!(exported.len(), 100);
+    assert_eq!(exported[99].get::<String>("b").unwrap(), "v99");
+    db.close().await.unwrap();
+}

@@ -50,6 +50,11 @@ impl ValueCodec {
         Self { encryption, allow_legacy_plaintext }
     }
 
+    /// Whether values are encrypted.
+    pub(crate) fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
+    }
+
     /// Whether plaintext rows of an AEAD-encrypted table are read as they are.
     pub(crate) fn allows_legacy_plaintext(&self) -> bool {
         self.allow_legacy_plaintext

@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::atomic::Amount;
 use crate::database::{Database, Waits};
 use crate::engine::{
-    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany,
-    KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Shared, Table, TableSettings,
-    UnreadableKeys,
+    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetByPath,
+    GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Shared, Table,
+    TableSettings, UnreadableKeys,
 };
 use crate::error::Result;
 use crate::identifier::Identifier;
@@ -476,6 +476,32 @@ impl<S: Storage> NanaSQLite<S> {
     /// then **not** removed. Otherwise as [`delete`](Self::delete).
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.run(Pop::new(key))
+    }
+
+    /// One element of `key`'s value, read by SQLite from the stored JSON (`json_extract`'s
+    /// paths: `$.a.b[0]`; `a.b` and `.a.b` mean `$.a.b`, as in Python), without loading the
+    /// whole value. Reads the file, not the cache. An absent key, an absent path and a JSON
+    /// `null` read as `None`. Unlike Python's, JSON booleans stay booleans and a string that
+    /// looks like a number stays a string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.set("user", &serde_json::json!({"name": "Alice", "tags": ["admin"], "active": true}))?;
+    /// assert_eq!(db.get_by_path::<String>("user", "tags[0]")?.as_deref(), Some("admin"));
+    /// assert_eq!(db.get_by_path::<bool>("user", "$.active")?, Some(true));
+    /// assert_eq!(db.get_by_path::<String>("user", "missing")?, None);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) if the element does not fit `T`; SQLite's error
+    /// for a malformed path; [`Error::Validation`](crate::Error::Validation) on an encrypted
+    /// store (the database cannot see into encrypted values).
+    pub fn get_by_path<T: DeserializeOwned>(&self, key: &str, path: &str) -> Result<Option<T>> {
+        self.run(GetByPath::new(key, path))
     }
 
     /// Removes the first key (in key order) and returns it with its value; `None` when the

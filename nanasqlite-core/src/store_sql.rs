@@ -136,6 +136,40 @@ impl<S: Storage> NanaSQLite<S> {
         self.sql("sql_insert", Kind::Write, |sql| sql.sql_insert(table, data))
     }
 
+    /// Every row of `table` (Python's `export_table_to_dict`); each [`Row`] serialises as an
+    /// object of its columns.
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query).
+    pub fn export_table(&self, table: &str) -> Result<Vec<Row>> {
+        self.query(Query::table(table))
+    }
+
+    /// Inserts `rows` into `table` in one transaction (Python's `import_from_dict_list`);
+    /// returns how many. The columns are the first row's; a later row lacking one stores NULL,
+    /// and one with a column the first lacks is refused, with nothing imported.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// db.create_table("users", &[("name", "TEXT"), ("age", "INTEGER")])?;
+    /// let rows = [json!({"name": "Alice", "age": 30}), json!({"name": "Bob"})];
+    /// assert_eq!(db.import_rows("users", &rows)?, 2);
+    /// let exported = db.export_table("users")?;
+    /// assert_eq!(serde_json::to_value(&exported)?, json!([{"name": "Alice", "age": 30}, {"name": "Bob", "age": null}]));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SqlOps::import_rows`]; nothing is imported on any error.
+    pub fn import_rows<T: Serialize>(&self, table: &str, rows: &[T]) -> Result<usize> {
+        self.sql("import_rows", Kind::Write, |sql| sql.import_rows(table, rows))
+    }
+
     /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
     ///
     /// # Errors
@@ -401,5 +435,35 @@ impl<S: Storage> NanaSQLite<S> {
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
     pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_, S>) -> Result<R>) -> Result<R> {
         self.database().run_transaction(self.engine_table(), RunTransaction::new(work))
+    }
+}
+
+impl NanaSQLite<crate::storage::SqliteStorage> {
+    /// Runs `work` with the SQLite connection itself, under the store's lock and outside any
+    /// transaction of the store's: an escape hatch for what the helpers do not offer (Python's
+    /// `db._connection`). It bypasses the SQL checks and **the cache**: after writing to a
+    /// key/value table through it, call [`clear_cache`](Self::clear_cache) (or
+    /// [`refresh`](Self::refresh)) before reading those keys. A transaction `work` leaves open
+    /// is rolled back and reported.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// let version: String = db.call(|conn| conn.query_row("SELECT sqlite_version()", [], |row| row.get(0)))?;
+    /// assert!(version.starts_with('3'));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error as [`Error::Sqlite`]; [`Error::Transaction`] if it left a transaction
+    /// open, or if called inside [`transaction`](Self::transaction); [`Error::Closed`].
+    pub fn call<R>(&self, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>) -> Result<R> {
+        self.database().ensure_open()?;
+        if self.database().in_transaction() {
+            return Err(Error::Transaction { message: "cannot call during a transaction".to_owned() });
+        }
+        self.run(crate::engine::Call::new(work))
     }
 }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nanasqlite_core::engine::{
-    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetMany,
-    KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table, UnreadableKeys,
+    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetByPath,
+    GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table,
+    UnreadableKeys,
 };
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
@@ -582,6 +583,19 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         T: DeserializeOwned + Send + 'static,
     {
         self.run(Pop::new(key.to_owned()))
+    }
+
+    /// One element of `key`'s stored value, read by SQLite, as
+    /// [`NanaSQLite::get_by_path`](nanasqlite_core::NanaSQLite::get_by_path).
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn get_by_path<T>(&self, key: &str, path: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.run(GetByPath::new(key, path))
     }
 
     /// Removes the first key (in key order) and returns it with its value, as

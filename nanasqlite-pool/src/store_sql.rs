@@ -168,6 +168,33 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         )
     }
 
+    /// Every row of `table`, as [`NanaSQLite::export_table`](nanasqlite_core::NanaSQLite::export_table).
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query).
+    pub fn export_table(&self, table: &str) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
+        self.query(Query::table(table))
+    }
+
+    /// Inserts `rows` into `table` in one transaction, as
+    /// [`NanaSQLite::import_rows`](nanasqlite_core::NanaSQLite::import_rows).
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn import_rows<T: Serialize>(
+        &self,
+        table: &str,
+        rows: &[T],
+    ) -> impl Future<Output = Result<usize>> + Send + use<T, S> {
+        let table = table.to_owned();
+        let records = rows.iter().map(|row| record(&table, row)).collect::<Result<Vec<Value>>>();
+        self.write(
+            records.map(|records| Sql::new("import_rows", Kind::Write, move |sql| sql.import_rows(&table, &records))),
+        )
+    }
+
     /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
     ///
     /// # Errors
@@ -442,5 +469,31 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Closed`]; SQLite's error when the transaction cannot begin.
     pub fn begin(&self) -> impl Future<Output = Result<AsyncTransaction<S>>> + Send + use<S> {
         AsyncTransaction::begin(self)
+    }
+}
+
+impl AsyncNanaSQLite<nanasqlite_core::storage::SqliteStorage> {
+    /// Runs `work` with the writer's SQLite connection, alone on the writer thread, as
+    /// [`NanaSQLite::call`](nanasqlite_core::NanaSQLite::call): an escape hatch that bypasses
+    /// the SQL checks and the caches (call [`clear_cache`](Self::clear_cache) after writing to
+    /// a key/value table through it).
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's; [`Error::Panic`] if `work` panicked (a transaction it left open is
+    /// rolled back first); [`Error::Transaction`] while a `begin()` transaction is open.
+    pub fn call<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    where
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let in_transaction = self.pool.in_transaction();
+        let call = self.run(nanasqlite_core::engine::Call::new(work));
+        async move {
+            if in_transaction {
+                return Err(Error::Transaction { message: "cannot call during a transaction".to_owned() });
+            }
+            call.await
+        }
     }
 }

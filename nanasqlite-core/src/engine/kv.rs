@@ -156,6 +156,48 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
     }
 }
 
+/// Reads one element of a key's stored JSON value through the backend (SQLite's `->`), from
+/// storage, not the cache; the path is normalised as Python NanaSQLite does (`a.b` and `.a.b`
+/// become `$.a.b`). An absent key, an absent path and a JSON `null` all read as `None`.
+#[derive(Debug)]
+pub struct GetByPath<T> {
+    key: String,
+    path: String,
+    decoded: PhantomData<fn() -> T>,
+}
+
+impl<T> GetByPath<T> {
+    /// The element at `path` of `key`'s value.
+    pub fn new(key: &str, path: &str) -> Self {
+        let path = if path.starts_with('$') { path.to_owned() } else { format!("$.{}", path.trim_start_matches('.')) };
+        Self { key: key.to_owned(), path, decoded: PhantomData }
+    }
+}
+
+impl<S: Storage, T: DeserializeOwned> Operation<S> for GetByPath<T> {
+    type Output = Option<T>;
+    describe!("get_by_path", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Option<T>>> {
+        if table.codec().is_encrypted() {
+            return Err(crate::Error::Validation {
+                message: "get_by_path reads stored JSON inside the database, which cannot see into encrypted values; \
+                          read the value with get instead"
+                    .to_owned(),
+            });
+        }
+        let Some(stored) = storage.get_path(table.handle(), &self.key, &self.path)? else {
+            return Ok(Applied::plain(None));
+        };
+        let element = table.codec().read_owned(stored);
+        let key = format!("{} at {}", self.key, self.path);
+        if element.text(&key)? == "null" {
+            return Ok(Applied::plain(None));
+        }
+        Ok(Applied::plain(Some(element.decode(&key)?)))
+    }
+}
+
 /// Reads several keys in one snapshot and caches what it found (the rest as absent).
 #[derive(Debug)]
 pub struct GetMany {

@@ -29,11 +29,11 @@ pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub use kv::{
-    AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetMany,
-    KeyValue, Keys, LoadAll, Pop, PopItem, Set, SetDefault, Transform, UnreadableKeys, decode_rows, encode,
+    AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
+    GetMany, KeyValue, Keys, LoadAll, Pop, PopItem, Set, SetDefault, Transform, UnreadableKeys, decode_rows, encode,
     encode_rows, encode_rows_partial,
 };
-pub use sql::{RunTransaction, Sql, Transaction};
+pub use sql::{Call, RunTransaction, Sql, Transaction};
 pub use table::{Shared, Table, TableSettings};
 
 /// Where an operation runs: writes are grouped into one write transaction, reads into one read

@@ -200,3 +200,46 @@ impl<S: Storage, F: FnOnce(&Transaction<'_, S>) -> Result<R>, R> Operation<S> fo
         })
     }
 }
+
+/// Runs a closure with the SQLite connection itself, alone (the stores' `call`): an escape
+/// hatch for what the helpers do not offer. Nothing it writes reaches a cache.
+pub struct Call<F> {
+    work: Option<F>,
+}
+
+impl<F> Call<F> {
+    /// A call of `work`.
+    pub fn new(work: F) -> Self {
+        Self { work: Some(work) }
+    }
+}
+
+impl<F> std::fmt::Debug for Call<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").finish_non_exhaustive()
+    }
+}
+
+impl<F, R> Operation<crate::storage::SqliteStorage> for Call<F>
+where
+    F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+{
+    type Output = R;
+
+    fn name(&self) -> &'static str {
+        "call"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(
+        &mut self,
+        storage: &mut crate::storage::SqliteStorage,
+        _: &Table<crate::storage::SqliteStorage>,
+    ) -> Result<Applied<R>> {
+        let work = self.work.take().ok_or(Error::Transaction { message: "a call runs once".to_owned() })?;
+        storage.with_connection(work).map(Applied::plain)
+    }
+}

@@ -244,6 +244,43 @@ impl<'a> SqlOps<'a> {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Inserts `rows` (structs or maps of column values) into `table`; returns how many. The
+    /// columns are those of the first row; a later row lacking one stores NULL there, and a
+    /// later row with a column the first lacks is refused (so no value is dropped unseen).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for bad names, a row that is not a map, or a column the first row
+    /// lacks (naming the row); [`Error::EncodeRow`]; SQLite's error.
+    pub fn import_rows<T: Serialize>(&self, table: &str, rows: &[T]) -> Result<usize> {
+        let encode = |row: &T| match serde_json::to_value(row) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            Ok(_) => Err(Error::validation(format!("a row for {table:?} must be a map or struct of columns"))),
+            Err(source) => Err(Error::EncodeRow { table: table.to_owned(), source }),
+        };
+        let records = rows.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        let Some(first) = records.first() else { return Ok(0) };
+        let names: Vec<&String> = first.keys().collect();
+        if names.is_empty() {
+            return Err(Error::validation(format!("a row for {table:?} needs at least one column")));
+        }
+        let mut params = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            if let Some(extra) = record.keys().find(|column| !first.contains_key(*column)) {
+                return Err(Error::validation(format!(
+                    "row {index} for {table:?} has column {extra:?}, which the first row (whose columns are imported) lacks"
+                )));
+            }
+            params
+                .push(names.iter().map(|name| record.get(*name).map_or(SqlValue::Null, SqlValue::from_json)).collect());
+        }
+        let columns = names.iter().map(|name| quoted(name)).collect::<Result<Vec<_>>>()?;
+        let marks = vec!["?"; columns.len()].join(", ");
+        let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", quoted(table)?, columns.join(", "));
+        self.conn.execute_many(&sql, &params, Fence::Open)?;
+        Ok(records.len())
+    }
+
     /// The rowid of the last row inserted on this connection (by any statement), as SQLite's
     /// `last_insert_rowid()`; 0 before any insert.
     #[must_use]

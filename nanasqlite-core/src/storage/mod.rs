@@ -179,6 +179,18 @@ pub trait Storage: Send + 'static {
         Ok(self.keys(table)?.into_iter().next())
     }
 
+    /// The JSON text of the element at `path` (a JSON path such as `$.a[0]`) of `key`'s stored
+    /// value: `None` when the key or the path is absent. Backends that store JSON where the
+    /// database can read it offer this; the default says it is unsupported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] by default; the backend's error (a malformed path or value).
+    fn get_path(&self, table: &Self::Table, key: &str, path: &str) -> Result<Option<Stored>> {
+        let _ = (table, key, path);
+        Err(self.unsupported("get_path"))
+    }
+
     /// Calls `visit` with every row whose key is valid UTF-8, in key order.
     ///
     /// # Errors

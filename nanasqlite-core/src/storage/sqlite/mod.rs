@@ -87,6 +87,30 @@ pub struct SqliteStorage {
     options: ConnectionOptions,
 }
 
+impl SqliteStorage {
+    /// Runs `work` with the connection itself (the stores' `call` escape hatch), outside any
+    /// transaction of the store's. A transaction `work` leaves open, or one open when it
+    /// panics, is rolled back, so the connection is always handed back as it was taken.
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error; [`Error::Transaction`] if it left a transaction open.
+    pub fn with_connection<R>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R> {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.conn)));
+        let left_open = !self.conn.is_autocommit();
+        if left_open {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        match outcome {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(_) if left_open => Err(Error::Transaction {
+                message: "the closure left a transaction open; it was rolled back".to_owned(),
+            }),
+            Ok(result) => Ok(result?),
+        }
+    }
+}
+
 /// The statements of one key/value table, built once.
 #[derive(Clone, Debug)]
 pub struct SqliteTable {
@@ -105,6 +129,7 @@ struct TableSql {
     scan: String,
     clear: String,
     get_chunk: String,
+    get_path: String,
 }
 
 impl TableSql {
@@ -120,6 +145,8 @@ impl TableSql {
             scan: format!("SELECT key, value FROM {t}"),
             clear: format!("DELETE FROM {t}"),
             get_chunk: get_many_sql(&t, IN_CHUNK),
+            // `->` returns the element as JSON text (strings quoted), NULL for an absent path.
+            get_path: format!("SELECT value -> ?2 FROM {t} WHERE key = ?1"),
             quoted: t,
         }
     }
@@ -385,6 +412,18 @@ impl Storage for SqliteStorage {
             keys.extend(key_text(row.get_ref(0)?).map(str::to_owned));
         }
         Ok(keys)
+    }
+
+    fn get_path(&self, table: &SqliteTable, key: &str, path: &str) -> Result<Option<Stored>> {
+        let mut statement = self.conn.prepare_cached(&table.sql.get_path)?;
+        let mut rows = statement.query([key, path])?;
+        match rows.next()? {
+            Some(row) => match row.get_ref(0)? {
+                ValueRef::Null => Ok(None),
+                element => Ok(Some(with_stored(element, |value| value.to_owned()))),
+            },
+            None => Ok(None),
+        }
     }
 
     fn first_key(&self, table: &SqliteTable) -> Result<Option<String>> {
