@@ -24,11 +24,12 @@
 
 pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
 pub use nanasqlite_core::{
-    Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, KeyValue, NanaSQLite,
-    Result, Transaction, params, sql, storage,
+    Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, Iter, KeyValue,
+    NanaSQLite, Result, SCAN_PAGE, Scan, Transaction, params, sql, storage,
 };
 pub use nanasqlite_pool::{
-    AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, Spawn, Stats, Threads,
+    AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, ScanStream, Spawn,
+    Stats, Threads,
 };
 /// The SQLite bindings underneath, for matching on SQLite's own errors
 /// ([`Error::sqlite_code`] covers the common cases without it).

@@ -20,6 +20,7 @@ use crate::engine::{
 };
 use crate::error::Result;
 use crate::identifier::Identifier;
+use crate::scan::{Paging, Scan};
 use crate::sql::SqlPolicy;
 use crate::storage::{SqliteStorage, Storage};
 
@@ -76,6 +77,33 @@ pub(crate) struct Start {
 }
 
 // ===== opening and plumbing =====
+
+/// The rows of a [`Scan`], a page at a time: made by [`NanaSQLite::iter`].
+#[derive(Debug)]
+pub struct Iter<T, S: Storage = SqliteStorage> {
+    store: NanaSQLite<S>,
+    paging: Paging<T>,
+}
+
+impl<T: DeserializeOwned, S: Storage> Iterator for Iter<T, S> {
+    type Item = Result<(String, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.paging.next_row() {
+                return Some(row);
+            }
+            let page = self.paging.next_page()?;
+            match self.store.run(page) {
+                Ok(page) => self.paging.take_page(page),
+                Err(error) => {
+                    self.paging.end();
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
 
 impl<S: Storage> NanaSQLite<S> {
     /// A store on `storage`: creates (or checks) the table and loads it if asked.
@@ -476,6 +504,50 @@ impl<S: Storage> NanaSQLite<S> {
     /// then **not** removed. Otherwise as [`delete`](Self::delete).
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.run(Pop::new(key))
+    }
+
+    /// The rows `scan` selects, in key order (or descending), decoded as `T`; read from the
+    /// file a page at a time (the cache is not filled). For large ranges prefer
+    /// [`iter`](Self::iter), which holds one page at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) for a value that does not fit `T`; as
+    /// [`get`](Self::get).
+    pub fn scan<T: DeserializeOwned>(&self, scan: Scan) -> Result<Vec<(String, T)>> {
+        self.iter(scan)?.collect()
+    }
+
+    /// An iterator over the rows `scan` selects, reading [`SCAN_PAGE`](crate::SCAN_PAGE) rows
+    /// at a time, so a scan of any size holds one page. **Snapshot rule:** each page is read in
+    /// one snapshot and pages follow each other by key, so every key present for the whole
+    /// iteration is yielded once, in order; a key written or deleted during it may or may not
+    /// be seen, depending on whether its page was already read. Cache hits are not used: the
+    /// values come from the file, which the cache never runs ahead of.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{NanaSQLite, Scan};
+    /// # let db = NanaSQLite::open(":memory:")?;
+    /// db.batch_update((0..1000).map(|i| (format!("k{i:04}"), i)))?;
+    /// let mut sum = 0;
+    /// for row in db.iter::<i64>(Scan::prefix("k0"))? {
+    ///     let (_key, value) = row?;
+    ///     sum += value;
+    /// }
+    /// assert_eq!(sum, (0..1000).sum::<i64>());
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed). Each item: [`Error::Decode`](crate::Error::Decode)
+    /// for a value that does not fit `T` (for that key alone: the iteration goes on), or a read
+    /// error (which ends the iteration).
+    pub fn iter<T: DeserializeOwned>(&self, scan: Scan) -> Result<Iter<T, S>> {
+        self.database.ensure_open()?;
+        Ok(Iter { store: self.clone(), paging: Paging::new(scan) })
     }
 
     /// One element of `key`'s value, read by SQLite from the stored JSON (`json_extract`'s

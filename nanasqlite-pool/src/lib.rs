@@ -42,6 +42,7 @@ mod deadline;
 mod job;
 mod lanes;
 mod pool;
+mod scan;
 mod spawn;
 mod stats;
 mod store;
@@ -49,6 +50,7 @@ mod store_sql;
 mod transaction;
 
 pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY};
+pub use scan::ScanStream;
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;
 pub use store::AsyncNanaSQLite;

@@ -585,6 +585,58 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.run(Pop::new(key.to_owned()))
     }
 
+    /// The rows `scan` selects, decoded as `T`, as
+    /// [`NanaSQLite::scan`](nanasqlite_core::NanaSQLite::scan) (read a page at a time on the
+    /// lanes).
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn scan<T>(
+        &self,
+        scan: nanasqlite_core::Scan,
+    ) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let stream = self.stream::<T>(scan);
+        async move {
+            let mut stream = stream;
+            let mut rows = Vec::new();
+            while let Some(row) = std::future::poll_fn(|context| {
+                futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), context)
+            })
+            .await
+            {
+                rows.push(row?);
+            }
+            Ok(rows)
+        }
+    }
+
+    /// The rows `scan` selects as a [`Stream`](futures_core::Stream), a page of
+    /// [`SCAN_PAGE`](nanasqlite_core::SCAN_PAGE) rows at a time, with the snapshot rule of
+    /// [`NanaSQLite::iter`](nanasqlite_core::NanaSQLite::iter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use nanasqlite_core::Scan;
+    /// # futures::executor::block_on(async {
+    /// let db = nanasqlite_pool::AsyncNanaSQLite::open(":memory:").await?;
+    /// db.batch_update((0..600).map(|i| (format!("k{i:03}"), i))).await?;
+    /// let mut rows = db.stream::<i32>(Scan::all().descending());
+    /// assert_eq!(rows.next().await.transpose()?, Some(("k599".to_owned(), 599)));
+    /// assert_eq!(rows.count().await, 599);
+    /// # db.close().await?;
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn stream<T: DeserializeOwned>(&self, scan: nanasqlite_core::Scan) -> crate::ScanStream<T, S> {
+        crate::ScanStream::new(self.clone(), scan)
+    }
+
     /// One element of `key`'s stored value, read by SQLite, as
     /// [`NanaSQLite::get_by_path`](nanasqlite_core::NanaSQLite::get_by_path).
     ///

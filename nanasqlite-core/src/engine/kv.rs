@@ -198,6 +198,70 @@ impl<S: Storage, T: DeserializeOwned> Operation<S> for GetByPath<T> {
     }
 }
 
+/// One page of an ordered read ([`Scan`](crate::Scan)): up to `limit` rows after the cursor,
+/// read from storage in one snapshot (the cache is neither read nor filled, so a scan of a
+/// large table never holds more than a page).
+#[derive(Clone, Debug)]
+pub struct ScanPage {
+    scan: Arc<crate::Scan>,
+    cursor: Option<Vec<u8>>,
+    limit: usize,
+}
+
+/// The rows of a [`ScanPage`], and the cursor of the next page when there may be one.
+#[derive(Debug)]
+pub struct Page {
+    /// The rows, in the scan's order (keys that are not valid UTF-8 are left out).
+    pub rows: Vec<(String, Arc<CachedValue>)>,
+    /// The next page, if this one was full.
+    pub next: Option<ScanPage>,
+}
+
+impl ScanPage {
+    /// The first page of `scan`, of at most `limit` rows.
+    pub fn first(scan: Arc<crate::Scan>, limit: usize) -> Self {
+        let cursor = scan.after.as_ref().map(|key| key.clone().into_bytes());
+        Self { scan, cursor, limit }
+    }
+
+    /// This page with at most `limit` rows.
+    #[must_use]
+    pub fn limited(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+impl<S: Storage> Operation<S> for ScanPage {
+    type Output = Page;
+    describe!("scan", Read);
+
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Page>> {
+        let scan = &self.scan;
+        let range = crate::storage::KeyRange {
+            lower: scan.lower.as_ref().map(String::as_str),
+            upper: scan.upper.as_ref().map(String::as_str),
+            after: self.cursor.as_deref(),
+            descending: scan.descending,
+            limit: self.limit,
+        };
+        let (codec, mut rows, mut last, mut seen) = (table.codec(), Vec::new(), None, 0);
+        storage.scan_page(table.handle(), &range, &mut |row| {
+            seen += 1;
+            last = Some(row.raw_key.to_vec());
+            if let Some(key) = row.key {
+                rows.push((key.to_owned(), codec.read(row.value)));
+            }
+        })?;
+        let next = last.filter(|_| seen == self.limit).map(|cursor| Self {
+            scan: Arc::clone(&self.scan),
+            cursor: Some(cursor),
+            limit: self.limit,
+        });
+        Ok(Applied::plain(Page { rows, next }))
+    }
+}
+
 /// Reads several keys in one snapshot and caches what it found (the rest as absent).
 #[derive(Debug)]
 pub struct GetMany {

@@ -30,8 +30,8 @@ pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub use kv::{
     AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Pop, PopItem, Set, SetDefault, Transform, UnreadableKeys, decode_rows, encode,
-    encode_rows, encode_rows_partial,
+    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys,
+    decode_rows, encode, encode_rows, encode_rows_partial,
 };
 pub use sql::{Call, RunTransaction, Sql, Transaction};
 pub use table::{Shared, Table, TableSettings};

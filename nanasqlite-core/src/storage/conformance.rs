@@ -87,6 +87,19 @@ fn many_rows<S: Storage>(storage: &mut S, t: &S::Table) {
     assert_eq!(keys.len(), 2000);
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys come sorted");
     assert_eq!(storage.first_key(t).unwrap().as_deref(), Some("key0000"), "first_key is the first of keys");
+    let page = |lower, after: Option<&[u8]>, descending| {
+        let range = super::KeyRange { lower, upper: std::ops::Bound::Excluded("key1000"), after, descending, limit: 3 };
+        let mut keys = Vec::new();
+        storage.scan_page(t, &range, &mut |row| keys.push(row.key.unwrap().to_owned())).unwrap();
+        keys
+    };
+    assert_eq!(page(std::ops::Bound::Included("key0005"), None, false), ["key0005", "key0006", "key0007"]);
+    assert_eq!(page(std::ops::Bound::Unbounded, Some(b"key0005"), false), ["key0006", "key0007", "key0008"]);
+    assert_eq!(
+        page(std::ops::Bound::Unbounded, None, true),
+        ["key0999", "key0998", "key0997"],
+        "descending, upper bound"
+    );
     let wanted: Vec<String> = (0..2100).step_by(2).map(|i| format!("key{i:04}")).collect();
     let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let mut found = Vec::new();

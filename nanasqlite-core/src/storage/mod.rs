@@ -191,6 +191,23 @@ pub trait Storage: Send + 'static {
         Err(self.unsupported("get_path"))
     }
 
+    /// Visits one page of `range` in key order: each row's key as stored (bytes, for the next
+    /// page's cursor), the key as text when it is valid UTF-8, and the value. Backends with
+    /// ordered keys offer this; the default says it is unsupported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] by default; the backend's error.
+    fn scan_page(
+        &self,
+        table: &Self::Table,
+        range: &KeyRange<'_>,
+        visit: &mut dyn FnMut(ScannedRow<'_>),
+    ) -> Result<()> {
+        let _ = (table, range, visit);
+        Err(self.unsupported("scan_page"))
+    }
+
     /// Calls `visit` with every row whose key is valid UTF-8, in key order.
     ///
     /// # Errors
@@ -318,6 +335,33 @@ pub trait Storage: Send + 'static {
     fn close(self) -> Result<()>
     where
         Self: Sized;
+}
+
+/// One page of a key-ordered read ([`Storage::scan_page`]): the keys within `lower` and
+/// `upper`, after `after` in the page's direction, at most `limit` of them.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRange<'a> {
+    /// Where the range starts.
+    pub lower: std::ops::Bound<&'a str>,
+    /// Where the range ends.
+    pub upper: std::ops::Bound<&'a str>,
+    /// The last key of the previous page as stored (a stored key need not be valid UTF-8).
+    pub after: Option<&'a [u8]>,
+    /// Largest key first.
+    pub descending: bool,
+    /// The most rows of the page.
+    pub limit: usize,
+}
+
+/// One row of a [`Storage::scan_page`].
+#[derive(Clone, Copy, Debug)]
+pub struct ScannedRow<'a> {
+    /// The key as stored (for the next page's cursor).
+    pub raw_key: &'a [u8],
+    /// The key as text, when it is valid UTF-8 (rows without one are skipped by the stores).
+    pub key: Option<&'a str>,
+    /// The value as stored.
+    pub value: StoredRef<'a>,
 }
 
 /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it

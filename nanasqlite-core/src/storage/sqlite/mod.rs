@@ -1,6 +1,7 @@
 //! The SQLite backend on rusqlite. Every SQL string of the key/value store lives here.
 
 use std::borrow::Cow;
+use std::ops::Bound;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
-use super::{End, OpenReader, Storage, Stored, StoredRef};
+use super::{End, KeyRange, OpenReader, ScannedRow, Storage, Stored, StoredRef};
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
@@ -329,6 +330,34 @@ fn with_stored<R>(value: ValueRef<'_>, visit: impl FnOnce(StoredRef<'_>) -> R) -
     }
 }
 
+/// The statement and parameters of one page of `range` of the table `quoted`: one statement
+/// per shape of range (a few dozen at most), so the statement cache keeps them all.
+fn page_query<'a>(quoted: &str, range: &KeyRange<'a>) -> (String, Vec<ToSqlOutput<'a>>) {
+    let mut sql = format!("SELECT key, value FROM {quoted} WHERE typeof(key) = 'text'");
+    let mut params = Vec::new();
+    let mut bound = |operator: &str, key: &'a [u8]| {
+        sql.push_str(&format!(" AND key {operator} ?"));
+        params.push(ToSqlOutput::Borrowed(ValueRef::Text(key)));
+    };
+    match range.lower {
+        Bound::Included(key) => bound(">=", key.as_bytes()),
+        Bound::Excluded(key) => bound(">", key.as_bytes()),
+        Bound::Unbounded => {}
+    }
+    match range.upper {
+        Bound::Included(key) => bound("<=", key.as_bytes()),
+        Bound::Excluded(key) => bound("<", key.as_bytes()),
+        Bound::Unbounded => {}
+    }
+    if let Some(after) = range.after {
+        bound(if range.descending { "<" } else { ">" }, after);
+    }
+    sql.push_str(if range.descending { " ORDER BY key DESC" } else { " ORDER BY key" });
+    sql.push_str(" LIMIT ?");
+    params.push(ToSqlOutput::Borrowed(ValueRef::Integer(i64::try_from(range.limit).unwrap_or(i64::MAX))));
+    (sql, params)
+}
+
 /// A float as JSON text (non-finite ones as `null`, which is what JSON can say of them).
 fn real_json(f: f64) -> String {
     serde_json::Number::from_f64(f).map_or_else(|| "null".to_owned(), |n| n.to_string())
@@ -424,6 +453,23 @@ impl Storage for SqliteStorage {
             },
             None => Ok(None),
         }
+    }
+
+    fn scan_page(
+        &self,
+        table: &SqliteTable,
+        range: &KeyRange<'_>,
+        visit: &mut dyn FnMut(ScannedRow<'_>),
+    ) -> Result<()> {
+        let (sql, params) = page_query(&table.sql.quoted, range);
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        while let Some(row) = rows.next()? {
+            let ValueRef::Text(raw) = row.get_ref(0)? else { continue };
+            let key = key_text(ValueRef::Text(raw));
+            with_stored(row.get_ref(1)?, |value| visit(ScannedRow { raw_key: raw, key, value }));
+        }
+        Ok(())
     }
 
     fn first_key(&self, table: &SqliteTable) -> Result<Option<String>> {
