@@ -25,11 +25,11 @@
 pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
 pub use nanasqlite_core::{
     Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, Iter, KeyValue,
-    NanaSQLite, Result, SCAN_PAGE, Scan, Transaction, params, sql, storage,
+    NanaSQLite, Result, SCAN_PAGE, Scan, Transaction, TypedTable, params, sql, storage,
 };
 pub use nanasqlite_pool::{
-    AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, ScanStream, Spawn,
-    Stats, Threads,
+    AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, AsyncTypedTable, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY,
+    ScanStream, Spawn, Stats, Threads,
 };
 /// The SQLite bindings underneath, for matching on SQLite's own errors
 /// ([`Error::sqlite_code`] covers the common cases without it).

@@ -47,6 +47,7 @@ pub mod sql;
 pub mod storage;
 mod store;
 mod store_sql;
+mod typed;
 mod watch;
 #[cfg(feature = "axum")]
 mod web;
@@ -60,3 +61,4 @@ pub use error::{Error, Result};
 pub use identifier::Identifier;
 pub use scan::{Paging, SCAN_PAGE, Scan};
 pub use store::{Iter, NanaSQLite};
+pub use typed::{TypedTable, Validator};

@@ -48,6 +48,7 @@ mod stats;
 mod store;
 mod store_sql;
 mod transaction;
+mod typed;
 
 pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY};
 pub use scan::ScanStream;
@@ -55,3 +56,4 @@ pub use spawn::{Spawn, Threads};
 pub use stats::Stats;
 pub use store::AsyncNanaSQLite;
 pub use transaction::AsyncTransaction;
+pub use typed::AsyncTypedTable;

@@ -1,0 +1,163 @@
+//! [`TypedTable`]: a table whose values are one Rust type, with an optional validator.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::scan::Scan;
+use crate::storage::{SqliteStorage, Storage};
+use crate::store::{Iter, NanaSQLite};
+
+/// A check run on every value before it is written: `Err(why)` refuses the write.
+pub type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + Sync>;
+
+/// A key/value table whose values are `T`: `get` returns `T` without a turbofish and writes
+/// take `&T`, checked first by the validator if one is set. Values already in the file that do
+/// not fit `T` are an [`Error::Decode`] for their key alone. Made by [`NanaSQLite::typed`].
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::NanaSQLite;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct User { name: String, age: u32 }
+///
+/// let db = NanaSQLite::open(":memory:")?;
+/// let users = db.typed::<User>("users")?.validator(|user| {
+///     if user.name.is_empty() { Err("a user needs a name".into()) } else { Ok(()) }
+/// });
+/// users.set("u1", &User { name: "Alice".into(), age: 30 })?;
+/// assert_eq!(users.get("u1")?.map(|u| u.age), Some(30));
+/// assert!(users.set("u2", &User { name: String::new(), age: 1 }).is_err(), "refused, nothing written");
+/// assert!(!users.contains("u2")?);
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+pub struct TypedTable<T, S: Storage = SqliteStorage> {
+    store: NanaSQLite<S>,
+    validator: Option<Validator<T>>,
+    values: PhantomData<fn() -> T>,
+}
+
+impl<T, S: Storage> Clone for TypedTable<T, S> {
+    fn clone(&self) -> Self {
+        Self { store: self.store.clone(), validator: self.validator.clone(), values: PhantomData }
+    }
+}
+
+impl<T, S: Storage> fmt::Debug for TypedTable<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedTable")
+            .field("table", &self.store.table_name())
+            .field("type", &std::any::type_name::<T>())
+            .field("validator", &self.validator.is_some())
+            .finish()
+    }
+}
+
+/// Runs `validator` on `value`, naming `key` and `table` when it refuses.
+///
+/// # Errors
+///
+/// [`Error::Validation`] with the validator's reason.
+pub fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, value: &T) -> Result<()> {
+    match validator.map(|check| check(value)) {
+        Some(Err(why)) => Err(Error::Validation { message: format!("table {table}, key {key:?}: {why}") }),
+        _ => Ok(()),
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
+    pub(crate) fn new(store: NanaSQLite<S>) -> Self {
+        Self { store, validator: None, values: PhantomData }
+    }
+
+    /// Checks every value before it is written; a refusal is [`Error::Validation`] naming the
+    /// key, and nothing is written (for a batch: nothing of it).
+    #[must_use]
+    pub fn validator(mut self, check: impl Fn(&T) -> std::result::Result<(), String> + Send + Sync + 'static) -> Self {
+        self.validator = Some(Arc::new(check));
+        self
+    }
+
+    /// The untyped store of this table (its SQL helpers, `len`, `clear`, …).
+    #[must_use]
+    pub fn store(&self) -> &NanaSQLite<S> {
+        &self.store
+    }
+
+    /// The value of `key`, as [`NanaSQLite::get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::get`].
+    pub fn get(&self, key: &str) -> Result<Option<T>> {
+        self.store.get(key)
+    }
+
+    /// Stores `value` under `key` once the validator accepts it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] from the validator; as [`NanaSQLite::set`].
+    pub fn set(&self, key: &str, value: &T) -> Result<()> {
+        validate(self.validator.as_ref(), self.store.table_name(), key, value)?;
+        self.store.set(key, value)
+    }
+
+    /// Stores every row in one transaction once the validator accepts all of them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] naming the first refused key (nothing is written); as
+    /// [`NanaSQLite::batch_update`].
+    pub fn batch_update<K: AsRef<str>>(&self, rows: &[(K, T)]) -> Result<()> {
+        for (key, value) in rows {
+            validate(self.validator.as_ref(), self.store.table_name(), key.as_ref(), value)?;
+        }
+        self.store.batch_update(rows.iter().map(|(key, value)| (key.as_ref(), value)))
+    }
+
+    /// Deletes `key`; `false` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::delete`].
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.store.delete(key)
+    }
+
+    /// Whether `key` exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::contains`].
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.store.contains(key)
+    }
+
+    /// The rows `scan` selects, a page at a time, as [`NanaSQLite::iter`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::iter`].
+    pub fn iter(&self, scan: Scan) -> Result<Iter<T, S>> {
+        self.store.iter(scan)
+    }
+}
+
+impl<S: Storage> NanaSQLite<S> {
+    /// The table `name` as a [`TypedTable`] of `T` (created if needed, inheriting this store's
+    /// settings as [`table`](Self::table) does).
+    ///
+    /// # Errors
+    ///
+    /// As [`table`](Self::table).
+    pub fn typed<T: Serialize + DeserializeOwned>(&self, name: &str) -> Result<TypedTable<T, S>> {
+        Ok(TypedTable::new(self.table(name)?))
+    }
+}

@@ -1,0 +1,158 @@
+//! [`AsyncTypedTable`]: the async store's table of one Rust type.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use nanasqlite_core::engine::validate;
+use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::{Result, Scan, Validator};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ScanStream;
+use crate::store::AsyncNanaSQLite;
+
+/// A table whose values are `T`, as [`TypedTable`](nanasqlite_core::TypedTable) for the async
+/// store: made by [`AsyncNanaSQLite::typed`]. The validator runs on the caller's side, before
+/// the write is queued.
+pub struct AsyncTypedTable<T, S: Storage = SqliteStorage> {
+    store: AsyncNanaSQLite<S>,
+    validator: Option<Validator<T>>,
+    values: PhantomData<fn() -> T>,
+}
+
+impl<T, S: Storage> Clone for AsyncTypedTable<T, S> {
+    fn clone(&self) -> Self {
+        Self { store: self.store.clone(), validator: self.validator.clone(), values: PhantomData }
+    }
+}
+
+impl<T, S: Storage> fmt::Debug for AsyncTypedTable<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncTypedTable")
+            .field("table", &self.store.table_name())
+            .field("type", &std::any::type_name::<T>())
+            .field("validator", &self.validator.is_some())
+            .finish()
+    }
+}
+
+impl<T, S> AsyncTypedTable<T, S>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    S: Storage,
+{
+    /// Checks every value before it is written, as
+    /// [`TypedTable::validator`](nanasqlite_core::TypedTable::validator).
+    #[must_use]
+    pub fn validator(mut self, check: impl Fn(&T) -> std::result::Result<(), String> + Send + Sync + 'static) -> Self {
+        self.validator = Some(Arc::new(check));
+        self
+    }
+
+    /// The untyped store of this table.
+    #[must_use]
+    pub fn store(&self) -> &AsyncNanaSQLite<S> {
+        &self.store
+    }
+
+    /// The value of `key`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::get`].
+    pub fn get(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S> {
+        self.store.get(key)
+    }
+
+    /// Stores `value` under `key` once the validator accepts it.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Validation` from the validator; as [`AsyncNanaSQLite::set`].
+    pub fn set(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+        let checked = validate(self.validator.as_ref(), self.store.table_name(), key, value);
+        let write = checked.is_ok().then(|| self.store.set(key, value));
+        async move {
+            checked?;
+            match write {
+                Some(write) => write.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Stores every row in one transaction once the validator accepts all of them.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Validation` naming the first refused key (nothing is written); as
+    /// [`AsyncNanaSQLite::batch_update`].
+    pub fn batch_update<K: AsRef<str>>(
+        &self,
+        rows: &[(K, T)],
+    ) -> impl Future<Output = Result<()>> + Send + use<K, T, S> {
+        let table = self.store.table_name();
+        // Checked and encoded here, so that the write owns its rows (the future borrows nothing).
+        let encode = |(key, value): &(K, T)| {
+            let key = key.as_ref();
+            validate(self.validator.as_ref(), table, key, value)?;
+            let json = serde_json::value::to_raw_value(value)
+                .map_err(|source| nanasqlite_core::Error::Encode { key: key.to_owned(), source })?;
+            Ok((key.to_owned(), json))
+        };
+        let checked = rows.iter().map(encode).collect::<Result<Vec<_>>>();
+        let (checked, write) = match checked {
+            Ok(rows) => (Ok(()), Some(self.store.batch_update(rows))),
+            Err(error) => (Err(error), None),
+        };
+        async move {
+            checked?;
+            match write {
+                Some(write) => write.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Deletes `key`; `false` if it was absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::delete`].
+    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<T, S> {
+        self.store.delete(key)
+    }
+
+    /// Whether `key` exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::contains`].
+    pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<T, S> {
+        self.store.contains(key)
+    }
+
+    /// The rows `scan` selects as a stream, as [`AsyncNanaSQLite::stream`].
+    pub fn stream(&self, scan: Scan) -> ScanStream<T, S> {
+        self.store.stream(scan)
+    }
+}
+
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// The table `name` as an [`AsyncTypedTable`] of `T` (created if needed, inheriting this
+    /// store's settings as [`table`](Self::table) does).
+    ///
+    /// # Errors
+    ///
+    /// As [`table`](Self::table).
+    pub fn typed<T>(&self, name: &str) -> impl Future<Output = Result<AsyncTypedTable<T, S>>> + Send + use<T, S>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let table = self.table(name);
+        async move { Ok(AsyncTypedTable { store: table.await?, validator: None, values: PhantomData }) }
+    }
+}
