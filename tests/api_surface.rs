@@ -258,8 +258,10 @@ fn threads_carry_the_prefix() {
         let writer = db.transaction(|_| Ok(std::thread::current().name().map(str::to_owned))).await.unwrap();
         assert_eq!(writer.as_deref(), Some("orders-db-writer"));
         db.close().await.unwrap();
-        let refused = builder.thread_name_prefix("").open().await;
+        let refused = builder.clone().thread_name_prefix("").open().await;
         assert!(matches!(refused, Err(nanasqlite::Error::Validation { .. })), "an empty prefix");
+        let refused = builder.thread_name_prefix("a\0b").open().await;
+        assert!(matches!(refused, Err(nanasqlite::Error::Validation { .. })), "a NUL would panic at spawn");
     });
 }
 

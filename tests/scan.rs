@@ -63,6 +63,9 @@ fn cases() -> Vec<(Scan, Vec<(String, i64)>)> {
         ),
         (Scan::prefix("\u{10FFFF}"), expected(Some("\u{10FFFF}"), all, false, None, None)),
         (Scan::prefix("nothing"), Vec::new()),
+        // Hostile text is a bound value, never SQL: it matches nothing and breaks nothing.
+        (Scan::prefix("' OR 1=1; DROP TABLE data; --"), Vec::new()),
+        (Scan::range("%"..="_\0\u{0}"), Vec::new()),
         (
             Scan::range("a".."user:0100"),
             expected(None, (Bound::Included("a"), Bound::Excluded("user:0100")), false, None, None),

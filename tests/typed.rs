@@ -48,6 +48,10 @@ fn the_sync_typed_table_reads_and_writes_one_type() -> nanasqlite::Result<()> {
     assert_eq!(users.get("alice")?.map(|u| u.age), Some(30), "other keys read normally");
     assert!(users.delete("broken")?);
     assert_eq!(db.get::<User>("alice")?, None, "a typed table is its own table");
+    for hostile in ["users; DROP TABLE users", "", "a\"b", "sqlite_master"] {
+        assert!(matches!(db.typed::<User>(hostile), Err(nanasqlite::Error::Validation { .. })), "{hostile:?}");
+    }
+    assert_eq!(users.get("alice")?.map(|u| u.age), Some(30), "nothing changed");
     Ok(())
 }
 

@@ -428,11 +428,7 @@ impl<S: Storage> NanaSQLite<S> {
     {
         let (encoded, failed) = engine::encode_rows_partial(rows);
         let written = encoded.len();
-        if written == 0 {
-            self.database.ensure_open()?;
-        } else {
-            self.run(BatchUpdate::new(encoded))?;
-        }
+        self.write_batch(BatchUpdate::new(encoded))?;
         Ok(BatchReport { written, failed })
     }
 
@@ -466,7 +462,11 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        let batch = BatchUpdate::new(engine::encode_rows(rows)?);
+        self.write_batch(BatchUpdate::new(engine::encode_rows(rows)?))
+    }
+
+    /// Runs `batch` in one transaction; an empty one only checks that the store is open.
+    pub(crate) fn write_batch(&self, batch: BatchUpdate) -> Result<()> {
         if batch.is_empty() {
             return self.database.ensure_open();
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::engine::{BatchUpdate, encode_rows};
 use crate::error::{Error, Result};
 use crate::scan::Scan;
 use crate::storage::{SqliteStorage, Storage};
@@ -71,6 +72,23 @@ pub fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, val
     }
 }
 
+/// The batch of `rows` for `table`, each accepted by `validator` first and encoded; the first
+/// refusal or encoding failure is the error, and nothing is written then.
+///
+/// # Errors
+///
+/// [`Error::Validation`] naming the refused key; [`Error::Encode`].
+pub fn validated_batch<K: AsRef<str>, T: Serialize>(
+    validator: Option<&Validator<T>>,
+    table: &str,
+    rows: &[(K, T)],
+) -> Result<BatchUpdate> {
+    for (key, value) in rows {
+        validate(validator, table, key.as_ref(), value)?;
+    }
+    Ok(BatchUpdate::new(encode_rows(rows.iter().map(|(key, value)| (key.as_ref(), value)))?))
+}
+
 impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
     pub(crate) fn new(store: NanaSQLite<S>) -> Self {
         Self { store, validator: None, values: PhantomData }
@@ -116,10 +134,7 @@ impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
     /// [`Error::Validation`] naming the first refused key (nothing is written); as
     /// [`NanaSQLite::batch_update`].
     pub fn batch_update<K: AsRef<str>>(&self, rows: &[(K, T)]) -> Result<()> {
-        for (key, value) in rows {
-            validate(self.validator.as_ref(), self.store.table_name(), key.as_ref(), value)?;
-        }
-        self.store.batch_update(rows.iter().map(|(key, value)| (key.as_ref(), value)))
+        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows)?)
     }
 
     /// Deletes `key`; `false` if it was absent.

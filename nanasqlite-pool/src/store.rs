@@ -503,7 +503,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        let batch = engine::encode_rows(rows).map(BatchUpdate::new);
+        self.write_batch(engine::encode_rows(rows).map(BatchUpdate::new))
+    }
+
+    /// Runs `batch` in one transaction on the writer; an empty one only checks that the store
+    /// is open.
+    pub(crate) fn write_batch(&self, batch: Result<BatchUpdate>) -> impl Future<Output = Result<()>> + Send + use<S> {
         let empty = batch.as_ref().is_ok_and(BatchUpdate::is_empty);
         let (checked, run) = (self.ensure_open(), (!empty).then(|| self.write(batch)));
         async move {
@@ -533,12 +538,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     {
         let (encoded, failed) = engine::encode_rows_partial(rows);
         let written = encoded.len();
-        let (checked, run) = (self.ensure_open(), (written > 0).then(|| self.write(Ok(BatchUpdate::new(encoded)))));
+        let write = self.write_batch(Ok(BatchUpdate::new(encoded)));
         async move {
-            match run {
-                Some(run) => run.await?,
-                None => checked?,
-            }
+            write.await?;
             Ok(BatchReport::new(written, failed))
         }
     }

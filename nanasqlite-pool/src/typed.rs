@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use nanasqlite_core::engine::validate;
+use nanasqlite_core::engine::{validate, validated_batch};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Result, Scan, Validator};
 use serde::Serialize;
@@ -94,27 +94,8 @@ where
         &self,
         rows: &[(K, T)],
     ) -> impl Future<Output = Result<()>> + Send + use<K, T, S> {
-        let table = self.store.table_name();
         // Checked and encoded here, so that the write owns its rows (the future borrows nothing).
-        let encode = |(key, value): &(K, T)| {
-            let key = key.as_ref();
-            validate(self.validator.as_ref(), table, key, value)?;
-            let json = serde_json::value::to_raw_value(value)
-                .map_err(|source| nanasqlite_core::Error::Encode { key: key.to_owned(), source })?;
-            Ok((key.to_owned(), json))
-        };
-        let checked = rows.iter().map(encode).collect::<Result<Vec<_>>>();
-        let (checked, write) = match checked {
-            Ok(rows) => (Ok(()), Some(self.store.batch_update(rows))),
-            Err(error) => (Err(error), None),
-        };
-        async move {
-            checked?;
-            match write {
-                Some(write) => write.await,
-                None => Ok(()),
-            }
-        }
+        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows))
     }
 
     /// Deletes `key`; `false` if it was absent.

@@ -80,11 +80,11 @@ impl Encryption {
     /// [`Error::Validation`] for a key of another length.
     pub fn aes_gcm(key: impl AsRef<[u8]>) -> Result<Self> {
         let key = key.as_ref();
+        let wrong_length = |_| bad_key(format!("an AES-GCM key is 16, 24 or 32 bytes, not {}", key.len()));
         let cipher = match key.len() {
-            16 => Cipher::Aes128(Box::new(Aes128Gcm::new_from_slice(key).map_err(|_| bad_key(String::new()))?)),
-            24 => Cipher::Aes192(Box::new(Aes192Gcm::new_from_slice(key).map_err(|_| bad_key(String::new()))?)),
-            32 => Cipher::Aes256(Box::new(Aes256Gcm::new_from_slice(key).map_err(|_| bad_key(String::new()))?)),
-            n => return Err(bad_key(format!("an AES-GCM key is 16, 24 or 32 bytes, not {n}"))),
+            16 => Cipher::Aes128(Box::new(Aes128Gcm::new_from_slice(key).map_err(wrong_length)?)),
+            24 => Cipher::Aes192(Box::new(Aes192Gcm::new_from_slice(key).map_err(wrong_length)?)),
+            _ => Cipher::Aes256(Box::new(Aes256Gcm::new_from_slice(key).map_err(wrong_length)?)),
         };
         Ok(Self(Arc::new(cipher)))
     }

@@ -1,6 +1,7 @@
 //! Operations on the whole database: opening tables, expired rows, backup and restore,
 //! re-encryption, and noticing other writers.
 
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use crate::codec::ValueCodec;
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
-use crate::storage::{Storage, atomically};
+use crate::scan::SCAN_PAGE;
+use crate::storage::{KeyRange, Storage, atomically};
 
 /// Deletes from the file the rows that expired in TTL caches with `delete_expired`, for every
 /// open table. Runs first in each write transaction, before any other write of it, so a write
@@ -202,7 +204,8 @@ impl<S: Storage> Operation<S> for Size {
 /// Re-encrypts every key/value table of the database (not only those open) from the store's
 /// encryption to `to`, in one write transaction: a crash leaves every value under the old key
 /// or every value under the new one. Plaintext rows the store can read (without encryption, or
-/// with `allow_legacy_plaintext`) are encrypted too. Once committed, every table of the store
+/// with `allow_legacy_plaintext`) are encrypted too; tables are read a page at a time, so
+/// memory stays at one page. Once committed, every table of the store
 /// writes and reads with `to`. A row that cannot be read with the current key stops the
 /// rekey before anything is written, naming its table and key.
 #[derive(Debug)]
@@ -242,20 +245,43 @@ impl<S: Storage> Operation<S> for Rekey {
     }
 }
 
-/// Reads every row of table `name` with `from` and writes it again with `to`.
+/// Reads every row of table `name` with `from` and writes it again with `to`, a page at a time
+/// (all inside the caller's transaction, so memory stays at one page whatever the table's size).
 fn reseal<S: Storage>(storage: &S, name: &Identifier, from: &ValueCodec, to: &ValueCodec) -> Result<()> {
     let handle = storage.open_table(name)?;
-    let mut plaintexts = Vec::new();
-    let mut unreadable = None;
-    storage.scan(&handle, &mut |key, stored| match from.read(stored).text(key) {
-        Ok(json) => plaintexts.push((key.to_owned(), json.to_owned())),
-        Err(error) => drop(unreadable.get_or_insert(error)),
-    })?;
-    if let Some(error) = unreadable {
-        return Err(Error::Validation {
-            message: format!("cannot rekey table {}: {error}; nothing was changed", name.as_str()),
-        });
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let range = KeyRange {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            after: cursor.as_deref(),
+            descending: false,
+            limit: SCAN_PAGE,
+        };
+        let (mut rows, mut seen, mut last, mut unreadable) = (Vec::new(), 0, None, None);
+        storage.scan_page(&handle, &range, &mut |row| {
+            seen += 1;
+            last = Some(row.raw_key.to_vec());
+            let Some(key) = row.key else { return };
+            let value = from.read(row.value);
+            match value.text(key) {
+                Ok(_) => rows.push((key.to_owned(), value)),
+                Err(error) => drop(unreadable.get_or_insert(error)),
+            }
+        })?;
+        if let Some(error) = unreadable {
+            return Err(Error::Validation {
+                message: format!("cannot rekey table {}: {error}; nothing was changed", name.as_str()),
+            });
+        }
+        let sealed = rows
+            .iter()
+            .map(|(key, value)| Ok((key.as_str(), to.seal(value.text(key)?)?)))
+            .collect::<Result<Vec<_>>>()?;
+        storage.put_many(&handle, &mut sealed.iter().map(|(key, value)| (*key, value.stored())))?;
+        if seen < SCAN_PAGE {
+            return Ok(());
+        }
+        cursor = last;
     }
-    let sealed = plaintexts.iter().map(|(key, json)| Ok((key.as_str(), to.seal(json)?))).collect::<Result<Vec<_>>>()?;
-    storage.put_many(&handle, &mut sealed.iter().map(|(key, value)| (*key, value.stored())))
 }

@@ -27,7 +27,7 @@ use crate::storage::{Storage, atomically};
 pub use crate::atomic::{Step, increment, patch};
 pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
-pub use crate::typed::validate;
+pub use crate::typed::{validate, validated_batch};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub use kv::{
     AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
