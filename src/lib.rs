@@ -25,7 +25,7 @@
 pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
 pub use nanasqlite_core::{
     Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, Iter, KeyValue,
-    NanaSQLite, Result, SCAN_PAGE, Scan, Transaction, TypedTable, params, sql, storage,
+    NanaSQLite, Result, SCAN_PAGE, Scan, Transaction, TypedTable, hook, params, sql, storage,
 };
 pub use nanasqlite_pool::{
     AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, AsyncTypedTable, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY,

@@ -30,9 +30,8 @@ fn the_sync_typed_table_reads_and_writes_one_type() -> nanasqlite::Result<()> {
     assert_eq!(users.get("alice")?, Some(user("Alice", 30)));
 
     let refused = users.set("kid", &user("Kid", 9)).unwrap_err();
-    assert!(
-        matches!(&refused, nanasqlite::Error::Validation { message } if message.contains("kid") && message.contains("adults"))
-    );
+    assert!(matches!(&refused, nanasqlite::Error::Refused { key, by } if key == "kid" && by.contains("adults")));
+    assert_eq!(refused.status_code(), 422);
     assert!(!users.contains("kid")?, "nothing written");
 
     let batch = [("bob", user("Bob", 40)), ("tiny", user("Tiny", 2)), ("carol", user("Carol", 50))];
@@ -62,7 +61,7 @@ async fn the_async_typed_table(setup: Setup) {
     let db = setup.open().await;
     let users = db.typed::<User>("users").await.unwrap().validator(adult);
     users.set("alice", &user("Alice", 30)).await.unwrap();
-    assert!(matches!(users.set("kid", &user("Kid", 9)).await, Err(nanasqlite::Error::Validation { .. })));
+    assert!(matches!(users.set("kid", &user("Kid", 9)).await, Err(nanasqlite::Error::Refused { .. })));
     assert!(users.batch_update(&[("b", user("B", 20)), ("c", user("C", 1))]).await.is_err());
     users.batch_update(&[("b", user("B", 20))]).await.unwrap();
     assert_eq!(users.get("b").await.unwrap(), Some(user("B", 20)));

@@ -8,6 +8,7 @@ use crate::database::Waits;
 use crate::encryption::Encryption;
 use crate::engine::TableSettings;
 use crate::error::Result;
+use crate::hook::Registration;
 use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
 use crate::storage::{ConnectionOptions, SqliteStorage, Storage};
@@ -79,6 +80,8 @@ pub struct Options {
     pub encryption: Option<Encryption>,
     /// Read plaintext rows of an AEAD-encrypted table instead of failing on them.
     pub allow_legacy_plaintext: bool,
+    /// Hooks registered on the table at open, in order.
+    pub hooks: Vec<Registration>,
 }
 
 impl Options {
@@ -118,6 +121,7 @@ impl Builder {
                 watch_external_writes: None,
                 encryption: None,
                 allow_legacy_plaintext: false,
+                hooks: Vec::new(),
             },
         }
     }
@@ -225,6 +229,35 @@ impl Builder {
         self
     }
 
+    /// Registers `hook` on the table this builder opens, after the hooks given before it: a
+    /// [`Hook`](crate::hook::Hook) of yours, or a ready-made [`hook::check`](crate::hook::check),
+    /// [`hook::unique`](crate::hook::unique) or [`hook::foreign_key`](crate::hook::foreign_key).
+    /// It runs for every handle on that table (not for other tables opened from the store,
+    /// which take their own with `add_hook`). See [`hook`](crate::hook) for where and when
+    /// hooks run.
+    ///
+    /// A unique field or a foreign key is checked, and prepared in the file, at
+    /// [`open`](Self::open), which fails with [`Error::Validation`](crate::Error::Validation)
+    /// for a bad field or table name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{hook, NanaSQLite};
+    /// use serde_json::{json, Value};
+    ///
+    /// let db = NanaSQLite::builder(":memory:")
+    ///     .hook(hook::check(|_key, v: &Value| v["age"].as_i64().is_some_and(|age| age >= 0)))
+    ///     .open()?;
+    /// assert!(db.set("ann", &json!({"age": -1})).unwrap_err().is_refused());
+    /// assert_eq!(db.get::<Value>("ann")?, None);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    pub fn hook(mut self, hook: impl Into<Registration>) -> Self {
+        self.options.hooks.push(hook.into());
+        self
+    }
+
     /// The longest string or blob a statement may make or store, in bytes: a query or a value
     /// past it fails with SQLite's "string or blob too big" instead of allocating without bound.
     /// Default 256 MiB.
@@ -276,6 +309,7 @@ impl Builder {
             waits,
             watch: options.watch_external_writes,
             bulk_load: options.bulk_load,
+            hooks: options.hooks.clone(),
         })
     }
 }

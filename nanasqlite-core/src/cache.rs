@@ -124,6 +124,17 @@ impl CachedValue {
         Arc::new(Self { content: Content::Json(json.into()), parsed: OnceLock::new() })
     }
 
+    /// A cached row holding `value`, already parsed (a value a hook rewrote).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) naming `key` when the value cannot be stored.
+    pub(crate) fn from_value(key: &str, value: Value) -> Result<Arc<Self>> {
+        let json = codec::encode(key, &value)?;
+        let parsed = OnceLock::from(Arc::new(value));
+        Ok(Arc::new(Self { content: Content::Json(json.into()), parsed }))
+    }
+
     /// A cached row that cannot be read, and why.
     pub fn unreadable(why: impl Into<Box<str>>) -> Arc<Self> {
         Arc::new(Self { content: Content::Unreadable(why.into()), parsed: OnceLock::new() })
@@ -534,6 +545,8 @@ pub(crate) enum Change {
     Purged(Vec<(Arc<Cache>, Vec<Box<str>>)>),
     /// The whole file changed (a restore, another writer): every one of these caches is stale.
     ClearTables(Vec<Arc<Cache>>),
+    /// Hooks to tell of the operation's writes and deletes, once it has committed.
+    Notify(crate::engine::Events),
     /// Several changes, in order.
     Each(Vec<Change>),
 }
@@ -582,6 +595,7 @@ impl Change {
             Self::FillAll(rows, since) => cache.fill_all(rows, since),
             Self::Purged(purged) => purged.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys)),
             Self::ClearTables(caches) => caches.iter().for_each(|cache| cache.clear()),
+            Self::Notify(events) => events.notify(),
             Self::Each(changes) => changes.into_iter().for_each(|change| change.apply(cache)),
         }
     }

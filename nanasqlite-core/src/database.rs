@@ -21,6 +21,9 @@ pub(crate) struct Database<S: Storage> {
     readers: Option<OpenReader<S>>,
     /// The thread running a transaction on this database (0: none); see [`thread_token`].
     transaction_owner: AtomicU64,
+    /// The thread running an operation whose table has hooks (0: none), so that a hook calling
+    /// the store fails instead of waiting for the lock its own thread holds.
+    hook_runner: AtomicU64,
     lock_timeout: Option<Duration>,
     busy_timeout: Duration,
     path: PathBuf,
@@ -41,12 +44,20 @@ fn thread_token() -> u64 {
     TOKEN.with(|token| *token)
 }
 
-/// Marks a transaction as running on this thread while it lives.
-struct TransactionMark<'a> {
+/// Marks this thread as running something (a transaction, hooks) on the database while it
+/// lives.
+struct ThreadMark<'a> {
     owner: &'a AtomicU64,
 }
 
-impl Drop for TransactionMark<'_> {
+impl<'a> ThreadMark<'a> {
+    fn set(owner: &'a AtomicU64) -> Self {
+        owner.store(thread_token(), Ordering::Release);
+        Self { owner }
+    }
+}
+
+impl Drop for ThreadMark<'_> {
     fn drop(&mut self) {
         self.owner.store(0, Ordering::Release);
     }
@@ -67,6 +78,7 @@ impl<S: Storage> Database<S> {
             closed: AtomicBool::new(false),
             shared,
             transaction_owner: AtomicU64::new(0),
+            hook_runner: AtomicU64::new(0),
             lock_timeout: waits.lock_timeout,
             busy_timeout: waits.busy_timeout,
             path,
@@ -89,9 +101,16 @@ impl<S: Storage> Database<S> {
     /// Takes the store's lock, waiting at most `lock_timeout`. Refused on the thread that runs
     /// a transaction on this database: it holds the lock, so waiting would never end.
     fn lock(&self) -> Result<MappedMutexGuard<'_, S>> {
-        if self.transaction_owner.load(Ordering::Acquire) == thread_token() {
+        let thread = thread_token();
+        if self.transaction_owner.load(Ordering::Acquire) == thread {
             return Err(Error::Transaction {
                 message: "this thread is inside a transaction of this database: use the transaction's handle"
+                    .to_owned(),
+            });
+        }
+        if self.hook_runner.load(Ordering::Acquire) == thread {
+            return Err(Error::Transaction {
+                message: "a hook called the store it is registered on, which is busy running the hook's operation"
                     .to_owned(),
             });
         }
@@ -107,6 +126,7 @@ impl<S: Storage> Database<S> {
     /// before the lock is released, so the cache learns writes in the order they committed.
     pub(crate) fn run<O: Operation<S>>(&self, table: &Table<S>, mut operation: O) -> Result<O::Output> {
         let mut storage = self.lock()?;
+        let _mark = (!table.hooks().is_empty()).then(|| ThreadMark::set(&self.hook_runner));
         let applied = match operation.kind() {
             Kind::Write => engine::run_write(&mut *storage, &self.shared, table, &mut operation),
             Kind::Read | Kind::Exclusive => operation.run(&mut storage, table),
@@ -121,8 +141,7 @@ impl<S: Storage> Database<S> {
     /// for itself.
     pub(crate) fn run_transaction<O: Operation<S>>(&self, table: &Table<S>, mut operation: O) -> Result<O::Output> {
         let mut storage = self.lock()?;
-        self.transaction_owner.store(thread_token(), Ordering::Release);
-        let _mark = TransactionMark { owner: &self.transaction_owner };
+        let _mark = ThreadMark::set(&self.transaction_owner);
         let applied =
             operation.run(&mut storage, table).map_err(|error| error.busy_as_lock_timeout(self.busy_timeout))?;
         table.apply(applied.change);

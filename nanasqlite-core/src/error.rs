@@ -121,7 +121,16 @@ pub enum Error {
     /// a function returning [`Result`] can parse and print JSON too. The store's own JSON
     /// errors are [`Error::Encode`] and [`Error::Decode`], which name the key.
     Json(serde_json::Error),
-    /// A job panicked; the worker that ran it survives.
+    /// A hook or validator refused a write or delete (a check, a unique field, a foreign key,
+    /// your own rule); nothing was written.
+    Refused {
+        /// The key whose write was refused.
+        key: String,
+        /// The rule that refused it (`"check"`, `"unique(email)"`, a validator's reason, …);
+        /// never the value.
+        by: String,
+    },
+    /// A job panicked (or a hook did, failing its call); the worker that ran it survives.
     Panic {
         /// The panic's message, when it was a string.
         message: String,
@@ -134,16 +143,39 @@ impl Error {
         Self::Validation { message: message.into() }
     }
 
+    /// An [`Error::Refused`]: the write of `key` was refused by rule `by`, as a [`Hook`] says
+    /// it (name the rule, not the value: the message reaches logs and responses).
+    ///
+    /// [`Hook`]: crate::hook::Hook
+    pub fn refused(key: impl Into<String>, by: impl Into<String>) -> Self {
+        Self::Refused { key: key.into(), by: by.into() }
+    }
+
+    /// A caught panic as an [`Error::Panic`], with its message when it was a string.
+    #[must_use]
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_owned());
+        Self::Panic { message }
+    }
+
     /// A [`Error::Decode`] for `key` with a message of ours (not a parser's).
     pub(crate) fn decode(key: &str, message: impl fmt::Display) -> Self {
         Self::Decode { key: key.to_owned(), source: serde::de::Error::custom(message) }
     }
 
-    /// The key involved, for [`Error::Encode`], [`Error::Decode`] and [`Error::NotFound`].
+    /// The key involved, for [`Error::Encode`], [`Error::Decode`], [`Error::NotFound`] and
+    /// [`Error::Refused`].
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Encode { key, .. } | Self::Decode { key, .. } | Self::NotFound { key } => Some(key),
+            Self::Encode { key, .. }
+            | Self::Decode { key, .. }
+            | Self::NotFound { key }
+            | Self::Refused { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -157,11 +189,17 @@ impl Error {
         }
     }
 
-    /// Whether a constraint refused the write (`UNIQUE`, `NOT NULL`, `CHECK`, a foreign key, a
-    /// trigger's `RAISE`); nothing was written.
+    /// Whether a constraint refused the write: SQLite's (`UNIQUE`, `NOT NULL`, `CHECK`, a
+    /// foreign key, a trigger's `RAISE`) or a hook's ([`Error::Refused`]); nothing was written.
     #[must_use]
     pub fn is_constraint(&self) -> bool {
-        self.sqlite_code() == Some(ErrorCode::ConstraintViolation)
+        self.is_refused() || self.sqlite_code() == Some(ErrorCode::ConstraintViolation)
+    }
+
+    /// Whether a hook or validator refused the write ([`Error::Refused`]).
+    #[must_use]
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Self::Refused { .. })
     }
 
     /// Whether a `UNIQUE` or `PRIMARY KEY` constraint refused the write (a duplicate).
@@ -190,13 +228,16 @@ impl Error {
         matches!(self, Self::Closed)
     }
 
-    /// The HTTP status a web service would answer with: 400 for [`Error::Validation`], 409 for a
-    /// constraint violation, 503 for [`Error::LockTimeout`], [`Error::Closed`] and a busy
+    /// The HTTP status a web service would answer with: 400 for [`Error::Validation`], 422 for
+    /// a write a hook or validator refused ([`Error::Refused`]), 409 for another constraint
+    /// violation, 503 for [`Error::LockTimeout`], [`Error::Closed`] and a busy
     /// database (retry later), 500 for the rest. The `axum` feature answers with it.
     #[must_use]
     pub fn status_code(&self) -> u16 {
         if matches!(self, Self::Validation { .. }) {
             400
+        } else if self.is_refused() {
+            422
         } else if self.is_constraint() {
             409
         } else if self.is_busy() || self.is_closed() {
@@ -237,6 +278,7 @@ impl Error {
             Self::Unsupported { operation, backend } => Self::Unsupported { operation, backend },
             Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
             Self::Json(error) => Self::Json(json(error)),
+            Self::Refused { key, by } => Self::Refused { key: key.clone(), by: by.clone() },
             Self::Panic { message } => Self::Panic { message: message.clone() },
         }
     }
@@ -287,6 +329,7 @@ impl fmt::Display for Error {
             }
             Self::Io(source) => write!(f, "i/o error: {source}"),
             Self::Json(source) => write!(f, "json error: {source}"),
+            Self::Refused { key, by } => write!(f, "the write of key {key:?} was refused by {by}"),
             Self::Panic { message } => write!(f, "a database job panicked: {message}"),
         }
     }
@@ -376,6 +419,9 @@ mod tests {
     fn each_kind_has_its_http_status() {
         assert_eq!(Error::validation("x").status_code(), 400);
         assert_eq!(failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, None).status_code(), 409);
+        let refused = Error::refused("k", "unique(email)");
+        assert_eq!((refused.status_code(), refused.key(), refused.is_constraint()), (422, Some("k"), true));
+        assert_eq!(refused.duplicate().to_string(), r#"the write of key "k" was refused by unique(email)"#);
         assert_eq!(Error::LockTimeout { waited: Duration::ZERO }.status_code(), 503);
         assert_eq!(Error::Closed.status_code(), 503);
         assert_eq!(failure(rusqlite::ffi::SQLITE_BUSY, None).status_code(), 503);

@@ -41,6 +41,7 @@ mod database;
 mod encryption;
 pub mod engine;
 mod error;
+pub mod hook;
 mod identifier;
 mod scan;
 pub mod sql;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::engine::{CachedValue, Page, ScanPage};
+use crate::engine::{CachedValue, Page, Reader, ScanPage};
 use crate::error::Result;
 
 /// Rows a page of an iteration reads at a time.
@@ -92,6 +92,7 @@ impl Scan {
 /// stores' iterators are this plus a way to run a [`ScanPage`].
 #[derive(Debug)]
 pub struct Paging<T> {
+    reader: Reader,
     rows: VecDeque<(String, Arc<CachedValue>)>,
     next: Option<ScanPage>,
     remaining: Option<usize>,
@@ -99,12 +100,13 @@ pub struct Paging<T> {
 }
 
 impl<T: DeserializeOwned> Paging<T> {
-    /// The iteration of `scan`, before its first page.
-    pub fn new(scan: Scan) -> Self {
+    /// The iteration of `scan`, before its first page; its rows go through `reader` (the
+    /// table's hooks).
+    pub fn new(scan: Scan, reader: Reader) -> Self {
         let remaining = scan.limit;
         let page = remaining.map_or(SCAN_PAGE, |limit| limit.min(SCAN_PAGE));
         let next = (remaining != Some(0)).then(|| ScanPage::first(Arc::new(scan), page));
-        Self { rows: VecDeque::new(), next, remaining, decoded: PhantomData }
+        Self { reader, rows: VecDeque::new(), next, remaining, decoded: PhantomData }
     }
 
     /// The next row if the current page has one (`None`: run [`next_page`](Self::next_page)
@@ -117,7 +119,7 @@ impl<T: DeserializeOwned> Paging<T> {
         if let Some(remaining) = &mut self.remaining {
             *remaining -= 1;
         }
-        Some(value.decode(&key).map(|value| (key, value)))
+        Some(self.reader.decode(&key, &value).map(|value| (key, value)))
     }
 
     /// The page to read next, if any (sized to what the limit leaves).

@@ -14,11 +14,12 @@ use serde_json::Value;
 use crate::atomic::Amount;
 use crate::database::{Database, Waits};
 use crate::engine::{
-    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Shared, Table,
-    TableSettings, UnreadableKeys,
+    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
+    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Shared,
+    Table, TableSettings, UnreadableKeys,
 };
 use crate::error::Result;
+use crate::hook::Registration;
 use crate::identifier::Identifier;
 use crate::scan::{Paging, Scan};
 use crate::sql::SqlPolicy;
@@ -74,6 +75,7 @@ pub(crate) struct Start {
     pub(crate) waits: Waits,
     pub(crate) watch: Option<std::time::Duration>,
     pub(crate) bulk_load: bool,
+    pub(crate) hooks: Vec<Registration>,
 }
 
 // ===== opening and plumbing =====
@@ -111,10 +113,14 @@ impl<S: Storage> NanaSQLite<S> {
         let handle = storage.open_table(&start.table)?;
         let version = if start.watch.is_some() { storage.data_version()? } else { None };
         let shared = Arc::new(Shared::new(start.watch, version));
-        let table = Arc::new(Table::new(start.table, handle, start.settings));
+        let hooks = shared.hooks(&start.table);
+        let table = Arc::new(Table::new(start.table, handle, start.settings, hooks));
         shared.register(&table);
         let database = Arc::new(Database::new(storage, start.path, shared, start.waits));
         let store = Self { table, database };
+        if !start.hooks.is_empty() {
+            store.run(AddHooks::new(start.hooks))?;
+        }
         if start.bulk_load {
             store.load_all()?;
         }
@@ -163,9 +169,38 @@ impl<S: Storage> NanaSQLite<S> {
         self.database.ensure_open()?;
         let name = Identifier::new(name)?;
         let handle = self.run(OpenTable::new(name.clone()))?;
-        let table = Arc::new(Table::new(name, handle, self.table.settings().clone()));
+        let hooks = self.database.shared().hooks(&name);
+        let table = Arc::new(Table::new(name, handle, self.table.settings().clone(), hooks));
         self.database.shared().register(&table);
         Ok(Self { table, database: Arc::clone(&self.database) })
+    }
+
+    /// Registers `hook` on this store's table, after the hooks it has: it runs for every handle
+    /// on the table from the next call on. See [`hook`](crate::hook) for where and when hooks
+    /// run, and [`Builder::hook`](crate::Builder::hook) for registering them at open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{hook, NanaSQLite};
+    /// use serde_json::json;
+    ///
+    /// let db = NanaSQLite::open(":memory:")?;
+    /// let users = db.table("users")?;
+    /// users.add_hook(hook::unique("email"))?;
+    /// users.set("ann", &json!({"email": "a@example.com"}))?;
+    /// assert!(db.table("users")?.set("bob", &json!({"email": "a@example.com"})).unwrap_err().is_refused());
+    /// db.set("bob", &json!({"email": "a@example.com"}))?; // another table
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad field or table name (nothing is
+    /// registered); [`Error::Closed`](crate::Error::Closed); SQLite's error creating an index or
+    /// a referenced table.
+    pub fn add_hook(&self, hook: impl Into<Registration>) -> Result<()> {
+        self.run(AddHooks::new(vec![hook.into()]))
     }
 
     /// The file this store was opened on.
@@ -215,7 +250,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// fit `T`; [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
     /// SQLite's error.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.cached(key)?.map(|value| value.decode(key)).transpose()
+        self.cached(key)?.map(|value| self.table.decode(key, &value)).transpose()
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made, so
@@ -236,7 +271,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>> {
-        self.cached(key)?.map(|value| value.value(key).cloned()).transpose()
+        self.cached(key)?.map(|value| self.table.reader().shared(key, &value)).transpose()
     }
 
     /// Whether `key` exists (answered from the cache when it knows).
@@ -299,7 +334,8 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get), for the first value that fails.
     pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.all_rows()?.iter().map(|(key, value)| value.decode(key)).collect()
+        let reader = self.table.reader();
+        self.all_rows()?.iter().map(|(key, value)| reader.decode(key, value)).collect()
     }
 
     /// Every `(key, value)` pair, in key order. Loads the whole table into the cache.
@@ -308,7 +344,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`values`](Self::values).
     pub fn items<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>> {
-        engine::decode_rows(self.all_rows()?)
+        self.table.reader().decode_rows(self.all_rows()?)
     }
 
     /// The whole table as a sorted map. Loads the whole table into the cache.
@@ -349,7 +385,7 @@ impl<S: Storage> NanaSQLite<S> {
             Some(rows) => rows,
             None => self.run(GetMany::new(&self.table, keys))?,
         };
-        engine::decode_rows(rows).map(|rows| rows.into_iter().collect())
+        self.table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect())
     }
 
     /// Reads `key` from the file, bypassing (and then refreshing) the cache: for rows changed
@@ -361,7 +397,7 @@ impl<S: Storage> NanaSQLite<S> {
     pub fn get_fresh<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.database.ensure_open()?;
         let value = self.run(Get::new(&self.table, key))?;
-        value.map(|value| value.decode(key)).transpose()
+        value.map(|value| self.table.decode(key, &value)).transpose()
     }
 
     /// The cached value of `key`, reading the file on a cache miss.
@@ -399,9 +435,9 @@ impl<S: Storage> NanaSQLite<S> {
         self.run(Set::new(key, value))
     }
 
-    /// Stores, best effort, every `(key, value)` whose value can be encoded, in one
-    /// transaction, and reports each one that cannot with its error instead of failing the
-    /// whole batch (Python's `batch_update_partial`).
+    /// Stores, best effort, every `(key, value)` whose value can be encoded and that the
+    /// table's hooks admit, in one transaction, and reports each other one with its error
+    /// instead of failing the whole batch (Python's `batch_update_partial`).
     ///
     /// # Examples
     ///
@@ -420,16 +456,18 @@ impl<S: Storage> NanaSQLite<S> {
     /// # Errors
     ///
     /// As [`batch_update`](Self::batch_update) for the transaction itself (then nothing is
-    /// written); a value that cannot be encoded is reported, not returned as an error.
+    /// written); a value that cannot be encoded, or that a hook refuses, is reported, not
+    /// returned as an error.
     pub fn batch_update_partial<K, V>(&self, rows: impl IntoIterator<Item = impl KeyValue<K, V>>) -> Result<BatchReport>
     where
         K: AsRef<str>,
         V: Serialize,
     {
         let (encoded, failed) = engine::encode_rows_partial(rows);
-        let written = encoded.len();
-        self.write_batch(BatchUpdate::new(encoded))?;
-        Ok(BatchReport { written, failed })
+        let batch = BatchUpdate::partial(encoded);
+        let attempted = batch.len();
+        let refused = self.write_batch(batch)?;
+        Ok(BatchReport::of(attempted, failed, refused))
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -462,13 +500,14 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        self.write_batch(BatchUpdate::new(engine::encode_rows(rows)?))
+        self.write_batch(BatchUpdate::new(engine::encode_rows(rows)?)).map(drop)
     }
 
-    /// Runs `batch` in one transaction; an empty one only checks that the store is open.
-    pub(crate) fn write_batch(&self, batch: BatchUpdate) -> Result<()> {
+    /// Runs `batch` in one transaction, answering with the rows the hooks refused (a partial
+    /// batch's); an empty one only checks that the store is open.
+    pub(crate) fn write_batch(&self, batch: BatchUpdate) -> Result<Vec<(String, crate::Error)>> {
         if batch.is_empty() {
-            return self.database.ensure_open();
+            return self.database.ensure_open().map(|()| Vec::new());
         }
         self.run(batch)
     }
@@ -547,7 +586,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// error (which ends the iteration).
     pub fn iter<T: DeserializeOwned>(&self, scan: Scan) -> Result<Iter<T, S>> {
         self.database.ensure_open()?;
-        Ok(Iter { store: self.clone(), paging: Paging::new(scan) })
+        Ok(Iter { store: self.clone(), paging: Paging::new(scan, self.table.reader()) })
     }
 
     /// One element of `key`'s value, read by SQLite from the stored JSON (`json_extract`'s
@@ -614,7 +653,8 @@ impl<S: Storage> NanaSQLite<S> {
     /// As [`get`](Self::get) and [`set`](Self::set).
     pub fn setdefault<T: Serialize + DeserializeOwned>(&self, key: &str, default: &T) -> Result<T> {
         let default = engine::encode(key, default)?;
-        self.run(SetDefault::new(key, default))?.decode(key)
+        let value = self.run(SetDefault::new(key, default))?;
+        self.table.decode(key, &value)
     }
 
     /// Deletes every row of this table (other tables are untouched).

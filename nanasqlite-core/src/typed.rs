@@ -64,10 +64,10 @@ impl<T, S: Storage> fmt::Debug for TypedTable<T, S> {
 ///
 /// # Errors
 ///
-/// [`Error::Validation`] with the validator's reason.
+/// [`Error::Refused`] with the validator's reason.
 pub fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, value: &T) -> Result<()> {
     match validator.map(|check| check(value)) {
-        Some(Err(why)) => Err(Error::Validation { message: format!("table {table}, key {key:?}: {why}") }),
+        Some(Err(why)) => Err(Error::refused(key, format!("the validator of table {table}: {why}"))),
         _ => Ok(()),
     }
 }
@@ -77,7 +77,7 @@ pub fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, val
 ///
 /// # Errors
 ///
-/// [`Error::Validation`] naming the refused key; [`Error::Encode`].
+/// [`Error::Refused`] naming the refused key; [`Error::Encode`].
 pub fn validated_batch<K: AsRef<str>, T: Serialize>(
     validator: Option<&Validator<T>>,
     table: &str,
@@ -94,7 +94,7 @@ impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
         Self { store, validator: None, values: PhantomData }
     }
 
-    /// Checks every value before it is written; a refusal is [`Error::Validation`] naming the
+    /// Checks every value before it is written; a refusal is [`Error::Refused`] naming the
     /// key, and nothing is written (for a batch: nothing of it).
     #[must_use]
     pub fn validator(mut self, check: impl Fn(&T) -> std::result::Result<(), String> + Send + Sync + 'static) -> Self {
@@ -121,7 +121,7 @@ impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] from the validator; as [`NanaSQLite::set`].
+    /// [`Error::Refused`] from the validator; as [`NanaSQLite::set`].
     pub fn set(&self, key: &str, value: &T) -> Result<()> {
         validate(self.validator.as_ref(), self.store.table_name(), key, value)?;
         self.store.set(key, value)
@@ -131,10 +131,10 @@ impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] naming the first refused key (nothing is written); as
+    /// [`Error::Refused`] naming the first refused key (nothing is written); as
     /// [`NanaSQLite::batch_update`].
     pub fn batch_update<K: AsRef<str>>(&self, rows: &[(K, T)]) -> Result<()> {
-        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows)?)
+        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows)?).map(drop)
     }
 
     /// Deletes `key`; `false` if it was absent.

@@ -15,7 +15,7 @@ use crate::error::Error;
 /// use nanasqlite_core::{NanaSQLite, Result};
 ///
 /// async fn user(State(db): State<NanaSQLite>) -> Result<Json<Option<serde_json::Value>>> {
-///     Ok(Json(db.get("user_1")?)) // an error answers 400, 409, 503 or 500, as JSON
+///     Ok(Json(db.get("user_1")?)) // an error answers 400, 409, 422, 503 or 500, as JSON
 /// }
 ///
 /// # fn app(db: NanaSQLite) -> Router {
@@ -28,6 +28,7 @@ impl IntoResponse for Error {
         let (kind, message) = match status.as_u16() {
             400 => ("validation", self.to_string()),
             409 => ("conflict", self.to_string()),
+            422 => ("refused", self.to_string()),
             503 => ("unavailable", self.to_string()),
             _ => {
                 tracing::error!(error = %self, "a request failed");

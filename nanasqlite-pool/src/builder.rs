@@ -211,6 +211,27 @@ impl AsyncBuilder {
         self.map_core(|core| core.allow_legacy_plaintext(allow))
     }
 
+    /// Registers `hook` on the table this builder opens, as [`Builder::hook`]. Writes run their
+    /// hooks on the writer thread; reads run `after_read` on the caller's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::hook;
+    /// use nanasqlite_pool::AsyncNanaSQLite;
+    /// use serde_json::json;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let db = AsyncNanaSQLite::builder(":memory:").hook(hook::unique("email")).open().await?;
+    /// db.set("ann", &json!({"email": "a@example.com"})).await?;
+    /// assert!(db.set("bob", &json!({"email": "a@example.com"})).await.unwrap_err().is_refused());
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn hook(self, hook: impl Into<nanasqlite_core::hook::Registration>) -> Self {
+        self.map_core(|core| core.hook(hook))
+    }
+
     /// The longest string or blob a statement may make or store, as [`Builder::max_length`].
     pub fn max_length(self, bytes: u32) -> Self {
         self.map_core(|core| core.max_length(bytes))
@@ -290,8 +311,12 @@ impl AsyncBuilder {
         };
         let (pool, handle) =
             Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout).await?;
-        let table = nanasqlite_core::engine::Table::new(name, handle, settings);
+        let hooks = pool.shared().hooks(&name);
+        let table = nanasqlite_core::engine::Table::new(name, handle, settings, hooks);
         let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()));
+        if !options.hooks.is_empty() {
+            store.add_hooks(options.hooks.clone()).await?;
+        }
         if options.bulk_load {
             store.load_all().await?;
         }

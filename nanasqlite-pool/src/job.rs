@@ -1,6 +1,5 @@
 //! Jobs: an engine operation handed to a lane, and how its answer gets back.
 
-use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -192,7 +191,7 @@ where
         let _entered = self.span.enter();
         let (operation, table) = (&mut self.operation, &self.table);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| operation.run(storage, table)));
-        self.outcome = Some(outcome.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
+        self.outcome = Some(outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref()))));
     }
 
     fn failed(&self) -> bool {
@@ -221,14 +220,4 @@ where
     fn reject(self: Box<Self>, error: Error) {
         self.reply.send(Err(error));
     }
-}
-
-/// A panic as an error for its caller.
-pub(crate) fn panic_error(panic: &(dyn Any + Send)) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    Error::Panic { message }
 }

@@ -32,7 +32,8 @@ impl<T, S: Storage> std::fmt::Debug for ScanStream<T, S> {
 
 impl<T: DeserializeOwned, S: Storage> ScanStream<T, S> {
     pub(crate) fn new(store: AsyncNanaSQLite<S>, scan: Scan) -> Self {
-        Self { store, paging: Paging::new(scan), reading: None }
+        let reader = store.table.reader();
+        Self { store, paging: Paging::new(scan, reader), reading: None }
     }
 }
 

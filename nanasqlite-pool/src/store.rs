@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nanasqlite_core::engine::{
-    self, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table,
+    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
+    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table,
     UnreadableKeys,
 };
+use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Amount, Error, Identifier, Result};
@@ -161,9 +162,28 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         async move {
             let name = name?;
             let handle = this.run(OpenTable::new(name.clone())).await?;
-            let table = Table::new(name, handle, this.table.settings().clone());
+            let hooks = this.pool.shared().hooks(&name);
+            let table = Table::new(name, handle, this.table.settings().clone(), hooks);
             Ok(Self::new(this.pool, table, this.path))
         }
+    }
+
+    /// Registers `hook` on this store's table, as
+    /// [`NanaSQLite::add_hook`](nanasqlite_core::NanaSQLite::add_hook): it runs for every
+    /// handle on the table once this completes. Writes run their hooks on the writer thread;
+    /// reads run `after_read` on the caller's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a bad field or table name (nothing is registered);
+    /// [`Error::Closed`]; SQLite's error creating an index or a referenced table.
+    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> impl Future<Output = Result<()>> + Send + use<H, S> {
+        self.add_hooks(vec![hook.into()])
+    }
+
+    /// Registers `hooks` in order, in one step on the writer.
+    pub(crate) fn add_hooks(&self, hooks: Vec<Registration>) -> impl Future<Output = Result<()>> + Send + use<S> {
+        self.run(AddHooks::new(hooks))
     }
 
     /// The file this store was opened on.
@@ -265,14 +285,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         T: DeserializeOwned + Send + 'static,
     {
         let step = match self.cached(key) {
-            Step::Done(found) => Step::Done(found.and_then(|value| value.map(|value| value.decode(key)).transpose())),
+            Step::Done(found) => {
+                Step::Done(found.and_then(|value| value.map(|value| self.table.decode(key, &value)).transpose()))
+            }
             Step::Run(get) => Step::Run((get, key.to_owned())),
         };
         let this = self.clone();
         async move {
             match step {
                 Step::Done(result) => result,
-                Step::Run((get, key)) => this.run(get).await?.map(|value| value.decode(&key)).transpose(),
+                Step::Run((get, key)) => this.run(get).await?.map(|value| this.table.decode(&key, &value)).transpose(),
             }
         }
     }
@@ -283,9 +305,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
-        let value = self.value(key);
+        let (value, reader) = (self.value(key), self.table.reader());
         let key = key.to_owned();
-        async move { value.await?.map(|value| value.value(&key).cloned()).transpose() }
+        async move { value.await?.map(|value| reader.shared(&key, &value)).transpose() }
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.
@@ -299,9 +321,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     {
         let (checked, read, key) =
             (self.ensure_open(), self.run(Get::new(&self.table, key.to_owned())), key.to_owned());
+        let table = Arc::clone(&self.table);
         async move {
             checked?;
-            read.await?.map(|value| value.decode(&key)).transpose()
+            read.await?.map(|value| table.decode(&key, &value)).transpose()
         }
     }
 
@@ -388,7 +411,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 Step::Done(rows) => rows?,
                 Step::Run(all) => this.run(all).await?,
             };
-            engine::decode_rows(rows)
+            this.table.reader().decode_rows(rows)
         }
     }
 
@@ -446,7 +469,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 Step::Done(rows) => rows?,
                 Step::Run(get_many) => this.run(get_many).await?,
             };
-            engine::decode_rows(rows).map(|rows| rows.into_iter().collect())
+            this.table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect())
         }
     }
 }
@@ -503,18 +526,22 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        self.write_batch(engine::encode_rows(rows).map(BatchUpdate::new))
+        let write = self.write_batch(engine::encode_rows(rows).map(BatchUpdate::new));
+        async move { write.await.map(drop) }
     }
 
-    /// Runs `batch` in one transaction on the writer; an empty one only checks that the store
-    /// is open.
-    pub(crate) fn write_batch(&self, batch: Result<BatchUpdate>) -> impl Future<Output = Result<()>> + Send + use<S> {
+    /// Runs `batch` in one transaction on the writer, answering with the rows the hooks refused
+    /// (a partial batch's); an empty one only checks that the store is open.
+    pub(crate) fn write_batch(
+        &self,
+        batch: Result<BatchUpdate>,
+    ) -> impl Future<Output = Result<Vec<(String, Error)>>> + Send + use<S> {
         let empty = batch.as_ref().is_ok_and(BatchUpdate::is_empty);
         let (checked, run) = (self.ensure_open(), (!empty).then(|| self.write(batch)));
         async move {
             match run {
                 Some(run) => run.await,
-                None => checked,
+                None => checked.map(|()| Vec::new()),
             }
         }
     }
@@ -537,12 +564,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I::Item: KeyValue<K, V>,
     {
         let (encoded, failed) = engine::encode_rows_partial(rows);
-        let written = encoded.len();
-        let write = self.write_batch(Ok(BatchUpdate::new(encoded)));
-        async move {
-            write.await?;
-            Ok(BatchReport::new(written, failed))
-        }
+        let batch = BatchUpdate::partial(encoded);
+        let attempted = batch.len();
+        let write = self.write_batch(Ok(batch));
+        async move { Ok(BatchReport::of(attempted, failed, write.await?)) }
     }
 
     /// The same as [`batch_update`](Self::batch_update).
@@ -675,8 +700,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         let stored = self.write(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)));
-        let key = key.to_owned();
-        async move { stored.await?.decode(&key) }
+        let (key, table) = (key.to_owned(), Arc::clone(&self.table));
+        async move { table.decode(&key, &*stored.await?) }
     }
 
     /// Deletes every row of this table.

@@ -15,7 +15,7 @@ use nanasqlite_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::job::{Answer, panic_error};
+use crate::job::Answer;
 use crate::pool::TransactionSlot;
 use crate::store::AsyncNanaSQLite;
 use crate::store_sql::record;
@@ -173,7 +173,7 @@ impl<S: Storage> AsyncTransaction<S> {
         let (reply, answer) = oneshot::channel();
         let step: Step<S> = Box::new(move |tx| {
             let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)));
-            let _ = reply.send(result.unwrap_or_else(|panic| Err(panic_error(panic.as_ref()))));
+            let _ = reply.send(result.unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref()))));
         });
         let sent = self.commands.send(Command::Run(step));
         async move {

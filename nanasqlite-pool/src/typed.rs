@@ -71,7 +71,7 @@ where
     ///
     /// # Errors
     ///
-    /// `Error::Validation` from the validator; as [`AsyncNanaSQLite::set`].
+    /// `Error::Refused` from the validator; as [`AsyncNanaSQLite::set`].
     pub fn set(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send + use<T, S> {
         let checked = validate(self.validator.as_ref(), self.store.table_name(), key, value);
         let write = checked.is_ok().then(|| self.store.set(key, value));
@@ -88,14 +88,15 @@ where
     ///
     /// # Errors
     ///
-    /// `Error::Validation` naming the first refused key (nothing is written); as
+    /// `Error::Refused` naming the first refused key (nothing is written); as
     /// [`AsyncNanaSQLite::batch_update`].
     pub fn batch_update<K: AsRef<str>>(
         &self,
         rows: &[(K, T)],
     ) -> impl Future<Output = Result<()>> + Send + use<K, T, S> {
         // Checked and encoded here, so that the write owns its rows (the future borrows nothing).
-        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows))
+        let write = self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows));
+        async move { write.await.map(drop) }
     }
 
     /// Deletes `key`; `false` if it was absent.

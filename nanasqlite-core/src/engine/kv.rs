@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::hooks::{self, Events};
 use super::{Applied, Kind, Operation, Table};
 use crate::cache::{CachedValue, Change, Epoch};
 use crate::codec;
@@ -68,7 +69,8 @@ pub fn encode_rows<K: AsRef<str>, V: Serialize>(
 pub struct BatchReport {
     /// Rows written (in one transaction).
     pub written: usize,
-    /// The keys left out, in input order, each with its error.
+    /// The keys left out, each with its error: first the values that could not be encoded,
+    /// then those the table's hooks refused, each group in input order.
     pub failed: Vec<(String, crate::Error)>,
 }
 
@@ -77,6 +79,19 @@ impl BatchReport {
     #[must_use]
     pub fn new(written: usize, failed: Vec<(String, crate::Error)>) -> Self {
         Self { written, failed }
+    }
+
+    /// The report of a partial batch of `attempted` encoded rows, of which the hooks `refused`
+    /// some, after the rows that could not be encoded (`unencodable`).
+    #[must_use]
+    pub fn of(
+        attempted: usize,
+        mut unencodable: Vec<(String, crate::Error)>,
+        refused: Vec<(String, crate::Error)>,
+    ) -> Self {
+        let written = attempted - refused.len();
+        unencodable.extend(refused);
+        Self { written, failed: unencodable }
     }
 }
 
@@ -98,20 +113,6 @@ pub fn encode_rows_partial<K: AsRef<str>, V: Serialize>(
         }
     }
     (encoded, failed)
-}
-
-/// Cached rows decoded into the caller's type, in order.
-///
-/// # Errors
-///
-/// [`Error::Decode`](crate::Error::Decode) for the first row that does not fit `T`.
-pub fn decode_rows<T: DeserializeOwned>(rows: Vec<(String, Arc<CachedValue>)>) -> Result<Vec<(String, T)>> {
-    rows.into_iter()
-        .map(|(key, value)| {
-            let decoded = value.decode(&key)?;
-            Ok((key, decoded))
-        })
-        .collect()
 }
 
 /// Declares the name and kind of an operation.
@@ -435,14 +436,34 @@ fn put<S: Storage>(storage: &S, table: &Table<S>, key: &str, value: &CachedValue
     storage.put(table.handle(), key, table.codec().seal(json)?.stored())
 }
 
+/// Writes `value` under `key` once the table's hooks admit it, noting the write for them;
+/// returns the value as stored (a hook may have rewritten it).
+///
+/// # Errors
+///
+/// A hook's refusal; the backend's error.
+pub(crate) fn write<S: Storage>(
+    storage: &S,
+    table: &Table<S>,
+    key: &str,
+    value: &Arc<CachedValue>,
+    events: &mut Events,
+) -> Result<Arc<CachedValue>> {
+    let value = hooks::admit(storage, table, key, value)?;
+    put(storage, table, key, &value)?;
+    events.written(key, &value);
+    Ok(value)
+}
+
 impl<S: Storage, K: AsRef<str>> Operation<S> for Set<K> {
     type Output = ();
     describe!("set", Write);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
         let key = self.key.as_ref();
-        put(storage, table, key, &self.value)?;
-        Ok(Applied::with((), Change::Put(key.into(), Arc::clone(&self.value))))
+        let mut events = Events::of(table);
+        let value = write(storage, table, key, &self.value, &mut events)?;
+        Ok(Applied::with((), Change::Put(key.into(), value)).notifying(events))
     }
 }
 
@@ -465,21 +486,36 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Delete<K> {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<bool>> {
         let key = self.key.as_ref();
-        let existed = storage.delete(table.handle(), key)?;
-        Ok(Applied::with(existed, Change::Remove(key.into())))
+        let mut events = Events::of(table);
+        let existed = hooks::remove(storage, table, key, &mut events)?;
+        Ok(Applied::with(existed, Change::Remove(key.into())).notifying(events))
     }
 }
 
-/// Stores many values (already encoded); atomic as the transaction it runs in.
+/// Stores many values (already encoded); atomic as the transaction it runs in. Its answer is
+/// the rows the table's hooks refused, which only a [`partial`](Self::partial) batch leaves
+/// out (any refusal fails a whole batch otherwise).
 #[derive(Debug)]
 pub struct BatchUpdate {
     rows: Arc<[(Box<str>, Arc<CachedValue>)]>,
+    partial: bool,
 }
 
 impl BatchUpdate {
-    /// Stores `rows`.
+    /// Stores `rows`, all or none.
     pub fn new(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
-        Self { rows: rows.into() }
+        Self { rows: rows.into(), partial: false }
+    }
+
+    /// Stores the `rows` the table's hooks admit, and answers with the others.
+    pub fn partial(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
+        Self { rows: rows.into(), partial: true }
+    }
+
+    /// How many rows the batch holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
     }
 
     /// Whether there is nothing to store.
@@ -490,18 +526,58 @@ impl BatchUpdate {
 }
 
 impl<S: Storage> Operation<S> for BatchUpdate {
-    type Output = ();
+    type Output = Vec<(String, crate::Error)>;
     describe!("batch_update", Write);
 
-    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
+        if !table.hooks().is_empty() {
+            return self.run_hooked(storage, table);
+        }
         let codec = table.codec();
         let mut sealed = Vec::with_capacity(self.rows.len());
         for (key, value) in self.rows.iter() {
             sealed.push((&**key, codec.seal(value.text(key)?)?));
         }
         storage.put_many(table.handle(), &mut sealed.iter().map(|(key, value)| (*key, value.stored())))?;
-        Ok(Applied::with((), Change::PutMany(Arc::clone(&self.rows))))
+        Ok(Applied::with(Vec::new(), Change::PutMany(Arc::clone(&self.rows))))
     }
+}
+
+impl BatchUpdate {
+    /// The batch row by row, each admitted by the hooks and written before the next is
+    /// checked (so a unique field is checked against the batch's earlier rows too).
+    fn run_hooked<S: Storage>(&self, storage: &S, table: &Table<S>) -> Result<Applied<Vec<(String, crate::Error)>>> {
+        let (mut events, mut written, mut refused) =
+            (Events::of(table), Vec::with_capacity(self.rows.len()), Vec::new());
+        for (key, value) in self.rows.iter() {
+            match hooks::admit(storage, table, key, value) {
+                Ok(value) => {
+                    put(storage, table, key, &value)?;
+                    events.written(key, &value);
+                    written.push((key.clone(), value));
+                }
+                Err(error) if self.partial && about_the_row(&error) => refused.push((key.to_string(), error)),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(Applied::with(refused, Change::PutMany(written.into())).notifying(events))
+    }
+}
+
+/// Whether `error`, from admitting a row, concerns that row alone (a refusal, a hook's own
+/// error, a value that does not fit), so that a partial batch goes on without it; the others
+/// (the backend failing) stop the batch.
+fn about_the_row(error: &crate::Error) -> bool {
+    use crate::Error;
+    matches!(
+        error,
+        Error::Refused { .. }
+            | Error::Validation { .. }
+            | Error::Encode { .. }
+            | Error::Decode { .. }
+            | Error::Panic { .. }
+            | Error::NotFound { .. }
+    )
 }
 
 /// Deletes many keys; how many existed.
@@ -522,9 +598,18 @@ impl<S: Storage> Operation<S> for BatchDelete {
     describe!("batch_delete", Write);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<usize>> {
-        let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
-        let removed = storage.delete_many(table.handle(), &keys)?;
-        Ok(Applied::with(removed, Change::RemoveMany(Arc::clone(&self.keys))))
+        let mut events = Events::of(table);
+        let removed = if events.observed() {
+            let mut removed = 0;
+            for key in self.keys.iter() {
+                removed += usize::from(hooks::remove(storage, table, key, &mut events)?);
+            }
+            removed
+        } else {
+            let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
+            storage.delete_many(table.handle(), &keys)?
+        };
+        Ok(Applied::with(removed, Change::RemoveMany(Arc::clone(&self.keys))).notifying(events))
     }
 }
 
@@ -550,9 +635,10 @@ impl<S: Storage, K: AsRef<str>, T: DeserializeOwned> Operation<S> for Pop<K, T> 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Option<T>>> {
         let key = self.key.as_ref();
         let Some(stored) = storage.get(table.handle(), key)? else { return Ok(Applied::plain(None)) };
-        let value = table.codec().read_owned(stored).decode(key)?;
-        storage.delete(table.handle(), key)?;
-        Ok(Applied::with(Some(value), Change::Remove(key.into())))
+        let value = table.decode(key, &table.codec().read_owned(stored))?;
+        let mut events = Events::of(table);
+        hooks::remove(storage, table, key, &mut events)?;
+        Ok(Applied::with(Some(value), Change::Remove(key.into())).notifying(events))
     }
 }
 
@@ -607,14 +693,12 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for SetDefault<K> {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Arc<CachedValue>>> {
         let key = self.key.as_ref();
+        let mut events = Events::of(table);
         let value = match storage.get(table.handle(), key)? {
             Some(stored) => table.codec().read_owned(stored),
-            None => {
-                put(storage, table, key, &self.default)?;
-                Arc::clone(&self.default)
-            }
+            None => write(storage, table, key, &self.default, &mut events)?,
         };
-        Ok(Applied::with(Arc::clone(&value), Change::Put(key.into(), value)))
+        Ok(Applied::with(Arc::clone(&value), Change::Put(key.into(), value)).notifying(events))
     }
 }
 
@@ -627,8 +711,15 @@ impl<S: Storage> Operation<S> for Clear {
     describe!("clear", Write);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
+        let mut events = Events::of(table);
+        if events.observed() {
+            for key in storage.keys(table.handle())? {
+                hooks::may_delete(table, &key)?;
+                events.deleted(&key);
+            }
+        }
         storage.clear(table.handle())?;
-        Ok(Applied::with((), Change::Clear))
+        Ok(Applied::with((), Change::Clear).notifying(events))
     }
 }
 
@@ -670,8 +761,8 @@ impl<S: Storage, K: AsRef<str>, F: Fn(&str, Option<&str>) -> Result<String>> Ope
         let current = current.as_ref().map(|value| value.text(key)).transpose()?;
         let json = (self.step)(key, current)?;
         codec::check_depth(key, &json)?;
-        let cached = CachedValue::new(json);
-        put(storage, table, key, &cached)?;
-        Ok(Applied::with(Arc::clone(&cached), Change::Put(key.into(), cached)))
+        let mut events = Events::of(table);
+        let cached = write(storage, table, key, &CachedValue::new(json), &mut events)?;
+        Ok(Applied::with(Arc::clone(&cached), Change::Put(key.into(), cached)).notifying(events))
     }
 }

@@ -17,6 +17,7 @@
 //! is not meant for applications, which use the stores.
 
 mod file;
+mod hooks;
 mod kv;
 mod sql;
 mod table;
@@ -29,10 +30,12 @@ pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use crate::typed::{validate, validated_batch};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
+pub(crate) use hooks::Events;
+pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{
     AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys,
-    decode_rows, encode, encode_rows, encode_rows_partial,
+    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode,
+    encode_rows, encode_rows_partial,
 };
 pub use sql::{Call, RunTransaction, Sql, Transaction};
 pub use table::{Shared, Table, TableSettings};

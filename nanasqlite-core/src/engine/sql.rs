@@ -6,6 +6,8 @@ use std::ops::Deref;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::hooks::{self, Events};
+use super::kv::write;
 use super::{Applied, Kind, Operation, Table};
 use crate::cache::{CacheChange, CachedValue, Change, Writes};
 use crate::codec;
@@ -62,6 +64,7 @@ pub struct Transaction<'a, S: Storage> {
     table: &'a Table<S>,
     ops: SqlOps<'a>,
     writes: RefCell<Writes>,
+    events: RefCell<Events>,
 }
 
 impl<S: Storage> std::fmt::Debug for Transaction<'_, S> {
@@ -75,23 +78,24 @@ impl<'a, S: Storage> Transaction<'a, S> {
     pub fn new(storage: &'a S, table: &'a Table<S>) -> Self {
         let connection = storage.sql().unwrap_or(&NoSql);
         let ops = SqlOps::new(connection, table.policy());
-        Self { storage, table, ops, writes: RefCell::new(Vec::new()) }
+        let events = RefCell::new(Events::of(table));
+        Self { storage, table, ops, writes: RefCell::new(Vec::new()), events }
     }
 
-    /// What the table's cache must learn once the transaction has committed.
+    /// What the table's cache (and its hooks) must learn once the transaction has committed.
     pub fn into_change(self) -> CacheChange {
-        CacheChange::new(Change::Writes(self.writes.into_inner()))
+        CacheChange::new(Change::Writes(self.writes.into_inner())).then(self.events.into_inner().into_change())
     }
 
-    /// Stores `value` under `key` in the store's table, as part of the transaction.
+    /// Stores `value` under `key` in the store's table, as part of the transaction (through
+    /// the table's hooks).
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`]; the backend's error.
+    /// [`Error::Encode`]; a hook's refusal; the backend's error.
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         let value = CachedValue::new(codec::encode(key, value)?);
-        let json = value.text(key)?;
-        self.storage.put(self.table.handle(), key, self.table.codec().seal(json)?.stored())?;
+        let value = write(self.storage, self.table, key, &value, &mut self.events.borrow_mut())?;
         self.writes.borrow_mut().push((key.into(), Some(value)));
         Ok(())
     }
@@ -103,16 +107,16 @@ impl<'a, S: Storage> Transaction<'a, S> {
     /// [`Error::Decode`]; the backend's error.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let stored = self.storage.get(self.table.handle(), key)?;
-        stored.map(|stored| self.table.codec().read_owned(stored).decode(key)).transpose()
+        stored.map(|stored| self.table.decode(key, &self.table.codec().read_owned(stored))).transpose()
     }
 
     /// Deletes `key` from the store's table; `false` if it was absent.
     ///
     /// # Errors
     ///
-    /// The backend's error.
+    /// A hook's refusal; the backend's error.
     pub fn delete(&self, key: &str) -> Result<bool> {
-        let existed = self.storage.delete(self.table.handle(), key)?;
+        let existed = hooks::remove(self.storage, self.table, key, &mut self.events.borrow_mut())?;
         self.writes.borrow_mut().push((key.into(), None));
         Ok(existed)
     }

@@ -1,12 +1,14 @@
 //! [`Table`]: one key/value table of an open database, with its cache; [`Shared`]: what every
 //! table of that database shares.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::hooks::Hooks;
 use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Lookup};
 use crate::codec::ValueCodec;
 use crate::identifier::Identifier;
@@ -45,6 +47,7 @@ pub struct Table<S: Storage> {
     handle: S::Table,
     cache: Arc<Cache>,
     settings: TableSettings,
+    hooks: Arc<Hooks<S>>,
 }
 
 impl<S: Storage> fmt::Debug for Table<S> {
@@ -54,10 +57,17 @@ impl<S: Storage> fmt::Debug for Table<S> {
 }
 
 impl<S: Storage> Table<S> {
-    /// The table `name`, whose backend handle is `handle`, with an empty cache.
-    pub fn new(name: Identifier, handle: S::Table, settings: TableSettings) -> Self {
+    /// The table `name`, whose backend handle is `handle`, with an empty cache and the hooks
+    /// registered on it (shared by every handle on the table: [`Shared::hooks`]).
+    pub fn new(name: Identifier, handle: S::Table, settings: TableSettings, hooks: Arc<Hooks<S>>) -> Self {
         let cache = Arc::new(Cache::new(settings.strategy));
-        Self { name, handle, cache, settings }
+        Self { name, handle, cache, settings, hooks }
+    }
+
+    /// The hooks registered on the table.
+    #[must_use]
+    pub fn hooks(&self) -> &Hooks<S> {
+        &self.hooks
     }
 
     /// The table's name.
@@ -144,6 +154,7 @@ impl<S: Storage> Table<S> {
 /// cache) and the watch for other writers.
 pub struct Shared<S: Storage> {
     tables: Mutex<Vec<Weak<Table<S>>>>,
+    hooks: Mutex<HashMap<Identifier, Arc<Hooks<S>>>>,
     external: Option<ExternalWrites>,
 }
 
@@ -165,7 +176,13 @@ impl<S: Storage> Shared<S> {
             }
             external
         });
-        Self { tables: Mutex::new(Vec::new()), external }
+        Self { tables: Mutex::new(Vec::new()), hooks: Mutex::default(), external }
+    }
+
+    /// The hooks of table `name`, the same for every handle opened on it.
+    #[must_use]
+    pub fn hooks(&self, name: &Identifier) -> Arc<Hooks<S>> {
+        Arc::clone(self.hooks.lock().entry(name.clone()).or_default())
     }
 
     /// Remembers `table`.

@@ -191,6 +191,31 @@ pub trait Storage: Send + 'static {
         Err(self.unsupported("get_path"))
     }
 
+    /// Prepares fast lookups of rows by the JSON element at `path` (such as `$.email`) of their
+    /// value, for [`keys_where`](Self::keys_where): an index named after `field` (a plain
+    /// name). `false` when the backend cannot (the default), and the engine then reads every
+    /// row instead.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error; [`Error::Validation`] for a path or field it refuses.
+    fn index_field(&self, table: &Self::Table, field: &str, path: &str) -> Result<bool> {
+        let _ = (table, field, path);
+        Ok(false)
+    }
+
+    /// The keys whose stored JSON value has, at `path`, an element equal to `json` (JSON
+    /// text), found through the index of [`index_field`](Self::index_field). It may return more
+    /// keys than match exactly (numbers and booleans compare loosely); the caller checks each.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] by default; the backend's error.
+    fn keys_where(&self, table: &Self::Table, path: &str, json: &str) -> Result<Vec<String>> {
+        let _ = (table, path, json);
+        Err(self.unsupported("keys_where"))
+    }
+
     /// Visits one page of `range` in key order: each row's key as stored (bytes, for the next
     /// page's cursor), the key as text when it is valid UTF-8, and the value. Backends with
     /// ordered keys offer this; the default says it is unsupported.

@@ -120,6 +120,7 @@ pub struct SqliteTable {
 
 #[derive(Debug)]
 struct TableSql {
+    name: Identifier,
     quoted: String,
     get: String,
     contains: String,
@@ -149,7 +150,22 @@ impl TableSql {
             // `->` returns the element as JSON text (strings quoted), NULL for an absent path.
             get_path: format!("SELECT value -> ?2 FROM {t} WHERE key = ?1"),
             quoted: t,
+            name: name.clone(),
         }
+    }
+}
+
+/// The expression a field index is built on, and field lookups query: the element at `path`
+/// of the JSON value, `NULL` for a row that is not JSON text (an encrypted BLOB, another
+/// tool's text), so that neither building the index nor a lookup fails on such rows. `path`
+/// is written into the SQL, so only `$.name.name…` paths of plain names are taken.
+fn field_expression(path: &str) -> Result<String> {
+    let plain = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match path.strip_prefix("$.") {
+        Some(parts) if parts.split('.').all(plain) => {
+            Ok(format!("json_extract(CASE WHEN json_valid(value) THEN value END, '{path}')"))
+        }
+        _ => Err(crate::Error::Validation { message: format!("invalid field path {path:?}") }),
     }
 }
 
@@ -453,6 +469,30 @@ impl Storage for SqliteStorage {
             },
             None => Ok(None),
         }
+    }
+
+    fn index_field(&self, table: &SqliteTable, field: &str, path: &str) -> Result<bool> {
+        let index = Identifier::new(&format!("{}_by_{field}", table.sql.name.as_str()))?;
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {}({})",
+            index.quoted(),
+            table.sql.quoted,
+            field_expression(path)?
+        );
+        self.conn.execute_batch(&sql)?;
+        Ok(true)
+    }
+
+    fn keys_where(&self, table: &SqliteTable, path: &str, json: &str) -> Result<Vec<String>> {
+        let sql =
+            format!("SELECT key FROM {} WHERE {} = json_extract(?1, '$')", table.sql.quoted, field_expression(path)?);
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let mut rows = statement.query([json])?;
+        let mut keys = Vec::new();
+        while let Some(row) = rows.next()? {
+            keys.extend(key_text(row.get_ref(0)?).map(str::to_owned));
+        }
+        Ok(keys)
     }
 
     fn scan_page(
