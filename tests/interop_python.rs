@@ -240,3 +240,32 @@ fn the_deepest_value_we_write_reads_in_python_with_orjson() {
 fn the_deepest_value_we_write_reads_in_python_without_orjson() {
     the_deepest_value_we_write_reads_in_python(false);
 }
+
+/// A table with a unique-field hook carries an index on a JSON expression; Python NanaSQLite
+/// (its SQLite has JSON built in) keeps reading and writing it, and the index keeps up with
+/// what Python wrote, so the hook here still refuses a duplicate of a Python-written value.
+#[test]
+#[ignore = "needs Python NanaSQLite 1.6.2: bash .ci/python-venv; bash .ci/test runs it"]
+fn python_writes_a_table_indexed_for_a_unique_hook() {
+    let python = common::python();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unique.db");
+    let builder = || NanaSQLite::builder(&path).hook(nanasqlite::hook::unique("email"));
+    let db = builder().open().unwrap();
+    db.set("rust", &json!({"email": "rust@x"})).unwrap();
+    db.close().unwrap();
+    let script = "import sys\n\
+                  from nanasqlite import NanaSQLite\n\
+                  db = NanaSQLite(sys.argv[1])\n\
+                  assert db['rust'] == {'email': 'rust@x'}, db['rust']\n\
+                  db['py'] = {'email': 'py@x'}\n\
+                  db.batch_update({'py2': {'email': 'py2@x'}, 'plain': 'text'})\n\
+                  del db['py2']\n\
+                  db.close()\n";
+    let output = Command::new(&python).args(["-c", script, path.to_str().unwrap()]).output().expect("python runs");
+    assert!(output.status.success(), "python failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let db = builder().open().unwrap();
+    assert_eq!(db.get::<Value>("py").unwrap(), Some(json!({"email": "py@x"})));
+    assert!(db.set("dup", &json!({"email": "py@x"})).unwrap_err().is_refused(), "the index saw Python's write");
+    db.set("py2-again", &json!({"email": "py2@x"})).expect("Python's delete left the index too");
+}
