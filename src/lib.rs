@@ -23,14 +23,23 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
+/// The builders of a store on a PostgreSQL server (feature `postgres`): see
+/// [`NanaSQLite::postgres`] and [`AsyncNanaSQLite::postgres`].
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use nanasqlite_core::storage::{PostgresBuilder, PostgresStorage};
 pub use nanasqlite_core::{
     Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, Encryption, Error, Identifier, Iter, KeyValue,
     NanaSQLite, Result, SCAN_PAGE, Scan, Transaction, TypedTable, hook, params, sql, storage,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use nanasqlite_pool::AsyncPostgresBuilder;
 pub use nanasqlite_pool::{
     AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, AsyncTypedTable, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY,
     ScanStream, Spawn, Stats, Threads,
 };
+
 /// The SQLite bindings underneath, for matching on SQLite's own errors
 /// ([`Error::sqlite_code`] covers the common cases without it).
 pub use rusqlite;

@@ -174,6 +174,7 @@ impl<S: Storage> Database<S> {
             return Err(Error::Transaction { message: "cannot close the database during a transaction".to_owned() });
         }
         self.closed.store(true, Ordering::Release);
+        self.shared.stop_watching();
         let storage = self.storage.lock().take();
         for table in self.shared.tables() {
             table.clear_cache();

@@ -98,6 +98,17 @@ pub enum Error {
     },
     /// SQLite reported an error.
     Sqlite(rusqlite::Error),
+    /// A database server (PostgreSQL) reported an error, or its connection failed.
+    Backend {
+        /// The backend (`"postgres"`).
+        backend: &'static str,
+        /// What the server said (or why the connection failed).
+        message: String,
+        /// The server's error code (PostgreSQL's SQLSTATE, such as `23505`), if it gave one.
+        code: Option<String>,
+        /// The client's error.
+        source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The key (or `key.field`) an operation needs is absent.
     NotFound {
         /// The missing key.
@@ -193,7 +204,18 @@ impl Error {
     /// foreign key, a trigger's `RAISE`) or a hook's ([`Error::Refused`]); nothing was written.
     #[must_use]
     pub fn is_constraint(&self) -> bool {
-        self.is_refused() || self.sqlite_code() == Some(ErrorCode::ConstraintViolation)
+        self.is_refused()
+            || self.sqlite_code() == Some(ErrorCode::ConstraintViolation)
+            || self.server_code().is_some_and(|code| code.starts_with("23"))
+    }
+
+    /// The server's own error code, for [`Error::Backend`] (PostgreSQL's SQLSTATE).
+    #[must_use]
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            Self::Backend { code, .. } => code.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether a hook or validator refused the write ([`Error::Refused`]).
@@ -206,6 +228,7 @@ impl Error {
     #[must_use]
     pub fn is_unique_violation(&self) -> bool {
         match self {
+            Self::Backend { code, .. } => code.as_deref() == Some("23505"),
             Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
                 failure.extended_code,
                 rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
@@ -220,6 +243,7 @@ impl Error {
     pub fn is_busy(&self) -> bool {
         matches!(self, Self::LockTimeout { .. })
             || matches!(self.sqlite_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+            || matches!(self.server_code(), Some("40001" | "40P01" | "55P03" | "57P01" | "57P03"))
     }
 
     /// Whether this is [`Error::Closed`].
@@ -273,6 +297,9 @@ impl Error {
             Self::Open { path, source } => Self::Open { path: path.clone(), source: duplicate_sqlite(source) },
             Self::Schema { table, message } => Self::Schema { table: table.clone(), message: message.clone() },
             Self::Sqlite(error) => Self::Sqlite(duplicate_sqlite(error)),
+            Self::Backend { backend, message, code, source } => {
+                Self::Backend { backend, message: message.clone(), code: code.clone(), source: source.clone() }
+            }
             Self::NotFound { key } => Self::NotFound { key: key.clone() },
             Self::Transaction { message } => Self::Transaction { message: message.clone() },
             Self::Unsupported { operation, backend } => Self::Unsupported { operation, backend },
@@ -322,6 +349,10 @@ impl fmt::Display for Error {
             Self::Open { path, source } => write!(f, "cannot open database {}: {source}", path.display()),
             Self::Schema { table, message } => write!(f, "table {table:?} cannot hold key/value rows: {message}"),
             Self::Sqlite(source) => write!(f, "sqlite error: {source}"),
+            Self::Backend { backend, message, code: Some(code), .. } => {
+                write!(f, "{backend} error: {message} ({code})")
+            }
+            Self::Backend { backend, message, code: None, .. } => write!(f, "{backend} error: {message}"),
             Self::NotFound { key } => write!(f, "key {key:?} not found"),
             Self::Transaction { message } => write!(f, "transaction error: {message}"),
             Self::Unsupported { operation, backend } => {
@@ -345,6 +376,7 @@ impl std::error::Error for Error {
             | Self::Json(source) => Some(source),
             Self::Open { source, .. } | Self::Sqlite(source) => Some(source),
             Self::Io(source) => Some(source),
+            Self::Backend { source: Some(source), .. } => Some(&**source),
             _ => None,
         }
     }

@@ -113,6 +113,7 @@ impl<S: Storage> NanaSQLite<S> {
         let handle = storage.open_table(&start.table)?;
         let version = if start.watch.is_some() { storage.data_version()? } else { None };
         let shared = Arc::new(Shared::new(start.watch, version));
+        shared.watch_others(&storage)?;
         let hooks = shared.hooks(&start.table);
         let table = Arc::new(Table::new(start.table, handle, start.settings, hooks));
         shared.register(&table);

@@ -42,6 +42,8 @@ mod deadline;
 mod job;
 mod lanes;
 mod pool;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod scan;
 mod spawn;
 mod stats;
@@ -51,6 +53,8 @@ mod transaction;
 mod typed;
 
 pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY};
+#[cfg(feature = "postgres")]
+pub use postgres::AsyncPostgresBuilder;
 pub use scan::ScanStream;
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;

@@ -90,6 +90,10 @@ impl<S: Storage> Pool<S> {
             Box::new(move || match open() {
                 Ok((storage, made)) => {
                     let shared = Arc::new(Shared::new(watch, made.version));
+                    if let Err(error) = shared.watch_others(&storage) {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
                     let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy };
                     *lane_slot.lock() = Some(storage);
                     let _ = ready.send(Ok((made, shared)));
@@ -117,7 +121,8 @@ impl<S: Storage> Pool<S> {
             writer_busy: busy,
             readers,
             exits: Mutex::new(vec![exited]),
-            slots: RwLock::new(if sizes.inline_reads { vec![slot] } else { Vec::new() }),
+            // A backend whose client runs an async runtime of its own must stay off callers' threads.
+            slots: RwLock::new(if sizes.inline_reads && S::RUNS_ON_CALLERS { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
             shared,
@@ -282,6 +287,7 @@ impl<S: Storage> Pool<S> {
     /// has closed its connection. Later calls return at once.
     pub(crate) async fn close(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
+        self.shared.stop_watching();
         if let Some(readers) = &self.readers {
             drop(readers.queue.write().take());
         }

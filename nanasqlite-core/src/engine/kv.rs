@@ -757,7 +757,7 @@ impl<S: Storage, K: AsRef<str>, F: Fn(&str, Option<&str>) -> Result<String>> Ope
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Arc<CachedValue>>> {
         let key = self.key.as_ref();
-        let current = storage.get(table.handle(), key)?.map(|stored| table.codec().read_owned(stored));
+        let current = storage.get_for_update(table.handle(), key)?.map(|stored| table.codec().read_owned(stored));
         let current = current.as_ref().map(|value| value.text(key)).transpose()?;
         let json = (self.step)(key, current)?;
         codec::check_depth(key, &json)?;

@@ -13,7 +13,7 @@ use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Lookup};
 use crate::codec::ValueCodec;
 use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
-use crate::storage::Storage;
+use crate::storage::{Changed, OnChange, Storage, Watch};
 use crate::watch::ExternalWrites;
 
 /// What a table is opened with; a table opened from another (`table(name)`) inherits it.
@@ -156,6 +156,8 @@ pub struct Shared<S: Storage> {
     tables: Mutex<Vec<Weak<Table<S>>>>,
     hooks: Mutex<HashMap<Identifier, Arc<Hooks<S>>>>,
     external: Option<ExternalWrites>,
+    /// The backend's watch for other clients' writes, while it runs.
+    watch: Mutex<Option<Watch>>,
 }
 
 impl<S: Storage> fmt::Debug for Shared<S> {
@@ -176,7 +178,45 @@ impl<S: Storage> Shared<S> {
             }
             external
         });
-        Self { tables: Mutex::new(Vec::new()), hooks: Mutex::default(), external }
+        Self { tables: Mutex::new(Vec::new()), hooks: Mutex::default(), external, watch: Mutex::new(None) }
+    }
+
+    /// Starts the backend's watch for other clients' writes, if it has one: what they change
+    /// leaves the caches of the tables open here ([`Storage::watch`]).
+    ///
+    /// # Errors
+    ///
+    /// The backend's error when the watch cannot start.
+    pub fn watch_others(self: &Arc<Self>, storage: &S) -> crate::Result<()> {
+        let shared = Arc::downgrade(self);
+        let changed: OnChange = Arc::new(move |changed| {
+            if let Some(shared) = shared.upgrade() {
+                shared.forget_changed(changed);
+            }
+        });
+        if let Some(watch) = storage.watch(changed)? {
+            *self.watch.lock() = Some(watch);
+        }
+        Ok(())
+    }
+
+    /// Stops the watch for other clients' writes (at close).
+    pub fn stop_watching(&self) {
+        drop(self.watch.lock().take());
+    }
+
+    /// Drops from the caches what another client changed.
+    fn forget_changed(&self, changed: Changed<'_>) {
+        for table in self.tables() {
+            match changed {
+                Changed::Keys { table: name, keys } if table.name().as_str() == name => {
+                    keys.iter().for_each(|key| table.forget(key));
+                }
+                Changed::Table(name) if table.name().as_str() == name => table.clear_cache(),
+                Changed::All => table.clear_cache(),
+                _ => {}
+            }
+        }
     }
 
     /// The hooks of table `name`, the same for every handle opened on it.

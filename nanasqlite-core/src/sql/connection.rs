@@ -9,6 +9,8 @@ use crate::error::Result;
 pub enum Dialect {
     /// SQLite.
     Sqlite,
+    /// PostgreSQL.
+    Postgres,
 }
 
 /// What a statement may do, enforced by the database itself while the statement is prepared

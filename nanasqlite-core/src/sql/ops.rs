@@ -98,7 +98,7 @@ impl<'a> SqlOps<'a> {
         let mut definitions = Vec::with_capacity(columns.len());
         for (column, column_type) in columns {
             check_column_type(column_type)?;
-            definitions.push(format!("{} {column_type}", quoted(column)?));
+            definitions.push(format!("{} {}", quoted(column)?, self.portable(column_type)));
         }
         self.run(&format!("CREATE TABLE IF NOT EXISTS {} ({})", quoted(name)?, definitions.join(", ")), &[])?;
         Ok(())
@@ -150,6 +150,10 @@ impl<'a> SqlOps<'a> {
     pub fn table_exists(&self, name: &str) -> Result<bool> {
         let sql = match self.conn.dialect() {
             Dialect::Sqlite => "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+            Dialect::Postgres => {
+                "SELECT CASE WHEN EXISTS(SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = ?) THEN 1 ELSE 0 END"
+            }
         };
         Ok(self.scalar(sql, &[SqlValue::from(name)])?.is_some_and(|value| value == SqlValue::Integer(1)))
     }
@@ -164,6 +168,10 @@ impl<'a> SqlOps<'a> {
             Dialect::Sqlite => {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
             }
+            Dialect::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+            }
         };
         self.conn.rows(sql, &[], None, Fence::Open)?.iter().map(|row| text_column(row, 0)).collect()
     }
@@ -176,6 +184,17 @@ impl<'a> SqlOps<'a> {
     pub fn get_table_schema(&self, table: &str) -> Result<Vec<ColumnInfo>> {
         let sql = match self.conn.dialect() {
             Dialect::Sqlite => format!("PRAGMA table_info({})", quoted(table)?),
+            Dialect::Postgres => format!(
+                "SELECT (c.ordinal_position - 1)::bigint, c.column_name::text, upper(c.data_type)::text, \
+                 CASE WHEN c.is_nullable = 'NO' THEN 1 ELSE 0 END, c.column_default::text, \
+                 CASE WHEN EXISTS(SELECT 1 FROM information_schema.table_constraints t \
+                   JOIN information_schema.key_column_usage k USING (constraint_schema, constraint_name) \
+                   WHERE t.constraint_type = 'PRIMARY KEY' AND k.table_schema = c.table_schema \
+                   AND k.table_name = c.table_name AND k.column_name = c.column_name) THEN 1 ELSE 0 END \
+                 FROM information_schema.columns c WHERE c.table_schema = current_schema() \
+                 AND c.table_name = '{}' ORDER BY c.ordinal_position",
+                crate::identifier::Identifier::new(table)?.as_str()
+            ),
         };
         let rows = self.conn.rows(&sql, &[], None, Fence::Open)?;
         rows.iter()
@@ -203,6 +222,10 @@ impl<'a> SqlOps<'a> {
                 "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' \
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND (?1 IS NULL OR tbl_name = ?1) ORDER BY name"
             }
+            Dialect::Postgres => {
+                "SELECT indexname::text, tablename::text, indexdef FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND ($1::text IS NULL OR tablename = $1) ORDER BY indexname"
+            }
         };
         let rows = self.conn.rows(sql, &[SqlValue::from(table)], None, Fence::Open)?;
         rows.iter()
@@ -226,6 +249,7 @@ impl<'a> SqlOps<'a> {
     ) -> Result<()> {
         check_added_column_type(column_type)?;
         let default = default.map(|value| format!(" DEFAULT {}", value.to_literal())).unwrap_or_default();
+        let column_type = self.portable(column_type);
         let sql = format!("ALTER TABLE {} ADD COLUMN {} {column_type}{default}", quoted(table)?, quoted(column)?);
         self.run(&sql, &[]).map(drop)
     }
@@ -331,7 +355,11 @@ impl<'a> SqlOps<'a> {
         let (columns, values) = record(table, data)?;
         let marks = vec!["?"; columns.len()].join(", ");
         let table = quoted(table)?;
+        let postgres = self.conn.dialect() == Dialect::Postgres;
         let sql = if conflict.is_empty() {
+            if postgres {
+                return Err(Error::validation("an upsert on PostgreSQL needs its conflict columns"));
+            }
             format!("INSERT OR REPLACE INTO {table} ({}) VALUES ({marks})", columns.join(", "))
         } else {
             let keys: Vec<String> = conflict.iter().map(|c| quoted(c)).collect::<Result<_>>()?;
@@ -345,6 +373,10 @@ impl<'a> SqlOps<'a> {
                 keys.join(", ")
             )
         };
+        if postgres {
+            self.run(&sql, &values)?;
+            return Ok(self.conn.last_insert_rowid());
+        }
         match self.scalar(&format!("{sql} RETURNING rowid"), &values)? {
             Some(SqlValue::Integer(rowid)) => Ok(rowid),
             _ => Ok(0),
@@ -439,7 +471,44 @@ impl<'a> SqlOps<'a> {
     ///
     /// SQLite's error.
     pub fn vacuum(&self) -> Result<()> {
+        self.sqlite_only("vacuum")?;
         self.conn.execute_batch("VACUUM")
+    }
+
+    /// `Err(Unsupported)` for `operation` on a backend other than SQLite.
+    fn sqlite_only(&self, operation: &'static str) -> Result<()> {
+        match self.conn.dialect() {
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => Err(Error::Unsupported { operation, backend: "postgres" }),
+        }
+    }
+
+    /// A column type as this backend spells it: SQLite's names as they are; on PostgreSQL
+    /// `INTEGER` is a 64-bit `BIGINT` (an `INTEGER PRIMARY KEY` one generated as SQLite's rowid
+    /// is), `REAL` a `DOUBLE PRECISION` and `BLOB` a `BYTEA`, so that values keep their range.
+    fn portable(&self, column_type: &str) -> String {
+        if self.conn.dialect() == Dialect::Sqlite {
+            return column_type.to_owned();
+        }
+        let upper = column_type.to_ascii_uppercase();
+        let upper = upper.replace(" AUTOINCREMENT", "");
+        if let Some(rest) = upper.strip_prefix("INTEGER PRIMARY KEY") {
+            return format!("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY{rest}");
+        }
+        let words: Vec<&str> = upper.split(' ').collect();
+        let mut out: Vec<String> = Vec::with_capacity(words.len());
+        for word in words {
+            out.push(
+                match word {
+                    "INTEGER" | "INT" => "BIGINT",
+                    "REAL" | "DOUBLE" | "FLOAT" => "DOUBLE PRECISION",
+                    "BLOB" => "BYTEA",
+                    other => other,
+                }
+                .to_owned(),
+            );
+        }
+        out.join(" ")
     }
 
     /// Reads (`value` `None`) or sets a whitelisted pragma; reading returns its first value.
@@ -448,6 +517,7 @@ impl<'a> SqlOps<'a> {
     ///
     /// [`Error::Validation`] for a pragma or value not allowed; SQLite's error.
     pub fn pragma(&self, name: &str, value: Option<&SqlValue>) -> Result<Option<SqlValue>> {
+        self.sqlite_only("pragma")?;
         check_pragma(name, value.is_some())?;
         let Some(value) = value else {
             return Ok(self

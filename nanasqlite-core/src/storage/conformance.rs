@@ -159,16 +159,25 @@ fn readers_read_and_refuse_writes<S: Storage>(storage: &S, t: &S::Table) {
 
 fn odd_keys_round_trip<S: Storage>(storage: &S, t: &S::Table) {
     let keys = ["", " ", "日本語キー", "tab\there", "new\nline", "quote'\"", "back\\slash", "🦀", "nul\0byte"];
+    let mut stored = Vec::new();
     for key in keys {
-        put(storage, t, key, "true").unwrap();
+        match put(storage, t, key, "true") {
+            Ok(()) => stored.push(key.to_owned()),
+            // A backend whose text cannot hold NUL (PostgreSQL) may refuse such a key, clearly.
+            Err(Error::Validation { .. }) if key.contains('\0') => {
+                assert_eq!(storage.get(t, key).unwrap(), None, "a refused key is not stored");
+                continue;
+            }
+            Err(error) => panic!("key {key:?} could not be stored: {error}"),
+        }
         assert_eq!(storage.get(t, key).unwrap(), text("true"), "key {key:?} round-trips");
     }
-    assert_eq!(storage.count(t).unwrap(), 9, "odd keys are distinct");
+    assert!(stored.len() >= keys.len() - 1, "only a NUL may be refused");
+    assert_eq!(storage.count(t).unwrap(), stored.len() as u64, "odd keys are distinct");
     let mut listed = storage.keys(t).unwrap();
     listed.sort();
-    let mut expected: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
-    expected.sort();
-    assert_eq!(listed, expected, "odd keys are listed as written");
+    stored.sort();
+    assert_eq!(listed, stored, "odd keys are listed as written");
 }
 
 /// The sync store on the backend: the dict API, batches, atomic updates and a transaction.

@@ -17,9 +17,35 @@ use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
 
 pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBuilder, PostgresConfig, PostgresStorage, PostgresTable, STALENESS};
 pub use sqlite::{ConnectionOptions, SqliteStorage, SqliteTable};
+
+/// What another client changed, as a backend that can tell reports it ([`Storage::watch`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Changed<'a> {
+    /// These keys of `table`.
+    Keys {
+        /// The table.
+        table: &'a str,
+        /// Its changed keys.
+        keys: &'a [String],
+    },
+    /// Any row of this table.
+    Table(&'a str),
+    /// Anything: what changed may have been missed.
+    All,
+}
+
+/// Hears what other clients changed, on a thread of the backend's.
+pub type OnChange = Arc<dyn Fn(Changed<'_>) + Send + Sync>;
+
+/// Keeps a backend's watch for other clients' writes running; dropping it stops the watch.
+pub type Watch = Box<dyn std::any::Any + Send + Sync>;
 
 /// A stored value, as the backend holds it: text (JSON, normally) or bytes (an encrypted
 /// value). Text is handed on as stored, so text another tool wrote as invalid UTF-8 reaches the
@@ -83,6 +109,10 @@ pub trait Storage: Send + 'static {
     /// A prepared handle on one key/value table.
     type Table: Clone + Debug + Send + Sync + 'static;
 
+    /// Whether a point read may run on the caller's thread, which may be an async runtime's:
+    /// `false` for a backend whose client runs an async runtime of its own inside its calls.
+    const RUNS_ON_CALLERS: bool = true;
+
     /// A short name of the backend (`"sqlite"`), for error messages.
     fn backend(&self) -> &'static str;
 
@@ -111,6 +141,18 @@ pub trait Storage: Send + 'static {
     ///
     /// The backend's error.
     fn get(&self, table: &Self::Table, key: &str) -> Result<Option<Stored>>;
+
+    /// As [`get`](Self::get), inside a write transaction, locking `key` (present or not) until
+    /// the transaction ends, so that a read-modify-write of it (`increment`, `patch`) by
+    /// another client waits instead of losing an update. The default is `get`, for backends
+    /// whose write transactions are serialised anyway (SQLite).
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn get_for_update(&self, table: &Self::Table, key: &str) -> Result<Option<Stored>> {
+        self.get(table, key)
+    }
 
     /// Calls `found` with each of `keys` that exists, and its stored value (in no set order).
     ///
@@ -305,6 +347,19 @@ pub trait Storage: Send + 'static {
         Self: Sized,
     {
         None
+    }
+
+    /// Starts telling `changed` of other clients' writes (so that caches drop what they
+    /// changed), when the backend can; the watch runs until the returned guard is dropped.
+    /// `None` (the default) when the backend cannot: other writers are then noticed through
+    /// [`data_version`](Self::data_version), if at all.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error when the watch cannot start.
+    fn watch(&self, changed: OnChange) -> Result<Option<Watch>> {
+        let _ = changed;
+        Ok(None)
     }
 
     /// The SQL helpers' connection.

@@ -1,0 +1,632 @@
+//! The PostgreSQL backend (feature `postgres`): the key/value tables on a shared server, on
+//! the `postgres` sync client, with every process's cache kept coherent through
+//! `LISTEN`/`NOTIFY`.
+//!
+//! # What the client starts
+//!
+//! Each connection of the `postgres` crate carries a tokio current-thread runtime that runs
+//! only inside the connection's own calls: it starts no thread. So that runtime must never be
+//! entered from an async task's thread (it would panic): the async store runs this backend on
+//! its own threads only ([`Storage::RUNS_ON_CALLERS`] is `false`). The backend starts one thread
+//! of its own per open store, `nanasqlite-pg-listen`, which holds one more connection, listens
+//! for other clients' writes and drops what they changed from the caches.
+//!
+//! # Layout
+//!
+//! A key/value table is `"<name>"(key TEXT COLLATE "C" PRIMARY KEY, value TEXT, value_bytes
+//! BYTEA)`: JSON text in `value`, an encrypted value's bytes in `value_bytes`. Keys order by
+//! byte, as in SQLite. Statement-level triggers on each table send the changed keys on channel
+//! `nanasqlite` (see [`listen`]).
+
+mod listen;
+mod sql;
+
+use std::cell::{RefCell, RefMut};
+use std::fmt;
+use std::ops::Bound;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row};
+
+use super::{End, KeyRange, OpenReader, ScannedRow, Storage, Stored, StoredRef, Watch};
+use crate::error::{Error, Result};
+use crate::identifier::Identifier;
+use crate::sql::SqlConnection;
+
+pub use listen::STALENESS;
+
+/// How to reach the server: a connection URL (`postgres://user:password@host:port/db`) or
+/// key=value string, as the `postgres` crate takes it. TLS is not built in: use a URL with
+/// `sslmode=disable` (the default of this backend) on a trusted network or a local socket.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    config: postgres::Config,
+    shown: Arc<str>,
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PostgresConfig").field(&self.shown).finish()
+    }
+}
+
+impl PostgresConfig {
+    /// The server at `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a URL the client cannot read.
+    pub fn new(url: &str) -> Result<Self> {
+        let mut config: postgres::Config =
+            url.parse().map_err(|error| Error::validation(format!("invalid PostgreSQL URL: {error}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.keepalives(true);
+        let shown = redacted(&config);
+        Ok(Self { config, shown: shown.into() })
+    }
+
+    /// The server, without the password: how the store names its "path".
+    #[must_use]
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn connect(&self, application: &str) -> Result<Client> {
+        let mut config = self.config.clone();
+        if config.get_application_name().is_none() {
+            config.application_name(application);
+        }
+        config.connect(NoTls).map_err(backend)
+    }
+}
+
+/// `postgres://user@host:port/db`, the password left out.
+fn redacted(config: &postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(String::new, |host| match host {
+        postgres::config::Host::Tcp(name) => name.clone(),
+        postgres::config::Host::Unix(path) => path.display().to_string(),
+    });
+    let port = config.get_ports().first().map(|port| format!(":{port}")).unwrap_or_default();
+    let user = config.get_user().map(|user| format!("{user}@")).unwrap_or_default();
+    let db = config.get_dbname().unwrap_or_default();
+    format!("postgres://{user}{host}{port}/{db}")
+}
+
+/// A PostgreSQL error as the store's [`Error::Backend`], with the server's SQLSTATE code.
+pub(crate) fn backend(error: postgres::Error) -> Error {
+    let code = error.code().map(|code| code.code().to_owned());
+    let message = match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None if error.is_closed() => format!("the connection to the server was lost ({error})"),
+        None => error.to_string(),
+    };
+    Error::Backend { backend: "postgres", message, code, source: Some(Arc::new(error)) }
+}
+
+/// One connection to a PostgreSQL database, with the key/value tables on it.
+pub struct PostgresStorage {
+    client: RefCell<Client>,
+    config: PostgresConfig,
+    /// The server process of this connection, which the notices of its own writes name.
+    pid: i32,
+    reader: bool,
+    /// Inside a transaction, whose loss must fail it rather than be hidden by a reconnect.
+    lost: std::cell::Cell<bool>,
+    last_insert: std::cell::Cell<i64>,
+}
+
+impl fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStorage").field("server", &self.config.shown).field("pid", &self.pid).finish()
+    }
+}
+
+/// The statements of one key/value table, built once.
+#[derive(Clone, Debug)]
+pub struct PostgresTable {
+    sql: Arc<TableSql>,
+}
+
+#[derive(Debug)]
+struct TableSql {
+    name: Identifier,
+    quoted: String,
+    get: String,
+    get_many: String,
+    contains: String,
+    put: String,
+    put_many: String,
+    delete: String,
+    delete_many: String,
+    count: String,
+    keys: String,
+    first_key: String,
+    scan: String,
+    clear: String,
+    lock_key: String,
+}
+
+impl TableSql {
+    fn new(name: &Identifier) -> Self {
+        let t = name.quoted();
+        let upsert = "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, value_bytes = EXCLUDED.value_bytes";
+        Self {
+            get: format!("SELECT value, value_bytes FROM {t} WHERE key = $1"),
+            get_many: format!("SELECT key, value, value_bytes FROM {t} WHERE key = ANY($1)"),
+            contains: format!("SELECT 1 FROM {t} WHERE key = $1"),
+            put: format!("INSERT INTO {t} (key, value, value_bytes) VALUES ($1, $2, $3) {upsert}"),
+            put_many: format!(
+                "INSERT INTO {t} (key, value, value_bytes) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) {upsert}"
+            ),
+            delete: format!("DELETE FROM {t} WHERE key = $1"),
+            delete_many: format!("DELETE FROM {t} WHERE key = ANY($1)"),
+            count: format!("SELECT count(*) FROM {t}"),
+            keys: format!("SELECT key FROM {t} ORDER BY key"),
+            first_key: format!("SELECT key FROM {t} ORDER BY key LIMIT 1"),
+            scan: format!("SELECT key, value, value_bytes FROM {t}"),
+            clear: format!("DELETE FROM {t}"),
+            // One lock per (table, key) for the rest of the transaction: increments and patches of
+            // one key from several clients wait for each other, even while the row is absent.
+            lock_key: "SELECT pg_advisory_xact_lock(hashtextextended($1 || '.' || $2, 0))".to_owned(),
+            quoted: t,
+            name: name.clone(),
+        }
+    }
+}
+
+/// The stored value of a row's `value` and `value_bytes`.
+fn stored(row: &Row, first: usize) -> Result<Stored> {
+    let text: Option<String> = row.try_get(first).map_err(backend)?;
+    let bytes: Option<Vec<u8>> = row.try_get(first + 1).map_err(backend)?;
+    Ok(match (text, bytes) {
+        (Some(text), _) => Stored::Text(text.into_bytes()),
+        (None, Some(bytes)) => Stored::Blob(bytes),
+        (None, None) => Stored::Text(b"null".to_vec()),
+    })
+}
+
+/// A value as the two columns it is stored in.
+fn columns(value: StoredRef<'_>) -> Result<(Option<&str>, Option<&[u8]>)> {
+    match value {
+        StoredRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(|_| Error::validation("PostgreSQL stores text as UTF-8; this value is not"))
+            .and_then(storable)
+            .map(|text| (Some(text), None)),
+        StoredRef::Blob(bytes) => Ok((None, Some(bytes))),
+    }
+}
+
+/// `text`, if PostgreSQL's text can hold it: everything but the NUL character.
+fn storable(text: &str) -> Result<&str> {
+    if text.contains('\0') {
+        Err(Error::validation("PostgreSQL text cannot hold the NUL character (\\0), in a key or a value"))
+    } else {
+        Ok(text)
+    }
+}
+
+/// Whether `key` could be stored at all (a key holding NUL cannot, so it is absent).
+fn may_exist(key: &str) -> bool {
+    !key.contains('\0')
+}
+
+impl PostgresStorage {
+    /// Connects to the server `config` names, for reading and writing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the server cannot be reached or refuses the connection.
+    pub fn connect(config: &PostgresConfig) -> Result<Self> {
+        Self::open(config, false)
+    }
+
+    fn open(config: &PostgresConfig, reader: bool) -> Result<Self> {
+        let mut client = config.connect(if reader { "nanasqlite-reader" } else { "nanasqlite" })?;
+        if reader {
+            // A reader only reads, as SQLite's read-only connections.
+            client.batch_execute("SET default_transaction_read_only = on").map_err(backend)?;
+        }
+        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).map_err(backend)?.get(0);
+        Ok(Self {
+            client: RefCell::new(client),
+            config: config.clone(),
+            pid,
+            reader,
+            lost: false.into(),
+            last_insert: 0.into(),
+        })
+    }
+
+    /// The server process of this connection.
+    #[must_use]
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The client, reconnected first if the connection was lost outside a transaction (a
+    /// transaction cannot survive its connection: its statements fail until it ends).
+    fn client(&self) -> Result<RefMut<'_, Client>> {
+        let mut client = self.client.borrow_mut();
+        if client.is_closed() && !self.lost.get() {
+            let mut fresh = self.config.connect(if self.reader { "nanasqlite-reader" } else { "nanasqlite" })?;
+            if self.reader {
+                fresh.batch_execute("SET default_transaction_read_only = on").map_err(backend)?;
+            }
+            *client = fresh;
+        }
+        Ok(client)
+    }
+
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let mut client = self.client()?;
+        let statement = client.prepare(sql).map_err(backend)?;
+        client.query(&statement, params).map_err(backend)
+    }
+
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let mut client = self.client()?;
+        let statement = client.prepare(sql).map_err(backend)?;
+        client.execute(&statement, params).map_err(backend)
+    }
+
+    fn batch(&self, sql: &str) -> Result<()> {
+        self.client()?.batch_execute(sql).map_err(backend)
+    }
+
+    /// Runs `work` between `begin` and its end; a lost connection fails the whole of it.
+    fn within<R>(&mut self, begin: &str, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
+        self.batch(begin)?;
+        self.lost.set(true);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        self.lost.set(false);
+        match outcome {
+            Ok((result, End::Commit)) => match self.batch("COMMIT") {
+                Ok(()) => Ok(result),
+                Err(error) => {
+                    let _ = self.batch("ROLLBACK");
+                    Err(error)
+                }
+            },
+            Ok((result, End::Rollback)) => {
+                self.batch("ROLLBACK")?;
+                Ok(result)
+            }
+            Err(payload) => {
+                let _ = self.batch("ROLLBACK");
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Creates the table and its triggers, or checks an existing one, under a lock so that two
+    /// clients opening it at once do not collide.
+    fn create_or_check(&self, sql: &TableSql) -> Result<()> {
+        let t = &sql.quoted;
+        let name = sql.name.as_str();
+        let columns: Vec<String> = self
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                &[&name],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !columns.is_empty() {
+            if columns != ["key", "value", "value_bytes"] {
+                return Err(Error::Schema {
+                    table: name.to_owned(),
+                    message: format!("found columns {columns:?}; a key/value table has key, value and value_bytes"),
+                });
+            }
+            return Ok(());
+        }
+        let script = format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtextextended('nanasqlite.create', 0));
+             CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT, value_bytes BYTEA);
+             {functions}
+             {triggers}
+             COMMIT;",
+            functions = listen::FUNCTION,
+            triggers = listen::triggers(name, t),
+        );
+        self.batch(&script).inspect_err(|_| {
+            let _ = self.batch("ROLLBACK");
+        })
+    }
+
+    fn key_rows(rows: &[Row]) -> Vec<String> {
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+}
+
+impl Storage for PostgresStorage {
+    type Table = PostgresTable;
+
+    const RUNS_ON_CALLERS: bool = false;
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn open_table(&self, name: &Identifier) -> Result<PostgresTable> {
+        let sql = TableSql::new(name);
+        self.create_or_check(&sql)?;
+        Ok(PostgresTable { sql: Arc::new(sql) })
+    }
+
+    fn key_value_tables(&self) -> Result<Vec<Identifier>> {
+        let rows = self.query(
+            "SELECT table_name::text FROM information_schema.columns WHERE table_schema = current_schema() \
+             GROUP BY table_name HAVING array_agg(column_name::text ORDER BY ordinal_position) = \
+             ARRAY['key', 'value', 'value_bytes'] ORDER BY table_name",
+            &[],
+        )?;
+        Ok(Self::key_rows(&rows).iter().filter_map(|name| Identifier::new(name).ok()).collect())
+    }
+
+    fn get(&self, table: &PostgresTable, key: &str) -> Result<Option<Stored>> {
+        if !may_exist(key) {
+            return Ok(None);
+        }
+        self.query(&table.sql.get, &[&key])?.first().map(|row| stored(row, 0)).transpose()
+    }
+
+    fn get_for_update(&self, table: &PostgresTable, key: &str) -> Result<Option<Stored>> {
+        storable(key)?;
+        self.query(&table.sql.lock_key, &[&table.sql.name.as_str(), &key])?;
+        self.get(table, key)
+    }
+
+    fn get_many(&self, table: &PostgresTable, keys: &[&str], found: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()> {
+        let keys: Vec<&str> = keys.iter().copied().filter(|key| may_exist(key)).collect();
+        for row in self.query(&table.sql.get_many, &[&keys])? {
+            let key: String = row.try_get(0).map_err(backend)?;
+            found(&key, stored(&row, 1)?.as_ref());
+        }
+        Ok(())
+    }
+
+    fn contains(&self, table: &PostgresTable, key: &str) -> Result<bool> {
+        if !may_exist(key) {
+            return Ok(false);
+        }
+        Ok(!self.query(&table.sql.contains, &[&key])?.is_empty())
+    }
+
+    fn put(&self, table: &PostgresTable, key: &str, value: StoredRef<'_>) -> Result<()> {
+        let (key, (text, bytes)) = (storable(key)?, columns(value)?);
+        self.execute(&table.sql.put, &[&key, &text, &bytes]).map(drop)
+    }
+
+    fn put_many(&self, table: &PostgresTable, rows: &mut dyn Iterator<Item = (&str, StoredRef<'_>)>) -> Result<()> {
+        // One statement for the batch; the last write of a key wins, as row by row.
+        let mut latest: Vec<(&str, StoredRef<'_>)> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for (key, value) in rows {
+            match index.get(key) {
+                Some(&at) => latest[at] = (key, value),
+                None => {
+                    index.insert(key, latest.len());
+                    latest.push((key, value));
+                }
+            }
+        }
+        let mut keys = Vec::with_capacity(latest.len());
+        let (mut texts, mut blobs) = (Vec::with_capacity(latest.len()), Vec::with_capacity(latest.len()));
+        for (key, value) in latest {
+            let (text, bytes) = columns(value)?;
+            keys.push(storable(key)?);
+            texts.push(text);
+            blobs.push(bytes);
+        }
+        self.execute(&table.sql.put_many, &[&keys, &texts, &blobs]).map(drop)
+    }
+
+    fn delete(&self, table: &PostgresTable, key: &str) -> Result<bool> {
+        if !may_exist(key) {
+            return Ok(false);
+        }
+        Ok(self.execute(&table.sql.delete, &[&key])? > 0)
+    }
+
+    fn delete_many(&self, table: &PostgresTable, keys: &[&str]) -> Result<usize> {
+        let keys: Vec<&str> = keys.iter().copied().filter(|key| may_exist(key)).collect();
+        Ok(usize::try_from(self.execute(&table.sql.delete_many, &[&keys])?).unwrap_or(usize::MAX))
+    }
+
+    fn count(&self, table: &PostgresTable) -> Result<u64> {
+        let count: i64 = self.query(&table.sql.count, &[])?.first().map_or(0, |row| row.get(0));
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    fn keys(&self, table: &PostgresTable) -> Result<Vec<String>> {
+        Ok(Self::key_rows(&self.query(&table.sql.keys, &[])?))
+    }
+
+    fn first_key(&self, table: &PostgresTable) -> Result<Option<String>> {
+        Ok(Self::key_rows(&self.query(&table.sql.first_key, &[])?).pop())
+    }
+
+    fn scan_page(
+        &self,
+        table: &PostgresTable,
+        range: &KeyRange<'_>,
+        visit: &mut dyn FnMut(ScannedRow<'_>),
+    ) -> Result<()> {
+        let mut conditions: Vec<(&str, String)> = Vec::new();
+        match range.lower {
+            Bound::Included(key) => conditions.push((">=", key.to_owned())),
+            Bound::Excluded(key) => conditions.push((">", key.to_owned())),
+            Bound::Unbounded => {}
+        }
+        match range.upper {
+            Bound::Included(key) => conditions.push(("<=", key.to_owned())),
+            Bound::Excluded(key) => conditions.push(("<", key.to_owned())),
+            Bound::Unbounded => {}
+        }
+        if let Some(after) = range.after {
+            let op = if range.descending { "<" } else { ">" };
+            conditions.push((op, String::from_utf8_lossy(after).into_owned()));
+        }
+        let filter: Vec<String> =
+            conditions.iter().enumerate().map(|(i, (op, _))| format!("key {op} ${}", i + 1)).collect();
+        let filter = if filter.is_empty() { String::new() } else { format!(" WHERE {}", filter.join(" AND ")) };
+        let params: Vec<&(dyn ToSql + Sync)> = conditions.iter().map(|(_, key)| key as &(dyn ToSql + Sync)).collect();
+        let order = if range.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT key, value, value_bytes FROM {}{filter} ORDER BY key {order} LIMIT {}",
+            table.sql.quoted, range.limit
+        );
+        for row in self.query(&sql, &params)? {
+            let key: String = row.try_get(0).map_err(backend)?;
+            let value = stored(&row, 1)?;
+            visit(ScannedRow { raw_key: key.as_bytes(), key: Some(&key), value: value.as_ref() });
+        }
+        Ok(())
+    }
+
+    fn scan(&self, table: &PostgresTable, visit: &mut dyn FnMut(&str, StoredRef<'_>)) -> Result<()> {
+        for row in self.query(&table.sql.scan, &[])? {
+            let key: String = row.try_get(0).map_err(backend)?;
+            visit(&key, stored(&row, 1)?.as_ref());
+        }
+        Ok(())
+    }
+
+    fn clear(&self, table: &PostgresTable) -> Result<usize> {
+        Ok(usize::try_from(self.execute(&table.sql.clear, &[])?).unwrap_or(usize::MAX))
+    }
+
+    fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
+        self.within("BEGIN", work)
+    }
+
+    fn read_snapshot<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Result<R> {
+        self.within("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", |storage| (work(storage), End::Commit))
+    }
+
+    fn readers(&self) -> Option<OpenReader<Self>> {
+        let config = self.config.clone();
+        Some(Arc::new(move || Self::open(&config, true)))
+    }
+
+    fn watch(&self, changed: super::OnChange) -> Result<Option<Watch>> {
+        listen::start(&self.config, self.pid, changed).map(Some)
+    }
+
+    fn sql(&self) -> Result<&dyn SqlConnection> {
+        Ok(self)
+    }
+
+    fn size(&self) -> Result<u64> {
+        let size: i64 = self.query("SELECT pg_database_size(current_database())", &[])?[0].get(0);
+        Ok(u64::try_from(size).unwrap_or_default())
+    }
+
+    fn close(self) -> Result<()> {
+        self.client.into_inner().close().map_err(backend)
+    }
+}
+
+/// Opens a [`NanaSQLite`](crate::NanaSQLite) on a PostgreSQL server; made by
+/// [`NanaSQLite::postgres`](crate::NanaSQLite::postgres). Every option of [`Builder`] is
+/// reached through [`with`](Self::with); the common ones are here.
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct PostgresBuilder {
+    config: std::result::Result<PostgresConfig, String>,
+    core: crate::Builder,
+}
+
+impl crate::NanaSQLite<PostgresStorage> {
+    /// A builder for a store on the PostgreSQL server at `url`
+    /// (`postgres://user:password@host:port/database`), table `"data"` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use nanasqlite_core::NanaSQLite;
+    ///
+    /// let db = NanaSQLite::postgres("postgres://app@127.0.0.1:5432/app").table("data").open()?;
+    /// db.set("greeting", &"hello")?;
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    pub fn postgres(url: &str) -> PostgresBuilder {
+        PostgresBuilder::new(url)
+    }
+}
+
+impl PostgresBuilder {
+    /// A builder for the server at `url`.
+    pub fn new(url: &str) -> Self {
+        let config = PostgresConfig::new(url).map_err(|error| error.to_string());
+        let shown = config.as_ref().map_or_else(|_| "postgres://(invalid URL)".to_owned(), |c| c.shown().to_owned());
+        Self { config, core: crate::Builder::new(shown) }
+    }
+
+    /// Changes any option of the underlying [`Builder`](crate::Builder).
+    pub fn with(mut self, change: impl FnOnce(crate::Builder) -> crate::Builder) -> Self {
+        self.core = change(self.core);
+        self
+    }
+
+    /// The key/value table, as [`Builder::table`](crate::Builder::table).
+    pub fn table(self, name: impl Into<String>) -> Self {
+        self.with(|core| core.table(name))
+    }
+
+    /// How values are cached, as [`Builder::cache`](crate::Builder::cache).
+    pub fn cache(self, strategy: crate::CacheStrategy) -> Self {
+        self.with(|core| core.cache(strategy))
+    }
+
+    /// Load the table into the cache at open, as [`Builder::bulk_load`](crate::Builder::bulk_load).
+    pub fn bulk_load(self, bulk_load: bool) -> Self {
+        self.with(|core| core.bulk_load(bulk_load))
+    }
+
+    /// A hook, as [`Builder::hook`](crate::Builder::hook).
+    pub fn hook(self, hook: impl Into<crate::hook::Registration>) -> Self {
+        self.with(|core| core.hook(hook))
+    }
+
+    /// Encrypted values, as [`Builder::encryption`](crate::Builder::encryption).
+    pub fn encryption(self, encryption: crate::Encryption) -> Self {
+        self.with(|core| core.encryption(encryption))
+    }
+
+    /// Connects, creates (or checks) the table and its triggers, and starts listening for
+    /// other clients' writes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a bad URL or option; [`Error::Backend`] when the server cannot
+    /// be reached; [`Error::Schema`] for a table of another layout.
+    pub fn open(self) -> Result<crate::NanaSQLite<PostgresStorage>> {
+        let config = self.config.map_err(Error::validation)?;
+        self.core.open_on(PostgresStorage::connect(&config)?)
+    }
+
+    /// The server to connect to, checked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a bad URL.
+    pub fn config(&self) -> Result<&PostgresConfig> {
+        self.config.as_ref().map_err(|error| Error::validation(error.clone()))
+    }
+
+    /// The options collected so far.
+    #[must_use]
+    pub fn options(&self) -> &crate::builder::Options {
+        self.core.options()
+    }
+}

@@ -1,0 +1,383 @@
+//! The PostgreSQL backend (feature `postgres`) against a real server: the backend and store
+//! conformance suites, the dict API, batches, atomic updates, transactions, scans, hooks,
+//! encryption and the SQL helpers on the sync store; the async store on every runtime; two
+//! processes sharing one table through their caches; the listener losing its connection.
+//!
+//! Needs a server: `bash .ci/postgres start` starts one and prints its URL; export it as
+//! `NANASQLITE_POSTGRES_URL`. The tests are `#[ignore]`d, so plain `cargo test` lists them as
+//! ignored; `bash .ci/test` starts the server and runs them (and names them as skipped when no
+//! server can start). Each test works in a schema of its own.
+#![cfg(feature = "postgres")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nanasqlite::hook::{self, KeyFilter};
+use nanasqlite::storage::{PostgresConfig, PostgresStorage, STALENESS};
+use nanasqlite::{AsyncNanaSQLite, Encryption, Error, NanaSQLite, Scan, SqlValue, params};
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{Watchdog, child, child_role, wait_until};
+
+/// The server's URL, from `NANASQLITE_POSTGRES_URL`.
+fn server() -> String {
+    std::env::var("NANASQLITE_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("this test needs a PostgreSQL server: run `bash .ci/postgres start` and export NANASQLITE_POSTGRES_URL")
+    })
+}
+
+/// A fresh schema on the server, dropped at the end: the URL of connections that use it.
+struct Schema {
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("t_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Self::named(&name, true)
+    }
+
+    /// The schema `name` (created if `create`), as a child process gets it from its parent.
+    fn named(name: &str, create: bool) -> Self {
+        let base = server();
+        if create {
+            let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("the server answers");
+            admin.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+        }
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Self { url: format!("{base}{separator}options=-csearch_path%3D{name}"), name: name.to_owned() }
+    }
+
+    fn raw(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if child_role().is_none()
+            && let Ok(mut admin) = postgres::Client::connect(&server(), postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_passes_the_storage_conformance_suite() {
+    let schema = Schema::new();
+    let config = PostgresConfig::new(&schema.url).unwrap();
+    nanasqlite::storage::conformance::check(|| PostgresStorage::connect(&config));
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_passes_the_async_conformance_suite() {
+    let schema = Schema::new();
+    let config = PostgresConfig::new(&schema.url).unwrap();
+    futures::executor::block_on(nanasqlite_pool::conformance::check(move || PostgresStorage::connect(&config)));
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_serves_the_dict_api_batches_atomic_updates_and_transactions() -> nanasqlite::Result<()> {
+    let schema = Schema::new();
+    let db = NanaSQLite::postgres(&schema.url).open()?;
+    assert!(db.path().to_str().unwrap().starts_with("postgres://"), "the path names the server");
+    db.set("a", &json!({"n": 1, "tags": ["x"]}))?;
+    assert_eq!(db.get::<Value>("a")?, Some(json!({"n": 1, "tags": ["x"]})));
+    db.clear_cache();
+    assert_eq!(db.get::<Value>("a")?, Some(json!({"n": 1, "tags": ["x"]})), "read back from the server");
+    assert!(db.contains("a")? && !db.contains("zz")?);
+    db.batch_update([("b", json!(2)), ("c", json!(3)), ("b", json!(22))])?;
+    assert_eq!(db.get::<i64>("b")?, Some(22), "the last write of a key in a batch wins");
+    assert_eq!(db.len()?, 3);
+    assert_eq!(db.keys()?, ["a", "b", "c"]);
+    assert_eq!(db.batch_delete(["b", "zz"])?, 1);
+    assert_eq!(db.pop::<i64>("c")?, Some(3));
+    assert_eq!(db.popitem::<Value>()?.map(|(key, _)| key), Some("a".to_owned()));
+    assert!(db.is_empty()?);
+
+    assert_eq!(db.increment::<i64>("hits", 5, None)?, 5);
+    assert_eq!(db.increment::<i64>("hits", 1, None)?, 6);
+    db.patch("user", &json!({"name": "Ann"}), true)?;
+    assert_eq!(db.patch("user", &json!({"age": 3}), false)?, json!({"name": "Ann", "age": 3}));
+    assert_eq!(db.setdefault("hits", &0)?, 6);
+
+    let failed: nanasqlite::Result<()> = db.transaction(|tx| {
+        tx.set("t1", &1)?;
+        Err(Error::refused("t1", "the test"))
+    });
+    assert!(failed.is_err());
+    assert!(!db.contains("t1")?, "a failed transaction rolls back");
+    db.transaction(|tx| {
+        tx.set("t1", &1)?;
+        tx.set("t2", &2)
+    })?;
+    assert_eq!(db.batch_get::<i64>(&["t1", "t2"])?.len(), 2);
+
+    db.batch_update((0..600).map(|i| (format!("k{i:04}"), i)))?;
+    let page: Vec<(String, i64)> = db.scan(Scan::prefix("k").descending().limit(3))?;
+    assert_eq!(page.iter().map(|(key, _)| key.as_str()).collect::<Vec<_>>(), ["k0599", "k0598", "k0597"]);
+    let streamed = db.iter::<i64>(Scan::range("k0100".."k0400"))?.count();
+    assert_eq!(streamed, 300, "pages follow each other through the range");
+    db.clear()?;
+    assert_eq!(db.len()?, 0);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_keeps_hooks_typed_tables_and_encrypted_values() -> nanasqlite::Result<()> {
+    let schema = Schema::new();
+    let db = NanaSQLite::postgres(&schema.url)
+        .hook(hook::unique("email"))
+        .hook(hook::foreign_key("owner", "users").only(KeyFilter::prefix("order:")))
+        .open()?;
+    db.table("users")?.set("ann", &json!({}))?;
+    db.set("u1", &json!({"email": "a@x"}))?;
+    assert!(db.set("u2", &json!({"email": "a@x"})).unwrap_err().is_refused());
+    db.set("order:1", &json!({"owner": "ann"}))?;
+    assert!(db.set("order:2", &json!({"owner": "bob"})).unwrap_err().is_refused());
+
+    let secret =
+        NanaSQLite::postgres(&schema.url).table("secret").encryption(Encryption::aes_gcm([9u8; 32])?).open()?;
+    secret.set("k", &json!({"card": "4111"}))?;
+    secret.clear_cache();
+    assert_eq!(secret.get::<Value>("k")?, Some(json!({"card": "4111"})));
+    let row = schema.raw().query_one("SELECT value, value_bytes FROM secret WHERE key = 'k'", &[]).unwrap();
+    let (text, bytes): (Option<String>, Option<Vec<u8>>) = (row.get(0), row.get(1));
+    assert!(text.is_none() && bytes.is_some_and(|b| !String::from_utf8_lossy(&b).contains("4111")), "stored sealed");
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Item {
+        qty: u32,
+    }
+    let items = db.typed::<Item>("items")?;
+    items.set("i", &Item { qty: 2 })?;
+    assert_eq!(items.get("i")?, Some(Item { qty: 2 }));
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_runs_the_portable_sql_helpers() -> nanasqlite::Result<()> {
+    let schema = Schema::new();
+    let db = NanaSQLite::postgres(&schema.url).open()?;
+    db.create_table(
+        "people",
+        &[("id", "INTEGER PRIMARY KEY"), ("name", "TEXT NOT NULL"), ("score", "REAL"), ("photo", "BLOB")],
+    )?;
+    db.create_index("people_name", "people", &["name"], true)?;
+    assert!(db.table_exists("people")? && !db.table_exists("nobody")?);
+    let first = db.sql_insert("people", &json!({"name": "Ann", "score": 1.5}))?;
+    let second = db.sql_insert("people", &json!({"name": "Bob", "score": 2, "photo": null}))?;
+    assert_eq!((first, second), (1, 2), "the generated ids, as SQLite's rowids");
+    assert!(db.sql_insert("people", &json!({"name": "Ann"})).unwrap_err().is_unique_violation());
+    let rows = db.query(nanasqlite::Query::table("people").filter("score > ?", params![1]).order_by("name"))?;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<String>("name")?, "Ann");
+    assert_eq!(db.count(nanasqlite::Query::table("people").filter("name = ?", params!["Bob"]))?, 1);
+    assert!(db.exists(nanasqlite::Query::table("people").filter("score >= ?", params![2.0]))?);
+    assert_eq!(db.sql_update("people", &json!({"score": 9}), "name = ?", params!["Bob"])?, 1);
+    db.upsert("people", &json!({"id": 2, "name": "Bob", "score": 10}), &["id"])?;
+    assert_eq!(db.fetch_one("SELECT score FROM people WHERE id = ?", params![2])?.unwrap().get::<f64>("score")?, 10.0);
+    assert_eq!(db.sql_delete("people", "name = ?", params!["Ann"])?, 1);
+    assert!(db.list_tables()?.contains(&"people".to_owned()));
+    let columns: Vec<String> = db.get_table_schema("people")?.into_iter().map(|column| column.name).collect();
+    assert_eq!(columns, ["id", "name", "score", "photo"]);
+    let sum = db.fetch_one("SELECT sum(score) AS total, count(*) AS n FROM people", [])?.unwrap();
+    assert_eq!(sum.values(), [SqlValue::Real(10.0), SqlValue::Integer(1)]);
+    for refused in [db.vacuum().unwrap_err(), db.pragma("user_version", None).unwrap_err()] {
+        assert!(matches!(refused, Error::Unsupported { backend: "postgres", .. }), "{refused}");
+    }
+    assert!(matches!(db.backup("/tmp/x.db"), Err(Error::Unsupported { .. })));
+    assert!(matches!(db.execute("COMMIT", []), Err(Error::Validation { .. })), "the store owns transactions");
+    assert!(db.query(nanasqlite::Query::table("people").filter("1=1; DROP TABLE people", [])).is_err());
+    assert!(db.table_exists("people")?, "a hostile fragment ran nothing");
+    Ok(())
+}
+
+/// Reads `key` through `store` until its cache holds it (so that a later write must be
+/// noticed through the cache, not read on a miss).
+fn cache(store: &NanaSQLite<PostgresStorage>, key: &str) {
+    wait_until("the key to settle in the cache", STALENESS * 5, || {
+        store.get::<Value>(key).is_ok() && store.is_cached(key)
+    });
+}
+
+/// A write by one store reaches another store's cache: the other's listener drops the key.
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_caches_of_two_stores_stay_coherent() -> nanasqlite::Result<()> {
+    let schema = Schema::new();
+    let writer = NanaSQLite::postgres(&schema.url).open()?;
+    let reader = NanaSQLite::postgres(&schema.url).open()?;
+    writer.set("k", &1)?;
+    for round in 2..20 {
+        cache(&reader, "k");
+        writer.set("k", &round)?;
+        let written = Instant::now();
+        wait_until("the other store to read the new value", STALENESS, || {
+            reader.get::<i64>("k").unwrap() == Some(round)
+        });
+        eprintln!("round {round}: seen after {:?}", written.elapsed());
+    }
+    let big = |i: i64, value: i64| (format!("big{i:05}-{}", "x".repeat(20)), value);
+    writer.batch_update((0..2000).map(|i| big(i, i)))?;
+    cache(&reader, "big00001-xxxxxxxxxxxxxxxxxxxx");
+    writer.batch_update((0..2000).map(|i| big(i, -i)))?;
+    wait_until("a batch too large to name its keys to reach the other cache", STALENESS, || {
+        reader.get::<i64>("big00001-xxxxxxxxxxxxxxxxxxxx").unwrap() == Some(-1)
+    });
+    reader.set("mine", &1)?;
+    cache(&writer, "mine");
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_listener_losing_its_connection_empties_the_cache_and_reconnects() -> nanasqlite::Result<()> {
+    let schema = Schema::new();
+    let writer = NanaSQLite::postgres(&schema.url).open()?;
+    let reader = NanaSQLite::postgres(&schema.url).open()?;
+    writer.set("k", &1)?;
+    assert_eq!(reader.get::<i64>("k")?, Some(1));
+    let reader_pid: i64 = reader.fetch_one("SELECT pg_backend_pid()::bigint AS pid", [])?.unwrap().get("pid")?;
+    let killed = schema
+        .raw()
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("nanasqlite-listen-{reader_pid}")],
+        )
+        .unwrap();
+    assert_eq!(killed.len(), 1, "the reader's listener was found");
+    wait_until("the cache to be emptied", STALENESS * 2, || !reader.is_cached("k"));
+    let _watchdog = Watchdog::new("the listener reconnecting", Duration::from_secs(60));
+    wait_until("the listener to reconnect", Duration::from_secs(30), || {
+        schema
+            .raw()
+            .query(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = $1",
+                &[&format!("nanasqlite-listen-{reader_pid}")],
+            )
+            .is_ok_and(|rows| rows.len() == 1)
+    });
+    assert_eq!(reader.get::<i64>("k")?, Some(1));
+    writer.set("k", &2)?;
+    wait_until("the reconnected listener to hear a write", STALENESS, || !reader.is_cached("k"));
+    assert_eq!(reader.get::<i64>("k")?, Some(2));
+    Ok(())
+}
+
+/// Two processes, each with its own store and cache, increment one counter 1,000 times each.
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_two_processes_increment_one_counter() {
+    if let Some(schema) = child_role() {
+        let schema = Schema::named(&schema, false);
+        let db = NanaSQLite::postgres(&schema.url).open().unwrap();
+        for _ in 0..1000 {
+            db.increment::<i64>("counter", 1, None).unwrap();
+        }
+        db.close().unwrap();
+        return;
+    }
+    let schema = Schema::new();
+    let db = NanaSQLite::postgres(&schema.url).open().unwrap();
+    assert_eq!(db.get::<i64>("counter").unwrap(), None, "cached as absent before the children write");
+    let children: Vec<_> = (0..2)
+        .map(|_| child("postgres_two_processes_increment_one_counter", &schema.name).spawn().expect("a child starts"))
+        .collect();
+    for mut process in children {
+        assert!(process.wait().unwrap().success(), "a child failed");
+    }
+    wait_until("the children's increments to reach this cache", STALENESS, || !db.is_cached("counter"));
+    assert_eq!(db.get::<i64>("counter").unwrap(), Some(2000), "no increment was lost");
+}
+
+macro_rules! on_every_runtime_with_postgres {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+            fn postgres_tokio_current_thread() {
+                let schema = super::Schema::new();
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(super::$name(schema.url.clone()));
+            }
+
+            #[test]
+            #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+            fn postgres_tokio_multi_thread() {
+                let schema = super::Schema::new();
+                let runtime =
+                    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                runtime.block_on(super::$name(schema.url.clone()));
+            }
+
+            #[cfg(feature = "smol")]
+            #[test]
+            #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+            fn postgres_smol() {
+                let schema = super::Schema::new();
+                ::smol::block_on(super::$name(schema.url.clone()));
+            }
+
+            #[cfg(feature = "async-std")]
+            #[test]
+            #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+            fn postgres_async_std() {
+                let schema = super::Schema::new();
+                ::async_std::task::block_on(super::$name(schema.url.clone()));
+            }
+
+            #[test]
+            #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+            fn postgres_futures_block_on() {
+                let schema = super::Schema::new();
+                futures::executor::block_on(super::$name(schema.url.clone()));
+            }
+        }
+    };
+}
+
+on_every_runtime_with_postgres!(the_async_store_on_postgres);
+
+/// The async store on PostgreSQL, on the runtime running it (the schema is made outside it:
+/// the raw client the test uses must not run on a runtime's thread, as the store never does).
+async fn the_async_store_on_postgres(url: String) {
+    let _watchdog = Watchdog::new("the async store on PostgreSQL", Duration::from_secs(120));
+    let db = AsyncNanaSQLite::postgres(&url).read_pool_size(2).open().await.unwrap();
+    let other = AsyncNanaSQLite::postgres(&url).open().await.unwrap();
+    db.set("a", &json!({"n": 1})).await.unwrap();
+    db.clear_cache();
+    assert_eq!(db.get::<Value>("a").await.unwrap(), Some(json!({"n": 1})));
+    let writes = (0..100).map(|i| db.set(&format!("w{i:03}"), &i));
+    assert!(futures::future::join_all(writes).await.iter().all(Result::is_ok));
+    assert!(db.stats().largest_write_group >= 1);
+    db.clear_cache();
+    let reads = futures::future::join_all((0..100).map(|i| db.get::<i64>(&format!("w{i:03}")))).await;
+    assert!(reads.into_iter().enumerate().all(|(i, read)| read.unwrap() == Some(i as i64)));
+    let increments = (0..50).map(|_| other.increment::<i64, _>("n", 1, None));
+    let more = (0..50).map(|_| db.increment::<i64, _>("n", 1, None));
+    let (a, b) = futures::future::join(futures::future::join_all(increments), futures::future::join_all(more)).await;
+    assert!(a.iter().chain(b.iter()).all(Result::is_ok));
+    assert_eq!(other.get_fresh::<i64>("n").await.unwrap(), Some(100));
+    db.batch_update([("x", 1), ("y", 2)]).await.unwrap();
+    assert_eq!(db.len().await.unwrap(), 104);
+    let tx = db.transaction(|tx| {
+        tx.set("t", &1)?;
+        tx.delete("x")
+    });
+    assert!(tx.await.unwrap());
+    assert_eq!(other.get_fresh::<i64>("t").await.unwrap(), Some(1));
+    db.close().await.unwrap();
+    other.close().await.unwrap();
+}
