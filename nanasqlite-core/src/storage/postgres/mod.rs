@@ -115,8 +115,9 @@ pub struct PostgresStorage {
     /// The server process of this connection, which the notices of its own writes name.
     pid: i32,
     reader: bool,
-    /// Inside a transaction, whose loss must fail it rather than be hidden by a reconnect.
-    lost: std::cell::Cell<bool>,
+    /// Inside a transaction, whose lost connection must fail it rather than be hidden by a
+    /// reconnect.
+    in_transaction: std::cell::Cell<bool>,
     last_insert: std::cell::Cell<i64>,
 }
 
@@ -238,7 +239,7 @@ impl PostgresStorage {
             config: config.clone(),
             pid,
             reader,
-            lost: false.into(),
+            in_transaction: false.into(),
             last_insert: 0.into(),
         })
     }
@@ -253,7 +254,7 @@ impl PostgresStorage {
     /// transaction cannot survive its connection: its statements fail until it ends).
     fn client(&self) -> Result<RefMut<'_, Client>> {
         let mut client = self.client.borrow_mut();
-        if client.is_closed() && !self.lost.get() {
+        if client.is_closed() && !self.in_transaction.get() {
             let mut fresh = self.config.connect(if self.reader { "nanasqlite-reader" } else { "nanasqlite" })?;
             if self.reader {
                 fresh.batch_execute("SET default_transaction_read_only = on").map_err(backend)?;
@@ -263,28 +264,54 @@ impl PostgresStorage {
         Ok(client)
     }
 
+    /// Runs `work` on the client. Outside a transaction, a statement that finds the connection
+    /// lost (the server restarted, the network was cut) is run once more on a new connection:
+    /// nothing of it can have happened, since it either was never sent or was a statement of its
+    /// own that the server did not run to completion (a read, a `BEGIN`). Inside a transaction
+    /// the error stands, and the transaction fails.
+    fn run<R>(&self, work: impl Fn(&mut Client) -> std::result::Result<R, postgres::Error>) -> Result<R> {
+        let outcome = work(&mut *self.client()?);
+        match outcome {
+            Err(error) if !self.in_transaction.get() && self.client.borrow().is_closed() => {
+                tracing::info!(%error, "the connection to PostgreSQL was lost; reconnecting once");
+                work(&mut *self.client()?).map_err(backend)
+            }
+            outcome => outcome.map_err(backend),
+        }
+    }
+
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let mut client = self.client()?;
-        let statement = client.prepare(sql).map_err(backend)?;
-        client.query(&statement, params).map_err(backend)
+        self.run(|client| {
+            let statement = client.prepare(sql)?;
+            client.query(&statement, params)
+        })
     }
 
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let mut client = self.client()?;
-        let statement = client.prepare(sql).map_err(backend)?;
-        client.execute(&statement, params).map_err(backend)
+        self.run(|client| {
+            let statement = client.prepare(sql)?;
+            client.execute(&statement, params)
+        })
     }
 
     fn batch(&self, sql: &str) -> Result<()> {
-        self.client()?.batch_execute(sql).map_err(backend)
+        self.run(|client| client.batch_execute(sql))
     }
 
-    /// Runs `work` between `begin` and its end; a lost connection fails the whole of it.
+    /// Runs `work` between `begin` and its end; a lost connection fails the whole of it (the
+    /// `COMMIT` included: it is never sent again on a new connection, where it would commit
+    /// nothing and say so only with a warning).
     fn within<R>(&mut self, begin: &str, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
         self.batch(begin)?;
-        self.lost.set(true);
+        self.in_transaction.set(true);
+        let ended = self.end(work);
+        self.in_transaction.set(false);
+        ended
+    }
+
+    /// Runs `work` in the open transaction and ends it as `work` says.
+    fn end<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
-        self.lost.set(false);
         match outcome {
             Ok((result, End::Commit)) => match self.batch("COMMIT") {
                 Ok(()) => Ok(result),
