@@ -116,7 +116,11 @@ fn postgres_server_restarted_mid_load_loses_nothing_acknowledged() {
     for (prefix, acknowledged) in [("s", &sync_acknowledged), ("a", &async_acknowledged)] {
         assert!(acknowledged.len() > 20, "{prefix}: writes went on after the restart");
         for i in acknowledged {
-            assert_eq!(check.get::<i64>(&format!("{prefix}{i}")).unwrap(), Some(*i), "acknowledged {prefix}{i} is kept");
+            assert_eq!(
+                check.get::<i64>(&format!("{prefix}{i}")).unwrap(),
+                Some(*i),
+                "acknowledged {prefix}{i} is kept"
+            );
         }
     }
     sync_store.set("watched", &1).unwrap();

@@ -19,10 +19,11 @@
 //! `nanasqlite` (see [`listen`]).
 
 mod listen;
+mod session;
 mod sql;
 
-use std::cell::{RefCell, RefMut};
 use std::fmt;
+use std::fmt::Write as _;
 use std::ops::Bound;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ use std::time::Duration;
 
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
+
+use self::session::{Session, bytes_literal, text_literal};
 
 use super::{End, KeyRange, OpenReader, ScannedRow, Storage, Stored, StoredRef, Watch};
 use crate::error::{Error, Result};
@@ -110,14 +113,10 @@ pub(crate) fn backend(error: postgres::Error) -> Error {
 
 /// One connection to a PostgreSQL database, with the key/value tables on it.
 pub struct PostgresStorage {
-    client: RefCell<Client>,
+    session: Session,
     config: PostgresConfig,
     /// The server process of this connection, which the notices of its own writes name.
     pid: i32,
-    reader: bool,
-    /// Inside a transaction, whose lost connection must fail it rather than be hidden by a
-    /// reconnect.
-    in_transaction: std::cell::Cell<bool>,
     last_insert: std::cell::Cell<i64>,
 }
 
@@ -140,7 +139,6 @@ struct TableSql {
     get: String,
     get_many: String,
     contains: String,
-    put: String,
     put_many: String,
     delete: String,
     delete_many: String,
@@ -160,7 +158,6 @@ impl TableSql {
             get: format!("SELECT value, value_bytes FROM {t} WHERE key = $1"),
             get_many: format!("SELECT key, value, value_bytes FROM {t} WHERE key = ANY($1)"),
             contains: format!("SELECT 1 FROM {t} WHERE key = $1"),
-            put: format!("INSERT INTO {t} (key, value, value_bytes) VALUES ($1, $2, $3) {upsert}"),
             put_many: format!(
                 "INSERT INTO {t} (key, value, value_bytes) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) {upsert}"
@@ -228,20 +225,9 @@ impl PostgresStorage {
     }
 
     fn open(config: &PostgresConfig, reader: bool) -> Result<Self> {
-        let mut client = config.connect(if reader { "nanasqlite-reader" } else { "nanasqlite" })?;
-        if reader {
-            // A reader only reads, as SQLite's read-only connections.
-            client.batch_execute("SET default_transaction_read_only = on").map_err(backend)?;
-        }
-        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).map_err(backend)?.get(0);
-        Ok(Self {
-            client: RefCell::new(client),
-            config: config.clone(),
-            pid,
-            reader,
-            in_transaction: false.into(),
-            last_insert: 0.into(),
-        })
+        let session = Session::connect(config, if reader { "nanasqlite-reader" } else { "nanasqlite" }, reader)?;
+        let pid: i32 = session.query("SELECT pg_backend_pid()", &[])?[0].get(0);
+        Ok(Self { session, config: config.clone(), pid, last_insert: 0.into() })
     }
 
     /// The server process of this connection.
@@ -250,82 +236,31 @@ impl PostgresStorage {
         self.pid
     }
 
-    /// The client, reconnected first if the connection was lost outside a transaction (a
-    /// transaction cannot survive its connection: its statements fail until it ends).
-    fn client(&self) -> Result<RefMut<'_, Client>> {
-        let mut client = self.client.borrow_mut();
-        if client.is_closed() && !self.in_transaction.get() {
-            let mut fresh = self.config.connect(if self.reader { "nanasqlite-reader" } else { "nanasqlite" })?;
-            if self.reader {
-                fresh.batch_execute("SET default_transaction_read_only = on").map_err(backend)?;
-            }
-            *client = fresh;
-        }
-        Ok(client)
-    }
-
-    /// Runs `work` on the client. Outside a transaction, a statement that finds the connection
-    /// lost (the server restarted, the network was cut) is run once more on a new connection:
-    /// nothing of it can have happened, since it either was never sent or was a statement of its
-    /// own that the server did not run to completion (a read, a `BEGIN`). Inside a transaction
-    /// the error stands, and the transaction fails.
-    fn run<R>(&self, work: impl Fn(&mut Client) -> std::result::Result<R, postgres::Error>) -> Result<R> {
-        let outcome = work(&mut *self.client()?);
-        match outcome {
-            Err(error) if !self.in_transaction.get() && self.client.borrow().is_closed() => {
-                tracing::info!(%error, "the connection to PostgreSQL was lost; reconnecting once");
-                work(&mut *self.client()?).map_err(backend)
-            }
-            outcome => outcome.map_err(backend),
-        }
-    }
-
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        self.run(|client| {
-            let statement = client.prepare(sql)?;
-            client.query(&statement, params)
-        })
+        self.session.query(sql, params)
     }
 
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        self.run(|client| {
-            let statement = client.prepare(sql)?;
-            client.execute(&statement, params)
-        })
+        self.session.execute(sql, params)
     }
 
     fn batch(&self, sql: &str) -> Result<()> {
-        self.run(|client| client.batch_execute(sql))
+        self.session.batch(sql)
     }
 
-    /// Runs `work` between `begin` and its end; a lost connection fails the whole of it (the
-    /// `COMMIT` included: it is never sent again on a new connection, where it would commit
-    /// nothing and say so only with a warning).
+    /// Runs `work` in a transaction begun with `begin`, ended as `work` says; a lost connection
+    /// fails the whole of it.
     fn within<R>(&mut self, begin: &str, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
-        self.batch(begin)?;
-        self.in_transaction.set(true);
-        let ended = self.end(work);
-        self.in_transaction.set(false);
-        ended
-    }
-
-    /// Runs `work` in the open transaction and ends it as `work` says.
-    fn end<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
+        if self.session.in_transaction() {
+            return Err(Error::Transaction { message: "a transaction is already open on this connection".to_owned() });
+        }
+        self.session.begin(begin);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
         match outcome {
-            Ok((result, End::Commit)) => match self.batch("COMMIT") {
-                Ok(()) => Ok(result),
-                Err(error) => {
-                    let _ = self.batch("ROLLBACK");
-                    Err(error)
-                }
-            },
-            Ok((result, End::Rollback)) => {
-                self.batch("ROLLBACK")?;
-                Ok(result)
-            }
+            Ok((result, End::Commit)) => self.session.commit().map(|()| result),
+            Ok((result, End::Rollback)) => self.session.rollback().map(|()| result),
             Err(payload) => {
-                let _ = self.batch("ROLLBACK");
+                let _ = self.session.rollback();
                 panic::resume_unwind(payload)
             }
         }
@@ -430,7 +365,26 @@ impl Storage for PostgresStorage {
 
     fn put(&self, table: &PostgresTable, key: &str, value: StoredRef<'_>) -> Result<()> {
         let (key, (text, bytes)) = (storable(key)?, columns(value)?);
-        self.execute(&table.sql.put, &[&key, &text, &bytes]).map(drop)
+        // Held, to go with the commit: one round trip for a write, or a group of them.
+        self.session.hold(|sql| {
+            let _ = write!(sql, "INSERT INTO {} (key, value, value_bytes) VALUES (", table.sql.quoted);
+            text_literal(sql, key);
+            sql.push_str(", ");
+            match (text, bytes) {
+                (Some(text), _) => text_literal(sql, text),
+                (None, Some(bytes)) => {
+                    sql.push_str("NULL, ");
+                    bytes_literal(sql, bytes);
+                }
+                (None, None) => sql.push_str("NULL, NULL"),
+            }
+            if text.is_some() {
+                sql.push_str(", NULL");
+            }
+            sql.push_str(
+                ") ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, value_bytes = EXCLUDED.value_bytes;",
+            );
+        })
     }
 
     fn put_many(&self, table: &PostgresTable, rows: &mut dyn Iterator<Item = (&str, StoredRef<'_>)>) -> Result<()> {
@@ -536,8 +490,11 @@ impl Storage for PostgresStorage {
         self.within("BEGIN", work)
     }
 
+    /// Each read is one statement, which sees one snapshot of its own; the reads of a group
+    /// are independent callers' and need no common one, so no transaction is opened for them
+    /// (it would cost two round trips).
     fn read_snapshot<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Result<R> {
-        self.within("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", |storage| (work(storage), End::Commit))
+        Ok(work(self))
     }
 
     fn readers(&self) -> Option<OpenReader<Self>> {
@@ -559,7 +516,7 @@ impl Storage for PostgresStorage {
     }
 
     fn close(self) -> Result<()> {
-        self.client.into_inner().close().map_err(backend)
+        self.session.into_client().close().map_err(backend)
     }
 }
 
