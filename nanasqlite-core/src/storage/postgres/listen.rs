@@ -34,7 +34,7 @@ pub(super) const POLL: Duration = Duration::from_millis(100);
 /// server and the network work: a notice arrives within milliseconds of the commit on a LAN
 /// (the listener wakes for it at once), and this bound leaves room for a loaded machine; the
 /// tests hold the stores to it. After the listening connection is lost, every cache is
-/// emptied within one [`POLL`] of noticing it.
+/// emptied within a tenth of a second of noticing it.
 pub const STALENESS: Duration = Duration::from_secs(1);
 
 /// The trigger function every key/value table calls, once per statement.

@@ -15,8 +15,31 @@
 //!
 //! A key/value table is `"<name>"(key TEXT COLLATE "C" PRIMARY KEY, value TEXT, value_bytes
 //! BYTEA)`: JSON text in `value`, an encrypted value's bytes in `value_bytes`. Keys order by
-//! byte, as in SQLite. Statement-level triggers on each table send the changed keys on channel
-//! `nanasqlite` (see [`listen`]).
+//! byte, as in SQLite. PostgreSQL text cannot hold the NUL character: a key or value with one
+//! is refused with [`Error::Validation`].
+//!
+//! # Coherence
+//!
+//! Statement-level triggers on each table announce each statement's changed keys on channel
+//! `nanasqlite`: `{"pid": <writer's server process>, "table": "<name>", "keys": [...]}`, or
+//! `"all": true` when the keys would not fit the 8,000 bytes a notice may carry (a large batch,
+//! a `TRUNCATE`). PostgreSQL delivers notices when the transaction commits, never for one rolled
+//! back. Every open store listens on a connection of its own and drops the keys from its
+//! caches, ignoring the notices of its own writer. Writes by other programs are announced too,
+//! as long as they go through the tables (the triggers fire for any client).
+//!
+//! The staleness bound is [`STALENESS`]: a notice normally arrives within milliseconds of the
+//! commit. When the listening connection is lost (a server restart, a network cut), the notices
+//! sent meanwhile are lost too, so every cache is emptied at once, and again once the listener
+//! has reconnected (it retries every second).
+//!
+//! # Connections lost
+//!
+//! A statement outside a transaction (a read) that finds its connection lost runs once more on
+//! a new one. A write's transaction that loses its connection fails with [`Error::Backend`]
+//! (nothing of it is kept, unless the commit itself had reached the server: the usual
+//! uncertainty of a commit whose answer is lost); the next call reconnects. Nothing acknowledged
+//! is lost.
 
 mod listen;
 mod session;
@@ -521,8 +544,8 @@ impl Storage for PostgresStorage {
 }
 
 /// Opens a [`NanaSQLite`](crate::NanaSQLite) on a PostgreSQL server; made by
-/// [`NanaSQLite::postgres`](crate::NanaSQLite::postgres). Every option of [`Builder`] is
-/// reached through [`with`](Self::with); the common ones are here.
+/// [`NanaSQLite::postgres`](crate::NanaSQLite::postgres). Every option of
+/// [`Builder`](crate::Builder) is reached through [`with`](Self::with); the common ones are here.
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct PostgresBuilder {
