@@ -217,7 +217,8 @@ fn cache(store: &NanaSQLite<PostgresStorage>, key: &str) {
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_caches_of_two_stores_stay_coherent() -> nanasqlite::Result<()> {
     let schema = Schema::new();
-    let writer = NanaSQLite::postgres(&schema.url).open()?;
+    // Through a connector, as a TLS one would be passed (`NoTls` stands in for it).
+    let writer = NanaSQLite::postgres(&schema.url).tls(postgres::NoTls).open()?;
     let reader = NanaSQLite::postgres(&schema.url).open()?;
     writer.set("k", &1)?;
     for round in 2..20 {
@@ -355,7 +356,7 @@ on_every_runtime_with_postgres!(the_async_store_on_postgres);
 async fn the_async_store_on_postgres(url: String) {
     let _watchdog = Watchdog::new("the async store on PostgreSQL", Duration::from_secs(120));
     let db = AsyncNanaSQLite::postgres(&url).read_pool_size(2).open().await.unwrap();
-    let other = AsyncNanaSQLite::postgres(&url).open().await.unwrap();
+    let other = AsyncNanaSQLite::postgres(&url).tls(postgres::NoTls).open().await.unwrap();
     db.set("a", &json!({"n": 1})).await.unwrap();
     db.clear_cache();
     assert_eq!(db.get::<Value>("a").await.unwrap(), Some(json!({"n": 1})));

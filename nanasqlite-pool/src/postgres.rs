@@ -60,6 +60,18 @@ impl AsyncPostgresBuilder {
         self.with(|core| core.cache(strategy))
     }
 
+    /// Connects through a TLS connector, as [`PostgresConfig::tls`].
+    pub fn tls<T>(mut self, tls: T) -> Self
+    where
+        T: postgres::tls::MakeTlsConnect<postgres::Socket> + Clone + Send + Sync + 'static,
+        T::TlsConnect: Send,
+        T::Stream: Send,
+        <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
+    {
+        self.config = self.config.map(|config| config.tls(tls));
+        self
+    }
+
     /// A hook, as [`AsyncBuilder::hook`].
     pub fn hook(self, hook: impl Into<nanasqlite_core::hook::Registration>) -> Self {
         self.with(|core| core.hook(hook))

@@ -65,13 +65,21 @@ use crate::sql::SqlConnection;
 pub use listen::STALENESS;
 
 /// How to reach the server: a connection URL (`postgres://user:password@host:port/db`) or
-/// key=value string, as the `postgres` crate takes it. TLS is not built in: use a URL with
-/// `sslmode=disable` (the default of this backend) on a trusted network or a local socket.
+/// key=value string, as the `postgres` crate takes it, and optionally a TLS connector.
+///
+/// Without [`tls`](Self::tls), connections are plain (`NoTls`): fine on a trusted network or a
+/// local socket. For TLS, pass the connector of the TLS crate you already use (the
+/// `postgres-native-tls`, `postgres-openssl` or `tokio-postgres-rustls` crates make one), so
+/// that this crate does not choose a TLS stack for you; the URL's `sslmode` then applies.
 #[derive(Clone)]
 pub struct PostgresConfig {
     config: postgres::Config,
     shown: Arc<str>,
+    connector: Connector,
 }
+
+/// Opens a client for a config: with `NoTls`, or with the caller's TLS connector.
+type Connector = Arc<dyn Fn(&postgres::Config) -> std::result::Result<Client, postgres::Error> + Send + Sync>;
 
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,7 +101,33 @@ impl PostgresConfig {
         }
         config.keepalives(true);
         let shown = redacted(&config);
-        Ok(Self { config, shown: shown.into() })
+        let connector: Connector = Arc::new(|config: &postgres::Config| config.connect(NoTls));
+        Ok(Self { config, shown: shown.into(), connector })
+    }
+
+    /// Connects through `tls`, a TLS connector of the `postgres` crate's kind, instead of in
+    /// plain text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::storage::PostgresConfig;
+    ///
+    /// // Any `MakeTlsConnect` connector; `NoTls` stands in for a real one here.
+    /// let config = PostgresConfig::new("postgres://app:secret@db.internal/app?sslmode=require")?.tls(postgres::NoTls);
+    /// assert_eq!(config.shown(), "postgres://app@db.internal:5432/app", "the password is never shown");
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn tls<T>(mut self, tls: T) -> Self
+    where
+        T: postgres::tls::MakeTlsConnect<postgres::Socket> + Clone + Send + Sync + 'static,
+        T::TlsConnect: Send,
+        T::Stream: Send,
+        <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
+    {
+        self.connector = Arc::new(move |config: &postgres::Config| config.connect(tls.clone()));
+        self
     }
 
     /// The server, without the password: how the store names its "path".
@@ -107,7 +141,7 @@ impl PostgresConfig {
         if config.get_application_name().is_none() {
             config.application_name(application);
         }
-        config.connect(NoTls).map_err(backend)
+        (self.connector)(&config).map_err(backend)
     }
 }
 
@@ -603,6 +637,18 @@ impl PostgresBuilder {
     /// A hook, as [`Builder::hook`](crate::Builder::hook).
     pub fn hook(self, hook: impl Into<crate::hook::Registration>) -> Self {
         self.with(|core| core.hook(hook))
+    }
+
+    /// Connects through a TLS connector, as [`PostgresConfig::tls`].
+    pub fn tls<T>(mut self, tls: T) -> Self
+    where
+        T: postgres::tls::MakeTlsConnect<postgres::Socket> + Clone + Send + Sync + 'static,
+        T::TlsConnect: Send,
+        T::Stream: Send,
+        <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
+    {
+        self.config = self.config.map(|config| config.tls(tls));
+        self
     }
 
     /// Encrypted values, as [`Builder::encryption`](crate::Builder::encryption).
