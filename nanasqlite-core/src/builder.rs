@@ -82,6 +82,8 @@ pub struct Options {
     pub allow_legacy_plaintext: bool,
     /// Hooks registered on the table at open, in order.
     pub hooks: Vec<Registration>,
+    /// Write-back mode (`None`: every write commits before it returns).
+    pub write_back: Option<crate::WriteBack>,
 }
 
 impl Options {
@@ -122,6 +124,7 @@ impl Builder {
                 encryption: None,
                 allow_legacy_plaintext: false,
                 hooks: Vec::new(),
+                write_back: None,
             },
         }
     }
@@ -258,6 +261,16 @@ impl Builder {
         self
     }
 
+    /// Write-back mode: writes are staged in memory and committed in the background, in
+    /// chunks, as `write_back` says; see [`writeback`](crate::writeback) for what it changes
+    /// and what a crash can lose. [`WriteBack::memory_first`](crate::WriteBack::memory_first)
+    /// also loads the table at open. Default: off (every write commits before it returns).
+    pub fn write_back(mut self, write_back: crate::WriteBack) -> Self {
+        self.options.bulk_load |= write_back.load_all;
+        self.options.write_back = Some(write_back);
+        self
+    }
+
     /// The longest string or blob a statement may make or store, in bytes: a query or a value
     /// past it fails with SQLite's "string or blob too big" instead of allocating without bound.
     /// Default 256 MiB.
@@ -310,6 +323,11 @@ impl Builder {
             watch: options.watch_external_writes,
             bulk_load: options.bulk_load,
             hooks: options.hooks.clone(),
+            write_back: options
+                .write_back
+                .clone()
+                .map(|write_back| write_back.validate().map(|()| write_back))
+                .transpose()?,
         })
     }
 }

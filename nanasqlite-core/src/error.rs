@@ -141,6 +141,14 @@ pub enum Error {
         /// never the value.
         by: String,
     },
+    /// Write-back mode could not commit every staged row: some are still staged (a flush ran
+    /// out of time) or were moved to the dead-letter queue (their commit failed).
+    Unflushed {
+        /// Rows still staged.
+        staged: usize,
+        /// Rows in the dead-letter queue.
+        dead_letters: usize,
+    },
     /// A job panicked (or a hook did, failing its call); the worker that ran it survives.
     Panic {
         /// The panic's message, when it was a string.
@@ -306,6 +314,9 @@ impl Error {
             Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
             Self::Json(error) => Self::Json(json(error)),
             Self::Refused { key, by } => Self::Refused { key: key.clone(), by: by.clone() },
+            Self::Unflushed { staged, dead_letters } => {
+                Self::Unflushed { staged: *staged, dead_letters: *dead_letters }
+            }
             Self::Panic { message } => Self::Panic { message: message.clone() },
         }
     }
@@ -361,6 +372,10 @@ impl fmt::Display for Error {
             Self::Io(source) => write!(f, "i/o error: {source}"),
             Self::Json(source) => write!(f, "json error: {source}"),
             Self::Refused { key, by } => write!(f, "the write of key {key:?} was refused by {by}"),
+            Self::Unflushed { staged, dead_letters } => write!(
+                f,
+                "write-back could not commit everything: {staged} rows still staged, {dead_letters} in the dead-letter queue"
+            ),
             Self::Panic { message } => write!(f, "a database job panicked: {message}"),
         }
     }

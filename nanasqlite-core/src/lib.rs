@@ -48,10 +48,12 @@ pub mod sql;
 pub mod storage;
 mod store;
 mod store_sql;
+mod store_writeback;
 mod typed;
 mod watch;
 #[cfg(feature = "axum")]
 mod web;
+pub mod writeback;
 
 pub use atomic::Amount;
 pub use builder::{Builder, DEFAULT_TABLE};
@@ -63,3 +65,4 @@ pub use identifier::Identifier;
 pub use scan::{Paging, SCAN_PAGE, Scan};
 pub use store::{Iter, NanaSQLite};
 pub use typed::{TypedTable, Validator};
+pub use writeback::{DeadLetter, WriteBack, WriteBackStats};

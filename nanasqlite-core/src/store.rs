@@ -50,11 +50,18 @@ use crate::storage::{SqliteStorage, Storage};
 pub struct NanaSQLite<S: Storage = SqliteStorage> {
     table: Arc<Table<S>>,
     database: Arc<Database<S>>,
+    /// Held by every handle: once the last is dropped, the write-back flusher commits what is
+    /// staged and ends.
+    handles: Arc<()>,
 }
 
 impl<S: Storage> Clone for NanaSQLite<S> {
     fn clone(&self) -> Self {
-        Self { table: Arc::clone(&self.table), database: Arc::clone(&self.database) }
+        Self {
+            table: Arc::clone(&self.table),
+            database: Arc::clone(&self.database),
+            handles: Arc::clone(&self.handles),
+        }
     }
 }
 
@@ -76,6 +83,7 @@ pub(crate) struct Start {
     pub(crate) watch: Option<std::time::Duration>,
     pub(crate) bulk_load: bool,
     pub(crate) hooks: Vec<Registration>,
+    pub(crate) write_back: Option<crate::WriteBack>,
 }
 
 // ===== opening and plumbing =====
@@ -112,13 +120,13 @@ impl<S: Storage> NanaSQLite<S> {
     pub(crate) fn start(storage: S, start: Start) -> Result<Self> {
         let handle = storage.open_table(&start.table)?;
         let version = if start.watch.is_some() { storage.data_version()? } else { None };
-        let shared = Arc::new(Shared::new(start.watch, version));
+        let shared = Arc::new(Shared::new(start.watch, version).with_write_back(start.write_back));
         shared.watch_others(&storage)?;
-        let hooks = shared.hooks(&start.table);
-        let table = Arc::new(Table::new(start.table, handle, start.settings, hooks));
+        let table = Arc::new(shared.table(start.table, handle, start.settings));
         shared.register(&table);
         let database = Arc::new(Database::new(storage, start.path, shared, start.waits));
-        let store = Self { table, database };
+        let store = Self { table, database, handles: Arc::new(()) };
+        store.start_flusher()?;
         if !start.hooks.is_empty() {
             store.run(AddHooks::new(start.hooks))?;
         }
@@ -128,8 +136,13 @@ impl<S: Storage> NanaSQLite<S> {
         Ok(store)
     }
 
-    /// Runs `operation` on this store's table, under the lock.
+    /// Runs `operation` on this store's table, under the lock. In write-back mode, what is
+    /// staged is committed first, unless the operation is a point read (which sees staged
+    /// rows through the cache).
     pub(crate) fn run<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
+        if !operation.inline() {
+            self.flush_staged()?;
+        }
         self.database.run(&self.table, operation)
     }
 
@@ -139,6 +152,18 @@ impl<S: Storage> NanaSQLite<S> {
 
     pub(crate) fn engine_table(&self) -> &Table<S> {
         &self.table
+    }
+
+    pub(crate) fn engine_table_arc(&self) -> &Arc<Table<S>> {
+        &self.table
+    }
+
+    pub(crate) fn database_arc(&self) -> &Arc<Database<S>> {
+        &self.database
+    }
+
+    pub(crate) fn handles(&self) -> &Arc<()> {
+        &self.handles
     }
 
     /// The rules SQL fragments of this handle are checked against.
@@ -170,10 +195,9 @@ impl<S: Storage> NanaSQLite<S> {
         self.database.ensure_open()?;
         let name = Identifier::new(name)?;
         let handle = self.run(OpenTable::new(name.clone()))?;
-        let hooks = self.database.shared().hooks(&name);
-        let table = Arc::new(Table::new(name, handle, self.table.settings().clone(), hooks));
+        let table = Arc::new(self.database.shared().table(name, handle, self.table.settings().clone()));
         self.database.shared().register(&table);
-        Ok(Self { table, database: Arc::clone(&self.database) })
+        Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
     }
 
     /// Registers `hook` on this store's table, after the hooks it has: it runs for every handle
@@ -225,7 +249,9 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error if closing the connection failed; the store is closed all the same.
     pub fn close(&self) -> Result<()> {
-        self.database.close()
+        let unflushed = self.flush_for_close();
+        self.database.close()?;
+        unflushed
     }
 
     /// Whether the store is open, noticing other writers first when watching for them.
@@ -433,6 +459,9 @@ impl<S: Storage> NanaSQLite<S> {
     /// SQLite's error (the cache is then unchanged).
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         let value = engine::encode(key, value)?;
+        if self.table.write_back().is_some() {
+            return self.stage(key, Some(value));
+        }
         self.run(Set::new(key, value))
     }
 
@@ -477,6 +506,13 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn delete(&self, key: &str) -> Result<bool> {
+        if self.table.write_back().is_some() {
+            let existed = self.contains(key)?;
+            if existed {
+                self.stage(key, None)?;
+            }
+            return Ok(existed);
+        }
         self.run(Delete::new(key))
     }
 
@@ -501,7 +537,11 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        self.write_batch(BatchUpdate::new(engine::encode_rows(rows)?)).map(drop)
+        let rows = engine::encode_rows(rows)?;
+        if self.table.write_back().is_some() {
+            return rows.into_iter().try_for_each(|(key, value)| self.stage(&key, Some(value)));
+        }
+        self.write_batch(BatchUpdate::new(rows)).map(drop)
     }
 
     /// Runs `batch` in one transaction, answering with the rows the hooks refused (a partial
@@ -533,6 +573,13 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete); on error nothing is deleted.
     pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<usize> {
+        if self.table.write_back().is_some() {
+            let mut deleted = 0;
+            for key in keys {
+                deleted += usize::from(self.delete(key.as_ref())?);
+            }
+            return Ok(deleted);
+        }
         self.run(BatchDelete::new(keys.into_iter().map(|key| Box::from(key.as_ref())).collect()))
     }
 

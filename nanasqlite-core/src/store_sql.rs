@@ -355,6 +355,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when `dest` is in memory or is this
     /// database; SQLite's or the file system's error (then `dest` is untouched).
     pub fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
+        self.flush_staged()?;
         self.database().run_beside(self.engine_table(), Backup::new(dest.as_ref().to_path_buf()))
     }
 
@@ -434,6 +435,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
     pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_, S>) -> Result<R>) -> Result<R> {
+        self.flush_staged()?;
         self.database().run_transaction(self.engine_table(), RunTransaction::new(work))
     }
 }

@@ -232,6 +232,13 @@ impl AsyncBuilder {
         self.map_core(|core| core.hook(hook))
     }
 
+    /// Write-back mode, as [`Builder::write_back`]: writes are staged on the caller's thread and
+    /// committed on the writer in chunks. At the bound, [`OnFull::Wait`](nanasqlite_core::writeback::OnFull::Wait)
+    /// awaits a flush: the async store never blocks its caller's thread.
+    pub fn write_back(self, write_back: nanasqlite_core::WriteBack) -> Self {
+        self.map_core(|core| core.write_back(write_back))
+    }
+
     /// The longest string or blob a statement may make or store, as [`Builder::max_length`].
     pub fn max_length(self, bytes: u32) -> Self {
         self.map_core(|core| core.max_length(bytes))
@@ -309,11 +316,16 @@ impl AsyncBuilder {
             let readers = storage.readers();
             Ok((storage, Opened { table, version, readers }))
         };
+        let write_back = options.write_back.clone();
+        if let Some(write_back) = &write_back {
+            write_back.validate()?;
+        }
         let (pool, handle) =
-            Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout).await?;
-        let hooks = pool.shared().hooks(&name);
-        let table = nanasqlite_core::engine::Table::new(name, handle, settings, hooks);
-        let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()));
+            Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout, write_back)
+                .await?;
+        let table = pool.shared().table(name, handle, settings);
+        let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()), Arc::new(()));
+        store.start_flusher()?;
         if !options.hooks.is_empty() {
             store.add_hooks(options.hooks.clone()).await?;
         }

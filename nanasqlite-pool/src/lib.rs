@@ -49,6 +49,7 @@ mod spawn;
 mod stats;
 mod store;
 mod store_sql;
+mod store_writeback;
 mod transaction;
 mod typed;
 

@@ -76,6 +76,7 @@ impl<S: Storage> Pool<S> {
         spawner: Arc<dyn Spawn>,
         watch: Option<Duration>,
         lock_timeout: Option<Duration>,
+        write_back: Option<nanasqlite_core::WriteBack>,
     ) -> Result<(Self, S::Table)> {
         let counters = Arc::new(Counters::default());
         let (writer, jobs) = flume::bounded(sizes.queue_capacity);
@@ -89,7 +90,7 @@ impl<S: Storage> Pool<S> {
             format!("{}-writer", sizes.thread_prefix),
             Box::new(move || match open() {
                 Ok((storage, made)) => {
-                    let shared = Arc::new(Shared::new(watch, made.version));
+                    let shared = Arc::new(Shared::new(watch, made.version).with_write_back(write_back));
                     if let Err(error) = shared.watch_others(&storage) {
                         let _ = ready.send(Err(error));
                         return;

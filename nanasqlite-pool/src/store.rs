@@ -70,11 +70,19 @@ pub struct AsyncNanaSQLite<S: Storage = SqliteStorage> {
     pub(crate) table: Arc<Table<S>>,
     pub(crate) pool: Arc<Pool<S>>,
     path: Arc<PathBuf>,
+    /// Held by every handle: once the last is dropped, the write-back flusher commits what is
+    /// staged and ends.
+    pub(crate) handles: Arc<()>,
 }
 
 impl<S: Storage> Clone for AsyncNanaSQLite<S> {
     fn clone(&self) -> Self {
-        Self { table: Arc::clone(&self.table), pool: Arc::clone(&self.pool), path: Arc::clone(&self.path) }
+        Self {
+            table: Arc::clone(&self.table),
+            pool: Arc::clone(&self.pool),
+            path: Arc::clone(&self.path),
+            handles: Arc::clone(&self.handles),
+        }
     }
 }
 
@@ -115,10 +123,10 @@ impl AsyncNanaSQLite {
 
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// A handle on `table` of `pool`, registered with the pool's database.
-    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>) -> Self {
+    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>, handles: Arc<()>) -> Self {
         let table = Arc::new(table);
         pool.shared().register(&table);
-        Self { table, pool, path }
+        Self { table, pool, path, handles }
     }
 
     /// Hands `operation` on this handle's table to the pool, in a `nanasqlite` tracing span
@@ -132,9 +140,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         O::Output: Send + 'static,
     {
         let span = tracing::debug_span!("nanasqlite", op = operation.name(), table = %self.table.name());
+        // In write-back mode, what is staged commits first, unless this is a point read (which
+        // sees staged rows through the cache).
+        // Boxed: it is rare, and must not grow every operation's future.
+        let flush = if operation.inline() { None } else { self.flush_first().map(Box::pin) };
         let inline = span.in_scope(|| self.pool.try_inline(&self.table, &mut operation));
         let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
         async move {
+            if let Some(flush) = flush {
+                flush.await?;
+            }
             match inline {
                 Some(answer) => answer,
                 None => pool.run(table, operation, lane_span).await,
@@ -162,9 +177,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         async move {
             let name = name?;
             let handle = this.run(OpenTable::new(name.clone())).await?;
-            let hooks = this.pool.shared().hooks(&name);
-            let table = Table::new(name, handle, this.table.settings().clone(), hooks);
-            Ok(Self::new(this.pool, table, this.path))
+            let table = this.pool.shared().table(name, handle, this.table.settings().clone());
+            Ok(Self::new(this.pool, table, this.path, this.handles))
         }
     }
 
@@ -211,14 +225,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Transaction`] while a `begin()` transaction is open; SQLite's error if closing a
     /// connection failed (the store is closed all the same).
     pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let pool = Arc::clone(&self.pool);
+        let (pool, flush) = (Arc::clone(&self.pool), self.flush_for_close());
         async move {
             if pool.in_transaction() {
                 return Err(Error::Transaction {
                     message: "cannot close the database during a transaction".to_owned(),
                 });
             }
-            pool.close().await
+            let unflushed = flush.await;
+            pool.close().await?;
+            unflushed
         }
     }
 
@@ -500,7 +516,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         key: &str,
         value: &T,
     ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
-        self.write(engine::encode(key, value).map(|value| Set::new(key.to_owned(), value)))
+        let encoded = engine::encode(key, value);
+        let staged =
+            (self.writes_back() && encoded.is_ok()).then(|| Box::pin(self.stage(key, encoded.as_ref().ok().cloned())));
+        let write = staged.is_none().then(|| self.write(encoded.map(|value| Set::new(key.to_owned(), value))));
+        async move {
+            match (staged, write) {
+                (Some(staged), _) => staged.await,
+                (None, Some(write)) => write.await,
+                (None, None) => Ok(()),
+            }
+        }
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -509,7 +535,24 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        self.run(Delete::new(key.to_owned()))
+        let staged = self.writes_back().then(|| {
+            let (this, key, exists) = (self.clone(), key.to_owned(), self.contains(key));
+            Box::pin(async move {
+                let existed = exists.await?;
+                if existed {
+                    this.stage(&key, None).await?;
+                }
+                Ok(existed)
+            })
+        });
+        let run = staged.is_none().then(|| self.run(Delete::new(key.to_owned())));
+        async move {
+            match (staged, run) {
+                (Some(staged), _) => staged.await,
+                (None, Some(run)) => run.await,
+                (None, None) => Ok(false),
+            }
+        }
     }
 
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
@@ -526,8 +569,26 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        let write = self.write_batch(engine::encode_rows(rows).map(BatchUpdate::new));
-        async move { write.await.map(drop) }
+        let rows = engine::encode_rows(rows);
+        let staged: Option<Vec<_>> = match (&rows, self.writes_back()) {
+            (Ok(rows), true) => {
+                Some(rows.iter().map(|(key, value)| Box::pin(self.stage(key, Some(Arc::clone(value))))).collect())
+            }
+            _ => None,
+        };
+        let write = staged.is_none().then(|| self.write_batch(rows.map(BatchUpdate::new)));
+        async move {
+            if let Some(staged) = staged {
+                for stage in staged {
+                    stage.await?;
+                }
+                return Ok(());
+            }
+            match write {
+                Some(write) => write.await.map(drop),
+                None => Ok(()),
+            }
+        }
     }
 
     /// Runs `batch` in one transaction on the writer, answering with the rows the hooks refused
@@ -595,7 +656,25 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.run(BatchDelete::new(keys.into_iter().map(|key| Box::from(key.as_ref())).collect()))
+        let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
+        let staged = self.writes_back().then(|| {
+            let deletes: Vec<_> = keys.iter().map(|key| Box::pin(self.delete(key))).collect();
+            Box::pin(async move {
+                let mut deleted = 0;
+                for delete in deletes {
+                    deleted += usize::from(delete.await?);
+                }
+                Ok(deleted)
+            })
+        });
+        let run = staged.is_none().then(|| self.run(BatchDelete::new(keys)));
+        async move {
+            match (staged, run) {
+                (Some(staged), _) => staged.await,
+                (None, Some(run)) => run.await,
+                (None, None) => Ok(0),
+            }
+        }
     }
 
     /// Removes `key` and returns its value, atomically; `None` if it was absent. The value is

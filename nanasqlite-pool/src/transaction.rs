@@ -137,8 +137,12 @@ impl<S: Storage> AsyncTransaction<S> {
     /// future is dropped first, the mark is lifted and the job rolls back.
     pub(crate) fn begin(store: &AsyncNanaSQLite<S>) -> impl Future<Output = Result<Self>> + Send + use<S> {
         let (checked, pool, table) = (store.ensure_open(), Arc::clone(&store.pool), Arc::clone(&store.table));
+        let flush = store.flush_first().map(Box::pin);
         async move {
             checked?;
+            if let Some(flush) = flush {
+                flush.await?;
+            }
             let slot = pool.open_transaction().ok_or_else(|| Error::Transaction {
                 message: "a transaction is already open on this database".to_owned(),
             })?;

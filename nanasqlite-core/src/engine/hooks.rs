@@ -201,6 +201,12 @@ impl<S: Storage> Operation<S> for AddHooks {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
         let fields: Vec<Option<Field>> = self.registrations.iter().map(field_of).collect::<Result<_>>()?;
+        if table.write_back().is_some() && fields.iter().any(Option::is_some) {
+            return Err(Error::validation(
+                "unique and foreign-key hooks check inside each write's transaction; \
+                 a write-back store stages writes without one",
+            ));
+        }
         let guards = self
             .registrations
             .iter()
@@ -264,6 +270,39 @@ pub(crate) fn admit<S: Storage>(
         Some(admitted) if admitted != **value.value(key)? => CachedValue::from_value(key, admitted),
         _ => Ok(Arc::clone(value)),
     }
+}
+
+/// `value` as the table's hooks leave it, for a write staged in write-back mode: the user's
+/// hooks and checks run (on the caller's thread, with no transaction); constraints that need
+/// one cannot be registered on such a table.
+///
+/// # Errors
+///
+/// As [`admit`].
+pub(crate) fn admit_staged<S: Storage>(
+    table: &Table<S>,
+    key: &str,
+    value: &Arc<CachedValue>,
+) -> Result<Arc<CachedValue>> {
+    if table.hooks().is_empty() {
+        return Ok(Arc::clone(value));
+    }
+    let mut current = Value::clone(value.value(key)?);
+    for guard in table.hooks().snapshot().all.iter().filter(|guard| guard.applies(key)) {
+        current = match &guard.rule {
+            Ready::User(hook) => contained(|| hook.before_write(key, current))?,
+            Ready::Check(check) => {
+                if !contained(|| Ok((check.predicate)(key, &current)))? {
+                    return Err(Error::refused(key, &*check.by));
+                }
+                current
+            }
+            Ready::Unique { by, .. } | Ready::ForeignKey { by, .. } => {
+                return Err(Error::validation(format!("{by} cannot be checked on a write-back store")));
+            }
+        };
+    }
+    if current == **value.value(key)? { Ok(Arc::clone(value)) } else { CachedValue::from_value(key, current) }
 }
 
 /// Refuses `value` for `key` if another key (among those `filter` matches) has the same value

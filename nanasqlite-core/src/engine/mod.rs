@@ -20,6 +20,7 @@ mod file;
 mod hooks;
 mod kv;
 mod sql;
+mod staging;
 mod table;
 
 use crate::error::{Error, Result};
@@ -38,6 +39,7 @@ pub use kv::{
     encode_rows, encode_rows_partial,
 };
 pub use sql::{Call, RunTransaction, Sql, Transaction};
+pub use staging::{FlushAll, Flushed, Staging, TableStaging, WriteBackState, retry_dead_letters, stage};
 pub use table::{Shared, Table, TableSettings};
 
 /// Where an operation runs: writes are grouped into one write transaction, reads into one read

@@ -9,6 +9,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use super::hooks::Hooks;
+use super::staging::{TableStaging, WriteBackState};
 use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Lookup};
 use crate::codec::ValueCodec;
 use crate::identifier::Identifier;
@@ -48,7 +49,12 @@ pub struct Table<S: Storage> {
     cache: Arc<Cache>,
     settings: TableSettings,
     hooks: Arc<Hooks<S>>,
+    /// Write-back mode's state and this table's staged rows, in write-back mode.
+    write_back: Option<WriteBackParts<S>>,
 }
+
+/// Write-back mode's state for the database, and one table's staged rows.
+type WriteBackParts<S> = (Arc<WriteBackState<S>>, Arc<TableStaging<S>>);
 
 impl<S: Storage> fmt::Debug for Table<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +67,13 @@ impl<S: Storage> Table<S> {
     /// registered on it (shared by every handle on the table: [`Shared::hooks`]).
     pub fn new(name: Identifier, handle: S::Table, settings: TableSettings, hooks: Arc<Hooks<S>>) -> Self {
         let cache = Arc::new(Cache::new(settings.strategy));
-        Self { name, handle, cache, settings, hooks }
+        Self { name, handle, cache, settings, hooks, write_back: None }
+    }
+
+    /// Write-back mode's state and this table's staged rows, in write-back mode.
+    #[must_use]
+    pub fn write_back(&self) -> Option<(&WriteBackState<S>, &TableStaging<S>)> {
+        self.write_back.as_ref().map(|(state, staging)| (&**state, &**staging))
     }
 
     /// The hooks registered on the table.
@@ -109,9 +121,15 @@ impl<S: Storage> Table<S> {
         &self.cache
     }
 
-    /// What the cache knows of `key`.
+    /// What the cache knows of `key` (in write-back mode, a staged row first: it is newer
+    /// than the file, and the cache may have let it go).
     #[must_use]
     pub fn lookup(&self, key: &str) -> Lookup {
+        if let Some((_, staging)) = &self.write_back
+            && let Some(staged) = staging.get(key)
+        {
+            return staged.map_or(Lookup::Absent, Lookup::Hit);
+        }
         self.cache.lookup(key)
     }
 
@@ -155,6 +173,7 @@ impl<S: Storage> Table<S> {
 pub struct Shared<S: Storage> {
     tables: Mutex<Vec<Weak<Table<S>>>>,
     hooks: Mutex<HashMap<Identifier, Arc<Hooks<S>>>>,
+    write_back: Option<Arc<WriteBackState<S>>>,
     external: Option<ExternalWrites>,
     /// The backend's watch for other clients' writes, while it runs.
     watch: Mutex<Option<Watch>>,
@@ -178,7 +197,36 @@ impl<S: Storage> Shared<S> {
             }
             external
         });
-        Self { tables: Mutex::new(Vec::new()), hooks: Mutex::default(), external, watch: Mutex::new(None) }
+        Self {
+            tables: Mutex::new(Vec::new()),
+            hooks: Mutex::default(),
+            write_back: None,
+            external,
+            watch: Mutex::new(None),
+        }
+    }
+
+    /// This database in write-back mode (before it is shared).
+    #[must_use]
+    pub fn with_write_back(mut self, write_back: Option<crate::WriteBack>) -> Self {
+        self.write_back = write_back.map(|config| Arc::new(WriteBackState::new(config)));
+        self
+    }
+
+    /// Write-back mode's state, in write-back mode.
+    #[must_use]
+    pub fn write_back(&self) -> Option<&Arc<WriteBackState<S>>> {
+        self.write_back.as_ref()
+    }
+
+    /// A handle on table `name` (backend handle `handle`), with the hooks and, in write-back
+    /// mode, the staged rows every handle on that table shares.
+    #[must_use]
+    pub fn table(&self, name: Identifier, handle: S::Table, settings: TableSettings) -> Table<S> {
+        let hooks = self.hooks(&name);
+        let write_back =
+            self.write_back.as_ref().map(|state| (Arc::clone(state), state.table(&name, &handle, &settings)));
+        Table { write_back, ..Table::new(name, handle, settings, hooks) }
     }
 
     /// Starts the backend's watch for other clients' writes, if it has one: what they change

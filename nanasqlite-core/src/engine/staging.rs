@@ -1,0 +1,501 @@
+//! Write-back mode in the engine: the rows staged per table ([`TableStaging`]), the state one
+//! open database shares ([`WriteBackState`]: bounds, the dead-letter queue, counters, the
+//! flusher's wake-up), staging a write ([`stage`]), and committing what is staged in chunks
+//! ([`FlushAll`], an operation both stores run on their writer).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use hashlink::LinkedHashMap;
+use parking_lot::{Condvar, Mutex};
+
+use super::hooks::{self, Events};
+use super::{Applied, Kind, Operation, Shared, Table, TableSettings};
+use crate::cache::{CacheChange, CachedValue, Change};
+use crate::error::{Error, Result};
+use crate::identifier::Identifier;
+use crate::storage::{Storage, atomically};
+use crate::writeback::{DeadLetter, Flush, OnFull, WriteBack, WriteBackStats};
+
+/// One staged row: its value (`None`: a delete), when it was staged, and its size.
+#[derive(Clone, Debug)]
+struct Staged {
+    value: Option<Arc<CachedValue>>,
+    seq: u64,
+    bytes: usize,
+}
+
+/// The rows staged for one table (shared by every handle on it), with what committing them
+/// needs: the backend's handle and the table's codec.
+pub struct TableStaging<S: Storage> {
+    name: Identifier,
+    handle: S::Table,
+    settings: TableSettings,
+    rows: Mutex<LinkedHashMap<Box<str>, Staged>>,
+}
+
+impl<S: Storage> fmt::Debug for TableStaging<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableStaging").field("name", &self.name).field("rows", &self.rows.lock().len()).finish()
+    }
+}
+
+impl<S: Storage> TableStaging<S> {
+    /// What is staged for `key`: `Some(None)` for a staged delete, `None` when nothing is.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<Option<Arc<CachedValue>>> {
+        self.rows.lock().get(key).map(|staged| staged.value.clone())
+    }
+}
+
+/// A row taken for a commit.
+struct Taken<S: Storage> {
+    table: Arc<TableStaging<S>>,
+    key: Box<str>,
+    staged: Staged,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    flushes: u64,
+    chunks: u64,
+    rows: u64,
+    largest: usize,
+}
+
+/// Write-back mode's state for one open database.
+pub struct WriteBackState<S: Storage> {
+    config: WriteBack,
+    tables: Mutex<Vec<Arc<TableStaging<S>>>>,
+    next_seq: AtomicU64,
+    staged: AtomicUsize,
+    staged_bytes: AtomicUsize,
+    /// Signalled when rows leave the staging area (room for waiting writers).
+    room: (Mutex<()>, Condvar),
+    /// Signalled to wake the flusher (`true`: flush now).
+    wake: (Mutex<bool>, Condvar),
+    stopped: AtomicBool,
+    dead: Mutex<VecDeque<DeadLetter>>,
+    dropped: AtomicU64,
+    counters: Mutex<Counters>,
+}
+
+impl<S: Storage> fmt::Debug for WriteBackState<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBackState").field("config", &self.config).field("stats", &self.stats()).finish()
+    }
+}
+
+impl<S: Storage> WriteBackState<S> {
+    /// The state of a database opened with `config`.
+    #[must_use]
+    pub fn new(config: WriteBack) -> Self {
+        Self {
+            config,
+            tables: Mutex::default(),
+            next_seq: AtomicU64::new(1),
+            staged: AtomicUsize::new(0),
+            staged_bytes: AtomicUsize::new(0),
+            room: (Mutex::new(()), Condvar::new()),
+            wake: (Mutex::new(false), Condvar::new()),
+            stopped: AtomicBool::new(false),
+            dead: Mutex::default(),
+            dropped: AtomicU64::new(0),
+            counters: Mutex::default(),
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &WriteBack {
+        &self.config
+    }
+
+    /// The staging area of table `name`, made on first use.
+    pub(crate) fn table(&self, name: &Identifier, handle: &S::Table, settings: &TableSettings) -> Arc<TableStaging<S>> {
+        let mut tables = self.tables.lock();
+        if let Some(found) = tables.iter().find(|table| &table.name == name) {
+            return Arc::clone(found);
+        }
+        let staging = Arc::new(TableStaging {
+            name: name.clone(),
+            handle: handle.clone(),
+            settings: settings.clone(),
+            rows: Mutex::default(),
+        });
+        tables.push(Arc::clone(&staging));
+        staging
+    }
+
+    /// When a flush at close must stop: the close timeout from now.
+    #[must_use]
+    pub fn close_deadline(&self) -> Instant {
+        Instant::now() + self.config.close_timeout
+    }
+
+    /// Whether nothing is staged.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.staged.load(Ordering::Acquire) == 0
+    }
+
+    /// What has been done so far.
+    #[must_use]
+    pub fn stats(&self) -> WriteBackStats {
+        let counters = self.counters.lock();
+        WriteBackStats {
+            staged: self.staged.load(Ordering::Acquire),
+            staged_bytes: self.staged_bytes.load(Ordering::Acquire),
+            flushes: counters.flushes,
+            chunks: counters.chunks,
+            rows_committed: counters.rows,
+            largest_chunk: counters.largest,
+            dead_letters: self.dead.lock().len(),
+            dead_letters_dropped: self.dropped.load(Ordering::Acquire),
+        }
+    }
+
+    /// Stages `value` (`None`: a delete) for `key` of `table`, replacing what was staged for
+    /// it; `false` when the bound leaves no room (nothing is staged then).
+    fn put(&self, table: &TableStaging<S>, key: &str, value: Option<Arc<CachedValue>>) -> bool {
+        let bytes = key.len() + value.as_ref().and_then(|value| value.json()).map_or(0, str::len);
+        let mut rows = table.rows.lock();
+        let (replaced_rows, replaced_bytes) = rows.get(key).map_or((0, 0), |staged| (1, staged.bytes));
+        let staged = self.staged.load(Ordering::Acquire) + 1 - replaced_rows;
+        let staged_bytes = self.staged_bytes.load(Ordering::Acquire) + bytes - replaced_bytes;
+        if staged > self.config.max_staged || staged_bytes > self.config.max_staged_bytes {
+            return false;
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+        rows.remove(key);
+        rows.insert(key.into(), Staged { value, seq, bytes });
+        self.staged.fetch_add(1 - replaced_rows, Ordering::AcqRel);
+        self.staged_bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.staged_bytes.fetch_sub(replaced_bytes, Ordering::AcqRel);
+        drop(rows);
+        let due = match self.config.flush {
+            Flush::Immediate => true,
+            Flush::Every(rows) => staged >= rows,
+            Flush::Interval(_) | Flush::Manual => false,
+        };
+        if due {
+            self.wake_flusher();
+        }
+        true
+    }
+
+    /// Waits (at most `limit`) until rows leave the staging area.
+    pub fn wait_for_room(&self, limit: Duration) {
+        let mut guard = self.room.0.lock();
+        if !self.is_empty() {
+            self.room.1.wait_for(&mut guard, limit);
+        }
+    }
+
+    /// Asks the flusher to flush now.
+    pub fn wake_flusher(&self) {
+        *self.wake.0.lock() = true;
+        self.wake.1.notify_one();
+    }
+
+    /// The rows staged up to `upto`, at most `limit` of them, oldest first.
+    fn take(&self, limit: usize, upto: u64) -> Vec<Taken<S>> {
+        let mut taken = Vec::new();
+        for table in self.tables.lock().iter() {
+            let rows = table.rows.lock();
+            for (key, staged) in rows.iter().filter(|(_, staged)| staged.seq <= upto) {
+                if taken.len() == limit {
+                    return taken;
+                }
+                taken.push(Taken { table: Arc::clone(table), key: key.clone(), staged: staged.clone() });
+            }
+        }
+        taken
+    }
+
+    /// Takes `rows` out of the staging area, those not staged again since they were taken.
+    fn release(&self, rows: &[Taken<S>]) {
+        for row in rows {
+            let mut staged = row.table.rows.lock();
+            if staged.get(&row.key).is_some_and(|now| now.seq == row.staged.seq) {
+                staged.remove(&row.key);
+                self.staged.fetch_sub(1, Ordering::AcqRel);
+                self.staged_bytes.fetch_sub(row.staged.bytes, Ordering::AcqRel);
+            }
+        }
+        let _guard = self.room.0.lock();
+        self.room.1.notify_all();
+    }
+
+    /// Queues `rows`, which failed to commit with `error`, as dead letters.
+    fn bury(&self, rows: &[Taken<S>], error: &Error) {
+        let mut dead = self.dead.lock();
+        for row in rows {
+            while !dead.is_empty() && dead.len() >= self.config.dead_letter_capacity {
+                dead.pop_front();
+                self.dropped.fetch_add(1, Ordering::AcqRel);
+            }
+            if self.config.dead_letter_capacity == 0 {
+                self.dropped.fetch_add(1, Ordering::AcqRel);
+                continue;
+            }
+            dead.push_back(DeadLetter {
+                table: row.table.name.as_str().to_owned(),
+                key: row.key.to_string(),
+                value: row.staged.value.as_ref().and_then(|value| value.json()).map(str::to_owned),
+                error: error.to_string(),
+                at: SystemTime::now(),
+            });
+        }
+    }
+
+    /// The dead letters, oldest first.
+    #[must_use]
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead.lock().iter().cloned().collect()
+    }
+
+    /// Empties the dead-letter queue; how many rows it held.
+    pub fn clear_dead_letters(&self) -> usize {
+        std::mem::take(&mut *self.dead.lock()).len()
+    }
+
+    /// Takes the dead letters out, to stage them again.
+    pub(crate) fn take_dead_letters(&self) -> Vec<DeadLetter> {
+        std::mem::take(&mut *self.dead.lock()).into()
+    }
+
+    /// Stops the flusher (at close).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.wake_flusher();
+    }
+
+    /// Runs the flusher on this thread until the store closes or its last handle is gone
+    /// (`alive` dies), calling `flush` (which runs [`FlushAll`] on the store's writer) when the
+    /// policy says, and a last time, bounded by the close timeout, once the handles are gone.
+    pub fn run_flusher<A: ?Sized>(&self, alive: &Weak<A>, flush: &dyn Fn(Option<Instant>) -> Result<()>) {
+        const LOOK: Duration = Duration::from_millis(100);
+        let mut next_interval = match self.config.flush {
+            Flush::Interval(interval) => Some(Instant::now() + interval),
+            _ => None,
+        };
+        while !self.stopped.load(Ordering::Acquire) {
+            let woken = {
+                let mut wake = self.wake.0.lock();
+                let until = next_interval.map_or(LOOK, |at| at.saturating_duration_since(Instant::now()).min(LOOK));
+                if !*wake {
+                    self.wake.1.wait_for(&mut wake, until);
+                }
+                std::mem::take(&mut *wake)
+            };
+            if self.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            if alive.strong_count() == 0 {
+                let deadline = Instant::now() + self.config.close_timeout;
+                if let Err(error) = flush(Some(deadline)) {
+                    tracing::error!(%error, "write-back: the last flush after the handles were dropped failed");
+                }
+                return;
+            }
+            let interval_due = next_interval.is_some_and(|at| Instant::now() >= at);
+            if (woken || interval_due)
+                && !self.is_empty()
+                && let Err(error) = flush(None)
+            {
+                tracing::warn!(%error, "write-back: a background flush failed");
+            }
+            if interval_due && let Flush::Interval(interval) = self.config.flush {
+                next_interval = Some(Instant::now() + interval);
+            }
+        }
+    }
+}
+
+/// What staging one write did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Staging {
+    /// Staged.
+    Done,
+    /// The bound leaves no room: make room as [`OnFull`] says, then stage again.
+    Full(OnFull),
+}
+
+/// Stages a write of `key` in write-back mode: `value` (`None`: a delete, of a key the caller
+/// found present) through the table's hooks (their checks and rewrites; constraints that need
+/// the write's transaction cannot be registered on a write-back store), then into the staging
+/// area and the cache.
+///
+/// # Errors
+///
+/// A hook's refusal.
+pub fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<CachedValue>>) -> Result<Staging> {
+    let Some((state, staging)) = table.write_back() else {
+        return Err(Error::validation("this table is not in write-back mode"));
+    };
+    let mut events = Events::of(table);
+    let value = match value {
+        Some(value) => Some(hooks::admit_staged(table, key, &value)?),
+        None => {
+            if events.observed() {
+                hooks::may_delete(table, key)?;
+            }
+            None
+        }
+    };
+    if !state.put(staging, key, value.clone()) {
+        return Ok(Staging::Full(state.config.on_full));
+    }
+    let change = match value {
+        Some(value) => {
+            events.written(key, &value);
+            Change::Put(key.into(), value)
+        }
+        None => {
+            events.deleted(key);
+            Change::Remove(key.into())
+        }
+    };
+    table.apply(CacheChange::new(change).then(events.into_change()));
+    Ok(Staging::Done)
+}
+
+/// Commits what is staged, up to now, in chunks of the configured size, each in a transaction
+/// of its own (so after a crash the file holds a prefix of the chunks). A chunk that fails
+/// goes to the dead-letter queue, and its keys read as the file has them again. Runs alone on
+/// the writer; stops early past `deadline`.
+pub struct FlushAll<S: Storage> {
+    shared: Arc<Shared<S>>,
+    deadline: Option<Instant>,
+}
+
+impl<S: Storage> fmt::Debug for FlushAll<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlushAll").field("deadline", &self.deadline).finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> FlushAll<S> {
+    /// Flushes the write-back rows of `shared`'s database, stopping past `deadline`.
+    #[must_use]
+    pub fn new(shared: Arc<Shared<S>>, deadline: Option<Instant>) -> Self {
+        Self { shared, deadline }
+    }
+}
+
+/// What a flush did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Rows committed.
+    pub committed: usize,
+    /// Rows sent to the dead-letter queue.
+    pub failed: usize,
+    /// Rows still staged (staged during the flush, or left by the deadline).
+    pub remaining: usize,
+}
+
+impl<S: Storage> Operation<S> for FlushAll<S> {
+    type Output = Flushed;
+
+    fn name(&self) -> &'static str {
+        "flush"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<Flushed>> {
+        let Some(state) = self.shared.write_back() else { return Ok(Applied::plain(Flushed::default())) };
+        let upto = state.next_seq.load(Ordering::Acquire);
+        let mut flushed = Flushed::default();
+        loop {
+            let chunk = state.take(state.config.chunk_size, upto);
+            if chunk.is_empty() || self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                break;
+            }
+            match atomically(storage, |storage| write_chunk(storage, &chunk)) {
+                Ok(()) => {
+                    state.release(&chunk);
+                    flushed.committed += chunk.len();
+                    let mut counters = state.counters.lock();
+                    counters.chunks += 1;
+                    counters.rows += chunk.len() as u64;
+                    counters.largest = counters.largest.max(chunk.len());
+                }
+                Err(error) => {
+                    tracing::error!(%error, rows = chunk.len(), "write-back: a chunk failed to commit; its rows are dead letters");
+                    state.bury(&chunk, &error);
+                    state.release(&chunk);
+                    self.forget(&chunk);
+                    flushed.failed += chunk.len();
+                }
+            }
+        }
+        state.counters.lock().flushes += 1;
+        flushed.remaining = state.staged.load(Ordering::Acquire);
+        Ok(Applied::plain(flushed))
+    }
+}
+
+impl<S: Storage> FlushAll<S> {
+    /// Drops `chunk`'s keys from every cache of their tables, so that they read as the file
+    /// has them (the failed values were cached when staged).
+    fn forget(&self, chunk: &[Taken<S>]) {
+        for table in self.shared.tables() {
+            for row in chunk.iter().filter(|row| &row.table.name == table.name()) {
+                table.forget(&row.key);
+            }
+        }
+    }
+}
+
+/// Writes `chunk` in the transaction the caller opened.
+fn write_chunk<S: Storage>(storage: &S, chunk: &[Taken<S>]) -> Result<()> {
+    for row in chunk {
+        let handle = &row.table.handle;
+        match &row.staged.value {
+            Some(value) => {
+                let codec = row.table.settings.codec.read().clone();
+                storage.put(handle, &row.key, codec.seal(value.text(&row.key)?)?.stored())?;
+            }
+            None => {
+                storage.delete(handle, &row.key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stages the dead letters again (their values as they were), for the next flush; how many.
+///
+/// # Errors
+///
+/// A hook's refusal of one of them (the rest stay dead letters).
+pub fn retry_dead_letters<S: Storage>(shared: &Shared<S>) -> Result<usize> {
+    let Some(state) = shared.write_back() else { return Ok(0) };
+    let letters = state.take_dead_letters();
+    let tables = shared.tables();
+    let mut retried = 0;
+    let mut rest = letters.into_iter();
+    for letter in rest.by_ref() {
+        let Some(table) = tables.iter().find(|table| table.name().as_str() == letter.table) else {
+            state.dead.lock().push_back(letter);
+            continue;
+        };
+        let value = letter.value.clone().map(CachedValue::new);
+        match stage(table, &letter.key, value)? {
+            Staging::Done => retried += 1,
+            Staging::Full(_) => {
+                state.dead.lock().push_back(letter);
+                break;
+            }
+        }
+    }
+    state.dead.lock().extend(rest);
+    Ok(retried)
+}

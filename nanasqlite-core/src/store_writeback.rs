@@ -1,0 +1,138 @@
+//! Write-back mode on the sync store ([`crate::writeback`]): staging writes, the flusher
+//! thread, `flush`, the dead-letter queue and the counters. The staging and the flush
+//! themselves are the engine's ([`engine::stage`], [`FlushAll`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::NanaSQLite;
+use crate::engine::{self, CachedValue, FlushAll, Flushed, Staging};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::writeback::{DeadLetter, Flush, OnFull, WriteBackStats};
+
+impl<S: Storage> NanaSQLite<S> {
+    /// Stages a write of `key` (`None`: a delete), making room as the bound's policy says.
+    pub(crate) fn stage(&self, key: &str, value: Option<Arc<CachedValue>>) -> Result<()> {
+        self.database().ensure_open()?;
+        loop {
+            match engine::stage(self.engine_table(), key, value.clone())? {
+                Staging::Done => return Ok(()),
+                Staging::Full(OnFull::Error) => return Err(full(self.write_back_stats().unwrap_or_default())),
+                Staging::Full(OnFull::Wait) if !self.manual() => {
+                    if let Some((state, _)) = self.engine_table().write_back() {
+                        state.wake_flusher();
+                        state.wait_for_room(Duration::from_millis(100));
+                    }
+                }
+                Staging::Full(_) => {
+                    self.run_flush(None)?;
+                }
+            }
+        }
+    }
+
+    fn manual(&self) -> bool {
+        self.engine_table().write_back().is_some_and(|(state, _)| state.config().flush == Flush::Manual)
+    }
+
+    /// Commits what is staged before an operation that must see it; failures go to the
+    /// dead-letter queue (reported by [`flush`](Self::flush), not by every later call).
+    pub(crate) fn flush_staged(&self) -> Result<()> {
+        if self.engine_table().write_back().is_some_and(|(state, _)| !state.is_empty()) {
+            self.run_flush(None)?;
+        }
+        Ok(())
+    }
+
+    fn run_flush(&self, deadline: Option<Instant>) -> Result<Flushed> {
+        let flush = FlushAll::new(Arc::clone(self.database().shared()), deadline);
+        self.database().run(self.engine_table(), flush)
+    }
+
+    /// In write-back mode, commits every row staged before the call, in chunks; does nothing
+    /// otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unflushed`] when some rows failed to commit (they are in the dead-letter queue:
+    /// [`dead_letters`](Self::dead_letters)); [`Error::Closed`]; [`Error::LockTimeout`].
+    pub fn flush(&self) -> Result<()> {
+        let flushed = self.run_flush(None)?;
+        if flushed.failed > 0 {
+            let stats = self.write_back_stats().unwrap_or_default();
+            return Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters });
+        }
+        Ok(())
+    }
+
+    /// The staged rows that could not be committed, oldest first, with why (write-back mode).
+    #[must_use]
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.engine_table().write_back().map(|(state, _)| state.dead_letters()).unwrap_or_default()
+    }
+
+    /// Stages the dead letters again, for the next flush; how many.
+    ///
+    /// # Errors
+    ///
+    /// A hook's refusal of one of them; [`Error::Closed`].
+    pub fn retry_dead_letters(&self) -> Result<usize> {
+        self.database().ensure_open()?;
+        engine::retry_dead_letters(self.database().shared())
+    }
+
+    /// Empties the dead-letter queue; how many rows it held.
+    pub fn clear_dead_letters(&self) -> usize {
+        self.engine_table().write_back().map_or(0, |(state, _)| state.clear_dead_letters())
+    }
+
+    /// What write-back mode has done (`None` in normal mode).
+    #[must_use]
+    pub fn write_back_stats(&self) -> Option<WriteBackStats> {
+        self.engine_table().write_back().map(|(state, _)| state.stats())
+    }
+
+    /// At close: commits what is staged within the close timeout, stops the flusher, and
+    /// reports what could not be written.
+    pub(crate) fn flush_for_close(&self) -> Result<()> {
+        let Some((state, _)) = self.engine_table().write_back() else { return Ok(()) };
+        let flushed = self.run_flush(Some(state.close_deadline()));
+        state.stop();
+        let stats = state.stats();
+        match flushed {
+            Err(Error::Closed) => Ok(()),
+            Err(error) => Err(error),
+            Ok(_) if stats.staged > 0 || stats.dead_letters > 0 => {
+                Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters })
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Starts the flusher thread of a write-back store: it commits as the policy says, and a
+    /// last time once every handle is dropped.
+    pub(crate) fn start_flusher(&self) -> Result<()> {
+        let Some(state) = self.database().shared().write_back().cloned() else { return Ok(()) };
+        let (database, table) = (Arc::clone(self.database_arc()), Arc::clone(self.engine_table_arc()));
+        let handles = Arc::downgrade(self.handles());
+        std::thread::Builder::new()
+            .name("nanasqlite-flush".to_owned())
+            .spawn(move || {
+                state.run_flusher(&handles, &|deadline| {
+                    let flush = FlushAll::new(Arc::clone(database.shared()), deadline);
+                    database.run(&table, flush).map(drop)
+                });
+            })
+            .map(drop)
+            .map_err(Error::Io)
+    }
+}
+
+/// The error of a write refused at the bound ([`OnFull::Error`]).
+fn full(stats: WriteBackStats) -> Error {
+    Error::validation(format!(
+        "write-back staging is full ({} rows, {} bytes staged): flush, or raise max_staged",
+        stats.staged, stats.staged_bytes
+    ))
+}

@@ -1,0 +1,232 @@
+//! Write-back mode: writes staged in memory and committed in the background, for write-heavy
+//! work that may lose its last moments in a crash ([`WriteBack`]).
+//!
+//! In write-back mode `set`, `delete`, `batch_update`, `update` and `batch_delete` stage their
+//! rows and return at once: reads of the same store see them at once (read your writes), and a
+//! later write of a key replaces its staged one (the last write wins, deletes included). Staged
+//! rows are committed in chunks, each atomic, in the order they were staged, when the
+//! [`Flush`] policy says, when [`flush`](crate::NanaSQLite::flush) is called, at `close`, and
+//! in the background when the last handle is dropped.
+//!
+//! Every other call first commits what is staged, so that it sees it and keeps its order:
+//! `len`, `keys`, `items`, scans, `batch_get`, `pop`, `setdefault`, `increment`, `patch`,
+//! `clear`, transactions and every SQL helper. Only point reads (`get`, `contains`) answer from
+//! the staged rows without committing them.
+//!
+//! A chunk that fails to commit (a full disk) goes, row by row, to a bounded dead-letter queue
+//! with its error ([`DeadLetter`]); its keys read as the file has them again.
+//!
+//! # Durability
+//!
+//! | mode | a panic or error in the process | a SIGKILL / crash of the process | a power cut |
+//! |---|---|---|---|
+//! | normal (default) | nothing acknowledged | nothing acknowledged | nothing acknowledged with `synchronous=FULL`; with the default `NORMAL` (WAL), the last commits before the cut |
+//! | write-back, `close` or `flush` returned | nothing | nothing | as normal mode |
+//! | write-back, otherwise | what is staged, unless the last handle's drop flushed it | what is staged (up to one flush interval, or [`max_staged`](WriteBack::max_staged) rows); the file holds a prefix of the chunks | as a SIGKILL |
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+
+/// When staged writes are committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Flush {
+    /// As soon as possible, in the background: the caller never waits for the commit, and
+    /// writes arriving meanwhile share the next one.
+    Immediate,
+    /// Whenever this many rows are staged.
+    Every(usize),
+    /// Every interval.
+    Interval(Duration),
+    /// Only when asked ([`flush`](crate::NanaSQLite::flush), `close`, a call that must see
+    /// the staged rows, or the bound with [`OnFull::Flush`]).
+    Manual,
+}
+
+/// What a write does when the staged rows reach the bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnFull {
+    /// Waits until a flush makes room (the sync store's thread waits; the async store awaits a
+    /// flush). With [`Flush::Manual`] it flushes, since nothing else would.
+    Wait,
+    /// Commits what is staged now, on the caller's call, then stages.
+    Flush,
+    /// Fails with [`Error::Validation`]; nothing is staged.
+    Error,
+}
+
+/// Write-back mode for a store ([`Builder::write_back`](crate::Builder::write_back)): see the
+/// [module](self) for what it changes and what a crash can lose.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use nanasqlite_core::{NanaSQLite, WriteBack};
+///
+/// let dir = tempfile::tempdir()?;
+/// let db = NanaSQLite::builder(dir.path().join("wb.db"))
+///     .write_back(WriteBack::interval(Duration::from_millis(100)).chunk_size(1000).max_staged(100_000))
+///     .open()?;
+/// db.set("counter", &1)?; // staged: returns before any commit
+/// assert_eq!(db.get::<i32>("counter")?, Some(1)); // read your writes
+/// db.flush()?; // committed
+/// assert!(db.dead_letters().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteBack {
+    pub(crate) flush: Flush,
+    pub(crate) chunk_size: usize,
+    pub(crate) max_staged: usize,
+    pub(crate) max_staged_bytes: usize,
+    pub(crate) on_full: OnFull,
+    pub(crate) dead_letter_capacity: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) load_all: bool,
+}
+
+impl WriteBack {
+    fn with(flush: Flush) -> Self {
+        Self {
+            flush,
+            chunk_size: 1000,
+            max_staged: 100_000,
+            max_staged_bytes: 256 << 20,
+            on_full: OnFull::Wait,
+            dead_letter_capacity: 1000,
+            close_timeout: Duration::from_secs(30),
+            load_all: false,
+        }
+    }
+
+    /// Commits in the background as soon as possible ([`Flush::Immediate`]).
+    #[must_use]
+    pub fn immediate() -> Self {
+        Self::with(Flush::Immediate)
+    }
+
+    /// Commits whenever `rows` rows are staged ([`Flush::Every`]).
+    #[must_use]
+    pub fn every(rows: usize) -> Self {
+        Self::with(Flush::Every(rows.max(1)))
+    }
+
+    /// Commits every `interval` ([`Flush::Interval`]).
+    #[must_use]
+    pub fn interval(interval: Duration) -> Self {
+        Self::with(Flush::Interval(interval))
+    }
+
+    /// Commits only when asked ([`Flush::Manual`]).
+    #[must_use]
+    pub fn manual() -> Self {
+        Self::with(Flush::Manual)
+    }
+
+    /// Python NanaSQLite's `memory_first`: the whole table loaded at open, every write
+    /// staged, committed every second and at close.
+    #[must_use]
+    pub fn memory_first() -> Self {
+        Self { load_all: true, ..Self::interval(Duration::from_secs(1)) }
+    }
+
+    /// The most rows one commit holds. Default 1,000.
+    #[must_use]
+    pub fn chunk_size(mut self, rows: usize) -> Self {
+        self.chunk_size = rows.max(1);
+        self
+    }
+
+    /// The most rows staged at once (a key staged twice counts once). Default 100,000.
+    #[must_use]
+    pub fn max_staged(mut self, rows: usize) -> Self {
+        self.max_staged = rows.max(1);
+        self
+    }
+
+    /// The most bytes of staged values (their JSON text). Default 256 MiB.
+    #[must_use]
+    pub fn max_staged_bytes(mut self, bytes: usize) -> Self {
+        self.max_staged_bytes = bytes.max(1);
+        self
+    }
+
+    /// What a write does at the bound. Default [`OnFull::Wait`].
+    #[must_use]
+    pub fn on_full(mut self, on_full: OnFull) -> Self {
+        self.on_full = on_full;
+        self
+    }
+
+    /// The most rows the dead-letter queue keeps; the oldest are dropped (and counted) past it.
+    /// Default 1,000.
+    #[must_use]
+    pub fn dead_letter_capacity(mut self, rows: usize) -> Self {
+        self.dead_letter_capacity = rows;
+        self
+    }
+
+    /// How long `close` spends committing what is staged before it gives up and reports it.
+    /// Default 30 s.
+    #[must_use]
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Checks the settings (done at open).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a zero interval.
+    pub fn validate(&self) -> Result<()> {
+        if let Flush::Interval(interval) = self.flush
+            && interval.is_zero()
+        {
+            return Err(Error::validation("a write-back interval must be longer than zero"));
+        }
+        Ok(())
+    }
+}
+
+/// A staged row that could not be committed, with why.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its table.
+    pub table: String,
+    /// Its key.
+    pub key: String,
+    /// The JSON text it was to store; `None` for a delete.
+    pub value: Option<String>,
+    /// Why its commit failed.
+    pub error: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// What write-back mode has done, as [`write_back_stats`](crate::NanaSQLite::write_back_stats)
+/// reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteBackStats {
+    /// Rows staged now (committing included).
+    pub staged: usize,
+    /// Bytes of their values.
+    pub staged_bytes: usize,
+    /// Flushes run (each commits one or more chunks).
+    pub flushes: u64,
+    /// Chunks committed.
+    pub chunks: u64,
+    /// Rows committed.
+    pub rows_committed: u64,
+    /// The largest chunk committed.
+    pub largest_chunk: usize,
+    /// Rows in the dead-letter queue now.
+    pub dead_letters: usize,
+    /// Rows dropped from a full dead-letter queue.
+    pub dead_letters_dropped: u64,
+}

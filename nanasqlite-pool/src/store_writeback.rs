@@ -1,0 +1,175 @@
+//! Write-back mode on the async store (`nanasqlite_core::writeback`): staging on the caller's
+//! thread, flushes on the writer, the flusher thread, the dead-letter queue. The staging and
+//! the flush themselves are the engine's, as on the sync store.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use nanasqlite_core::engine::{self, CachedValue, FlushAll, Flushed, Staging};
+use nanasqlite_core::storage::Storage;
+use nanasqlite_core::writeback::{DeadLetter, OnFull, WriteBackStats};
+use nanasqlite_core::{Error, Result};
+
+use crate::AsyncNanaSQLite;
+
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// Whether this store stages its writes.
+    pub(crate) fn writes_back(&self) -> bool {
+        self.table.write_back().is_some()
+    }
+
+    /// Stages a write of `key` (`None`: a delete) now, on the caller's thread; the future
+    /// finishes the job when the bound leaves no room (awaiting a flush on the writer: the
+    /// async store never blocks its caller's thread, so [`OnFull::Wait`] awaits a flush too).
+    pub(crate) fn stage(
+        &self,
+        key: &str,
+        value: Option<Arc<CachedValue>>,
+    ) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let first = self.ensure_open().and_then(|()| engine::stage(&self.table, key, value.clone()));
+        let (this, key) = (self.clone(), key.to_owned());
+        async move {
+            let mut outcome = first?;
+            loop {
+                match outcome {
+                    Staging::Done => return Ok(()),
+                    Staging::Full(OnFull::Error) => {
+                        let stats = this.write_back_stats().unwrap_or_default();
+                        return Err(Error::Validation {
+                            message: format!(
+                                "write-back staging is full ({} rows, {} bytes staged): flush, or raise max_staged",
+                                stats.staged, stats.staged_bytes
+                            ),
+                        });
+                    }
+                    Staging::Full(_) => {
+                        Box::pin(this.run_flush(None)).await?;
+                    }
+                }
+                outcome = engine::stage(&this.table, &key, value.clone())?;
+            }
+        }
+    }
+
+    /// Runs a flush on the writer.
+    pub(crate) fn run_flush(&self, deadline: Option<Instant>) -> impl Future<Output = Result<Flushed>> + Send + use<S> {
+        let flush = FlushAll::new(Arc::clone(self.pool.shared()), deadline);
+        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
+        async move { pool.run(table, flush, tracing::debug_span!("nanasqlite", op = "flush")).await }
+    }
+
+    /// A flush of what is staged, before an operation that must see it; `None` when nothing
+    /// is staged.
+    pub(crate) fn flush_first(&self) -> Option<impl Future<Output = Result<Flushed>> + Send + use<S>> {
+        self.table.write_back().is_some_and(|(state, _)| !state.is_empty()).then(|| self.run_flush(None))
+    }
+
+    /// In write-back mode, commits every row staged before the call, as
+    /// [`NanaSQLite::flush`](nanasqlite_core::NanaSQLite::flush); does nothing otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unflushed`] when some rows failed to commit (they are dead letters);
+    /// [`Error::Closed`].
+    pub fn flush(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let (flush, this) = (self.run_flush(None), self.clone());
+        async move {
+            if flush.await?.failed > 0 {
+                let stats = this.write_back_stats().unwrap_or_default();
+                return Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters });
+            }
+            Ok(())
+        }
+    }
+
+    /// The staged rows that could not be committed, oldest first (write-back mode).
+    #[must_use]
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.table.write_back().map(|(state, _)| state.dead_letters()).unwrap_or_default()
+    }
+
+    /// Stages the dead letters again, for the next flush; how many.
+    ///
+    /// # Errors
+    ///
+    /// A hook's refusal of one of them; [`Error::Closed`].
+    pub fn retry_dead_letters(&self) -> Result<usize> {
+        self.ensure_open()?;
+        engine::retry_dead_letters(self.pool.shared())
+    }
+
+    /// Empties the dead-letter queue; how many rows it held.
+    pub fn clear_dead_letters(&self) -> usize {
+        self.table.write_back().map_or(0, |(state, _)| state.clear_dead_letters())
+    }
+
+    /// What write-back mode has done (`None` in normal mode).
+    #[must_use]
+    pub fn write_back_stats(&self) -> Option<WriteBackStats> {
+        self.table.write_back().map(|(state, _)| state.stats())
+    }
+
+    /// At close: commits what is staged within the close timeout, stops the flusher, and
+    /// reports what could not be written.
+    pub(crate) fn flush_for_close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let state = self.pool.shared().write_back().cloned();
+        let flush = state.as_ref().map(|state| self.run_flush(Some(state.close_deadline())));
+        async move {
+            let (Some(state), Some(flush)) = (state, flush) else { return Ok(()) };
+            let flushed = flush.await;
+            state.stop();
+            let stats = state.stats();
+            match flushed {
+                Err(Error::Closed) => Ok(()),
+                Err(error) => Err(error),
+                Ok(_) if stats.staged > 0 || stats.dead_letters > 0 => {
+                    Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters })
+                }
+                Ok(_) => Ok(()),
+            }
+        }
+    }
+
+    /// Starts the flusher thread of a write-back store: it commits as the policy says (on the
+    /// writer, through the pool), and a last time once every handle is dropped.
+    pub(crate) fn start_flusher(&self) -> Result<()> {
+        let Some(state) = self.pool.shared().write_back().cloned() else { return Ok(()) };
+        let (pool, table, handles) = (Arc::clone(&self.pool), Arc::clone(&self.table), Arc::downgrade(&self.handles));
+        std::thread::Builder::new()
+            .name("nanasqlite-flush".to_owned())
+            .spawn(move || {
+                state.run_flusher(&handles, &|deadline| {
+                    let flush = FlushAll::new(Arc::clone(pool.shared()), deadline);
+                    block_on(pool.run(Arc::clone(&table), flush, tracing::debug_span!("nanasqlite", op = "flush")))
+                        .map(drop)
+                });
+            })
+            .map(drop)
+            .map_err(Error::Io)
+    }
+}
+
+/// Wakes the thread that waits in [`block_on`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `future` to its end on this thread (the flusher's own, never a runtime's).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
