@@ -160,8 +160,8 @@ fn rows_that_cannot_commit_become_dead_letters_and_can_be_retried() -> nanasqlit
         .pragma("page_count", None)?
         .and_then(|v| if let nanasqlite::SqlValue::Integer(n) = v { Some(n) } else { None })
         .unwrap();
-    db.pragma("max_page_count", Some(nanasqlite::SqlValue::Integer(pages + 2)))?;
-    db.batch_update((0..200).map(|i| (format!("big{i:03}"), "x".repeat(2000))))?;
+    db.pragma("max_page_count", Some(nanasqlite::SqlValue::Integer(pages)))?;
+    db.batch_update((0..200).map(|i| (format!("big{i:03}"), "x".repeat(5000))))?;
     assert!(db.get::<String>("big000")?.is_some(), "readable while staged");
     let flushed = db.flush();
     assert!(matches!(flushed, Err(Error::Unflushed { staged: 0, dead_letters: 120 })), "{flushed:?}");
@@ -174,7 +174,7 @@ fn rows_that_cannot_commit_become_dead_letters_and_can_be_retried() -> nanasqlit
     assert_eq!(db.retry_dead_letters()?, 120);
     db.flush()?;
     assert!(db.dead_letters().is_empty());
-    assert_eq!(db.get::<String>("big199")?.map(|v| v.len()), Some(2000));
+    assert_eq!(db.get::<String>("big199")?.map(|v| v.len()), Some(5000));
     db.set("x", &1)?;
     assert_eq!(db.clear_dead_letters(), 0);
     Ok(())

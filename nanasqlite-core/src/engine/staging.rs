@@ -428,11 +428,10 @@ impl<S: Storage> Operation<S> for FlushAll<S> {
                     counters.largest = counters.largest.max(chunk.len());
                 }
                 Err(error) => {
-                    tracing::error!(%error, rows = chunk.len(), "write-back: a chunk failed to commit; its rows are dead letters");
-                    state.bury(&chunk, &error);
-                    state.release(&chunk);
-                    self.forget(&chunk);
-                    flushed.failed += chunk.len();
+                    tracing::warn!(%error, rows = chunk.len(), "write-back: a chunk failed to commit; replaying it row by row");
+                    let (committed, failed) = self.replay(storage, state, &chunk);
+                    flushed.committed += committed;
+                    flushed.failed += failed;
                 }
             }
         }
@@ -443,6 +442,28 @@ impl<S: Storage> Operation<S> for FlushAll<S> {
 }
 
 impl<S: Storage> FlushAll<S> {
+    /// Commits the rows of a failed chunk one by one, each in a transaction of its own (as
+    /// Python NanaSQLite does), so that only the rows that cannot commit become dead letters.
+    fn replay(&self, storage: &mut S, state: &WriteBackState<S>, chunk: &[Taken<S>]) -> (usize, usize) {
+        let (mut committed, mut failed) = (0, 0);
+        for row in chunk {
+            let one = std::slice::from_ref(row);
+            match atomically(storage, |storage| write_chunk(storage, one)) {
+                Ok(()) => committed += 1,
+                Err(error) => {
+                    tracing::error!(%error, key = %row.key, "write-back: a row failed to commit; it is a dead letter");
+                    state.bury(one, &error);
+                    self.forget(one);
+                    failed += 1;
+                }
+            }
+            state.release(one);
+        }
+        let mut counters = state.counters.lock();
+        counters.rows += committed as u64;
+        (committed, failed)
+    }
+
     /// Drops `chunk`'s keys from every cache of their tables, so that they read as the file
     /// has them (the failed values were cached when staged).
     fn forget(&self, chunk: &[Taken<S>]) {
