@@ -224,37 +224,44 @@ fn hooks_run_when_writes_are_staged_and_constraints_are_refused() -> nanasqlite:
     Ok(())
 }
 
-/// A child writes sequential keys in write-back mode, committing chunks of 100 in the
-/// background; the parent kills it at growing moments. The file must pass `integrity_check`
-/// and hold exactly the first N keys written, with their values: a prefix of the chunks.
+/// A child writes sequential keys in write-back mode; the parent kills it at growing moments.
+/// The file must pass `integrity_check` and hold exactly the first N keys written, with their
+/// values: a prefix of the chunks. In even rounds the child flushes every 100 rows, so that
+/// every flush is one chunk of 100: N must then be a multiple of 100 (a chunk is whole or
+/// absent). In odd rounds the flusher commits in the background as it sees fit.
 #[test]
 fn after_sigkill_the_file_holds_a_prefix_of_chunks() {
-    if let Some(path) = child_role() {
-        let db = NanaSQLite::builder(&path).write_back(WriteBack::immediate().chunk_size(100)).open().unwrap();
+    if let Some(role) = child_role() {
+        let (path, by_hand) = role.split_once('|').map(|(path, mode)| (path.to_owned(), mode == "manual")).unwrap();
+        let policy = if by_hand { WriteBack::manual() } else { WriteBack::immediate() };
+        let db = NanaSQLite::builder(&path).write_back(policy.chunk_size(100)).open().unwrap();
         eprintln!("ready");
         for i in 0.. {
             db.set(&format!("k{i:08}"), &i).unwrap();
+            if by_hand && i % 100 == 99 {
+                db.flush().unwrap();
+            }
         }
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for round in 0..6 {
+    for round in 0..8 {
+        let by_hand = round % 2 == 0;
         let path = dir.path().join(format!("kill{round}.db"));
-        let mut child = common::child("after_sigkill_the_file_holds_a_prefix_of_chunks", path.to_str().unwrap())
+        let role = format!("{}|{}", path.display(), if by_hand { "manual" } else { "immediate" });
+        let mut child = common::child("after_sigkill_the_file_holds_a_prefix_of_chunks", &role)
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let line = common::read_line_within(child.stderr.take().unwrap(), Duration::from_secs(30));
         assert_eq!(line.trim(), "ready", "the child started writing");
-        std::thread::sleep(Duration::from_millis(50 + 60 * round));
+        std::thread::sleep(Duration::from_millis(50 + 40 * round));
         child.kill().unwrap();
         wait_for_exit(&mut child, Duration::from_secs(10));
         let conn = nanasqlite::rusqlite::Connection::open(&path).unwrap();
         let check: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
         assert_eq!(check, "ok");
-        // Chunks commit in staging order, each whole: the rows are the first N written, with no
-        // gap (a chunk ends where a flush found the staging area, so N need not be a multiple).
         let keys = in_file(&path);
         for (i, (key, value)) in keys.iter().enumerate() {
             assert_eq!(
@@ -262,6 +269,9 @@ fn after_sigkill_the_file_holds_a_prefix_of_chunks() {
                 (format!("k{i:08}").as_str(), i.to_string().as_str()),
                 "round {round}: a gap"
             );
+        }
+        if by_hand {
+            assert_eq!(keys.len() % 100, 0, "round {round}: {} rows: a chunk was torn", keys.len());
         }
         eprintln!("round {round}: {} rows survived", keys.len());
     }
