@@ -40,6 +40,21 @@ fn main() {
         }
     }
     results.print(&format!("async store, N = {n}"), &["raw rusqlite", "tokio-rusqlite", "async-sqlite"]);
+    if let Some(floor) = results.median("floor: round trip", "nanasqlite async") {
+        println!("one round trip to the writer and back: {:.1} µs", 1e6 / floor);
+        for workload in ["W1 set", "W2 cold get"] {
+            if let (Some(ours), Some(raw)) =
+                (results.median(workload, "nanasqlite async"), results.median(workload, "raw rusqlite"))
+            {
+                println!(
+                    "{workload}: ours {:.1} µs, raw {:.1} µs: {:.1} round trips apart",
+                    1e6 / ours,
+                    1e6 / raw,
+                    (1e6 / ours - 1e6 / raw) / (1e6 / floor)
+                );
+            }
+        }
+    }
     if let (Some(w8), Some(w1)) =
         (results.median("W8 100 concurrent sets", "nanasqlite async"), results.median("W1 set", "raw rusqlite"))
     {
@@ -287,6 +302,53 @@ impl Handle {
     }
 }
 
+/// What inline reads do to the runtime: W5 (cold: every get reads the file; five passes) with
+/// a task beside it that sleeps 1 ms at a time and records how late it wakes, with inline reads
+/// on and off, and with no load at all (the timer's own lateness). Prints the p50 and p99.
+async fn timer_lateness(path: &Path, keys: &[String]) {
+    for (label, inline, load) in
+        [("no load", true, false), ("inline reads on", true, true), ("inline reads off", false, true)]
+    {
+        let db = AsyncNanaSQLite::builder(path).read_pool_size(3).inline_reads(inline).open().await.unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = {
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let mut late = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let start = Instant::now();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    late.push(start.elapsed().saturating_sub(Duration::from_millis(1)));
+                }
+                late
+            })
+        };
+        if load {
+            for _ in 0..5 {
+                for round in keys.chunks(100) {
+                    db.clear_cache();
+                    for got in join_all(round.iter().map(|k| db.get::<Value>(k))).await {
+                        black_box(got.unwrap());
+                    }
+                }
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut late = ticker.await.unwrap();
+        late.sort_unstable();
+        let at = |q: usize| late.get(late.len() * q / 100).copied().unwrap_or_default().as_secs_f64() * 1e6;
+        println!(
+            "timer lateness, W5 x5, {label}: p50 {:.0} µs, p99 {:.0} µs over {} ticks",
+            at(50),
+            at(99),
+            late.len()
+        );
+        db.close().await.unwrap();
+    }
+}
+
 async fn timed_async<F: Future<Output = ()>>(work: F) -> Duration {
     timed_async_with(work).await.0
 }
@@ -365,6 +427,14 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
         let (elapsed, found) = timed_async_with(shared()).await;
         results.add(name, "W3 hot get (shared)", n, elapsed);
         check_count(name, "W3 hot get (shared)", found, n);
+        // The floor of every call that crosses threads: caller task -> writer -> caller, with
+        // nothing to do there (`call` with an empty closure).
+        let floor = timed_async(async {
+            for _ in 0..n {
+                ours.call(|_| Ok(())).await.unwrap();
+            }
+        });
+        results.add(name, "floor: round trip", n, floor.await);
     }
     db.close().await;
 
@@ -381,6 +451,9 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
     results.add(name, "W5 100 concurrent gets", n, w5);
     check_values(name, "W5 100 concurrent gets", &got, &values);
     db.close().await;
+    if let System::Ours = system {
+        timer_lateness(&path, &keys).await;
+    }
 
     let values = Arc::new(values);
     let db = Handle::open(system, &path, 4).await;
