@@ -204,6 +204,28 @@ fn postgres_runs_the_portable_sql_helpers() -> nanasqlite::Result<()> {
     Ok(())
 }
 
+/// Write-back mode on PostgreSQL: staged rows are read back at once, committed by a flush
+/// (in chunks, through the same held-writes path as normal writes), seen by another client.
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_write_back_stages_then_commits() -> nanasqlite::Result<()> {
+    let schema = Schema::new();
+    let db = NanaSQLite::postgres(&schema.url)
+        .with(|b| b.write_back(nanasqlite::WriteBack::manual().chunk_size(100)))
+        .open()?;
+    let other = NanaSQLite::postgres(&schema.url).open()?;
+    db.batch_update((0..250).map(|i| (format!("k{i:03}"), i)))?;
+    assert_eq!(db.get::<i64>("k249")?, Some(249), "read back while staged");
+    assert_eq!(other.len()?, 0, "nothing committed yet");
+    db.flush()?;
+    assert_eq!(db.write_back_stats().unwrap().chunks, 3);
+    assert_eq!(other.len()?, 250);
+    db.set("k000", &-1)?;
+    db.close()?;
+    assert_eq!(other.get_fresh::<i64>("k000")?, Some(-1), "close committed the rest");
+    Ok(())
+}
+
 /// Reads `key` through `store` until its cache holds it (so that a later write must be
 /// noticed through the cache, not read on a miss).
 fn cache(store: &NanaSQLite<PostgresStorage>, key: &str) {
