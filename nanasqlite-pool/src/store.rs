@@ -8,6 +8,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures_util::FutureExt as _;
+use futures_util::future::{Either, ready};
 use nanasqlite_core::engine::{
     self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
     GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table,
@@ -134,19 +136,38 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// A point read runs at once on the caller's thread instead when a connection is free (see
     /// [`AsyncBuilder::inline_reads`]).
-    pub(crate) fn run<O>(&self, mut operation: O) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
+    pub(crate) fn run<O>(&self, operation: O) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
     where
         O: Operation<S> + Send + 'static,
         O::Output: Send + 'static,
     {
-        let span = tracing::debug_span!("nanasqlite", op = operation.name(), table = %self.table.name());
+        self.run_prepared(Ok(operation))
+    }
+
+    /// As [`run`](Self::run), for an operation whose input may have failed to prepare on the
+    /// caller's thread (then the future answers with that error). One state machine: wrapping
+    /// `run`'s future in another would store it twice.
+    fn run_prepared<O>(&self, mut prepared: Result<O>) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        let name = prepared.as_ref().map_or("invalid input", |operation| operation.name());
+        let span = tracing::debug_span!("nanasqlite", op = name, table = %self.table.name());
         // In write-back mode, what is staged commits first, unless this is a point read (which
-        // sees staged rows through the cache).
-        // Boxed: it is rare, and must not grow every operation's future.
-        let flush = if operation.inline() { None } else { self.flush_first().map(Box::pin) };
-        let inline = span.in_scope(|| self.pool.try_inline(&self.table, &mut operation));
+        // sees staged rows through the cache). Boxed: it is rare, and must not grow every
+        // operation's future.
+        let flush = match &prepared {
+            Ok(operation) if !operation.inline() => self.flush_first().map(Box::pin),
+            _ => None,
+        };
+        let inline = match &mut prepared {
+            Ok(operation) => span.in_scope(|| self.pool.try_inline(&self.table, operation)),
+            Err(_) => None,
+        };
         let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
         async move {
+            let operation = prepared?;
             if let Some(flush) = flush {
                 flush.await?;
             }
@@ -500,8 +521,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         O: Operation<S> + Send + 'static,
         O::Output: Send + 'static,
     {
-        let run = prepared.map(|operation| self.run(operation));
-        async move { run?.await }
+        self.run_prepared(prepared)
     }
 
     /// Stores `value` under `key`; resolves once the commit holding the write is done.
@@ -517,15 +537,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         value: &T,
     ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
         let encoded = engine::encode(key, value);
-        let staged =
-            (self.writes_back() && encoded.is_ok()).then(|| Box::pin(self.stage(key, encoded.as_ref().ok().cloned())));
-        let write = staged.is_none().then(|| self.write(encoded.map(|value| Set::new(key.to_owned(), value))));
-        async move {
-            match (staged, write) {
-                (Some(staged), _) => staged.await,
-                (None, Some(write)) => write.await,
-                (None, None) => Ok(()),
-            }
+        match encoded {
+            Ok(value) if self.writes_back() => Either::Left(Box::pin(self.stage(key, Some(value)))),
+            encoded => Either::Right(self.write(encoded.map(|value| Set::new(key.to_owned(), value)))),
         }
     }
 
@@ -535,24 +549,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        let staged = self.writes_back().then(|| {
-            let (this, key, exists) = (self.clone(), key.to_owned(), self.contains(key));
-            Box::pin(async move {
-                let existed = exists.await?;
-                if existed {
-                    this.stage(&key, None).await?;
-                }
-                Ok(existed)
-            })
-        });
-        let run = staged.is_none().then(|| self.run(Delete::new(key.to_owned())));
-        async move {
-            match (staged, run) {
-                (Some(staged), _) => staged.await,
-                (None, Some(run)) => run.await,
-                (None, None) => Ok(false),
-            }
+        if !self.writes_back() {
+            return Either::Right(self.run(Delete::new(key.to_owned())));
         }
+        let (this, key, exists) = (self.clone(), key.to_owned(), self.contains(key));
+        Either::Left(Box::pin(async move {
+            let existed = exists.await?;
+            if existed {
+                this.stage(&key, None).await?;
+            }
+            Ok(existed)
+        }))
     }
 
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
@@ -570,24 +577,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I::Item: KeyValue<K, V>,
     {
         let rows = engine::encode_rows(rows);
-        let staged: Option<Vec<_>> = match (&rows, self.writes_back()) {
-            (Ok(rows), true) => {
-                Some(rows.iter().map(|(key, value)| Box::pin(self.stage(key, Some(Arc::clone(value))))).collect())
+        match rows {
+            Ok(rows) if self.writes_back() => {
+                let staged: Vec<_> = rows.iter().map(|(key, value)| self.stage(key, Some(Arc::clone(value)))).collect();
+                Either::Left(Box::pin(async move {
+                    for stage in staged {
+                        stage.await?;
+                    }
+                    Ok(())
+                }))
             }
-            _ => None,
-        };
-        let write = staged.is_none().then(|| self.write_batch(rows.map(BatchUpdate::new)));
-        async move {
-            if let Some(staged) = staged {
-                for stage in staged {
-                    stage.await?;
-                }
-                return Ok(());
-            }
-            match write {
-                Some(write) => write.await.map(drop),
-                None => Ok(()),
-            }
+            rows => Either::Right(self.write_batch(rows.map(BatchUpdate::new)).map(|written| written.map(drop))),
         }
     }
 
@@ -597,14 +597,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         &self,
         batch: Result<BatchUpdate>,
     ) -> impl Future<Output = Result<Vec<(String, Error)>>> + Send + use<S> {
-        let empty = batch.as_ref().is_ok_and(BatchUpdate::is_empty);
-        let (checked, run) = (self.ensure_open(), (!empty).then(|| self.write(batch)));
-        async move {
-            match run {
-                Some(run) => run.await,
-                None => checked.map(|()| Vec::new()),
-            }
+        if batch.as_ref().is_ok_and(BatchUpdate::is_empty) {
+            return Either::Left(ready(self.ensure_open().map(|()| Vec::new())));
         }
+        Either::Right(self.write(batch))
     }
 
     /// Stores, best effort, every row whose value can be encoded (in one transaction) and
@@ -657,24 +653,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I::Item: AsRef<str>,
     {
         let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
-        let staged = self.writes_back().then(|| {
-            let deletes: Vec<_> = keys.iter().map(|key| Box::pin(self.delete(key))).collect();
-            Box::pin(async move {
-                let mut deleted = 0;
-                for delete in deletes {
-                    deleted += usize::from(delete.await?);
-                }
-                Ok(deleted)
-            })
-        });
-        let run = staged.is_none().then(|| self.run(BatchDelete::new(keys)));
-        async move {
-            match (staged, run) {
-                (Some(staged), _) => staged.await,
-                (None, Some(run)) => run.await,
-                (None, None) => Ok(0),
-            }
+        if !self.writes_back() {
+            return Either::Right(self.run(BatchDelete::new(keys)));
         }
+        let deletes: Vec<_> = keys.iter().map(|key| self.delete(key)).collect();
+        Either::Left(Box::pin(async move {
+            let mut deleted = 0;
+            for delete in deletes {
+                deleted += usize::from(delete.await?);
+            }
+            Ok(deleted)
+        }))
     }
 
     /// Removes `key` and returns its value, atomically; `None` if it was absent. The value is
