@@ -293,18 +293,6 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Err(error) => Step::Done(Err(error)),
         }
     }
-
-    /// The cached value of `key`, reading it on a lane on a miss.
-    fn value(&self, key: &str) -> impl Future<Output = Result<Option<Arc<CachedValue>>>> + Send + use<S> {
-        let step = self.cached(key);
-        let this = self.clone();
-        async move {
-            match step {
-                Step::Done(found) => found,
-                Step::Run(get) => this.run(get).await,
-            }
-        }
-    }
 }
 
 // ===== reads =====
@@ -321,19 +309,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let step = match self.cached(key) {
+        // A hit is answered now, as a ready future: no handle clone, no key copy.
+        let get = match self.cached(key) {
             Step::Done(found) => {
-                Step::Done(found.and_then(|value| value.map(|value| self.table.decode(key, &value)).transpose()))
+                return Either::Left(ready(
+                    found.and_then(|value| value.map(|value| self.table.decode(key, &value)).transpose()),
+                ));
             }
-            Step::Run(get) => Step::Run((get, key.to_owned())),
+            Step::Run(get) => get,
         };
-        let this = self.clone();
-        async move {
-            match step {
-                Step::Done(result) => result,
-                Step::Run((get, key)) => this.run(get).await?.map(|value| this.table.decode(&key, &value)).transpose(),
-            }
-        }
+        let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
+        Either::Right(async move { read.await?.map(|value| table.decode(&key, &value)).transpose() })
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made.
@@ -342,9 +328,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
-        let (value, reader) = (self.value(key), self.table.reader());
-        let key = key.to_owned();
-        async move { value.await?.map(|value| reader.shared(&key, &value)).transpose() }
+        let reader = self.table.reader();
+        let get = match self.cached(key) {
+            Step::Done(found) => {
+                return Either::Left(ready(
+                    found.and_then(|value| value.map(|value| reader.shared(key, &value)).transpose()),
+                ));
+            }
+            Step::Run(get) => get,
+        };
+        let (key, read) = (key.to_owned(), self.run(get));
+        Either::Right(async move { read.await?.map(|value| reader.shared(&key, &value)).transpose() })
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.
@@ -371,18 +365,11 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        let step = match self.lookup(key) {
-            Ok(Lookup::Hit(_)) => Step::Done(Ok(true)),
-            Ok(Lookup::Absent) => Step::Done(Ok(false)),
-            Ok(Lookup::Miss) => Step::Run(Contains::new(&self.table, key.to_owned())),
-            Err(error) => Step::Done(Err(error)),
-        };
-        let this = self.clone();
-        async move {
-            match step {
-                Step::Done(result) => result,
-                Step::Run(contains) => this.run(contains).await,
-            }
+        match self.lookup(key) {
+            Ok(Lookup::Hit(_)) => Either::Left(ready(Ok(true))),
+            Ok(Lookup::Absent) => Either::Left(ready(Ok(false))),
+            Ok(Lookup::Miss) => Either::Right(self.run(Contains::new(&self.table, key.to_owned()))),
+            Err(error) => Either::Left(ready(Err(error))),
         }
     }
 
