@@ -68,6 +68,30 @@ impl Drop for Schema {
     }
 }
 
+/// Bad input to the PostgreSQL builders fails clearly before (or without) any server: a URL
+/// the client cannot read, a hostile table name or option (checked before connecting), and a
+/// server that is not there. Needs no server, so it always runs.
+#[test]
+fn postgres_builders_refuse_bad_input_clearly() {
+    for url in ["not a url", "postgres://user@host:notaport/db", "postgres://[::1"] {
+        let error = NanaSQLite::postgres(url).open().unwrap_err();
+        assert!(matches!(error, Error::Validation { .. }), "{url}: {error}");
+    }
+    // Port 1 on loopback: nothing listens there, so reaching it would fail differently.
+    let nowhere = "postgres://nobody:secret@127.0.0.1:1/db?connect_timeout=2";
+    for table in ["users; DROP TABLE users", "", "sqlite_master", "a\"b"] {
+        let error = NanaSQLite::postgres(nowhere).table(table).open().unwrap_err();
+        assert!(matches!(error, Error::Validation { .. }), "{table:?}: {error}");
+    }
+    let error = NanaSQLite::postgres(nowhere).open().unwrap_err();
+    assert!(matches!(error, Error::Backend { backend: "postgres", .. }), "{error}");
+    assert!(!error.to_string().contains("secret"), "the password stays out of the message: {error}");
+    let error = futures::executor::block_on(AsyncNanaSQLite::postgres("not a url").open()).unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error}");
+    let error = futures::executor::block_on(AsyncNanaSQLite::postgres(nowhere).table("x; DROP").open()).unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error}");
+}
+
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_passes_the_storage_conformance_suite() {

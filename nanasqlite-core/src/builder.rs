@@ -311,7 +311,7 @@ impl Builder {
     }
 
     /// What opening needs besides the connection, checked before anything is opened.
-    fn start(&self) -> Result<Start> {
+    pub(crate) fn start(&self) -> Result<Start> {
         let options = &self.options;
         let waits =
             Waits { lock_timeout: options.lock_timeout, busy_timeout: options.connection_options().busy_timeout };

@@ -78,6 +78,33 @@ pub struct PostgresConfig {
     connector: Connector,
 }
 
+/// A TLS connector of the `postgres` crate's kind (`MakeTlsConnect`, as the
+/// `postgres-native-tls`, `postgres-openssl` and `tokio-postgres-rustls` crates make), with what
+/// the store's threads need of it; every such connector is one.
+pub trait TlsConnector:
+    postgres::tls::MakeTlsConnect<
+        postgres::Socket,
+        TlsConnect: postgres::tls::TlsConnect<postgres::Socket, Future: Send> + Send,
+        Stream: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> TlsConnector for T where
+    T: postgres::tls::MakeTlsConnect<
+            postgres::Socket,
+            TlsConnect: postgres::tls::TlsConnect<postgres::Socket, Future: Send> + Send,
+            Stream: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Opens a client for a config: with `NoTls`, or with the caller's TLS connector.
 type Connector = Arc<dyn Fn(&postgres::Config) -> std::result::Result<Client, postgres::Error> + Send + Sync>;
 
@@ -119,13 +146,7 @@ impl PostgresConfig {
     /// # Ok::<(), nanasqlite_core::Error>(())
     /// ```
     #[must_use]
-    pub fn tls<T>(mut self, tls: T) -> Self
-    where
-        T: postgres::tls::MakeTlsConnect<postgres::Socket> + Clone + Send + Sync + 'static,
-        T::TlsConnect: Send,
-        T::Stream: Send,
-        <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
-    {
+    pub fn tls(mut self, tls: impl TlsConnector) -> Self {
         self.connector = Arc::new(move |config: &postgres::Config| config.connect(tls.clone()));
         self
     }
@@ -640,13 +661,7 @@ impl PostgresBuilder {
     }
 
     /// Connects through a TLS connector, as [`PostgresConfig::tls`].
-    pub fn tls<T>(mut self, tls: T) -> Self
-    where
-        T: postgres::tls::MakeTlsConnect<postgres::Socket> + Clone + Send + Sync + 'static,
-        T::TlsConnect: Send,
-        T::Stream: Send,
-        <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
-    {
+    pub fn tls(mut self, tls: impl TlsConnector) -> Self {
         self.config = self.config.map(|config| config.tls(tls));
         self
     }
@@ -665,7 +680,9 @@ impl PostgresBuilder {
     /// be reached; [`Error::Schema`] for a table of another layout.
     pub fn open(self) -> Result<crate::NanaSQLite<PostgresStorage>> {
         let config = self.config.map_err(Error::validation)?;
-        self.core.open_on(PostgresStorage::connect(&config)?)
+        // Every option is checked before the server is reached, as a file is not opened first.
+        let start = self.core.start()?;
+        crate::NanaSQLite::start(PostgresStorage::connect(&config)?, start)
     }
 
     /// The server to connect to, checked.
