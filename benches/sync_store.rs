@@ -5,8 +5,7 @@
 //! 10,000) change the size. Prints ops/s as median [min–max] and the ratios to raw rusqlite.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 mod common;
@@ -216,31 +215,9 @@ fn run_encrypted(results: &mut Results, dir: &Path, n: usize) {
 // ===== Python NanaSQLite 1.6.2 =====
 
 fn run_python(results: &mut Results, n: usize, reps: usize, big: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("NANASQLITE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/interop-venv/bin/python"));
-    if !python.exists() {
-        eprintln!("python nanasqlite: skipped (run `bash .ci/python-venv` first)");
-        return;
-    }
-    let output = Command::new(&python)
-        .arg(root.join("benches/python_nanasqlite.py"))
-        .args([n.to_string(), reps.to_string(), big.display().to_string()])
-        .output()
-        .expect("python runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    for line in String::from_utf8(output.stdout).unwrap().lines() {
-        let sample: PythonSample = serde_json::from_str(line).unwrap();
+    let args = [n.to_string(), reps.to_string(), big.display().to_string()];
+    for sample in common::run_python("python_nanasqlite.py", &args).unwrap_or_default() {
         let system = if sample.system == "sync" { "python nanasqlite" } else { "python async" };
-        results.add(system, &sample.workload, sample.ops, Duration::from_secs_f64(sample.seconds));
+        results.add(system, &sample.workload, sample.ops, sample.elapsed());
     }
-}
-
-#[derive(Deserialize)]
-struct PythonSample {
-    system: String,
-    workload: String,
-    ops: usize,
-    seconds: f64,
 }

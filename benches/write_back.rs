@@ -6,16 +6,14 @@
 //! `BENCH_N` (default 10,000) change the size. Python runs when `bash .ci/python-venv` has made
 //! its venv. Prints ops/s as median [min–max] and the ratio the target is stated in.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 mod common;
 use common::{Results, env_usize, fresh, key, value};
 
 use futures::future::join_all;
 use nanasqlite::{AsyncNanaSQLite, NanaSQLite, WriteBack};
-use serde::Deserialize;
 use serde_json::Value;
 
 const NORMAL: &str = "nanasqlite normal";
@@ -96,29 +94,7 @@ async fn async_w8(results: &mut Results, dir: &Path, values: &[Value]) {
 }
 
 fn python(results: &mut Results, n: usize, reps: usize) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("NANASQLITE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/interop-venv/bin/python"));
-    if !python.exists() {
-        eprintln!("python v2: skipped (run `bash .ci/python-venv` first)");
-        return;
+    for sample in common::run_python("python_write_back.py", &[n.to_string(), reps.to_string()]).unwrap_or_default() {
+        results.add("python v2", &sample.workload, sample.ops, sample.elapsed());
     }
-    let output = Command::new(&python)
-        .arg(root.join("benches/python_write_back.py"))
-        .args([n.to_string(), reps.to_string()])
-        .output()
-        .expect("python runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    for line in String::from_utf8(output.stdout).unwrap().lines() {
-        let sample: Sample = serde_json::from_str(line).unwrap();
-        results.add("python v2", &sample.workload, sample.ops, Duration::from_secs_f64(sample.seconds));
-    }
-}
-
-#[derive(Deserialize)]
-struct Sample {
-    workload: String,
-    ops: usize,
-    seconds: f64,
 }

@@ -1,4 +1,4 @@
-//! What both benchmarks share: the workload's data, timing, and the report.
+//! What the benchmarks share: the workload's data, timing, the report, and running Python.
 
 #![allow(dead_code)] // each benchmark uses part of it
 
@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// A size from the environment, or `default`.
@@ -87,4 +88,41 @@ fn human(rate: f64) -> String {
         r if r >= 1e3 => format!("{:.1}k", r / 1e3),
         r => format!("{r:.1}"),
     }
+}
+
+/// One measurement a Python script printed as a JSON line.
+#[derive(Deserialize)]
+pub(crate) struct PythonSample {
+    pub(crate) system: String,
+    pub(crate) workload: String,
+    pub(crate) ops: usize,
+    pub(crate) seconds: f64,
+}
+
+impl PythonSample {
+    pub(crate) fn elapsed(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+}
+
+/// Runs `benches/<script>` with `args` under Python NanaSQLite 1.6.2 (`NANASQLITE_PYTHON`, or
+/// the venv `bash .ci/python-venv` makes) and reads its samples; `None` (said on stderr) when
+/// that Python is missing.
+pub(crate) fn run_python(script: &str, args: &[String]) -> Option<Vec<PythonSample>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("NANASQLITE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/interop-venv/bin/python"));
+    if !python.exists() {
+        eprintln!("{script}: skipped (run `bash .ci/python-venv` first)");
+        return None;
+    }
+    let output = std::process::Command::new(&python)
+        .arg(root.join("benches").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).expect("python prints UTF-8");
+    Some(stdout.lines().map(|line| serde_json::from_str(line).expect("a sample per line")).collect())
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::NanaSQLite;
 use crate::engine::{self, CachedValue, FlushAll, Flushed, Staging};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::storage::Storage;
-use crate::writeback::{DeadLetter, Flush, OnFull, WriteBackStats};
+use crate::writeback::{DeadLetter, OnFull, WriteBackStats};
 
 impl<S: Storage> NanaSQLite<S> {
     /// Stages a write of `key` (`None`: a delete), making room as the bound's policy says.
@@ -18,22 +18,21 @@ impl<S: Storage> NanaSQLite<S> {
         loop {
             match engine::stage(self.engine_table(), key, value.clone())? {
                 Staging::Done => return Ok(()),
-                Staging::Full(OnFull::Error) => return Err(full(self.write_back_stats().unwrap_or_default())),
-                Staging::Full(OnFull::Wait) if !self.manual() => {
-                    if let Some((state, _)) = self.engine_table().write_back() {
-                        state.wake_flusher();
-                        state.wait_for_room(Duration::from_millis(100));
+                Staging::Full(on_full) => {
+                    let Some((state, _)) = self.engine_table().write_back() else { return Ok(()) };
+                    match on_full {
+                        OnFull::Error => return Err(state.full()),
+                        OnFull::Wait if !state.manual() => {
+                            state.wake_flusher();
+                            state.wait_for_room(Duration::from_millis(100));
+                        }
+                        _ => {
+                            self.run_flush(None)?;
+                        }
                     }
-                }
-                Staging::Full(_) => {
-                    self.run_flush(None)?;
                 }
             }
         }
-    }
-
-    fn manual(&self) -> bool {
-        self.engine_table().write_back().is_some_and(|(state, _)| state.config().flush == Flush::Manual)
     }
 
     /// Commits what is staged before an operation that must see it; failures go to the
@@ -59,11 +58,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`dead_letters`](Self::dead_letters)); [`Error::Closed`]; [`Error::LockTimeout`].
     pub fn flush(&self) -> Result<()> {
         let flushed = self.run_flush(None)?;
-        if flushed.failed > 0 {
-            let stats = self.write_back_stats().unwrap_or_default();
-            return Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters });
-        }
-        Ok(())
+        self.engine_table().write_back().map_or(Ok(()), |(state, _)| state.report_flush(flushed))
     }
 
     /// The staged rows that could not be committed, oldest first, with why (write-back mode).
@@ -97,42 +92,17 @@ impl<S: Storage> NanaSQLite<S> {
     /// reports what could not be written.
     pub(crate) fn flush_for_close(&self) -> Result<()> {
         let Some((state, _)) = self.engine_table().write_back() else { return Ok(()) };
-        let flushed = self.run_flush(Some(state.close_deadline()));
-        state.stop();
-        let stats = state.stats();
-        match flushed {
-            Err(Error::Closed) => Ok(()),
-            Err(error) => Err(error),
-            Ok(_) if stats.staged > 0 || stats.dead_letters > 0 => {
-                Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters })
-            }
-            Ok(_) => Ok(()),
-        }
+        state.report_close(self.run_flush(Some(state.close_deadline())))
     }
 
     /// Starts the flusher thread of a write-back store: it commits as the policy says, and a
     /// last time once every handle is dropped.
     pub(crate) fn start_flusher(&self) -> Result<()> {
-        let Some(state) = self.database().shared().write_back().cloned() else { return Ok(()) };
+        let Some(state) = self.database().shared().write_back() else { return Ok(()) };
         let (database, table) = (Arc::clone(self.database_arc()), Arc::clone(self.engine_table_arc()));
-        let handles = Arc::downgrade(self.handles());
-        std::thread::Builder::new()
-            .name("nanasqlite-flush".to_owned())
-            .spawn(move || {
-                state.run_flusher(&handles, &|deadline| {
-                    let flush = FlushAll::new(Arc::clone(database.shared()), deadline);
-                    database.run(&table, flush).map(drop)
-                });
-            })
-            .map(drop)
-            .map_err(Error::Io)
+        state.spawn_flusher(Arc::downgrade(self.handles()), move |deadline| {
+            let flush = FlushAll::new(Arc::clone(database.shared()), deadline);
+            database.run(&table, flush).map(drop)
+        })
     }
-}
-
-/// The error of a write refused at the bound ([`OnFull::Error`]).
-fn full(stats: WriteBackStats) -> Error {
-    Error::validation(format!(
-        "write-back staging is full ({} rows, {} bytes staged): flush, or raise max_staged",
-        stats.staged, stats.staged_bytes
-    ))
 }

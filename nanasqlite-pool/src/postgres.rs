@@ -1,6 +1,6 @@
 //! The async store on a PostgreSQL server (feature `postgres`).
 
-use nanasqlite_core::storage::{PostgresConfig, PostgresStorage};
+use nanasqlite_core::storage::{PostgresConfig, PostgresStorage, TlsConnector};
 use nanasqlite_core::{Error, Result};
 
 use crate::{AsyncBuilder, AsyncNanaSQLite};
@@ -61,13 +61,7 @@ impl AsyncPostgresBuilder {
     }
 
     /// Connects through a TLS connector, as [`PostgresConfig::tls`].
-    pub fn tls<T>(mut self, tls: T) -> Self
-    where
-        T: postgres::tls::MakeTlsConnect<postgres::Socket> + Clone + Send + Sync + 'static,
-        T::TlsConnect: Send,
-        T::Stream: Send,
-        <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
-    {
+    pub fn tls(mut self, tls: impl TlsConnector) -> Self {
         self.config = self.config.map(|config| config.tls(tls));
         self
     }

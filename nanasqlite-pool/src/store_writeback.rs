@@ -37,13 +37,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 match outcome {
                     Staging::Done => return Ok(()),
                     Staging::Full(OnFull::Error) => {
-                        let stats = this.write_back_stats().unwrap_or_default();
-                        return Err(Error::Validation {
-                            message: format!(
-                                "write-back staging is full ({} rows, {} bytes staged): flush, or raise max_staged",
-                                stats.staged, stats.staged_bytes
-                            ),
-                        });
+                        return Err(this.table.write_back().map_or(Error::Closed, |(state, _)| state.full()));
                     }
                     Staging::Full(_) => {
                         Box::pin(this.run_flush(None)).await?;
@@ -75,13 +69,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Unflushed`] when some rows failed to commit (they are dead letters);
     /// [`Error::Closed`].
     pub fn flush(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let (flush, this) = (self.run_flush(None), self.clone());
+        let (flush, state) = (self.run_flush(None), self.pool.shared().write_back().cloned());
         async move {
-            if flush.await?.failed > 0 {
-                let stats = this.write_back_stats().unwrap_or_default();
-                return Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters });
-            }
-            Ok(())
+            let flushed = flush.await?;
+            state.map_or(Ok(()), |state| state.report_flush(flushed))
         }
     }
 
@@ -119,36 +110,19 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         let flush = state.as_ref().map(|state| self.run_flush(Some(state.close_deadline())));
         async move {
             let (Some(state), Some(flush)) = (state, flush) else { return Ok(()) };
-            let flushed = flush.await;
-            state.stop();
-            let stats = state.stats();
-            match flushed {
-                Err(Error::Closed) => Ok(()),
-                Err(error) => Err(error),
-                Ok(_) if stats.staged > 0 || stats.dead_letters > 0 => {
-                    Err(Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters })
-                }
-                Ok(_) => Ok(()),
-            }
+            state.report_close(flush.await)
         }
     }
 
     /// Starts the flusher thread of a write-back store: it commits as the policy says (on the
     /// writer, through the pool), and a last time once every handle is dropped.
     pub(crate) fn start_flusher(&self) -> Result<()> {
-        let Some(state) = self.pool.shared().write_back().cloned() else { return Ok(()) };
-        let (pool, table, handles) = (Arc::clone(&self.pool), Arc::clone(&self.table), Arc::downgrade(&self.handles));
-        std::thread::Builder::new()
-            .name("nanasqlite-flush".to_owned())
-            .spawn(move || {
-                state.run_flusher(&handles, &|deadline| {
-                    let flush = FlushAll::new(Arc::clone(pool.shared()), deadline);
-                    block_on(pool.run(Arc::clone(&table), flush, tracing::debug_span!("nanasqlite", op = "flush")))
-                        .map(drop)
-                });
-            })
-            .map(drop)
-            .map_err(Error::Io)
+        let Some(state) = self.pool.shared().write_back() else { return Ok(()) };
+        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
+        state.spawn_flusher(Arc::downgrade(&self.handles), move |deadline| {
+            let flush = FlushAll::new(Arc::clone(pool.shared()), deadline);
+            block_on(pool.run(Arc::clone(&table), flush, tracing::debug_span!("nanasqlite", op = "flush"))).map(drop)
+        })
     }
 }
 

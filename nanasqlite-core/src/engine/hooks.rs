@@ -224,9 +224,11 @@ fn contained<R>(work: impl FnOnce() -> Result<R>) -> Result<R> {
 }
 
 /// `value`, to be stored under `key`, as the table's hooks leave it: checked by each in turn
-/// (a refusal is the error), and rewritten by the user's hooks. Runs inside the write's
-/// transaction, so checks see the rows as the write will leave them. Without hooks, `value`
-/// itself.
+/// (a refusal is the error), and rewritten by the user's hooks. With `storage`, it runs inside
+/// the write's transaction, so checks see the rows as the write will leave them. Without it (a
+/// write staged in write-back mode, on the caller's thread), the user's hooks and checks run,
+/// and constraints that need the transaction refuse (none can be registered on such a table).
+/// Without hooks, `value` itself.
 ///
 /// # Errors
 ///
@@ -234,7 +236,7 @@ fn contained<R>(work: impl FnOnce() -> Result<R>) -> Result<R> {
 /// for a value that is not JSON; [`Error::Encode`] for a rewritten value that cannot be
 /// stored; the backend's error from a lookup.
 pub(crate) fn admit<S: Storage>(
-    storage: &S,
+    storage: Option<&S>,
     table: &Table<S>,
     key: &str,
     value: &Arc<CachedValue>,
@@ -242,67 +244,41 @@ pub(crate) fn admit<S: Storage>(
     if table.hooks().is_empty() {
         return Ok(Arc::clone(value));
     }
-    let mut current: Option<Value> = None;
+    let (mut current, mut rewritten) = (None, false);
     for guard in table.hooks().snapshot().all.iter().filter(|guard| guard.applies(key)) {
         let parsed = match current.take() {
             Some(parsed) => parsed,
             None => Value::clone(value.value(key)?),
         };
-        current = Some(match &guard.rule {
-            Ready::User(hook) => contained(|| hook.before_write(key, parsed))?,
-            Ready::Check(check) => {
+        current = Some(match (&guard.rule, storage) {
+            (Ready::User(hook), _) => {
+                rewritten = true;
+                contained(|| hook.before_write(key, parsed))?
+            }
+            (Ready::Check(check), _) => {
                 if !contained(|| Ok((check.predicate)(key, &parsed)))? {
                     return Err(Error::refused(key, &*check.by));
                 }
                 parsed
             }
-            Ready::Unique { field, indexed, by } => {
+            (Ready::Unique { field, indexed, by }, Some(storage)) => {
                 check_unique(storage, table, key, &parsed, field, *indexed, guard.filter.as_ref(), by)?;
                 parsed
             }
-            Ready::ForeignKey { field, target, by } => {
+            (Ready::ForeignKey { field, target, by }, Some(storage)) => {
                 check_reference(storage, target, key, &parsed, field, by)?;
                 parsed
             }
-        });
-    }
-    match current {
-        Some(admitted) if admitted != **value.value(key)? => CachedValue::from_value(key, admitted),
-        _ => Ok(Arc::clone(value)),
-    }
-}
-
-/// `value` as the table's hooks leave it, for a write staged in write-back mode: the user's
-/// hooks and checks run (on the caller's thread, with no transaction); constraints that need
-/// one cannot be registered on such a table.
-///
-/// # Errors
-///
-/// As [`admit`].
-pub(crate) fn admit_staged<S: Storage>(
-    table: &Table<S>,
-    key: &str,
-    value: &Arc<CachedValue>,
-) -> Result<Arc<CachedValue>> {
-    if table.hooks().is_empty() {
-        return Ok(Arc::clone(value));
-    }
-    let mut current = Value::clone(value.value(key)?);
-    for guard in table.hooks().snapshot().all.iter().filter(|guard| guard.applies(key)) {
-        current = match &guard.rule {
-            Ready::User(hook) => contained(|| hook.before_write(key, current))?,
-            Ready::Check(check) => {
-                if !contained(|| Ok((check.predicate)(key, &current)))? {
-                    return Err(Error::refused(key, &*check.by));
-                }
-                current
-            }
-            Ready::Unique { by, .. } | Ready::ForeignKey { by, .. } => {
+            (Ready::Unique { by, .. } | Ready::ForeignKey { by, .. }, None) => {
                 return Err(Error::validation(format!("{by} cannot be checked on a write-back store")));
             }
-        };
+        });
     }
-    if current == **value.value(key)? { Ok(Arc::clone(value)) } else { CachedValue::from_value(key, current) }
+    // Only the user's hooks rewrite: without one, the value stands as it came.
+    match current {
+        Some(admitted) if rewritten && admitted != **value.value(key)? => CachedValue::from_value(key, admitted),
+        _ => Ok(Arc::clone(value)),
+    }
 }
 
 /// Refuses `value` for `key` if another key (among those `filter` matches) has the same value
@@ -467,7 +443,8 @@ impl<S: Storage> Table<S> {
 /// The writes and deletes of one operation that the user's hooks must hear of once it has
 /// committed ([`Hook::on_write_success`], [`Hook::on_delete_success`]).
 pub(crate) struct Events {
-    hooks: Arc<[UserHook]>,
+    /// The user's hooks, if any (`None`: no allocation for the common write without hooks).
+    hooks: Option<Arc<[UserHook]>>,
     happened: Vec<Event>,
 }
 
@@ -478,32 +455,35 @@ enum Event {
 
 impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Events").field("hooks", &self.hooks.len()).field("events", &self.happened.len()).finish()
+        f.debug_struct("Events").field("hooks", &self.users().len()).field("events", &self.happened.len()).finish()
     }
 }
 
 impl Events {
     /// The events of an operation on `table`.
     pub(crate) fn of<S: Storage>(table: &Table<S>) -> Self {
-        let hooks = table.hooks().reader().0.unwrap_or_else(|| Arc::new([]));
-        Self { hooks, happened: Vec::new() }
+        Self { hooks: table.hooks().reader().0, happened: Vec::new() }
+    }
+
+    fn users(&self) -> &[UserHook] {
+        self.hooks.as_deref().unwrap_or_default()
     }
 
     /// Whether any hook listens (deletes must then be checked and noted one by one).
     pub(crate) fn observed(&self) -> bool {
-        !self.hooks.is_empty()
+        !self.users().is_empty()
     }
 
     /// Notes that `value` was stored under `key`.
     pub(crate) fn written(&mut self, key: &str, value: &Arc<CachedValue>) {
-        if self.hooks.iter().any(|user| user.applies(key)) {
+        if self.users().iter().any(|user| user.applies(key)) {
             self.happened.push(Event::Written(key.into(), Arc::clone(value)));
         }
     }
 
     /// Notes that `key` was deleted.
     pub(crate) fn deleted(&mut self, key: &str) {
-        if self.hooks.iter().any(|user| user.applies(key)) {
+        if self.users().iter().any(|user| user.applies(key)) {
             self.happened.push(Event::Deleted(key.into()));
         }
     }
@@ -517,7 +497,7 @@ impl Events {
     /// committed, so a hook that panics is logged and the others still hear.
     pub(crate) fn notify(self) {
         for event in &self.happened {
-            for user in self.hooks.iter() {
+            for user in self.users() {
                 let outcome = match event {
                     Event::Written(key, value) if user.applies(key) => match value.value(key) {
                         Ok(value) => panic::catch_unwind(AssertUnwindSafe(|| user.hook.on_write_success(key, value))),
@@ -581,7 +561,7 @@ mod tests {
         let storage = SqliteStorage::open(":memory:", &crate::storage::ConnectionOptions::default()).unwrap();
         let table = table(&storage);
         let value = CachedValue::new("\"x\"");
-        assert!(Arc::ptr_eq(&admit(&storage, &table, "k", &value).unwrap(), &value));
+        assert!(Arc::ptr_eq(&admit(Some(&storage), &table, "k", &value).unwrap(), &value));
         assert_eq!(table.decode::<String>("k", &value).unwrap(), "x");
         assert!(!Events::of(&table).observed());
     }
@@ -619,7 +599,7 @@ mod tests {
         let mut storage = SqliteStorage::open(":memory:", &crate::storage::ConnectionOptions::default()).unwrap();
         let table = table(&storage);
         add(&mut storage, &table, Panics).unwrap();
-        let error = admit(&storage, &table, "k", &CachedValue::new("1")).unwrap_err();
+        let error = admit(Some(&storage), &table, "k", &CachedValue::new("1")).unwrap_err();
         assert!(matches!(&error, Error::Panic { message } if message == "hook bug"), "{error}");
     }
 

@@ -449,7 +449,7 @@ pub(crate) fn write<S: Storage>(
     value: &Arc<CachedValue>,
     events: &mut Events,
 ) -> Result<Arc<CachedValue>> {
-    let value = hooks::admit(storage, table, key, value)?;
+    let value = hooks::admit(Some(storage), table, key, value)?;
     put(storage, table, key, &value)?;
     events.written(key, &value);
     Ok(value)
@@ -550,7 +550,7 @@ impl BatchUpdate {
         let (mut events, mut written, mut refused) =
             (Events::of(table), Vec::with_capacity(self.rows.len()), Vec::new());
         for (key, value) in self.rows.iter() {
-            match hooks::admit(storage, table, key, value) {
+            match hooks::admit(Some(storage), table, key, value) {
                 Ok(value) => {
                     put(storage, table, key, &value)?;
                     events.written(key, &value);

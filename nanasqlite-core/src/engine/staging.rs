@@ -268,6 +268,74 @@ impl<S: Storage> WriteBackState<S> {
         std::mem::take(&mut *self.dead.lock()).into()
     }
 
+    /// Whether staged rows are committed only when asked ([`Flush::Manual`]).
+    #[must_use]
+    pub fn manual(&self) -> bool {
+        self.config.flush == Flush::Manual
+    }
+
+    /// The error of a write refused at the bound ([`OnFull::Error`]).
+    #[must_use]
+    pub fn full(&self) -> Error {
+        let stats = self.stats();
+        Error::validation(format!(
+            "write-back staging is full ({} rows, {} bytes staged): flush, or raise max_staged",
+            stats.staged, stats.staged_bytes
+        ))
+    }
+
+    /// What an explicit flush reports: [`Error::Unflushed`] when rows of it became dead letters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unflushed`].
+    pub fn report_flush(&self, flushed: Flushed) -> Result<()> {
+        if flushed.failed > 0 { Err(self.unflushed()) } else { Ok(()) }
+    }
+
+    /// What close reports, after its last flush (`flushed`): stops the flusher, then
+    /// [`Error::Unflushed`] when rows are left staged or in the dead-letter queue. A store
+    /// already closed has nothing to report.
+    ///
+    /// # Errors
+    ///
+    /// The flush's error; [`Error::Unflushed`].
+    pub fn report_close(&self, flushed: Result<Flushed>) -> Result<()> {
+        self.stop();
+        match flushed {
+            Err(Error::Closed) => Ok(()),
+            Err(error) => Err(error),
+            Ok(_) => {
+                let stats = self.stats();
+                if stats.staged > 0 || stats.dead_letters > 0 { Err(self.unflushed()) } else { Ok(()) }
+            }
+        }
+    }
+
+    fn unflushed(&self) -> Error {
+        let stats = self.stats();
+        Error::Unflushed { staged: stats.staged, dead_letters: stats.dead_letters }
+    }
+
+    /// Starts the flusher thread, `nanasqlite-flush`: it runs [`run_flusher`](Self::run_flusher)
+    /// with `flush`, which runs [`FlushAll`] on the store's writer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the thread cannot start.
+    pub fn spawn_flusher(
+        self: &Arc<Self>,
+        handles: Weak<()>,
+        flush: impl Fn(Option<Instant>) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let state = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("nanasqlite-flush".to_owned())
+            .spawn(move || state.run_flusher(&handles, &flush))
+            .map(drop)
+            .map_err(Error::Io)
+    }
+
     /// Stops the flusher (at close).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
@@ -339,7 +407,7 @@ pub fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<CachedVa
     };
     let mut events = Events::of(table);
     let value = match value {
-        Some(value) => Some(hooks::admit_staged(table, key, &value)?),
+        Some(value) => Some(hooks::admit::<S>(None, table, key, &value)?),
         None => {
             if events.observed() {
                 hooks::may_delete(table, key)?;
