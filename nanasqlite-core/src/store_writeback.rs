@@ -54,8 +54,9 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Unflushed`] when some rows failed to commit (they are in the dead-letter queue:
-    /// [`dead_letters`](Self::dead_letters)); [`Error::Closed`]; [`Error::LockTimeout`].
+    /// [`Error::Unflushed`](crate::Error::Unflushed) when some rows failed to commit (they are
+    /// in the dead-letter queue: [`dead_letters`](Self::dead_letters));
+    /// [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout).
     pub fn flush(&self) -> Result<()> {
         let flushed = self.run_flush(None)?;
         self.engine_table().write_back().map_or(Ok(()), |(state, _)| state.report_flush(flushed))
@@ -71,7 +72,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// A hook's refusal of one of them; [`Error::Closed`].
+    /// A hook's refusal of one of them; [`Error::Closed`](crate::Error::Closed).
     pub fn retry_dead_letters(&self) -> Result<usize> {
         self.database().ensure_open()?;
         engine::retry_dead_letters(self.database().shared())
