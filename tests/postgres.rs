@@ -179,7 +179,7 @@ fn postgres_keeps_hooks_typed_tables_and_encrypted_values() -> nanasqlite::Resul
     let (text, bytes): (Option<String>, Option<Vec<u8>>) = (row.get(0), row.get(1));
     assert!(text.is_none() && bytes.is_some_and(|b| !String::from_utf8_lossy(&b).contains("4111")), "stored sealed");
 
-    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    #[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Debug)]
     struct Item {
         qty: u32,
     }

@@ -71,3 +71,69 @@ async fn the_async_typed_table(setup: Setup) {
     assert!(users.delete("b").await.unwrap());
     db.close().await.unwrap();
 }
+
+/// An `after_read` hook that counts its calls and ages every user by one year on the way out.
+#[derive(Default)]
+struct Birthday(std::sync::atomic::AtomicUsize);
+
+impl nanasqlite::hook::Hook for Birthday {
+    fn after_read(&self, _key: &str, mut value: serde_json::Value) -> nanasqlite::Result<serde_json::Value> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        value["age"] = (value["age"].as_u64().unwrap_or(0) + 1).into();
+        Ok(value)
+    }
+}
+
+#[test]
+fn a_kept_decoded_copy_follows_writes_other_types_and_hooks() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    let users = db.typed::<User>("users")?;
+    users.set("alice", &user("Alice", 30))?;
+    let mut first = users.get("alice")?.unwrap();
+    first.age = 99;
+    assert_eq!(users.get("alice")?, Some(user("Alice", 30)), "a hit is a copy: changing it changes nothing");
+    users.set("alice", &user("Alice", 31))?;
+    assert_eq!(users.get("alice")?, Some(user("Alice", 31)), "a write replaces the kept copy");
+    let as_value: serde_json::Value = users.store().get("alice")?.unwrap();
+    assert_eq!(as_value["age"], 31, "another type decodes the text");
+    assert_eq!(users.store().get_cloned::<serde_json::Value>("alice")?, Some(as_value));
+    assert_eq!(users.get("alice")?, Some(user("Alice", 31)), "and the kept copy still serves its own type");
+
+    // A Value read first is kept as the shared parse, which shared reads share.
+    db.set("v", &serde_json::json!({"a": [1, 2]}))?;
+    let shared = db.get_shared("v")?.unwrap();
+    assert_eq!(db.get::<serde_json::Value>("v")?.as_ref(), Some(&*shared));
+    assert!(std::sync::Arc::ptr_eq(&shared, &db.get_shared("v")?.unwrap()));
+    assert_eq!(db.get_cloned::<Vec<u8>>("v").ok(), None, "a type the value does not fit is a decode error");
+
+    let birthday = std::sync::Arc::new(Birthday::default());
+    let hooked = NanaSQLite::builder(":memory:").hook(std::sync::Arc::clone(&birthday)).open()?;
+    let users = hooked.typed::<User>("data")?;
+    users.set("bob", &user("Bob", 40))?;
+    assert_eq!(users.get("bob")?.map(|u| u.age), Some(41));
+    assert_eq!(users.get("bob")?.map(|u| u.age), Some(41), "the hook's view, not a kept copy of the text");
+    assert_eq!(birthday.0.load(std::sync::atomic::Ordering::SeqCst), 2, "after_read runs on every read");
+    Ok(())
+}
+
+on_every_runtime!(the_async_store_keeps_decoded_copies);
+
+async fn the_async_store_keeps_decoded_copies(setup: Setup) {
+    let db = setup.open().await;
+    let users = db.typed::<User>("users").await.unwrap();
+    users.set("alice", &user("Alice", 30)).await.unwrap();
+    let mut first = users.get("alice").await.unwrap().unwrap();
+    first.name.push('!');
+    assert_eq!(users.get("alice").await.unwrap(), Some(user("Alice", 30)));
+    users.set("alice", &user("Alice", 31)).await.unwrap();
+    assert_eq!(users.get("alice").await.unwrap(), Some(user("Alice", 31)));
+    let store = users.store();
+    assert_eq!(store.get::<serde_json::Value>("alice").await.unwrap().unwrap()["age"], 31);
+    assert_eq!(store.get_cloned::<User>("alice").await.unwrap(), Some(user("Alice", 31)));
+    store.clear_cache();
+    assert_eq!(store.get_cloned::<User>("alice").await.unwrap(), Some(user("Alice", 31)), "a miss reads the file");
+    db.set("v", &serde_json::json!([1, 2])).await.unwrap();
+    let shared = db.get_shared("v").await.unwrap().unwrap();
+    assert_eq!(db.get::<serde_json::Value>("v").await.unwrap().as_ref(), Some(&*shared));
+    db.close().await.unwrap();
+}

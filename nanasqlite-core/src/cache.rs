@@ -17,6 +17,7 @@
 //! has deleted them from the file and committed: an expired row is never served again, even
 //! when the write that was to delete it fails or never runs.
 
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -103,25 +104,39 @@ impl CacheStrategy {
     }
 }
 
-/// One cached row: its JSON text, and the parsed value once somebody asked for it (in an
-/// `Arc`, so a read can share it instead of copying). A row that cannot be read as JSON text
-/// (not UTF-8, binary) is cached as what is wrong with it, so that it fails for its key alone.
+/// One cached row: its JSON text, and its first decoded form once somebody asked for one (the
+/// shared parsed [`Value`], or a copy of the caller's own type), so that later hits share or
+/// clone it instead of parsing again. A row that cannot be read as JSON text (not UTF-8,
+/// binary) is cached as what is wrong with it, so that it fails for its key alone.
+///
+/// The decoded form is kept for the first type asked for only: a key is almost always read as
+/// one type, and one slot keeps the entry as small as a single parsed value would. Reads of
+/// another type decode the text, as they would without the slot.
 #[derive(Debug)]
 pub struct CachedValue {
-    content: Content,
-    parsed: OnceLock<Arc<Value>>,
+    /// The JSON text, or for an unreadable row the reason.
+    text: Box<str>,
+    decoded: OnceLock<Decoded>,
 }
 
+/// What a cached row keeps beside its text: one word and a tag, so that the entry stays as
+/// small as it was with the parsed value alone.
 #[derive(Debug)]
-enum Content {
-    Json(Box<str>),
-    Unreadable(Box<str>),
+enum Decoded {
+    /// The parsed value, shared by every `get_shared`.
+    Value(Arc<Value>),
+    /// A decoded copy of the caller's type, cloned by `get_cloned` (boxed twice to stay one
+    /// word: reaching it costs a hop, still far cheaper than a parse).
+    #[allow(clippy::redundant_allocation)]
+    Typed(Box<Box<dyn Any + Send + Sync>>),
+    /// The row cannot be read; `text` says why.
+    Unreadable,
 }
 
 impl CachedValue {
-    /// A cached row holding `json` (parsed lazily).
+    /// A cached row holding `json` (decoded lazily).
     pub fn new(json: impl Into<Box<str>>) -> Arc<Self> {
-        Arc::new(Self { content: Content::Json(json.into()), parsed: OnceLock::new() })
+        Arc::new(Self { text: json.into(), decoded: OnceLock::new() })
     }
 
     /// A cached row holding `value`, already parsed (a value a hook rewrote).
@@ -131,43 +146,53 @@ impl CachedValue {
     /// [`Error::Encode`](crate::Error::Encode) naming `key` when the value cannot be stored.
     pub(crate) fn from_value(key: &str, value: Value) -> Result<Arc<Self>> {
         let json = codec::encode(key, &value)?;
-        let parsed = OnceLock::from(Arc::new(value));
-        Ok(Arc::new(Self { content: Content::Json(json.into()), parsed }))
+        let decoded = OnceLock::from(Decoded::Value(Arc::new(value)));
+        Ok(Arc::new(Self { text: json.into(), decoded }))
     }
 
     /// A cached row that cannot be read, and why.
     pub fn unreadable(why: impl Into<Box<str>>) -> Arc<Self> {
-        Arc::new(Self { content: Content::Unreadable(why.into()), parsed: OnceLock::new() })
+        Arc::new(Self { text: why.into(), decoded: OnceLock::from(Decoded::Unreadable) })
+    }
+
+    fn is_unreadable(&self) -> bool {
+        matches!(self.decoded.get(), Some(Decoded::Unreadable))
     }
 
     /// The stored JSON text; `None` for a row that cannot be read.
     #[must_use]
     pub fn json(&self) -> Option<&str> {
-        match &self.content {
-            Content::Json(json) => Some(json),
-            Content::Unreadable(_) => None,
-        }
+        (!self.is_unreadable()).then_some(&*self.text)
     }
 
     /// The JSON text, or a decode error naming `key` for a row that cannot be read.
     pub(crate) fn text(&self, key: &str) -> Result<&str> {
-        match &self.content {
-            Content::Json(json) => Ok(json),
-            Content::Unreadable(why) => Err(crate::Error::decode(key, why)),
+        if self.is_unreadable() { Err(crate::Error::decode(key, &self.text)) } else { Ok(&self.text) }
+    }
+
+    /// The decoded `T` kept in the slot, if the slot keeps a `T`.
+    fn kept<T: Any>(&self) -> Option<&T> {
+        match self.decoded.get() {
+            Some(Decoded::Typed(typed)) => typed.downcast_ref::<T>(),
+            _ => None,
         }
     }
 
-    /// The parsed value; parsed on the first call, shared afterwards.
+    /// The parsed value, shared: parsed on the first call and kept (unless the slot already
+    /// keeps another type, when each call parses).
     ///
     /// # Errors
     ///
     /// [`Error::Decode`](crate::Error::Decode) naming `key` when the row is not JSON.
-    pub fn value(&self, key: &str) -> Result<&Arc<Value>> {
-        if let Some(value) = self.parsed.get() {
-            return Ok(value);
+    pub fn value(&self, key: &str) -> Result<Arc<Value>> {
+        if let Some(Decoded::Value(value)) = self.decoded.get() {
+            return Ok(Arc::clone(value));
         }
         let value = Arc::new(codec::parse(key, self.text(key)?)?);
-        Ok(self.parsed.get_or_init(|| value))
+        match self.decoded.get_or_init(|| Decoded::Value(Arc::clone(&value))) {
+            Decoded::Value(kept) => Ok(Arc::clone(kept)),
+            _ => Ok(value),
+        }
     }
 
     /// The value converted to the caller's type, straight from the text: cheaper than going
@@ -178,6 +203,28 @@ impl CachedValue {
     /// [`Error::Decode`](crate::Error::Decode) naming `key`.
     pub fn decode<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
         codec::decode(key, self.text(key)?)
+    }
+
+    /// The value as the caller's type, cloned from the decoded copy kept beside the text:
+    /// decoded on the first call, a clone afterwards (for a small record a clone costs a
+    /// fraction of parsing). A [`Value`] is decoded from the text each time: cloning a parsed
+    /// tree was measured slower than parsing its text again once the cache outgrows the CPU's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) naming `key`.
+    pub fn decode_cloned<T: DeserializeOwned + Clone + Send + Sync + 'static>(&self, key: &str) -> Result<T> {
+        if TypeId::of::<T>() == TypeId::of::<Value>() {
+            return self.decode(key);
+        }
+        if let Some(kept) = self.kept::<T>() {
+            return Ok(kept.clone());
+        }
+        let decoded: T = self.decode(key)?;
+        if self.decoded.get().is_none() {
+            let _ = self.decoded.set(Decoded::Typed(Box::new(Box::new(decoded.clone()))));
+        }
+        Ok(decoded)
     }
 }
 
@@ -691,13 +738,35 @@ mod tests {
     #[test]
     fn parses_once_and_reports_bad_json() {
         let good = CachedValue::new(r#"{"a": [1, 2]}"#);
-        let first = Arc::clone(good.value("k").unwrap());
-        assert!(Arc::ptr_eq(&first, good.value("k").unwrap()));
+        let first = good.value("k").unwrap();
+        assert!(Arc::ptr_eq(&first, &good.value("k").unwrap()));
+        let owned: serde_json::Value = good.decode_cloned("k").unwrap();
+        assert_eq!(owned, *first, "an owned Value is decoded from the text");
         assert_eq!(good.decode::<serde_json::Value>("k").unwrap()["a"][1], 2);
         assert!(CachedValue::new("{oops").value("k").is_err());
         let unreadable = CachedValue::unreadable("not UTF-8");
         assert!(matches!(unreadable.decode::<i32>("k"), Err(crate::Error::Decode { key, .. }) if key == "k"));
         assert!(unreadable.json().is_none());
+    }
+
+    #[test]
+    fn keeps_the_first_decoded_type_and_decodes_others() {
+        // The text and one slot: a cached row is one 56-byte allocation beside its text, as it
+        // was when the slot could hold the parsed value only (the memory benchmark counts it).
+        assert_eq!(std::mem::size_of::<CachedValue>(), 40);
+        let cached = CachedValue::new(r#"{"n": 1}"#);
+        let first: HashMap<String, u8> = cached.decode_cloned("k").unwrap();
+        assert!(cached.kept::<HashMap<String, u8>>().is_some(), "the first type is kept");
+        assert_eq!(cached.decode_cloned::<HashMap<String, u8>>("k").unwrap(), first);
+        let other: HashMap<String, u64> = cached.decode_cloned("k").unwrap();
+        assert_eq!(other["n"], 1, "another type decodes the text");
+        assert!(cached.kept::<HashMap<String, u64>>().is_none(), "and does not take the slot");
+        assert_eq!(cached.value("k").unwrap()["n"], 1, "nor does the shared parse");
+        assert!(cached.decode_cloned::<String>("k").is_err());
+        let unreadable = CachedValue::unreadable("binary");
+        assert!(matches!(unreadable.decode_cloned::<Value>("k"), Err(crate::Error::Decode { .. })));
+        assert!(matches!(unreadable.decode_cloned::<u8>("k"), Err(crate::Error::Decode { .. })));
+        assert!(unreadable.json().is_none(), "a failed decode leaves it unreadable");
     }
 
     #[test]

@@ -64,5 +64,5 @@ pub use error::{Error, Result};
 pub use identifier::Identifier;
 pub use scan::{Paging, SCAN_PAGE, Scan};
 pub use store::{Iter, NanaSQLite};
-pub use typed::{TypedTable, Validator};
+pub use typed::{Record, TypedTable, Validator};
 pub use writeback::{DeadLetter, WriteBack, WriteBackStats};

@@ -13,6 +13,14 @@ use crate::scan::Scan;
 use crate::storage::{SqliteStorage, Storage};
 use crate::store::{Iter, NanaSQLite};
 
+/// What a typed table's values are: stored as JSON, and cloned on cache hits (a table keeps
+/// the first decoded copy of each value beside its text, so a hit costs a clone instead of a
+/// parse). Implemented for every type with these traits; derive `Serialize`, `Deserialize`
+/// and `Clone` on a record to use it.
+pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Record for T {}
+
 /// A check run on every value before it is written: `Err(why)` refuses the write.
 pub type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + Sync>;
 
@@ -25,7 +33,7 @@ pub type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send
 /// ```
 /// use nanasqlite_core::NanaSQLite;
 ///
-/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 /// struct User { name: String, age: u32 }
 ///
 /// let db = NanaSQLite::open(":memory:")?;
@@ -89,7 +97,7 @@ pub fn validated_batch<K: AsRef<str>, T: Serialize>(
     Ok(BatchUpdate::new(encode_rows(rows.iter().map(|(key, value)| (key.as_ref(), value)))?))
 }
 
-impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
+impl<T: Record, S: Storage> TypedTable<T, S> {
     pub(crate) fn new(store: NanaSQLite<S>) -> Self {
         Self { store, validator: None, values: PhantomData }
     }
@@ -108,13 +116,14 @@ impl<T: Serialize + DeserializeOwned, S: Storage> TypedTable<T, S> {
         &self.store
     }
 
-    /// The value of `key`, as [`NanaSQLite::get`].
+    /// The value of `key`, as [`NanaSQLite::get_cloned`]: a hit clones the value decoded at
+    /// the key's first read.
     ///
     /// # Errors
     ///
     /// As [`NanaSQLite::get`].
     pub fn get(&self, key: &str) -> Result<Option<T>> {
-        self.store.get(key)
+        self.store.get_cloned(key)
     }
 
     /// Stores `value` under `key` once the validator accepts it.
@@ -172,7 +181,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// # Errors
     ///
     /// As [`table`](Self::table).
-    pub fn typed<T: Serialize + DeserializeOwned>(&self, name: &str) -> Result<TypedTable<T, S>> {
+    pub fn typed<T: Record>(&self, name: &str) -> Result<TypedTable<T, S>> {
         Ok(TypedTable::new(self.table(name)?))
     }
 }

@@ -300,6 +300,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// The value of `key`, or `None` if it is absent (a stored JSON `null` is present).
     /// A cache hit completes on the caller's thread; a miss is read by a lane and cached.
+    /// A hit decodes the cached JSON text; [`get_cloned`](Self::get_cloned) keeps a decoded
+    /// copy of types that can be cloned instead.
     ///
     /// # Errors
     ///
@@ -320,6 +322,29 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         };
         let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
         Either::Right(async move { read.await?.map(|value| table.decode(&key, &value)).transpose() })
+    }
+
+    /// As [`get`](Self::get), keeping the first decoded `T` beside the cached text so that
+    /// later hits clone it instead of decoding again, as
+    /// [`NanaSQLite::get_cloned`](nanasqlite_core::NanaSQLite::get_cloned).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_cloned<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let get = match self.cached(key) {
+            Step::Done(found) => {
+                return Either::Left(ready(
+                    found.and_then(|value| value.map(|value| self.table.decode_cloned(key, &value)).transpose()),
+                ));
+            }
+            Step::Run(get) => get,
+        };
+        let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
+        Either::Right(async move { read.await?.map(|value| table.decode_cloned(&key, &value)).transpose() })
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made.

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use nanasqlite_core::engine::{validate, validated_batch};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
-use nanasqlite_core::{Result, Scan, Validator};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use nanasqlite_core::{Record, Result, Scan, Validator};
 
 use crate::ScanStream;
 use crate::store::AsyncNanaSQLite;
@@ -41,7 +39,7 @@ impl<T, S: Storage> fmt::Debug for AsyncTypedTable<T, S> {
 
 impl<T, S> AsyncTypedTable<T, S>
 where
-    T: Serialize + DeserializeOwned + Send + 'static,
+    T: Record,
     S: Storage,
 {
     /// Checks every value before it is written, as
@@ -58,13 +56,14 @@ where
         &self.store
     }
 
-    /// The value of `key`.
+    /// The value of `key`, as [`AsyncNanaSQLite::get_cloned`]: a hit clones the value decoded
+    /// at the key's first read.
     ///
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::get`].
     pub fn get(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S> {
-        self.store.get(key)
+        self.store.get_cloned(key)
     }
 
     /// Stores `value` under `key` once the validator accepts it.
@@ -132,7 +131,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// As [`table`](Self::table).
     pub fn typed<T>(&self, name: &str) -> impl Future<Output = Result<AsyncTypedTable<T, S>>> + Send + use<T, S>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Record,
     {
         let table = self.table(name);
         async move { Ok(AsyncTypedTable { store: table.await?, validator: None, values: PhantomData }) }

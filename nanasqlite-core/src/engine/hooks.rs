@@ -248,7 +248,7 @@ pub(crate) fn admit<S: Storage>(
     for guard in table.hooks().snapshot().all.iter().filter(|guard| guard.applies(key)) {
         let parsed = match current.take() {
             Some(parsed) => parsed,
-            None => Value::clone(value.value(key)?),
+            None => Value::clone(&*value.value(key)?),
         };
         current = Some(match (&guard.rule, storage) {
             (Ready::User(hook), _) => {
@@ -276,7 +276,7 @@ pub(crate) fn admit<S: Storage>(
     }
     // Only the user's hooks rewrite: without one, the value stands as it came.
     match current {
-        Some(admitted) if rewritten && admitted != **value.value(key)? => CachedValue::from_value(key, admitted),
+        Some(admitted) if rewritten && admitted != *value.value(key)? => CachedValue::from_value(key, admitted),
         _ => Ok(Arc::clone(value)),
     }
 }
@@ -299,7 +299,7 @@ fn check_unique<S: Storage>(
     let codec = table.codec();
     let candidate = |other: &str| other != key && filter.is_none_or(|filter| filter.matches(other));
     let clashes = |other: &str, cached: &CachedValue| {
-        cached.value(other).is_ok_and(|v| field.find(v).is_some_and(|v| hook::same(v, wanted)))
+        cached.value(other).is_ok_and(|v| field.find(&v).is_some_and(|v| hook::same(v, wanted)))
     };
     let mut clash = false;
     if indexed && !codec.is_encrypted() {
@@ -387,11 +387,29 @@ impl Reader {
         let Some(hooks) = self.0.as_ref().filter(|hooks| hooks.iter().any(|user| user.applies(key))) else {
             return value.decode(key);
         };
-        let mut current = Value::clone(value.value(key)?);
+        let mut current = Value::clone(&*value.value(key)?);
         for user in hooks.iter().filter(|user| user.applies(key)) {
             current = contained(|| user.hook.after_read(key, current))?;
         }
         serde_json::from_value(current).map_err(|source| Error::Decode { key: key.to_owned(), source })
+    }
+
+    /// As [`decode`](Self::decode), for a point read of a type that can be cloned: when no
+    /// hook applies, the first decoded `T` is kept beside the text and later reads clone it.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    pub fn decode_cloned<T>(&self, key: &str, value: &CachedValue) -> Result<T>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if self.applies(key) { self.decode(key, value) } else { value.decode_cloned(key) }
+    }
+
+    /// Whether a hook's `after_read` may change what a read of `key` returns.
+    fn applies(&self, key: &str) -> bool {
+        self.0.as_ref().is_some_and(|hooks| hooks.iter().any(|user| user.applies(key)))
     }
 
     /// `value`, read from `key`, through the hooks, shared: the cache's own parsed value when
@@ -401,11 +419,7 @@ impl Reader {
     ///
     /// [`Error::Decode`] naming `key` when the value is not JSON; a hook's error.
     pub fn shared(&self, key: &str, value: &CachedValue) -> Result<Arc<Value>> {
-        if self.0.as_ref().is_some_and(|hooks| hooks.iter().any(|user| user.applies(key))) {
-            self.decode(key, value).map(Arc::new)
-        } else {
-            value.value(key).cloned()
-        }
+        if self.applies(key) { self.decode(key, value).map(Arc::new) } else { value.value(key) }
     }
 
     /// Rows read, through the hooks and into the caller's type, in order.
@@ -437,6 +451,19 @@ impl<S: Storage> Table<S> {
     /// As [`Reader::decode`].
     pub fn decode<T: DeserializeOwned>(&self, key: &str, value: &CachedValue) -> Result<T> {
         self.reader().decode(key, value)
+    }
+
+    /// `value`, read from `key` by a point read of a type that can be cloned: as
+    /// [`Reader::decode_cloned`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::decode`].
+    pub fn decode_cloned<T>(&self, key: &str, value: &CachedValue) -> Result<T>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.reader().decode_cloned(key, value)
     }
 }
 
@@ -500,7 +527,7 @@ impl Events {
             for user in self.users() {
                 let outcome = match event {
                     Event::Written(key, value) if user.applies(key) => match value.value(key) {
-                        Ok(value) => panic::catch_unwind(AssertUnwindSafe(|| user.hook.on_write_success(key, value))),
+                        Ok(value) => panic::catch_unwind(AssertUnwindSafe(|| user.hook.on_write_success(key, &value))),
                         Err(_) => Ok(()),
                     },
                     Event::Deleted(key) if user.applies(key) => {
