@@ -1,7 +1,9 @@
 //! Lanes: threads that each own one connection and run the jobs of one queue.
 //!
 //! The writer lane owns the read-write connection. Writes waiting in its queue are run as one
-//! group in one write transaction (expired rows of TTL caches purged first); when one fails,
+//! group in one write transaction (expired rows of TTL caches purged first), joined by the
+//! writes that reach the queue while it runs, up to a bound and never past a job of another
+//! kind queued before them; when one fails,
 //! the transaction is rolled back and the others run again without it, so one failing write
 //! fails alone. Every caller is answered after the commit that holds its write. Reader lanes
 //! own read-only connections and run the reads waiting in their shared queue in one read
@@ -9,6 +11,7 @@
 //! longer read) opens a new one and runs the group again there.
 //! A lane stops when its queue is empty and every sender is gone, then closes its connection.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -53,19 +56,20 @@ pub(crate) enum Role<S: Storage> {
 /// `None` once the lane has closed it.
 pub(crate) type Slot<S> = Arc<Mutex<Option<S>>>;
 
-/// One lane: its queue, its connection, and the job it took but could not group.
+/// One lane: its queue, its connection, and the job it took but could not group (in a
+/// `Cell`, so that a write group running under `&self` can hold the job that ends it).
 pub(crate) struct Lane<S: Storage> {
     queue: Jobs<S>,
     slot: Slot<S>,
     counters: Arc<Counters>,
-    held: Option<Box<dyn Job<S>>>,
+    held: Cell<Option<Box<dyn Job<S>>>>,
     role: Role<S>,
 }
 
 impl<S: Storage> Lane<S> {
     /// A lane on `queue` over the connection in `slot`.
     pub(crate) fn new(queue: Jobs<S>, slot: Slot<S>, counters: Arc<Counters>, role: Role<S>) -> Self {
-        Self { queue, slot, counters, held: None, role }
+        Self { queue, slot, counters, held: Cell::new(None), role }
     }
 
     /// Runs jobs until the queue is empty and closed; returns how closing the connection went.
@@ -75,13 +79,15 @@ impl<S: Storage> Lane<S> {
             Role::Reader { .. } => None,
         };
         let mark = |working: bool| busy.as_ref().inspect(|busy| busy.store(working, Ordering::Release));
-        while let Some(first) = self.held.take().or_else(|| self.next()) {
+        while let Some(first) = self.held.get_mut().take().or_else(|| self.next()) {
             mark(true);
             let group = self.gather(first);
+            // Writes queued behind a held job must wait for it: only an open queue feeds a group.
+            let room = if self.held.get_mut().is_some() { 0 } else { MAX_WRITE_GROUP.saturating_sub(group.len()) };
             let settled = {
                 let mut storage = self.slot.lock();
                 match storage.as_mut() {
-                    Some(storage) => self.run_group(storage, group),
+                    Some(storage) => self.run_group(storage, group, room),
                     None => group.into_iter().map(|job| (job, Some(Error::Closed))).collect(),
                 }
             };
@@ -131,7 +137,7 @@ impl<S: Storage> Lane<S> {
             match self.queue.try_recv() {
                 Ok(job) if job.kind() == kind => group.push(job),
                 Ok(job) => {
-                    self.held = Some(job);
+                    self.held.set(Some(job));
                     break;
                 }
                 Err(_) => break,
@@ -140,7 +146,8 @@ impl<S: Storage> Lane<S> {
         group
     }
 
-    fn run_group(&self, storage: &mut S, group: Vec<Box<dyn Job<S>>>) -> Settled<S> {
+    /// Runs `group`; a write group also takes in up to `room` writes queued while it runs.
+    fn run_group(&self, storage: &mut S, group: Vec<Box<dyn Job<S>>>, room: usize) -> Settled<S> {
         let kind = group[0].kind();
         let jobs = self.startable(group);
         if jobs.is_empty() {
@@ -148,12 +155,14 @@ impl<S: Storage> Lane<S> {
         }
         match kind {
             Kind::Write => {
-                self.counters.record_write_group(jobs.len());
                 let shared = match &self.role {
                     Role::Writer { shared, .. } => Some(Arc::clone(shared)),
                     Role::Reader { .. } => None,
                 };
-                run_writes(storage, shared.as_deref(), jobs)
+                let mut feed = Feed { lane: self, room };
+                let settled = run_writes(storage, shared.as_deref(), jobs, &mut || feed.next());
+                self.counters.record_write_group(settled.len());
+                settled
             }
             Kind::Read => {
                 self.counters.record_read_group(jobs.len());
@@ -166,25 +175,26 @@ impl<S: Storage> Lane<S> {
     /// Drops jobs whose caller is gone, and answers overdue ones with `LockTimeout`.
     fn startable(&self, group: Vec<Box<dyn Job<S>>>) -> Vec<Box<dyn Job<S>>> {
         let now = Instant::now();
-        group
-            .into_iter()
-            .filter_map(|mut job| {
-                if !job.claim() {
-                    None // the deadline thread answered it with LockTimeout already
-                } else if job.is_abandoned() {
-                    self.counters.record_abandoned();
-                    None
-                } else if let Some(waited) = job.overdue(now) {
-                    job.reject(Error::LockTimeout { waited });
-                    None
-                } else {
-                    // Counted once it is sure to run: a caller that sees `jobs_started` grow
-                    // knows its job can no longer be abandoned.
-                    self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
-                    Some(job)
-                }
-            })
-            .collect()
+        group.into_iter().filter_map(|job| self.start(job, now)).collect()
+    }
+
+    /// `job`, if it is to run: not when its caller is gone or its deadline has passed (then
+    /// it is answered with `LockTimeout`).
+    fn start(&self, mut job: Box<dyn Job<S>>, now: Instant) -> Option<Box<dyn Job<S>>> {
+        if !job.claim() {
+            None // the deadline thread answered it with LockTimeout already
+        } else if job.is_abandoned() {
+            self.counters.record_abandoned();
+            None
+        } else if let Some(waited) = job.overdue(now) {
+            job.reject(Error::LockTimeout { waited });
+            None
+        } else {
+            // Counted once it is sure to run: a caller that sees `jobs_started` grow knows its
+            // job can no longer be abandoned.
+            self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
+            Some(job)
+        }
     }
 
     /// Runs a read group; if the connection failed under it, runs it once more on a new one.
@@ -223,6 +233,34 @@ impl<S: Storage> Lane<S> {
     }
 }
 
+/// Writes that reach the writer's queue while a write group runs, taken into that group's
+/// transaction until the group is full: under load each commit carries every write waiting by
+/// then (fewer commits, fewer wake-ups), while a lone write still commits at once.
+struct Feed<'a, S: Storage> {
+    lane: &'a Lane<S>,
+    /// Writes the group may still take; zero once another kind of job came (it is held, and
+    /// the writes behind it wait for it).
+    room: usize,
+}
+
+impl<S: Storage> Feed<'_, S> {
+    fn next(&mut self) -> Option<Box<dyn Job<S>>> {
+        while self.room > 0 {
+            let job = self.lane.queue.try_recv().ok()?;
+            if job.kind() != Kind::Write {
+                self.lane.held.set(Some(job));
+                self.room = 0;
+                return None;
+            }
+            self.room -= 1;
+            if let Some(job) = self.lane.start(job, Instant::now()) {
+                return Some(job);
+            }
+        }
+        None
+    }
+}
+
 /// How a write group's transaction went.
 enum Group {
     /// Every live job ran; commit, then confirm the purge.
@@ -231,12 +269,18 @@ enum Group {
     Failed(usize),
 }
 
-/// Runs `jobs` in one write transaction and answers each after the commit.
+/// Runs `jobs`, and the writes `more` hands over while they run, in one write transaction;
+/// each is answered after the commit.
 ///
 /// Writes run without savepoints (they cost a statement journal per write). When one fails,
 /// the transaction is rolled back, that write is answered with its error, and the others run
 /// again in a new transaction: a failing write fails alone, and costs a rerun only then.
-fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs: Vec<Box<dyn Job<S>>>) -> Settled<S> {
+fn run_writes<S: Storage>(
+    storage: &mut S,
+    shared: Option<&Shared<S>>,
+    mut jobs: Vec<Box<dyn Job<S>>>,
+    more: &mut dyn FnMut() -> Option<Box<dyn Job<S>>>,
+) -> Settled<S> {
     let mut live: Vec<usize> = (0..jobs.len()).collect();
     let failure = loop {
         let ran = storage.transaction(|storage| {
@@ -244,9 +288,14 @@ fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs:
                 Ok(purged) => purged.unwrap_or_default(),
                 Err(error) => return (Err(error), End::Rollback),
             };
-            match run_until_failure(storage, &mut jobs, &mut live) {
-                None => (Ok(Group::Ran(purged)), End::Commit),
-                Some(position) => (Ok(Group::Failed(position)), End::Rollback),
+            let mut position = 0;
+            loop {
+                if let Some(failed) = run_until_failure(storage, &mut jobs, &mut live, &mut position) {
+                    return (Ok(Group::Failed(failed)), End::Rollback);
+                }
+                let Some(job) = more() else { return (Ok(Group::Ran(purged)), End::Commit) };
+                live.push(jobs.len());
+                jobs.push(job);
             }
         });
         match ran.and_then(|group| group) {
@@ -264,20 +313,25 @@ fn run_writes<S: Storage>(storage: &mut S, shared: Option<&Shared<S>>, mut jobs:
     jobs.into_iter().enumerate().map(|(i, job)| (job, failed(i))).collect()
 }
 
-/// Runs the `live` jobs in order (dropping those past their deadline from `live`); the
-/// position in `live` of the first that failed.
-fn run_until_failure<S>(storage: &mut S, jobs: &mut [Box<dyn Job<S>>], live: &mut Vec<usize>) -> Option<usize> {
-    let mut position = 0;
-    while let Some(&i) = live.get(position) {
+/// Runs the `live` jobs in order from `position` (dropping those past their deadline from
+/// `live`), leaving `position` past the last one run; the position in `live` of the first
+/// that failed.
+fn run_until_failure<S>(
+    storage: &mut S,
+    jobs: &mut [Box<dyn Job<S>>],
+    live: &mut Vec<usize>,
+    position: &mut usize,
+) -> Option<usize> {
+    while let Some(&i) = live.get(*position) {
         if jobs[i].time_out(Instant::now()) {
-            live.remove(position);
+            live.remove(*position);
             continue;
         }
         jobs[i].run(storage);
         if jobs[i].failed() {
-            return Some(position);
+            return Some(*position);
         }
-        position += 1;
+        *position += 1;
     }
     None
 }
@@ -370,7 +424,11 @@ mod tests {
         table: nanasqlite_core::storage::SqliteTable,
         outcome: Option<Result<usize, Error>>,
         log: Arc<Log>,
+        /// Jobs this one queues when it runs (as if other callers sent them meanwhile).
+        queues: Option<(Queue<SqliteStorage>, Vec<FakeJob>)>,
     }
+
+    type FakeJob = Box<dyn Job<SqliteStorage>>;
 
     impl Job<SqliteStorage> for Fake {
         fn kind(&self) -> Kind {
@@ -397,6 +455,9 @@ mod tests {
         }
         fn run(&mut self, storage: &mut SqliteStorage) {
             self.log.runs.fetch_add(1, Ordering::SeqCst);
+            if let Some((queue, jobs)) = self.queues.take() {
+                jobs.into_iter().for_each(|job| queue.send(job).unwrap());
+            }
             let put = |storage: &SqliteStorage| storage.put(&self.table, &self.key, StoredRef::Text(b"1")).map(|()| 1);
             self.outcome = Some(match self.act {
                 Act::Put => put(storage),
@@ -463,6 +524,21 @@ mod tests {
                 table: self.table.clone(),
                 outcome: None,
                 log: Arc::clone(&self.log),
+                queues: None,
+            })
+        }
+
+        /// A write of `key` that queues `jobs` on `queue` when it runs.
+        fn queuing(&self, key: &str, queue: &Queue<SqliteStorage>, jobs: Vec<FakeJob>) -> FakeJob {
+            Box::new(Fake {
+                key: key.to_owned(),
+                act: Act::Put,
+                kind: Kind::Write,
+                deadline: None,
+                table: self.table.clone(),
+                outcome: None,
+                log: Arc::clone(&self.log),
+                queues: Some((queue.clone(), jobs)),
             })
         }
 
@@ -485,6 +561,11 @@ mod tests {
             queue.send(job).unwrap();
         }
         drop(queue);
+        writer_drains(bench, receiver)
+    }
+
+    /// Runs a writer lane on `receiver` until every sender is gone.
+    fn writer_drains(bench: Bench, receiver: Jobs<SqliteStorage>) -> (Bench, crate::Stats) {
         let Bench { storage, table, log, _dir } = bench;
         let path = storage.file().unwrap();
         let role = Role::Writer { shared: Arc::new(Shared::new(None, None)), busy: Arc::default() };
@@ -505,6 +586,50 @@ mod tests {
         assert_eq!(bench.answers().len(), 10);
         assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)));
         assert_eq!(bench.keys().len(), 10);
+    }
+
+    #[test]
+    fn writes_queued_while_a_group_runs_join_its_transaction() {
+        let bench = Bench::new();
+        let (queue, receiver) = flume::unbounded();
+        let later = vec![bench.job("b", Act::Put), bench.job("c", Act::Put)];
+        queue.send(bench.queuing("a", &queue, later)).unwrap();
+        drop(queue);
+        let (bench, stats) = writer_drains(bench, receiver);
+        assert_eq!((stats.write_groups, stats.writes), (1, 3), "b and c came during a's group and joined it");
+        assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)), "{:?}", bench.answers());
+        assert_eq!(bench.keys(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_write_queued_behind_another_kind_of_job_waits_for_it() {
+        let bench = Bench::new();
+        let (queue, receiver) = flume::unbounded();
+        // The read comes between: "d" must not join a's group ahead of it.
+        let later = vec![bench.job("r", Act::Count), bench.job("d", Act::Put)];
+        queue.send(bench.queuing("a", &queue, later)).unwrap();
+        drop(queue);
+        let (bench, stats) = writer_drains(bench, receiver);
+        assert_eq!((stats.write_groups, stats.writes), (2, 2), "a, then the read, then d");
+        let answers = bench.answers();
+        assert_eq!(answers[2], ("r".into(), Ok(1)), "the read saw a but not d: {answers:?}");
+        assert_eq!(bench.keys(), ["a", "d"]);
+    }
+
+    #[test]
+    fn a_write_that_joined_a_group_and_failed_fails_alone() {
+        let bench = Bench::new();
+        let (queue, receiver) = flume::unbounded();
+        let later = vec![bench.job("b", Act::Fail), bench.job("c", Act::Put)];
+        queue.send(bench.queuing("a", &queue, later)).unwrap();
+        drop(queue);
+        let (bench, stats) = writer_drains(bench, receiver);
+        assert_eq!(stats.write_groups, 1);
+        let answers = bench.answers();
+        assert_eq!(answers[0], ("a".into(), Ok(1)));
+        assert!(answers[1].1.as_ref().unwrap_err().contains("refused"), "{answers:?}");
+        assert_eq!(answers[2], ("c".into(), Ok(1)));
+        assert_eq!(bench.keys(), ["a", "c"]);
     }
 
     #[test]
