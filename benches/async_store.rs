@@ -1,5 +1,7 @@
 //! W1–W8 of `BENCHMARKS.md` for the async store, beside raw rusqlite, tokio-rusqlite and
-//! async-sqlite in the same run, on a tokio multi-thread runtime (2 workers).
+//! async-sqlite in the same run, on a tokio multi-thread runtime (2 workers), and W1–W3 of
+//! Python NanaSQLite 1.6.2's `AsyncNanaSQLite` (`benches/python_async.py`, when its venv is
+//! there: `bash .ci/python-venv`).
 //!
 //! Run: `cargo bench --bench async_store --features tokio`. `BENCH_REPS` (default 5) and
 //! `BENCH_N` (default 10,000) change the size. Prints ops/s as median [min–max] and ratios.
@@ -39,7 +41,12 @@ fn main() {
             runtime.block_on(run_async(&mut results, *system, dir.path(), n, &big));
         }
     }
-    results.print(&format!("async store, N = {n}"), &["raw rusqlite", "tokio-rusqlite", "async-sqlite"]);
+    let python = [n.to_string(), reps.to_string()];
+    for sample in common::run_python("python_async.py", &python).unwrap_or_default() {
+        results.add("python async", &sample.workload, sample.ops, sample.elapsed());
+    }
+    results
+        .print(&format!("async store, N = {n}"), &["raw rusqlite", "tokio-rusqlite", "async-sqlite", "python async"]);
     if let Some(floor) = results.median("floor: round trip", "nanasqlite async") {
         println!("one round trip to the writer and back: {:.1} µs", 1e6 / floor);
         for workload in ["W1 set", "W2 cold get"] {

@@ -1,0 +1,60 @@
+"""Python NanaSQLite 1.6.2's AsyncNanaSQLite beside benches/async_store.rs: W1-W3, same data.
+
+  python_async.py N REPS
+Prints one JSON line per measurement: {"system", "workload", "ops", "seconds"}.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+
+from nanasqlite import AsyncNanaSQLite
+
+
+def value(i):
+    return {"name": f"User{i}", "age": i, "tags": ["admin", "active"], "active": True}
+
+
+def emit(workload, ops, seconds):
+    print(json.dumps({"system": "async", "workload": workload, "ops": ops, "seconds": seconds}))
+
+
+async def timed(work):
+    start = time.perf_counter()
+    await work()
+    return time.perf_counter() - start
+
+
+async def one_round(n, directory):
+    keys = [f"key_{i}" for i in range(n)]
+    values = [value(i) for i in range(n)]
+    path = os.path.join(directory, f"py_async_{time.perf_counter_ns()}.db")
+    async with AsyncNanaSQLite(path) as db:
+
+        async def w1():
+            for k, v in zip(keys, values):
+                await db.aset(k, v)
+
+        emit("W1 set", n, await timed(w1))
+    async with AsyncNanaSQLite(path) as db:
+
+        async def gets():
+            for k in keys:
+                assert await db.aget(k) is not None
+
+        emit("W2 cold get", n, await timed(gets))
+        emit("W3 hot get", n, await timed(gets))
+
+
+def main():
+    n, reps = int(sys.argv[1]), int(sys.argv[2])
+    with tempfile.TemporaryDirectory() as directory:
+        for _ in range(reps):
+            asyncio.run(one_round(n, directory))
+
+
+if __name__ == "__main__":
+    main()
