@@ -131,3 +131,26 @@ type EveryNameFromTheFacade<'a> = (
     &'a dyn KeyValue<String, i32>,
     Error,
 );
+
+/// A cache hit's future is moved by every caller that awaits it: it stays a few words, the miss
+/// path being boxed (1.2 KB unboxed halved the hit rate).
+#[test]
+fn a_hit_future_stays_small() {
+    block_on(async {
+        let db = AsyncNanaSQLite::open(":memory:").await.unwrap();
+        db.set("k", &1).await.unwrap();
+        let shared = db.get_shared("k");
+        let owned = db.get::<i64>("k");
+        let cloned = db.get_cloned::<i64>("k");
+        let contains = db.contains("k");
+        let sizes = [
+            std::mem::size_of_val(&shared),
+            std::mem::size_of_val(&owned),
+            std::mem::size_of_val(&cloned),
+            std::mem::size_of_val(&contains),
+        ];
+        assert!(sizes.iter().all(|&size| size <= 128), "{sizes:?}");
+        assert_eq!((owned.await.unwrap(), cloned.await.unwrap(), contains.await.unwrap()), (Some(1), Some(1), true));
+        assert_eq!(*shared.await.unwrap().unwrap(), 1);
+    });
+}

@@ -311,7 +311,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        // A hit is answered now, as a ready future: no handle clone, no key copy.
+        // A hit is answered now, as a ready future: no handle clone, no key copy. The miss is
+        // boxed, so that a hit's future is 88 bytes rather than the 1.2 KB of a read's state
+        // machine, which every hit would otherwise move (measured: hits 10.5M -> 18.4M/s).
         let get = match self.cached(key) {
             Step::Done(found) => {
                 return Either::Left(ready(
@@ -321,7 +323,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Step::Run(get) => get,
         };
         let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
-        Either::Right(async move { read.await?.map(|value| table.decode(&key, &value)).transpose() })
+        Either::Right(Box::pin(async move { read.await?.map(|value| table.decode(&key, &value)).transpose() }))
     }
 
     /// As [`get`](Self::get), keeping the first decoded `T` beside the cached text so that
@@ -344,7 +346,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Step::Run(get) => get,
         };
         let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
-        Either::Right(async move { read.await?.map(|value| table.decode_cloned(&key, &value)).transpose() })
+        Either::Right(Box::pin(async move { read.await?.map(|value| table.decode_cloned(&key, &value)).transpose() }))
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made.
@@ -363,7 +365,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Step::Run(get) => get,
         };
         let (key, read) = (key.to_owned(), self.run(get));
-        Either::Right(async move { read.await?.map(|value| reader.shared(&key, &value)).transpose() })
+        Either::Right(Box::pin(async move { read.await?.map(|value| reader.shared(&key, &value)).transpose() }))
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.
@@ -393,7 +395,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         match self.lookup(key) {
             Ok(Lookup::Hit(_)) => Either::Left(ready(Ok(true))),
             Ok(Lookup::Absent) => Either::Left(ready(Ok(false))),
-            Ok(Lookup::Miss) => Either::Right(self.run(Contains::new(&self.table, key.to_owned()))),
+            // Boxed for the same reason as `get`'s miss.
+            Ok(Lookup::Miss) => Either::Right(Box::pin(self.run(Contains::new(&self.table, key.to_owned())))),
             Err(error) => Either::Left(ready(Err(error))),
         }
     }
