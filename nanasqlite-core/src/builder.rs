@@ -279,7 +279,8 @@ impl Builder {
         self
     }
 
-    /// Bytes of the file SQLite may memory-map. Default 256 MiB.
+    /// Bytes of the file SQLite may memory-map on the read-write connection. Default 256 MiB.
+    /// The async store's reader connections map nothing (see [`ConnectionOptions::mmap_size`](crate::storage::ConnectionOptions::mmap_size)).
     pub fn mmap_size(mut self, bytes: u64) -> Self {
         self.options.connection.mmap_size = bytes;
         self
