@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
@@ -293,7 +294,37 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Err(error) => Step::Done(Err(error)),
         }
     }
+
+    /// A point read of `key`, answered through `finish`: from the cache, or read now on the
+    /// caller's thread when a connection is free (both ready at once, as a future of a few
+    /// words), or else queued for a lane (boxed: a queued read's state machine is 1.2 KB, which
+    /// every hit's future would otherwise carry and move).
+    fn point_read<T: Send + 'static>(&self, key: &str, finish: Finish<S, T>) -> PointRead<T> {
+        let get = match self.cached(key) {
+            Step::Done(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
+            Step::Run(get) => get,
+        };
+        let get = match self.read_now(get) {
+            Ok(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
+            Err(get) => get,
+        };
+        let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
+        Either::Right(Box::pin(async move { finish(&table, &key, read.await?) }))
+    }
+
+    /// Runs `operation` now on the caller's thread if a connection is free (as the queued
+    /// path would try first); otherwise hands it back, to be queued.
+    fn read_now<O: Operation<S>>(&self, mut operation: O) -> std::result::Result<Result<O::Output>, O> {
+        let span = tracing::debug_span!("nanasqlite", op = operation.name(), table = %self.table.name());
+        span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)).ok_or(operation)
+    }
 }
+
+/// What a point read makes of the row it found (or of its absence).
+type Finish<S, T> = fn(&Table<S>, &str, Option<Arc<CachedValue>>) -> Result<T>;
+
+/// The future of a point read: ready (a hit, or a read run on the caller's thread), or queued.
+type PointRead<T> = Either<futures_util::future::Ready<Result<T>>, Pin<Box<dyn Future<Output = Result<T>> + Send>>>;
 
 // ===== reads =====
 
@@ -311,19 +342,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        // A hit is answered now, as a ready future: no handle clone, no key copy. The miss is
-        // boxed, so that a hit's future is 88 bytes rather than the 1.2 KB of a read's state
-        // machine, which every hit would otherwise move (measured: hits 10.5M -> 18.4M/s).
-        let get = match self.cached(key) {
-            Step::Done(found) => {
-                return Either::Left(ready(
-                    found.and_then(|value| value.map(|value| self.table.decode(key, &value)).transpose()),
-                ));
-            }
-            Step::Run(get) => get,
-        };
-        let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
-        Either::Right(Box::pin(async move { read.await?.map(|value| table.decode(&key, &value)).transpose() }))
+        self.point_read(key, |table, key, found| found.map(|value| table.decode(key, &value)).transpose())
     }
 
     /// As [`get`](Self::get), keeping the first decoded `T` beside the cached text so that
@@ -337,16 +356,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let get = match self.cached(key) {
-            Step::Done(found) => {
-                return Either::Left(ready(
-                    found.and_then(|value| value.map(|value| self.table.decode_cloned(key, &value)).transpose()),
-                ));
-            }
-            Step::Run(get) => get,
-        };
-        let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
-        Either::Right(Box::pin(async move { read.await?.map(|value| table.decode_cloned(&key, &value)).transpose() }))
+        self.point_read(key, |table, key, found| found.map(|value| table.decode_cloned(key, &value)).transpose())
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made.
@@ -355,17 +365,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
-        let reader = self.table.reader();
-        let get = match self.cached(key) {
-            Step::Done(found) => {
-                return Either::Left(ready(
-                    found.and_then(|value| value.map(|value| reader.shared(key, &value)).transpose()),
-                ));
-            }
-            Step::Run(get) => get,
-        };
-        let (key, read) = (key.to_owned(), self.run(get));
-        Either::Right(Box::pin(async move { read.await?.map(|value| reader.shared(&key, &value)).transpose() }))
+        self.point_read(key, |table, key, found| found.map(|value| table.reader().shared(key, &value)).transpose())
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.
@@ -395,8 +395,11 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         match self.lookup(key) {
             Ok(Lookup::Hit(_)) => Either::Left(ready(Ok(true))),
             Ok(Lookup::Absent) => Either::Left(ready(Ok(false))),
-            // Boxed for the same reason as `get`'s miss.
-            Ok(Lookup::Miss) => Either::Right(Box::pin(self.run(Contains::new(&self.table, key.to_owned())))),
+            // Read now if a connection is free; else queued, boxed as `point_read` says.
+            Ok(Lookup::Miss) => match self.read_now(Contains::new(&self.table, key.to_owned())) {
+                Ok(found) => Either::Left(ready(found)),
+                Err(contains) => Either::Right(Box::pin(self.run(contains))),
+            },
             Err(error) => Either::Left(ready(Err(error))),
         }
     }
