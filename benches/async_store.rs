@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Results, env_usize, fresh, key, timed, value};
+use common::{Results, User, env_usize, fresh, key, timed, value};
 
 use futures::future::join_all;
 use nanasqlite::AsyncNanaSQLite;
@@ -80,16 +80,6 @@ fn write_rows(path: &Path, n: usize) {
         }
     }
     tx.commit().unwrap();
-}
-
-/// The benchmark value as a struct, for the typed reads.
-#[derive(serde::Deserialize, Clone)]
-#[allow(dead_code)]
-struct User {
-    name: String,
-    age: u64,
-    tags: Vec<String>,
-    active: bool,
 }
 
 /// A deterministic stream of key indexes and coin flips (no rand crate needed).

@@ -5,21 +5,15 @@ Prints one JSON line per measurement: {"system", "workload", "ops", "seconds"}.
 """
 
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
 
+from bench_data import emitter, value
 from nanasqlite import AsyncNanaSQLite
 
-
-def value(i):
-    return {"name": f"User{i}", "age": i, "tags": ["admin", "active"], "active": True}
-
-
-def emit(workload, ops, seconds):
-    print(json.dumps({"system": "async", "workload": workload, "ops": ops, "seconds": seconds}))
+emit = emitter("async")
 
 
 async def timed(work):

@@ -4,21 +4,15 @@
 Prints one JSON line per measurement: {"system", "workload", "ops", "seconds"}.
 """
 
-import json
 import os
 import sys
 import tempfile
 import time
 
+from bench_data import emitter, value
 from nanasqlite import NanaSQLite
 
-
-def value(i):
-    return {"name": f"User{i}", "age": i, "tags": ["admin", "active"], "active": True}
-
-
-def emit(workload, ops, seconds):
-    print(json.dumps({"system": "python v2", "workload": workload, "ops": ops, "seconds": seconds}))
+emit = emitter("python v2")
 
 
 def main():

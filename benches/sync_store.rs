@@ -9,11 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 mod common;
-use common::{Results, env_usize, fresh, key, timed, value};
+use common::{Results, User, env_usize, fresh, key, timed, value};
 
 use nanasqlite::{CacheStrategy, Encryption, NanaSQLite};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Deserialize;
 use serde_json::Value;
 
 const W7_KEYS: usize = 100_000;
@@ -32,16 +31,6 @@ fn main() {
     }
     run_python(&mut results, n, reps, &big);
     results.print(&format!("sync store, N = {n}"), &["raw rusqlite", "python nanasqlite", "nanasqlite sync"]);
-}
-
-/// The benchmark value as a struct, for the typed read.
-#[derive(Deserialize, Clone)]
-#[allow(dead_code)]
-struct User {
-    name: String,
-    age: u64,
-    tags: Vec<String>,
-    active: bool,
 }
 
 // ===== raw rusqlite: one connection, cached statements, serde_json =====

@@ -19,6 +19,15 @@ pub(crate) fn value(i: usize) -> Value {
     json!({"name": format!("User{i}"), "age": i, "tags": ["admin", "active"], "active": true})
 }
 
+/// The benchmark value as a struct, for the typed reads.
+#[derive(Deserialize, Clone)]
+pub(crate) struct User {
+    pub(crate) name: String,
+    pub(crate) age: u64,
+    pub(crate) tags: Vec<String>,
+    pub(crate) active: bool,
+}
+
 pub(crate) fn key(i: usize) -> String {
     format!("key_{i}")
 }

@@ -597,14 +597,19 @@ mod tests {
         assert_eq!(bench.keys().len(), 10);
     }
 
-    #[test]
-    fn writes_queued_while_a_group_runs_join_its_transaction() {
+    /// Runs a write of "a" on a writer lane that queues `later` while it runs.
+    fn a_then(later: impl FnOnce(&Bench) -> Vec<FakeJob>) -> (Bench, crate::Stats) {
         let bench = Bench::new();
         let (queue, receiver) = flume::unbounded();
-        let later = vec![bench.job("b", Act::Put), bench.job("c", Act::Put)];
+        let later = later(&bench);
         queue.send(bench.queuing("a", &queue, later)).unwrap();
         drop(queue);
-        let (bench, stats) = writer_drains(bench, receiver);
+        writer_drains(bench, receiver)
+    }
+
+    #[test]
+    fn writes_queued_while_a_group_runs_join_its_transaction() {
+        let (bench, stats) = a_then(|bench| vec![bench.job("b", Act::Put), bench.job("c", Act::Put)]);
         assert_eq!((stats.write_groups, stats.writes), (1, 3), "b and c came during a's group and joined it");
         assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)), "{:?}", bench.answers());
         assert_eq!(bench.keys(), ["a", "b", "c"]);
@@ -612,13 +617,8 @@ mod tests {
 
     #[test]
     fn a_write_queued_behind_another_kind_of_job_waits_for_it() {
-        let bench = Bench::new();
-        let (queue, receiver) = flume::unbounded();
         // The read comes between: "d" must not join a's group ahead of it.
-        let later = vec![bench.job("r", Act::Count), bench.job("d", Act::Put)];
-        queue.send(bench.queuing("a", &queue, later)).unwrap();
-        drop(queue);
-        let (bench, stats) = writer_drains(bench, receiver);
+        let (bench, stats) = a_then(|bench| vec![bench.job("r", Act::Count), bench.job("d", Act::Put)]);
         assert_eq!((stats.write_groups, stats.writes), (2, 2), "a, then the read, then d");
         let answers = bench.answers();
         assert_eq!(answers[2], ("r".into(), Ok(1)), "the read saw a but not d: {answers:?}");
@@ -627,12 +627,7 @@ mod tests {
 
     #[test]
     fn a_write_that_joined_a_group_and_failed_fails_alone() {
-        let bench = Bench::new();
-        let (queue, receiver) = flume::unbounded();
-        let later = vec![bench.job("b", Act::Fail), bench.job("c", Act::Put)];
-        queue.send(bench.queuing("a", &queue, later)).unwrap();
-        drop(queue);
-        let (bench, stats) = writer_drains(bench, receiver);
+        let (bench, stats) = a_then(|bench| vec![bench.job("b", Act::Fail), bench.job("c", Act::Put)]);
         assert_eq!(stats.write_groups, 1);
         let answers = bench.answers();
         assert_eq!(answers[0], ("a".into(), Ok(1)));
