@@ -153,18 +153,37 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         O: Operation<S> + Send + 'static,
         O::Output: Send + 'static,
     {
-        let name = prepared.as_ref().map_or("invalid input", |operation| operation.name());
-        let span = tracing::debug_span!("nanasqlite", op = name, table = %self.table.name());
+        let span = self.span(prepared.as_ref().map_or("invalid input", |operation| operation.name()));
+        let inline = match &mut prepared {
+            Ok(operation) => span.in_scope(|| self.pool.try_inline(&self.table, operation)),
+            Err(_) => None,
+        };
+        self.answer_or_queue(prepared, inline, span)
+    }
+
+    /// The span every call runs in, named after its operation.
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::debug_span!("nanasqlite", op = operation, table = %self.table.name())
+    }
+
+    /// The future of `prepared`: its answer when it already ran on the caller's thread
+    /// (`inline`), else the lane's, after what write-back mode has staged is committed.
+    fn answer_or_queue<O>(
+        &self,
+        prepared: Result<O>,
+        inline: Option<Result<O::Output>>,
+        span: tracing::Span,
+    ) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
         // In write-back mode, what is staged commits first, unless this is a point read (which
         // sees staged rows through the cache). Boxed: it is rare, and must not grow every
         // operation's future.
         let flush = match &prepared {
             Ok(operation) if !operation.inline() => self.flush_first().map(Box::pin),
             _ => None,
-        };
-        let inline = match &mut prepared {
-            Ok(operation) => span.in_scope(|| self.pool.try_inline(&self.table, operation)),
-            Err(_) => None,
         };
         let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
         async move {
@@ -304,19 +323,25 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Step::Done(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
             Step::Run(get) => get,
         };
-        let get = match self.read_now(get) {
+        let read = match self.read_now(get) {
             Ok(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
-            Err(get) => get,
+            Err((get, span)) => self.answer_or_queue(Ok(get), None, span),
         };
-        let (table, key, read) = (Arc::clone(&self.table), key.to_owned(), self.run(get));
+        let (table, key) = (Arc::clone(&self.table), key.to_owned());
         Either::Right(Box::pin(async move { finish(&table, &key, read.await?) }))
     }
 
-    /// Runs `operation` now on the caller's thread if a connection is free (as the queued
-    /// path would try first); otherwise hands it back, to be queued.
-    fn read_now<O: Operation<S>>(&self, mut operation: O) -> std::result::Result<Result<O::Output>, O> {
-        let span = tracing::debug_span!("nanasqlite", op = operation.name(), table = %self.table.name());
-        span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)).ok_or(operation)
+    /// Runs `operation` now on the caller's thread if a connection is free; otherwise hands
+    /// it back with its span, to be queued (without trying again).
+    fn read_now<O: Operation<S>>(
+        &self,
+        mut operation: O,
+    ) -> std::result::Result<Result<O::Output>, (O, tracing::Span)> {
+        let span = self.span(operation.name());
+        match span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)) {
+            Some(answer) => Ok(answer),
+            None => Err((operation, span)),
+        }
     }
 }
 
@@ -398,7 +423,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             // Read now if a connection is free; else queued, boxed as `point_read` says.
             Ok(Lookup::Miss) => match self.read_now(Contains::new(&self.table, key.to_owned())) {
                 Ok(found) => Either::Left(ready(found)),
-                Err(contains) => Either::Right(Box::pin(self.run(contains))),
+                Err((contains, span)) => Either::Right(Box::pin(self.answer_or_queue(Ok(contains), None, span))),
             },
             Err(error) => Either::Left(ready(Err(error))),
         }
