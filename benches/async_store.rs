@@ -21,6 +21,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 const W7_KEYS: usize = 100_000;
+/// Opens timed per repetition in W7: one open lasts well under a millisecond, so a single one
+/// is at the mercy of whatever else the machine does at that instant.
+const W7_OPENS: usize = 20;
 const PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
     PRAGMA mmap_size=268435456; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;
     CREATE TABLE IF NOT EXISTS data (key TEXT PRIMARY KEY, value TEXT);";
@@ -147,14 +150,17 @@ fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
     });
     results.add(RAW, "W4 batch", n, batch);
     check_count(RAW, "W4 batch", raw_count(&conn), n);
-    let mut opened = None;
-    let open = timed(|| {
-        let conn = Connection::open(big).unwrap();
-        conn.execute_batch(PRAGMAS).unwrap();
-        opened = Some((get(&conn, &key(7)), conn));
-    });
-    results.add(RAW, "W7 open+get", 1, open);
-    check_values(RAW, "W7 open+get", &[opened.unwrap().0], &[value(7)]);
+    let mut open = Duration::ZERO;
+    for _ in 0..W7_OPENS {
+        let mut opened = None;
+        open += timed(|| {
+            let conn = Connection::open(big).unwrap();
+            conn.execute_batch(PRAGMAS).unwrap();
+            opened = Some((get(&conn, &key(7)), conn));
+        });
+        check_values(RAW, "W7 open+get", &[opened.unwrap().0], &[value(7)]);
+    }
+    results.add(RAW, "W7 open+get", W7_OPENS, open);
 }
 
 fn raw_count(conn: &Connection) -> usize {
@@ -512,12 +518,19 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
     check_count(name, "W8 100 concurrent sets", db.count().await, 2 * n);
     db.close().await;
 
-    let start = Instant::now();
-    let db = Handle::open(system, big, 1).await;
-    let got = db.get(key(7)).await;
-    results.add(name, "W7 open+get", 1, start.elapsed());
-    check_values(name, "W7 open+get", &[got], &[value(7)]);
-    db.close().await;
+    // Ours as the issue measured it, with `read_pool_size(4)` (readers start on first need);
+    // each peer with one connection, its cheapest open.
+    let connections = if let System::Ours | System::OursTokio = system { 5 } else { 1 };
+    let mut open = Duration::ZERO;
+    for _ in 0..W7_OPENS {
+        let start = Instant::now();
+        let db = Handle::open(system, big, connections).await;
+        let got = db.get(key(7)).await;
+        open += start.elapsed();
+        check_values(name, "W7 open+get", &[got], &[value(7)]);
+        db.close().await;
+    }
+    results.add(name, "W7 open+get", W7_OPENS, open);
     if let System::Ours | System::OursTokio = system {
         let start = Instant::now();
         let db = AsyncNanaSQLite::builder(big).bulk_load(true).open().await.unwrap();
