@@ -171,6 +171,12 @@ fn field_expression(path: &str) -> Result<String> {
     }
 }
 
+/// Whether SQLite refused `error`'s statement because it would put a function the library does
+/// not call innocuous into the schema (`trusted_schema` is off).
+fn refused_in_schema(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(_, Some(message)) if message.starts_with("unsafe use of "))
+}
+
 fn get_many_sql(quoted_table: &str, n: usize) -> String {
     let marks = vec!["?"; n].join(",");
     format!("SELECT key, value FROM {quoted_table} WHERE key IN ({marks})")
@@ -486,8 +492,17 @@ impl Storage for SqliteStorage {
             table.sql.quoted,
             field_expression(path)?
         );
-        self.conn.execute_batch(&sql)?;
-        Ok(true)
+        match self.conn.execute_batch(&sql) {
+            Ok(()) => Ok(true),
+            // SQLite before 3.45 (a system library, without the `bundled` feature) does not mark
+            // its JSON functions innocuous, so with the untrusted schema this store sets it
+            // refuses them in an index: lookups then read the rows instead.
+            Err(error) if refused_in_schema(&error) => {
+                tracing::debug!(%error, field, "this SQLite cannot index a JSON field; lookups scan");
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn keys_where(&self, table: &SqliteTable, path: &str, json: &str) -> Result<Vec<String>> {
@@ -642,6 +657,20 @@ mod tests {
 
     fn text(value: &str) -> Option<Stored> {
         Some(Stored::Text(value.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn a_function_refused_in_the_schema_is_told_from_other_errors() {
+        // Every SQLite refuses `load_extension` in a schema it does not trust; a system SQLite
+        // before 3.45 refuses `json_extract` in a field index the same way.
+        let (storage, _) = memory();
+        let refused = storage
+            .conn
+            .execute_batch("CREATE VIEW v AS SELECT load_extension(key) FROM data; SELECT * FROM v;")
+            .unwrap_err();
+        assert!(refused_in_schema(&refused), "{refused}");
+        let other = storage.conn.execute_batch("SELECT * FROM missing").unwrap_err();
+        assert!(!refused_in_schema(&other), "{other}");
     }
 
     #[test]
