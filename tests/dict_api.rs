@@ -200,6 +200,43 @@ fn bulk_load_fills_the_cache_at_open() -> nanasqlite::Result<()> {
 }
 
 #[test]
+fn a_bulk_loaded_store_reads_writes_and_lists_every_row_as_the_file_has_it() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bulk.db");
+    NanaSQLite::open(&path)?.batch_update((0..1000).map(|i| (format!("k{i:04}"), json!({"n": i}))))?;
+    let db = NanaSQLite::builder(&path).bulk_load(true).open()?;
+    // Threads reading the same rows for the first time all see them.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for i in (0..1000).step_by(7) {
+                    assert_eq!(db.get_shared(&format!("k{i:04}")).unwrap().unwrap()["n"], i);
+                }
+            });
+        }
+    });
+    db.set("k0001", &json!({"n": -1}))?;
+    assert!(db.delete("k0002")?);
+    db.set("new", &json!({"n": 1000}))?;
+    assert_eq!(db.get::<Value>("k0001")?, Some(json!({"n": -1})));
+    assert_eq!(db.get::<Value>("k0002")?, None);
+    assert_eq!(db.get::<Value>("absent")?, None);
+    let wanted = ["k0003", "k0002", "new", "absent"];
+    let found = db.batch_get::<Value>(wanted)?;
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!((found["k0003"]["n"].clone(), found["new"]["n"].clone()), (json!(3), json!(1000)));
+    let items = db.items::<Value>()?;
+    assert_eq!(db.len()?, 1000);
+    assert_eq!(items.len(), 1000);
+    assert!(items.windows(2).all(|pair| pair[0].0 < pair[1].0), "sorted, each key once");
+    drop(db);
+    let reopened = NanaSQLite::open(&path)?;
+    let expected: Vec<(String, Value)> = items;
+    assert_eq!(reopened.items::<Value>()?, expected, "what the cache lists is what the file holds");
+    Ok(())
+}
+
+#[test]
 fn tables_share_the_file_and_keep_their_own_cache() -> nanasqlite::Result<()> {
     let (dir, db) = temp_db();
     let users = db.table("users")?;

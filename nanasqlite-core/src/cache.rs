@@ -13,6 +13,10 @@
 //!   fill carries the [`Epoch`] taken before its read began, and is dropped if the key was
 //!   written (or the cache cleared) since: a slow read never hides a newer write.
 //!
+//! After a bulk load, an unbounded cache keeps the rows packed (`packed.rs`: their keys and
+//! text in shared pages, a fraction of the memory of one entry each) until each is first read
+//! or written, when it becomes an ordinary entry.
+//!
 //! TTL caches that delete expired rows keep those keys as absent until a write transaction
 //! has deleted them from the file and committed: an expired row is never served again, even
 //! when the write that was to delete it fails or never runs.
@@ -29,6 +33,9 @@ use serde_json::Value;
 
 use crate::codec;
 use crate::error::Result;
+
+mod packed;
+use packed::Packed;
 
 /// How a store caches the rows it has read or written.
 ///
@@ -274,6 +281,10 @@ struct State {
     /// Expired keys still to delete from the file (`delete_expired`): absent to readers until
     /// a committed write transaction has deleted them, or a write has replaced them.
     to_delete: HashSet<Box<str>, foldhash::fast::RandomState>,
+    /// Rows of a bulk load not read or written since (unbounded only), none of them in
+    /// `slots`: present, as of `packed_epoch`.
+    packed: Packed,
+    packed_epoch: u64,
 }
 
 impl State {
@@ -286,6 +297,16 @@ impl State {
         since.0 >= self.cleared
             && self.slots.get(key).is_none_or(|slot| slot.epoch <= since)
             && !self.to_delete.contains(key)
+            && (self.packed_epoch <= since.0 || !self.packed.contains(key))
+    }
+
+    /// Moves packed `key` into the ordinary entries, where its decoded form is kept for the
+    /// next hits; `None` if it is not packed.
+    fn unpack(&mut self, key: &str) -> Option<Arc<CachedValue>> {
+        let value = CachedValue::new(self.packed.take(key)?);
+        let slot = Slot { value: Some(Arc::clone(&value)), epoch: Epoch(self.packed_epoch), expires: None };
+        self.slots.insert(key.into(), slot);
+        Some(value)
     }
 }
 
@@ -321,8 +342,26 @@ impl Cache {
         match state.slots.get(key) {
             Some(slot) if slot.live(now) => Self::answer(slot),
             Some(slot) if self.deletes_expired() && slot.value.is_some() => Lookup::Absent,
+            None if state.packed.contains(key) => {
+                drop(state);
+                self.lookup_packed(key)
+            }
             _ if state.all_loaded || state.to_delete.contains(key) => Lookup::Absent,
             _ => Lookup::Miss,
+        }
+    }
+
+    /// The first read of a packed row: unpacked under the write lock (unless a write or
+    /// another read got there first, or the cache was cleared meanwhile).
+    fn lookup_packed(&self, key: &str) -> Lookup {
+        let mut state = self.state.write();
+        if let Some(slot) = state.slots.get(key) {
+            return Self::answer(slot);
+        }
+        match state.unpack(key) {
+            Some(value) => Lookup::Hit(value),
+            None if state.all_loaded => Lookup::Absent,
+            None => Lookup::Miss,
         }
     }
 
@@ -347,6 +386,10 @@ impl Cache {
                 Some(slot) if !slot.live(now) => return None,
                 Some(Slot { value: Some(value), .. }) => rows.push((key.to_owned(), Arc::clone(value))),
                 Some(Slot { value: None, .. }) => {}
+                // Read, not unpacked: a batch read decodes each value once anyway.
+                None if state.packed.contains(key) => {
+                    rows.extend(state.packed.get(key).map(|text| (key.to_owned(), CachedValue::new(text))));
+                }
                 None if state.all_loaded || state.to_delete.contains(key) => {}
                 None => return None,
             }
@@ -359,9 +402,11 @@ impl Cache {
     pub fn knows(&self, key: &str) -> bool {
         let now = self.now();
         let state = self.state.read();
-        state.slots.get(key).map_or(state.all_loaded || state.to_delete.contains(key), |slot| {
-            slot.live(now) || (self.deletes_expired() && slot.value.is_some())
-        })
+        let unseen = || state.all_loaded || state.to_delete.contains(key) || state.packed.contains(key);
+        state
+            .slots
+            .get(key)
+            .map_or_else(unseen, |slot| slot.live(now) || (self.deletes_expired() && slot.value.is_some()))
     }
 
     /// Whether every row of the table is cached.
@@ -378,6 +423,7 @@ impl Cache {
             .iter()
             .filter(|(_, slot)| slot.live(now))
             .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (String::from(&**key), Arc::clone(value))))
+            .chain(state.packed.iter().map(|(key, text)| (key.to_owned(), CachedValue::new(text))))
             .collect();
         drop(state);
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -419,6 +465,7 @@ impl Cache {
         let mut state = self.state.write();
         state.cleared = state.next_epoch().0;
         state.slots.remove(key);
+        state.packed.remove(key);
         state.all_loaded = false;
     }
 
@@ -475,6 +522,31 @@ impl Cache {
         let mut state = self.state.write();
         if state.epoch == since.0 {
             state.slots = slots;
+            state.packed = Packed::default();
+            state.all_loaded = true;
+        }
+    }
+
+    /// Replaces the content with a bulk load of every row (kept packed in an unbounded cache),
+    /// unless anything was written or cleared since the scan began.
+    fn load(&self, loaded: Loaded, since: Epoch) {
+        if self.strategy != CacheStrategy::Unbounded {
+            let mut rows = loaded.others;
+            rows.extend(loaded.packed.iter().map(|(key, text)| (Box::from(key), CachedValue::new(text))));
+            return self.fill_all(rows, since);
+        }
+        let mut slots = Map::with_capacity_and_hasher(loaded.others.len(), Default::default());
+        slots.extend(
+            loaded
+                .others
+                .into_iter()
+                .map(|(key, value)| (key, Slot { value: Some(value), epoch: since, expires: None })),
+        );
+        let mut state = self.state.write();
+        if state.epoch == since.0 && state.to_delete.is_empty() {
+            state.slots = slots;
+            state.packed = loaded.packed;
+            state.packed_epoch = since.0;
             state.all_loaded = true;
         }
     }
@@ -506,6 +578,7 @@ impl Cache {
         if !state.to_delete.is_empty() {
             state.to_delete.remove(&key);
         }
+        state.packed.remove(&key);
         if expires.is_some() {
             state.expiring.push_back((expires.unwrap_or_else(Instant::now), key.clone(), epoch));
         }
@@ -556,6 +629,28 @@ impl Cache {
     }
 }
 
+/// Every row of a table as a bulk load found it: packed where it can be (readable JSON
+/// text), as ordinary entries otherwise (a row that cannot be read keeps why).
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    packed: Packed,
+    others: Vec<(Box<str>, Arc<CachedValue>)>,
+}
+
+impl Loaded {
+    /// Adds a row holding JSON `text`.
+    pub(crate) fn push(&mut self, key: &str, text: &str) {
+        if !self.packed.push(key, text) {
+            self.others.push((key.into(), CachedValue::new(text)));
+        }
+    }
+
+    /// Adds a row as an ordinary entry.
+    pub(crate) fn keep(&mut self, key: &str, value: Arc<CachedValue>) {
+        self.others.push((key.into(), value));
+    }
+}
+
 /// Key/value writes in order (`None`: deleted).
 pub(crate) type Writes = Vec<(Box<str>, Option<Arc<CachedValue>>)>;
 
@@ -588,6 +683,8 @@ pub(crate) enum Change {
     FillMany(Vec<Box<str>>, Vec<(String, Arc<CachedValue>)>, Epoch),
     /// A scan found every row of the table.
     FillAll(Vec<(Box<str>, Arc<CachedValue>)>, Epoch),
+    /// A bulk load found every row of the table.
+    Load(Loaded, Epoch),
     /// Expired keys were deleted from the file, per cache.
     Purged(Vec<(Arc<Cache>, Vec<Box<str>>)>),
     /// The whole file changed (a restore, another writer): every one of these caches is stale.
@@ -640,6 +737,7 @@ impl Change {
             Self::Fill(key, value, since) => cache.fill(key, value, since),
             Self::FillMany(wanted, rows, since) => cache.fill_many(&wanted, &rows, since),
             Self::FillAll(rows, since) => cache.fill_all(rows, since),
+            Self::Load(loaded, since) => cache.load(loaded, since),
             Self::Purged(purged) => purged.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys)),
             Self::ClearTables(caches) => caches.iter().for_each(|cache| cache.clear()),
             Self::Notify(events) => events.notify(),
@@ -733,6 +831,66 @@ mod tests {
         cache.forget("k");
         assert!(!cache.is_all_loaded());
         assert!(matches!(cache.lookup("other"), Lookup::Miss));
+    }
+
+    fn loaded(rows: &[(&str, &str)]) -> Loaded {
+        let mut loaded = Loaded::default();
+        for (key, json) in rows {
+            loaded.push(key, json);
+        }
+        loaded.keep("unreadable", CachedValue::unreadable("binary"));
+        loaded
+    }
+
+    #[test]
+    fn a_bulk_load_stays_packed_until_each_row_is_read_or_written() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        apply(&cache, Change::Load(loaded(&[("a", "1"), ("b", "2"), ("c", "3")]), cache.epoch()));
+        assert!(cache.is_all_loaded() && cache.knows("a") && cache.knows("nothing"));
+        assert_eq!(cache.state.read().packed.len(), 3, "the unreadable row is an ordinary entry");
+        let Lookup::Hit(first) = cache.lookup("a") else { panic!("a is loaded") };
+        let Lookup::Hit(again) = cache.lookup("a") else { panic!("a is loaded") };
+        assert!(Arc::ptr_eq(&first, &again), "the first read unpacks the row, so it keeps its decoded form");
+        put(&cache, "b", "20");
+        assert_eq!(hit(&cache, "b"), Some(20), "a write replaces the packed row");
+        cache.forget("c");
+        assert!(matches!(cache.lookup("c"), Lookup::Miss), "a forgotten row is read again");
+        assert!(cache.state.read().packed.is_empty());
+        let keys: Vec<_> = cache.present_sorted().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["a", "b", "unreadable"]);
+        assert!(matches!(cache.lookup("unreadable"), Lookup::Hit(value) if value.json().is_none()));
+    }
+
+    #[test]
+    fn packed_rows_answer_batch_reads_listings_and_stale_fills() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        let before_load = cache.epoch();
+        put(&cache, "w", "0"); // a write between that read's start and the load
+        apply(&cache, Change::Load(loaded(&[("a", "1"), ("b", "2"), ("w", "0")]), cache.epoch()));
+        let rows = cache.lookup_all(&["a", "b", "missing"]).expect("every key is known");
+        let found: Vec<_> = rows.iter().map(|(key, value)| (key.as_str(), value.json())).collect();
+        assert_eq!(found, [("a", Some("1")), ("b", Some("2"))]);
+        assert_eq!(cache.state.read().packed.len(), 3, "a batch read leaves rows packed");
+        let listed: Vec<_> =
+            cache.present_sorted().into_iter().map(|(key, value)| (key, value.json().map(str::to_owned))).collect();
+        assert_eq!(listed[..2], [("a".to_owned(), Some("1".to_owned())), ("b".to_owned(), Some("2".to_owned()))]);
+        fill(&cache, "a", Some("0"), before_load);
+        assert_eq!(hit(&cache, "a"), Some(1), "a read from before the load does not replace it");
+        cache.clear();
+        assert!(matches!(cache.lookup("b"), Lookup::Miss) && cache.state.read().packed.is_empty());
+        let stale = cache.epoch();
+        put(&cache, "w", "1");
+        apply(&cache, Change::Load(loaded(&[("a", "1")]), stale));
+        assert!(!cache.is_all_loaded(), "a write came between");
+    }
+
+    #[test]
+    fn a_bounded_cache_loads_row_by_row() {
+        let cache = Cache::new(CacheStrategy::Lru { size: 2 });
+        apply(&cache, Change::Load(loaded(&[("a", "1"), ("b", "2")]), cache.epoch()));
+        let state = cache.state.read();
+        assert!(state.packed.is_empty());
+        assert_eq!(state.slots.len(), 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::cache::CachedValue;
+use crate::cache::{CachedValue, Loaded};
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::storage::{Stored, StoredRef};
@@ -95,6 +95,21 @@ impl ValueCodec {
                     }
                 }
             }
+        }
+    }
+
+    /// Adds a stored row to a bulk load: plaintext JSON is copied straight in, without an
+    /// entry of its own; any other row is read as [`read`](Self::read) reads it.
+    pub(crate) fn load(&self, loaded: &mut Loaded, key: &str, stored: StoredRef<'_>) {
+        if let (StoredRef::Text(bytes), None) = (stored, &self.encryption)
+            && let Ok(json) = std::str::from_utf8(bytes)
+        {
+            return loaded.push(key, json);
+        }
+        let value = self.read(stored);
+        match value.json() {
+            Some(json) => loaded.push(key, json),
+            None => loaded.keep(key, value),
         }
     }
 

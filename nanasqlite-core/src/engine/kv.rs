@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::hooks::{self, Events};
 use super::{Applied, Kind, Operation, Table};
-use crate::cache::{CachedValue, Change, Epoch};
+use crate::cache::{CachedValue, Change, Epoch, Loaded};
 use crate::codec;
 use crate::error::Result;
 use crate::storage::Storage;
@@ -412,7 +412,10 @@ impl<S: Storage> Operation<S> for LoadAll {
     describe!("load_all", Read);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
-        Ok(Applied::with((), Change::FillAll(scan(storage, table)?, self.since)))
+        let mut loaded = Loaded::default();
+        let codec = table.codec();
+        storage.scan(table.handle(), &mut |key, stored| codec.load(&mut loaded, key, stored))?;
+        Ok(Applied::with((), Change::Load(loaded, self.since)))
     }
 }
 

@@ -1,0 +1,216 @@
+//! Rows loaded in bulk and not read since, packed: every key and JSON text in a few large
+//! pages, found through a hash table of their places.
+//!
+//! A row cached one allocation per part (its key, its text, the shared entry, the map's node)
+//! costs about 3.8× its JSON in memory, mostly allocator headers and rounding. Packed, a row
+//! costs its key and text bytes plus 16 bytes in the table: about 1.4× its JSON. The cache
+//! keeps rows packed until they are first read or written; a read takes the row out into the
+//! ordinary entries, where it keeps its decoded form for the next hits.
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+/// Bytes of one page. A row longer than a page gets a page of its own.
+const PAGE: usize = 64 * 1024;
+
+/// Where one row's key and text are: `key_len` bytes of key at `offset` of page `page`, then
+/// `text_len` bytes of JSON text.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    page: u32,
+    offset: u32,
+    key_len: u32,
+    text_len: u32,
+}
+
+impl Place {
+    fn len(self) -> usize {
+        self.key_len as usize + self.text_len as usize
+    }
+}
+
+/// Packed rows, each key at most once.
+#[derive(Default)]
+pub(crate) struct Packed {
+    pages: Vec<Vec<u8>>,
+    places: HashTable<Place>,
+    hasher: RandomState,
+    /// Bytes of rows taken out, still in the pages until they are repacked.
+    taken: usize,
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed").field("rows", &self.len()).field("taken", &self.taken).finish_non_exhaustive()
+    }
+}
+
+impl Packed {
+    /// Adds a row whose key is not packed yet (a bulk load visits each key once). `false`,
+    /// and nothing added, for a row too large to place (over 4 GiB), which the caller keeps
+    /// as an ordinary entry.
+    pub(crate) fn push(&mut self, key: &str, text: &str) -> bool {
+        let (Ok(key_len), Ok(text_len)) = (u32::try_from(key.len()), u32::try_from(text.len())) else {
+            return false;
+        };
+        let len = key.len() + text.len();
+        let room = self.pages.last().is_some_and(|page| page.capacity() - page.len() >= len);
+        if !room {
+            self.pages.push(Vec::with_capacity(len.max(PAGE)));
+        }
+        let (Ok(page), Some(last)) = (u32::try_from(self.pages.len() - 1), self.pages.last_mut()) else {
+            return false;
+        };
+        let Ok(offset) = u32::try_from(last.len()) else { return false };
+        last.extend_from_slice(key.as_bytes());
+        last.extend_from_slice(text.as_bytes());
+        let place = Place { page, offset, key_len, text_len };
+        let hash = self.hasher.hash_one(key);
+        let (pages, hasher) = (&self.pages, &self.hasher);
+        self.places.insert_unique(hash, place, |place| hasher.hash_one(key_at(pages, *place)));
+        true
+    }
+
+    /// The rows held.
+    pub(crate) fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.places.is_empty()
+    }
+
+    /// The JSON text of `key`, if it is packed.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        let hash = self.hasher.hash_one(key);
+        let place = self.places.find(hash, |place| key_bytes(&self.pages, *place) == key.as_bytes())?;
+        Some(text_at(&self.pages, *place))
+    }
+
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        !self.is_empty() && self.get(key).is_some()
+    }
+
+    /// Takes `key` out (it was read); returns its text.
+    pub(crate) fn take(&mut self, key: &str) -> Option<String> {
+        self.take_with(key, str::to_owned)
+    }
+
+    /// Drops `key` (it was written or forgotten); whether it was packed.
+    pub(crate) fn remove(&mut self, key: &str) -> bool {
+        self.take_with(key, |_| ()).is_some()
+    }
+
+    /// Takes `key` out, handing its text to `read` first. The pages are repacked once most of
+    /// their bytes belong to rows taken out, and freed with the last row.
+    fn take_with<R>(&mut self, key: &str, read: impl FnOnce(&str) -> R) -> Option<R> {
+        if self.is_empty() {
+            return None;
+        }
+        let hash = self.hasher.hash_one(key);
+        let entry = self.places.find_entry(hash, |place| key_bytes(&self.pages, *place) == key.as_bytes()).ok()?;
+        let (place, _) = entry.remove();
+        let output = read(text_at(&self.pages, place));
+        self.taken += place.len();
+        if self.places.is_empty() {
+            *self = Self::default();
+        } else if self.taken > PAGE && self.taken > self.live_bytes() {
+            self.repack();
+        }
+        Some(output)
+    }
+
+    /// Every packed row, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.places.iter().map(|place| (key_at(&self.pages, *place), text_at(&self.pages, *place)))
+    }
+
+    fn live_bytes(&self) -> usize {
+        self.places.iter().map(|place| place.len()).sum()
+    }
+
+    /// Copies the rows still held into fresh pages, dropping the bytes of rows taken out.
+    fn repack(&mut self) {
+        let mut fresh = Self { hasher: self.hasher.clone(), ..Self::default() };
+        for (key, text) in self.iter() {
+            fresh.push(key, text);
+        }
+        *self = fresh;
+    }
+}
+
+fn bytes_at(pages: &[Vec<u8>], page: u32, from: usize, len: usize) -> &[u8] {
+    &pages[page as usize][from..from + len]
+}
+
+/// Bytes a `&str` was copied into whole, as text again.
+fn as_str(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+fn key_bytes(pages: &[Vec<u8>], place: Place) -> &[u8] {
+    bytes_at(pages, place.page, place.offset as usize, place.key_len as usize)
+}
+
+fn key_at(pages: &[Vec<u8>], place: Place) -> &str {
+    as_str(key_bytes(pages, place))
+}
+
+fn text_at(pages: &[Vec<u8>], place: Place) -> &str {
+    as_str(bytes_at(pages, place.page, place.offset as usize + place.key_len as usize, place.text_len as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_each_row_by_its_key_and_forgets_rows_taken_out() {
+        let mut packed = Packed::default();
+        assert!(packed.push("a", "1") && packed.push("ab", "[2]") && packed.push("", "\"empty key\""));
+        assert_eq!(
+            (packed.get("a"), packed.get("ab"), packed.get("")),
+            (Some("1"), Some("[2]"), Some("\"empty key\""))
+        );
+        assert_eq!(packed.get("b"), None);
+        assert_eq!(packed.take("ab").as_deref(), Some("[2]"));
+        assert_eq!(packed.take("ab"), None);
+        assert!(!packed.contains("ab") && packed.contains("a"));
+        let mut rows: Vec<_> = packed.iter().collect();
+        rows.sort_unstable();
+        assert_eq!(rows, [("", "\"empty key\""), ("a", "1")]);
+    }
+
+    #[test]
+    fn a_row_longer_than_a_page_gets_its_own() {
+        let mut packed = Packed::default();
+        let long = "x".repeat(PAGE * 2);
+        packed.push("small", "1");
+        packed.push("long", &long);
+        packed.push("after", "2");
+        assert_eq!(packed.get("long"), Some(long.as_str()));
+        assert_eq!((packed.get("small"), packed.get("after")), (Some("1"), Some("2")));
+    }
+
+    #[test]
+    fn rows_taken_out_are_repacked_away_and_the_last_frees_the_pages() {
+        let mut packed = Packed::default();
+        let text = "y".repeat(100);
+        for i in 0..5000 {
+            packed.push(&format!("key_{i}"), &text);
+        }
+        let pages = packed.pages.len();
+        for i in 0..4000 {
+            assert_eq!(packed.take(&format!("key_{i}")).as_deref(), Some(text.as_str()));
+        }
+        assert!(packed.pages.len() < pages, "{} pages of {pages} kept", packed.pages.len());
+        assert!(packed.taken <= packed.live_bytes() + PAGE);
+        assert!((4000..5000).all(|i| packed.get(&format!("key_{i}")) == Some(text.as_str())));
+        for i in 4000..5000 {
+            packed.take(&format!("key_{i}"));
+        }
+        assert!(packed.is_empty() && packed.pages.is_empty());
+    }
+}
