@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench --bench memory`.
 
+use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -25,7 +26,7 @@ const PUT: &str = "INSERT INTO data (key, value) VALUES (?, ?)";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == CHILD) {
-        return measure_open(Path::new(&args[at + 1]));
+        return measure_open(Path::new(&args[at + 1]), args[at + 2].parse().expect("a size"));
     }
     let sizes = std::env::var("BENCH_SIZES").unwrap_or_else(|_| "100000,1000000".to_owned());
     let sizes: Vec<usize> = sizes.split(',').map(|size| size.trim().parse().expect("BENCH_SIZES: numbers")).collect();
@@ -34,7 +35,7 @@ fn main() {
     for &size in &sizes {
         let path = dir.path().join(format!("memory_{size}.db"));
         let json_bytes = write_rows(&path, size);
-        let report = run_child(&path);
+        let report = run_child(&path, size);
         let ratio = report.anon_bytes as f64 / json_bytes as f64;
         println!(
             "{size} keys: JSON {:.1} MiB, keys {:.1} MiB; bulk_load adds {:.1} MiB anonymous ({:.2}× the JSON, {:.0} B per key), {:.1} MiB RSS in all",
@@ -45,6 +46,17 @@ fn main() {
             report.anon_bytes as f64 / size as f64,
             mib(report.rss_bytes),
         );
+        for (after, bytes) in [
+            ("a get of every row (rows stay packed)", report.read_anon_bytes),
+            ("a get_cloned of every row too (each an ordinary entry)", report.unpacked_anon_bytes),
+        ] {
+            println!(
+                "{size} keys, after {after}: {:.1} MiB anonymous ({:.2}× the JSON, {:.0} B per key)",
+                mib(bytes),
+                bytes as f64 / json_bytes as f64,
+                bytes as f64 / size as f64,
+            );
+        }
         cold_gets(&mut results, &path, size);
     }
     results.print("cold get by table size", &["raw rusqlite"]);
@@ -76,26 +88,62 @@ struct Report {
     anon_bytes: usize,
     rss_bytes: usize,
     key_bytes: usize,
+    /// Anonymous memory added by the open and one `get` of every row since.
+    read_anon_bytes: usize,
+    /// The same after one `get_cloned` of every row as well (each row then an ordinary entry).
+    unpacked_anon_bytes: usize,
 }
 
-fn run_child(path: &Path) -> Report {
-    let output = Command::new(std::env::current_exe().unwrap()).arg(CHILD).arg(path).output().expect("child runs");
+fn run_child(path: &Path, size: usize) -> Report {
+    let child = Command::new(std::env::current_exe().unwrap()).arg(CHILD).arg(path).arg(size.to_string()).output();
+    let output = child.expect("child runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout).unwrap();
     let numbers: Vec<usize> = text.split_whitespace().map(|n| n.parse().unwrap()).collect();
-    Report { anon_bytes: numbers[0], rss_bytes: numbers[1], key_bytes: numbers[2] }
+    Report {
+        anon_bytes: numbers[0],
+        rss_bytes: numbers[1],
+        key_bytes: numbers[2],
+        read_anon_bytes: numbers[3],
+        unpacked_anon_bytes: numbers[4],
+    }
 }
 
-/// In the child: opens `path` with `bulk_load`, and prints the anonymous and total RSS the
-/// open added, and the bytes of the keys.
-fn measure_open(path: &Path) {
+/// In the child: opens `path` (`size` rows) with `bulk_load`, and prints the anonymous and
+/// total RSS the open added, the bytes of the keys, and the anonymous RSS once every row was
+/// read with `get` (rows stay packed), then with `get_cloned` (a read that keeps its decoded
+/// form in the entry: every row becomes an ordinary entry; a `Value` is not kept, so what
+/// remains is the entry itself). Keys are formatted into one buffer, so that the reads leave
+/// nothing of their own behind.
+fn measure_open(path: &Path, size: usize) {
     let (anon_before, rss_before) = memory();
     let db = NanaSQLite::builder(path).bulk_load(true).open().unwrap();
     let (anon_after, rss_after) = memory();
-    let keys = db.keys().unwrap();
-    assert!(!keys.is_empty(), "the table was loaded");
-    let key_bytes: usize = keys.iter().map(String::len).sum();
-    println!("{} {} {key_bytes}", anon_after.saturating_sub(anon_before), rss_after.saturating_sub(rss_before));
+    let mut key_bytes = 0;
+    let mut name = String::new();
+    let mut each_key = |read: &mut dyn FnMut(&str)| {
+        for i in 0..size {
+            name.clear();
+            write!(name, "key_{i}").unwrap();
+            read(&name);
+        }
+    };
+    each_key(&mut |key| {
+        key_bytes += key.len();
+        assert!(db.get::<serde_json::Value>(key).unwrap().is_some(), "{key} was loaded");
+    });
+    let (anon_read, _) = memory();
+    each_key(&mut |key| {
+        std::hint::black_box(db.get_cloned::<serde_json::Value>(key).unwrap());
+    });
+    let (anon_unpacked, _) = memory();
+    println!(
+        "{} {} {key_bytes} {} {}",
+        anon_after.saturating_sub(anon_before),
+        rss_after.saturating_sub(rss_before),
+        anon_read.saturating_sub(anon_before),
+        anon_unpacked.saturating_sub(anon_before)
+    );
     drop(db);
 }
 

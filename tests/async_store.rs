@@ -33,6 +33,7 @@ on_every_runtime!(
     lock_timeout,
     back_pressure,
     tables_and_cache,
+    bulk_loaded_rows,
     spawned_futures,
     sql_helpers,
     transaction_closure,
@@ -354,6 +355,40 @@ async fn tables_and_cache(setup: Setup) {
     let stats = db.stats();
     assert!(stats.cache_hits > 0 && stats.cache_misses > 0, "{stats:?}");
     db.close().await.unwrap();
+}
+
+/// Rows of a bulk load (kept packed until first kept) read, rewritten, deleted and listed.
+async fn bulk_loaded_rows(setup: Setup) {
+    let db = setup.open().await;
+    db.batch_update((0..300).map(|i| (format!("k{i:03}"), json!({"n": i})))).await.unwrap();
+    db.close().await.unwrap();
+    let db = setup.builder.clone().bulk_load(true).open().await.unwrap();
+    let reads = (0..300).step_by(3).map(|i| {
+        let db = db.clone();
+        async move {
+            (i, db.get::<Value>(&format!("k{i:03}")).await.unwrap(), db.get_shared(&format!("k{i:03}")).await.unwrap())
+        }
+    });
+    for (i, owned, shared) in futures::future::join_all(reads).await {
+        assert_eq!((owned.unwrap()["n"].clone(), shared.unwrap()["n"].clone()), (json!(i), json!(i)));
+    }
+    let shared = db.get_shared("k000").await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&shared, &db.get_shared("k000").await.unwrap().unwrap()), "a kept read is kept");
+    db.set("k001", &json!({"n": -1})).await.unwrap();
+    assert!(db.delete("k002").await.unwrap());
+    assert_eq!(db.get::<Value>("k001").await.unwrap(), Some(json!({"n": -1})));
+    assert_eq!(db.get::<Value>("k002").await.unwrap(), None);
+    assert!(db.contains("k299").await.unwrap() && !db.contains("k300").await.unwrap());
+    let found = db.batch_get::<Value, _>(["k003", "k002", "k004"]).await.unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    let items = db.items::<Value>().await.unwrap();
+    assert_eq!(items.len(), 299);
+    assert!(items.windows(2).all(|pair| pair[0].0 < pair[1].0), "sorted, each key once");
+    assert_eq!(items[1], ("k001".to_owned(), json!({"n": -1})));
+    db.close().await.unwrap();
+    let reopened = setup.open().await;
+    assert_eq!(reopened.items::<Value>().await.unwrap(), items, "what the cache lists is what the file holds");
+    reopened.close().await.unwrap();
 }
 
 async fn spawned_futures(setup: Setup) {

@@ -331,8 +331,21 @@ impl Cache {
 
     // ----- reads -----
 
-    /// What the cache knows about `key`.
+    /// What the cache knows about `key`. A packed row (see [`lookup_keeping`](Self::lookup_keeping))
+    /// is handed out as a copy of its text and stays packed: reading it again decodes the text
+    /// again, as a hit of an ordinary entry does for [`CachedValue::decode`].
     pub fn lookup(&self, key: &str) -> Lookup {
+        self.look_up(key, false)
+    }
+
+    /// As [`lookup`](Self::lookup), for a read that keeps its decoded form in the entry
+    /// (`get_shared`, `get_cloned`): a packed row is first made an ordinary entry, so that
+    /// what it keeps serves the next hits.
+    pub fn lookup_keeping(&self, key: &str) -> Lookup {
+        self.look_up(key, true)
+    }
+
+    fn look_up(&self, key: &str, keeping: bool) -> Lookup {
         if matches!(self.strategy, CacheStrategy::Lru { .. }) {
             let mut state = self.state.write();
             return state.slots.to_back(key).map_or(Lookup::Miss, |slot| Self::answer(slot));
@@ -342,10 +355,11 @@ impl Cache {
         match state.slots.get(key) {
             Some(slot) if slot.live(now) => Self::answer(slot),
             Some(slot) if self.deletes_expired() && slot.value.is_some() => Lookup::Absent,
-            None if state.packed.contains(key) => {
+            None if keeping && state.packed.contains(key) => {
                 drop(state);
                 self.lookup_packed(key)
             }
+            None if let Some(text) = state.packed.get(key) => Lookup::Hit(CachedValue::new(text)),
             _ if state.all_loaded || state.to_delete.contains(key) => Lookup::Absent,
             _ => Lookup::Miss,
         }
@@ -848,9 +862,13 @@ mod tests {
         apply(&cache, Change::Load(loaded(&[("a", "1"), ("b", "2"), ("c", "3")]), cache.epoch()));
         assert!(cache.is_all_loaded() && cache.knows("a") && cache.knows("nothing"));
         assert_eq!(cache.state.read().packed.len(), 3, "the unreadable row is an ordinary entry");
-        let Lookup::Hit(first) = cache.lookup("a") else { panic!("a is loaded") };
+        let Lookup::Hit(copy) = cache.lookup("a") else { panic!("a is loaded") };
+        assert_eq!(copy.json(), Some("1"));
+        assert_eq!(cache.state.read().packed.len(), 3, "a read that keeps nothing leaves the row packed");
+        let Lookup::Hit(first) = cache.lookup_keeping("a") else { panic!("a is loaded") };
         let Lookup::Hit(again) = cache.lookup("a") else { panic!("a is loaded") };
-        assert!(Arc::ptr_eq(&first, &again), "the first read unpacks the row, so it keeps its decoded form");
+        assert!(Arc::ptr_eq(&first, &again), "a read that keeps its decoded form unpacks the row");
+        assert_eq!(cache.state.read().packed.len(), 2);
         put(&cache, "b", "20");
         assert_eq!(hit(&cache, "b"), Some(20), "a write replaces the packed row");
         cache.forget("c");

@@ -280,7 +280,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// fit `T`; [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
     /// SQLite's error.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.cached(key)?.map(|value| self.table.decode(key, &value)).transpose()
+        self.cached(key, false)?.map(|value| self.table.decode(key, &value)).transpose()
     }
 
     /// As [`get`](Self::get), keeping the first decoded `T` beside the cached text so that
@@ -308,7 +308,7 @@ impl<S: Storage> NanaSQLite<S> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        self.cached(key)?.map(|value| self.table.decode_cloned(key, &value)).transpose()
+        self.cached(key, true)?.map(|value| self.table.decode_cloned(key, &value)).transpose()
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made, so
@@ -329,7 +329,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>> {
-        self.cached(key)?.map(|value| self.table.reader().shared(key, &value)).transpose()
+        self.cached(key, true)?.map(|value| self.table.reader().shared(key, &value)).transpose()
     }
 
     /// Whether `key` exists (answered from the cache when it knows).
@@ -458,10 +458,12 @@ impl<S: Storage> NanaSQLite<S> {
         value.map(|value| self.table.decode(key, &value)).transpose()
     }
 
-    /// The cached value of `key`, reading the file on a cache miss.
-    fn cached(&self, key: &str) -> Result<Option<Arc<CachedValue>>> {
+    /// The cached value of `key`, reading the file on a cache miss; `keeping` for a read that
+    /// keeps its decoded form in the entry.
+    fn cached(&self, key: &str, keeping: bool) -> Result<Option<Arc<CachedValue>>> {
         self.ready()?;
-        match self.table.lookup(key) {
+        let lookup = if keeping { self.table.lookup_keeping(key) } else { self.table.lookup(key) };
+        match lookup {
             Lookup::Hit(value) => Ok(Some(value)),
             Lookup::Absent => Ok(None),
             Lookup::Miss => self.run(Get::new(&self.table, key)),

@@ -298,15 +298,21 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 
     /// What the cache knows of `key`, counting the hit or miss.
     fn lookup(&self, key: &str) -> Result<Lookup> {
+        self.look_up(key, false)
+    }
+
+    /// As [`lookup`](Self::lookup); `keeping` for a read that keeps its decoded form in the
+    /// entry ([`Table::lookup_keeping`](nanasqlite_core::engine::Table::lookup_keeping)).
+    fn look_up(&self, key: &str, keeping: bool) -> Result<Lookup> {
         self.ready()?;
-        let lookup = self.table.lookup(key);
+        let lookup = if keeping { self.table.lookup_keeping(key) } else { self.table.lookup(key) };
         self.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
         Ok(lookup)
     }
 
     /// The cached value of `key`, or the read to run.
-    fn cached(&self, key: &str) -> Step<Option<Arc<CachedValue>>, Get<String>> {
-        match self.lookup(key) {
+    fn cached(&self, key: &str, keeping: bool) -> Step<Option<Arc<CachedValue>>, Get<String>> {
+        match self.look_up(key, keeping) {
             Ok(Lookup::Hit(value)) => Step::Done(Ok(Some(value))),
             Ok(Lookup::Absent) => Step::Done(Ok(None)),
             Ok(Lookup::Miss) => Step::Run(Get::new(&self.table, key.to_owned())),
@@ -317,9 +323,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// A point read of `key`, answered through `finish`: from the cache, or read now on the
     /// caller's thread when a connection is free (both ready at once, as a future of a few
     /// words), or else queued for a lane (boxed: a queued read's state machine is 1.2 KB, which
-    /// every hit's future would otherwise carry and move).
-    fn point_read<T: Send + 'static>(&self, key: &str, finish: Finish<S, T>) -> PointRead<T> {
-        let get = match self.cached(key) {
+    /// every hit's future would otherwise carry and move). `keeping` for a read that keeps its
+    /// decoded form in the cache entry.
+    fn point_read<T: Send + 'static>(&self, key: &str, keeping: bool, finish: Finish<S, T>) -> PointRead<T> {
+        let get = match self.cached(key, keeping) {
             Step::Done(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
             Step::Run(get) => get,
         };
@@ -367,7 +374,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.point_read(key, |table, key, found| found.map(|value| table.decode(key, &value)).transpose())
+        self.point_read(key, false, |table, key, found| found.map(|value| table.decode(key, &value)).transpose())
     }
 
     /// As [`get`](Self::get), keeping the first decoded `T` beside the cached text so that
@@ -381,7 +388,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        self.point_read(key, |table, key, found| found.map(|value| table.decode_cloned(key, &value)).transpose())
+        self.point_read(key, true, |table, key, found| found.map(|value| table.decode_cloned(key, &value)).transpose())
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made.
@@ -390,7 +397,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
-        self.point_read(key, |table, key, found| found.map(|value| table.reader().shared(key, &value)).transpose())
+        self.point_read(key, true, |table, key, found| {
+            found.map(|value| table.reader().shared(key, &value)).transpose()
+        })
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.

@@ -133,6 +133,18 @@ impl<S: Storage> Table<S> {
         self.cache.lookup(key)
     }
 
+    /// As [`lookup`](Self::lookup), for a read that keeps its decoded form in the cache entry
+    /// ([`Cache::lookup_keeping`]).
+    #[must_use]
+    pub fn lookup_keeping(&self, key: &str) -> Lookup {
+        if let Some((_, staging)) = &self.write_back
+            && let Some(staged) = staging.get(key)
+        {
+            return staged.map_or(Lookup::Absent, Lookup::Hit);
+        }
+        self.cache.lookup_keeping(key)
+    }
+
     /// The present values among `keys` when the cache knows every one of them.
     #[must_use]
     pub fn lookup_all(&self, keys: &[&str]) -> Option<Vec<(String, Arc<CachedValue>)>> {
