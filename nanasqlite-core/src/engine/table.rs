@@ -134,7 +134,8 @@ impl<S: Storage> Table<S> {
     }
 
     /// As [`lookup`](Self::lookup), for a read that keeps its decoded form in the cache entry
-    /// ([`Cache::lookup_keeping`]).
+    /// (`get_shared`, `get_cloned`): a row a bulk load kept packed becomes an ordinary entry
+    /// first, so that what the read keeps serves the next hits.
     #[must_use]
     pub fn lookup_keeping(&self, key: &str) -> Lookup {
         if let Some((_, staging)) = &self.write_back
