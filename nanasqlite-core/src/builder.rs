@@ -146,10 +146,12 @@ impl Builder {
     /// (rows are cached as they are read).
     ///
     /// With the default [`CacheStrategy::Unbounded`](crate::CacheStrategy::Unbounded), the
-    /// rows are kept packed (their keys and JSON text side by side in large pages, about 1.5×
-    /// the JSON in memory) until each is first read or written; from then on that row is an
-    /// ordinary entry that keeps its decoded form for the next hits (about 3.8× its JSON).
-    /// Other strategies cache the loaded rows as ordinary entries.
+    /// rows are kept packed: their keys and JSON text side by side in large pages, about 1.5×
+    /// the JSON in memory. `get` decodes a copy of a packed row's text; a write, or a read
+    /// that keeps its decoded form for the next hits (`get_shared`, `get_cloned`, typed
+    /// tables), makes that row an ordinary entry (about 3.8× its JSON, without what it keeps).
+    /// A listing (`items()`, `values()`, …) copies the packed rows it returns. Other
+    /// strategies cache the loaded rows as ordinary entries.
     pub fn bulk_load(mut self, bulk_load: bool) -> Self {
         self.options.bulk_load = bulk_load;
         self

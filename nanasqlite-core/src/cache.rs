@@ -13,9 +13,11 @@
 //!   fill carries the [`Epoch`] taken before its read began, and is dropped if the key was
 //!   written (or the cache cleared) since: a slow read never hides a newer write.
 //!
-//! After a bulk load, an unbounded cache keeps the rows packed (`packed.rs`: their keys and
-//! text in shared pages, a fraction of the memory of one entry each) until each is first read
-//! or written, when it becomes an ordinary entry.
+//! After a load of the whole table (`bulk_load`, or a listing such as `items()`), an unbounded
+//! cache keeps the rows packed (`packed.rs`: their keys and text in shared pages, a fraction
+//! of the memory of one entry each). A read hands out a copy of a packed row's text; a read
+//! that keeps its decoded form (`get_shared`, `get_cloned`) or a write makes the row an
+//! ordinary entry.
 //!
 //! TTL caches that delete expired rows keep those keys as absent until a write transaction
 //! has deleted them from the file and committed: an expired row is never served again, even
@@ -270,11 +272,14 @@ type Map = LinkedHashMap<Box<str>, Slot, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 struct State {
     slots: Map,
-    /// Every row of the table is in `slots`, so a key not there is absent (unbounded only).
+    /// Every row of the table is in `slots` or `packed`, so a key in neither is absent
+    /// (unbounded only).
     all_loaded: bool,
     /// Bumped by every write, clear and forget.
     epoch: u64,
-    /// The last clear or forget: fills from reads that began before it are dropped.
+    /// The last clear, forget or load of the whole table: fills from reads that began before
+    /// it are dropped (a load found no row for a deleted key, so nothing else would stop the
+    /// fill of a read from before that delete).
     cleared: u64,
     /// TTL caches: `(expiry, key, epoch)` in the order entries were set, for sweeping.
     expiring: VecDeque<(Instant, Box<str>, Epoch)>,
@@ -297,7 +302,6 @@ impl State {
         since.0 >= self.cleared
             && self.slots.get(key).is_none_or(|slot| slot.epoch <= since)
             && !self.to_delete.contains(key)
-            && (self.packed_epoch <= since.0 || !self.packed.contains(key))
     }
 
     /// Moves packed `key` into the ordinary entries, where its decoded form is kept for the
@@ -512,42 +516,13 @@ impl Cache {
         }
     }
 
-    /// Replaces the content with every row of the table, unless anything was written or
-    /// cleared since the scan began.
-    fn fill_all(&self, rows: Vec<(Box<str>, Arc<CachedValue>)>, since: Epoch) {
-        let mut state = self.state_for_fill();
-        if state.epoch != since.0 {
-            return;
-        }
-        if self.strategy != CacheStrategy::Unbounded || !state.to_delete.is_empty() {
-            // A bounded or expiring cache cannot vouch for every key: fill it key by key.
-            for (key, value) in rows {
-                if !state.to_delete.contains(&key) {
-                    self.set(&mut state, key, Some(value), since);
-                }
-            }
-            return;
-        }
-        drop(state);
-        let mut slots = Map::with_capacity_and_hasher(rows.len(), Default::default());
-        slots.extend(
-            rows.into_iter().map(|(key, value)| (key, Slot { value: Some(value), epoch: since, expires: None })),
-        );
-        let mut state = self.state.write();
-        if state.epoch == since.0 {
-            state.slots = slots;
-            state.packed = Packed::default();
-            state.all_loaded = true;
-        }
-    }
-
-    /// Replaces the content with a bulk load of every row (kept packed in an unbounded cache),
-    /// unless anything was written or cleared since the scan began.
+    /// Takes in every row of the table, as a scan that began at `since` found them, unless
+    /// anything was written or cleared since: an unbounded cache replaces its content with
+    /// them (kept packed) and knows every other key absent; a bounded or expiring cache, which
+    /// cannot vouch for every key, takes them key by key.
     fn load(&self, loaded: Loaded, since: Epoch) {
         if self.strategy != CacheStrategy::Unbounded {
-            let mut rows = loaded.others;
-            rows.extend(loaded.packed.iter().map(|(key, text)| (Box::from(key), CachedValue::new(text))));
-            return self.fill_all(rows, since);
+            return self.fill_each(loaded, since);
         }
         let mut slots = Map::with_capacity_and_hasher(loaded.others.len(), Default::default());
         slots.extend(
@@ -557,11 +532,25 @@ impl Cache {
                 .map(|(key, value)| (key, Slot { value: Some(value), epoch: since, expires: None })),
         );
         let mut state = self.state.write();
-        if state.epoch == since.0 && state.to_delete.is_empty() {
+        if state.epoch == since.0 {
             state.slots = slots;
             state.packed = loaded.packed;
             state.packed_epoch = since.0;
+            state.cleared = since.0;
             state.all_loaded = true;
+        }
+    }
+
+    fn fill_each(&self, loaded: Loaded, since: Epoch) {
+        let mut state = self.state_for_fill();
+        if state.epoch != since.0 {
+            return;
+        }
+        let packed = loaded.packed.iter().map(|(key, text)| (Box::from(key), CachedValue::new(text)));
+        for (key, value) in loaded.others.into_iter().chain(packed) {
+            if !state.to_delete.contains(&key) {
+                self.set(&mut state, key, Some(value), since);
+            }
         }
     }
 
@@ -663,6 +652,15 @@ impl Loaded {
     pub(crate) fn keep(&mut self, key: &str, value: Arc<CachedValue>) {
         self.others.push((key.into(), value));
     }
+
+    /// Every row, sorted by key (packed rows as copies of their text).
+    pub(crate) fn sorted(&self) -> Vec<(String, Arc<CachedValue>)> {
+        let others = self.others.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value)));
+        let packed = self.packed.iter().map(|(key, text)| (key.to_owned(), CachedValue::new(text)));
+        let mut rows: Vec<_> = others.chain(packed).collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
 }
 
 /// Key/value writes in order (`None`: deleted).
@@ -695,9 +693,7 @@ pub(crate) enum Change {
     Fill(Box<str>, Option<Arc<CachedValue>>, Epoch),
     /// A read of several keys found these rows; the other wanted keys are absent.
     FillMany(Vec<Box<str>>, Vec<(String, Arc<CachedValue>)>, Epoch),
-    /// A scan found every row of the table.
-    FillAll(Vec<(Box<str>, Arc<CachedValue>)>, Epoch),
-    /// A bulk load found every row of the table.
+    /// A scan of the whole table (a bulk load, a listing) found every row.
     Load(Loaded, Epoch),
     /// Expired keys were deleted from the file, per cache.
     Purged(Vec<(Arc<Cache>, Vec<Box<str>>)>),
@@ -750,7 +746,6 @@ impl Change {
             Self::Clear => cache.clear(),
             Self::Fill(key, value, since) => cache.fill(key, value, since),
             Self::FillMany(wanted, rows, since) => cache.fill_many(&wanted, &rows, since),
-            Self::FillAll(rows, since) => cache.fill_all(rows, since),
             Self::Load(loaded, since) => cache.load(loaded, since),
             Self::Purged(purged) => purged.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys)),
             Self::ClearTables(caches) => caches.iter().for_each(|cache| cache.clear()),
@@ -838,9 +833,9 @@ mod tests {
         let cache = Cache::new(CacheStrategy::Unbounded);
         let stale = cache.epoch();
         apply(&cache, Change::Remove("w".into()));
-        apply(&cache, Change::FillAll(vec![("k".into(), CachedValue::new("true"))], stale));
+        apply(&cache, Change::Load(loaded(&[("k", "true")]), stale));
         assert!(!cache.is_all_loaded(), "a write came between");
-        apply(&cache, Change::FillAll(vec![("k".into(), CachedValue::new("true"))], cache.epoch()));
+        apply(&cache, Change::Load(loaded(&[("k", "true")]), cache.epoch()));
         assert!(matches!(cache.lookup("other"), Lookup::Absent));
         cache.forget("k");
         assert!(!cache.is_all_loaded());
@@ -900,6 +895,16 @@ mod tests {
         put(&cache, "w", "1");
         apply(&cache, Change::Load(loaded(&[("a", "1")]), stale));
         assert!(!cache.is_all_loaded(), "a write came between");
+    }
+
+    #[test]
+    fn a_read_from_before_a_load_never_brings_back_a_key_deleted_since() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        let read_began = cache.epoch();
+        apply(&cache, Change::Remove("x".into())); // deleted while the read ran
+        apply(&cache, Change::Load(loaded(&[("a", "1")]), cache.epoch())); // a load without x
+        fill(&cache, "x", Some("1"), read_began);
+        assert!(matches!(cache.lookup("x"), Lookup::Absent));
     }
 
     #[test]

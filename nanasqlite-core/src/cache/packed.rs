@@ -3,17 +3,20 @@
 //!
 //! A row cached one allocation per part (its key, its text, the shared entry, the map's node)
 //! costs about 3.8× its JSON in memory, mostly allocator headers and rounding. Packed, a row
-//! costs its key and text bytes plus 16 bytes in the table: about 1.4× its JSON. The cache
-//! keeps rows packed until they are first read or written; a read takes the row out into the
-//! ordinary entries, where it keeps its decoded form for the next hits.
+//! costs its key and text bytes plus 16 bytes in the table: about 1.5× its JSON. The cache
+//! keeps rows packed until they are written, or read by a read that keeps its decoded form
+//! (which then serves the next hits); other reads decode a copy of the text.
 
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-/// Bytes of one page. A row longer than a page gets a page of its own.
+/// Bytes of one page.
 const PAGE: usize = 64 * 1024;
+/// Rows longer than this get a page of their own, so that small rows keep filling the current
+/// page instead of leaving its tail empty.
+const OWN_PAGE: usize = PAGE / 4;
 
 /// Where one row's key and text are: `key_len` bytes of key at `offset` of page `page`, then
 /// `text_len` bytes of JSON text.
@@ -35,6 +38,8 @@ impl Place {
 #[derive(Default)]
 pub(crate) struct Packed {
     pages: Vec<Vec<u8>>,
+    /// The page small rows go to.
+    current: usize,
     places: HashTable<Place>,
     hasher: RandomState,
     /// Bytes of the rows held.
@@ -58,16 +63,22 @@ impl Packed {
             return false;
         };
         let len = key.len() + text.len();
-        let room = self.pages.last().is_some_and(|page| page.capacity() - page.len() >= len);
-        if !room {
-            self.pages.push(Vec::with_capacity(len.max(PAGE)));
-        }
-        let (Ok(page), Some(last)) = (u32::try_from(self.pages.len() - 1), self.pages.last_mut()) else {
-            return false;
+        let index = if len > OWN_PAGE {
+            self.pages.push(Vec::with_capacity(len));
+            self.pages.len() - 1
+        } else {
+            let room = self.pages.get(self.current).is_some_and(|page| page.capacity() - page.len() >= len);
+            if !room {
+                self.pages.push(Vec::with_capacity(PAGE));
+                self.current = self.pages.len() - 1;
+            }
+            self.current
         };
-        let Ok(offset) = u32::try_from(last.len()) else { return false };
-        last.extend_from_slice(key.as_bytes());
-        last.extend_from_slice(text.as_bytes());
+        let Ok(page) = u32::try_from(index) else { return false };
+        let target = &mut self.pages[index];
+        let Ok(offset) = u32::try_from(target.len()) else { return false };
+        target.extend_from_slice(key.as_bytes());
+        target.extend_from_slice(text.as_bytes());
         let place = Place { page, offset, key_len, text_len };
         let hash = self.hasher.hash_one(key);
         let (pages, hasher) = (&self.pages, &self.hasher);
@@ -87,13 +98,16 @@ impl Packed {
 
     /// The JSON text of `key`, if it is packed.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        let hash = self.hasher.hash_one(key);
-        let place = self.places.find(hash, |place| key_bytes(&self.pages, *place) == key.as_bytes())?;
-        Some(text_at(&self.pages, *place))
+        self.place(key).map(|place| text_at(&self.pages, place))
     }
 
     pub(crate) fn contains(&self, key: &str) -> bool {
-        !self.is_empty() && self.get(key).is_some()
+        !self.is_empty() && self.place(key).is_some()
+    }
+
+    fn place(&self, key: &str) -> Option<Place> {
+        let hash = self.hasher.hash_one(key);
+        self.places.find(hash, |place| key_bytes(&self.pages, *place) == key.as_bytes()).copied()
     }
 
     /// Takes `key` out (it was read); returns its text.
@@ -135,7 +149,8 @@ impl Packed {
     fn repack(&mut self) {
         let mut fresh = Self { hasher: self.hasher.clone(), ..Self::default() };
         for (key, text) in self.iter() {
-            fresh.push(key, text);
+            let pushed = fresh.push(key, text);
+            debug_assert!(pushed, "a row that was placed once fits again");
         }
         *self = fresh;
     }
@@ -184,14 +199,17 @@ mod tests {
     }
 
     #[test]
-    fn a_row_longer_than_a_page_gets_its_own() {
+    fn a_long_row_gets_a_page_of_its_own_and_small_rows_keep_filling_theirs() {
         let mut packed = Packed::default();
-        let long = "x".repeat(PAGE * 2);
+        let (long, longer) = ("x".repeat(OWN_PAGE + 1), "z".repeat(PAGE * 2));
         packed.push("small", "1");
         packed.push("long", &long);
+        packed.push("longer", &longer);
         packed.push("after", "2");
-        assert_eq!(packed.get("long"), Some(long.as_str()));
+        assert_eq!((packed.get("long"), packed.get("longer")), (Some(long.as_str()), Some(longer.as_str())));
         assert_eq!((packed.get("small"), packed.get("after")), (Some("1"), Some("2")));
+        assert_eq!(packed.pages.len(), 3, "the small rows share the first page");
+        assert_eq!(packed.pages[1].capacity(), long.len() + 4, "a long row's page is its own size");
     }
 
     #[test]

@@ -361,12 +361,12 @@ impl<S: Storage> Operation<S> for UnreadableKeys {
     }
 }
 
-/// Every row as cache entries (unsorted), and the epoch the scan began at.
-fn scan<S: Storage>(storage: &S, table: &Table<S>) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
-    let mut rows = Vec::new();
+/// Every row of the table, as the cache loads it.
+fn load<S: Storage>(storage: &S, table: &Table<S>) -> Result<Loaded> {
+    let mut loaded = Loaded::default();
     let codec = table.codec();
-    storage.scan(table.handle(), &mut |key, stored| rows.push((Box::from(key), codec.read(stored))))?;
-    Ok(rows)
+    storage.scan(table.handle(), &mut |key, stored| codec.load(&mut loaded, key, stored))?;
+    Ok(loaded)
 }
 
 /// Every row, sorted by key; fills the cache with the whole table.
@@ -387,10 +387,8 @@ impl<S: Storage> Operation<S> for AllRows {
     describe!("items", Read);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
-        let rows = scan(storage, table)?;
-        let mut sorted: Vec<_> = rows.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value))).collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(Applied::with(sorted, Change::FillAll(rows, self.since)))
+        let loaded = load(storage, table)?;
+        Ok(Applied::with(loaded.sorted(), Change::Load(loaded, self.since)))
     }
 }
 
@@ -412,10 +410,7 @@ impl<S: Storage> Operation<S> for LoadAll {
     describe!("load_all", Read);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
-        let mut loaded = Loaded::default();
-        let codec = table.codec();
-        storage.scan(table.handle(), &mut |key, stored| codec.load(&mut loaded, key, stored))?;
-        Ok(Applied::with((), Change::Load(loaded, self.since)))
+        Ok(Applied::with((), Change::Load(load(storage, table)?, self.since)))
     }
 }
 
