@@ -46,7 +46,8 @@ fn main() {
     }
     let python = [n.to_string(), reps.to_string()];
     for sample in common::run_python("python_async.py", &python).unwrap_or_default() {
-        results.add("python async", &sample.workload, sample.ops, sample.elapsed());
+        let system = if sample.system == "sync" { "python sync" } else { "python async" };
+        results.add(system, &sample.workload, sample.ops, sample.elapsed());
     }
     results
         .print(&format!("async store, N = {n}"), &["raw rusqlite", "tokio-rusqlite", "async-sqlite", "python async"]);
@@ -64,6 +65,16 @@ fn main() {
                 );
             }
         }
+    }
+    if let (Some(ours), Some(python)) =
+        (results.median("W3 hot get (shared)", "nanasqlite async"), results.median("W3 hot get (dict)", "python sync"))
+    {
+        println!(
+            "W3s: async get_shared {:.2}M/s, Python's sync dict hit {:.2}M/s: {:.2}×",
+            ours / 1e6,
+            python / 1e6,
+            ours / python
+        );
     }
     if let (Some(w8), Some(w1)) =
         (results.median("W8 100 concurrent sets", "nanasqlite async"), results.median("W1 set", "raw rusqlite"))

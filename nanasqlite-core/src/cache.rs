@@ -168,6 +168,14 @@ impl CachedValue {
         matches!(self.decoded.get(), Some(Decoded::Unreadable))
     }
 
+    /// The parsed value kept by an earlier shared read, if any.
+    fn kept_value(&self) -> Option<&Arc<Value>> {
+        match self.decoded.get() {
+            Some(Decoded::Value(value)) => Some(value),
+            _ => None,
+        }
+    }
+
     /// The stored JSON text; `None` for a row that cannot be read.
     #[must_use]
     pub fn json(&self) -> Option<&str> {
@@ -381,6 +389,19 @@ impl Cache {
             None if state.all_loaded => Lookup::Absent,
             None => Lookup::Miss,
         }
+    }
+
+    /// The parsed value of `key` when an earlier shared read left it in the cache: the
+    /// fastest hit, which touches the entry without taking a count on it. `None` when the
+    /// cache holds no parsed value for `key` (then [`lookup_keeping`](Self::lookup_keeping)).
+    pub fn shared_hit(&self, key: &str) -> Option<Arc<Value>> {
+        if matches!(self.strategy, CacheStrategy::Lru { .. }) {
+            return None; // a hit moves the key, under the write lock
+        }
+        let now = self.now();
+        let state = self.state.read();
+        let slot = state.slots.get(key).filter(|slot| slot.live(now))?;
+        slot.value.as_ref()?.kept_value().map(Arc::clone)
     }
 
     /// Whether expired entries are to be deleted from the file (they are then absent).
@@ -905,6 +926,30 @@ mod tests {
         apply(&cache, Change::Load(loaded(&[("a", "1")]), cache.epoch())); // a load without x
         fill(&cache, "x", Some("1"), read_began);
         assert!(matches!(cache.lookup("x"), Lookup::Absent));
+    }
+
+    #[test]
+    fn a_shared_hit_needs_a_kept_parse_and_a_live_entry_outside_lru() {
+        let cache = Cache::new(CacheStrategy::Unbounded);
+        put(&cache, "k", "[1]");
+        assert!(cache.shared_hit("k").is_none(), "nothing parsed yet");
+        let Lookup::Hit(entry) = cache.lookup("k") else { panic!("k is cached") };
+        let parsed = entry.value("k").unwrap();
+        assert!(Arc::ptr_eq(&parsed, &cache.shared_hit("k").unwrap()));
+        assert!(cache.shared_hit("other").is_none());
+        let lru = Cache::new(CacheStrategy::Lru { size: 2 });
+        put(&lru, "k", "[1]");
+        let Lookup::Hit(entry) = lru.lookup("k") else { panic!("k is cached") };
+        entry.value("k").unwrap();
+        assert!(lru.shared_hit("k").is_none(), "an LRU hit must move the key");
+        let ttl = Duration::from_millis(20);
+        let expiring = Cache::new(CacheStrategy::Ttl { ttl, size: None, delete_expired: false });
+        put(&expiring, "k", "[1]");
+        let Lookup::Hit(entry) = expiring.lookup("k") else { panic!("k is cached") };
+        entry.value("k").unwrap();
+        assert!(expiring.shared_hit("k").is_some());
+        std::thread::sleep(ttl * 2);
+        assert!(expiring.shared_hit("k").is_none(), "an expired entry is not served");
     }
 
     #[test]

@@ -329,6 +329,10 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>> {
+        self.ready()?;
+        if let Some(value) = self.table.shared_hit(key) {
+            return Ok(Some(value));
+        }
         self.cached(key, true)?.map(|value| self.table.reader().shared(key, &value)).transpose()
     }
 

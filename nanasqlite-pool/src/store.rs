@@ -397,6 +397,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
+        if self.ready().is_ok()
+            && let Some(value) = self.table.shared_hit(key)
+        {
+            self.pool.counters().record_cache(true);
+            return Either::Left(ready(Ok(Some(value))));
+        }
         self.point_read(key, true, |table, key, found| {
             found.map(|value| table.reader().shared(key, &value)).transpose()
         })

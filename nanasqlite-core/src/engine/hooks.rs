@@ -51,6 +51,11 @@ impl<S: Storage> Hooks<S> {
         !self.any.load(Ordering::Acquire)
     }
 
+    /// Whether a user's hook may change what reads return (`after_read`).
+    pub(crate) fn observes_reads(&self) -> bool {
+        self.observed.load(Ordering::Acquire)
+    }
+
     /// The hooks now (later registrations do not change it).
     fn snapshot(&self) -> Installed<S> {
         self.installed.read().clone()

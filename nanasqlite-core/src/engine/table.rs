@@ -133,6 +133,16 @@ impl<S: Storage> Table<S> {
         self.cache.lookup(key)
     }
 
+    /// The cache's parsed value of `key` when nothing stands between it and the caller (no
+    /// staged write-back rows, no hook that rewrites reads): the fast path of `get_shared`.
+    #[must_use]
+    pub fn shared_hit(&self, key: &str) -> Option<Arc<serde_json::Value>> {
+        if self.write_back.is_some() || self.hooks.observes_reads() {
+            return None;
+        }
+        self.cache.shared_hit(key)
+    }
+
     /// As [`lookup`](Self::lookup), for a read that keeps its decoded form in the cache entry
     /// (`get_shared`, `get_cloned`): a row a bulk load kept packed becomes an ordinary entry
     /// first, so that what the read keeps serves the next hits.
