@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
 use hashlink::LinkedHashMap;
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
@@ -275,7 +276,9 @@ impl Slot {
     }
 }
 
-type Map = LinkedHashMap<Box<str>, Slot, foldhash::fast::RandomState>;
+/// Keys of up to 24 bytes live inside their entry: a hit then reads one allocation fewer, and
+/// a cached key costs no allocation of its own.
+type Map = LinkedHashMap<CompactString, Slot, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct State {
@@ -547,10 +550,9 @@ impl Cache {
         }
         let mut slots = Map::with_capacity_and_hasher(loaded.others.len(), Default::default());
         slots.extend(
-            loaded
-                .others
-                .into_iter()
-                .map(|(key, value)| (key, Slot { value: Some(value), epoch: since, expires: None })),
+            loaded.others.into_iter().map(|(key, value)| {
+                (CompactString::from(key), Slot { value: Some(value), epoch: since, expires: None })
+            }),
         );
         let mut state = self.state.write();
         if state.epoch == since.0 {
@@ -610,15 +612,15 @@ impl Cache {
         match self.strategy {
             // First insertion decides the place: rewriting a key keeps it.
             CacheStrategy::Unbounded | CacheStrategy::Fifo { .. } => {
-                if let Some(existing) = state.slots.get_mut(&key) {
+                if let Some(existing) = state.slots.get_mut(&*key) {
                     *existing = slot;
                 } else {
-                    state.slots.insert(key, slot);
+                    state.slots.insert(key.into(), slot);
                 }
             }
             // Every write moves the key to the back.
             CacheStrategy::Lru { .. } | CacheStrategy::Ttl { .. } => {
-                state.slots.insert(key, slot);
+                state.slots.insert(key.into(), slot);
             }
         }
         if let Some(now) = now {
@@ -642,8 +644,8 @@ impl Cache {
             }
             let Some((_, key, epoch)) = state.expiring.pop_front() else { break };
             // Only if the slot is still the one this entry was queued for.
-            if state.slots.get(&key).is_some_and(|slot| slot.epoch == epoch && !slot.live(Some(now))) {
-                let slot = state.slots.remove(&key);
+            if state.slots.get(&*key).is_some_and(|slot| slot.epoch == epoch && !slot.live(Some(now))) {
+                let slot = state.slots.remove(&*key);
                 state.all_loaded = false;
                 if delete && slot.is_some_and(|slot| slot.value.is_some()) {
                     state.to_delete.insert(key);
