@@ -157,7 +157,7 @@ impl CachedValue {
     pub(crate) fn from_value(key: &str, value: Value) -> Result<Arc<Self>> {
         let json = codec::encode(key, &value)?;
         let decoded = OnceLock::from(Decoded::Value(Arc::new(value)));
-        Ok(Arc::new(Self { text: json.into(), decoded }))
+        Ok(Arc::new(Self { text: json, decoded }))
     }
 
     /// A cached row that cannot be read, and why.

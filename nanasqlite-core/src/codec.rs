@@ -167,10 +167,37 @@ fn owned_text(plaintext: Vec<u8>) -> Arc<CachedValue> {
 /// # Errors
 ///
 /// [`Error::Encode`] when `value` cannot be represented as JSON (e.g. a map with non-string keys).
-pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
-    let json = serde_json::to_string(value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
-    check_depth(key, &json)?;
-    Ok(json)
+pub(crate) fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Box<str>> {
+    ENCODE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => encode_into(&mut buffer, key, value),
+        // A `Serialize` impl that writes to a store while it is being encoded.
+        Err(_) => encode_into(&mut Vec::new(), key, value),
+    })
+}
+
+thread_local! {
+    /// Where this thread serialises values: the text is then copied into one allocation of its
+    /// exact size. Serialising straight into a growing `String` reallocates it several times
+    /// and leaves the unused tail of each value's buffer behind as a small free block, which
+    /// fragments the heap of a process that writes many values.
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Bytes of buffer a thread keeps between values; a larger value's buffer is let go.
+const KEPT_BUFFER: usize = 64 * 1024;
+
+fn encode_into<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, key: &str, value: &T) -> Result<Box<str>> {
+    buffer.clear();
+    let encode_error = |source| Error::Encode { key: key.to_owned(), source };
+    serde_json::to_writer(&mut *buffer, value).map_err(encode_error)?;
+    // serde_json writes UTF-8; the check costs little beside the serialising.
+    let json = std::str::from_utf8(buffer).map_err(|error| encode_error(serde::ser::Error::custom(error)))?;
+    check_depth(key, json)?;
+    let text = Box::from(json);
+    if buffer.capacity() > KEPT_BUFFER {
+        *buffer = Vec::new();
+    }
+    Ok(text)
 }
 
 /// Refuses JSON text nested deeper than [`MAX_WRITE_DEPTH`], naming `key`.
@@ -323,9 +350,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn each_value_gets_its_exact_text_whatever_came_before_or_encodes_inside_it() {
+        struct EncodesWhileEncoded;
+        impl Serialize for EncodesWhileEncoded {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                let inner = encode("inner", &[1, 2]).map_err(serde::ser::Error::custom)?;
+                serializer.serialize_str(&inner)
+            }
+        }
+        let big = "x".repeat(KEPT_BUFFER * 2);
+        assert_eq!(&*encode("k", &big).unwrap(), format!("\"{big}\""));
+        assert_eq!(&*encode("k", &json!({"a": 1})).unwrap(), r#"{"a":1}"#, "no tail of the longer value");
+        assert_eq!(&*encode("k", &EncodesWhileEncoded).unwrap(), r#""[1,2]""#);
+        ENCODE_BUFFER.with(|buffer| assert!(buffer.borrow().capacity() <= KEPT_BUFFER, "a large buffer is let go"));
+    }
+
+    #[test]
     fn writes_compact_json() {
         let text = encode("k", &json!({"a": 1, "b": [1, 2], "s": "日本"})).unwrap();
-        assert_eq!(text, r#"{"a":1,"b":[1,2],"s":"日本"}"#);
+        assert_eq!(&*text, r#"{"a":1,"b":[1,2],"s":"日本"}"#);
     }
 
     #[test]
@@ -366,7 +409,7 @@ mod tests {
         let error = decode::<Value>("k", &nested(MAX_READ_DEPTH + 1)).unwrap_err();
         assert!(error.to_string().contains("levels deep"), "{error}");
         let deep: Value = decode("k", &nested(MAX_WRITE_DEPTH)).unwrap();
-        assert_eq!(encode("k", &deep).unwrap(), nested(MAX_WRITE_DEPTH));
+        assert_eq!(&*encode("k", &deep).unwrap(), nested(MAX_WRITE_DEPTH));
         let deeper: Value = decode("k", &nested(MAX_WRITE_DEPTH + 1)).unwrap();
         let error = encode("k", &deeper).unwrap_err();
         assert!(matches!(&error, Error::Encode { key, .. } if key == "k"), "{error}");
