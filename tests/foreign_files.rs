@@ -84,6 +84,19 @@ fn assert_foreign_rows_read_truly(path: &Path, mut get: impl FnMut(&str) -> Resu
 }
 
 #[test]
+fn a_bulk_load_reads_foreign_rows_truly_packed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.db");
+    write_foreign_rows(&path);
+    let db = NanaSQLite::builder(&path).bulk_load(true).open().unwrap();
+    assert!(db.is_cached("bad utf8") && db.is_cached("blob") && db.is_cached("good"), "every named row is loaded");
+    assert_foreign_rows_read_truly(&path, |key| db.get::<Value>(key));
+    // Reads that keep a decoded form take packed rows out; they must say the same.
+    assert_foreign_rows_read_truly(&path, |key| db.get_shared(key).map(|value| value.map(|value| (*value).clone())));
+    assert_eq!(rows(&path), 8, "loading and reading changed nothing in the file");
+}
+
+#[test]
 fn the_sync_store_reads_foreign_rows_truly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.db");
