@@ -429,9 +429,7 @@ impl Cache {
                 Some(Slot { value: Some(value), .. }) => rows.push((key.to_owned(), Arc::clone(value))),
                 Some(Slot { value: None, .. }) => {}
                 // Read, not unpacked: a batch read decodes each value once anyway.
-                None if state.packed.contains(key) => {
-                    rows.extend(state.packed.get(key).map(|text| (key.to_owned(), CachedValue::new(text))));
-                }
+                None if let Some(text) = state.packed.get(key) => rows.push((key.to_owned(), CachedValue::new(text))),
                 None if state.all_loaded || state.to_delete.contains(key) => {}
                 None => return None,
             }

@@ -466,8 +466,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// keeps its decoded form in the entry.
     fn cached(&self, key: &str, keeping: bool) -> Result<Option<Arc<CachedValue>>> {
         self.ready()?;
-        let lookup = if keeping { self.table.lookup_keeping(key) } else { self.table.lookup(key) };
-        match lookup {
+        match self.table.lookup_for(key, keeping) {
             Lookup::Hit(value) => Ok(Some(value)),
             Lookup::Absent => Ok(None),
             Lookup::Miss => self.run(Get::new(&self.table, key)),

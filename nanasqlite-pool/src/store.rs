@@ -302,10 +302,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// As [`lookup`](Self::lookup); `keeping` for a read that keeps its decoded form in the
-    /// entry ([`Table::lookup_keeping`](nanasqlite_core::engine::Table::lookup_keeping)).
+    /// entry ([`Table::lookup_for`](nanasqlite_core::engine::Table::lookup_for)).
     fn look_up(&self, key: &str, keeping: bool) -> Result<Lookup> {
         self.ready()?;
-        let lookup = if keeping { self.table.lookup_keeping(key) } else { self.table.lookup(key) };
+        let lookup = self.table.lookup_for(key, keeping);
         self.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
         Ok(lookup)
     }

@@ -102,10 +102,14 @@ impl Packed {
     }
 
     pub(crate) fn contains(&self, key: &str) -> bool {
-        !self.is_empty() && self.place(key).is_some()
+        self.place(key).is_some()
     }
 
+    /// Where `key` is; nothing is hashed while no row is packed (every cache miss asks).
     fn place(&self, key: &str) -> Option<Place> {
+        if self.is_empty() {
+            return None;
+        }
         let hash = self.hasher.hash_one(key);
         self.places.find(hash, |place| key_bytes(&self.pages, *place) == key.as_bytes()).copied()
     }

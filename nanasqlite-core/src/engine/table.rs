@@ -125,12 +125,20 @@ impl<S: Storage> Table<S> {
     /// than the file, and the cache may have let it go).
     #[must_use]
     pub fn lookup(&self, key: &str) -> Lookup {
+        self.lookup_for(key, false)
+    }
+
+    /// As [`lookup`](Self::lookup); `keeping` for a read that keeps its decoded form in the
+    /// cache entry (`get_shared`, `get_cloned`): a row a bulk load kept packed then becomes an
+    /// ordinary entry first, so that what the read keeps serves the next hits.
+    #[must_use]
+    pub fn lookup_for(&self, key: &str, keeping: bool) -> Lookup {
         if let Some((_, staging)) = &self.write_back
             && let Some(staged) = staging.get(key)
         {
             return staged.map_or(Lookup::Absent, Lookup::Hit);
         }
-        self.cache.lookup(key)
+        if keeping { self.cache.lookup_keeping(key) } else { self.cache.lookup(key) }
     }
 
     /// The cache's parsed value of `key` when nothing stands between it and the caller (no
@@ -141,19 +149,6 @@ impl<S: Storage> Table<S> {
             return None;
         }
         self.cache.shared_hit(key)
-    }
-
-    /// As [`lookup`](Self::lookup), for a read that keeps its decoded form in the cache entry
-    /// (`get_shared`, `get_cloned`): a row a bulk load kept packed becomes an ordinary entry
-    /// first, so that what the read keeps serves the next hits.
-    #[must_use]
-    pub fn lookup_keeping(&self, key: &str) -> Lookup {
-        if let Some((_, staging)) = &self.write_back
-            && let Some(staged) = staging.get(key)
-        {
-            return staged.map_or(Lookup::Absent, Lookup::Hit);
-        }
-        self.cache.lookup_keeping(key)
     }
 
     /// The present values among `keys` when the cache knows every one of them.
