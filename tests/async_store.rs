@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use nanasqlite::{Error, NanaSQLite, Query, params};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 
 mod common;
@@ -20,6 +20,7 @@ use common::{Setup, YieldNow, in_file};
 on_every_runtime!(
     crud,
     batches,
+    fed_batches,
     concurrent_sets,
     same_key_writes,
     big_batch_does_not_block,
@@ -84,6 +85,60 @@ async fn batches(setup: Setup) {
     assert!(db.is_cached("user_0"), "after items() every key is known");
     db.clear().await.unwrap();
     assert!(db.is_empty().await.unwrap());
+    db.close().await.unwrap();
+}
+
+/// A value that cannot be JSON when `bad`.
+struct MaybeBad {
+    n: usize,
+    bad: bool,
+}
+
+impl Serialize for MaybeBad {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.bad { Err(serde::ser::Error::custom("not JSON")) } else { serializer.serialize_u64(self.n as u64) }
+    }
+}
+
+/// Batches large enough to be handed to the writer while they are encoded: written whole,
+/// failed whole, and never written before their future is polled.
+async fn fed_batches(setup: Setup) {
+    let db = setup.open().await;
+    let rows = |prefix: &str, n: usize| (0..n).map(|i| (format!("{prefix}{i}"), json!({"n": i}))).collect::<Vec<_>>();
+    let in_file = |prefix: &str| {
+        let (db, pattern) = (db.clone(), format!("{prefix}%"));
+        async move { db.count(Query::table("data").filter("key LIKE ?", params![pattern])).await.unwrap() }
+    };
+
+    db.batch_update(&rows("a", 3000)).await.unwrap();
+    assert_eq!(in_file("a").await, 3000);
+    assert!(db.is_cached("a2999"), "the cache learns the rows with the commit");
+    assert_eq!(db.get::<Value>("a2999").await.unwrap(), Some(json!({"n": 2999})));
+
+    let bad = (0..3000).map(|n| (format!("b{n}"), MaybeBad { n, bad: n == 2000 }));
+    let error = db.batch_update(bad).await.unwrap_err();
+    assert!(matches!(&error, Error::Encode { key, .. } if key == "b2000"), "{error}");
+    assert_eq!(in_file("b").await, 0, "nothing of a batch that could not be encoded");
+    assert!(!db.is_cached("b0"));
+
+    let later = db.batch_update(rows("c", 3000));
+    db.set("after c", &1).await.unwrap(); // queued behind the batch: the writer has seen it whole
+    assert_eq!(in_file("c").await, 0, "not written before its future is polled");
+    later.await.unwrap();
+    assert_eq!(in_file("c").await, 3000);
+    assert_eq!(db.get::<Value>("c0").await.unwrap(), Some(json!({"n": 0})));
+
+    drop(db.batch_update(rows("d", 3000)));
+    db.set("after d", &1).await.unwrap();
+    assert_eq!(in_file("d").await, 0, "dropped unpolled: never written");
+    assert!(!db.is_cached("d0"));
+
+    let (e, f) = futures::join!(db.batch_update(rows("e", 2000)), db.batch_update(rows("f", 2000)));
+    e.unwrap();
+    f.unwrap();
+    assert_eq!((in_file("e").await, in_file("f").await), (2000, 2000));
+    db.clear_cache();
+    assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000);
     db.close().await.unwrap();
 }
 

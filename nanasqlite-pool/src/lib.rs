@@ -36,6 +36,7 @@
 //!   [`fail`](https://docs.rs/fail) crate, which makes a reader's next read group fail as if
 //!   its connection broke. For fault-injection tests only.
 
+mod batch;
 mod builder;
 pub mod conformance;
 mod deadline;

@@ -10,7 +10,7 @@ use nanasqlite_core::storage::{OpenReader, Storage};
 use nanasqlite_core::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 
-use crate::job::{Answer, Task};
+use crate::job::{Answer, Job, Task};
 use crate::lanes::{Jobs, Lane, Queue, Role, Slot};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
@@ -24,6 +24,10 @@ pub(crate) struct Sizes {
     pub(crate) inline_reads: bool,
     pub(crate) thread_prefix: Arc<str>,
 }
+
+/// The receiver of a handed-over job's answer, and the job itself when its queue was full (to
+/// be sent with [`Pool::send`]).
+pub(crate) type Handed<R, S> = (Answer<R>, Option<Box<dyn Job<S>>>);
 
 /// What the writer made while opening: the connection's first table and data version, and how
 /// to open readers.
@@ -157,17 +161,39 @@ impl<S: Storage> Pool<S> {
         O: Operation<S> + Send + 'static,
         O::Output: Send + 'static,
     {
+        let (answer, unsent) = self.hand_over(table, operation, span)?;
+        if let Some(job) = unsent {
+            self.send(job).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Hands `operation` to a lane without waiting: the receiver of its answer, and the job
+    /// itself when its queue is full (to [`send`](Self::send) later).
+    pub(crate) fn hand_over<O>(
+        &self,
+        table: Arc<Table<S>>,
+        operation: O,
+        span: tracing::Span,
+    ) -> Result<Handed<O::Output, S>>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
         let queue = self.queue(operation.kind())?;
         let (job, answer) = Task::prepare(operation, table, self.lock_timeout, span);
         match queue.try_send(job) {
-            Ok(()) => {}
-            Err(flume::TrySendError::Disconnected(_)) => return Err(Error::Closed),
-            Err(flume::TrySendError::Full(job)) => {
-                let _waiting = self.counters.wait_for_room();
-                queue.send_async(job).await.map_err(|_| Error::Closed)?;
-            }
+            Ok(()) => Ok((answer, None)),
+            Err(flume::TrySendError::Disconnected(_)) => Err(Error::Closed),
+            Err(flume::TrySendError::Full(job)) => Ok((answer, Some(job))),
         }
-        Ok(answer)
+    }
+
+    /// Sends `job` to its lane, waiting while the queue is full.
+    pub(crate) async fn send(&self, job: Box<dyn Job<S>>) -> Result<()> {
+        let queue = self.queue(job.kind())?;
+        let _waiting = self.counters.wait_for_room();
+        queue.send_async(job).await.map_err(|_| Error::Closed)
     }
 
     /// The queue for a job of `kind`: writes and exclusive jobs go to the writer; a read goes

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::batch::Fed;
 use crate::builder::AsyncBuilder;
 use crate::pool::Pool;
 use crate::stats::Stats;
@@ -162,7 +163,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// The span every call runs in, named after its operation.
-    fn span(&self, operation: &'static str) -> tracing::Span {
+    pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
         tracing::debug_span!("nanasqlite", op = operation, table = %self.table.name())
     }
 
@@ -621,7 +622,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
-    /// encoded on the caller's thread.
+    /// encoded on the caller's thread. A large batch (1,024 rows or more, as its iterator's
+    /// `size_hint` announces) is handed to the writer first and encoded into it chunk by chunk,
+    /// so that SQLite stores the first rows while the rest are encoded; it is still committed
+    /// only once the future is polled, and not at all if the future is dropped unpolled.
     ///
     /// # Errors
     ///
@@ -634,16 +638,21 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
+        let rows = rows.into_iter();
+        if self.feeds(rows.size_hint().0) {
+            return Either::Left(self.feed_batch(rows));
+        }
         let rows = engine::encode_rows(rows);
         match rows {
             Ok(rows) if self.writes_back() => {
                 let staged: Vec<_> = rows.iter().map(|(key, value)| self.stage(key, Some(Arc::clone(value)))).collect();
-                Either::Left(Box::pin(async move {
+                let staging: Fed = Box::pin(async move {
                     for stage in staged {
                         stage.await?;
                     }
                     Ok(())
-                }))
+                });
+                Either::Left(staging)
             }
             rows => Either::Right(self.write_batch(rows.map(BatchUpdate::new)).map(|written| written.map(drop))),
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::feed::RowFeed;
 use super::hooks::{self, Events};
 use super::{Applied, Kind, Operation, Table};
 use crate::cache::{CachedValue, Change, Epoch, Loaded};
@@ -97,6 +98,10 @@ impl BatchReport {
 
 /// Rows encoded for a batch: each key with its value as the cache holds it.
 pub type EncodedRows = Vec<(Box<str>, Arc<CachedValue>)>;
+
+/// Encoded rows shared between a batch and the cache change it leaves (or, for a fed batch set
+/// aside, its future).
+pub type SharedRows = Arc<[(Box<str>, Arc<CachedValue>)]>;
 
 /// As [`encode_rows`], best effort: the rows that encode, and each key that does not with its
 /// error.
@@ -495,19 +500,37 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Delete<K> {
 /// out (any refusal fails a whole batch otherwise).
 #[derive(Debug)]
 pub struct BatchUpdate {
-    rows: Arc<[(Box<str>, Arc<CachedValue>)]>,
+    rows: SharedRows,
     partial: bool,
+    /// Rows still arriving from the caller (a fed batch); taken by the first run, which leaves
+    /// every row in `rows` for a rerun.
+    feed: Option<RowFeed>,
 }
 
 impl BatchUpdate {
     /// Stores `rows`, all or none.
     pub fn new(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
-        Self { rows: rows.into(), partial: false }
+        Self::of_rows(rows.into())
+    }
+
+    /// Stores `rows` (a fed batch's, set aside by [`Handoff::take_deferred`]), all or none.
+    ///
+    /// [`Handoff::take_deferred`]: super::Handoff::take_deferred
+    pub fn of_rows(rows: SharedRows) -> Self {
+        Self { rows, partial: false, feed: None }
+    }
+
+    /// Stores the rows `feed` brings while the caller encodes them ([`row_feed`]), all or none;
+    /// only if the caller's future has been polled by the time the last row arrived.
+    ///
+    /// [`row_feed`]: super::row_feed
+    pub fn fed(feed: RowFeed) -> Self {
+        Self { rows: Arc::new([]), partial: false, feed: Some(feed) }
     }
 
     /// Stores the `rows` the table's hooks admit, and answers with the others.
     pub fn partial(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
-        Self { rows: rows.into(), partial: true }
+        Self { rows: rows.into(), partial: true, feed: None }
     }
 
     /// How many rows the batch holds.
@@ -528,20 +551,55 @@ impl<S: Storage> Operation<S> for BatchUpdate {
     describe!("batch_update", Write);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
+        if let Some(feed) = self.feed.take() {
+            return self.run_fed(storage, table, &feed);
+        }
         if !table.hooks().is_empty() {
             return self.run_hooked(storage, table);
         }
-        let codec = table.codec();
-        let mut sealed = Vec::with_capacity(self.rows.len());
-        for (key, value) in self.rows.iter() {
-            sealed.push((&**key, codec.seal(value.text(key)?)?));
-        }
-        storage.put_many(table.handle(), &mut sealed.iter().map(|(key, value)| (*key, value.stored())))?;
+        store(storage, table, &self.rows)?;
         Ok(Applied::with(Vec::new(), Change::PutMany(Arc::clone(&self.rows))))
     }
 }
 
+/// Stores `rows` (sealed by the table's codec) in one `put_many`.
+fn store<S: Storage>(storage: &S, table: &Table<S>, rows: &[(Box<str>, Arc<CachedValue>)]) -> Result<()> {
+    let codec = table.codec();
+    let mut sealed = Vec::with_capacity(rows.len());
+    for (key, value) in rows {
+        sealed.push((&**key, codec.seal(value.text(key)?)?));
+    }
+    storage.put_many(table.handle(), &mut sealed.iter().map(|(key, value)| (*key, value.stored())))
+}
+
 impl BatchUpdate {
+    /// Stores each chunk of `feed` as it arrives (hooks, which see rows one by one against the
+    /// earlier ones, run once all are in), keeping every row; sets them aside instead when the
+    /// caller's future has not been polled by then.
+    fn run_fed<S: Storage>(
+        &mut self,
+        storage: &S,
+        table: &Table<S>,
+        feed: &RowFeed,
+    ) -> Result<Applied<Vec<(String, crate::Error)>>> {
+        let hooked = !table.hooks().is_empty();
+        let mut rows = Vec::with_capacity(feed.expected());
+        while let Some(chunk) = feed.next()? {
+            if !hooked {
+                store(storage, table, &chunk)?;
+            }
+            rows.extend(chunk);
+        }
+        self.rows = rows.into();
+        if !feed.wanted() {
+            return Err(feed.defer(Arc::clone(&self.rows)));
+        }
+        if hooked {
+            return self.run_hooked(storage, table);
+        }
+        Ok(Applied::with(Vec::new(), Change::PutMany(Arc::clone(&self.rows))))
+    }
+
     /// The batch row by row, each admitted by the hooks and written before the next is
     /// checked (so a unique field is checked against the batch's earlier rows too).
     fn run_hooked<S: Storage>(&self, storage: &S, table: &Table<S>) -> Result<Applied<Vec<(String, crate::Error)>>> {

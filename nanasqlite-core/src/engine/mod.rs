@@ -16,6 +16,7 @@
 //! both stores at once. This module is public so that the pool crate can run operations; it
 //! is not meant for applications, which use the stores.
 
+mod feed;
 mod file;
 mod hooks;
 mod kv;
@@ -30,13 +31,14 @@ pub use crate::atomic::{Step, increment, patch};
 pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use crate::typed::{validate, validated_batch};
+pub use feed::{Handoff, RowFeed, RowSink, row_feed};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub(crate) use hooks::Events;
 pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{
     AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode,
-    encode_rows, encode_rows_partial,
+    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, SharedRows, Transform,
+    UnreadableKeys, encode, encode_rows, encode_rows_partial,
 };
 pub use sql::{Call, RunTransaction, Sql, Transaction};
 pub use staging::{FlushAll, Flushed, Staging, TableStaging, WriteBackState, retry_dead_letters, stage};

@@ -391,6 +391,7 @@ impl Storage for PostgresStorage {
     type Table = PostgresTable;
 
     const RUNS_ON_CALLERS: bool = false;
+    const STORES_IN_CHUNKS: bool = false;
 
     fn backend(&self) -> &'static str {
         "postgres"

@@ -1,0 +1,81 @@
+//! Large batches handed to the writer while the caller encodes them (see
+//! [`row_feed`](nanasqlite_core::engine::row_feed)): SQLite stores the first rows on the
+//! writer's thread while the caller's thread encodes the rest, so a batch costs about the
+//! larger of the two instead of their sum.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use nanasqlite_core::engine::{self, BatchUpdate, KeyValue};
+use nanasqlite_core::storage::Storage;
+use nanasqlite_core::{Error, Result};
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::store::AsyncNanaSQLite;
+
+/// Fewest rows a batch is fed with: below this, encoding takes too little time for the
+/// overlap to pay for the chunks' messages and the writer's wait for the first one.
+const FEED_FROM: usize = 1024;
+
+/// A fed batch's future (boxed: it is rare and large batches dwarf one allocation).
+pub(crate) type Fed = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// Whether a batch announcing `rows` rows is fed to the writer while it is encoded: a large
+    /// one, on a backend that stores in chunks, outside write-back mode (which stages rows
+    /// instead of writing them).
+    pub(crate) fn feeds(&self, rows: usize) -> bool {
+        rows >= FEED_FROM && S::STORES_IN_CHUNKS && !self.writes_back()
+    }
+
+    /// Stores `rows` atomically as [`batch_update`](Self::batch_update) does, handing the job
+    /// to the writer first and then encoding the rows into it, chunk by chunk, on the caller's
+    /// thread. The writer commits them only once the returned future has been polled; until
+    /// then they are set aside and handed over again, so the future does nothing unpolled.
+    pub(crate) fn feed_batch<K, V>(&self, rows: impl Iterator<Item = impl KeyValue<K, V>>) -> Fed
+    where
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        let (mut sink, feed) = engine::row_feed(rows.size_hint().0);
+        let span = self.span("batch_update");
+        let handed = self.pool.hand_over(Arc::clone(&self.table), BatchUpdate::fed(feed), span.clone());
+        if let Err(error) = handed {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        let mut failure = None;
+        for row in rows {
+            let (key, value) = row.parts();
+            let key = key.as_ref();
+            match engine::encode(key, value) {
+                Ok(value) => sink.push(key.into(), value),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let handoff = match failure {
+            Some(error) => sink.fail(error),
+            None => sink.finish(),
+        };
+        let this = self.clone();
+        Box::pin(
+            async move {
+                handoff.want();
+                let (answer, unsent) = handed?;
+                if let Some(job) = unsent {
+                    this.pool.send(job).await?;
+                }
+                let written = answer.await.map_err(|_| Error::Closed)?;
+                match (written, handoff.take_deferred()) {
+                    (Err(_), Some(rows)) => this.write(Ok(BatchUpdate::of_rows(rows))).await.map(drop),
+                    (written, _) => written.map(drop),
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
