@@ -137,8 +137,19 @@ async fn fed_batches(setup: Setup) {
     e.unwrap();
     f.unwrap();
     assert_eq!((in_file("e").await, in_file("f").await), (2000, 2000));
+
+    // Rows slower to come than the writer waits (50 ms): given back, then written whole.
+    let slow = (0..2000).map(|i| {
+        if i == 1500 {
+            std::thread::sleep(Duration::from_millis(120));
+        }
+        (format!("g{i}"), i)
+    });
+    db.batch_update(slow).await.unwrap();
+    assert_eq!(in_file("g").await, 2000);
+    assert_eq!(db.get::<usize>("g1999").await.unwrap(), Some(1999));
     db.clear_cache();
-    assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000);
+    assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000 + 2000);
     db.close().await.unwrap();
 }
 

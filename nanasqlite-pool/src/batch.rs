@@ -3,11 +3,11 @@
 //! writer's thread while the caller's thread encodes the rest, so a batch costs about the
 //! larger of the two instead of their sum.
 
-use std::future::Future;
+use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{self, BatchUpdate, KeyValue};
+use nanasqlite_core::engine::{self, BatchUpdate, Handoff, KeyValue, RowSink};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
 use serde::Serialize;
@@ -19,8 +19,9 @@ use crate::store::AsyncNanaSQLite;
 /// overlap to pay for the chunks' messages and the writer's wait for the first one.
 const FEED_FROM: usize = 1024;
 
-/// A fed batch's future (boxed: it is rare and large batches dwarf one allocation).
-pub(crate) type Fed = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+/// The boxed future of a batch that is fed or staged (both rare: large batches dwarf one
+/// allocation, and write-back mode boxes anyway).
+pub(crate) type BatchFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// Whether a batch announcing `rows` rows is fed to the writer while it is encoded: a large
@@ -31,51 +32,62 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// Stores `rows` atomically as [`batch_update`](Self::batch_update) does, handing the job
-    /// to the writer first and then encoding the rows into it, chunk by chunk, on the caller's
-    /// thread. The writer commits them only once the returned future has been polled; until
-    /// then they are set aside and handed over again, so the future does nothing unpolled.
-    pub(crate) fn feed_batch<K, V>(&self, rows: impl Iterator<Item = impl KeyValue<K, V>>) -> Fed
+    /// to the writer first and then encoding the rows into it on the caller's thread. The
+    /// writer commits them only once the returned future has been polled; until then it hands
+    /// them back, and the future writes them as an ordinary batch.
+    pub(crate) fn feed_batch<K, V>(&self, rows: impl Iterator<Item = impl KeyValue<K, V>>) -> BatchFuture
     where
         K: AsRef<str>,
         V: Serialize,
     {
-        let (mut sink, feed) = engine::row_feed(rows.size_hint().0);
+        let (sink, feed) = engine::row_feed(rows.size_hint().0);
         let span = self.span("batch_update");
-        let handed = self.pool.hand_over(Arc::clone(&self.table), BatchUpdate::fed(feed), span.clone());
-        if let Err(error) = handed {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        let mut failure = None;
-        for row in rows {
-            let (key, value) = row.parts();
-            let key = key.as_ref();
-            match engine::encode(key, value) {
-                Ok(value) => sink.push(key.into(), value),
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            }
-        }
-        let handoff = match failure {
-            Some(error) => sink.fail(error),
-            None => sink.finish(),
+        let (answer, unsent) = match self.pool.hand_over(Arc::clone(&self.table), BatchUpdate::fed(feed), span.clone())
+        {
+            Ok(handed) => handed,
+            Err(error) => return Box::pin(ready(Err(error))),
+        };
+        // On a value that cannot be encoded the writer fails the batch too (the sink tells it),
+        // and dropping the answer skips the job if it has not started.
+        let handoff = match encode_into(sink, rows) {
+            Ok(handoff) => handoff,
+            Err(error) => return Box::pin(ready(Err(error))),
         };
         let this = self.clone();
         Box::pin(
             async move {
                 handoff.want();
-                let (answer, unsent) = handed?;
                 if let Some(job) = unsent {
                     this.pool.send(job).await?;
                 }
                 let written = answer.await.map_err(|_| Error::Closed)?;
-                match (written, handoff.take_deferred()) {
-                    (Err(_), Some(rows)) => this.write(Ok(BatchUpdate::of_rows(rows))).await.map(drop),
+                match (written, handoff.take_given_back()) {
+                    (Err(_), Some(rows)) => this.write(rows.map(BatchUpdate::new)).await.map(drop),
                     (written, _) => written.map(drop),
                 }
             }
             .instrument(span),
         )
     }
+}
+
+/// Encodes `rows` into `sink`, chunk by chunk; what the future shares with the writer, or the
+/// error of the first value that cannot be encoded (the writer gets a copy of it).
+fn encode_into<K, V>(mut sink: RowSink, rows: impl Iterator<Item = impl KeyValue<K, V>>) -> Result<Arc<Handoff>>
+where
+    K: AsRef<str>,
+    V: Serialize,
+{
+    for row in rows {
+        let (key, value) = row.parts();
+        let key = key.as_ref();
+        match engine::encode(key, value) {
+            Ok(value) => sink.push(key.into(), value),
+            Err(error) => {
+                sink.fail(engine::duplicate(&error));
+                return Err(error);
+            }
+        }
+    }
+    Ok(sink.finish())
 }

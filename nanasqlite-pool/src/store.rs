@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::batch::Fed;
+use crate::batch::BatchFuture;
 use crate::builder::AsyncBuilder;
 use crate::pool::Pool;
 use crate::stats::Stats;
@@ -622,10 +622,18 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
-    /// encoded on the caller's thread. A large batch (1,024 rows or more, as its iterator's
-    /// `size_hint` announces) is handed to the writer first and encoded into it chunk by chunk,
-    /// so that SQLite stores the first rows while the rest are encoded; it is still committed
-    /// only once the future is polled, and not at all if the future is dropped unpolled.
+    /// encoded on the caller's thread, when this is called.
+    ///
+    /// A large batch (1,024 rows or more, as its iterator's `size_hint` announces; not on
+    /// PostgreSQL, nor in write-back mode) is handed to the writer first and encoded into it
+    /// chunk by chunk, so that SQLite stores the first rows while the rest are encoded. It runs
+    /// in a write transaction of its own, and is still committed only once the future is
+    /// polled: a future not yet polled when the writer has the last row (kept, dropped, or one
+    /// of several joined batches) gets its rows back, nothing written, and writes them as an
+    /// ordinary batch when polled, so it may then be committed after writes made later. The
+    /// writer waits at most [`PATIENCE`](engine::PATIENCE) for each chunk, holding the write
+    /// lock; a caller slower than that (an iterator doing its own I/O) gets its rows back the
+    /// same way.
     ///
     /// # Errors
     ///
@@ -646,7 +654,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         match rows {
             Ok(rows) if self.writes_back() => {
                 let staged: Vec<_> = rows.iter().map(|(key, value)| self.stage(key, Some(Arc::clone(value)))).collect();
-                let staging: Fed = Box::pin(async move {
+                let staging: BatchFuture = Box::pin(async move {
                     for stage in staged {
                         stage.await?;
                     }

@@ -9,17 +9,26 @@
 //!
 //! A future does nothing until it is polled, but these rows reach the writer when the call
 //! is made. So the writer commits them only if the caller's future has been polled by the time
-//! the last row arrived ([`RowFeed::wanted`]). Otherwise (a future made and kept, or dropped,
-//! without being awaited) the writer sets the rows aside and fails the operation, writing
-//! nothing; the future, once polled, hands the rows over again as an ordinary batch
-//! ([`Handoff::take_deferred`]).
+//! the last row arrived ([`Handoff::want`]). Otherwise (a future made and kept, or dropped,
+//! without being awaited) the writer gives the rows back and fails the operation, writing
+//! nothing; the future, once polled, hands them over again as an ordinary batch
+//! ([`Handoff::take_given_back`]). The writer also gives them back, with the channel of those
+//! still to come, when the caller keeps it waiting for a chunk longer than [`PATIENCE`]: it
+//! holds the write lock meanwhile, and the caller may even be waiting for it (an iterator that
+//! reads the store).
+//!
+//! Such a batch runs in a write group of its own ([`Operation::groups`]): no other write waits
+//! on its caller, or is run again because it gave its rows back.
+//!
+//! [`Operation::groups`]: super::Operation::groups
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::kv::{EncodedRows, SharedRows};
+use super::kv::EncodedRows;
 use crate::cache::CachedValue;
 use crate::error::{Error, Result};
 
@@ -27,11 +36,32 @@ use crate::error::{Error, Result};
 /// and each chunk costs one channel message.
 const CHUNK: usize = 128;
 
+/// How long the writer polls for the next chunk before it sleeps: encoding a chunk takes tens
+/// of microseconds, and waking a sleeping thread costs about as much, once per chunk.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The longest the writer waits for the caller's next chunk, holding the write lock, before it
+/// gives the rows back.
+pub const PATIENCE: Duration = Duration::from_millis(50);
+
+/// Rows the writer reserves room for at most, whatever the caller announced.
+const MOST_RESERVED: usize = 1 << 16;
+
 /// What the caller sends: a chunk of rows, the end of them, or why they stopped.
 enum Message {
     Rows(EncodedRows),
     End,
     Failed(Error),
+}
+
+/// What the writer finds next on a fed batch's channel.
+pub(crate) enum Chunk {
+    /// More rows.
+    Rows(EncodedRows),
+    /// The caller sent every row.
+    End,
+    /// Nothing came within [`PATIENCE`].
+    Late,
 }
 
 /// A channel for the rows of one batch: the caller's end ([`RowSink`]) and the writer's
@@ -49,8 +79,15 @@ pub fn row_feed(expected: usize) -> (RowSink, RowFeed) {
 pub struct Handoff {
     /// Set when the caller's future is first polled.
     wanted: AtomicBool,
-    /// The rows the writer set aside because the future had not been polled yet.
-    deferred: Mutex<Option<SharedRows>>,
+    /// What the writer gave back instead of committing.
+    given_back: Mutex<Option<GivenBack>>,
+}
+
+/// The rows the writer received, and the channel of the others if it stopped before the last.
+#[derive(Debug)]
+struct GivenBack {
+    rows: EncodedRows,
+    rest: Option<mpsc::Receiver<Message>>,
 }
 
 impl Handoff {
@@ -59,11 +96,25 @@ impl Handoff {
         self.wanted.store(true, Ordering::Release);
     }
 
-    /// The rows the writer set aside (the future was not polled when it had them all); they are
-    /// to be written as an ordinary batch.
-    #[must_use]
-    pub fn take_deferred(&self) -> Option<SharedRows> {
-        self.deferred.lock().take()
+    /// Every row of the batch, if the writer gave them back instead of committing them: they
+    /// are to be written as an ordinary batch. Call it once the caller's end is finished (the
+    /// rows still in the channel are taken without waiting).
+    ///
+    /// # Errors
+    ///
+    /// The error the caller's end stopped with, or [`Error::Panic`] if it went away without
+    /// ending the rows.
+    pub fn take_given_back(&self) -> Option<Result<EncodedRows>> {
+        let GivenBack { mut rows, rest } = self.given_back.lock().take()?;
+        let Some(rest) = rest else { return Some(Ok(rows)) };
+        loop {
+            match rest.try_recv() {
+                Ok(Message::Rows(chunk)) => rows.extend(chunk),
+                Ok(Message::End) => return Some(Ok(rows)),
+                Ok(Message::Failed(error)) => return Some(Err(error)),
+                Err(_) => return Some(Err(stopped())),
+            }
+        }
     }
 }
 
@@ -97,9 +148,8 @@ impl RowSink {
 
     /// Stops the rows with `error` (a value that cannot be encoded): the batch fails with it and
     /// writes nothing.
-    pub fn fail(self, error: Error) -> Arc<Handoff> {
+    pub fn fail(self, error: Error) {
         self.send(Message::Failed(error));
-        self.handoff
     }
 
     fn send(&self, message: Message) {
@@ -117,23 +167,33 @@ pub struct RowFeed {
 }
 
 impl RowFeed {
-    /// How many rows the caller announced.
-    pub(crate) fn expected(&self) -> usize {
-        self.expected
+    /// Room for the rows the caller announced (bounded: the announcement is the caller's).
+    pub(crate) fn reserve(&self) -> EncodedRows {
+        Vec::with_capacity(self.expected.min(MOST_RESERVED))
     }
 
-    /// The next chunk, waiting for the caller to encode it; `None` after the last one.
+    /// The next chunk, waiting for the caller to encode it (at most [`PATIENCE`]).
     ///
     /// # Errors
     ///
     /// The error the caller stopped with, or [`Error::Panic`] if its end went away without
     /// ending the rows (its thread panicked while encoding).
-    pub(crate) fn next(&self) -> Result<Option<EncodedRows>> {
-        match self.receiver.recv() {
-            Ok(Message::Rows(rows)) => Ok(Some(rows)),
-            Ok(Message::End) => Ok(None),
+    pub(crate) fn next(&self) -> Result<Chunk> {
+        let start = Instant::now();
+        let message = loop {
+            match self.receiver.try_recv() {
+                Ok(message) => break Ok(message),
+                Err(mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => std::thread::yield_now(),
+                Err(mpsc::TryRecvError::Empty) => break self.receiver.recv_timeout(PATIENCE),
+                Err(mpsc::TryRecvError::Disconnected) => break Err(mpsc::RecvTimeoutError::Disconnected),
+            }
+        };
+        match message {
+            Ok(Message::Rows(rows)) => Ok(Chunk::Rows(rows)),
+            Ok(Message::End) => Ok(Chunk::End),
             Ok(Message::Failed(error)) => Err(error),
-            Err(mpsc::RecvError) => Err(Error::Panic { message: "the caller stopped while encoding a batch".into() }),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(Chunk::Late),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
         }
     }
 
@@ -142,12 +202,18 @@ impl RowFeed {
         self.handoff.wanted.load(Ordering::Acquire)
     }
 
-    /// Sets `rows` aside for the future to hand over again once polled; the error to fail the
-    /// operation with (so that its group writes nothing of it).
-    pub(crate) fn defer(&self, rows: SharedRows) -> Error {
-        *self.handoff.deferred.lock() = Some(rows);
-        Error::Transaction { message: "a batch is written once its future is polled".into() }
+    /// Gives `rows` back to the caller's future, with the channel of the rest unless they are
+    /// `complete`; the error to fail the operation with (so that nothing of it is written).
+    pub(crate) fn give_back(self, rows: EncodedRows, complete: bool) -> Error {
+        let rest = (!complete).then_some(self.receiver);
+        *self.handoff.given_back.lock() = Some(GivenBack { rows, rest });
+        Error::Transaction { message: "the batch was handed back to its future".into() }
     }
+}
+
+/// The caller's end went away without ending the rows.
+fn stopped() -> Error {
+    Error::Panic { message: "the caller stopped while encoding a batch".into() }
 }
 
 #[cfg(test)]
@@ -171,10 +237,7 @@ mod tests {
     /// A fed batch of `n` rows whose future is polled (`wanted`) or not.
     fn fed(n: usize, wanted: bool) -> (BatchUpdate, Arc<Handoff>) {
         let (mut sink, feed) = row_feed(n);
-        for i in 0..n {
-            let (key, value) = row(i);
-            sink.push(key, value);
-        }
+        push(&mut sink, 0..n);
         let handoff = sink.finish();
         if wanted {
             handoff.want();
@@ -202,64 +265,71 @@ mod tests {
         (format!("k{i}").into(), super::super::encode("k", &i).unwrap())
     }
 
+    /// Pushes rows `range` into `sink`.
+    fn push(sink: &mut RowSink, range: std::ops::Range<usize>) {
+        for i in range {
+            let (key, value) = row(i);
+            sink.push(key, value);
+        }
+    }
+
     fn drain(feed: &RowFeed) -> Result<Vec<usize>> {
         let mut sizes = Vec::new();
-        while let Some(chunk) = feed.next()? {
-            sizes.push(chunk.len());
+        loop {
+            match feed.next()? {
+                Chunk::Rows(chunk) => sizes.push(chunk.len()),
+                Chunk::End => return Ok(sizes),
+                Chunk::Late => panic!("every chunk was sent before"),
+            }
         }
-        Ok(sizes)
     }
 
     #[test]
     fn rows_arrive_in_chunks_then_end() {
         let (mut sink, feed) = row_feed(300);
-        for i in 0..300 {
-            let (key, value) = row(i);
-            sink.push(key, value);
-        }
+        push(&mut sink, 0..300);
         let _handoff = sink.finish();
         assert_eq!(drain(&feed).unwrap(), [CHUNK, CHUNK, 300 - 2 * CHUNK]);
-        assert_eq!(feed.expected(), 300);
+        assert_eq!(feed.reserve().capacity(), 300);
+        assert_eq!(row_feed(usize::MAX).1.reserve().capacity(), MOST_RESERVED, "an announcement is only a hint");
     }
 
     #[test]
-    fn a_failure_reaches_the_writer_after_the_rows_before_it() {
+    fn a_failure_reaches_the_writer_and_the_unsent_rows_are_dropped() {
         let (mut sink, feed) = row_feed(2);
-        let (key, value) = row(1);
-        sink.push(key, value);
-        let _handoff = sink.fail(Error::validation("no"));
-        assert!(matches!(feed.next(), Err(Error::Validation { .. })), "the unsent partial chunk is dropped");
+        push(&mut sink, 0..1);
+        sink.fail(Error::validation("no"));
+        assert!(matches!(feed.next(), Err(Error::Validation { .. })));
     }
 
     #[test]
     fn a_sink_dropped_without_an_end_fails_the_batch() {
         let (mut sink, feed) = row_feed(CHUNK + 1);
-        for i in 0..=CHUNK {
-            let (key, value) = row(i);
-            sink.push(key, value);
-        }
+        push(&mut sink, 0..CHUNK + 1);
         drop(sink);
-        assert_eq!(feed.next().unwrap().map(|chunk| chunk.len()), Some(CHUNK));
+        assert!(matches!(feed.next(), Ok(Chunk::Rows(chunk)) if chunk.len() == CHUNK));
         assert!(matches!(feed.next(), Err(Error::Panic { .. })), "never an end the caller did not send");
     }
 
     #[test]
-    fn rows_are_deferred_until_wanted() {
-        let (sink, feed) = row_feed(0);
+    fn given_back_rows_are_taken_once() {
+        let (mut sink, feed) = row_feed(2);
+        push(&mut sink, 0..2);
         let handoff = sink.finish();
         assert!(!feed.wanted());
-        let rows: Arc<[_]> = vec![row(1)].into();
-        assert!(matches!(feed.defer(rows), Error::Transaction { .. }));
-        assert_eq!(handoff.take_deferred().map(|rows| rows.len()), Some(1));
-        assert!(handoff.take_deferred().is_none(), "taken once");
         handoff.want();
         assert!(feed.wanted());
+        assert!(handoff.take_given_back().is_none(), "nothing given back yet");
+        assert!(matches!(feed.give_back(vec![row(0), row(1)], true), Error::Transaction { .. }));
+        assert_eq!(handoff.take_given_back().unwrap().unwrap().len(), 2);
+        assert!(handoff.take_given_back().is_none(), "taken once");
     }
 
     #[test]
     fn a_fed_batch_runs_again_whole_after_its_group_rolled_back() {
         let (mut storage, table) = storage_and_table();
         let (mut batch, _handoff) = fed(300, true);
+        assert!(!Operation::<SqliteStorage>::groups(&batch), "it waits on its caller: alone");
         assert_eq!(run(&mut storage, &table, &mut batch, End::Rollback).unwrap(), 0);
         assert_eq!(storage.count(table.handle()).unwrap(), 0);
         run(&mut storage, &table, &mut batch, End::Commit).expect("the rows it kept, stored again");
@@ -268,16 +338,35 @@ mod tests {
     }
 
     #[test]
-    fn an_unpolled_batch_is_set_aside_and_writes_nothing() {
+    fn an_unpolled_batch_is_given_back_and_writes_nothing() {
         let (mut storage, table) = storage_and_table();
         let (mut batch, handoff) = fed(300, false);
         let error = run(&mut storage, &table, &mut batch, End::Commit).unwrap_err();
         assert!(matches!(error, Error::Transaction { .. }), "{error}");
         assert_eq!(storage.count(table.handle()).unwrap(), 0, "the operation failed: its group rolls back");
-        let rows = handoff.take_deferred().expect("set aside for the future");
+        let rows = handoff.take_given_back().expect("given back to the future").unwrap();
         assert_eq!(rows.len(), 300);
-        run(&mut storage, &table, &mut BatchUpdate::of_rows(rows), End::Commit).unwrap();
+        run(&mut storage, &table, &mut BatchUpdate::new(rows), End::Commit).unwrap();
         assert_eq!(storage.count(table.handle()).unwrap(), 300);
+    }
+
+    #[test]
+    fn a_caller_too_slow_gets_its_rows_back_with_the_rest_to_come() {
+        let (mut storage, table) = storage_and_table();
+        let (mut sink, feed) = row_feed(3 * CHUNK);
+        push(&mut sink, 0..CHUNK);
+        let mut batch = BatchUpdate::fed(feed);
+        let started = Instant::now();
+        let error = run(&mut storage, &table, &mut batch, End::Commit).unwrap_err();
+        assert!(started.elapsed() >= PATIENCE, "it waited for the second chunk first");
+        assert!(matches!(error, Error::Transaction { .. }), "{error}");
+        assert_eq!(storage.count(table.handle()).unwrap(), 0);
+        push(&mut sink, CHUNK..3 * CHUNK);
+        let handoff = sink.finish();
+        let rows = handoff.take_given_back().expect("given back").unwrap();
+        let keys: Vec<&str> = rows.iter().map(|(key, _)| &**key).collect();
+        assert_eq!(keys.len(), 3 * CHUNK);
+        assert_eq!((keys[0], keys[3 * CHUNK - 1]), ("k0", &*format!("k{}", 3 * CHUNK - 1)), "in order");
     }
 
     #[test]
@@ -297,12 +386,10 @@ mod tests {
     fn a_failed_encoding_fails_the_batch_after_its_first_chunks() {
         let (mut storage, table) = storage_and_table();
         let (mut sink, feed) = row_feed(3 * CHUNK);
-        for i in 0..2 * CHUNK {
-            let (key, value) = row(i);
-            sink.push(key, value);
-        }
-        let _handoff = sink.fail(Error::validation("the third chunk"));
+        push(&mut sink, 0..2 * CHUNK);
+        sink.fail(Error::validation("the third chunk"));
         let error = run(&mut storage, &table, &mut BatchUpdate::fed(feed), End::Commit).unwrap_err();
         assert!(matches!(&error, Error::Validation { message } if message == "the third chunk"), "{error}");
+        assert_eq!(storage.count(table.handle()).unwrap(), 0);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::feed::RowFeed;
+use super::feed::{Chunk, RowFeed};
 use super::hooks::{self, Events};
 use super::{Applied, Kind, Operation, Table};
 use crate::cache::{CachedValue, Change, Epoch, Loaded};
@@ -98,10 +98,6 @@ impl BatchReport {
 
 /// Rows encoded for a batch: each key with its value as the cache holds it.
 pub type EncodedRows = Vec<(Box<str>, Arc<CachedValue>)>;
-
-/// Encoded rows shared between a batch and the cache change it leaves (or, for a fed batch set
-/// aside, its future).
-pub type SharedRows = Arc<[(Box<str>, Arc<CachedValue>)]>;
 
 /// As [`encode_rows`], best effort: the rows that encode, and each key that does not with its
 /// error.
@@ -500,7 +496,7 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Delete<K> {
 /// out (any refusal fails a whole batch otherwise).
 #[derive(Debug)]
 pub struct BatchUpdate {
-    rows: SharedRows,
+    rows: Arc<[(Box<str>, Arc<CachedValue>)]>,
     partial: bool,
     /// Rows still arriving from the caller (a fed batch); taken by the first run, which leaves
     /// every row in `rows` for a rerun.
@@ -510,14 +506,7 @@ pub struct BatchUpdate {
 impl BatchUpdate {
     /// Stores `rows`, all or none.
     pub fn new(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
-        Self::of_rows(rows.into())
-    }
-
-    /// Stores `rows` (a fed batch's, set aside by [`Handoff::take_deferred`]), all or none.
-    ///
-    /// [`Handoff::take_deferred`]: super::Handoff::take_deferred
-    pub fn of_rows(rows: SharedRows) -> Self {
-        Self { rows, partial: false, feed: None }
+        Self { rows: rows.into(), partial: false, feed: None }
     }
 
     /// Stores the rows `feed` brings while the caller encodes them ([`row_feed`]), all or none;
@@ -550,9 +539,13 @@ impl<S: Storage> Operation<S> for BatchUpdate {
     type Output = Vec<(String, crate::Error)>;
     describe!("batch_update", Write);
 
+    fn groups(&self) -> bool {
+        self.feed.is_none()
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         if let Some(feed) = self.feed.take() {
-            return self.run_fed(storage, table, &feed);
+            return self.run_fed(storage, table, feed);
         }
         if !table.hooks().is_empty() {
             return self.run_hooked(storage, table);
@@ -574,26 +567,31 @@ fn store<S: Storage>(storage: &S, table: &Table<S>, rows: &[(Box<str>, Arc<Cache
 
 impl BatchUpdate {
     /// Stores each chunk of `feed` as it arrives (hooks, which see rows one by one against the
-    /// earlier ones, run once all are in), keeping every row; sets them aside instead when the
-    /// caller's future has not been polled by then.
+    /// earlier ones, run once all are in), keeping every row for a rerun; gives them back
+    /// instead when the caller's future was not polled by the last one, or the caller kept the
+    /// writer waiting too long.
     fn run_fed<S: Storage>(
         &mut self,
         storage: &S,
         table: &Table<S>,
-        feed: &RowFeed,
+        feed: RowFeed,
     ) -> Result<Applied<Vec<(String, crate::Error)>>> {
         let hooked = !table.hooks().is_empty();
-        let mut rows = Vec::with_capacity(feed.expected());
-        while let Some(chunk) = feed.next()? {
-            if !hooked {
-                store(storage, table, &chunk)?;
+        let mut rows = feed.reserve();
+        loop {
+            match feed.next()? {
+                Chunk::Rows(chunk) => {
+                    if !hooked {
+                        store(storage, table, &chunk)?;
+                    }
+                    rows.extend(chunk);
+                }
+                Chunk::End if feed.wanted() => break,
+                Chunk::End => return Err(feed.give_back(rows, true)),
+                Chunk::Late => return Err(feed.give_back(rows, false)),
             }
-            rows.extend(chunk);
         }
         self.rows = rows.into();
-        if !feed.wanted() {
-            return Err(feed.defer(Arc::clone(&self.rows)));
-        }
         if hooked {
             return self.run_hooked(storage, table);
         }

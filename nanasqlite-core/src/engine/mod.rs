@@ -31,14 +31,14 @@ pub use crate::atomic::{Step, increment, patch};
 pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use crate::typed::{validate, validated_batch};
-pub use feed::{Handoff, RowFeed, RowSink, row_feed};
+pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
 pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub(crate) use hooks::Events;
 pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{
     AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, SharedRows, Transform,
-    UnreadableKeys, encode, encode_rows, encode_rows_partial,
+    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode,
+    encode_rows, encode_rows_partial,
 };
 pub use sql::{Call, RunTransaction, Sql, Transaction};
 pub use staging::{FlushAll, Flushed, Staging, TableStaging, WriteBackState, retry_dead_letters, stage};
@@ -98,6 +98,14 @@ pub trait Operation<S: Storage> {
     /// the async store to run on the caller's thread when a connection is free at that instant.
     fn inline(&self) -> bool {
         false
+    }
+
+    /// Whether the writer may run it in one transaction with other writes (group commit);
+    /// `false` for one that waits on its caller inside its transaction (a batch still being
+    /// encoded), so that no other write waits with it, or runs again when it hands its rows
+    /// back.
+    fn groups(&self) -> bool {
+        true
     }
 
     /// Does the work on `storage` for `table`, inside the transaction or snapshot the runner
