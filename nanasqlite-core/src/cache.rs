@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 use hashlink::LinkedHashMap;
+use hashlink::linked_hash_map::RawEntryMut;
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -480,14 +481,19 @@ impl Cache {
     fn write(&self, key: Box<str>, value: Option<Arc<CachedValue>>) {
         let mut state = self.state.write();
         let epoch = state.next_epoch();
-        self.set(&mut state, key, value, epoch);
+        self.set(&mut state, &key, value, epoch);
     }
 
     fn write_many<'a>(&self, writes: impl IntoIterator<Item = (&'a Box<str>, Option<&'a Arc<CachedValue>>)>) {
+        let writes = writes.into_iter();
         let mut state = self.state.write();
+        if self.strategy.size().is_none() {
+            // A large batch grows the map once, not by doubling.
+            state.slots.reserve(writes.size_hint().0);
+        }
         let epoch = state.next_epoch();
         for (key, value) in writes {
-            self.set(&mut state, key.clone(), value.cloned(), epoch);
+            self.set(&mut state, key, value.cloned(), epoch);
         }
     }
 
@@ -522,7 +528,7 @@ impl Cache {
     fn fill(&self, key: Box<str>, value: Option<Arc<CachedValue>>, since: Epoch) {
         let mut state = self.state_for_fill();
         if state.may_fill(&key, since) {
-            self.set(&mut state, key, value, since);
+            self.set(&mut state, &key, value, since);
         }
     }
 
@@ -533,7 +539,7 @@ impl Cache {
         for key in wanted {
             if state.may_fill(key, since) {
                 let value = found.get(&**key).map(|value| Arc::clone(value));
-                self.set(&mut state, key.clone(), value, since);
+                self.set(&mut state, key, value, since);
             }
         }
     }
@@ -570,7 +576,7 @@ impl Cache {
         let packed = loaded.packed.iter().map(|(key, text)| (Box::from(key), CachedValue::new(text)));
         for (key, value) in loaded.others.into_iter().chain(packed) {
             if !state.to_delete.contains(&key) {
-                self.set(&mut state, key, Some(value), since);
+                self.set(&mut state, &key, Some(value), since);
             }
         }
     }
@@ -596,26 +602,25 @@ impl Cache {
 
     /// Records `key` as `value`, as the strategy says: where it goes in the order, when it
     /// expires, and what is evicted to make room. A write supersedes a pending deletion.
-    fn set(&self, state: &mut State, key: Box<str>, value: Option<Arc<CachedValue>>, epoch: Epoch) {
+    fn set(&self, state: &mut State, key: &str, value: Option<Arc<CachedValue>>, epoch: Epoch) {
         let now = self.now();
         let expires = self.strategy.ttl().zip(now).map(|(ttl, now)| now + ttl);
         if !state.to_delete.is_empty() {
-            state.to_delete.remove(&key);
+            state.to_delete.remove(key);
         }
-        state.packed.remove(&key);
+        state.packed.remove(key);
         if expires.is_some() {
-            state.expiring.push_back((expires.unwrap_or_else(Instant::now), key.clone(), epoch));
+            state.expiring.push_back((expires.unwrap_or_else(Instant::now), key.into(), epoch));
         }
         let slot = Slot { value, epoch, expires };
         match self.strategy {
-            // First insertion decides the place: rewriting a key keeps it.
-            CacheStrategy::Unbounded | CacheStrategy::Fifo { .. } => {
-                if let Some(existing) = state.slots.get_mut(&*key) {
-                    *existing = slot;
-                } else {
-                    state.slots.insert(key.into(), slot);
+            // First insertion decides the place: rewriting a key keeps it. One lookup either way.
+            CacheStrategy::Unbounded | CacheStrategy::Fifo { .. } => match state.slots.raw_entry_mut().from_key(key) {
+                RawEntryMut::Occupied(mut existing) => *existing.get_mut() = slot,
+                RawEntryMut::Vacant(place) => {
+                    place.insert(key.into(), slot);
                 }
-            }
+            },
             // Every write moves the key to the back.
             CacheStrategy::Lru { .. } | CacheStrategy::Ttl { .. } => {
                 state.slots.insert(key.into(), slot);
