@@ -3,6 +3,8 @@
 //! Python NanaSQLite 1.6.2's `AsyncNanaSQLite` (`benches/python_async.py`, when its venv is
 //! there: `bash .ci/python-venv`).
 //!
+//! Each repetition of each system runs in a process of its own, as Python's does.
+//!
 //! Run: `cargo bench --bench async_store --features tokio`. `BENCH_REPS` (default 5) and
 //! `BENCH_N` (default 10,000) change the size. Prints ops/s as median [min–max] and ratios.
 
@@ -33,15 +35,17 @@ const GET: &str = "SELECT value FROM data WHERE key = ?";
 fn main() {
     let reps = env_usize("BENCH_REPS", 5);
     let n = env_usize("BENCH_N", 10_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == CHILD) {
+        let (system, dir) = (&args[at + 1], Path::new(&args[at + 2]));
+        return run_one(system, dir, n);
+    }
     let dir = tempfile::tempdir().unwrap();
-    let big = dir.path().join("w7.db");
-    write_rows(&big, W7_KEYS);
+    write_rows(&dir.path().join("w7.db"), W7_KEYS);
     let mut results = Results::default();
     for _ in 0..reps {
-        run_raw(&mut results, dir.path(), n, &big);
-        for system in SYSTEMS {
-            runtime.block_on(run_async(&mut results, *system, dir.path(), n, &big));
+        for system in std::iter::once(RAW).chain(SYSTEMS.iter().map(|system| system.name())) {
+            results.absorb(&run_child(system, dir.path()));
         }
     }
     let python = [n.to_string(), reps.to_string()];
@@ -83,6 +87,35 @@ fn main() {
     }
 }
 
+/// The argument that makes this benchmark a child measuring one system.
+const CHILD: &str = "--one-system";
+
+/// Runs one repetition of `system` in a process of its own, as Python's runs, so that no system
+/// is measured in the heap, threads and caches another one left behind. Passes on what the child
+/// says besides its samples.
+fn run_child(system: &str, dir: &Path) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(exe).args([CHILD, system]).arg(dir).output().expect("the child runs");
+    assert!(output.status.success(), "{system}: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).expect("the child prints UTF-8");
+    stdout.lines().filter(|line| !line.starts_with('{')).for_each(|line| println!("{line}"));
+    stdout
+}
+
+/// In the child: one repetition of `system`, its samples printed as JSON lines.
+fn run_one(system: &str, dir: &Path, n: usize) {
+    let mut results = Results::default();
+    let big = dir.join("w7.db");
+    if system == RAW {
+        run_raw(&mut results, dir, n, &big);
+    } else {
+        let system = *SYSTEMS.iter().find(|known| known.name() == system).expect("a known system");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(run_async(&mut results, system, dir, n, &big));
+    }
+    results.emit();
+}
+
 fn write_rows(path: &Path, n: usize) {
     let mut conn = Connection::open(path).unwrap();
     conn.execute_batch(PRAGMAS).unwrap();
@@ -108,8 +141,9 @@ impl Lcg {
 
 // ===== raw rusqlite: one connection, the ceiling for one connection =====
 
+const RAW: &str = "raw rusqlite";
+
 fn run_raw(results: &mut Results, dir: &Path, n: usize, big: &Path) {
-    const RAW: &str = "raw rusqlite";
     let path = fresh(dir, "raw.db");
     let keys: Vec<String> = (0..n).map(key).collect();
     let values: Vec<Value> = (0..n).map(value).collect();

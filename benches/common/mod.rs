@@ -59,6 +59,30 @@ impl Results {
         self.rates.entry((workload.to_owned(), system.to_owned())).or_default().push(rate);
     }
 
+    /// Prints every rate as a JSON line, for the parent process to [`absorb`](Self::absorb).
+    pub(crate) fn emit(&self) {
+        for ((workload, system), rates) in &self.rates {
+            for rate in rates {
+                println!("{}", serde_json::json!({"system": system, "workload": workload, "rate": rate}));
+            }
+        }
+    }
+
+    /// Adds the rates a child process printed with [`emit`](Self::emit) (its other lines are
+    /// skipped).
+    pub(crate) fn absorb(&mut self, output: &str) {
+        #[derive(Deserialize)]
+        struct Rate {
+            system: String,
+            workload: String,
+            rate: f64,
+        }
+        for line in output.lines().filter(|line| line.starts_with('{')) {
+            let Rate { system, workload, rate } = serde_json::from_str(line).expect("a rate per line");
+            self.rates.entry((workload, system)).or_default().push(rate);
+        }
+    }
+
     pub(crate) fn median(&self, workload: &str, system: &str) -> Option<f64> {
         let mut rates = self.rates.get(&(workload.to_owned(), system.to_owned()))?.clone();
         rates.sort_by(f64::total_cmp);
