@@ -138,14 +138,17 @@ async fn fed_batches(setup: Setup) {
     f.unwrap();
     assert_eq!((in_file("e").await, in_file("f").await), (2000, 2000));
 
-    // Rows slower to come than the writer waits (50 ms): given back, then written whole.
+    // Rows slower to come than the writer waits (50 ms in all): given back, then written whole
+    // as an ordinary batch (two write groups: the one that gave up, and the write).
     let slow = (0..2000).map(|i| {
         if i == 1500 {
-            std::thread::sleep(Duration::from_millis(120));
+            std::thread::sleep(Duration::from_millis(200));
         }
         (format!("g{i}"), i)
     });
+    let groups_before = db.stats().write_groups;
     db.batch_update(slow).await.unwrap();
+    assert_eq!(db.stats().write_groups - groups_before, 2, "handed back, then written");
     assert_eq!(in_file("g").await, 2000);
     assert_eq!(db.get::<usize>("g1999").await.unwrap(), Some(1999));
     db.clear_cache();

@@ -555,6 +555,12 @@ mod tests {
             Box::new(Fake { alone: true, ..*self.queuing_fake(key, queue, jobs) })
         }
 
+        /// A write of `key` that runs in a group of its own.
+        fn alone_write(&self, key: &str) -> FakeJob {
+            let (queue, _) = flume::unbounded();
+            self.alone(key, &queue, Vec::new())
+        }
+
         /// A write of `key` that queues `jobs` on `queue` when it runs.
         fn queuing(&self, key: &str, queue: &Queue<SqliteStorage>, jobs: Vec<FakeJob>) -> FakeJob {
             self.queuing_fake(key, queue, jobs)
@@ -662,6 +668,14 @@ mod tests {
         assert_eq!((stats.write_groups, stats.writes, stats.largest_write_group), (3, 5, 3));
         assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)), "{:?}", bench.answers());
         assert_eq!(bench.keys(), ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_job_that_runs_alone_never_joins_a_running_group() {
+        // b comes while a's group runs: it is held, and c, behind it, waits for it.
+        let (bench, stats) = a_then(|bench| vec![bench.alone_write("b"), bench.job("c", Act::Put)]);
+        assert_eq!((stats.write_groups, stats.writes, stats.largest_write_group), (3, 3, 1));
+        assert_eq!(bench.keys(), ["a", "b", "c"]);
     }
 
     #[test]

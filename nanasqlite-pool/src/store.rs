@@ -631,9 +631,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// polled: a future not yet polled when the writer has the last row (kept, dropped, or one
     /// of several joined batches) gets its rows back, nothing written, and writes them as an
     /// ordinary batch when polled, so it may then be committed after writes made later. The
-    /// writer waits at most [`PATIENCE`](engine::PATIENCE) for each chunk, holding the write
-    /// lock; a caller slower than that (an iterator doing its own I/O) gets its rows back the
-    /// same way.
+    /// writer waits at most [`PATIENCE`](engine::PATIENCE) in all for the caller's chunks,
+    /// holding the write lock; a caller slower than that (an iterator doing its own I/O) gets
+    /// its rows back the same way.
     ///
     /// # Errors
     ///

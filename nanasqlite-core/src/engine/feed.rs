@@ -3,9 +3,8 @@
 //! A large batch costs its caller the encoding (serde, about 40% of the whole) and the writer
 //! SQLite's inserts. One after the other they add up; handed over in chunks, the writer
 //! stores the first rows while the caller encodes the next, on two cores. The batch stays one
-//! operation: the writer keeps every row it received, so a rerun of its group (after another
-//! write of the group failed) stores them again, and the cache learns them after the commit,
-//! as for any batch.
+//! operation: the writer keeps every row it received, and the cache learns them after the
+//! commit, as for any batch.
 //!
 //! A future does nothing until it is polled, but these rows reach the writer when the call
 //! is made. So the writer commits them only if the caller's future has been polled by the time
@@ -13,7 +12,7 @@
 //! without being awaited) the writer gives the rows back and fails the operation, writing
 //! nothing; the future, once polled, hands them over again as an ordinary batch
 //! ([`Handoff::take_given_back`]). The writer also gives them back, with the channel of those
-//! still to come, when the caller keeps it waiting for a chunk longer than [`PATIENCE`]: it
+//! still to come, once it has waited for the caller's chunks longer than [`PATIENCE`] in all: it
 //! holds the write lock meanwhile, and the caller may even be waiting for it (an iterator that
 //! reads the store).
 //!
@@ -40,8 +39,8 @@ const CHUNK: usize = 128;
 /// of microseconds, and waking a sleeping thread costs about as much, once per chunk.
 const SPIN: Duration = Duration::from_micros(50);
 
-/// The longest the writer waits for the caller's next chunk, holding the write lock, before it
-/// gives the rows back.
+/// The longest the writer waits for the caller's chunks, in all, holding the write lock, before
+/// it gives the rows back.
 pub const PATIENCE: Duration = Duration::from_millis(50);
 
 /// Rows the writer reserves room for at most, whatever the caller announced.
@@ -60,7 +59,7 @@ pub(crate) enum Chunk {
     Rows(EncodedRows),
     /// The caller sent every row.
     End,
-    /// Nothing came within [`PATIENCE`].
+    /// The writer has waited [`PATIENCE`] in all and nothing came.
     Late,
 }
 
@@ -71,7 +70,7 @@ pub fn row_feed(expected: usize) -> (RowSink, RowFeed) {
     let (sender, receiver) = mpsc::channel();
     let handoff = Arc::new(Handoff::default());
     let sink = RowSink { sender, chunk: Vec::with_capacity(CHUNK), handoff: Arc::clone(&handoff) };
-    (sink, RowFeed { receiver, handoff, expected })
+    (sink, RowFeed { receiver, handoff, expected, waited: Duration::ZERO })
 }
 
 /// What the caller's future and the writer share of a fed batch.
@@ -164,6 +163,8 @@ pub struct RowFeed {
     receiver: mpsc::Receiver<Message>,
     handoff: Arc<Handoff>,
     expected: usize,
+    /// How long the writer has waited for the caller's chunks so far.
+    waited: Duration,
 }
 
 impl RowFeed {
@@ -172,22 +173,27 @@ impl RowFeed {
         Vec::with_capacity(self.expected.min(MOST_RESERVED))
     }
 
-    /// The next chunk, waiting for the caller to encode it (at most [`PATIENCE`]).
+    /// The next chunk, waiting for the caller to encode it: polling a moment first, and in all
+    /// (over every call) at most [`PATIENCE`].
     ///
     /// # Errors
     ///
     /// The error the caller stopped with, or [`Error::Panic`] if its end went away without
     /// ending the rows (its thread panicked while encoding).
-    pub(crate) fn next(&self) -> Result<Chunk> {
+    pub(crate) fn next(&mut self) -> Result<Chunk> {
         let start = Instant::now();
         let message = loop {
             match self.receiver.try_recv() {
                 Ok(message) => break Ok(message),
                 Err(mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => std::thread::yield_now(),
-                Err(mpsc::TryRecvError::Empty) => break self.receiver.recv_timeout(PATIENCE),
+                Err(mpsc::TryRecvError::Empty) => {
+                    let left = PATIENCE.saturating_sub(self.waited + start.elapsed());
+                    break self.receiver.recv_timeout(left);
+                }
                 Err(mpsc::TryRecvError::Disconnected) => break Err(mpsc::RecvTimeoutError::Disconnected),
             }
         };
+        self.waited += start.elapsed();
         match message {
             Ok(Message::Rows(rows)) => Ok(Chunk::Rows(rows)),
             Ok(Message::End) => Ok(Chunk::End),
@@ -273,7 +279,7 @@ mod tests {
         }
     }
 
-    fn drain(feed: &RowFeed) -> Result<Vec<usize>> {
+    fn drain(feed: &mut RowFeed) -> Result<Vec<usize>> {
         let mut sizes = Vec::new();
         loop {
             match feed.next()? {
@@ -286,17 +292,17 @@ mod tests {
 
     #[test]
     fn rows_arrive_in_chunks_then_end() {
-        let (mut sink, feed) = row_feed(300);
+        let (mut sink, mut feed) = row_feed(300);
         push(&mut sink, 0..300);
         let _handoff = sink.finish();
-        assert_eq!(drain(&feed).unwrap(), [CHUNK, CHUNK, 300 - 2 * CHUNK]);
+        assert_eq!(drain(&mut feed).unwrap(), [CHUNK, CHUNK, 300 - 2 * CHUNK]);
         assert_eq!(feed.reserve().capacity(), 300);
         assert_eq!(row_feed(usize::MAX).1.reserve().capacity(), MOST_RESERVED, "an announcement is only a hint");
     }
 
     #[test]
     fn a_failure_reaches_the_writer_and_the_unsent_rows_are_dropped() {
-        let (mut sink, feed) = row_feed(2);
+        let (mut sink, mut feed) = row_feed(2);
         push(&mut sink, 0..1);
         sink.fail(Error::validation("no"));
         assert!(matches!(feed.next(), Err(Error::Validation { .. })));
@@ -304,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_sink_dropped_without_an_end_fails_the_batch() {
-        let (mut sink, feed) = row_feed(CHUNK + 1);
+        let (mut sink, mut feed) = row_feed(CHUNK + 1);
         push(&mut sink, 0..CHUNK + 1);
         drop(sink);
         assert!(matches!(feed.next(), Ok(Chunk::Rows(chunk)) if chunk.len() == CHUNK));
@@ -367,6 +373,26 @@ mod tests {
         let keys: Vec<&str> = rows.iter().map(|(key, _)| &**key).collect();
         assert_eq!(keys.len(), 3 * CHUNK);
         assert_eq!((keys[0], keys[3 * CHUNK - 1]), ("k0", &*format!("k{}", 3 * CHUNK - 1)), "in order");
+    }
+
+    #[test]
+    fn the_writer_waits_for_a_slow_caller_patience_in_all_not_per_chunk() {
+        let (mut storage, table) = storage_and_table();
+        let (mut sink, feed) = row_feed(3 * CHUNK);
+        push(&mut sink, 0..CHUNK);
+        sink.handoff.want(); // polled: only waiting too long makes the writer give the rows back
+        let pause = PATIENCE * 3 / 5; // each wait alone is within patience, two are not
+        let caller = std::thread::spawn(move || {
+            for chunk in 1..3 {
+                std::thread::sleep(pause);
+                push(&mut sink, chunk * CHUNK..(chunk + 1) * CHUNK);
+            }
+            sink.finish()
+        });
+        let error = run(&mut storage, &table, &mut BatchUpdate::fed(feed), End::Commit).unwrap_err();
+        assert!(matches!(error, Error::Transaction { .. }), "{error}");
+        let rows = caller.join().unwrap().take_given_back().expect("given back").unwrap();
+        assert_eq!(rows.len(), 3 * CHUNK, "with the chunk that came late");
     }
 
     #[test]

@@ -499,7 +499,8 @@ pub struct BatchUpdate {
     rows: Arc<[(Box<str>, Arc<CachedValue>)]>,
     partial: bool,
     /// Rows still arriving from the caller (a fed batch); taken by the first run, which leaves
-    /// every row in `rows` for a rerun.
+    /// every row in `rows` (the batch runs in a write group of its own, so it is never run
+    /// again; the rows are kept for the cache).
     feed: Option<RowFeed>,
 }
 
@@ -567,14 +568,14 @@ fn store<S: Storage>(storage: &S, table: &Table<S>, rows: &[(Box<str>, Arc<Cache
 
 impl BatchUpdate {
     /// Stores each chunk of `feed` as it arrives (hooks, which see rows one by one against the
-    /// earlier ones, run once all are in), keeping every row for a rerun; gives them back
-    /// instead when the caller's future was not polled by the last one, or the caller kept the
-    /// writer waiting too long.
+    /// earlier ones, run once all are in), keeping every row; gives them back instead when the
+    /// caller's future was not polled by the last one, or the caller kept the writer waiting
+    /// too long.
     fn run_fed<S: Storage>(
         &mut self,
         storage: &S,
         table: &Table<S>,
-        feed: RowFeed,
+        mut feed: RowFeed,
     ) -> Result<Applied<Vec<(String, crate::Error)>>> {
         let hooked = !table.hooks().is_empty();
         let mut rows = feed.reserve();
