@@ -153,6 +153,13 @@ async fn fed_batches(setup: Setup) {
     assert_eq!(db.get::<usize>("g1999").await.unwrap(), Some(1999));
     db.clear_cache();
     assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000 + 2000);
+
+    // Hooks see a fed batch's rows one by one: a duplicate in its middle refuses all of it.
+    db.add_hook(nanasqlite::hook::unique("email")).await.unwrap();
+    let users = (0..2000).map(|i| (format!("u{i}"), json!({"email": format!("{}@example.com", i % 1500)})));
+    let error = db.batch_update(users).await.unwrap_err();
+    assert!(matches!(&error, Error::Refused { key, .. } if key == "u1500"), "{error}");
+    assert_eq!(in_file("u").await, 0, "nothing of a refused batch");
     db.close().await.unwrap();
 }
 

@@ -163,14 +163,18 @@ fn the_async_store_encrypts_too() {
         let db = AsyncNanaSQLite::builder(&path).encryption(key.clone()).open().await.unwrap();
         let writes = futures::future::join_all((0..50).map(|i| db.set(&format!("k{i}"), &i))).await;
         writes.into_iter().for_each(|write| write.unwrap());
+        // Large enough to be fed to the writer in chunks, each sealed there.
+        db.batch_update((0..2000).map(|i| (format!("b{i}"), i))).await.unwrap();
         db.table("child").await.unwrap().set("inner", &true).await.unwrap();
         db.clear_cache();
         assert_eq!(db.get::<i32>("k7").await.unwrap(), Some(7));
+        assert_eq!(db.get::<i32>("b1999").await.unwrap(), Some(1999));
         db.rekey(Encryption::aes_gcm([9; 16]).unwrap()).await.unwrap();
         assert_eq!(db.get_fresh::<i32>("k8").await.unwrap(), Some(8));
         db.close().await.unwrap();
     });
     assert_eq!(raw(&path, "child", "inner").0, "blob");
+    assert_eq!(raw(&path, "data", "b1999").0, "blob", "a fed batch's rows are sealed too");
     let rekeyed = NanaSQLite::builder(&path).encryption(Encryption::aes_gcm([9; 16]).unwrap()).open().unwrap();
     assert_eq!(rekeyed.table("child").unwrap().get::<bool>("inner").unwrap(), Some(true));
 }
