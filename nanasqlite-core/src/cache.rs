@@ -459,16 +459,15 @@ impl Cache {
     pub fn present_sorted(&self) -> Vec<(String, Arc<CachedValue>)> {
         let now = self.now();
         let state = self.state.read();
-        let mut rows: Vec<_> = state
+        let rows: Vec<_> = state
             .slots
             .iter()
             .filter(|(_, slot)| slot.live(now))
             .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (String::from(&**key), Arc::clone(value))))
-            .chain(state.packed.iter().map(|(key, text)| (key.to_owned(), CachedValue::new(text))))
+            .chain(state.packed.copies())
             .collect();
         drop(state);
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows
+        sorted_by_key(rows)
     }
 
     /// The current epoch: take it before a read, and pass it to the fill of that read.
@@ -682,11 +681,13 @@ impl Loaded {
     /// Every row, sorted by key (packed rows as copies of their text).
     pub(crate) fn sorted(&self) -> Vec<(String, Arc<CachedValue>)> {
         let others = self.others.iter().map(|(key, value)| (String::from(&**key), Arc::clone(value)));
-        let packed = self.packed.iter().map(|(key, text)| (key.to_owned(), CachedValue::new(text)));
-        let mut rows: Vec<_> = others.chain(packed).collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows
+        sorted_by_key(others.chain(self.packed.copies()).collect())
     }
+}
+
+fn sorted_by_key(mut rows: Vec<(String, Arc<CachedValue>)>) -> Vec<(String, Arc<CachedValue>)> {
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
 }
 
 /// Key/value writes in order (`None`: deleted).

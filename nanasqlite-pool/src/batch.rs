@@ -7,7 +7,7 @@ use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{self, BatchUpdate, Handoff, KeyValue, RowSink};
+use nanasqlite_core::engine::{self, BatchUpdate, KeyValue};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
 use serde::Serialize;
@@ -49,7 +49,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         };
         // On a value that cannot be encoded the writer fails the batch too (the sink tells it),
         // and dropping the answer skips the job if it has not started.
-        let handoff = match encode_into(sink, rows) {
+        let handoff = match sink.encode(rows) {
             Ok(handoff) => handoff,
             Err(error) => return Box::pin(ready(Err(error))),
         };
@@ -69,25 +69,4 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             .instrument(span),
         )
     }
-}
-
-/// Encodes `rows` into `sink`, chunk by chunk; what the future shares with the writer, or the
-/// error of the first value that cannot be encoded (the writer gets a copy of it).
-fn encode_into<K, V>(mut sink: RowSink, rows: impl Iterator<Item = impl KeyValue<K, V>>) -> Result<Arc<Handoff>>
-where
-    K: AsRef<str>,
-    V: Serialize,
-{
-    for row in rows {
-        let (key, value) = row.parts();
-        let key = key.as_ref();
-        match engine::encode(key, value) {
-            Ok(value) => sink.push(key.into(), value),
-            Err(error) => {
-                sink.fail(engine::duplicate(&error));
-                return Err(error);
-            }
-        }
-    }
-    Ok(sink.finish())
 }

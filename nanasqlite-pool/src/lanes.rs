@@ -535,49 +535,39 @@ mod tests {
         }
 
         fn job_until(&self, key: &str, act: Act, deadline: Option<Instant>) -> Box<dyn Job<SqliteStorage>> {
+            Box::new(Fake { deadline, ..self.fake(key, act) })
+        }
+
+        /// A job of `key` doing `act`, a read or a write as `act` says.
+        fn fake(&self, key: &str, act: Act) -> Fake {
             let kind = if matches!(act, Act::Count | Act::BrokenOnce | Act::Refuse) { Kind::Read } else { Kind::Write };
-            Box::new(Fake {
+            Fake {
                 key: key.to_owned(),
                 act,
                 kind,
-                deadline,
+                deadline: None,
                 table: self.table.clone(),
                 outcome: None,
                 log: Arc::clone(&self.log),
                 queues: None,
                 alone: false,
-            })
+            }
         }
 
         /// A write of `key` that runs in a group of its own, queuing `jobs` on `queue` when it
         /// runs.
         fn alone(&self, key: &str, queue: &Queue<SqliteStorage>, jobs: Vec<FakeJob>) -> FakeJob {
-            Box::new(Fake { alone: true, ..*self.queuing_fake(key, queue, jobs) })
+            Box::new(Fake { alone: true, queues: Some((queue.clone(), jobs)), ..self.fake(key, Act::Put) })
         }
 
         /// A write of `key` that runs in a group of its own.
         fn alone_write(&self, key: &str) -> FakeJob {
-            let (queue, _) = flume::unbounded();
-            self.alone(key, &queue, Vec::new())
+            Box::new(Fake { alone: true, ..self.fake(key, Act::Put) })
         }
 
         /// A write of `key` that queues `jobs` on `queue` when it runs.
         fn queuing(&self, key: &str, queue: &Queue<SqliteStorage>, jobs: Vec<FakeJob>) -> FakeJob {
-            self.queuing_fake(key, queue, jobs)
-        }
-
-        fn queuing_fake(&self, key: &str, queue: &Queue<SqliteStorage>, jobs: Vec<FakeJob>) -> Box<Fake> {
-            Box::new(Fake {
-                key: key.to_owned(),
-                act: Act::Put,
-                kind: Kind::Write,
-                deadline: None,
-                table: self.table.clone(),
-                outcome: None,
-                log: Arc::clone(&self.log),
-                queues: Some((queue.clone(), jobs)),
-                alone: false,
-            })
+            Box::new(Fake { queues: Some((queue.clone(), jobs)), ..self.fake(key, Act::Put) })
         }
 
         fn answers(&self) -> Vec<(String, Result<usize, String>)> {

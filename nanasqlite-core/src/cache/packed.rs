@@ -8,9 +8,12 @@
 //! (which then serves the next hits); other reads decode a copy of the text.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
+
+use super::CachedValue;
 
 /// Bytes of one page.
 const PAGE: usize = 64 * 1024;
@@ -147,6 +150,11 @@ impl Packed {
     /// Every packed row, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.places.iter().map(|place| (key_at(&self.pages, *place), text_at(&self.pages, *place)))
+    }
+
+    /// Every packed row as an entry of its own, holding a copy of its text (for listings).
+    pub(crate) fn copies(&self) -> impl Iterator<Item = (String, Arc<CachedValue>)> {
+        self.iter().map(|(key, text)| (key.to_owned(), CachedValue::new(text)))
     }
 
     /// Copies the rows still held into fresh pages, dropping the bytes of rows taken out.

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::kv::EncodedRows;
+use serde::Serialize;
+
+use super::kv::{EncodedRows, KeyValue, encode_row};
 use crate::cache::CachedValue;
 use crate::error::{Error, Result};
 
@@ -127,7 +129,7 @@ pub struct RowSink {
 
 impl RowSink {
     /// Adds one encoded row; a full chunk goes to the writer.
-    pub fn push(&mut self, key: Box<str>, value: Arc<CachedValue>) {
+    pub(crate) fn push(&mut self, key: Box<str>, value: Arc<CachedValue>) {
         self.chunk.push((key, value));
         if self.chunk.len() == CHUNK {
             let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
@@ -135,8 +137,30 @@ impl RowSink {
         }
     }
 
+    /// Encodes `rows` into the batch, then ends it; what the future shares with the writer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] naming the first key whose value cannot be encoded; the writer gets a
+    /// copy of it, and the batch writes nothing.
+    pub fn encode<K: AsRef<str>, V: Serialize>(
+        mut self,
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Result<Arc<Handoff>> {
+        for row in rows {
+            match encode_row(row) {
+                Ok((key, value)) => self.push(key, value),
+                Err(error) => {
+                    self.fail(super::duplicate(&error));
+                    return Err(error);
+                }
+            }
+        }
+        Ok(self.finish())
+    }
+
     /// Ends the rows; what the future shares with the writer.
-    pub fn finish(mut self) -> Arc<Handoff> {
+    pub(crate) fn finish(mut self) -> Arc<Handoff> {
         let rest = std::mem::take(&mut self.chunk);
         if !rest.is_empty() {
             self.send(Message::Rows(rest));
@@ -147,7 +171,7 @@ impl RowSink {
 
     /// Stops the rows with `error` (a value that cannot be encoded): the batch fails with it and
     /// writes nothing.
-    pub fn fail(self, error: Error) {
+    pub(crate) fn fail(self, error: Error) {
         self.send(Message::Failed(error));
     }
 

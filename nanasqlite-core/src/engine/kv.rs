@@ -54,13 +54,20 @@ impl<K, V> KeyValue<K, V> for &(K, V) {
 pub fn encode_rows<K: AsRef<str>, V: Serialize>(
     rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
 ) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
-    rows.into_iter()
-        .map(|row| {
-            let (key, value) = row.parts();
-            let key = key.as_ref();
-            Ok((Box::from(key), encode(key, value)?))
-        })
-        .collect()
+    rows.into_iter().map(encode_row).collect()
+}
+
+/// One `(key, value)` row encoded as a cache entry.
+///
+/// # Errors
+///
+/// [`Error::Encode`](crate::Error::Encode) naming the key.
+pub(crate) fn encode_row<K: AsRef<str>, V: Serialize>(
+    row: impl KeyValue<K, V>,
+) -> Result<(Box<str>, Arc<CachedValue>)> {
+    let (key, value) = row.parts();
+    let key = key.as_ref();
+    Ok((Box::from(key), encode(key, value)?))
 }
 
 /// What [`batch_update_partial`](crate::NanaSQLite::batch_update_partial) did: how many rows it
