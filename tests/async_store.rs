@@ -100,6 +100,21 @@ impl Serialize for MaybeBad {
     }
 }
 
+/// Rows whose iterator announces far more than it yields (`size_hint` is only a hint).
+struct Boastful(std::ops::Range<usize>);
+
+impl Iterator for Boastful {
+    type Item = (String, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|i| (format!("h{i}"), i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
+    }
+}
+
 /// Batches large enough to be handed to the writer while they are encoded: written whole,
 /// failed whole, and never written before their future is polled.
 async fn fed_batches(setup: Setup) {
@@ -153,6 +168,12 @@ async fn fed_batches(setup: Setup) {
     assert_eq!(db.get::<usize>("g1999").await.unwrap(), Some(1999));
     db.clear_cache();
     assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000 + 2000);
+
+    // An iterator that announces more rows than it has is fed, and written as it is.
+    db.batch_update(Boastful(0..0)).await.unwrap();
+    db.batch_update(Boastful(0..3)).await.unwrap();
+    assert_eq!(in_file("h").await, 3);
+    assert_eq!(db.get::<usize>("h2").await.unwrap(), Some(2));
 
     // Hooks see a fed batch's rows one by one: a duplicate in its middle refuses all of it.
     db.add_hook(nanasqlite::hook::unique("email")).await.unwrap();
