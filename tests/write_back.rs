@@ -3,15 +3,43 @@
 //! fail at the bound, flush on close, on drop and before calls that must see them, on both
 //! stores (the async one on every runtime).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nanasqlite::hook::{self, Hook};
 use nanasqlite::writeback::{Flush, OnFull};
-use nanasqlite::{Error, NanaSQLite, Scan, WriteBack};
+use nanasqlite::{Error, NanaSQLite, Scan, WriteBack, params};
 use serde_json::{Value, json};
 
 mod common;
 
 use common::{Setup, child_role, wait_for_exit, wait_until};
+
+/// Records what the success hooks hear, in order.
+#[derive(Default)]
+struct Audit {
+    heard: Mutex<Vec<String>>,
+}
+
+impl Audit {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.heard.lock().unwrap())
+    }
+}
+
+impl Hook for Audit {
+    fn on_write_success(&self, key: &str, value: &Value) {
+        self.heard.lock().unwrap().push(format!("wrote {key}={value}"));
+    }
+
+    fn on_delete_success(&self, key: &str) {
+        self.heard.lock().unwrap().push(format!("deleted {key}"));
+    }
+}
+
+/// A trigger that refuses rows whose key starts with `bad`, as a full disk or a constraint
+/// would refuse them: their chunk fails, and only they fail when it is replayed row by row.
+const REFUSE_BAD_KEYS: &str = "CREATE TRIGGER refuse_bad BEFORE INSERT ON data WHEN NEW.key LIKE 'bad%' BEGIN SELECT RAISE(ABORT, 'bad key'); END";
 
 /// The rows of `data` as the file holds them, read by a connection of its own.
 fn in_file(path: &std::path::Path) -> Vec<(String, String)> {
@@ -224,28 +252,33 @@ fn hooks_run_when_writes_are_staged_and_constraints_are_refused() -> nanasqlite:
     Ok(())
 }
 
-/// A child writes sequential keys in write-back mode; the parent kills it at growing moments.
-/// The file must pass `integrity_check` and hold exactly the first N keys written, with their
-/// values: a prefix of the chunks. In even rounds the child flushes every 100 rows, so that
-/// every flush is one chunk of 100: N must then be a multiple of 100 (a chunk is whole or
-/// absent). In odd rounds the flusher commits in the background as it sees fit.
+/// A child writes sequential keys in write-back mode and says on stderr how many rows are
+/// committed so far: after each `flush()` returned (even rounds, which flush every 100 rows:
+/// one chunk of 100 each time), or as `write_back_stats` counts the flusher's commits (odd
+/// rounds, immediate policy). The parent kills it (SIGKILL, while it is alive) after a growing
+/// number of such reports. The file must pass `integrity_check` and hold exactly the first N
+/// keys, with their values: a prefix of the chunks, N at least the last count reported (what
+/// `flush()` returned for is never lost), and in even rounds a whole number of chunks.
 #[test]
 fn after_sigkill_the_file_holds_a_prefix_of_chunks() {
     if let Some(role) = child_role() {
         let (path, by_hand) = role.split_once('|').map(|(path, mode)| (path.to_owned(), mode == "manual")).unwrap();
         let policy = if by_hand { WriteBack::manual() } else { WriteBack::immediate() };
         let db = NanaSQLite::builder(&path).write_back(policy.chunk_size(100)).open().unwrap();
-        eprintln!("ready");
-        for i in 0.. {
+        for i in 0_u64.. {
             db.set(&format!("k{i:08}"), &i).unwrap();
             if by_hand && i % 100 == 99 {
                 db.flush().unwrap();
+                eprintln!("committed {}", i + 1);
+            } else if !by_hand && i % 100 == 99 {
+                eprintln!("committed {}", db.write_back_stats().unwrap().rows_committed);
             }
         }
         return;
     }
+    use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
-    for round in 0..8 {
+    for round in 0..8_usize {
         let by_hand = round % 2 == 0;
         let path = dir.path().join(format!("kill{round}.db"));
         let role = format!("{}|{}", path.display(), if by_hand { "manual" } else { "immediate" });
@@ -254,11 +287,18 @@ fn after_sigkill_the_file_holds_a_prefix_of_chunks() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let line = common::read_line_within(child.stderr.take().unwrap(), Duration::from_secs(30));
-        assert_eq!(line.trim(), "ready", "the child started writing");
-        std::thread::sleep(Duration::from_millis(50 + 40 * round));
+        let reports = common::lines_of(child.stderr.take().unwrap());
+        let mut committed = 0;
+        for _ in 0..(3 + 4 * round) {
+            let line = reports.recv_timeout(Duration::from_secs(60)).expect("the child reports its commits");
+            if let Some(count) = line.strip_prefix("committed ") {
+                committed = count.trim().parse::<usize>().unwrap();
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "round {round}: the child is alive until it is killed");
         child.kill().unwrap();
-        wait_for_exit(&mut child, Duration::from_secs(10));
+        let status = wait_for_exit(&mut child, Duration::from_secs(10));
+        assert_eq!(status.signal(), Some(9), "round {round}: the child died of the SIGKILL, not of a failure");
         let conn = nanasqlite::rusqlite::Connection::open(&path).unwrap();
         let check: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
         assert_eq!(check, "ok");
@@ -270,11 +310,199 @@ fn after_sigkill_the_file_holds_a_prefix_of_chunks() {
                 "round {round}: a gap"
             );
         }
+        assert!(
+            keys.len() >= committed,
+            "round {round}: {} rows in the file, but {committed} were reported committed",
+            keys.len()
+        );
         if by_hand {
+            assert!(committed >= 300, "round {round}: flushes returned before the kill");
             assert_eq!(keys.len() % 100, 0, "round {round}: {} rows: a chunk was torn", keys.len());
         }
-        eprintln!("round {round}: {} rows survived", keys.len());
+        eprintln!("round {round}: {} rows survived, {committed} reported committed", keys.len());
     }
+}
+
+#[test]
+fn a_failed_chunk_is_replayed_row_by_row_and_only_the_failing_rows_become_dead_letters() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.db");
+    let db = NanaSQLite::builder(&path).write_back(WriteBack::manual().chunk_size(100)).open()?;
+    db.execute(REFUSE_BAD_KEYS, params![])?;
+    db.batch_update((0..9).map(|i| (format!("k{i}"), i)).chain([("bad1".to_owned(), 99)]))?;
+    let flushed = db.flush();
+    assert!(matches!(flushed, Err(Error::Unflushed { staged: 0, dead_letters: 1 })), "{flushed:?}");
+    let dead = db.dead_letters();
+    assert_eq!((dead.len(), dead[0].key.as_str(), dead[0].value.as_deref()), (1, "bad1", Some("99")));
+    assert!(dead[0].error.contains("bad key"), "{}", dead[0].error);
+    let committed: Vec<String> = in_file(&path).into_iter().map(|(key, _)| key).collect();
+    assert_eq!(committed, (0..9).map(|i| format!("k{i}")).collect::<Vec<_>>(), "the nine others committed");
+    let stats = db.write_back_stats().unwrap();
+    assert_eq!((stats.rows_committed, stats.chunks, stats.dead_letters), (9, 0, 1), "replayed, not a chunk");
+    assert_eq!(db.get::<i64>("bad1")?, None, "a dead letter reads as the file has it");
+    Ok(())
+}
+
+#[test]
+fn a_dead_letter_the_hooks_refuse_on_retry_stays_and_the_others_are_staged() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("retry.db");
+    let db = NanaSQLite::builder(&path).write_back(WriteBack::manual()).open()?;
+    db.execute(REFUSE_BAD_KEYS, params![])?;
+    db.batch_update([("bad1", 1), ("bad2", 2), ("bad3", 3)])?;
+    assert!(db.flush().is_err());
+    assert_eq!(db.dead_letters().len(), 3);
+    db.execute("DROP TRIGGER refuse_bad", params![])?;
+    db.add_hook(hook::check(|key, _: &Value| key != "bad1").named("not bad1"))?;
+    assert_eq!(db.retry_dead_letters()?, 2, "the two the hook allows are staged");
+    let dead = db.dead_letters();
+    assert_eq!(dead.len(), 1, "the refused one stays a dead letter: {dead:?}");
+    assert_eq!((dead[0].key.as_str(), dead[0].value.as_deref()), ("bad1", Some("1")));
+    assert!(dead[0].error.contains("not bad1"), "its error is now the refusal: {}", dead[0].error);
+    db.flush()?;
+    let keys: Vec<String> = in_file(&path).into_iter().map(|(key, _)| key).collect();
+    assert_eq!(keys, ["bad2", "bad3"]);
+    Ok(())
+}
+
+#[test]
+fn success_hooks_hear_a_staged_write_once_its_chunk_commits_and_never_a_dead_letter() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Arc::new(Audit::default());
+    let db = NanaSQLite::builder(dir.path().join("hooks.db"))
+        .write_back(WriteBack::manual().chunk_size(2))
+        .hook(Arc::clone(&audit))
+        .open()?;
+    db.execute(REFUSE_BAD_KEYS, params![])?;
+    db.set("a", &1)?;
+    db.set("gone", &1)?;
+    db.flush()?;
+    assert_eq!(audit.take(), ["wrote a=1", "wrote gone=1"]);
+    db.set("a", &2)?;
+    assert!(db.delete("gone")?);
+    db.set("bad", &3)?;
+    assert_eq!(audit.take(), Vec::<String>::new(), "nothing has committed yet");
+    assert!(db.flush().is_err(), "bad is a dead letter");
+    assert_eq!(audit.take(), ["wrote a=2", "deleted gone"], "the dead letter was never reported");
+    db.execute("DROP TRIGGER refuse_bad", params![])?;
+    assert_eq!(db.retry_dead_letters()?, 1);
+    assert_eq!(audit.take(), Vec::<String>::new(), "a retry is staged, not yet committed");
+    db.flush()?;
+    assert_eq!(audit.take(), ["wrote bad=3"], "reported once, when it committed");
+    Ok(())
+}
+
+/// `max_staged` bounds the rows staged in the whole store: tables staging at once from several
+/// threads never pass it together. Each round fills a store whose four tables are written by
+/// four threads at once until the bound refuses them.
+#[test]
+fn max_staged_bounds_every_table_together() {
+    const BOUND: usize = 8;
+    let db = NanaSQLite::builder(":memory:")
+        .write_back(WriteBack::manual().max_staged(BOUND).on_full(OnFull::Error))
+        .open()
+        .unwrap();
+    let tables: Vec<NanaSQLite> = (0..4).map(|i| db.table(&format!("t{i}")).unwrap()).collect();
+    for round in 0..300 {
+        let start = Arc::new(std::sync::Barrier::new(tables.len()));
+        std::thread::scope(|scope| {
+            for table in &tables {
+                let start = Arc::clone(&start);
+                scope.spawn(move || {
+                    start.wait();
+                    let mut i = 0;
+                    while table.set(&format!("r{round}-{i}"), &i).is_ok() {
+                        i += 1;
+                    }
+                });
+            }
+        });
+        let staged = db.write_back_stats().unwrap().staged;
+        assert_eq!(staged, BOUND, "round {round}: the store holds {staged} staged rows, bound {BOUND}");
+        db.flush().unwrap();
+    }
+}
+
+/// At the bound with `OnFull::Wait`, both stores do the same: the flusher is asked to flush at
+/// once (whatever its policy, manual included), and the write waits for the room it makes. A
+/// flusher left to its hour-long interval would leave the batch waiting past the deadline.
+#[test]
+fn waiting_at_the_bound_wakes_the_flusher_on_the_sync_store() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, policy) in
+        [("interval", WriteBack::interval(Duration::from_secs(3600))), ("manual", WriteBack::manual())]
+    {
+        let path = dir.path().join(format!("{name}.db"));
+        let db = NanaSQLite::builder(&path).write_back(policy.max_staged(5).on_full(OnFull::Wait)).open()?;
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = db.clone();
+        std::thread::spawn(move || done.send(writer.batch_update((0..50).map(|i| (format!("k{i:02}"), i)))));
+        finished.recv_timeout(Duration::from_secs(60)).expect("the batch waited for room, and got it")?;
+        let stats = db.write_back_stats().unwrap();
+        assert!(stats.staged <= 5, "{name}: the bound held");
+        assert!(stats.flushes >= 1 && in_file(&path).len() >= 45, "{name}: the flusher made the room");
+        db.flush()?;
+        assert_eq!(in_file(&path).len(), 50);
+    }
+    Ok(())
+}
+
+/// A write-back store whose last handle is dropped, in a process that exits right after: the
+/// sync store's drop commits what is staged before it returns.
+#[test]
+fn dropping_the_last_sync_handle_commits_before_the_process_exits() {
+    if let Some(path) = child_role() {
+        let db = NanaSQLite::builder(&path).write_back(WriteBack::interval(Duration::from_secs(3600))).open().unwrap();
+        let other = db.table("other").unwrap();
+        db.batch_update((0..100).map(|i| (format!("k{i:03}"), i))).unwrap();
+        other.set("o", &1).unwrap();
+        drop(db);
+        drop(other);
+        std::process::exit(0); // no destructor of any other thread runs after this
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dropped.db");
+    let mut child =
+        common::child("dropping_the_last_sync_handle_commits_before_the_process_exits", path.to_str().unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    assert!(wait_for_exit(&mut child, Duration::from_secs(60)).success());
+    assert_eq!(in_file(&path).len(), 100, "every staged row of data");
+    assert_eq!(common::in_file::<i64>(&path, "o"), None, "not a row of data");
+    let other = NanaSQLite::open(&path).unwrap().table("other").unwrap();
+    assert_eq!(other.get::<i64>("o").unwrap(), Some(1), "and of the other table");
+}
+
+/// The async store cannot block its caller's runtime in a drop: dropping its last handle wakes
+/// the flusher, which commits on its own thread. A process that goes on running keeps
+/// everything (the child waits until the file holds the rows, with a deadline, and fails
+/// otherwise); one that exits at once may lose it, which is why `close().await` is the way to
+/// be sure.
+#[test]
+fn dropping_the_last_async_handle_commits_in_the_background() {
+    if let Some(path) = child_role() {
+        futures::executor::block_on(async {
+            let db = nanasqlite::AsyncNanaSQLite::builder(&path)
+                .write_back(WriteBack::interval(Duration::from_secs(3600)))
+                .open()
+                .await
+                .unwrap();
+            db.batch_update((0..100).map(|i| (format!("k{i:03}"), i))).await.unwrap();
+            drop(db);
+        });
+        let path = std::path::Path::new(&path);
+        wait_until("the flusher to commit after the drop", Duration::from_secs(30), || in_file(path).len() == 100);
+        std::process::exit(0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dropped.db");
+    let mut child = common::child("dropping_the_last_async_handle_commits_in_the_background", path.to_str().unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for_exit(&mut child, Duration::from_secs(60)).success());
+    assert_eq!(in_file(&path).len(), 100, "every staged row");
 }
 
 on_every_runtime!(write_back_on_the_async_store);
@@ -308,7 +536,19 @@ async fn write_back_on_the_async_store(setup: Setup) {
         .await
         .unwrap();
     full.batch_update((0..10).map(|i| (format!("k{i}"), i))).await.unwrap();
-    assert!(full.write_back_stats().unwrap().flushes >= 4, "the bound flushed, not blocked the runtime");
+    assert!(full.write_back_stats().unwrap().staged <= 2, "the bound held");
+    assert!(in_file(&setup.path.with_extension("full")).len() >= 8, "the flusher made room while the write awaited it");
+    let waiting = setup
+        .builder_for(setup.path.with_extension("wait"))
+        .write_back(WriteBack::interval(Duration::from_secs(3600)).max_staged(5).on_full(OnFull::Wait))
+        .open()
+        .await
+        .unwrap();
+    waiting.batch_update((0..50).map(|i| (format!("k{i:02}"), i))).await.unwrap();
+    assert!(
+        waiting.write_back_stats().unwrap().staged <= 5,
+        "the flusher was woken past its interval, as on the sync store"
+    );
     let dropped = setup.path.with_extension("drop");
     let db = setup.builder_for(&dropped).write_back(WriteBack::manual()).open().await.unwrap();
     db.set("k", &1).await.unwrap();

@@ -15,8 +15,8 @@ use crate::atomic::Amount;
 use crate::database::{Database, Waits};
 use crate::engine::{
     self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
-    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Shared,
-    Table, TableSettings, UnreadableKeys,
+    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop, PopItem, Set,
+    SetDefault, Shared, Table, TableSettings, UnreadableKeys,
 };
 use crate::error::Result;
 use crate::hook::Registration;
@@ -50,9 +50,8 @@ use crate::storage::{SqliteStorage, Storage};
 pub struct NanaSQLite<S: Storage = SqliteStorage> {
     table: Arc<Table<S>>,
     database: Arc<Database<S>>,
-    /// Held by every handle: once the last is dropped, the write-back flusher commits what is
-    /// staged and ends.
-    handles: Arc<()>,
+    /// Held by every handle: dropping the last commits what write-back mode staged.
+    handles: Arc<OpenHandles>,
 }
 
 impl<S: Storage> Clone for NanaSQLite<S> {
@@ -125,7 +124,8 @@ impl<S: Storage> NanaSQLite<S> {
         let table = Arc::new(shared.table(start.table, handle, start.settings));
         shared.register(&table);
         let database = Arc::new(Database::new(storage, start.path, shared, start.waits));
-        let store = Self { table, database, handles: Arc::new(()) };
+        let handles = Self::open_handles(&database, &table);
+        let store = Self { table, database, handles };
         store.start_flusher()?;
         if !start.hooks.is_empty() {
             store.run(AddHooks::new(start.hooks))?;
@@ -162,7 +162,7 @@ impl<S: Storage> NanaSQLite<S> {
         &self.database
     }
 
-    pub(crate) fn handles(&self) -> &Arc<()> {
+    pub(crate) fn handles(&self) -> &Arc<OpenHandles> {
         &self.handles
     }
 

@@ -6,29 +6,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::NanaSQLite;
-use crate::engine::{self, CachedValue, FlushAll, Flushed, Staging};
-use crate::error::Result;
+use crate::database::Database;
+use crate::engine::{self, CachedValue, FlushAll, Flushed, OpenHandles, Remedy, Staging, Table};
+use crate::error::{Error, Result};
 use crate::storage::Storage;
-use crate::writeback::{DeadLetter, OnFull, WriteBackStats};
+use crate::writeback::{DeadLetter, WriteBackStats};
+
+/// How long a write waiting for room blocks before it looks again (whether the store closed,
+/// or room it was not woken for).
+const ROOM_CHECK: Duration = Duration::from_millis(100);
 
 impl<S: Storage> NanaSQLite<S> {
-    /// Stages a write of `key` (`None`: a delete), making room as the bound's policy says.
+    /// Stages a write of `key` (`None`: a delete), making room as the engine says when the
+    /// bound is reached (waiting blocks this thread: the sync store's caller may wait).
     pub(crate) fn stage(&self, key: &str, value: Option<Arc<CachedValue>>) -> Result<()> {
-        self.database().ensure_open()?;
         loop {
+            self.database().ensure_open()?;
             match engine::stage(self.engine_table(), key, value.clone())? {
                 Staging::Done => return Ok(()),
-                Staging::Full(on_full) => {
-                    let Some((state, _)) = self.engine_table().write_back() else { return Ok(()) };
-                    match on_full {
-                        OnFull::Error => return Err(state.full()),
-                        OnFull::Wait if !state.manual() => {
-                            state.wake_flusher();
-                            state.wait_for_room(Duration::from_millis(100));
-                        }
-                        _ => {
-                            self.run_flush(None)?;
-                        }
+                Staging::Full(Remedy::Refuse(error)) => return Err(error),
+                Staging::Full(Remedy::Flush) => drop(self.run_flush(None)?),
+                Staging::Full(Remedy::WaitForRoom(seen)) => {
+                    if let Some((state, _)) = self.engine_table().write_back() {
+                        state.wait_for_room(seen, ROOM_CHECK);
                     }
                 }
             }
@@ -68,14 +68,17 @@ impl<S: Storage> NanaSQLite<S> {
         self.engine_table().write_back().map(|(state, _)| state.dead_letters()).unwrap_or_default()
     }
 
-    /// Stages the dead letters again, for the next flush; how many.
+    /// Stages the dead letters again, for the next flush; how many were staged. A letter the
+    /// table's hooks refuse now stays in the queue with the refusal as its
+    /// [`error`](DeadLetter::error), and the others are staged all the same; so do letters of
+    /// tables no handle of this store has open, and those left when the staging area is full.
     ///
     /// # Errors
     ///
-    /// A hook's refusal of one of them; [`Error::Closed`](crate::Error::Closed).
+    /// [`Error::Closed`](crate::Error::Closed).
     pub fn retry_dead_letters(&self) -> Result<usize> {
         self.database().ensure_open()?;
-        engine::retry_dead_letters(self.database().shared())
+        Ok(engine::retry_dead_letters(self.database().shared()))
     }
 
     /// Empties the dead-letter queue; how many rows it held.
@@ -94,6 +97,38 @@ impl<S: Storage> NanaSQLite<S> {
     pub(crate) fn flush_for_close(&self) -> Result<()> {
         let Some((state, _)) = self.engine_table().write_back() else { return Ok(()) };
         state.report_close(self.run_flush(Some(state.close_deadline())))
+    }
+
+    /// What every handle of a store on `database` holds: in write-back mode, dropping the last
+    /// commits what is staged before the drop returns (within the close timeout; what it could
+    /// not commit is reported through `tracing`), then stops the flusher.
+    pub(crate) fn open_handles(database: &Arc<Database<S>>, table: &Arc<Table<S>>) -> Arc<OpenHandles> {
+        if database.shared().write_back().is_none() {
+            return OpenHandles::new();
+        }
+        let (database, table) = (Arc::clone(database), Arc::clone(table));
+        OpenHandles::at_last_drop(move || {
+            let Some(state) = database.shared().write_back() else { return };
+            let flush = FlushAll::new(Arc::clone(database.shared()), Some(state.close_deadline()));
+            match database.run(&table, flush) {
+                Err(Error::Closed) => state.stop(),
+                Err(error) => {
+                    tracing::error!(%error, "write-back: the last handle was dropped and could not commit what is staged; the flusher tries once more");
+                    state.wake_flusher();
+                }
+                Ok(_) => {
+                    let left = state.stats();
+                    if left.staged > 0 || left.dead_letters > 0 {
+                        tracing::error!(
+                            staged = left.staged,
+                            dead_letters = left.dead_letters,
+                            "write-back: the last handle was dropped; these rows were not committed"
+                        );
+                    }
+                    state.stop();
+                }
+            }
+        })
     }
 
     /// Starts the flusher thread of a write-back store: it commits as the policy says, and a

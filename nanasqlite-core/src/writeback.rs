@@ -13,8 +13,26 @@
 //! `clear`, transactions and every SQL helper. Only point reads (`get`, `contains`) answer from
 //! the staged rows without committing them.
 //!
-//! A chunk that fails to commit (a full disk) goes, row by row, to a bounded dead-letter queue
-//! with its error ([`DeadLetter`]); its keys read as the file has them again.
+//! A chunk that fails to commit (a full disk) is replayed row by row; the rows that still fail
+//! go to a bounded dead-letter queue with their error ([`DeadLetter`]), and their keys read as
+//! the file has them again.
+//!
+//! Hooks' checks and rewrites run when a write is staged; `on_write_success` and
+//! `on_delete_success` run once the chunk holding the row has committed, once per row (never
+//! for a dead letter).
+//!
+//! # Closing and dropping
+//!
+//! `close` commits what is staged (within [`close_timeout`](WriteBack::close_timeout)) and
+//! reports what it could not. Dropping the last handle without `close` differs by store:
+//!
+//! - the sync store commits what is staged before that drop returns (within the close
+//!   timeout; rows it could not commit are reported through `tracing`), so a program that
+//!   drops its store and returns from `main` keeps its writes;
+//! - the async store must not block its caller's runtime, so its drop only wakes the flusher,
+//!   which commits on its own thread right away. A process that goes on running keeps
+//!   everything; one that exits (returns from `main`) before the flusher has finished loses
+//!   what it had not committed. Await `close()` before exiting to keep every staged write.
 //!
 //! # Durability
 //!
@@ -22,7 +40,7 @@
 //! |---|---|---|---|
 //! | normal (default) | nothing acknowledged | nothing acknowledged | nothing acknowledged with `synchronous=FULL`; with the default `NORMAL` (WAL), the last commits before the cut |
 //! | write-back, `close` or `flush` returned | nothing | nothing | as normal mode |
-//! | write-back, otherwise | what is staged, unless the last handle's drop flushed it | what is staged (up to one flush interval, or [`max_staged`](WriteBack::max_staged) rows); the file holds a prefix of the chunks | as a SIGKILL |
+//! | write-back, otherwise | what is staged (the sync store's last drop commits it; the async store's commits it in the background, lost if the process exits first) | what is staged (up to one flush interval, or [`max_staged`](WriteBack::max_staged) rows); the file holds a prefix of the chunks | as a SIGKILL |
 
 use std::time::{Duration, SystemTime};
 
@@ -48,8 +66,9 @@ pub enum Flush {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OnFull {
-    /// Waits until a flush makes room (the sync store's thread waits; the async store awaits a
-    /// flush). With [`Flush::Manual`] it flushes, since nothing else would.
+    /// Asks the flusher to flush now (whatever the [`Flush`] policy, manual included) and waits
+    /// until rows leave the staging area: the sync store's thread blocks, the async store's
+    /// future waits without blocking its thread. The same on both stores.
     Wait,
     /// Commits what is staged now, on the caller's call, then stages.
     Flush,
@@ -140,14 +159,16 @@ impl WriteBack {
         self
     }
 
-    /// The most rows staged at once (a key staged twice counts once). Default 100,000.
+    /// The most rows staged at once, in every table of the store together (a key staged twice
+    /// counts once): a hard bound, whatever number of threads write. Default 100,000.
     #[must_use]
     pub fn max_staged(mut self, rows: usize) -> Self {
         self.max_staged = rows.max(1);
         self
     }
 
-    /// The most bytes of staged values (their JSON text). Default 256 MiB.
+    /// The most bytes of staged keys and values (their JSON text), in every table together.
+    /// Default 256 MiB.
     #[must_use]
     pub fn max_staged_bytes(mut self, bytes: usize) -> Self {
         self.max_staged_bytes = bytes.max(1);

@@ -324,7 +324,8 @@ impl AsyncBuilder {
             Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout, write_back)
                 .await?;
         let table = pool.shared().table(name, handle, settings);
-        let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()), Arc::new(()));
+        let handles = AsyncNanaSQLite::open_handles(&pool);
+        let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()), handles);
         store.start_flusher()?;
         if !options.hooks.is_empty() {
             store.add_hooks(options.hooks.clone()).await?;

@@ -13,8 +13,8 @@ use futures_util::FutureExt as _;
 use futures_util::future::{Either, ready};
 use nanasqlite_core::engine::{
     self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
-    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem, Set, SetDefault, Table,
-    UnreadableKeys,
+    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop, PopItem, Set,
+    SetDefault, Table, UnreadableKeys,
 };
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
@@ -74,9 +74,9 @@ pub struct AsyncNanaSQLite<S: Storage = SqliteStorage> {
     pub(crate) table: Arc<Table<S>>,
     pub(crate) pool: Arc<Pool<S>>,
     path: Arc<PathBuf>,
-    /// Held by every handle: once the last is dropped, the write-back flusher commits what is
-    /// staged and ends.
-    pub(crate) handles: Arc<()>,
+    /// Held by every handle: dropping the last wakes the write-back flusher, which commits
+    /// what is staged in the background.
+    pub(crate) handles: Arc<OpenHandles>,
 }
 
 impl<S: Storage> Clone for AsyncNanaSQLite<S> {
@@ -127,7 +127,7 @@ impl AsyncNanaSQLite {
 
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// A handle on `table` of `pool`, registered with the pool's database.
-    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>, handles: Arc<()>) -> Self {
+    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>, handles: Arc<OpenHandles>) -> Self {
         let table = Arc::new(table);
         pool.shared().register(&table);
         Self { table, pool, path, handles }
@@ -260,7 +260,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// does nothing.
     ///
     /// Dropping every handle without `close` shuts the pool down the same way in the
-    /// background (queued jobs still run), without blocking the caller.
+    /// background (queued jobs still run), without blocking the caller. In write-back mode
+    /// such a drop wakes the flusher, which commits what is staged on its own thread; a
+    /// process that exits before it has finished loses what it had not committed, so await
+    /// `close` before exiting.
     ///
     /// # Errors
     ///

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use nanasqlite_core::engine::{self, CachedValue, FlushAll, Flushed, Staging};
+use nanasqlite_core::Result;
+use nanasqlite_core::engine::{self, CachedValue, FlushAll, Flushed, OpenHandles, Remedy, Staging};
 use nanasqlite_core::storage::Storage;
-use nanasqlite_core::writeback::{DeadLetter, OnFull, WriteBackStats};
-use nanasqlite_core::{Error, Result};
+use nanasqlite_core::writeback::{DeadLetter, WriteBackStats};
 
 use crate::AsyncNanaSQLite;
+use crate::pool::Pool;
 
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// Whether this store stages its writes.
@@ -21,9 +22,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.table.write_back().is_some()
     }
 
-    /// Stages a write of `key` (`None`: a delete) now, on the caller's thread; the future
-    /// finishes the job when the bound leaves no room (awaiting a flush on the writer: the
-    /// async store never blocks its caller's thread, so [`OnFull::Wait`] awaits a flush too).
+    /// Stages a write of `key` (`None`: a delete) now, on the caller's thread; when the bound
+    /// leaves no room, the future makes room as the engine says (waiting is awaited, never
+    /// blocking the caller's thread) and stages again.
     pub(crate) fn stage(
         &self,
         key: &str,
@@ -36,13 +37,15 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             loop {
                 match outcome {
                     Staging::Done => return Ok(()),
-                    Staging::Full(OnFull::Error) => {
-                        return Err(this.table.write_back().map_or(Error::Closed, |(state, _)| state.full()));
-                    }
-                    Staging::Full(_) => {
-                        Box::pin(this.run_flush(None)).await?;
+                    Staging::Full(Remedy::Refuse(error)) => return Err(error),
+                    Staging::Full(Remedy::Flush) => drop(Box::pin(this.run_flush(None)).await?),
+                    Staging::Full(Remedy::WaitForRoom(seen)) => {
+                        if let Some((state, _)) = this.table.write_back() {
+                            state.room_made(seen).await;
+                        }
                     }
                 }
+                this.ensure_open()?;
                 outcome = engine::stage(&this.table, &key, value.clone())?;
             }
         }
@@ -82,14 +85,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.table.write_back().map(|(state, _)| state.dead_letters()).unwrap_or_default()
     }
 
-    /// Stages the dead letters again, for the next flush; how many.
+    /// Stages the dead letters again, for the next flush; how many were staged, as
+    /// [`NanaSQLite::retry_dead_letters`](nanasqlite_core::NanaSQLite::retry_dead_letters): a
+    /// letter the hooks refuse now stays in the queue with the refusal as its error.
     ///
     /// # Errors
     ///
-    /// A hook's refusal of one of them; [`Error::Closed`].
+    /// [`Error::Closed`](nanasqlite_core::Error::Closed).
     pub fn retry_dead_letters(&self) -> Result<usize> {
         self.ensure_open()?;
-        engine::retry_dead_letters(self.pool.shared())
+        Ok(engine::retry_dead_letters(self.pool.shared()))
     }
 
     /// Empties the dead-letter queue; how many rows it held.
@@ -111,6 +116,19 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         async move {
             let (Some(state), Some(flush)) = (state, flush) else { return Ok(()) };
             state.report_close(flush.await)
+        }
+    }
+
+    /// What every handle of a store on `pool` holds: in write-back mode, dropping the last
+    /// wakes the flusher, which commits what is staged on its own thread (the drop never
+    /// blocks the caller's runtime), then ends.
+    pub(crate) fn open_handles(pool: &Pool<S>) -> Arc<OpenHandles> {
+        match pool.shared().write_back() {
+            Some(state) => {
+                let state = Arc::clone(state);
+                OpenHandles::at_last_drop(move || state.wake_flusher())
+            }
+            None => OpenHandles::new(),
         }
     }
 

@@ -241,3 +241,29 @@ pub(crate) fn read_line_within(pipe: impl std::io::Read + Send + 'static, limit:
     });
     receiver.recv_timeout(limit).unwrap_or_else(|_| panic!("the child said nothing within {limit:?}"))
 }
+
+/// Each line `pipe` carries, sent on the returned channel as it comes (the channel closes at
+/// the pipe's end): for reading a child's reports with a deadline (`recv_timeout`).
+pub(crate) fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// How many threads of this process have a name starting with `prefix` (Linux keeps the first
+/// 15 bytes of a thread's name, in `/proc/self/task/<id>/comm`).
+pub(crate) fn threads_named(prefix: &str) -> usize {
+    let prefix = &prefix[..prefix.len().min(15)];
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task lists this process's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end().starts_with(prefix))
+        .count()
+}

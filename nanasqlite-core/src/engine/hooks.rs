@@ -494,7 +494,12 @@ impl fmt::Debug for Events {
 impl Events {
     /// The events of an operation on `table`.
     pub(crate) fn of<S: Storage>(table: &Table<S>) -> Self {
-        Self { hooks: table.hooks().reader().0, happened: Vec::new() }
+        Self::of_hooks(table.hooks())
+    }
+
+    /// The events of an operation on the table whose hooks are `hooks`.
+    pub(crate) fn of_hooks<S: Storage>(hooks: &Hooks<S>) -> Self {
+        Self { hooks: hooks.reader().0, happened: Vec::new() }
     }
 
     fn users(&self) -> &[UserHook] {

@@ -20,6 +20,7 @@ mod feed;
 mod file;
 mod hooks;
 mod kv;
+mod room;
 mod sql;
 mod staging;
 mod table;
@@ -40,8 +41,11 @@ pub use kv::{
     GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode,
     encode_rows, encode_rows_partial,
 };
+pub use room::WaitingForRoom;
 pub use sql::{Call, RunTransaction, Sql, Transaction};
-pub use staging::{FlushAll, Flushed, Staging, TableStaging, WriteBackState, retry_dead_letters, stage};
+pub use staging::{
+    FlushAll, Flushed, OpenHandles, Remedy, Staging, TableStaging, WriteBackState, retry_dead_letters, stage,
+};
 pub use table::{Shared, Table, TableSettings};
 
 /// Where an operation runs: writes are grouped into one write transaction, reads into one read

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use hashlink::LinkedHashMap;
 use parking_lot::{Condvar, Mutex};
 
-use super::hooks::{self, Events};
+use super::room::{Room, WaitingForRoom};
+
+use super::hooks::{self, Events, Hooks};
 use super::{Applied, Kind, Operation, Shared, Table, TableSettings};
 use crate::cache::{CacheChange, CachedValue, Change};
 use crate::error::{Error, Result};
@@ -34,6 +36,8 @@ pub struct TableStaging<S: Storage> {
     name: Identifier,
     handle: S::Table,
     settings: TableSettings,
+    /// The table's hooks: they hear of each row once its chunk commits.
+    hooks: Arc<Hooks<S>>,
     rows: Mutex<LinkedHashMap<Box<str>, Staged>>,
 }
 
@@ -73,8 +77,11 @@ pub struct WriteBackState<S: Storage> {
     next_seq: AtomicU64,
     staged: AtomicUsize,
     staged_bytes: AtomicUsize,
+    /// Held while a write checks the bound and claims its room, so that writes to different
+    /// tables cannot pass the bound together: it bounds the whole database, not each table.
+    bound: Mutex<()>,
     /// Signalled when rows leave the staging area (room for waiting writers).
-    room: (Mutex<()>, Condvar),
+    room: Arc<Room>,
     /// Signalled to wake the flusher (`true`: flush now).
     wake: (Mutex<bool>, Condvar),
     stopped: AtomicBool,
@@ -99,7 +106,8 @@ impl<S: Storage> WriteBackState<S> {
             next_seq: AtomicU64::new(1),
             staged: AtomicUsize::new(0),
             staged_bytes: AtomicUsize::new(0),
-            room: (Mutex::new(()), Condvar::new()),
+            bound: Mutex::new(()),
+            room: Arc::default(),
             wake: (Mutex::new(false), Condvar::new()),
             stopped: AtomicBool::new(false),
             dead: Mutex::default(),
@@ -115,7 +123,13 @@ impl<S: Storage> WriteBackState<S> {
     }
 
     /// The staging area of table `name`, made on first use.
-    pub(crate) fn table(&self, name: &Identifier, handle: &S::Table, settings: &TableSettings) -> Arc<TableStaging<S>> {
+    pub(crate) fn table(
+        &self,
+        name: &Identifier,
+        handle: &S::Table,
+        settings: &TableSettings,
+        hooks: &Arc<Hooks<S>>,
+    ) -> Arc<TableStaging<S>> {
         let mut tables = self.tables.lock();
         if let Some(found) = tables.iter().find(|table| &table.name == name) {
             return Arc::clone(found);
@@ -124,6 +138,7 @@ impl<S: Storage> WriteBackState<S> {
             name: name.clone(),
             handle: handle.clone(),
             settings: settings.clone(),
+            hooks: Arc::clone(hooks),
             rows: Mutex::default(),
         });
         tables.push(Arc::clone(&staging));
@@ -164,17 +179,19 @@ impl<S: Storage> WriteBackState<S> {
         let bytes = key.len() + value.as_ref().and_then(|value| value.json()).map_or(0, str::len);
         let mut rows = table.rows.lock();
         let (replaced_rows, replaced_bytes) = rows.get(key).map_or((0, 0), |staged| (1, staged.bytes));
+        let bound = self.bound.lock();
         let staged = self.staged.load(Ordering::Acquire) + 1 - replaced_rows;
         let staged_bytes = self.staged_bytes.load(Ordering::Acquire) + bytes - replaced_bytes;
         if staged > self.config.max_staged || staged_bytes > self.config.max_staged_bytes {
             return false;
         }
-        let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
-        rows.remove(key);
-        rows.insert(key.into(), Staged { value, seq, bytes });
         self.staged.fetch_add(1 - replaced_rows, Ordering::AcqRel);
         self.staged_bytes.fetch_add(bytes, Ordering::AcqRel);
         self.staged_bytes.fetch_sub(replaced_bytes, Ordering::AcqRel);
+        drop(bound);
+        let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+        rows.remove(key);
+        rows.insert(key.into(), Staged { value, seq, bytes });
         drop(rows);
         let due = match self.config.flush {
             Flush::Immediate => true,
@@ -187,11 +204,33 @@ impl<S: Storage> WriteBackState<S> {
         true
     }
 
-    /// Waits (at most `limit`) until rows leave the staging area.
-    pub fn wait_for_room(&self, limit: Duration) {
-        let mut guard = self.room.0.lock();
-        if !self.is_empty() {
-            self.room.1.wait_for(&mut guard, limit);
+    /// How many times room was made so far ([`Remedy::WaitForRoom`] carries it).
+    fn room_seen(&self) -> u64 {
+        self.room.seen()
+    }
+
+    /// Blocks this thread until rows leave the staging area after `seen` (or the store
+    /// stops), or at most `limit`: how the sync store waits for room.
+    pub fn wait_for_room(&self, seen: u64, limit: Duration) {
+        self.room.wait(seen, limit);
+    }
+
+    /// A future resolving once rows leave the staging area after `seen` (or the store stops):
+    /// how the async store waits for room, without blocking its caller's thread.
+    #[must_use]
+    pub fn room_made(&self, seen: u64) -> WaitingForRoom {
+        WaitingForRoom::new(Arc::clone(&self.room), seen)
+    }
+
+    /// How a write that found no room (after `seen` times room was made) makes room.
+    fn remedy(&self, seen: u64) -> Remedy {
+        match self.config.on_full {
+            OnFull::Wait => {
+                self.wake_flusher();
+                Remedy::WaitForRoom(seen)
+            }
+            OnFull::Flush => Remedy::Flush,
+            OnFull::Error => Remedy::Refuse(self.full()),
         }
     }
 
@@ -226,8 +265,7 @@ impl<S: Storage> WriteBackState<S> {
                 self.staged_bytes.fetch_sub(row.staged.bytes, Ordering::AcqRel);
             }
         }
-        let _guard = self.room.0.lock();
-        self.room.1.notify_all();
+        self.room.made();
     }
 
     /// Queues `rows`, which failed to commit with `error`, as dead letters.
@@ -268,15 +306,8 @@ impl<S: Storage> WriteBackState<S> {
         std::mem::take(&mut *self.dead.lock()).into()
     }
 
-    /// Whether staged rows are committed only when asked ([`Flush::Manual`]).
-    #[must_use]
-    pub fn manual(&self) -> bool {
-        self.config.flush == Flush::Manual
-    }
-
     /// The error of a write refused at the bound ([`OnFull::Error`]).
-    #[must_use]
-    pub fn full(&self) -> Error {
+    fn full(&self) -> Error {
         let stats = self.stats();
         Error::validation(format!(
             "write-back staging is full ({} rows, {} bytes staged): flush, or raise max_staged",
@@ -325,7 +356,7 @@ impl<S: Storage> WriteBackState<S> {
     /// [`Error::Io`] when the thread cannot start.
     pub fn spawn_flusher(
         self: &Arc<Self>,
-        handles: Weak<()>,
+        handles: Weak<OpenHandles>,
         flush: impl Fn(Option<Instant>) -> Result<()> + Send + 'static,
     ) -> Result<()> {
         let state = Arc::clone(self);
@@ -336,10 +367,11 @@ impl<S: Storage> WriteBackState<S> {
             .map_err(Error::Io)
     }
 
-    /// Stops the flusher (at close).
+    /// Stops the flusher (at close), and lets writers waiting for room see the store closed.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.wake_flusher();
+        self.room.made();
     }
 
     /// Runs the flusher on this thread until the store closes or its last handle is gone
@@ -384,19 +416,70 @@ impl<S: Storage> WriteBackState<S> {
     }
 }
 
+/// Held by every handle on one open store (clones and other tables alike): dropping the last
+/// one runs what the store does then. In write-back mode the sync store commits what is staged
+/// before the drop returns; the async store, which must not block its caller's runtime, wakes
+/// its flusher to commit it in the background. The flusher watches it (through a `Weak`) to
+/// know when the handles are gone.
+pub struct OpenHandles {
+    at_last_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl fmt::Debug for OpenHandles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenHandles").field("at_last_drop", &self.at_last_drop.is_some()).finish()
+    }
+}
+
+impl OpenHandles {
+    /// The handles of a store that does nothing when the last is dropped.
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { at_last_drop: None })
+    }
+
+    /// The handles of a store that runs `work` when the last is dropped.
+    #[must_use]
+    pub fn at_last_drop(work: impl FnOnce() + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self { at_last_drop: Some(Box::new(work)) })
+    }
+}
+
+impl Drop for OpenHandles {
+    fn drop(&mut self) {
+        if let Some(work) = self.at_last_drop.take() {
+            work();
+        }
+    }
+}
+
 /// What staging one write did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Staging {
     /// Staged.
     Done,
-    /// The bound leaves no room: make room as [`OnFull`] says, then stage again.
-    Full(OnFull),
+    /// The bound leaves no room: make room as the remedy says, then stage again.
+    Full(Remedy),
+}
+
+/// How a write that finds the bound reached makes room, as [`OnFull`] says: decided here, for
+/// both stores alike.
+#[derive(Debug)]
+pub enum Remedy {
+    /// The flusher was asked to flush now: wait until rows leave the staging area after this
+    /// count of times room was made (the sync store blocks its thread, the async store awaits
+    /// [`WriteBackState::room_made`]), then stage again.
+    WaitForRoom(u64),
+    /// Run a flush now, on the caller's call, then stage again.
+    Flush,
+    /// Fail the write with this error; nothing is staged.
+    Refuse(Error),
 }
 
 /// Stages a write of `key` in write-back mode: `value` (`None`: a delete, of a key the caller
 /// found present) through the table's hooks (their checks and rewrites; constraints that need
 /// the write's transaction cannot be registered on a write-back store), then into the staging
-/// area and the cache.
+/// area and the cache. The hooks hear of the write once the chunk holding it commits.
 ///
 /// # Errors
 ///
@@ -405,30 +488,24 @@ pub fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<CachedVa
     let Some((state, staging)) = table.write_back() else {
         return Err(Error::validation("this table is not in write-back mode"));
     };
-    let mut events = Events::of(table);
     let value = match value {
         Some(value) => Some(hooks::admit::<S>(None, table, key, &value)?),
         None => {
-            if events.observed() {
+            if !table.hooks().is_empty() {
                 hooks::may_delete(table, key)?;
             }
             None
         }
     };
+    let seen = state.room_seen();
     if !state.put(staging, key, value.clone()) {
-        return Ok(Staging::Full(state.config.on_full));
+        return Ok(Staging::Full(state.remedy(seen)));
     }
     let change = match value {
-        Some(value) => {
-            events.written(key, &value);
-            Change::Put(key.into(), value)
-        }
-        None => {
-            events.deleted(key);
-            Change::Remove(key.into())
-        }
+        Some(value) => Change::Put(key.into(), value),
+        None => Change::Remove(key.into()),
     };
-    table.apply(CacheChange::new(change).then(events.into_change()));
+    table.apply(CacheChange::new(change));
     Ok(Staging::Done)
 }
 
@@ -489,6 +566,7 @@ impl<S: Storage> Operation<S> for FlushAll<S> {
             match atomically(storage, |storage| write_chunk(storage, &chunk)) {
                 Ok(()) => {
                     state.release(&chunk);
+                    announce(&chunk);
                     flushed.committed += chunk.len();
                     let mut counters = state.counters.lock();
                     counters.chunks += 1;
@@ -517,7 +595,10 @@ impl<S: Storage> FlushAll<S> {
         for row in chunk {
             let one = std::slice::from_ref(row);
             match atomically(storage, |storage| write_chunk(storage, one)) {
-                Ok(()) => committed += 1,
+                Ok(()) => {
+                    announce(one);
+                    committed += 1;
+                }
                 Err(error) => {
                     tracing::error!(%error, key = %row.key, "write-back: a row failed to commit; it is a dead letter");
                     state.bury(one, &error);
@@ -543,6 +624,18 @@ impl<S: Storage> FlushAll<S> {
     }
 }
 
+/// Tells the hooks of each row's table, row by row in order, that `chunk` has committed.
+fn announce<S: Storage>(chunk: &[Taken<S>]) {
+    for row in chunk {
+        let mut events = Events::of_hooks(&row.table.hooks);
+        match &row.staged.value {
+            Some(value) => events.written(&row.key, value),
+            None => events.deleted(&row.key),
+        }
+        events.notify();
+    }
+}
+
 /// Writes `chunk` in the transaction the caller opened.
 fn write_chunk<S: Storage>(storage: &S, chunk: &[Taken<S>]) -> Result<()> {
     for row in chunk {
@@ -561,30 +654,34 @@ fn write_chunk<S: Storage>(storage: &S, chunk: &[Taken<S>]) -> Result<()> {
 }
 
 /// Stages the dead letters again (their values as they were), for the next flush; how many.
-///
-/// # Errors
-///
-/// A hook's refusal of one of them (the rest stay dead letters).
-pub fn retry_dead_letters<S: Storage>(shared: &Shared<S>) -> Result<usize> {
-    let Some(state) = shared.write_back() else { return Ok(0) };
-    let letters = state.take_dead_letters();
+/// A letter the table's hooks refuse now stays a dead letter, with the refusal as its error;
+/// the others are staged. Letters of tables not open on this store stay, and so do the
+/// letters left when the staging area is full.
+#[must_use]
+pub fn retry_dead_letters<S: Storage>(shared: &Shared<S>) -> usize {
+    let Some(state) = shared.write_back() else { return 0 };
     let tables = shared.tables();
-    let mut retried = 0;
-    let mut rest = letters.into_iter();
-    for letter in rest.by_ref() {
+    let (mut retried, mut kept) = (0, Vec::new());
+    let mut letters = state.take_dead_letters().into_iter();
+    for mut letter in letters.by_ref() {
         let Some(table) = tables.iter().find(|table| table.name().as_str() == letter.table) else {
-            state.dead.lock().push_back(letter);
+            kept.push(letter);
             continue;
         };
-        let value = letter.value.clone().map(CachedValue::new);
-        match stage(table, &letter.key, value)? {
-            Staging::Done => retried += 1,
-            Staging::Full(_) => {
-                state.dead.lock().push_back(letter);
+        match stage(table, &letter.key, letter.value.clone().map(CachedValue::new)) {
+            Ok(Staging::Done) => retried += 1,
+            Ok(Staging::Full(_)) => {
+                kept.push(letter);
                 break;
+            }
+            Err(refusal) => {
+                letter.error = refusal.to_string();
+                letter.at = SystemTime::now();
+                kept.push(letter);
             }
         }
     }
-    state.dead.lock().extend(rest);
-    Ok(retried)
+    kept.extend(letters);
+    state.dead.lock().extend(kept);
+    retried
 }

@@ -243,7 +243,7 @@ impl<S: Storage> Shared<S> {
     pub fn table(&self, name: Identifier, handle: S::Table, settings: TableSettings) -> Table<S> {
         let hooks = self.hooks(&name);
         let write_back =
-            self.write_back.as_ref().map(|state| (Arc::clone(state), state.table(&name, &handle, &settings)));
+            self.write_back.as_ref().map(|state| (Arc::clone(state), state.table(&name, &handle, &settings, &hooks)));
         Table { write_back, ..Table::new(name, handle, settings, hooks) }
     }
 
