@@ -235,6 +235,11 @@ impl Builder {
     /// plaintext (written before encryption was turned on) as they are, instead of failing on
     /// them with a decode error naming the key. New writes are encrypted either way. Default
     /// `false`, as in Python NanaSQLite 1.6.2.
+    ///
+    /// Such rows have neither confidentiality nor tamper evidence: whoever can write the file
+    /// can plant a plaintext value that reads as genuine. Turn this on only to migrate a file,
+    /// then `rekey`: a rotation seals every plaintext row and ends legacy mode (plaintext
+    /// written afterwards is refused again, unless the store is opened with this again).
     pub fn allow_legacy_plaintext(mut self, allow: bool) -> Self {
         self.options.allow_legacy_plaintext = allow;
         self

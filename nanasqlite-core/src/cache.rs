@@ -123,11 +123,21 @@ impl CacheStrategy {
 /// The decoded form is kept for the first type asked for only: a key is almost always read as
 /// one type, and one slot keeps the entry as small as a single parsed value would. Reads of
 /// another type decode the text, as they would without the slot.
-#[derive(Debug)]
 pub struct CachedValue {
     /// The JSON text, or for an unreadable row the reason.
     text: Box<str>,
     decoded: OnceLock<Decoded>,
+}
+
+/// Prints the size of the row, never its content: a value may be secret (an encrypted store's
+/// plaintext), and `Debug` output reaches logs.
+impl std::fmt::Debug for CachedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedValue")
+            .field("bytes", &self.text.len())
+            .field("readable", &!self.is_unreadable())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a cached row keeps beside its text: one word and a tag, so that the entry stays as

@@ -35,6 +35,14 @@ pub(crate) enum Sealed<'a> {
 }
 
 impl Sealed<'_> {
+    /// The stored form, owned.
+    pub(crate) fn into_stored(self) -> Stored {
+        match self {
+            Self::Text(json) => Stored::Text(json.as_bytes().to_vec()),
+            Self::Blob(bytes) => Stored::Blob(bytes),
+        }
+    }
+
     pub(crate) fn stored(&self) -> StoredRef<'_> {
         match self {
             Self::Text(json) => StoredRef::Text(json.as_bytes()),
@@ -53,11 +61,6 @@ impl ValueCodec {
     /// Whether values are encrypted.
     pub(crate) fn is_encrypted(&self) -> bool {
         self.encryption.is_some()
-    }
-
-    /// Whether plaintext rows of an AEAD-encrypted table are read as they are.
-    pub(crate) fn allows_legacy_plaintext(&self) -> bool {
-        self.allow_legacy_plaintext
     }
 
     /// `json` as it is to be stored.

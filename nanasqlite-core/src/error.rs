@@ -156,6 +156,25 @@ pub enum Error {
     },
 }
 
+/// serde's messages that quote the value they could not take in.
+const QUOTING_A_VALUE: [&str; 4] = ["invalid type", "invalid value", "unknown variant", "unknown field"];
+
+/// `source`'s message without the value it quotes, if it quotes one.
+fn withheld(source: &serde_json::Error) -> Option<String> {
+    let message = source.to_string();
+    let kind = QUOTING_A_VALUE.iter().find(|kind| message.starts_with(*kind))?;
+    let expected = message
+        .split_once(", expected ")
+        .map(|(_, rest)| rest.rsplit_once(" at line ").map_or(rest, |(expected, _)| expected));
+    let at = if source.line() > 0 {
+        format!(" at line {} column {}", source.line(), source.column())
+    } else {
+        String::new()
+    };
+    let expected = expected.map(|expected| format!(", expected {expected}")).unwrap_or_default();
+    Some(format!("{kind} (the stored value is withheld: the store is encrypted){expected}{at}"))
+}
+
 impl Error {
     /// A [`Error::Validation`] with the given message.
     pub(crate) fn validation(message: impl Into<String>) -> Self {
@@ -184,6 +203,20 @@ impl Error {
     /// A [`Error::Decode`] for `key` with a message of ours (not a parser's).
     pub(crate) fn decode(key: &str, message: impl fmt::Display) -> Self {
         Self::Decode { key: key.to_owned(), source: serde::de::Error::custom(message) }
+    }
+
+    /// This error without a stored value's plaintext: serde's messages for a value that does
+    /// not fit its type quote the value (`invalid type: string "4111 …", expected u32`). On an
+    /// encrypted store a [`Error::Decode`] keeps only the kind of mismatch, what was expected
+    /// and where; every other error is returned as it is.
+    pub(crate) fn without_value(self) -> Self {
+        match self {
+            Self::Decode { key, source } => match withheld(&source) {
+                Some(message) => Self::Decode { key, source: serde::de::Error::custom(message) },
+                None => Self::Decode { key, source },
+            },
+            other => other,
+        }
     }
 
     /// The key involved, for [`Error::Encode`], [`Error::Decode`], [`Error::NotFound`] and

@@ -89,14 +89,24 @@ impl Scan {
 
 /// What an iteration over a [`Scan`] has left to do, whoever runs its pages: the rows of the
 /// current page, the next page to read, and how many rows the scan may still yield. Both
-/// stores' iterators are this plus a way to run a [`ScanPage`].
-#[derive(Debug)]
+/// stores' iterators are this plus a way to run a [`ScanPage`]. `Debug` prints how many rows
+/// are buffered, never their values.
 pub struct Paging<T> {
     reader: Reader,
     rows: VecDeque<(String, Arc<CachedValue>)>,
     next: Option<ScanPage>,
     remaining: Option<usize>,
     decoded: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Paging<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paging")
+            .field("buffered", &self.rows.len())
+            .field("more", &self.next.is_some())
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: DeserializeOwned> Paging<T> {

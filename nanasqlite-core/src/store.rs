@@ -792,7 +792,8 @@ impl<S: Storage> NanaSQLite<S> {
         amount: impl Into<Amount>,
         field: Option<&str>,
     ) -> Result<T> {
-        self.run(engine::increment(key, amount.into(), field)?)?.decode(key)
+        let stored = self.run(engine::increment(key, amount.into(), field)?)?;
+        self.table.decode_result(key, &stored)
     }
 
     /// Merges `changes` (an object) into the object stored under `key`, one level deep, and
@@ -805,7 +806,8 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when either side is not an object;
     /// [`Error::Encode`](crate::Error::Encode); SQLite's error. Nothing is written then.
     pub fn patch<T: Serialize + ?Sized>(&self, key: &str, changes: &T, create: bool) -> Result<Value> {
-        self.run(engine::patch(key, changes, create)?)?.decode(key)
+        let stored = self.run(engine::patch(key, changes, create)?)?;
+        self.table.decode_result(key, &stored)
     }
 }
 

@@ -384,7 +384,11 @@ impl<S: Storage> NanaSQLite<S> {
     /// one, never a mix. Afterwards every table of this store reads and writes with `to`; other
     /// stores and processes need the new key. `None` stores values as plain JSON text again.
     /// Plaintext rows this store can read (an unencrypted store, or `allow_legacy_plaintext`)
-    /// are encrypted too. The SQL helpers' own tables are left as they are.
+    /// are encrypted too, and so are rows whose key is not text (another tool's). The SQL
+    /// helpers' own tables are left as they are. The rotation ends legacy mode: plaintext
+    /// written afterwards is refused, unless the store is opened with
+    /// [`allow_legacy_plaintext`](crate::Builder::allow_legacy_plaintext) again. A read that
+    /// overlaps the rotation may fail for its key, but leaves nothing in the cache.
     ///
     /// # Examples
     ///

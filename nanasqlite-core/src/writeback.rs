@@ -213,8 +213,9 @@ impl WriteBack {
     }
 }
 
-/// A staged row that could not be committed, with why.
-#[derive(Clone, Debug)]
+/// A staged row that could not be committed, with why. `Debug` prints the value's size, not
+/// the value (which may be an encrypted store's plaintext).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct DeadLetter {
     /// Its table.
@@ -227,6 +228,18 @@ pub struct DeadLetter {
     pub error: String,
     /// When.
     pub at: SystemTime,
+}
+
+impl std::fmt::Debug for DeadLetter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetter")
+            .field("table", &self.table)
+            .field("key", &self.key)
+            .field("value_bytes", &self.value.as_ref().map(String::len))
+            .field("error", &self.error)
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 /// What write-back mode has done, as [`write_back_stats`](crate::NanaSQLite::write_back_stats)

@@ -880,8 +880,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         A: Into<Amount>,
     {
         let stored = self.write(engine::increment(key.to_owned(), amount.into(), field));
-        let key = key.to_owned();
-        async move { stored.await?.decode(&key) }
+        let (key, table) = (key.to_owned(), Arc::clone(&self.table));
+        async move { table.decode_result(&key, &*stored.await?) }
     }
 
     /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
@@ -897,8 +897,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         create: bool,
     ) -> impl Future<Output = Result<Value>> + Send + use<T, S> {
         let stored = self.write(engine::patch(key.to_owned(), changes, create));
-        let key = key.to_owned();
-        async move { stored.await?.decode(&key) }
+        let (key, table) = (key.to_owned(), Arc::clone(&self.table));
+        async move { table.decode_result(&key, &*stored.await?) }
     }
 }
 

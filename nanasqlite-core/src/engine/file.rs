@@ -204,10 +204,16 @@ impl<S: Storage> Operation<S> for Size {
 /// Re-encrypts every key/value table of the database (not only those open) from the store's
 /// encryption to `to`, in one write transaction: a crash leaves every value under the old key
 /// or every value under the new one. Plaintext rows the store can read (without encryption, or
-/// with `allow_legacy_plaintext`) are encrypted too; tables are read a page at a time, so
-/// memory stays at one page. Once committed, every table of the store
-/// writes and reads with `to`. A row that cannot be read with the current key stops the
+/// with `allow_legacy_plaintext`) are encrypted too, and so are rows whose key is not text
+/// (another tool's: a number, a blob, invalid UTF-8); tables are read a page at a time, so
+/// memory stays at one page. Once committed, every table of the store writes and reads with
+/// `to`, and legacy mode ends: plaintext rows are refused again unless the store is reopened
+/// with `allow_legacy_plaintext`. A row that cannot be read with the current key stops the
 /// rekey before anything is written, naming its table and key.
+///
+/// Reads that overlap the rotation (on other connections, or on the caller's thread) cache
+/// nothing ([`Table::read_start`]): one of them may have read one side of the commit with the
+/// other side's key.
 #[derive(Debug)]
 pub struct Rekey {
     to: Option<Encryption>,
@@ -217,6 +223,23 @@ impl Rekey {
     /// A rekey to `to` (`None`: store values as plain JSON text again).
     pub fn new(to: Option<Encryption>) -> Self {
         Self { to }
+    }
+}
+
+/// Marks a key rotation running on a table's codec while it lives (even if the rotation
+/// panics), so that no read overlapping it fills the caches.
+struct Rotating<'a, S: Storage>(&'a Table<S>);
+
+impl<'a, S: Storage> Rotating<'a, S> {
+    fn begin(table: &'a Table<S>) -> Self {
+        table.mark_rotation();
+        Self(table)
+    }
+}
+
+impl<S: Storage> Drop for Rotating<'_, S> {
+    fn drop(&mut self) {
+        self.0.mark_rotation();
     }
 }
 
@@ -233,7 +256,8 @@ impl<S: Storage> Operation<S> for Rekey {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
         let from = table.codec();
-        let to = ValueCodec::new(self.to.clone(), from.allows_legacy_plaintext());
+        let to = ValueCodec::new(self.to.clone(), false);
+        let _rotating = Rotating::begin(table);
         atomically(storage, |storage| {
             for name in storage.key_value_tables()? {
                 reseal(storage, &name, &from, &to)?;
@@ -241,7 +265,7 @@ impl<S: Storage> Operation<S> for Rekey {
             Ok(())
         })?;
         table.switch_codec(to);
-        Ok(Applied { output: (), change: CacheChange::none() })
+        Ok(Applied::plain(()))
     }
 }
 
@@ -280,8 +304,68 @@ fn reseal<S: Storage>(storage: &S, name: &Identifier, from: &ValueCodec, to: &Va
             .collect::<Result<Vec<_>>>()?;
         storage.put_many(&handle, &mut sealed.iter().map(|(key, value)| (*key, value.stored())))?;
         if seen < SCAN_PAGE {
-            return Ok(());
+            break;
         }
         cursor = last;
+    }
+    storage.rewrite_unnamed(&handle, &mut |stored| {
+        let value = from.read(stored);
+        let text = value.text("(a key that is not text)").map_err(|error| Error::Validation {
+            message: format!("cannot rekey table {}: {error}; nothing was changed", name.as_str()),
+        })?;
+        Ok(to.seal(text)?.into_stored())
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Get, Set, TableSettings, encode, run_write};
+    use crate::storage::{ConnectionOptions, SqliteStorage};
+
+    /// A read whose snapshot began before a rotation committed, and which runs after the switch
+    /// to the new key, reads the old ciphertext with the new key: it fails, and must not leave
+    /// that failure in the cache.
+    #[test]
+    fn a_read_overlapping_a_rotation_caches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rotation.db");
+        let old = Encryption::aes_gcm([1; 32]).unwrap();
+        let options = crate::NanaSQLite::builder(&path).encryption(old).options().clone();
+        let connect = || SqliteStorage::open(&path, &ConnectionOptions::default()).unwrap();
+        let (mut writer, mut reader) = (connect(), connect());
+        let name = Identifier::new("data").unwrap();
+        let table = Table::new(
+            name.clone(),
+            writer.open_table(&name).unwrap(),
+            TableSettings::new(&options).unwrap(),
+            Arc::default(),
+        );
+        let shared = Shared::new(None, None);
+        let written = run_write(&mut writer, &shared, &table, &mut Set::new("k", encode("k", &1).unwrap())).unwrap();
+        table.apply(written.change);
+        table.clear_cache();
+
+        let mut get = Get::new(&table, "k");
+        let applied = reader
+            .read_snapshot(|reader| {
+                assert!(reader.get(table.handle(), "pinned").unwrap().is_none(), "the snapshot is taken");
+                let rotated =
+                    Rekey::new(Some(Encryption::chacha20([2; 32]).unwrap())).run(&mut writer, &table).unwrap();
+                table.apply(rotated.change);
+                get.run(reader, &table).unwrap()
+            })
+            .unwrap();
+        let found = applied.output.clone().expect("the row is in the old snapshot");
+        assert!(found.json().is_none(), "the old ciphertext does not decrypt with the new key");
+        table.apply(applied.change);
+        assert!(!table.is_cached("k"), "the overlapping read cached nothing");
+
+        let mut again = Get::new(&table, "k");
+        let applied = again.run(&mut reader, &table).unwrap();
+        table.apply(applied.change);
+        assert!(table.is_cached("k"), "a read after the rotation caches again");
+        assert_eq!(table.decode::<i32>("k", &applied.output.unwrap()).unwrap(), 1);
     }
 }

@@ -63,11 +63,8 @@ impl<S: Storage> Hooks<S> {
 
     /// What runs on values read: the user's hooks, if any.
     fn reader(&self) -> Reader {
-        if self.observed.load(Ordering::Acquire) {
-            Reader(Some(Arc::clone(&self.installed.read().users)))
-        } else {
-            Reader(None)
-        }
+        let hooks = self.observed.load(Ordering::Acquire).then(|| Arc::clone(&self.installed.read().users));
+        Reader { hooks, sealed: false }
     }
 
     /// Adds `guards` after the hooks already registered.
@@ -371,32 +368,49 @@ pub(crate) fn remove<S: Storage>(storage: &S, table: &Table<S>, key: &str, event
 }
 
 /// What runs on the values a read hands to its caller: the `after_read` of the table's hooks,
-/// taken when the read began. Cheap to clone; does nothing when the table has no hooks of the
-/// user's.
+/// taken when the read began, and whether the table is encrypted (then a value that does not
+/// fit the caller's type fails without its plaintext in the error). Cheap to clone; does
+/// nothing when the table has no hooks of the user's.
 #[derive(Clone, Default)]
-pub struct Reader(Option<Arc<[UserHook]>>);
+pub struct Reader {
+    hooks: Option<Arc<[UserHook]>>,
+    sealed: bool,
+}
 
 impl fmt::Debug for Reader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Reader").field(&self.0.as_ref().map_or(0, |hooks| hooks.len())).finish()
+        f.debug_struct("Reader")
+            .field("hooks", &self.hooks.as_ref().map_or(0, |hooks| hooks.len()))
+            .field("sealed", &self.sealed)
+            .finish()
     }
 }
 
 impl Reader {
+    /// This reader for a table whose values are encrypted (`sealed`) or not.
+    pub(crate) fn sealed(self, sealed: bool) -> Self {
+        Self { sealed, ..self }
+    }
+
+    /// `error`, without the plaintext serde may quote in it when the table is encrypted.
+    pub(crate) fn guard(&self, error: Error) -> Error {
+        if self.sealed { error.without_value() } else { error }
+    }
+
     /// `value`, read from `key`, through the hooks and into the caller's type.
     ///
     /// # Errors
     ///
     /// [`Error::Decode`] naming `key` when the value does not fit `T`; a hook's error.
     pub fn decode<T: DeserializeOwned>(&self, key: &str, value: &CachedValue) -> Result<T> {
-        let Some(hooks) = self.0.as_ref().filter(|hooks| hooks.iter().any(|user| user.applies(key))) else {
-            return value.decode(key);
+        let Some(hooks) = self.hooks.as_ref().filter(|hooks| hooks.iter().any(|user| user.applies(key))) else {
+            return value.decode(key).map_err(|error| self.guard(error));
         };
         let mut current = Value::clone(&*value.value(key)?);
         for user in hooks.iter().filter(|user| user.applies(key)) {
             current = contained(|| user.hook.after_read(key, current))?;
         }
-        serde_json::from_value(current).map_err(|source| Error::Decode { key: key.to_owned(), source })
+        serde_json::from_value(current).map_err(|source| self.guard(Error::Decode { key: key.to_owned(), source }))
     }
 
     /// As [`decode`](Self::decode), for a point read of a type that can be cloned: when no
@@ -409,12 +423,16 @@ impl Reader {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        if self.applies(key) { self.decode(key, value) } else { value.decode_cloned(key) }
+        if self.applies(key) {
+            self.decode(key, value)
+        } else {
+            value.decode_cloned(key).map_err(|error| self.guard(error))
+        }
     }
 
     /// Whether a hook's `after_read` may change what a read of `key` returns.
     fn applies(&self, key: &str) -> bool {
-        self.0.as_ref().is_some_and(|hooks| hooks.iter().any(|user| user.applies(key)))
+        self.hooks.as_ref().is_some_and(|hooks| hooks.iter().any(|user| user.applies(key)))
     }
 
     /// `value`, read from `key`, through the hooks, shared: the cache's own parsed value when
@@ -446,7 +464,18 @@ impl<S: Storage> Table<S> {
     /// What runs on the values a read of this table hands to its caller.
     #[must_use]
     pub fn reader(&self) -> Reader {
-        self.hooks().reader()
+        self.hooks().reader().sealed(self.is_encrypted())
+    }
+
+    /// `value`, a result an operation computed from the stored row (`increment`, `patch`),
+    /// as the caller's type; on an encrypted table the error does not quote the plaintext.
+    /// No hook runs on it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] naming `key`.
+    pub fn decode_result<T: DeserializeOwned>(&self, key: &str, value: &CachedValue) -> Result<T> {
+        value.decode(key).map_err(|error| self.reader().guard(error))
     }
 
     /// `value`, read from `key`, through the table's hooks and into the caller's type.
@@ -499,7 +528,7 @@ impl Events {
 
     /// The events of an operation on the table whose hooks are `hooks`.
     pub(crate) fn of_hooks<S: Storage>(hooks: &Hooks<S>) -> Self {
-        Self { hooks: hooks.reader().0, happened: Vec::new() }
+        Self { hooks: hooks.reader().hooks, happened: Vec::new() }
     }
 
     fn users(&self) -> &[UserHook] {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::feed::{Chunk, RowFeed};
 use super::hooks::{self, Events};
-use super::{Applied, Kind, Operation, Table};
+use super::{Applied, Kind, Operation, ReadStart, Table};
 use crate::cache::{CachedValue, Change, Epoch, Loaded};
 use crate::codec;
 use crate::error::Result;
@@ -140,13 +140,13 @@ macro_rules! describe {
 #[derive(Debug)]
 pub struct Get<K> {
     key: K,
-    since: Epoch,
+    since: ReadStart,
 }
 
 impl<K: AsRef<str>> Get<K> {
-    /// A read of `key` for `table`, taking the cache's epoch now (before the read is queued).
+    /// A read of `key` for `table`, taking its start now (before the read is queued).
     pub fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
-        Self { since: table.cache().epoch(), key }
+        Self { since: table.read_start(), key }
     }
 }
 
@@ -161,7 +161,8 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let key = self.key.as_ref();
         let value = storage.get(table.handle(), key)?.map(|stored| table.codec().read_owned(stored));
-        Ok(Applied::with(value.clone(), Change::Fill(key.into(), value, self.since)))
+        let fill = table.fill_after(self.since, |since| Change::Fill(key.into(), value.clone(), since));
+        Ok(Applied { output: value, change: fill })
     }
 }
 
@@ -275,13 +276,13 @@ impl<S: Storage> Operation<S> for ScanPage {
 #[derive(Debug)]
 pub struct GetMany {
     keys: Vec<Box<str>>,
-    since: Epoch,
+    since: ReadStart,
 }
 
 impl GetMany {
     /// A read of `keys` for `table`.
     pub fn new<S: Storage>(table: &Table<S>, keys: Vec<Box<str>>) -> Self {
-        Self { since: table.cache().epoch(), keys }
+        Self { since: table.read_start(), keys }
     }
 }
 
@@ -293,8 +294,8 @@ impl<S: Storage> Operation<S> for GetMany {
         let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
         let (mut rows, codec) = (Vec::with_capacity(keys.len()), table.codec());
         storage.get_many(table.handle(), &keys, &mut |key, stored| rows.push((key.to_owned(), codec.read(stored))))?;
-        let change = Change::FillMany(self.keys.clone(), rows.clone(), self.since);
-        Ok(Applied::with(rows, change))
+        let change = table.fill_after(self.since, |since| Change::FillMany(self.keys.clone(), rows.clone(), since));
+        Ok(Applied { output: rows, change })
     }
 }
 
@@ -380,13 +381,13 @@ fn load<S: Storage>(storage: &S, table: &Table<S>) -> Result<Loaded> {
 /// Every row, sorted by key; fills the cache with the whole table.
 #[derive(Debug)]
 pub struct AllRows {
-    since: Epoch,
+    since: ReadStart,
 }
 
 impl AllRows {
     /// Every row of `table`.
     pub fn new<S: Storage>(table: &Table<S>) -> Self {
-        Self { since: table.cache().epoch() }
+        Self { since: table.read_start() }
     }
 }
 
@@ -396,20 +397,21 @@ impl<S: Storage> Operation<S> for AllRows {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let loaded = load(storage, table)?;
-        Ok(Applied::with(loaded.sorted(), Change::Load(loaded, self.since)))
+        let rows = loaded.sorted();
+        Ok(Applied { output: rows, change: table.fill_after(self.since, |since| Change::Load(loaded, since)) })
     }
 }
 
 /// Loads every row into the cache.
 #[derive(Debug)]
 pub struct LoadAll {
-    since: Epoch,
+    since: ReadStart,
 }
 
 impl LoadAll {
     /// Loads `table`.
     pub fn new<S: Storage>(table: &Table<S>) -> Self {
-        Self { since: table.cache().epoch() }
+        Self { since: table.read_start() }
     }
 }
 
@@ -418,7 +420,8 @@ impl<S: Storage> Operation<S> for LoadAll {
     describe!("load_all", Read);
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
-        Ok(Applied::with((), Change::Load(load(storage, table)?, self.since)))
+        let loaded = load(storage, table)?;
+        Ok(Applied { output: (), change: table.fill_after(self.since, |since| Change::Load(loaded, since)) })
     }
 }
 

@@ -46,7 +46,7 @@ pub use sql::{Call, RunTransaction, Sql, Transaction};
 pub use staging::{
     FlushAll, Flushed, OpenHandles, Remedy, Staging, TableStaging, WriteBackState, retry_dead_letters, stage,
 };
-pub use table::{Shared, Table, TableSettings};
+pub use table::{ReadStart, Shared, Table, TableSettings};
 
 /// Where an operation runs: writes are grouped into one write transaction, reads into one read
 /// snapshot, and the two never share one. An exclusive operation runs alone on the writer,

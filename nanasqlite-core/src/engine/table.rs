@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -10,12 +11,21 @@ use parking_lot::{Mutex, RwLock};
 
 use super::hooks::Hooks;
 use super::staging::{TableStaging, WriteBackState};
-use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Lookup};
+use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Change, Epoch, Lookup};
 use crate::codec::ValueCodec;
 use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
 use crate::storage::{Changed, OnChange, Storage, Watch};
 use crate::watch::ExternalWrites;
+
+/// A point in a table's history taken before a read ([`Table::read_start`]): the cache's epoch
+/// (a fill from before a newer write or clear is dropped) and the count of key rotations (a
+/// read that overlapped one caches nothing).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadStart {
+    epoch: Epoch,
+    rotations: u64,
+}
 
 /// What a table is opened with; a table opened from another (`table(name)`) inherits it.
 #[derive(Clone, Debug)]
@@ -24,6 +34,10 @@ pub struct TableSettings {
     pub(crate) policy: Arc<SqlPolicy>,
     /// Shared by every table opened from the same store, so that a `rekey` switches them all.
     pub(crate) codec: Arc<RwLock<ValueCodec>>,
+    /// Whether `codec` encrypts, readable without its lock (on every read's error path).
+    encrypted: Arc<AtomicBool>,
+    /// Counts the halves of key rotations: odd while a `rekey` runs, even otherwise.
+    rotations: Arc<AtomicU64>,
 }
 
 impl TableSettings {
@@ -33,10 +47,13 @@ impl TableSettings {
     ///
     /// [`Error::Validation`](crate::Error::Validation) for a bad cache size or TTL.
     pub fn new(options: &super::Options) -> crate::Result<Self> {
+        let codec = ValueCodec::new(options.encryption.clone(), options.allow_legacy_plaintext);
         Ok(Self {
             strategy: options.cache.validate()?,
             policy: Arc::new(options.sql_policy.clone()),
-            codec: Arc::new(RwLock::new(ValueCodec::new(options.encryption.clone(), options.allow_legacy_plaintext))),
+            encrypted: Arc::new(AtomicBool::new(codec.is_encrypted())),
+            rotations: Arc::default(),
+            codec: Arc::new(RwLock::new(codec)),
         })
     }
 }
@@ -114,7 +131,40 @@ impl<S: Storage> Table<S> {
     /// Stores values with `codec` from now on, in this table and every table sharing its
     /// settings (after a committed `rekey`).
     pub(crate) fn switch_codec(&self, codec: ValueCodec) {
-        *self.settings.codec.write() = codec;
+        let mut current = self.settings.codec.write();
+        self.settings.encrypted.store(codec.is_encrypted(), Ordering::Release);
+        *current = codec;
+    }
+
+    /// Marks a key rotation as begun (before its transaction) or ended (after its commit and
+    /// the codec's switch, or its failure): see [`ReadStart`].
+    pub(crate) fn mark_rotation(&self) {
+        self.settings.rotations.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Where a read begins: take it before the read runs (before its snapshot opens), and
+    /// let its fill through [`fill_after`](Self::fill_after).
+    #[must_use]
+    pub fn read_start(&self) -> ReadStart {
+        ReadStart { epoch: self.cache.epoch(), rotations: self.settings.rotations.load(Ordering::Acquire) }
+    }
+
+    /// The cache fill `fill` of a read that began at `start`, unless a key rotation ran or
+    /// began meanwhile: that read may have decrypted one side of the rotation's commit with
+    /// the other side's key, and its rows must not be cached (they are read again next time).
+    pub(crate) fn fill_after(&self, start: ReadStart, fill: impl FnOnce(Epoch) -> Change) -> CacheChange {
+        let now = self.settings.rotations.load(Ordering::Acquire);
+        if now == start.rotations && now.is_multiple_of(2) {
+            CacheChange::new(fill(start.epoch))
+        } else {
+            CacheChange::none()
+        }
+    }
+
+    /// Whether this table's values are encrypted.
+    #[must_use]
+    pub fn is_encrypted(&self) -> bool {
+        self.settings.encrypted.load(Ordering::Acquire)
     }
 
     pub(crate) fn cache(&self) -> &Arc<Cache> {

@@ -299,6 +299,24 @@ pub trait Storage: Send + 'static {
         Ok(0)
     }
 
+    /// Gives every row whose key is not valid UTF-8 text (a number, a blob, or bytes that are
+    /// not UTF-8, as another tool may store them: rows the stores cannot name) the value
+    /// `rewrite` makes of its stored value, leaving its key exactly as it is; how many rows it
+    /// rewrote. A key rotation re-seals those rows with the rest. The default does nothing, for
+    /// a backend whose keys are always text.
+    ///
+    /// # Errors
+    ///
+    /// `rewrite`'s error (stopping at the first), or the backend's.
+    fn rewrite_unnamed(
+        &self,
+        table: &Self::Table,
+        rewrite: &mut dyn FnMut(StoredRef<'_>) -> Result<Stored>,
+    ) -> Result<u64> {
+        let _ = (table, rewrite);
+        Ok(0)
+    }
+
     /// Deletes every row; returns how many there were.
     ///
     /// # Errors

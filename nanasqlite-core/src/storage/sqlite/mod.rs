@@ -392,6 +392,37 @@ fn real_json(f: f64) -> String {
     serde_json::Number::from_f64(f).map_or_else(|| "null".to_owned(), |n| n.to_string())
 }
 
+/// A key as SQLite stores it, owned, whatever its type: what finds another tool's row again.
+enum StoredKey {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl StoredKey {
+    fn of(key: ValueRef<'_>) -> Self {
+        match key {
+            ValueRef::Null => Self::Null,
+            ValueRef::Integer(i) => Self::Integer(i),
+            ValueRef::Real(f) => Self::Real(f),
+            ValueRef::Text(bytes) => Self::Text(bytes.to_vec()),
+            ValueRef::Blob(bytes) => Self::Blob(bytes.to_vec()),
+        }
+    }
+
+    fn bind(&self) -> ToSqlOutput<'_> {
+        ToSqlOutput::Borrowed(match self {
+            Self::Null => ValueRef::Null,
+            Self::Integer(i) => ValueRef::Integer(*i),
+            Self::Real(f) => ValueRef::Real(*f),
+            Self::Text(bytes) => ValueRef::Text(bytes),
+            Self::Blob(bytes) => ValueRef::Blob(bytes),
+        })
+    }
+}
+
 fn bind(value: StoredRef<'_>) -> ToSqlOutput<'_> {
     ToSqlOutput::Borrowed(match value {
         StoredRef::Text(bytes) => ValueRef::Text(bytes),
@@ -564,6 +595,33 @@ impl Storage for SqliteStorage {
             unreadable += u64::from(key_text(row.get_ref(0)?).is_none());
         }
         Ok(unreadable)
+    }
+
+    fn rewrite_unnamed(
+        &self,
+        table: &SqliteTable,
+        rewrite: &mut dyn FnMut(StoredRef<'_>) -> Result<Stored>,
+    ) -> Result<u64> {
+        // Rewritten after the scan: the rows are few (another tool's), and a statement may not
+        // change a table while a read of it is still stepping.
+        let mut rewritten = Vec::new();
+        {
+            let mut statement = self.conn.prepare_cached(&table.sql.scan)?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let key = row.get_ref(0)?;
+                if key_text(key).is_none() {
+                    let value = with_stored(row.get_ref(1)?, &mut *rewrite)?;
+                    rewritten.push((StoredKey::of(key), value));
+                }
+            }
+        }
+        // `IS`, not `=`: another tool's key may even be NULL.
+        let mut update = self.conn.prepare(&format!("UPDATE {} SET value = ?1 WHERE key IS ?2", table.sql.quoted))?;
+        for (key, value) in &rewritten {
+            update.execute(params![bind(value.as_ref()), key.bind()])?;
+        }
+        Ok(rewritten.len() as u64)
     }
 
     fn clear(&self, table: &SqliteTable) -> Result<usize> {
