@@ -112,3 +112,49 @@ fn async_store_uses_the_same_strategies() {
         db.close().await.unwrap();
     });
 }
+
+/// With `delete_expired`, an expired key is absent from every read, listings included, before
+/// any write has deleted its row: what `get` calls absent, `keys`, `len`, `items`, `to_dict`,
+/// `values`, scans, `batch_get` and `get_fresh` do not list. (The sleep is only ever too long:
+/// a slow machine makes the key more expired, never less.)
+#[test]
+fn an_expired_key_is_absent_from_every_read_on_both_stores() -> nanasqlite::Result<()> {
+    use serde_json::Value;
+    let ttl = Duration::from_millis(50);
+    let strategy = CacheStrategy::Ttl { ttl, size: None, delete_expired: true };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ttl.db");
+    NanaSQLite::open(&path)?.set("kept", &"not cached here, so it never expires")?;
+    let db = NanaSQLite::builder(&path).cache(strategy).open()?;
+    db.set("session", &"token")?;
+    sleep(ttl * 3);
+    assert_eq!(db.get::<String>("session")?, None);
+    assert!(!db.contains("session")?);
+    assert_eq!(db.keys()?, ["kept"]);
+    assert_eq!(db.len()?, 1);
+    assert_eq!(db.items::<Value>()?.len(), 1);
+    assert_eq!(db.values::<Value>()?.len(), 1);
+    assert_eq!(db.to_dict::<Value>()?.len(), 1);
+    assert_eq!(db.scan::<Value>(nanasqlite::Scan::all())?.len(), 1);
+    assert!(db.batch_get::<Value>(["session"])?.is_empty());
+    assert_eq!(db.get_fresh::<String>("session")?, None);
+    assert_eq!(NanaSQLite::open(&path)?.keys()?, ["kept"], "the listing deleted the expired row first");
+
+    futures::executor::block_on(async {
+        let db = AsyncNanaSQLite::builder(&path).cache(strategy).open().await?;
+        db.set("session", &"token").await?;
+        sleep(ttl * 3);
+        assert_eq!(db.get::<String>("session").await?, None);
+        assert!(!db.contains("session").await?);
+        assert_eq!(db.keys().await?, ["kept"]);
+        assert_eq!(db.len().await?, 1);
+        assert_eq!(db.items::<Value>().await?.len(), 1);
+        assert_eq!(db.to_dict::<Value>().await?.len(), 1);
+        assert_eq!(db.scan::<Value>(nanasqlite::Scan::all()).await?.len(), 1);
+        assert!(db.batch_get::<Value, _>(["session"]).await?.is_empty());
+        assert_eq!(db.get_fresh::<String>("session").await?, None);
+        db.close().await
+    })?;
+    assert_eq!(NanaSQLite::open(&path)?.keys()?, ["kept"]);
+    Ok(())
+}

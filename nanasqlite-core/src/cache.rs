@@ -601,6 +601,28 @@ impl Cache {
         state.to_delete.iter().cloned().collect()
     }
 
+    /// Whether `key` expired and is to be deleted from the file (TTL with `delete_expired`):
+    /// absent to every read until it is.
+    pub(crate) fn expired(&self, key: &str) -> bool {
+        if !self.deletes_expired() {
+            return false;
+        }
+        let now = Instant::now();
+        let state = self.state.read();
+        state.to_delete.contains(key)
+            || state.slots.get(key).is_some_and(|slot| slot.value.is_some() && !slot.live(Some(now)))
+    }
+
+    /// Whether expired keys wait to be deleted from the file (TTL with `delete_expired`).
+    pub(crate) fn has_expired(&self) -> bool {
+        if !self.deletes_expired() {
+            return false;
+        }
+        let mut state = self.state.write();
+        self.sweep(&mut state, Instant::now());
+        !state.to_delete.is_empty()
+    }
+
     /// Expired keys whose deletion from the file has committed: no longer pending.
     pub(crate) fn confirm_deleted(&self, keys: Vec<Box<str>>) {
         let mut state = self.state.write();

@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::atomic::Amount;
 use crate::database::{Database, Waits};
 use crate::engine::{
-    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
-    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop, PopItem, Set,
-    SetDefault, Shared, Table, TableSettings, UnreadableKeys,
+    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete,
+    DeleteExpired, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop,
+    PopItem, Set, SetDefault, Shared, Table, TableSettings, UnreadableKeys,
 };
 use crate::error::Result;
 use crate::hook::Registration;
@@ -138,10 +138,14 @@ impl<S: Storage> NanaSQLite<S> {
 
     /// Runs `operation` on this store's table, under the lock. In write-back mode, what is
     /// staged is committed first, unless the operation is a point read (which sees staged
-    /// rows through the cache).
+    /// rows through the cache); an operation that lists rows runs after expired rows are
+    /// deleted.
     pub(crate) fn run<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
         if !operation.inline() {
             self.flush_staged()?;
+        }
+        if operation.lists() && self.database.shared().expired_pending() {
+            self.database.run(&self.table, DeleteExpired)?;
         }
         self.database.run(&self.table, operation)
     }

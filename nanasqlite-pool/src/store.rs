@@ -12,9 +12,9 @@ use std::sync::Arc;
 use futures_util::FutureExt as _;
 use futures_util::future::{Either, ready};
 use nanasqlite_core::engine::{
-    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, Get,
-    GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop, PopItem, Set,
-    SetDefault, Table, UnreadableKeys,
+    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete,
+    DeleteExpired, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop,
+    PopItem, Set, SetDefault, Table, UnreadableKeys,
 };
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
@@ -186,11 +186,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Ok(operation) if !operation.inline() => self.flush_first().map(Box::pin),
             _ => None,
         };
+        // A listing runs after the rows that expired (TTL, `delete_expired`) are deleted.
+        let delete_expired =
+            prepared.as_ref().is_ok_and(|operation| operation.lists() && self.pool.shared().expired_pending());
         let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
         async move {
             let operation = prepared?;
             if let Some(flush) = flush {
                 flush.await?;
+            }
+            if delete_expired {
+                Box::pin(pool.run(Arc::clone(&table), DeleteExpired, lane_span.clone())).await?;
             }
             match inline {
                 Some(answer) => answer,

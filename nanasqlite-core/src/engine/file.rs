@@ -52,6 +52,28 @@ impl Purge {
     }
 }
 
+/// Deletes the rows that expired in TTL caches with `delete_expired`: a write of nothing, as the
+/// purge that begins every write transaction does the work. Runs before an operation that
+/// [lists](Operation::lists) rows when some are due ([`Shared::expired_pending`]).
+#[derive(Debug, Default)]
+pub struct DeleteExpired;
+
+impl<S: Storage> Operation<S> for DeleteExpired {
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "delete_expired"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Write
+    }
+
+    fn run(&mut self, _: &mut S, _: &Table<S>) -> Result<Applied<()>> {
+        Ok(Applied::plain(()))
+    }
+}
+
 /// Creates (or checks) a key/value table; returns the backend's handle on it.
 #[derive(Debug)]
 pub struct OpenTable {

@@ -160,6 +160,9 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let key = self.key.as_ref();
+        if table.cache().expired(key) {
+            return Ok(Applied::plain(None)); // still in the file until deleted, absent to readers
+        }
         let value = storage.get(table.handle(), key)?.map(|stored| table.codec().read_owned(stored));
         let fill = table.fill_after(self.since, |since| Change::Fill(key.into(), value.clone(), since));
         Ok(Applied { output: value, change: fill })
@@ -246,6 +249,10 @@ impl<S: Storage> Operation<S> for ScanPage {
     type Output = Page;
     describe!("scan", Read);
 
+    fn lists(&self) -> bool {
+        true
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Page>> {
         let scan = &self.scan;
         let range = crate::storage::KeyRange {
@@ -290,6 +297,10 @@ impl<S: Storage> Operation<S> for GetMany {
     type Output = Vec<(String, Arc<CachedValue>)>;
     describe!("batch_get", Read);
 
+    fn lists(&self) -> bool {
+        true
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let keys: Vec<&str> = self.keys.iter().map(|key| &**key).collect();
         let (mut rows, codec) = (Vec::with_capacity(keys.len()), table.codec());
@@ -323,6 +334,9 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Contains<K> {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<bool>> {
         let key = self.key.as_ref();
+        if table.cache().expired(key) {
+            return Ok(Applied::plain(false));
+        }
         if storage.contains(table.handle(), key)? {
             Ok(Applied::plain(true))
         } else {
@@ -339,6 +353,10 @@ impl<S: Storage> Operation<S> for Count {
     type Output = u64;
     describe!("len", Read);
 
+    fn lists(&self) -> bool {
+        true
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<u64>> {
         storage.count(table.handle()).map(Applied::plain)
     }
@@ -351,6 +369,10 @@ pub struct Keys;
 impl<S: Storage> Operation<S> for Keys {
     type Output = Vec<String>;
     describe!("keys", Read);
+
+    fn lists(&self) -> bool {
+        true
+    }
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Vec<String>>> {
         storage.keys(table.handle()).map(Applied::plain)
@@ -395,6 +417,10 @@ impl<S: Storage> Operation<S> for AllRows {
     type Output = Vec<(String, Arc<CachedValue>)>;
     describe!("items", Read);
 
+    fn lists(&self) -> bool {
+        true
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
         let loaded = load(storage, table)?;
         let rows = loaded.sorted();
@@ -418,6 +444,10 @@ impl LoadAll {
 impl<S: Storage> Operation<S> for LoadAll {
     type Output = ();
     describe!("load_all", Read);
+
+    fn lists(&self) -> bool {
+        true
+    }
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
         let loaded = load(storage, table)?;

@@ -33,7 +33,7 @@ pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use crate::typed::{validate, validated_batch};
 pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
-pub use file::{Backup, CheckExternalWrites, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
+pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
 pub(crate) use hooks::Events;
 pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{
@@ -101,6 +101,14 @@ pub trait Operation<S: Storage> {
     /// Whether it is a point read cheap enough (a few microseconds: one primary-key lookup) for
     /// the async store to run on the caller's thread when a connection is free at that instant.
     fn inline(&self) -> bool {
+        false
+    }
+
+    /// Whether it reads rows of the file that the cache would answer for key by key (a count,
+    /// a listing, a scan, a batch read): the rows that expired in a TTL cache with
+    /// `delete_expired` are then deleted first ([`DeleteExpired`]), so that it does not list
+    /// a key every point read calls absent.
+    fn lists(&self) -> bool {
         false
     }
 

@@ -354,6 +354,14 @@ impl<S: Storage> Shared<S> {
         self.tables.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
+    /// Whether rows that expired in a TTL cache with `delete_expired` wait to be deleted from
+    /// the file: an operation that [lists](super::Operation::lists) rows runs
+    /// [`DeleteExpired`](super::DeleteExpired) first then.
+    #[must_use]
+    pub fn expired_pending(&self) -> bool {
+        self.tables.lock().iter().filter_map(Weak::upgrade).any(|table| table.cache().has_expired())
+    }
+
     /// Whether a check for other writers is due now (claims it: one caller per interval).
     #[must_use]
     pub fn watch_due(&self) -> bool {
