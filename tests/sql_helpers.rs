@@ -253,3 +253,45 @@ fn a_row_that_cannot_be_columns_names_its_table_and_writes_nothing() {
     assert!(matches!(db.sql_insert("users", &json!([1, 2])), Err(Error::Validation { .. })), "not a map of columns");
     assert_eq!(db.count(Query::table("users")).unwrap(), 4);
 }
+
+/// `fetch_one` and `fetch_all` run only statements SQLite calls read-only, whichever
+/// connection runs them: a write is refused before it runs, naming `execute`, on the sync
+/// store and on the async store with its writer idle (where a write would succeed) and busy
+/// (where a reader would fail it with its own read-only error).
+#[test]
+fn fetch_runs_only_statements_that_read_on_either_store() -> nanasqlite::Result<()> {
+    let refused = |result: nanasqlite::Result<Vec<nanasqlite::Row>>| {
+        let error = result.expect_err("a write through fetch_all is refused");
+        assert!(matches!(error, Error::Validation { .. }) && error.to_string().contains("execute"), "{error}");
+    };
+    let writes = [
+        "DELETE FROM data WHERE key = 'k'",
+        "INSERT INTO data (key, value) VALUES ('new', '1') RETURNING key",
+        "UPDATE data SET value = '2' WHERE key = 'k' RETURNING value",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fetch.db");
+    let db = NanaSQLite::open(&path)?;
+    db.set("k", &1)?;
+    for sql in writes {
+        refused(db.fetch_all(sql, params![]));
+        assert!(db.fetch_one(sql, params![]).is_err());
+    }
+    assert_eq!((db.get_fresh::<i64>("k")?, db.len()?), (Some(1), 1), "nothing was written");
+    assert_eq!(db.fetch_all("SELECT key FROM data", params![])?.len(), 1);
+
+    futures::executor::block_on(async {
+        let db = nanasqlite::AsyncNanaSQLite::builder(&path).read_pool_size(2).open().await?;
+        for sql in writes {
+            refused(db.fetch_all(sql, params![]).await); // the writer is idle: it would take the query
+        }
+        let holding = db.begin().await?; // the writer is busy: a reader takes the query
+        for sql in writes {
+            refused(db.fetch_all(sql, params![]).await);
+        }
+        assert_eq!(db.fetch_all("SELECT key FROM data", params![]).await?.len(), 1);
+        holding.rollback().await?;
+        assert_eq!((db.get_fresh::<i64>("k").await?, db.len().await?), (Some(1), 1));
+        db.close().await
+    })
+}

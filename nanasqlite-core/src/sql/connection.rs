@@ -32,9 +32,20 @@ pub enum Fence<'a> {
         /// Functions the helper itself calls (`count` for `count`).
         internal: &'a [&'a str],
     },
-    /// The caller's own statement (`execute`, `fetch_*`): anything but transaction control,
-    /// which would end the store's own transaction.
+    /// The caller's own statement (`execute`): anything but transaction control, which would
+    /// end the store's own transaction.
     Caller,
+    /// The caller's own query (`fetch_one`, `fetch_all`): a statement that only reads, as the
+    /// database itself judges it (SQLite's `sqlite3_stmt_readonly`; PostgreSQL runs it in a
+    /// read-only transaction), wherever it runs.
+    CallerQuery,
+}
+
+/// The refusal of a write passed to `fetch_one` or `fetch_all`.
+pub(crate) fn not_a_query() -> crate::Error {
+    crate::Error::validation(
+        "fetch_one and fetch_all run statements that only read; this one writes (or may): run it with execute",
+    )
 }
 
 /// The one write a helper's statement makes.

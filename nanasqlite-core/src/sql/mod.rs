@@ -9,6 +9,7 @@ mod row;
 mod validate;
 mod value;
 
+pub(crate) use connection::not_a_query;
 pub use connection::{Dialect, Fence, SqlConnection, Write};
 pub use ops::{ColumnInfo, IndexInfo, SqlOps};
 pub use query::{Query, RowCount};

@@ -445,22 +445,26 @@ impl<'a> SqlOps<'a> {
         self.conn.execute_many(sql, params, Fence::Caller)
     }
 
-    /// The first row of the caller's query, if any.
+    /// The first row of the caller's query, if any. The statement must only read (SQLite's
+    /// own judgement, `sqlite3_stmt_readonly`): a write is refused before it runs, wherever the
+    /// query runs.
     ///
     /// # Errors
     ///
+    /// [`Error::Validation`] for a statement that writes, or for transaction control;
     /// SQLite's error.
     pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Option<Row>> {
-        Ok(self.conn.rows(sql, params.as_ref(), Some(1), Fence::Caller)?.pop())
+        Ok(self.conn.rows(sql, params.as_ref(), Some(1), Fence::CallerQuery)?.pop())
     }
 
-    /// Every row of the caller's query.
+    /// Every row of the caller's query, which must only read, as for
+    /// [`fetch_one`](Self::fetch_one).
     ///
     /// # Errors
     ///
-    /// SQLite's error.
+    /// As [`fetch_one`](Self::fetch_one).
     pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Vec<Row>> {
-        self.conn.rows(sql, params.as_ref(), None, Fence::Caller)
+        self.conn.rows(sql, params.as_ref(), None, Fence::CallerQuery)
     }
 
     // ----- utilities -----

@@ -318,6 +318,11 @@ impl PostgresStorage {
         self.session.query(sql, params)
     }
 
+    /// As [`query`](Self::query), for a query of the caller's that must not write.
+    fn query_read_only(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.session.read_only(|| self.session.query(sql, params))
+    }
+
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.session.execute(sql, params)
     }

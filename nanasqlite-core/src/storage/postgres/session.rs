@@ -204,6 +204,22 @@ impl Session {
         }
     }
 
+    /// Runs `work`, a query of the caller's, so that it cannot write: in a read-only
+    /// transaction of its own, or, inside an open transaction, in a read-only savepoint that
+    /// is undone afterwards (so the transaction may write again).
+    pub(super) fn read_only<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        if !self.in_transaction() {
+            self.begin("BEGIN READ ONLY");
+            let result = work();
+            let ended = if result.is_ok() { self.commit() } else { self.rollback() };
+            return result.and_then(|rows| ended.map(|()| rows));
+        }
+        self.batch("SAVEPOINT nanasqlite_query; SET LOCAL transaction_read_only = on")?;
+        let result = work();
+        let undone = self.batch("ROLLBACK TO SAVEPOINT nanasqlite_query; RELEASE SAVEPOINT nanasqlite_query");
+        result.and_then(|rows| undone.map(|()| rows))
+    }
+
     /// Whether a transaction is open (held or sent).
     pub(super) fn in_transaction(&self) -> bool {
         self.state.get() != State::Idle

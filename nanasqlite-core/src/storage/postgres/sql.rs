@@ -44,7 +44,15 @@ impl SqlConnection for PostgresStorage {
     fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>, fence: Fence<'_>) -> Result<Vec<Row>> {
         check_fence(sql, fence)?;
         let (sql, binds) = (numbered(sql), binds(params));
-        let rows = self.query(&sql, &refs(&binds))?;
+        let rows = if matches!(fence, Fence::CallerQuery) {
+            self.query_read_only(&sql, &refs(&binds)).map_err(|error| match error.server_code() {
+                // read_only_sql_transaction: the statement tried to write.
+                Some("25006") => crate::sql::not_a_query(),
+                _ => error,
+            })?
+        } else {
+            self.query(&sql, &refs(&binds))?
+        };
         let Some(first) = rows.first() else { return Ok(Vec::new()) };
         let columns: Arc<[String]> = first.columns().iter().map(|column| column.name().to_owned()).collect();
         rows.iter()
@@ -81,7 +89,7 @@ impl PostgresStorage {
 
 /// The caller's statements may do anything but end the store's transaction.
 fn check_fence(sql: &str, fence: Fence<'_>) -> Result<()> {
-    if matches!(fence, Fence::Caller) {
+    if matches!(fence, Fence::Caller | Fence::CallerQuery) {
         let first = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default();
         let control = ["begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare"];
         if control.iter().any(|word| first.eq_ignore_ascii_case(word)) {

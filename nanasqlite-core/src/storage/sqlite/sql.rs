@@ -27,6 +27,9 @@ impl SqlConnection for SqliteStorage {
 
     fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>, fence: Fence<'_>) -> Result<Vec<Row>> {
         self.fenced(sql, fence, |statement| {
+            if matches!(fence, Fence::CallerQuery) && !statement.readonly() {
+                return Err(crate::sql::not_a_query());
+            }
             let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
             let mut rows = statement.query(params_from_iter(params))?;
             let mut out = Vec::new();
@@ -90,7 +93,7 @@ impl Rule {
     fn for_fence(fence: Fence<'_>) -> Option<Self> {
         let helper = match fence {
             Fence::Open => return None,
-            Fence::Caller => None,
+            Fence::Caller | Fence::CallerQuery => None,
             Fence::Helper { table, write, policy, internal } => Some(HelperRule {
                 table: table.to_owned(),
                 write,
