@@ -364,8 +364,21 @@ impl Handle {
 
 /// What inline reads do to the runtime: W5 (cold: every get reads the file; five passes) with
 /// a task beside it that sleeps 1 ms at a time and records how late it wakes, with inline reads
-/// on and off, and with no load at all (the timer's own lateness). Prints the p50 and p99.
+/// on and off, and with no load at all (the timer's own lateness), on the multi-thread runtime
+/// the benchmark runs on and on a current-thread runtime (where the ticker shares the one
+/// thread with the reads, and wakes only when they yield). Prints the p50 and p99.
 async fn timer_lateness(path: &Path, keys: &[String]) {
+    timer_lateness_on("multi-thread", path, keys).await;
+    let (path, keys) = (path.to_owned(), keys.to_vec());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(timer_lateness_on("current-thread", &path, &keys));
+    })
+    .join()
+    .unwrap();
+}
+
+async fn timer_lateness_on(runtime: &str, path: &Path, keys: &[String]) {
     for (label, inline, load) in
         [("no load", true, false), ("inline reads on", true, true), ("inline reads off", false, true)]
     {
@@ -400,7 +413,7 @@ async fn timer_lateness(path: &Path, keys: &[String]) {
         late.sort_unstable();
         let at = |q: usize| late.get(late.len() * q / 100).copied().unwrap_or_default().as_secs_f64() * 1e6;
         println!(
-            "timer lateness, W5 x5, {label}: p50 {:.0} µs, p99 {:.0} µs over {} ticks",
+            "timer lateness, {runtime}, W5 x5, {label}: p50 {:.0} µs, p99 {:.0} µs over {} ticks",
             at(50),
             at(99),
             late.len()

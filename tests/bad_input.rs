@@ -164,7 +164,19 @@ fn a_read_only_directory_is_an_open_error() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
     if std::fs::write(locked.join("probe"), b"").is_ok() {
         assert!(common::child_role().is_none(), "the unprivileged child can write a read-only directory");
-        let mut child = common::child("a_read_only_directory_is_an_open_error", "unprivileged")
+        // Root writes anywhere: the check runs again as the user nobody. The test binary may sit
+        // in a folder nobody cannot enter (a checkout under /root, a 0700 temp dir), so the
+        // child runs from a copy in a folder of its own that nobody can read.
+        let reachable = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(reachable.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let binary = reachable.path().join("bad_input");
+        std::fs::copy(std::env::current_exe().unwrap(), &binary).unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let template = common::child("a_read_only_directory_is_an_open_error", "unprivileged");
+        let mut child = std::process::Command::new(&binary)
+            .args(template.get_args())
+            .envs(template.get_envs().filter_map(|(name, value)| Some((name, value?))))
+            .current_dir(reachable.path())
             .uid(65534)
             .gid(65534)
             .env("TMPDIR", std::env::temp_dir())

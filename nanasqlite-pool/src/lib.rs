@@ -37,6 +37,7 @@
 //!   its connection broke. For fault-injection tests only.
 
 mod batch;
+mod budget;
 mod builder;
 pub mod conformance;
 mod deadline;

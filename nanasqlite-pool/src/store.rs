@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
@@ -26,6 +25,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::batch::BatchFuture;
+use crate::budget::{Answer, budgeted};
 use crate::builder::AsyncBuilder;
 use crate::pool::Pool;
 use crate::stats::Stats;
@@ -190,7 +190,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         let delete_expired =
             prepared.as_ref().is_ok_and(|operation| operation.lists() && self.pool.shared().expired_pending());
         let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
-        async move {
+        let queued = async move {
             let operation = prepared?;
             if let Some(flush) = flush {
                 flush.await?;
@@ -203,7 +203,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 None => pool.run(table, operation, lane_span).await,
             }
         }
-        .instrument(span)
+        .instrument(span);
+        budgeted(queued)
     }
 
     /// The rules SQL fragments of this handle are checked against.
@@ -337,15 +338,15 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// decoded form in the cache entry.
     fn point_read<T: Send + 'static>(&self, key: &str, keeping: bool, finish: Finish<S, T>) -> PointRead<T> {
         let get = match self.cached(key, keeping) {
-            Step::Done(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
+            Step::Done(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
             Step::Run(get) => get,
         };
         let read = match self.read_now(get) {
-            Ok(found) => return Either::Left(ready(found.and_then(|found| finish(&self.table, key, found)))),
+            Ok(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
             Err((get, span)) => self.answer_or_queue(Ok(get), None, span),
         };
         let (table, key) = (Arc::clone(&self.table), key.to_owned());
-        Either::Right(Box::pin(async move { finish(&table, &key, read.await?) }))
+        Answer::later(async move { finish(&table, &key, read.await?) })
     }
 
     /// Runs `operation` now on the caller's thread if a connection is free; otherwise hands
@@ -365,8 +366,15 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 /// What a point read makes of the row it found (or of its absence).
 type Finish<S, T> = fn(&Table<S>, &str, Option<Arc<CachedValue>>) -> Result<T>;
 
-/// The future of a point read: ready (a hit, or a read run on the caller's thread), or queued.
-type PointRead<T> = Either<futures_util::future::Ready<Result<T>>, Pin<Box<dyn Future<Output = Result<T>> + Send>>>;
+/// The future of a point read: ready (a hit, or a read run on the caller's thread), or queued;
+/// taking part in the cooperative budget either way.
+type PointRead<T> = Answer<Result<T>>;
+
+/// A point read's answer, had at once: ready at the first poll, unless the budget says to
+/// yield first.
+fn now<T>(answer: Result<T>) -> PointRead<T> {
+    Answer::now(answer)
+}
 
 // ===== reads =====
 
@@ -411,7 +419,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             && let Some(value) = self.table.shared_hit(key)
         {
             self.pool.counters().record_cache(true);
-            return Either::Left(ready(Ok(Some(value))));
+            return now(Ok(Some(value)));
         }
         self.point_read(key, true, |table, key, found| {
             found.map(|value| table.reader().shared(key, &value)).transpose()
@@ -443,14 +451,14 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
         match self.lookup(key) {
-            Ok(Lookup::Hit(_)) => Either::Left(ready(Ok(true))),
-            Ok(Lookup::Absent) => Either::Left(ready(Ok(false))),
+            Ok(Lookup::Hit(_)) => now(Ok(true)),
+            Ok(Lookup::Absent) => now(Ok(false)),
             // Read now if a connection is free; else queued, boxed as `point_read` says.
             Ok(Lookup::Miss) => match self.read_now(Contains::new(&self.table, key.to_owned())) {
-                Ok(found) => Either::Left(ready(found)),
-                Err((contains, span)) => Either::Right(Box::pin(self.answer_or_queue(Ok(contains), None, span))),
+                Ok(found) => now(found),
+                Err((contains, span)) => Answer::later(self.answer_or_queue(Ok(contains), None, span)),
             },
-            Err(error) => Either::Left(ready(Err(error))),
+            Err(error) => now(Err(error)),
         }
     }
 
@@ -511,13 +519,13 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 .map_or_else(|| Step::Run(AllRows::new(&self.table)), |rows| Step::Done(Ok(rows))),
         };
         let this = self.clone();
-        async move {
+        budgeted(async move {
             let rows = match step {
                 Step::Done(rows) => rows?,
                 Step::Run(all) => this.run(all).await?,
             };
             this.table.reader().decode_rows(rows)
-        }
+        })
     }
 
     /// Every value, sorted by key; loads the whole table into the cache.
@@ -569,13 +577,13 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             }
         };
         let this = self.clone();
-        async move {
+        budgeted(async move {
             let rows = match step {
                 Step::Done(rows) => rows?,
                 Step::Run(get_many) => this.run(get_many).await?,
             };
             this.table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect())
-        }
+        })
     }
 }
 
@@ -682,7 +690,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         batch: Result<BatchUpdate>,
     ) -> impl Future<Output = Result<Vec<(String, Error)>>> + Send + use<S> {
         if batch.as_ref().is_ok_and(BatchUpdate::is_empty) {
-            return Either::Left(ready(self.ensure_open().map(|()| Vec::new())));
+            return Either::Left(budgeted(ready(self.ensure_open().map(|()| Vec::new()))));
         }
         Either::Right(self.write(batch))
     }

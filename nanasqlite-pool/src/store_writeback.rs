@@ -14,6 +14,7 @@ use nanasqlite_core::storage::Storage;
 use nanasqlite_core::writeback::{DeadLetter, WriteBackStats};
 
 use crate::AsyncNanaSQLite;
+use crate::budget::budgeted;
 use crate::pool::Pool;
 
 impl<S: Storage> AsyncNanaSQLite<S> {
@@ -32,7 +33,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ) -> impl Future<Output = Result<()>> + Send + use<S> {
         let first = self.ensure_open().and_then(|()| engine::stage(&self.table, key, value.clone()));
         let (this, key) = (self.clone(), key.to_owned());
-        async move {
+        budgeted(async move {
             let mut outcome = first?;
             loop {
                 match outcome {
@@ -48,7 +49,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 this.ensure_open()?;
                 outcome = engine::stage(&this.table, &key, value.clone())?;
             }
-        }
+        })
     }
 
     /// Runs a flush on the writer.

@@ -1,0 +1,214 @@
+//! A cooperative budget for the store's futures that are ready at once (a cache hit, a read run
+//! on the caller's thread), so that a task looping over them gives its thread back to the
+//! runtime now and then, on every runtime.
+//!
+//! A future that completes at its first poll never returns `Pending`: a task awaiting such
+//! futures in a loop would keep its worker to itself, and on a current-thread runtime no other
+//! task and no timer would run until the loop ends. Tokio's own resources avoid this with a
+//! budget of its own, which futures outside tokio do not take part in. Here each thread counts
+//! the store's futures that completed at their first poll since one of them last returned
+//! `Pending`; past [`BUDGET`], the next one wakes its task and returns `Pending` once (keeping
+//! its answer for the next poll), as `yield_now` does.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+/// How many of the store's futures may complete at their first poll, in a row on one thread,
+/// before the next one yields once. Tokio's budget per task poll is 128 too.
+pub(crate) const BUDGET: u32 = 128;
+
+thread_local! {
+    /// The store's futures that completed at their first poll on this thread since one
+    /// returned `Pending`.
+    static READY_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counts a completion at the first poll; whether the budget is spent (the count starts over).
+fn spend() -> bool {
+    READY_IN_A_ROW.with(|count| {
+        let spent = count.get() + 1;
+        count.set(if spent > BUDGET { 0 } else { spent });
+        spent > BUDGET
+    })
+}
+
+/// One of the store's futures returned `Pending`: its task yields anyway.
+fn yielded() {
+    READY_IN_A_ROW.with(|count| count.set(0));
+}
+
+pin_project! {
+    /// `F`, taking part in the budget: when it completes at its first poll with the budget
+    /// spent, it wakes its task and returns `Pending` once, and its answer comes at the next
+    /// poll.
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub(crate) struct Budgeted<F: Future> {
+        #[pin]
+        inner: F,
+        first: bool,
+        kept: Option<F::Output>,
+    }
+}
+
+/// `future`, taking part in the budget.
+pub(crate) fn budgeted<F: Future>(future: F) -> Budgeted<F> {
+    Budgeted { inner: future, first: true, kept: None }
+}
+
+impl<F: Future> Future for Budgeted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if let Some(kept) = this.kept.take() {
+            return Poll::Ready(kept);
+        }
+        let first = std::mem::replace(this.first, false);
+        match this.inner.poll(cx) {
+            Poll::Ready(output) if first && spend() => {
+                *this.kept = Some(output);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(output) => Poll::Ready(output),
+            Poll::Pending => {
+                yielded();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The future of a call that is answered at once (a cache hit, a read run on the caller's
+/// thread) or by a lane: a few words when answered at once, as a hit's future is moved by
+/// every caller that awaits it, and the boxed future of the queued call otherwise. Takes part
+/// in the budget either way.
+pub(crate) enum Answer<T> {
+    /// Answered already: ready at the first poll, unless the budget says to yield once first.
+    Now { answer: Option<T>, polled: bool },
+    /// Handed to a lane.
+    Later(Pin<Box<dyn Future<Output = T> + Send>>),
+}
+
+impl<T> Answer<T> {
+    /// `answer`, had already.
+    pub(crate) fn now(answer: T) -> Self {
+        Self::Now { answer: Some(answer), polled: false }
+    }
+
+    /// The answer `queued` will give.
+    pub(crate) fn later(queued: impl Future<Output = T> + Send + 'static) -> Self {
+        Self::Later(Box::pin(queued))
+    }
+}
+
+impl<T> std::fmt::Debug for Answer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Now { .. } => "Answer::Now",
+            Self::Later(_) => "Answer::Later",
+        })
+    }
+}
+
+/// The answer is never pinned: it is only moved out, whole.
+impl<T> Unpin for Answer<T> {}
+
+impl<T> Future for Answer<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            Self::Now { answer, polled } => {
+                if !std::mem::replace(polled, true) && spend() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(answer.take().expect("an answer is polled once after it is given"))
+            }
+            Self::Later(queued) => {
+                let polled = queued.as_mut().poll(cx);
+                if polled.is_pending() {
+                    yielded();
+                }
+                polled
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `future` once; its answer if it was ready.
+    fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Option<F::Output> {
+        match Pin::new(future).poll(&mut Context::from_waker(waker)) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn the_future_past_the_budget_yields_once_and_keeps_its_answer() {
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        yielded();
+        for i in 0..BUDGET {
+            assert_eq!(poll_once(&mut budgeted(std::future::ready(i)), &waker), Some(i), "within the budget");
+        }
+        let mut past = budgeted(std::future::ready("answer"));
+        assert_eq!(poll_once(&mut past, &waker), None, "the next one yields");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "and wakes its task to be polled again");
+        assert_eq!(poll_once(&mut past, &waker), Some("answer"), "then answers");
+        assert_eq!(poll_once(&mut budgeted(std::future::ready(0)), &waker), Some(0), "the count started over");
+    }
+
+    #[test]
+    fn an_answer_had_at_once_takes_part_in_the_budget_and_a_queued_one_starts_it_over() {
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        yielded();
+        for i in 0..BUDGET {
+            assert_eq!(poll_once(&mut Answer::now(i), &waker), Some(i));
+        }
+        let mut past = Answer::now("answer");
+        assert_eq!(poll_once(&mut past, &waker), None, "past the budget: yields once");
+        assert_eq!((wakes.0.load(Ordering::SeqCst), poll_once(&mut past, &waker)), (1, Some("answer")));
+        for _ in 0..BUDGET - 1 {
+            assert!(poll_once(&mut Answer::now(()), &waker).is_some());
+        }
+        assert!(poll_once(&mut Answer::later(std::future::pending::<()>()), &waker).is_none());
+        assert!(poll_once(&mut Answer::now(()), &waker).is_some(), "a queued answer started the count over");
+    }
+
+    #[test]
+    fn a_future_that_waits_starts_the_count_over() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        yielded();
+        for _ in 0..BUDGET {
+            assert!(poll_once(&mut budgeted(std::future::ready(())), &waker).is_some());
+        }
+        assert!(poll_once(&mut budgeted(std::future::pending::<()>()), &waker).is_none());
+        for _ in 0..BUDGET {
+            assert!(poll_once(&mut budgeted(std::future::ready(())), &waker).is_some(), "a fresh budget");
+        }
+    }
+}
