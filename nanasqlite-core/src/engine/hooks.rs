@@ -306,6 +306,7 @@ fn check_unique<S: Storage>(
             if wanted.is_object() { "object" } else { "array" }
         )));
     }
+    storage.lock_field_value(table.handle(), &field.path(), &canonical(wanted))?;
     let codec = table.codec();
     let candidate = |other: &str| other != key && filter.is_none_or(|filter| filter.matches(other));
     let clashes = |other: &str, cached: &CachedValue| {
@@ -326,6 +327,17 @@ fn check_unique<S: Storage>(
         })?;
     }
     if clash { Err(Error::refused(key, by)) } else { Ok(()) }
+}
+
+/// A scalar field value as the text a unique check locks on: numbers by value (`1` and `1.0`
+/// lock alike; two large integers that round to one `f64` share a lock, which only makes their
+/// writers wait for each other), strings and booleans as they are, each kind apart.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Number(number) => format!("n:{}", number.as_f64().unwrap_or(f64::NAN)),
+        Value::String(text) => format!("s:{text}"),
+        other => format!("j:{other}"),
+    }
 }
 
 /// Refuses `value` for `key` unless its value at `field` is a key of `target` (or absent).

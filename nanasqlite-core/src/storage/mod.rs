@@ -264,6 +264,20 @@ pub trait Storage: Send + 'static {
         Err(self.unsupported("keys_where"))
     }
 
+    /// Makes the transactions that write `value` (a scalar's canonical text: numbers by value)
+    /// at `path` of this table wait for each other until each ends: the lock a unique check
+    /// takes before it looks the value up, so that two writers of one value cannot both find it
+    /// absent. The default does nothing, for a backend whose write transaction already keeps
+    /// every other writer out (SQLite's `BEGIN IMMEDIATE`).
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn lock_field_value(&self, table: &Self::Table, path: &str, value: &str) -> Result<()> {
+        let _ = (table, path, value);
+        Ok(())
+    }
+
     /// Visits one page of `range` in key order: each row's key as stored (bytes, for the next
     /// page's cursor), the key as text when it is valid UTF-8, and the value. Backends with
     /// ordered keys offer this; the default says it is unsupported.

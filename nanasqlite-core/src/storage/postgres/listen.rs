@@ -2,11 +2,14 @@
 //! `nanasqlite`, and every open store listens on a connection of its own and drops those keys
 //! from its caches.
 //!
-//! A notice is `{"pid": <writer's server process>, "table": "<name>", "keys": [...]}`, or
-//! `{"pid": …, "table": "<name>", "all": true}` when the keys would not fit the 8,000 bytes a
-//! notice may carry (a large batch, a `TRUNCATE`). PostgreSQL delivers notices when the
+//! A notice is `{"pid": <writer's server process>, "origin": "<store token>", "table":
+//! "<name>", "keys": [...]}`, or `{…, "all": true}` when the keys would not fit the 8,000 bytes
+//! a notice may carry (a large batch, a `TRUNCATE`). PostgreSQL delivers notices when the
 //! transaction commits, never for one rolled back. A store ignores the notices of its own
-//! writer, whose writes its caches already hold.
+//! writes, whose keys its caches already hold: it knows them by the token its sessions set as
+//! `nanasqlite.origin` on every (re)connect, never by a server process id, which the server
+//! hands to another client once a session reconnects (and which a session-pooling proxy
+//! shares between clients).
 //!
 //! The staleness bound ([`STALENESS`]): a committed write of another client leaves this
 //! store's caches once its notice arrives, normally within milliseconds of the commit. When the
@@ -17,7 +20,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 use serde::Deserialize;
@@ -30,6 +33,21 @@ use crate::storage::{Changed, OnChange, Watch};
 /// connection died.
 pub(super) const POLL: Duration = Duration::from_millis(100);
 
+/// How long the listener waits without a notice before it checks that its connection still
+/// answers.
+pub(super) const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// How long unanswered data may wait on a connection before the client gives it up (the
+/// kernel's `TCP_USER_TIMEOUT`), unless the URL sets its own `tcp_user_timeout`; with
+/// [`PING_EVERY`] and [`POLL`] it bounds [`SILENT_CUT`].
+pub(super) const UNANSWERED: Duration = Duration::from_secs(3);
+
+/// The longest a silently cut listening connection goes unnoticed: a network that drops the
+/// connection's packets without a reset (a partition, a NAT or load balancer that forgot an
+/// idle connection) is noticed within [`PING_EVERY`] + [`UNANSWERED`] + [`POLL`], and every
+/// cache is emptied then. Until then, a cache may serve values other clients overwrote.
+pub const SILENT_CUT: Duration = Duration::from_secs(5);
+
 /// The longest a cache may serve a value another client has since overwritten, while the
 /// server and the network work: a notice arrives within milliseconds of the commit on a LAN
 /// (the listener wakes for it at once), and this bound leaves room for a loaded machine; the
@@ -37,12 +55,26 @@ pub(super) const POLL: Duration = Duration::from_millis(100);
 /// emptied within a tenth of a second of noticing it.
 pub const STALENESS: Duration = Duration::from_secs(1);
 
-/// The trigger function every key/value table calls, once per statement.
+/// Marks this version of the trigger function (its source holds it): a table whose function
+/// lacks it gets this version's function and triggers when opened.
+pub(super) const VERSION: &str = "nanasqlite trigger v2";
+
+/// The names of the four triggers on every key/value table, in the order PostgreSQL lists
+/// them: short and fixed (a trigger's name need only be unique on its table), so that no table
+/// name makes them collide when PostgreSQL cuts names to 63 bytes.
+pub(super) const TRIGGER_NAMES: [&str; 4] =
+    ["nanasqlite_delete", "nanasqlite_insert", "nanasqlite_truncate", "nanasqlite_update"];
+
+/// The trigger function every key/value table calls, once per statement. Its notices carry
+/// the writing session's `nanasqlite.origin` (the token of the store that wrote, `null` for
+/// other programs) besides its server process.
 pub(super) const FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION nanasqlite_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- nanasqlite trigger v2
 DECLARE
     changed bigint;
     keys text;
+    origin text := coalesce(to_json(nullif(current_setting('nanasqlite.origin', true), ''))::text, 'null');
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         changed := 1;
@@ -55,27 +87,50 @@ BEGIN
         RETURN NULL;
     END IF;
     IF keys IS NULL OR octet_length(keys) > 7000 THEN
-        PERFORM pg_notify('nanasqlite', json_build_object('pid', pg_backend_pid(), 'table', TG_TABLE_NAME, 'all', true)::text);
+        PERFORM pg_notify('nanasqlite',
+            '{"pid":' || pg_backend_pid() || ',"origin":' || origin || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"all":true}');
     ELSE
         PERFORM pg_notify('nanasqlite',
-            '{"pid":' || pg_backend_pid() || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"keys":[' || keys || ']}');
+            '{"pid":' || pg_backend_pid() || ',"origin":' || origin || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"keys":[' || keys || ']}');
     END IF;
     RETURN NULL;
 END
 $fn$;
 "#;
 
-/// The triggers of table `name` (`quoted` for SQL).
-pub(super) fn triggers(name: &str, quoted: &str) -> String {
+/// A value as `jsonb`, or `NULL` when it is not JSON (another program's text, an encrypted
+/// row's `NULL`): what unique fields are indexed and looked up through.
+pub(super) const JSON_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION nanasqlite_json(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+BEGIN
+    RETURN value::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$fn$;
+"#;
+
+/// The triggers of table `quoted` (an identifier, quoted): this version's four, after dropping
+/// any other trigger of the table that calls the function (older versions' names).
+pub(super) fn triggers(quoted: &str) -> String {
+    let kept = TRIGGER_NAMES.map(|name| format!("'{name}'")).join(", ");
+    let drop_others = format!(
+        "DO $drop$ DECLARE old record; BEGIN
+             FOR old IN SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                 WHERE t.tgrelid = '{quoted}'::regclass AND p.proname = 'nanasqlite_changed'
+                 AND NOT t.tgisinternal AND t.tgname NOT IN ({kept})
+             LOOP EXECUTE format('DROP TRIGGER %I ON %s', old.tgname, '{quoted}'); END LOOP;
+         END $drop$;"
+    );
     let trigger = |event: &str, transition: &str| {
-        // `name` is an identifier (ASCII letters, digits, `_`), so the trigger's name is one too.
-        let trigger_name = format!("\"{name}_nanasqlite_{}\"", event.to_lowercase());
         format!(
-            "CREATE OR REPLACE TRIGGER {trigger_name} AFTER {event} ON {quoted} {transition} \
-             FOR EACH STATEMENT EXECUTE FUNCTION nanasqlite_changed();"
+            "CREATE OR REPLACE TRIGGER nanasqlite_{} AFTER {event} ON {quoted} {transition} \
+             FOR EACH STATEMENT EXECUTE FUNCTION nanasqlite_changed();",
+            event.to_lowercase()
         )
     };
     [
+        drop_others,
         trigger("INSERT", "REFERENCING NEW TABLE AS nanasqlite_new"),
         trigger("UPDATE", "REFERENCING NEW TABLE AS nanasqlite_new"),
         trigger("DELETE", "REFERENCING OLD TABLE AS nanasqlite_old"),
@@ -86,7 +141,10 @@ pub(super) fn triggers(name: &str, quoted: &str) -> String {
 
 #[derive(Deserialize)]
 struct Notice {
-    pid: i32,
+    /// The token of the store that wrote (`None` for another program, or a notice of an older
+    /// version).
+    #[serde(default)]
+    origin: Option<String>,
     table: String,
     #[serde(default)]
     keys: Vec<String>,
@@ -103,19 +161,20 @@ impl Drop for Stop {
     }
 }
 
-/// Starts the listener thread of a store whose writer is server process `own`: `changed` hears
-/// what other clients changed.
-pub(super) fn start(config: &PostgresConfig, own: i32, changed: OnChange) -> Result<Watch> {
+/// Starts the listener thread of the store whose token is `own` (the notices of its own writes
+/// carry it, whatever server process its session has now): `changed` hears what other clients
+/// changed.
+pub(super) fn start(config: &PostgresConfig, own: Arc<str>, changed: OnChange) -> Result<Watch> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut client = connect(config, own)?;
+    let mut client = connect(config, &own)?;
     let (config, stopped) = (config.clone(), Arc::clone(&stop));
     std::thread::Builder::new()
         .name("nanasqlite-pg-listen".to_owned())
         .spawn(move || {
             loop {
-                listen(&mut client, own, &changed, &stopped);
+                listen(&mut client, &own, &changed, &stopped);
                 changed(Changed::All);
-                match reconnect(&config, own, &stopped) {
+                match reconnect(&config, &own, &stopped) {
                     Some(fresh) => client = fresh,
                     None => return,
                 }
@@ -126,23 +185,31 @@ pub(super) fn start(config: &PostgresConfig, own: i32, changed: OnChange) -> Res
     Ok(Box::new(Stop(stop)))
 }
 
-/// A connection listening on channel `nanasqlite`, named after the writer whose store it
-/// serves (`nanasqlite-listen-<pid>`), so that an operator can tell the listeners apart.
-fn connect(config: &PostgresConfig, own: i32) -> Result<postgres::Client> {
+/// A connection listening on channel `nanasqlite`, named after the store it serves
+/// (`nanasqlite-listen-<token>`), so that an operator can tell the listeners apart.
+fn connect(config: &PostgresConfig, own: &str) -> Result<postgres::Client> {
     let mut client = config.connect(&format!("nanasqlite-listen-{own}"))?;
     client.batch_execute("LISTEN nanasqlite").map_err(super::backend)?;
     Ok(client)
 }
 
 /// Hands on notices until the store closes (then returns at once) or the connection dies.
-fn listen(client: &mut postgres::Client, own: i32, changed: &OnChange, stop: &AtomicBool) {
+/// After [`PING_EVERY`] without a notice it asks the server for a row: on a connection a
+/// network cut silently (no reset: a partition, a NAT that forgot it), the question goes
+/// unanswered and the connection's `tcp_user_timeout` ([`PostgresConfig`]) fails it within
+/// seconds, where waiting for notices alone would wait for TCP keepalive's two hours.
+fn listen(client: &mut postgres::Client, own: &str, changed: &OnChange, stop: &AtomicBool) {
+    let mut heard = Instant::now();
     while !stop.load(Ordering::Acquire) {
         {
             let mut notices = client.notifications();
             let mut waiting = notices.timeout_iter(POLL);
             loop {
                 match waiting.next() {
-                    Ok(Some(notice)) => hand_on(notice.payload(), own, changed),
+                    Ok(Some(notice)) => {
+                        heard = Instant::now();
+                        hand_on(notice.payload(), own, changed);
+                    }
                     Ok(None) => break,
                     Err(error) => {
                         tracing::warn!(%error, "the PostgreSQL listener lost its connection; caches emptied");
@@ -155,12 +222,19 @@ fn listen(client: &mut postgres::Client, own: i32, changed: &OnChange, stop: &At
             tracing::warn!("the PostgreSQL listener lost its connection; caches emptied");
             return;
         }
+        if heard.elapsed() >= PING_EVERY {
+            if let Err(error) = client.simple_query("SELECT 1") {
+                tracing::warn!(%error, "the PostgreSQL listener's connection stopped answering; caches emptied");
+                return;
+            }
+            heard = Instant::now();
+        }
     }
 }
 
-fn hand_on(payload: &str, own: i32, changed: &OnChange) {
+fn hand_on(payload: &str, own: &str, changed: &OnChange) {
     match serde_json::from_str::<Notice>(payload) {
-        Ok(notice) if notice.pid == own => {}
+        Ok(notice) if notice.origin.as_deref() == Some(own) => {}
         Ok(notice) if notice.all => changed(Changed::Table(&notice.table)),
         Ok(notice) => changed(Changed::Keys { table: &notice.table, keys: &notice.keys }),
         Err(error) => {
@@ -171,7 +245,7 @@ fn hand_on(payload: &str, own: i32, changed: &OnChange) {
 }
 
 /// A listening connection again, retrying every second; `None` once the store has closed.
-fn reconnect(config: &PostgresConfig, own: i32, stop: &AtomicBool) -> Option<postgres::Client> {
+fn reconnect(config: &PostgresConfig, own: &str, stop: &AtomicBool) -> Option<postgres::Client> {
     while !stop.load(Ordering::Acquire) {
         match connect(config, own) {
             Ok(client) => return Some(client),

@@ -62,7 +62,10 @@ use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
 
-pub use listen::STALENESS;
+pub use listen::{SILENT_CUT, STALENESS};
+
+/// The `postgres` client's keepalive idle time when the URL sets none (two hours, the OS's).
+const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// How to reach the server: a connection URL (`postgres://user:password@host:port/db`) or
 /// key=value string, as the `postgres` crate takes it, and optionally a TLS connector.
@@ -126,7 +129,18 @@ impl PostgresConfig {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // A connection the network cut silently fails within seconds instead of hours: data
+        // left unacknowledged for `UNANSWERED` gives it up, and keepalive probes after a second
+        // of quiet find a dead peer (unless the URL says otherwise).
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(listen::UNANSWERED);
+        }
         config.keepalives(true);
+        if config.get_keepalives_idle() == DEFAULT_KEEPALIVE_IDLE {
+            config.keepalives_idle(Duration::from_secs(1));
+            config.keepalives_interval(Duration::from_secs(1));
+            config.keepalives_retries(2);
+        }
         let shown = redacted(&config);
         let connector: Connector = Arc::new(|config: &postgres::Config| config.connect(NoTls));
         Ok(Self { config, shown: shown.into(), connector })
@@ -193,8 +207,11 @@ pub(crate) fn backend(error: postgres::Error) -> Error {
 pub struct PostgresStorage {
     session: Session,
     config: PostgresConfig,
-    /// The server process of this connection, which the notices of its own writes name.
+    /// The server process of this connection when it was opened (it changes when the session
+    /// reconnects).
     pid: i32,
+    /// The store's token, which the notices of its own writes carry (see `Session`).
+    origin: Arc<str>,
     last_insert: std::cell::Cell<i64>,
 }
 
@@ -256,6 +273,56 @@ impl TableSql {
     }
 }
 
+/// The longest name PostgreSQL keeps whole: it cuts longer ones to this many bytes, so two
+/// names sharing their first 63 bytes would name one thing.
+pub const MAX_NAME_BYTES: usize = 63;
+
+/// `name` as a name PostgreSQL keeps whole: as it is when it fits, otherwise its first bytes
+/// and a hash of the whole (FNV-1a, stable across builds), so that long names stay apart.
+fn fitted_name(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    let mut kept = MAX_NAME_BYTES - 17;
+    while !name.is_char_boundary(kept) {
+        kept -= 1;
+    }
+    format!("{}_{hash:016x}", &name[..kept])
+}
+
+/// `name`, refused unless PostgreSQL can hold it whole as a table name.
+fn whole_table_name(name: &Identifier) -> Result<()> {
+    let bytes = name.as_str().len();
+    if bytes > MAX_NAME_BYTES {
+        return Err(Error::validation(format!(
+            "PostgreSQL keeps names of at most {MAX_NAME_BYTES} bytes, and cuts longer ones (so that two long names \
+             sharing a prefix would share one table): table name {:?} has {bytes}",
+            name.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON path of plain names (`$.address.city`) as a PostgreSQL text-array literal
+/// (`'{"address","city"}'`), for `#>`.
+fn text_array_path(path: &str) -> Result<String> {
+    let parts: Vec<&str> = path.strip_prefix("$.").unwrap_or(path).split('.').collect();
+    if parts.iter().any(|part| part.is_empty() || !part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+        return Err(Error::validation(format!("a field path of plain names is expected, not {path:?}")));
+    }
+    Ok(format!("'{{{}}}'", parts.iter().map(|part| format!("\"{part}\"")).collect::<Vec<_>>().join(",")))
+}
+
+/// A fresh token naming one open store in its notices: 32 hex digits from the OS's randomness.
+fn origin_token() -> Result<Arc<str>> {
+    let mut bytes = [0_u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>().into())
+}
+
 /// The stored value of a row's `value` and `value_bytes`.
 fn stored(row: &Row, first: usize) -> Result<Stored> {
     let text: Option<String> = row.try_get(first).map_err(backend)?;
@@ -299,13 +366,14 @@ impl PostgresStorage {
     ///
     /// [`Error::Backend`] when the server cannot be reached or refuses the connection.
     pub fn connect(config: &PostgresConfig) -> Result<Self> {
-        Self::open(config, false)
+        Self::open(config, false, origin_token()?)
     }
 
-    fn open(config: &PostgresConfig, reader: bool) -> Result<Self> {
-        let session = Session::connect(config, if reader { "nanasqlite-reader" } else { "nanasqlite" }, reader)?;
+    fn open(config: &PostgresConfig, reader: bool, origin: Arc<str>) -> Result<Self> {
+        let application = if reader { "nanasqlite-reader" } else { "nanasqlite" };
+        let session = Session::connect(config, application, reader, Arc::clone(&origin))?;
         let pid: i32 = session.query("SELECT pg_backend_pid()", &[])?[0].get(0);
-        Ok(Self { session, config: config.clone(), pid, last_insert: 0.into() })
+        Ok(Self { session, config: config.clone(), pid, origin, last_insert: 0.into() })
     }
 
     /// The server process of this connection.
@@ -350,8 +418,11 @@ impl PostgresStorage {
     }
 
     /// Creates the table and its triggers, or checks an existing one, under a lock so that two
-    /// clients opening it at once do not collide.
+    /// clients opening it at once do not collide. An existing table whose triggers or trigger
+    /// function are not this version's (a table made by an older version, or whose triggers
+    /// PostgreSQL's cut names made collide) gets them again.
     fn create_or_check(&self, sql: &TableSql) -> Result<()> {
+        whole_table_name(&sql.name)?;
         let t = &sql.quoted;
         let name = sql.name.as_str();
         let columns: Vec<String> = self
@@ -363,13 +434,13 @@ impl PostgresStorage {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        if !columns.is_empty() {
-            if columns != ["key", "value", "value_bytes"] {
-                return Err(Error::Schema {
-                    table: name.to_owned(),
-                    message: format!("found columns {columns:?}; a key/value table has key, value and value_bytes"),
-                });
-            }
+        if !columns.is_empty() && columns != ["key", "value", "value_bytes"] {
+            return Err(Error::Schema {
+                table: name.to_owned(),
+                message: format!("found columns {columns:?}; a key/value table has key, value and value_bytes"),
+            });
+        }
+        if !columns.is_empty() && self.triggers_current(t)? {
             return Ok(());
         }
         let script = format!(
@@ -380,11 +451,26 @@ impl PostgresStorage {
              {triggers}
              COMMIT;",
             functions = listen::FUNCTION,
-            triggers = listen::triggers(name, t),
+            triggers = listen::triggers(t),
         );
         self.batch(&script).inspect_err(|_| {
             let _ = self.batch("ROLLBACK");
         })
+    }
+
+    /// Whether table `quoted` has exactly this version's four triggers and trigger function.
+    fn triggers_current(&self, quoted: &str) -> Result<bool> {
+        let rows = self.query(
+            "SELECT t.tgname::text, position($2 in p.prosrc) > 0 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+             WHERE t.tgrelid = $1::text::regclass AND p.proname = 'nanasqlite_changed' AND NOT t.tgisinternal \
+             ORDER BY 1",
+            &[&quoted, &listen::VERSION],
+        )?;
+        let mut found: Vec<(String, bool)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        found.sort();
+        let wanted = listen::TRIGGER_NAMES;
+        Ok(found.len() == wanted.len()
+            && found.iter().zip(wanted).all(|((name, current), wanted)| name == wanted && *current))
     }
 
     fn key_rows(rows: &[Row]) -> Vec<String> {
@@ -520,6 +606,45 @@ impl Storage for PostgresStorage {
         Ok(Self::key_rows(&self.query(&table.sql.first_key, &[])?).pop())
     }
 
+    /// An expression index on the field (through `nanasqlite_json`, which reads a value that
+    /// is not JSON as `NULL`), named after the table and field, cut to a name PostgreSQL keeps
+    /// whole.
+    fn index_field(&self, table: &PostgresTable, field: &str, path: &str) -> Result<bool> {
+        let index = fitted_name(&format!("{}_by_{field}", table.sql.name.as_str()));
+        let script = format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtextextended('nanasqlite.create', 0));
+             {function}
+             CREATE INDEX IF NOT EXISTS \"{index}\" ON {t} ((nanasqlite_json(value) #> {path}));
+             COMMIT;",
+            function = listen::JSON_FUNCTION,
+            t = table.sql.quoted,
+            path = text_array_path(path)?,
+        );
+        self.batch(&script).inspect_err(|_| {
+            let _ = self.batch("ROLLBACK");
+        })?;
+        Ok(true)
+    }
+
+    fn keys_where(&self, table: &PostgresTable, path: &str, json: &str) -> Result<Vec<String>> {
+        // The expression of the index, spelled the same, so that the lookup uses it; jsonb
+        // compares numbers by value, as the check does.
+        let sql = format!(
+            "SELECT key FROM {} WHERE (nanasqlite_json(value) #> {}) = $1::text::jsonb",
+            table.sql.quoted,
+            text_array_path(path)?
+        );
+        Ok(Self::key_rows(&self.query(&sql, &[&json])?))
+    }
+
+    /// A transaction-scoped advisory lock on (table, path, value): two clients writing one value
+    /// wait for each other, and the second looks it up once the first has committed.
+    fn lock_field_value(&self, table: &PostgresTable, path: &str, value: &str) -> Result<()> {
+        let lock = format!("nanasqlite.unique.{}.{path}.{value}", table.sql.name.as_str());
+        self.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock]).map(drop)
+    }
+
     fn scan_page(
         &self,
         table: &PostgresTable,
@@ -582,12 +707,12 @@ impl Storage for PostgresStorage {
     }
 
     fn readers(&self) -> Option<OpenReader<Self>> {
-        let config = self.config.clone();
-        Some(Arc::new(move || Self::open(&config, true)))
+        let (config, origin) = (self.config.clone(), Arc::clone(&self.origin));
+        Some(Arc::new(move || Self::open(&config, true, Arc::clone(&origin))))
     }
 
     fn watch(&self, changed: super::OnChange) -> Result<Option<Watch>> {
-        listen::start(&self.config, self.pid, changed).map(Some)
+        listen::start(&self.config, Arc::clone(&self.origin), changed).map(Some)
     }
 
     fn sql(&self) -> Result<&dyn SqlConnection> {

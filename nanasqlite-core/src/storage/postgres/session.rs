@@ -39,12 +39,21 @@ pub(super) struct Session {
     config: PostgresConfig,
     application: &'static str,
     read_only: bool,
+    /// The token of the store this connection belongs to, set on every (re)connect as
+    /// `nanasqlite.origin`: the triggers put it in their notices, and the store's listener
+    /// ignores the notices of its own writes by it.
+    origin: std::sync::Arc<str>,
 }
 
 impl Session {
-    pub(super) fn connect(config: &PostgresConfig, application: &'static str, read_only: bool) -> Result<Self> {
+    pub(super) fn connect(
+        config: &PostgresConfig,
+        application: &'static str,
+        read_only: bool,
+        origin: std::sync::Arc<str>,
+    ) -> Result<Self> {
         let session = Self {
-            client: RefCell::new(Self::open(config, application, read_only)?),
+            client: RefCell::new(Self::open(config, application, read_only, &origin)?),
             statements: RefCell::default(),
             held: RefCell::default(),
             holds_writes: Cell::new(false),
@@ -52,14 +61,15 @@ impl Session {
             config: config.clone(),
             application,
             read_only,
+            origin,
         };
         Ok(session)
     }
 
-    fn open(config: &PostgresConfig, application: &str, read_only: bool) -> Result<Client> {
+    fn open(config: &PostgresConfig, application: &str, read_only: bool, origin: &str) -> Result<Client> {
         let mut client = config.connect(application)?;
-        // Held writes are sent as literals: quotes doubled, backslashes left alone.
-        let mut setup = "SET standard_conforming_strings = on;".to_owned();
+        // The token is made of hex digits only (`origin_token`), so it goes into the SQL as is.
+        let mut setup = format!("SET nanasqlite.origin = '{origin}';");
         if read_only {
             // A reader only reads, as SQLite's read-only connections.
             setup.push_str("SET default_transaction_read_only = on;");
@@ -76,7 +86,7 @@ impl Session {
     /// survive its connection: it fails, and the next statement after it reconnects).
     fn ensure_connected(&self) -> Result<()> {
         if self.state.get() == State::Idle && self.client.borrow().is_closed() {
-            *self.client.borrow_mut() = Self::open(&self.config, self.application, self.read_only)?;
+            *self.client.borrow_mut() = Self::open(&self.config, self.application, self.read_only, &self.origin)?;
             self.statements.borrow_mut().clear();
         }
         Ok(())
@@ -226,22 +236,23 @@ impl Session {
     }
 }
 
-/// `text` as a SQL string literal (with `standard_conforming_strings` on, only quotes are
-/// special; the caller has refused NUL, which PostgreSQL text cannot hold).
+/// `text` as an escape-string literal (`E'…'`, backslashes and quotes doubled): read the same
+/// whatever the session's `standard_conforming_strings`, which a caller's own SQL may turn off.
+/// The caller has refused NUL, which PostgreSQL text cannot hold.
 pub(super) fn text_literal(out: &mut String, text: &str) {
-    out.push('\'');
+    out.push_str("E'");
     for c in text.chars() {
-        if c == '\'' {
-            out.push('\'');
+        if c == '\'' || c == '\\' {
+            out.push(c);
         }
         out.push(c);
     }
     out.push('\'');
 }
 
-/// `bytes` as a `bytea` literal, in hex.
+/// `bytes` as a `bytea` literal, in hex, as an escape string (see [`text_literal`]).
 pub(super) fn bytes_literal(out: &mut String, bytes: &[u8]) {
-    out.push_str("'\\x");
+    out.push_str(r"E'\\x");
     for byte in bytes {
         let _ = write!(out, "{byte:02x}");
     }
@@ -255,10 +266,10 @@ mod tests {
     #[test]
     fn literals_quote_what_they_must() {
         let mut out = String::new();
-        text_literal(&mut out, "it's a \\ 'test'");
-        assert_eq!(out, r"'it''s a \ ''test'''");
+        text_literal(&mut out, r"it's a \ 'test'");
+        assert_eq!(out, r"E'it''s a \\ ''test'''");
         let mut out = String::new();
         bytes_literal(&mut out, &[0, 255, 16]);
-        assert_eq!(out, r"'\x00ff10'::bytea");
+        assert_eq!(out, r"E'\\x00ff10'::bytea");
     }
 }

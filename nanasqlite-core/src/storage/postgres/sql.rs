@@ -23,7 +23,7 @@ impl SqlConnection for PostgresStorage {
 
     fn execute(&self, sql: &str, params: &[SqlValue], fence: Fence<'_>) -> Result<usize> {
         check_fence(sql, fence)?;
-        let (sql, binds) = (numbered(sql), binds(params));
+        let (sql, binds) = (numbered(sql), binds(params)?);
         let changed = self.execute(&sql, &refs(&binds))?;
         self.note_insert(&sql);
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
@@ -34,7 +34,7 @@ impl SqlConnection for PostgresStorage {
         let sql = numbered(sql);
         let mut changed = 0;
         for params in params {
-            let binds = binds(params);
+            let binds = binds(params)?;
             changed += self.execute(&sql, &refs(&binds))?;
         }
         self.note_insert(&sql);
@@ -43,7 +43,7 @@ impl SqlConnection for PostgresStorage {
 
     fn rows(&self, sql: &str, params: &[SqlValue], limit: Option<usize>, fence: Fence<'_>) -> Result<Vec<Row>> {
         check_fence(sql, fence)?;
-        let (sql, binds) = (numbered(sql), binds(params));
+        let (sql, binds) = (numbered(sql), binds(params)?);
         let rows = if matches!(fence, Fence::CallerQuery) {
             self.query_read_only(&sql, &refs(&binds)).map_err(|error| match error.server_code() {
                 // read_only_sql_transaction: the statement tried to write.
@@ -140,8 +140,13 @@ fn numbered(sql: &str) -> String {
 #[derive(Debug)]
 struct Bind<'a>(&'a SqlValue);
 
-fn binds(params: &[SqlValue]) -> Vec<Bind<'_>> {
-    params.iter().map(Bind).collect()
+/// `params` as the client binds them; text holding NUL, which PostgreSQL text cannot hold,
+/// refused with [`Error::Validation`] before anything is sent.
+fn binds(params: &[SqlValue]) -> Result<Vec<Bind<'_>>> {
+    if params.iter().any(|param| matches!(param, SqlValue::Text(text) if text.contains('\0'))) {
+        return Err(Error::validation("PostgreSQL text cannot hold the NUL character (\\0)"));
+    }
+    Ok(params.iter().map(Bind).collect())
 }
 
 fn refs<'a>(binds: &'a [Bind<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
