@@ -1,6 +1,8 @@
 //! W1, W2, W3 and W8 of `BENCHMARKS.md` on a PostgreSQL server, for the stores beside the raw
 //! `postgres` client in the same run: W1 sequential sets, W2 sequential cold gets, W3 hot gets
-//! (a cached key), W8 100 concurrent sets (the async store's group commit).
+//! (a cached key), W8 100 concurrent sets (the async store's group commit); and W1 into a
+//! table of 100,000 rows with a `hook::unique` field, beside W1 without it (the check is one
+//! lock and one index lookup, not a read of the table).
 //!
 //! Run: `NANASQLITE_POSTGRES_URL=$(bash .ci/postgres start) cargo bench --bench postgres
 //! --features postgres,tokio`. `BENCH_REPS` (default 5) and `BENCH_N` (default 2,000) change the
@@ -28,10 +30,12 @@ fn main() {
     let url = format!("{base}?options=-csearch_path%3Dbench");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut results = Results::default();
-    for _ in 0..reps {
+    let unique = unique_table(&url);
+    for rep in 0..reps {
         raw(&mut results, &url, n);
         sync_store(&mut results, &url, n);
         runtime.block_on(async_store(&mut results, &url, n));
+        unique_writes(&mut results, &unique, n, rep);
     }
     results.print(&format!("PostgreSQL, N = {n}"), &[RAW]);
     let ratio = |workload: &str, system: &str, base_workload: &str| {
@@ -40,9 +44,42 @@ fn main() {
         }
     };
     ratio("W8 100 concurrent sets", "nanasqlite async", "W1 set");
+    if let (Some(unique), Some(plain)) =
+        (results.median(UNIQUE_W1, "nanasqlite sync"), results.median("W1 set", "nanasqlite sync"))
+    {
+        println!("{UNIQUE_W1} / W1 set, nanasqlite sync = {:.2}×", unique / plain);
+    }
     ratio("W3 hot get", "nanasqlite sync", "W2 cold get");
     ratio("W3 hot get", "nanasqlite async", "W2 cold get");
     admin.batch_execute("DROP SCHEMA bench CASCADE").unwrap();
+}
+
+const UNIQUE_W1: &str = "W1 set, unique field, 100k rows";
+
+/// A store on a table of 100,000 rows with a unique `email` field (made once, outside the
+/// timings).
+fn unique_table(url: &str) -> NanaSQLite<nanasqlite::storage::PostgresStorage> {
+    let db = NanaSQLite::postgres(url).table("unique_store").open().unwrap();
+    db.clear().unwrap();
+    let rows = (0..100_000).map(|i| {
+        (format!("old{i:06}"), serde_json::json!({"name": format!("User{i}"), "email": format!("old{i}@example.com")}))
+    });
+    db.batch_update(rows).unwrap();
+    db.add_hook(nanasqlite::hook::unique("email")).unwrap();
+    db
+}
+
+/// W1 into the table of [`unique_table`]: new keys, new emails, each checked.
+fn unique_writes(results: &mut Results, db: &NanaSQLite<nanasqlite::storage::PostgresStorage>, n: usize, rep: usize) {
+    let values: Vec<Value> = (0..n)
+        .map(|i| serde_json::json!({"name": format!("User{i}"), "email": format!("new{rep}-{i}@example.com")}))
+        .collect();
+    let elapsed = timed(|| {
+        for (i, value) in values.iter().enumerate() {
+            db.set(&format!("new{rep}-{i:06}"), value).unwrap();
+        }
+    });
+    results.add("nanasqlite sync", UNIQUE_W1, n, elapsed);
 }
 
 fn raw(results: &mut Results, url: &str, n: usize) {

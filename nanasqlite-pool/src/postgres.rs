@@ -31,8 +31,8 @@ impl AsyncNanaSQLite<PostgresStorage> {
     /// # Ok::<(), nanasqlite_core::Error>(())
     /// # }).unwrap();
     /// ```
-    pub fn postgres(url: &str) -> AsyncPostgresBuilder {
-        let config = PostgresConfig::new(url).map_err(|error| error.to_string());
+    pub fn postgres(url: impl AsRef<str>) -> AsyncPostgresBuilder {
+        let config = PostgresConfig::new(url.as_ref()).map_err(|error| error.to_string());
         let shown = config.as_ref().map_or_else(|_| "postgres://(invalid URL)".to_owned(), |c| c.shown().to_owned());
         AsyncPostgresBuilder { config, core: AsyncBuilder::new(shown) }
     }

@@ -22,7 +22,10 @@ pub mod postgres;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresBuilder, PostgresConfig, PostgresStorage, PostgresTable, STALENESS, TlsConnector};
+pub use postgres::{
+    MAX_NAME_BYTES, PostgresBuilder, PostgresConfig, PostgresStorage, PostgresTable, SILENT_CUT, STALENESS,
+    TlsConnector,
+};
 pub use sqlite::{ConnectionOptions, SqliteStorage, SqliteTable};
 
 /// What another client changed, as a backend that can tell reports it ([`Storage::watch`]).

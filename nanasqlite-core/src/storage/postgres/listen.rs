@@ -99,9 +99,11 @@ $fn$;
 "#;
 
 /// A value as `jsonb`, or `NULL` when it is not JSON (another program's text, an encrypted
-/// row's `NULL`): what unique fields are indexed and looked up through.
+/// row's `NULL`): what unique fields are indexed and looked up through. Not parallel safe: its
+/// exception block is a subtransaction, which a parallel worker (of an index build) cannot
+/// start.
 pub(super) const JSON_FUNCTION: &str = r#"
-CREATE OR REPLACE FUNCTION nanasqlite_json(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+CREATE OR REPLACE FUNCTION nanasqlite_json(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE PARALLEL UNSAFE AS $fn$
 BEGIN
     RETURN value::jsonb;
 EXCEPTION WHEN others THEN

@@ -627,22 +627,36 @@ impl Storage for PostgresStorage {
         Ok(true)
     }
 
+    /// Sent with the lock the unique check holds just before ([`lock_field_value`]), in one
+    /// message: one round trip for the lock and the lookup. The lookup is a statement of its
+    /// own, so at READ COMMITTED it sees what the lock waited for.
+    ///
+    /// [`lock_field_value`]: Storage::lock_field_value
     fn keys_where(&self, table: &PostgresTable, path: &str, json: &str) -> Result<Vec<String>> {
         // The expression of the index, spelled the same, so that the lookup uses it; jsonb
         // compares numbers by value, as the check does.
-        let sql = format!(
-            "SELECT key FROM {} WHERE (nanasqlite_json(value) #> {}) = $1::text::jsonb",
+        let mut sql = format!(
+            "SELECT key FROM {} WHERE (nanasqlite_json(value) #> {}) = ",
             table.sql.quoted,
             text_array_path(path)?
         );
-        Ok(Self::key_rows(&self.query(&sql, &[&json])?))
+        text_literal(&mut sql, storable(json)?);
+        sql.push_str("::jsonb");
+        let rows = self.session.query_with_held(&sql)?;
+        Ok(rows.into_iter().filter_map(|row| row.into_iter().next().flatten()).collect())
     }
 
-    /// A transaction-scoped advisory lock on (table, path, value): two clients writing one value
-    /// wait for each other, and the second looks it up once the first has committed.
+    /// A transaction-scoped advisory lock on (table, path, value), held back to go with the
+    /// lookup ([`keys_where`](Storage::keys_where)): two clients writing one value wait for
+    /// each other, and the second looks it up once the first has committed.
     fn lock_field_value(&self, table: &PostgresTable, path: &str, value: &str) -> Result<()> {
         let lock = format!("nanasqlite.unique.{}.{path}.{value}", table.sql.name.as_str());
-        self.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock]).map(drop)
+        let lock = storable(&lock)?.to_owned();
+        self.session.hold(|sql| {
+            sql.push_str("SELECT pg_advisory_xact_lock(hashtextextended(");
+            text_literal(sql, &lock);
+            sql.push_str(", 0));");
+        })
     }
 
     fn scan_page(
@@ -752,15 +766,15 @@ impl crate::NanaSQLite<PostgresStorage> {
     /// db.set("greeting", &"hello")?;
     /// # Ok::<(), nanasqlite_core::Error>(())
     /// ```
-    pub fn postgres(url: &str) -> PostgresBuilder {
+    pub fn postgres(url: impl AsRef<str>) -> PostgresBuilder {
         PostgresBuilder::new(url)
     }
 }
 
 impl PostgresBuilder {
-    /// A builder for the server at `url`.
-    pub fn new(url: &str) -> Self {
-        let config = PostgresConfig::new(url).map_err(|error| error.to_string());
+    /// A builder for the server at `url` (a `&str`, a `String` from `env::var`, …).
+    pub fn new(url: impl AsRef<str>) -> Self {
+        let config = PostgresConfig::new(url.as_ref()).map_err(|error| error.to_string());
         let shown = config.as_ref().map_or_else(|_| "postgres://(invalid URL)".to_owned(), |c| c.shown().to_owned());
         Self { config, core: crate::Builder::new(shown) }
     }

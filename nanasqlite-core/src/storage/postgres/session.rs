@@ -129,6 +129,33 @@ impl Session {
         self.client.borrow_mut().batch_execute(&held).map_err(backend)
     }
 
+    /// Runs `sql` (statements whose values are literals) in the same message as what is held,
+    /// one round trip for both; the rows of its last statement, as text. Inside a transaction
+    /// only (a statement of its own has nothing held to go with).
+    pub(super) fn query_with_held(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let mut message = std::mem::take(&mut *self.held.borrow_mut());
+        message.push_str(sql);
+        if self.state.get() == State::Held {
+            // Nothing of the transaction reached the server yet: a lost connection is harmless.
+            self.state.set(State::Idle);
+            self.ensure_connected()?;
+            self.state.set(State::Open);
+        }
+        let answers = self.client.borrow_mut().simple_query(&message).map_err(backend)?;
+        let mut rows = Vec::new();
+        for answer in answers {
+            match answer {
+                postgres::SimpleQueryMessage::Row(row) => {
+                    rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+                }
+                // A statement's end: the rows wanted are the last statement's.
+                postgres::SimpleQueryMessage::CommandComplete(_) => {}
+                _ => {}
+            }
+        }
+        Ok(rows)
+    }
+
     fn prepared(
         client: &mut Client,
         statements: &mut HashMap<String, Statement>,
