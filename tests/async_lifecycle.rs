@@ -1,12 +1,13 @@
-//! Lifecycle promises: cache hits never wait; a store that is never closed does not keep the
-//! process alive; a runtime shut down, or a process ending, with writes in flight neither hangs
-//! nor loses an acknowledged write.
+//! Lifecycle promises: cache hits never wait; `close` runs what was queued before it and ends
+//! the store's lanes on every spawner; a runtime shut down, or a process ending, with writes in
+//! flight neither hangs nor loses an acknowledged write.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use nanasqlite::AsyncNanaSQLite;
+use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, Error, Spawn, Threads};
 
 mod common;
 
@@ -33,30 +34,100 @@ fn a_cache_hit_is_ready_at_the_first_poll() {
     });
 }
 
-/// The child of the test below: writes, forgets the handle, returns from the test.
-fn leave_a_store_open(path: &std::ffi::OsStr) {
-    futures::executor::block_on(async {
-        let db = AsyncNanaSQLite::builder(path).read_pool_size(2).max_workers(3).open().await.unwrap();
-        db.set("written", &true).await.unwrap();
-        std::mem::forget(db); // never closed, never dropped
-    });
+/// A spawner that counts the lanes it runs that have not returned yet.
+struct Counting<S> {
+    inner: S,
+    running: Arc<AtomicUsize>,
 }
 
-#[test]
-fn a_process_that_never_closes_its_store_still_exits() {
-    if common::child_role().is_some() {
-        return leave_a_store_open(&std::env::var_os("NANASQLITE_CHILD_DB").unwrap());
+impl<S: Spawn> Spawn for Counting<S> {
+    fn spawn(&self, name: String, lane: Box<dyn FnOnce() + Send + 'static>) -> std::io::Result<()> {
+        let running = Arc::clone(&self.running);
+        running.fetch_add(1, Ordering::SeqCst);
+        let counted = Box::new(move || {
+            lane();
+            running.fetch_sub(1, Ordering::SeqCst);
+        });
+        self.inner.spawn(name, counted)
     }
+}
+
+/// A store on `path` whose lanes run on `inner`, counted in `running`.
+fn counting(path: &std::path::Path, inner: impl Spawn, running: &Arc<AtomicUsize>) -> AsyncBuilder {
+    AsyncNanaSQLite::builder(path).spawner(Counting { inner, running: Arc::clone(running) })
+}
+
+/// How many writes are queued before `close`.
+const QUEUED: usize = 200;
+
+/// Queues `QUEUED` writes and a failing statement (each future polled once, which hands its
+/// job to the writer), closes the store, and checks that every queued job ran: each write is
+/// acknowledged and in the file, the failing one reports its own error (not `Closed`), and a
+/// call made after `close` is refused.
+async fn close_runs_what_was_queued(name: &str, builder: AsyncBuilder) {
+    let db = builder.read_pool_size(2).inline_reads(false).open().await.unwrap();
+    let path = db.path().to_owned();
+    db.set("warm", &0).await.unwrap();
+    db.clear_cache();
+    assert_eq!(db.get::<i32>("warm").await.unwrap(), Some(0), "a read starts a reader lane");
+    let mut writes: Vec<_> = (0..QUEUED).map(|i| Box::pin(db.set(&format!("q{i}"), &i))).collect();
+    let mut failing = Box::pin(db.execute("INSERT INTO no_such_table VALUES (1)", []));
+    for write in &mut writes {
+        assert!(write.as_mut().now_or_never().is_none_or(|written| written.is_ok()));
+    }
+    assert!(failing.as_mut().now_or_never().is_none(), "the failing statement is queued behind the writes");
+    db.close().await.unwrap();
+    for write in writes {
+        write.await.expect("a write queued before close is acknowledged");
+    }
+    let error = failing.await.expect_err("the failing statement fails");
+    assert!(!matches!(error, Error::Closed), "{name}: its own error, not Closed: {error}");
+    assert!(error.to_string().contains("no_such_table"), "{name}: {error}");
+    assert!(matches!(db.set("late", &1).await, Err(Error::Closed)));
+    let reopened = nanasqlite::NanaSQLite::open(&path).unwrap();
+    assert_eq!(reopened.len().unwrap(), QUEUED + 1, "{name}: every queued write is in the file");
+}
+
+/// On each spawner: `close` runs every job queued before it, reports a failing job's error to
+/// its caller, and ends every lane the store started (counted by a wrapper around the spawner).
+#[test]
+fn close_runs_every_queued_job_and_ends_every_lane_on_each_spawner() {
+    let _watchdog = common::Watchdog::new("the close test", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("child.db");
-    let mut child = common::child("a_process_that_never_closes_its_store_still_exits", "leave open")
-        .env("NANASQLITE_CHILD_DB", &path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(common::wait_for_exit(&mut child, Duration::from_secs(60)).success(), "the process hung at exit");
-    let db = nanasqlite::NanaSQLite::open(&path).unwrap();
-    assert_eq!(db.get::<bool>("written").unwrap(), Some(true), "the acknowledged write is in the file");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let running = &running;
+    type Spawner<'a> = Box<dyn Fn(&std::path::Path) -> AsyncBuilder + 'a>;
+    let mut spawners: Vec<(&str, Spawner<'_>)> = vec![("threads", Box::new(|path| counting(path, Threads, running)))];
+    #[cfg(feature = "tokio")]
+    spawners.push(("tokio", Box::new(|path| counting(path, nanasqlite::tokio::TokioBlockingPool, running))));
+    #[cfg(feature = "smol")]
+    spawners.push(("smol", Box::new(|path| counting(path, nanasqlite::smol::SmolBlockingPool, running))));
+    #[cfg(feature = "async-std")]
+    spawners.push(("async-std", Box::new(|path| counting(path, nanasqlite::async_std::AsyncStdBlockingPool, running))));
+    for (name, builder) in spawners {
+        let path = dir.path().join(format!("{name}.db"));
+        runtime.block_on(close_runs_what_was_queued(name, builder(&path)));
+        // A lane reports its connection closed just before it returns.
+        common::wait_until(&format!("the {name} lanes to end after close"), Duration::from_secs(30), || {
+            running.load(Ordering::SeqCst) == 0
+        });
+    }
+}
+
+/// With the default spawner, a closed store's threads end once they have waited
+/// `Threads`' documented few seconds for another store's lane (counted by their names).
+#[test]
+fn a_closed_stores_threads_end() {
+    let prefix = "lifecycle-end";
+    let dir = tempfile::tempdir().unwrap();
+    futures::executor::block_on(async {
+        let builder = AsyncNanaSQLite::builder(dir.path().join("named.db")).thread_name_prefix(prefix);
+        close_runs_what_was_queued("named", builder).await;
+    });
+    common::wait_until("the closed store's threads to end", Duration::from_secs(60), || {
+        common::threads_named(prefix) == 0
+    });
 }
 
 /// What the writer tasks saw: the keys acknowledged, and any error (a panic inside a tokio
@@ -162,14 +233,17 @@ fn exit_mid_write(path: &std::ffi::OsStr) {
     std::mem::forget(runtime); // the process ends with every task still writing
 }
 
+/// A process that returns from `main` with writes in flight keeps every write it was told was
+/// acknowledged. (That it exits at all is Rust's doing, not the store's: returning from `main`
+/// ends the process whatever its threads do; the deadline only keeps the test bounded.)
 #[test]
-fn a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged() {
+fn a_process_exiting_mid_write_keeps_what_it_acknowledged() {
     if common::child_role().is_some() {
         return exit_mid_write(&std::env::var_os("NANASQLITE_EXIT_DB").unwrap());
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exit.db");
-    let mut child = common::child("a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged", "exit")
+    let mut child = common::child("a_process_exiting_mid_write_keeps_what_it_acknowledged", "exit")
         .env("NANASQLITE_EXIT_DB", &path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -180,7 +254,7 @@ fn a_process_exiting_mid_write_exits_and_keeps_what_it_acknowledged() {
         let lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
         lines.map_while(Result::ok).filter(|line| line.starts_with('t')).collect::<Vec<_>>()
     });
-    assert!(common::wait_for_exit(&mut child, Duration::from_secs(60)).success(), "the process hung at exit");
+    assert!(common::wait_for_exit(&mut child, Duration::from_secs(60)).success(), "the child failed");
     let acked = reader.join().unwrap();
     assert!(!acked.is_empty(), "the child wrote nothing");
     assert_all_present(&path, &acked);

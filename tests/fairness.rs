@@ -34,9 +34,20 @@ enum Call {
     Absent,
     /// A write staged in write-back mode.
     Staged,
+    /// `JOINED` cache hits awaited together with `join_all` (which polls them through
+    /// `FuturesUnordered`: it polls a future that yielded again at once).
+    JoinedHits,
+    /// `JOINED` reads of the file, awaited together: the cache is emptied first, so each
+    /// runs on the caller's thread when it is made.
+    JoinedReads,
 }
 
-const CALLS: [Call; 5] = [Call::Hit, Call::SharedHit, Call::Fresh, Call::Absent, Call::Staged];
+const CALLS: [Call; 7] =
+    [Call::Hit, Call::SharedHit, Call::Fresh, Call::Absent, Call::Staged, Call::JoinedHits, Call::JoinedReads];
+
+/// How many calls the joined kinds await at once (past the 30 where `join_all` switches to
+/// `FuturesUnordered`).
+const JOINED: usize = 100;
 
 /// Counts how often the other task and the timer ran.
 #[derive(Default)]
@@ -51,14 +62,46 @@ impl Others {
     }
 }
 
+/// What a loop did: the calls it made, and how often it returned `Pending` (gave its thread
+/// back to the runtime).
+#[derive(Clone, Copy, Debug)]
+struct Looped {
+    made: usize,
+    yields: usize,
+}
+
+/// Awaits `call` on `db` until the others have run enough, counting how often that returns
+/// `Pending`.
+async fn loop_on(db: &AsyncNanaSQLite, call: Call, others: &Others) -> Looped {
+    let mut calls = std::pin::pin!(calls(db, call, others));
+    let mut yields = 0;
+    let made = std::future::poll_fn(|cx| {
+        let polled = calls.as_mut().poll(cx);
+        yields += usize::from(polled.is_pending());
+        polled
+    })
+    .await;
+    Looped { made, yields }
+}
+
 /// Awaits `call` on `db` until the others have run enough; how many calls that took (the
 /// bound if they never did).
-async fn loop_on(db: &AsyncNanaSQLite, call: Call, others: &Others) -> usize {
-    for made in 0..BOUND {
+async fn calls(db: &AsyncNanaSQLite, call: Call, others: &Others) -> usize {
+    let keys: Vec<String> = (0..JOINED).map(|i| format!("j{i}")).collect();
+    let per_round = if let Call::JoinedHits | Call::JoinedReads = call { JOINED } else { 1 };
+    for round in 0..BOUND / per_round {
         if others.ran_enough() {
-            return made;
+            return round * per_round;
         }
+        let made = round;
         match call {
+            Call::JoinedHits | Call::JoinedReads => {
+                if let Call::JoinedReads = call {
+                    db.clear_cache();
+                }
+                let values = futures::future::join_all(keys.iter().map(|key| db.get::<usize>(key))).await;
+                assert!(values.into_iter().enumerate().all(|(i, value)| value.unwrap() == Some(i)));
+            }
             Call::Hit => assert_eq!(db.get::<i64>("k").await.unwrap(), Some(1)),
             Call::SharedHit => assert!(db.get_shared("k").await.unwrap().is_some()),
             Call::Fresh => assert_eq!(db.get_fresh::<i64>("k").await.unwrap(), Some(1)),
@@ -77,6 +120,7 @@ async fn store(dir: &std::path::Path, call: Call) -> AsyncNanaSQLite {
     }
     let db = builder.open().await.unwrap();
     db.set("k", &1).await.unwrap();
+    db.batch_update((0..JOINED).map(|i| (format!("j{i}"), i))).await.unwrap();
     assert!(!db.contains("absent").await.unwrap());
     db
 }
@@ -97,13 +141,18 @@ async fn timer_task<F: Future<Output = ()>>(others: Arc<Others>, sleep: impl Fn(
     }
 }
 
-fn check(call: Call, made: usize, others: &Others) {
+/// The loop yields at least once in this many calls: 128 calls a turn, and room for the calls
+/// of a `join_all` that straddle one.
+const CALLS_A_TURN: usize = 4 * 128;
+
+fn check(call: Call, looped: &Looped, others: &Others) {
+    let Looped { made, yields } = *looped;
+    let (task, timer) = (others.task.load(Ordering::Relaxed), others.timer.load(Ordering::Relaxed));
     assert!(
         made < BOUND,
-        "{call:?}: {BOUND} calls never gave the runtime back (the other task ran {} times, the timer {})",
-        others.task.load(Ordering::Relaxed),
-        others.timer.load(Ordering::Relaxed)
+        "{call:?}: {BOUND} calls never gave the runtime back (the other task ran {task} times, the timer {timer})"
     );
+    assert!(yields * CALLS_A_TURN >= made, "{call:?}: {made} calls yielded {yields} times (once in {CALLS_A_TURN} at least)");
 }
 
 #[test]
@@ -117,10 +166,10 @@ fn a_looping_caller_lets_others_run_on_a_tokio_current_thread_runtime() {
             let others = Arc::new(Others::default());
             let task = tokio::spawn(other_task(Arc::clone(&others), || common::YieldNow(false)));
             let timer = tokio::spawn(timer_task(Arc::clone(&others), || tokio::time::sleep(Duration::from_millis(1))));
-            let made = loop_on(&db, call, &others).await;
+            let looped = loop_on(&db, call, &others).await;
             task.abort();
             timer.abort();
-            check(call, made, &others);
+            check(call, &looped, &others);
             db.close().await.unwrap();
         }
     });
@@ -139,9 +188,9 @@ fn a_looping_caller_lets_others_run_on_a_smol_local_executor() {
             let timer = executor.spawn(timer_task(Arc::clone(&others), || async {
                 smol::Timer::after(Duration::from_millis(1)).await;
             }));
-            let made = loop_on(&db, call, &others).await;
+            let looped = loop_on(&db, call, &others).await;
             drop((task, timer));
-            check(call, made, &others);
+            check(call, &looped, &others);
             db.close().await.unwrap();
         }
     }));
@@ -163,9 +212,9 @@ fn a_looping_caller_lets_others_run_on_a_futures_local_pool() {
             let timer = spawner.spawn_local_with_handle(timer_task(Arc::clone(&others), || async {
                 smol::Timer::after(Duration::from_millis(1)).await;
             }));
-            let made = loop_on(&db, call, &others).await;
+            let looped = loop_on(&db, call, &others).await;
             drop((task, timer));
-            check(call, made, &others);
+            check(call, &looped, &others);
             db.close().await.unwrap();
         }
     });

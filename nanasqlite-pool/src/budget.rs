@@ -7,8 +7,12 @@
 //! task and no timer would run until the loop ends. Tokio's own resources avoid this with a
 //! budget of its own, which futures outside tokio do not take part in. Here each thread counts
 //! the store's futures that completed at their first poll since one of them last returned
-//! `Pending`; past [`BUDGET`], the next one wakes its task and returns `Pending` once (keeping
-//! its answer for the next poll), as `yield_now` does.
+//! `Pending`; past [`BUDGET`], the budget is spent: each of the store's futures polled for the
+//! first time wakes its task and returns `Pending` once (keeping its answer for the next
+//! poll), as `yield_now` does, until one that yielded is polled again and hands over its
+//! answer. The budget stays spent until then because a combinator that polls many futures
+//! (`join_all`, `FuturesUnordered`) would otherwise poll the one that yielded again at once,
+//! and itself never yield: `FuturesUnordered` yields when two of its futures have.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -18,25 +22,28 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 /// How many of the store's futures may complete at their first poll, in a row on one thread,
-/// before the next one yields once. Tokio's budget per task poll is 128 too.
+/// before the budget is spent. Tokio's budget per task poll is 128 too.
 pub(crate) const BUDGET: u32 = 128;
 
 thread_local! {
     /// The store's futures that completed at their first poll on this thread since one
-    /// returned `Pending`.
+    /// returned `Pending` or handed over an answer it had kept; past [`BUDGET`], spent.
     static READY_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Counts a completion at the first poll; whether the budget is spent (the count starts over).
+/// Counts a completion at the first poll; whether the budget is spent (it stays spent until
+/// [`yielded`]).
 fn spend() -> bool {
     READY_IN_A_ROW.with(|count| {
-        let spent = count.get() + 1;
-        count.set(if spent > BUDGET { 0 } else { spent });
+        let spent = count.get().saturating_add(1).min(BUDGET + 1);
+        count.set(spent);
         spent > BUDGET
     })
 }
 
-/// One of the store's futures returned `Pending`: its task yields anyway.
+/// One of the store's futures returned `Pending` (its task yields anyway), or one that yielded
+/// for the budget was polled again (its task was given back to the runtime and resumed): the
+/// count starts over.
 fn yielded() {
     READY_IN_A_ROW.with(|count| count.set(0));
 }
@@ -66,6 +73,7 @@ impl<F: Future> Future for Budgeted<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         if let Some(kept) = this.kept.take() {
+            yielded();
             return Poll::Ready(kept);
         }
         let first = std::mem::replace(this.first, false);
@@ -125,7 +133,9 @@ impl<T> Future for Answer<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         match self.get_mut() {
             Self::Now { answer, polled } => {
-                if !std::mem::replace(polled, true) && spend() {
+                if std::mem::replace(polled, true) {
+                    yielded();
+                } else if spend() {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -177,8 +187,30 @@ mod tests {
         let mut past = budgeted(std::future::ready("answer"));
         assert_eq!(poll_once(&mut past, &waker), None, "the next one yields");
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "and wakes its task to be polled again");
+        let mut beside = budgeted(std::future::ready("beside"));
+        assert_eq!(poll_once(&mut beside, &waker), None, "the budget stays spent until one that yielded answers");
         assert_eq!(poll_once(&mut past, &waker), Some("answer"), "then answers");
+        assert_eq!(poll_once(&mut beside, &waker), Some("beside"));
         assert_eq!(poll_once(&mut budgeted(std::future::ready(0)), &waker), Some(0), "the count started over");
+    }
+
+    #[test]
+    fn a_combinator_polling_many_ready_futures_yields_too() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        yielded();
+        let count = 3 * BUDGET;
+        // Past 30 futures, `join_all` polls them through `FuturesUnordered`, which polls a
+        // future that yielded again at once and yields itself only when two of them have.
+        let mut joined = Box::pin(futures::future::join_all((0..count).map(Answer::now)));
+        let mut pending = 0;
+        let answers = loop {
+            match poll_once(&mut joined, &waker) {
+                Some(answers) => break answers,
+                None => pending += 1,
+            }
+        };
+        assert!(pending >= 2, "{count} ready futures joined yielded {pending} times");
+        assert_eq!(answers, (0..count).collect::<Vec<_>>());
     }
 
     #[test]

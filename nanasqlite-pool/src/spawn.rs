@@ -24,7 +24,7 @@ pub trait Spawn: Send + Sync + 'static {
 
 /// Dedicated, named OS threads: works under every runtime and with none.
 ///
-/// A thread whose lane ended (its store was closed) waits a few seconds for another lane of the
+/// A thread whose lane ended (its store was closed) waits 5 seconds for another lane of the
 /// same name before it ends: a program that opens and closes stores reuses warm threads instead
 /// of starting new ones (which costs a thread start and, with glibc, a new allocator arena to
 /// fault in). Waiting threads never keep the process alive.
