@@ -29,9 +29,9 @@ pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPol
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use nanasqlite_core::storage::{PostgresBuilder, PostgresStorage};
 pub use nanasqlite_core::{
-    Amount, BatchReport, Builder, CacheStrategy, DEFAULT_TABLE, DeadLetter, Encryption, Error, Identifier, Iter,
-    KeyValue, NanaSQLite, Record, Result, SCAN_PAGE, Scan, Transaction, TypedTable, WriteBack, WriteBackStats, hook,
-    params, sql, storage, writeback,
+    Amount, BatchReport, Builder, CacheStrategy, Clock, DEFAULT_TABLE, DeadLetter, Encryption, Error, Identifier, Iter,
+    KeyValue, ManualClock, NanaSQLite, Record, Result, SCAN_PAGE, Scan, Transaction, TypedTable, WriteBack,
+    WriteBackStats, hook, params, sql, storage, writeback,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -1,18 +1,31 @@
 //! Cache strategies: FIFO and LRU eviction, TTL expiry and reload, TTL that deletes rows.
 
-use std::thread::sleep;
+//!
+//! Expiry runs on a [`ManualClock`]: the tests move time on and assert what expired, whatever
+//! the machine's speed.
+
 use std::time::Duration;
 
-use nanasqlite::{AsyncNanaSQLite, CacheStrategy, Error, NanaSQLite};
+use nanasqlite::{AsyncNanaSQLite, CacheStrategy, Error, ManualClock, NanaSQLite};
+
+mod common;
+
+/// A TTL the tests move past by hand.
+const TTL: Duration = Duration::from_secs(60);
 
 fn open(strategy: CacheStrategy) -> (tempfile::TempDir, NanaSQLite) {
+    open_on(strategy, &ManualClock::new())
+}
+
+fn open_on(strategy: CacheStrategy, clock: &ManualClock) -> (tempfile::TempDir, NanaSQLite) {
     let dir = tempfile::tempdir().unwrap();
-    let db = NanaSQLite::builder(dir.path().join("c.db")).cache(strategy).open().unwrap();
+    let db = NanaSQLite::builder(dir.path().join("c.db")).cache(strategy).clock(clock.clone()).open().unwrap();
     (dir, db)
 }
 
 #[test]
 fn invalid_strategies_are_rejected() {
+    let _watchdog = common::Watchdog::new("invalid_strategies_are_rejected", common::TEST_LIMIT);
     for strategy in [
         CacheStrategy::Lru { size: 0 },
         CacheStrategy::Fifo { size: 0 },
@@ -26,6 +39,7 @@ fn invalid_strategies_are_rejected() {
 
 #[test]
 fn lru_evicts_the_least_recently_used() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("lru_evicts_the_least_recently_used", common::TEST_LIMIT);
     let (_dir, db) = open(CacheStrategy::Lru { size: 3 });
     for key in ["a", "b", "c"] {
         db.set(key, &key)?;
@@ -45,6 +59,7 @@ fn lru_evicts_the_least_recently_used() -> nanasqlite::Result<()> {
 
 #[test]
 fn fifo_evicts_the_first_cached_even_when_rewritten() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("fifo_evicts_the_first_cached_even_when_rewritten", common::TEST_LIMIT);
     let (_dir, db) = open(CacheStrategy::Fifo { size: 2 });
     db.set("a", &1)?;
     db.set("b", &2)?;
@@ -58,14 +73,17 @@ fn fifo_evicts_the_first_cached_even_when_rewritten() -> nanasqlite::Result<()> 
 
 #[test]
 fn ttl_entries_expire_and_are_read_again() -> nanasqlite::Result<()> {
-    let (dir, db) = open(CacheStrategy::Ttl { ttl: Duration::from_millis(150), size: None, delete_expired: false });
+    let _watchdog = common::Watchdog::new("ttl_entries_expire_and_are_read_again", common::TEST_LIMIT);
+    let clock = ManualClock::new();
+    let (dir, db) = open_on(CacheStrategy::Ttl { ttl: TTL, size: None, delete_expired: false }, &clock);
     db.set("k", &1)?;
     assert!(db.is_cached("k"));
     // Another connection changes the row; the cache shows the old value until it expires.
     let other = NanaSQLite::open(dir.path().join("c.db"))?;
     other.set("k", &2)?;
-    assert_eq!(db.get::<i32>("k")?, Some(1));
-    sleep(Duration::from_millis(200));
+    clock.advance(TTL - Duration::from_millis(1));
+    assert_eq!(db.get::<i32>("k")?, Some(1), "cached until it expires");
+    clock.advance(Duration::from_millis(1));
     assert!(!db.is_cached("k"), "expired");
     assert_eq!(db.get::<i32>("k")?, Some(2), "reloaded from the file");
     assert!(db.is_cached("k"));
@@ -75,11 +93,13 @@ fn ttl_entries_expire_and_are_read_again() -> nanasqlite::Result<()> {
 
 #[test]
 fn ttl_with_delete_expired_removes_rows() -> nanasqlite::Result<()> {
-    let strategy = CacheStrategy::Ttl { ttl: Duration::from_millis(100), size: Some(100), delete_expired: true };
-    let (dir, db) = open(strategy);
+    let _watchdog = common::Watchdog::new("ttl_with_delete_expired_removes_rows", common::TEST_LIMIT);
+    let strategy = CacheStrategy::Ttl { ttl: TTL, size: Some(100), delete_expired: true };
+    let clock = ManualClock::new();
+    let (dir, db) = open_on(strategy, &clock);
     db.set("session", &"token")?;
     db.set("other", &"x")?;
-    sleep(Duration::from_millis(150));
+    clock.advance(TTL);
     db.set("fresh", &"y")?; // a write sweeps expired entries
     db.len()?; // the next operation deletes them from the file
     let file = NanaSQLite::open(dir.path().join("c.db"))?;
@@ -90,6 +110,7 @@ fn ttl_with_delete_expired_removes_rows() -> nanasqlite::Result<()> {
 
 #[test]
 fn async_store_uses_the_same_strategies() {
+    let _watchdog = common::Watchdog::new("async_store_uses_the_same_strategies", common::TEST_LIMIT);
     futures::executor::block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
@@ -101,10 +122,13 @@ fn async_store_uses_the_same_strategies() {
         assert_eq!(db.get::<String>("a").await.unwrap().as_deref(), Some("a"));
         db.close().await.unwrap();
 
-        let strategy = CacheStrategy::Ttl { ttl: Duration::from_millis(100), size: None, delete_expired: true };
-        let db = AsyncNanaSQLite::builder(&path).cache(strategy).open().await.unwrap();
+        let strategy = CacheStrategy::Ttl { ttl: TTL, size: None, delete_expired: true };
+        let clock = ManualClock::new();
+        let db = AsyncNanaSQLite::builder(&path).cache(strategy).clock(clock.clone()).open().await.unwrap();
         db.set("session", &1).await.unwrap();
-        sleep(Duration::from_millis(150));
+        db.set("trigger", &0).await.unwrap();
+        assert_eq!(db.get_fresh::<i32>("session").await.unwrap(), Some(1), "not expired yet");
+        clock.advance(TTL);
         db.set("trigger", &1).await.unwrap(); // sweeps, and the next write deletes
         db.set("trigger", &2).await.unwrap();
         assert_eq!(db.get_fresh::<i32>("session").await.unwrap(), None, "deleted from the file");
@@ -115,19 +139,21 @@ fn async_store_uses_the_same_strategies() {
 
 /// With `delete_expired`, an expired key is absent from every read, listings included, before
 /// any write has deleted its row: what `get` calls absent, `keys`, `len`, `items`, `to_dict`,
-/// `values`, scans, `batch_get` and `get_fresh` do not list. (The sleep is only ever too long:
-/// a slow machine makes the key more expired, never less.)
+/// `values`, scans, `batch_get` and `get_fresh` do not list.
 #[test]
 fn an_expired_key_is_absent_from_every_read_on_both_stores() -> nanasqlite::Result<()> {
+    let _watchdog =
+        common::Watchdog::new("an_expired_key_is_absent_from_every_read_on_both_stores", common::TEST_LIMIT);
     use serde_json::Value;
-    let ttl = Duration::from_millis(50);
-    let strategy = CacheStrategy::Ttl { ttl, size: None, delete_expired: true };
+    let clock = ManualClock::new();
+    let strategy = CacheStrategy::Ttl { ttl: TTL, size: None, delete_expired: true };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ttl.db");
     NanaSQLite::open(&path)?.set("kept", &"not cached here, so it never expires")?;
-    let db = NanaSQLite::builder(&path).cache(strategy).open()?;
+    let db = NanaSQLite::builder(&path).cache(strategy).clock(clock.clone()).open()?;
     db.set("session", &"token")?;
-    sleep(ttl * 3);
+    assert_eq!(db.keys()?, ["kept", "session"], "listed until it expires");
+    clock.advance(TTL);
     assert_eq!(db.get::<String>("session")?, None);
     assert!(!db.contains("session")?);
     assert_eq!(db.keys()?, ["kept"]);
@@ -141,9 +167,10 @@ fn an_expired_key_is_absent_from_every_read_on_both_stores() -> nanasqlite::Resu
     assert_eq!(NanaSQLite::open(&path)?.keys()?, ["kept"], "the listing deleted the expired row first");
 
     futures::executor::block_on(async {
-        let db = AsyncNanaSQLite::builder(&path).cache(strategy).open().await?;
+        let db = AsyncNanaSQLite::builder(&path).cache(strategy).clock(clock.clone()).open().await?;
         db.set("session", &"token").await?;
-        sleep(ttl * 3);
+        assert_eq!(db.len().await?, 2, "counted until it expires");
+        clock.advance(TTL);
         assert_eq!(db.get::<String>("session").await?, None);
         assert!(!db.contains("session").await?);
         assert_eq!(db.keys().await?, ["kept"]);

@@ -50,6 +50,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn every_mode_round_trips_and_keeps_values_sealed_in_the_file() -> nanasqlite::Result<()> {
+    let _watchdog =
+        common::Watchdog::new("every_mode_round_trips_and_keeps_values_sealed_in_the_file", common::TEST_LIMIT);
     for (mode, _, encryption) in modes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sealed.db");
@@ -75,6 +77,8 @@ fn every_mode_round_trips_and_keeps_values_sealed_in_the_file() -> nanasqlite::R
 
 #[test]
 fn damaged_altered_and_foreign_values_fail_for_their_key_alone() -> nanasqlite::Result<()> {
+    let _watchdog =
+        common::Watchdog::new("damaged_altered_and_foreign_values_fail_for_their_key_alone", common::TEST_LIMIT);
     for (mode, _, encryption) in modes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("damaged.db");
@@ -103,6 +107,7 @@ fn damaged_altered_and_foreign_values_fail_for_their_key_alone() -> nanasqlite::
 
 #[test]
 fn legacy_plaintext_rows_need_the_flag_in_aead_modes() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("legacy_plaintext_rows_need_the_flag_in_aead_modes", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("legacy.db");
     NanaSQLite::open(&path)?.set("old", &"written before encryption")?;
@@ -123,6 +128,7 @@ fn legacy_plaintext_rows_need_the_flag_in_aead_modes() -> nanasqlite::Result<()>
 
 #[test]
 fn every_feature_works_encrypted() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("every_feature_works_encrypted", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("features.db");
     let key = Encryption::fernet(FERNET_KEY)?;
@@ -156,6 +162,7 @@ fn every_feature_works_encrypted() -> nanasqlite::Result<()> {
 
 #[test]
 fn the_async_store_encrypts_too() {
+    let _watchdog = common::Watchdog::new("the_async_store_encrypts_too", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("async.db");
     futures::executor::block_on(async {
@@ -181,6 +188,7 @@ fn the_async_store_encrypts_too() {
 
 #[test]
 fn rekey_rotates_every_table_of_the_file() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("rekey_rotates_every_table_of_the_file", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rotate.db");
     let old = Encryption::aes_gcm([1; 32])?;
@@ -245,6 +253,7 @@ fn key_that_reads_everything(path: &Path, keys: &[Encryption]) -> Option<usize> 
 
 #[test]
 fn a_rekey_killed_midway_leaves_one_key_working() {
+    let _watchdog = common::Watchdog::new("a_rekey_killed_midway_leaves_one_key_working", common::TEST_LIMIT);
     if common::child_role().is_some() {
         return rekey_until_killed(&PathBuf::from(std::env::var_os("NANASQLITE_REKEY_DB").unwrap()));
     }
@@ -300,6 +309,7 @@ fn python_reads(path: &Path, mode: &str, key: &str, allow_legacy: bool) -> Value
 #[test]
 #[ignore = "needs Python NanaSQLite 1.6.2 with cryptography: bash .ci/python-venv; bash .ci/test runs it"]
 fn python_writes_every_mode_and_rust_reads() {
+    let _watchdog = common::Watchdog::new("python_writes_every_mode_and_rust_reads", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dataset.json");
     std::fs::write(&data, serde_json::to_vec(&dataset()).unwrap()).unwrap();
@@ -324,6 +334,7 @@ fn python_writes_every_mode_and_rust_reads() {
 #[test]
 #[ignore = "needs Python NanaSQLite 1.6.2 with cryptography: bash .ci/python-venv; bash .ci/test runs it"]
 fn rust_writes_every_mode_and_python_reads() {
+    let _watchdog = common::Watchdog::new("rust_writes_every_mode_and_python_reads", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     for (i, (mode, key, encryption)) in modes().into_iter().enumerate() {
         let path = dir.path().join(format!("rust-{i}.db"));
@@ -341,6 +352,8 @@ fn rust_writes_every_mode_and_python_reads() {
 #[test]
 #[ignore = "needs Python NanaSQLite 1.6.2 with cryptography: bash .ci/python-venv; bash .ci/test runs it"]
 fn legacy_plaintext_and_wrong_keys_fail_clearly_on_both_sides() {
+    let _watchdog =
+        common::Watchdog::new("legacy_plaintext_and_wrong_keys_fail_clearly_on_both_sides", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.db");
     let (_, key, encryption) = modes().swap_remove(2);
@@ -370,6 +383,7 @@ fn legacy_plaintext_and_wrong_keys_fail_clearly_on_both_sides() {
 /// planted in the file afterwards is refused, as in a store that never allowed them.
 #[test]
 fn a_rotation_ends_legacy_mode() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("a_rotation_ends_legacy_mode", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("legacy.db");
     NanaSQLite::open(&path)?.set("old", &"written before encryption")?;
@@ -390,6 +404,7 @@ fn a_rotation_ends_legacy_mode() -> nanasqlite::Result<()> {
 /// reads with the new key.
 #[test]
 fn a_rotation_reseals_rows_whose_key_is_not_text() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("a_rotation_reseals_rows_whose_key_is_not_text", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("foreign.db");
     let old = Encryption::aes_gcm([1; 32])?;
@@ -426,6 +441,7 @@ fn a_rotation_reseals_rows_whose_key_is_not_text() -> nanasqlite::Result<()> {
 /// a value read as the wrong type, a scan iterator holding a page, dead letters.
 #[test]
 fn no_error_or_debug_output_shows_an_encrypted_value() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("no_error_or_debug_output_shows_an_encrypted_value", common::TEST_LIMIT);
     let secret = "4111 1111 1111 1111";
     let key = Encryption::aes_gcm([3; 32])?;
     let db = NanaSQLite::builder(":memory:").encryption(key).open()?;
@@ -477,6 +493,8 @@ fn no_error_or_debug_output_shows_an_encrypted_value() -> nanasqlite::Result<()>
 /// `a_read_overlapping_a_rotation_caches_nothing` makes it happen every time.
 #[test]
 fn reads_overlapping_rotations_never_cache_an_unreadable_value() {
+    let _watchdog =
+        common::Watchdog::new("reads_overlapping_rotations_never_cache_an_unreadable_value", common::TEST_LIMIT);
     const ROWS: usize = 2_000;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rotating.db");

@@ -152,7 +152,10 @@ fn check(call: Call, looped: &Looped, others: &Others) {
         made < BOUND,
         "{call:?}: {BOUND} calls never gave the runtime back (the other task ran {task} times, the timer {timer})"
     );
-    assert!(yields * CALLS_A_TURN >= made, "{call:?}: {made} calls yielded {yields} times (once in {CALLS_A_TURN} at least)");
+    assert!(
+        yields * CALLS_A_TURN >= made,
+        "{call:?}: {made} calls yielded {yields} times (once in {CALLS_A_TURN} at least)"
+    );
 }
 
 #[test]

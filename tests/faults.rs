@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::executor::block_on;
 use nanasqlite::{AsyncNanaSQLite, Error, NanaSQLite, SqlValue};
@@ -12,26 +12,27 @@ use nanasqlite::{AsyncNanaSQLite, Error, NanaSQLite, SqlValue};
 mod common;
 
 /// In the child started by [`hold_write_lock`]: takes the file's write lock, says so, keeps
-/// it for `NANASQLITE_HOLD_MS`, then commits. Returns whether this process is that child.
+/// it until its stdin closes (the parent's [`release`]), then commits. Returns whether this
+/// process is that child.
 fn hold_if_child() -> bool {
     if common::child_role().as_deref() != Some("hold") {
         return false;
     }
     let path = std::env::var_os("NANASQLITE_HOLD_DB").expect("the parent names the file");
-    let ms: u64 = std::env::var("NANASQLITE_HOLD_MS").expect("the parent names the time").parse().unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE; INSERT OR REPLACE INTO data VALUES ('holder', '1')").unwrap();
     std::io::stderr().write_all(b"LOCKED\n").unwrap();
-    std::thread::sleep(Duration::from_millis(ms));
+    std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
     conn.execute_batch("COMMIT").unwrap();
     true
 }
 
-/// Starts a copy of `test` that holds the write lock of `path` for `ms`; returns once it holds it.
-fn hold_write_lock(test: &str, path: &Path, ms: u64) -> Child {
+/// Starts a copy of `test` that holds the write lock of `path` until [`release`]d; returns
+/// once it holds it.
+fn hold_write_lock(test: &str, path: &Path) -> Child {
     let mut child = common::child(test, "hold")
         .env("NANASQLITE_HOLD_DB", path)
-        .env("NANASQLITE_HOLD_MS", ms.to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -41,9 +42,24 @@ fn hold_write_lock(test: &str, path: &Path, ms: u64) -> Child {
     child
 }
 
-/// Waits for the holder to commit and exit successfully.
+/// Whether the holder still holds the lock (it has not been released, so it has not exited).
+fn still_holding(holder: &mut Child) -> bool {
+    holder.try_wait().unwrap().is_none()
+}
+
+/// Tells the holder to commit, and waits for it to exit successfully.
 fn release(mut holder: Child) {
+    drop(holder.stdin.take());
     assert!(common::wait_for_exit(&mut holder, Duration::from_secs(60)).success(), "the holder committed");
+}
+
+/// Releases the holder from another thread in `after` (a write waiting on the lock is blocked
+/// meanwhile); join the handle to see it released.
+fn release_later(holder: Child, after: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        release(holder);
+    })
 }
 
 fn new_file(dir: &Path, name: &str) -> std::path::PathBuf {
@@ -56,18 +72,18 @@ fn new_file(dir: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn sync_store_times_out_on_a_lock_held_past_lock_timeout() {
+    let _watchdog = common::Watchdog::new("sync_store_times_out_on_a_lock_held_past_lock_timeout", common::TEST_LIMIT);
     if hold_if_child() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(dir.path(), "held.db");
     let db = NanaSQLite::builder(&path).lock_timeout(Duration::from_millis(200)).open().unwrap();
-    let holder = hold_write_lock("sync_store_times_out_on_a_lock_held_past_lock_timeout", &path, 3000);
+    let mut holder = hold_write_lock("sync_store_times_out_on_a_lock_held_past_lock_timeout", &path);
 
-    let start = Instant::now();
     let error = db.set("k", &1).unwrap_err();
     assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
-    assert!(start.elapsed() < Duration::from_millis(2500), "gave up at lock_timeout, not after the holder");
+    assert!(still_holding(&mut holder), "gave up while the lock was held, not after the holder");
     assert_eq!(db.get::<i32>("k").unwrap(), None, "the failed write is not cached");
     assert_eq!(db.get::<String>("before").unwrap().as_deref(), Some("kept"), "reads go on meanwhile");
 
@@ -78,21 +94,25 @@ fn sync_store_times_out_on_a_lock_held_past_lock_timeout() {
 
 #[test]
 fn sync_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
+    let _watchdog =
+        common::Watchdog::new("sync_store_waits_out_a_lock_held_shorter_than_busy_timeout", common::TEST_LIMIT);
     if hold_if_child() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(dir.path(), "briefly.db");
     let db = NanaSQLite::open(&path).unwrap(); // busy_timeout 5 s, no lock_timeout
-    let holder = hold_write_lock("sync_store_waits_out_a_lock_held_shorter_than_busy_timeout", &path, 300);
+    let holder = hold_write_lock("sync_store_waits_out_a_lock_held_shorter_than_busy_timeout", &path);
+    let released = release_later(holder, Duration::from_millis(300));
     db.set("k", &1).unwrap();
-    release(holder);
+    released.join().unwrap();
     assert_eq!(db.get_fresh::<i32>("holder").unwrap(), Some(1), "the holder committed first");
     assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(1));
 }
 
 #[test]
 fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
+    let _watchdog = common::Watchdog::new("async_store_times_out_on_a_lock_held_past_lock_timeout", common::TEST_LIMIT);
     if hold_if_child() {
         return;
     }
@@ -100,14 +120,13 @@ fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
     let path = new_file(dir.path(), "held-async.db");
     block_on(async {
         let db = AsyncNanaSQLite::builder(&path).lock_timeout(Duration::from_millis(200)).open().await.unwrap();
-        let holder = hold_write_lock("async_store_times_out_on_a_lock_held_past_lock_timeout", &path, 3000);
+        let mut holder = hold_write_lock("async_store_times_out_on_a_lock_held_past_lock_timeout", &path);
 
-        let start = Instant::now();
         let (first, second) = futures::join!(db.set("k", &1), db.batch_update([("a", 1), ("b", 2)]));
         for error in [first.unwrap_err(), second.unwrap_err()] {
             assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
         }
-        assert!(start.elapsed() < Duration::from_millis(2500), "gave up at lock_timeout, not after the holder");
+        assert!(still_holding(&mut holder), "gave up while the lock was held, not after the holder");
         assert_eq!(db.get::<i32>("k").await.unwrap(), None, "the failed write is not cached");
         assert_eq!(db.get::<String>("before").await.unwrap().as_deref(), Some("kept"), "reads go on meanwhile");
 
@@ -120,6 +139,8 @@ fn async_store_times_out_on_a_lock_held_past_lock_timeout() {
 
 #[test]
 fn async_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
+    let _watchdog =
+        common::Watchdog::new("async_store_waits_out_a_lock_held_shorter_than_busy_timeout", common::TEST_LIMIT);
     if hold_if_child() {
         return;
     }
@@ -127,9 +148,11 @@ fn async_store_waits_out_a_lock_held_shorter_than_busy_timeout() {
     let path = new_file(dir.path(), "briefly-async.db");
     block_on(async {
         let db = AsyncNanaSQLite::open(&path).await.unwrap();
-        let holder = hold_write_lock("async_store_waits_out_a_lock_held_shorter_than_busy_timeout", &path, 300);
+        let holder = hold_write_lock("async_store_waits_out_a_lock_held_shorter_than_busy_timeout", &path);
+        let released = release_later(holder, Duration::from_millis(300));
         db.set("k", &1).await.unwrap();
-        release(holder);
+        released.join().unwrap();
+        assert_eq!(db.get_fresh::<i32>("holder").await.unwrap(), Some(1), "the holder committed first");
         assert_eq!(db.get_fresh::<i32>("k").await.unwrap(), Some(1));
         db.close().await.unwrap();
     });
@@ -152,6 +175,7 @@ fn quota_near_full(page_count: Option<SqlValue>) -> SqlValue {
 
 #[test]
 fn sync_store_reports_a_full_disk_and_recovers() {
+    let _watchdog = common::Watchdog::new("sync_store_reports_a_full_disk_and_recovers", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let db = NanaSQLite::open(dir.path().join("full.db")).unwrap();
     db.batch_update((0..20).map(|i| (format!("before{i}"), i))).unwrap();
@@ -191,6 +215,7 @@ fn sync_store_reports_a_full_disk_and_recovers() {
 
 #[test]
 fn async_store_fails_only_the_writes_that_do_not_fit() {
+    let _watchdog = common::Watchdog::new("async_store_fails_only_the_writes_that_do_not_fit", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
         let db = AsyncNanaSQLite::open(dir.path().join("full-async.db")).await.unwrap();

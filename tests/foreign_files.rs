@@ -37,6 +37,7 @@ const FOREIGN_LAYOUTS: [(&str, &str); 5] = [
 
 #[test]
 fn a_table_of_another_layout_is_refused_at_open() {
+    let _watchdog = common::Watchdog::new("a_table_of_another_layout_is_refused_at_open", common::TEST_LIMIT);
     for (layout, says) in FOREIGN_LAYOUTS {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("foreign.db");
@@ -85,6 +86,7 @@ fn assert_foreign_rows_read_truly(path: &Path, mut get: impl FnMut(&str) -> Resu
 
 #[test]
 fn a_bulk_load_reads_foreign_rows_truly_packed_or_not() {
+    let _watchdog = common::Watchdog::new("a_bulk_load_reads_foreign_rows_truly_packed_or_not", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.db");
     write_foreign_rows(&path);
@@ -98,6 +100,7 @@ fn a_bulk_load_reads_foreign_rows_truly_packed_or_not() {
 
 #[test]
 fn the_sync_store_reads_foreign_rows_truly() {
+    let _watchdog = common::Watchdog::new("the_sync_store_reads_foreign_rows_truly", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.db");
     write_foreign_rows(&path);
@@ -165,6 +168,7 @@ async fn the_async_store_refuses_a_table_of_another_layout(setup: Setup) {
 
 #[test]
 fn a_restore_keeps_what_other_stores_write_afterwards() {
+    let _watchdog = common::Watchdog::new("a_restore_keeps_what_other_stores_write_afterwards", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.db");
     let a = NanaSQLite::open(&path).unwrap();
@@ -202,6 +206,7 @@ fn write_after_the_restore() {
 
 #[test]
 fn a_restore_keeps_what_another_process_writes_afterwards() {
+    let _watchdog = common::Watchdog::new("a_restore_keeps_what_another_process_writes_afterwards", common::TEST_LIMIT);
     if common::child_role().is_some() {
         return write_after_the_restore();
     }
@@ -231,6 +236,7 @@ fn a_restore_keeps_what_another_process_writes_afterwards() {
 /// lives on and serves the reads that do not touch it, and the writer goes on writing.
 #[test]
 fn readers_survive_a_damaged_file() {
+    let _watchdog = common::Watchdog::new("readers_survive_a_damaged_file", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("damaged.db");
     let store = NanaSQLite::open(&path).unwrap();

@@ -94,6 +94,7 @@ fn file_rows(path: &std::path::Path, table: &str) -> Vec<(String, String)> {
 
 #[test]
 fn a_refused_write_writes_nothing_and_caches_nothing() -> Result<()> {
+    let _watchdog = common::Watchdog::new("a_refused_write_writes_nothing_and_caches_nothing", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.db");
     let db = NanaSQLite::builder(&path).hook(small_numbers()).open()?;
@@ -113,6 +114,8 @@ fn a_refused_write_writes_nothing_and_caches_nothing() -> Result<()> {
 
 #[test]
 fn hooks_rewrite_in_registration_order_and_reads_see_the_rewrite() -> Result<()> {
+    let _watchdog =
+        common::Watchdog::new("hooks_rewrite_in_registration_order_and_reads_see_the_rewrite", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.db");
     let db = NanaSQLite::builder(&path).hook(Append("a")).hook(Append("b")).open()?;
@@ -134,6 +137,7 @@ fn hooks_rewrite_in_registration_order_and_reads_see_the_rewrite() -> Result<()>
 
 #[test]
 fn every_write_path_runs_before_write() -> Result<()> {
+    let _watchdog = common::Watchdog::new("every_write_path_runs_before_write", common::TEST_LIMIT);
     let db = NanaSQLite::builder(":memory:").hook(small_numbers()).open()?;
     refused_by(db.batch_update([("a", 1), ("b", 7), ("c", 2)]), "b", "at most 2");
     assert_eq!(db.len()?, 0, "one refused row refuses the whole batch");
@@ -170,6 +174,7 @@ fn every_write_path_runs_before_write() -> Result<()> {
 
 #[test]
 fn every_delete_path_runs_before_delete() -> Result<()> {
+    let _watchdog = common::Watchdog::new("every_delete_path_runs_before_delete", common::TEST_LIMIT);
     let db = NanaSQLite::builder(":memory:").hook(Keep.only(KeyFilter::prefix("keep:"))).open()?;
     db.batch_update([("keep:1", 1), ("keep:2", 2), ("tmp", 3), ("a", 0)])?;
     refused_by(db.delete("keep:1"), "keep:1", "keep");
@@ -188,6 +193,7 @@ fn every_delete_path_runs_before_delete() -> Result<()> {
 
 #[test]
 fn after_read_runs_on_every_read() -> Result<()> {
+    let _watchdog = common::Watchdog::new("after_read_runs_on_every_read", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let db = NanaSQLite::builder(dir.path().join("r.db")).hook(UpperOnRead.only(KeyFilter::prefix("u"))).open()?;
     db.batch_update([("u1", "a"), ("u2", "b"), ("x", "c")])?;
@@ -208,6 +214,7 @@ fn after_read_runs_on_every_read() -> Result<()> {
 
 #[test]
 fn success_hooks_hear_committed_writes_only_in_order() -> Result<()> {
+    let _watchdog = common::Watchdog::new("success_hooks_hear_committed_writes_only_in_order", common::TEST_LIMIT);
     let audit = Arc::new(Audit::default());
     let db = NanaSQLite::builder(":memory:").hook(small_numbers()).hook(Arc::clone(&audit)).open()?;
     db.set("a", &1)?;
@@ -228,6 +235,7 @@ fn success_hooks_hear_committed_writes_only_in_order() -> Result<()> {
 
 #[test]
 fn a_panicking_hook_fails_its_call_only() -> Result<()> {
+    let _watchdog = common::Watchdog::new("a_panicking_hook_fails_its_call_only", common::TEST_LIMIT);
     struct Panics;
     impl Hook for Panics {
         fn before_write(&self, key: &str, value: Value) -> Result<Value> {
@@ -257,6 +265,7 @@ fn a_panicking_hook_fails_its_call_only() -> Result<()> {
 
 #[test]
 fn hooks_belong_to_their_table_and_every_handle_on_it() -> Result<()> {
+    let _watchdog = common::Watchdog::new("hooks_belong_to_their_table_and_every_handle_on_it", common::TEST_LIMIT);
     let db = NanaSQLite::builder(":memory:").hook(small_numbers()).open()?;
     let users = db.table("users")?;
     users.set("n", &9)?;
@@ -270,6 +279,8 @@ fn hooks_belong_to_their_table_and_every_handle_on_it() -> Result<()> {
 
 #[test]
 fn a_hook_calling_its_own_store_gets_an_error_not_a_deadlock() -> Result<()> {
+    let _watchdog =
+        common::Watchdog::new("a_hook_calling_its_own_store_gets_an_error_not_a_deadlock", common::TEST_LIMIT);
     struct Reentrant(OnceLock<NanaSQLite>);
     impl Hook for Reentrant {
         fn before_write(&self, _key: &str, value: Value) -> Result<Value> {
@@ -289,6 +300,7 @@ fn a_hook_calling_its_own_store_gets_an_error_not_a_deadlock() -> Result<()> {
 
 #[test]
 fn a_unique_field_refuses_duplicates_and_allows_the_rest() -> Result<()> {
+    let _watchdog = common::Watchdog::new("a_unique_field_refuses_duplicates_and_allows_the_rest", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("u.db");
     let db = NanaSQLite::builder(&path).hook(hook::unique("email")).hook(hook::unique("address.city")).open()?;
@@ -345,6 +357,7 @@ fn a_unique_field_refuses_duplicates_and_allows_the_rest() -> Result<()> {
 
 #[test]
 fn a_unique_field_copes_with_rows_already_in_the_file() -> Result<()> {
+    let _watchdog = common::Watchdog::new("a_unique_field_copes_with_rows_already_in_the_file", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("u.db");
     let db = NanaSQLite::open(&path)?;
@@ -364,6 +377,10 @@ fn a_unique_field_copes_with_rows_already_in_the_file() -> Result<()> {
 
 #[test]
 fn a_unique_field_on_an_encrypted_table_is_checked_by_reading_the_rows() -> Result<()> {
+    let _watchdog = common::Watchdog::new(
+        "a_unique_field_on_an_encrypted_table_is_checked_by_reading_the_rows",
+        common::TEST_LIMIT,
+    );
     let key = [7u8; 32];
     let db = NanaSQLite::builder(":memory:")
         .encryption(Encryption::aes_gcm(key)?)
@@ -470,6 +487,7 @@ mod paths_without_hooks {
 
 #[test]
 fn a_unique_field_holds_under_concurrent_writers() -> Result<()> {
+    let _watchdog = common::Watchdog::new("a_unique_field_holds_under_concurrent_writers", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let first = NanaSQLite::builder(&path).hook(hook::unique("email")).open()?;
@@ -496,6 +514,7 @@ fn a_unique_field_holds_under_concurrent_writers() -> Result<()> {
 
 #[test]
 fn a_foreign_key_must_name_a_key_of_the_other_table() -> Result<()> {
+    let _watchdog = common::Watchdog::new("a_foreign_key_must_name_a_key_of_the_other_table", common::TEST_LIMIT);
     let db = NanaSQLite::builder(":memory:")
         .hook(hook::foreign_key("owner", "users").only(KeyFilter::prefix("order:")))
         .open()?;
@@ -514,6 +533,7 @@ fn a_foreign_key_must_name_a_key_of_the_other_table() -> Result<()> {
 
 #[test]
 fn hostile_fields_tables_and_patterns_register_nothing() -> Result<()> {
+    let _watchdog = common::Watchdog::new("hostile_fields_tables_and_patterns_register_nothing", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
     for field in ["", "e-mail", "a'); DROP TABLE data; --", "$.email", "a..b", "a[0]", "ä"] {

@@ -73,6 +73,7 @@ impl Drop for Schema {
 /// server that is not there. Needs no server, so it always runs.
 #[test]
 fn postgres_builders_refuse_bad_input_clearly() {
+    let _watchdog = common::Watchdog::new("postgres_builders_refuse_bad_input_clearly", common::TEST_LIMIT);
     for url in ["not a url", "postgres://user@host:notaport/db", "postgres://[::1"] {
         let error = NanaSQLite::postgres(url).open().unwrap_err();
         assert!(matches!(error, Error::Validation { .. }), "{url}: {error}");
@@ -95,6 +96,7 @@ fn postgres_builders_refuse_bad_input_clearly() {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_passes_the_storage_conformance_suite() {
+    let _watchdog = common::Watchdog::new("postgres_passes_the_storage_conformance_suite", common::TEST_LIMIT);
     let schema = Schema::new();
     let config = PostgresConfig::new(&schema.url).unwrap();
     nanasqlite::storage::conformance::check(|| PostgresStorage::connect(&config));
@@ -103,6 +105,7 @@ fn postgres_passes_the_storage_conformance_suite() {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_passes_the_async_conformance_suite() {
+    let _watchdog = common::Watchdog::new("postgres_passes_the_async_conformance_suite", common::TEST_LIMIT);
     let schema = Schema::new();
     let config = PostgresConfig::new(&schema.url).unwrap();
     futures::executor::block_on(nanasqlite_pool::conformance::check(move || PostgresStorage::connect(&config)));
@@ -111,6 +114,10 @@ fn postgres_passes_the_async_conformance_suite() {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_serves_the_dict_api_batches_atomic_updates_and_transactions() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new(
+        "postgres_serves_the_dict_api_batches_atomic_updates_and_transactions",
+        common::TEST_LIMIT,
+    );
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url).open()?;
     assert!(db.path().to_str().unwrap().starts_with("postgres://"), "the path names the server");
@@ -159,6 +166,7 @@ fn postgres_serves_the_dict_api_batches_atomic_updates_and_transactions() -> nan
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_keeps_hooks_typed_tables_and_encrypted_values() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_keeps_hooks_typed_tables_and_encrypted_values", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url)
         .hook(hook::unique("email"))
@@ -192,6 +200,7 @@ fn postgres_keeps_hooks_typed_tables_and_encrypted_values() -> nanasqlite::Resul
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_runs_the_portable_sql_helpers() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_runs_the_portable_sql_helpers", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url).open()?;
     db.create_table(
@@ -233,6 +242,7 @@ fn postgres_runs_the_portable_sql_helpers() -> nanasqlite::Result<()> {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_write_back_stages_then_commits() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_write_back_stages_then_commits", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url)
         .with(|b| b.write_back(nanasqlite::WriteBack::manual().chunk_size(100)))
@@ -262,6 +272,7 @@ fn cache(store: &NanaSQLite<PostgresStorage>, key: &str) {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_caches_of_two_stores_stay_coherent() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_caches_of_two_stores_stay_coherent", common::TEST_LIMIT);
     let schema = Schema::new();
     // Through a connector, as a TLS one would be passed (`NoTls` stands in for it).
     let writer = NanaSQLite::postgres(&schema.url).tls(postgres::NoTls).open()?;
@@ -299,6 +310,10 @@ fn listener_of<S: nanasqlite::storage::Storage>(store: &NanaSQLite<S>) -> nanasq
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_listener_losing_its_connection_empties_the_cache_and_reconnects() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new(
+        "postgres_listener_losing_its_connection_empties_the_cache_and_reconnects",
+        common::TEST_LIMIT,
+    );
     let schema = Schema::new();
     let writer = NanaSQLite::postgres(&schema.url).open()?;
     let reader = NanaSQLite::postgres(&schema.url).open()?;
@@ -329,6 +344,7 @@ fn postgres_listener_losing_its_connection_empties_the_cache_and_reconnects() ->
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_two_processes_increment_one_counter() {
+    let _watchdog = common::Watchdog::new("postgres_two_processes_increment_one_counter", common::TEST_LIMIT);
     if let Some(schema) = child_role() {
         let schema = Schema::named(&schema, false);
         let db = NanaSQLite::postgres(&schema.url).open().unwrap();
@@ -345,7 +361,7 @@ fn postgres_two_processes_increment_one_counter() {
         .map(|_| child("postgres_two_processes_increment_one_counter", &schema.name).spawn().expect("a child starts"))
         .collect();
     for mut process in children {
-        assert!(process.wait().unwrap().success(), "a child failed");
+        assert!(common::wait_for_exit(&mut process, Duration::from_secs(120)).success(), "a child failed");
     }
     wait_until("the children's increments to reach this cache", STALENESS, || !db.is_cached("counter"));
     assert_eq!(db.get::<i64>("counter").unwrap(), Some(2000), "no increment was lost");
@@ -437,6 +453,7 @@ async fn the_async_store_on_postgres(url: String) {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_unique_field_holds_between_two_processes() {
+    let _watchdog = common::Watchdog::new("postgres_unique_field_holds_between_two_processes", common::TEST_LIMIT);
     use std::io::{BufRead, Write};
     const ROUNDS: usize = 200;
     if let Some(role) = child_role() {
@@ -502,6 +519,7 @@ fn postgres_unique_field_holds_between_two_processes() {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_unique_field_is_one_index_lookup() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_unique_field_is_one_index_lookup", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url).open()?;
     schema
@@ -532,6 +550,7 @@ fn postgres_unique_field_is_one_index_lookup() -> nanasqlite::Result<()> {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_long_table_names_fit_or_are_refused() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_long_table_names_fit_or_are_refused", common::TEST_LIMIT);
     let schema = Schema::new();
     for length in [50, 51, 63] {
         let name = format!("t{}", "x".repeat(length - 1));
@@ -575,6 +594,7 @@ fn postgres_long_table_names_fit_or_are_refused() -> nanasqlite::Result<()> {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_own_notices_are_known_after_a_reconnect() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_own_notices_are_known_after_a_reconnect", common::TEST_LIMIT);
     let schema = Schema::new();
     let store = NanaSQLite::postgres(&schema.url).open()?;
     let other = NanaSQLite::postgres(&schema.url).open()?;
@@ -604,6 +624,8 @@ fn postgres_own_notices_are_known_after_a_reconnect() -> nanasqlite::Result<()> 
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_writes_survive_standard_conforming_strings_off() -> nanasqlite::Result<()> {
+    let _watchdog =
+        common::Watchdog::new("postgres_writes_survive_standard_conforming_strings_off", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url).open()?;
     db.execute("SET standard_conforming_strings = off", [])?;
@@ -624,6 +646,7 @@ fn postgres_writes_survive_standard_conforming_strings_off() -> nanasqlite::Resu
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_concurrent_writes_share_commits() {
+    let _watchdog = common::Watchdog::new("postgres_concurrent_writes_share_commits", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = futures::executor::block_on(AsyncNanaSQLite::postgres(&schema.url).open()).unwrap();
     // Held back behind a transaction, the writes queue together.
@@ -653,6 +676,7 @@ fn postgres_concurrent_writes_share_commits() {
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_keeps_its_other_promises() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_keeps_its_other_promises", common::TEST_LIMIT);
     let schema = Schema::new();
     let db = NanaSQLite::postgres(&schema.url).open()?;
     for refused in [db.backup("/tmp/never.db"), db.restore("/tmp/never.db")] {

@@ -49,7 +49,10 @@ fn iterating_a_million_rows_holds_one_page() {
     assert!(grown < BOUND, "iterating grew anonymous memory by {grown} bytes");
     let cached = (0..ROWS).step_by(997).chain([ROWS - 1]).filter(|i| db.is_cached(&format!("key{i:07}"))).count();
     assert_eq!(cached, 0, "and nothing was cached");
-    assert!(db.get::<String>("key0000000").unwrap().is_some() && db.is_cached("key0000000"), "the control: a get caches");
+    assert!(
+        db.get::<String>("key0000000").unwrap().is_some() && db.is_cached("key0000000"),
+        "the control: a get caches"
+    );
 
     // The measure can see a table held whole: collecting every row grows it past the bound.
     let all = db.scan::<String>(Scan::all()).unwrap();

@@ -5,10 +5,13 @@ use std::thread;
 
 use nanasqlite::NanaSQLite;
 
+mod common;
+
 const THREADS: usize = 8;
 
 #[test]
 fn many_threads_write_and_read_their_own_keys() {
+    let _watchdog = common::Watchdog::new("many_threads_write_and_read_their_own_keys", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let db = NanaSQLite::open(dir.path().join("t.db")).unwrap();
     thread::scope(|scope| {
@@ -29,6 +32,7 @@ fn many_threads_write_and_read_their_own_keys() {
 
 #[test]
 fn racing_writes_to_one_key_leave_cache_equal_to_file() {
+    let _watchdog = common::Watchdog::new("racing_writes_to_one_key_leave_cache_equal_to_file", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("race.db");
     let db = NanaSQLite::open(&path).unwrap();
@@ -55,6 +59,7 @@ fn racing_writes_to_one_key_leave_cache_equal_to_file() {
 
 #[test]
 fn readers_see_whole_batches_only() {
+    let _watchdog = common::Watchdog::new("readers_see_whole_batches_only", common::TEST_LIMIT);
     let db = NanaSQLite::open(":memory:").unwrap();
     let writer = db.clone();
     thread::scope(|scope| {

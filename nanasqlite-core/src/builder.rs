@@ -68,6 +68,8 @@ pub struct Options {
     pub bulk_load: bool,
     /// How values are cached.
     pub cache: CacheStrategy,
+    /// Where TTL expiry and the watch for other writers read the time.
+    pub clock: crate::Clock,
     /// The longest a call waits for the store (`None`: no limit).
     pub lock_timeout: Option<Duration>,
     /// Connection settings.
@@ -117,6 +119,7 @@ impl Builder {
                 table: DEFAULT_TABLE.to_owned(),
                 bulk_load: false,
                 cache: CacheStrategy::default(),
+                clock: crate::Clock::system(),
                 lock_timeout: None,
                 connection: ConnectionOptions::default(),
                 sql_policy: SqlPolicy::default(),
@@ -160,6 +163,15 @@ impl Builder {
     /// How values are cached. Default [`CacheStrategy::Unbounded`].
     pub fn cache(mut self, strategy: CacheStrategy) -> Self {
         self.options.cache = strategy;
+        self
+    }
+
+    /// Where TTL expiry ([`CacheStrategy::Ttl`]) and the watch for other writers
+    /// ([`watch_external_writes`](Self::watch_external_writes)) read the time. Default
+    /// [`Clock::system`](crate::Clock::system); a [`ManualClock`](crate::ManualClock) lets a test
+    /// move time on without waiting for it.
+    pub fn clock(mut self, clock: impl Into<crate::Clock>) -> Self {
+        self.options.clock = clock.into();
         self
     }
 
@@ -334,7 +346,7 @@ impl Builder {
             table: options.table_name()?,
             settings: TableSettings::new(options)?,
             waits,
-            watch: options.watch_external_writes,
+            watch: options.watch_external_writes.map(|interval| (interval, options.clock.clone())),
             bulk_load: options.bulk_load,
             hooks: options.hooks.clone(),
             write_back: options

@@ -35,6 +35,7 @@ use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::codec;
 use crate::error::Result;
 
@@ -340,19 +341,26 @@ impl State {
 #[derive(Debug, Default)]
 pub struct Cache {
     strategy: CacheStrategy,
+    clock: Clock,
     state: RwLock<State>,
 }
 
 impl Cache {
-    /// An empty cache with `strategy`.
+    /// An empty cache with `strategy`, on the system clock.
     #[must_use]
     pub fn new(strategy: CacheStrategy) -> Self {
-        Self { strategy, state: RwLock::default() }
+        Self::with_clock(strategy, Clock::system())
     }
 
-    /// The clock, for TTL caches only (others never read it).
+    /// An empty cache with `strategy`, whose entries expire (TTL) by `clock`.
+    #[must_use]
+    pub fn with_clock(strategy: CacheStrategy, clock: Clock) -> Self {
+        Self { strategy, clock, state: RwLock::default() }
+    }
+
+    /// The time, for TTL caches only (others never read it).
     fn now(&self) -> Option<Instant> {
-        self.strategy.ttl().map(|_| Instant::now())
+        self.strategy.ttl().map(|_| self.clock.now())
     }
 
     // ----- reads -----
@@ -597,7 +605,7 @@ impl Cache {
             return Vec::new();
         }
         let mut state = self.state.write();
-        self.sweep(&mut state, Instant::now());
+        self.sweep(&mut state, self.clock.now());
         state.to_delete.iter().cloned().collect()
     }
 
@@ -607,7 +615,7 @@ impl Cache {
         if !self.deletes_expired() {
             return false;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let state = self.state.read();
         state.to_delete.contains(key)
             || state.slots.get(key).is_some_and(|slot| slot.value.is_some() && !slot.live(Some(now)))
@@ -619,7 +627,7 @@ impl Cache {
             return false;
         }
         let mut state = self.state.write();
-        self.sweep(&mut state, Instant::now());
+        self.sweep(&mut state, self.clock.now());
         !state.to_delete.is_empty()
     }
 
@@ -641,7 +649,7 @@ impl Cache {
         }
         state.packed.remove(key);
         if expires.is_some() {
-            state.expiring.push_back((expires.unwrap_or_else(Instant::now), key.into(), epoch));
+            state.expiring.push_back((expires.unwrap_or_else(|| self.clock.now()), key.into(), epoch));
         }
         let slot = Slot { value, epoch, expires };
         match self.strategy {
@@ -980,13 +988,15 @@ mod tests {
         let Lookup::Hit(entry) = lru.lookup("k") else { panic!("k is cached") };
         entry.value("k").unwrap();
         assert!(lru.shared_hit("k").is_none(), "an LRU hit must move the key");
-        let ttl = Duration::from_millis(20);
-        let expiring = Cache::new(CacheStrategy::Ttl { ttl, size: None, delete_expired: false });
+        let (ttl, clock) = (Duration::from_secs(60), crate::ManualClock::new());
+        let strategy = CacheStrategy::Ttl { ttl, size: None, delete_expired: false };
+        let expiring = Cache::with_clock(strategy, clock.clone().into());
         put(&expiring, "k", "[1]");
         let Lookup::Hit(entry) = expiring.lookup("k") else { panic!("k is cached") };
         entry.value("k").unwrap();
-        assert!(expiring.shared_hit("k").is_some());
-        std::thread::sleep(ttl * 2);
+        clock.advance(ttl - Duration::from_nanos(1));
+        assert!(expiring.shared_hit("k").is_some(), "served up to its expiry");
+        clock.advance(Duration::from_nanos(1));
         assert!(expiring.shared_hit("k").is_none(), "an expired entry is not served");
     }
 
@@ -1045,11 +1055,13 @@ mod tests {
 
     #[test]
     fn expired_keys_stay_absent_until_their_deletion_is_confirmed() {
-        let ttl = Duration::from_millis(20);
-        let cache = Arc::new(Cache::new(CacheStrategy::Ttl { ttl, size: None, delete_expired: true }));
+        let (ttl, clock) = (Duration::from_secs(60), crate::ManualClock::new());
+        let strategy = CacheStrategy::Ttl { ttl, size: None, delete_expired: true };
+        let cache = Arc::new(Cache::with_clock(strategy, clock.clone().into()));
         put(&cache, "gone", "1");
         put(&cache, "rewritten", "1");
-        std::thread::sleep(ttl * 2);
+        assert!(cache.pending_deletes().is_empty(), "nothing expired yet");
+        clock.advance(ttl);
         let mut pending = cache.pending_deletes();
         pending.sort();
         assert_eq!(pending, [Box::from("gone"), Box::from("rewritten")]);

@@ -36,6 +36,7 @@
 mod atomic;
 mod builder;
 mod cache;
+mod clock;
 mod codec;
 mod database;
 mod encryption;
@@ -58,6 +59,7 @@ pub mod writeback;
 pub use atomic::Amount;
 pub use builder::{Builder, DEFAULT_TABLE};
 pub use cache::CacheStrategy;
+pub use clock::{Clock, ManualClock};
 pub use encryption::Encryption;
 pub use engine::{BatchReport, KeyValue, Transaction};
 pub use error::{Error, Result};

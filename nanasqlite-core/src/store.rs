@@ -79,7 +79,7 @@ pub(crate) struct Start {
     pub(crate) table: Identifier,
     pub(crate) settings: TableSettings,
     pub(crate) waits: Waits,
-    pub(crate) watch: Option<std::time::Duration>,
+    pub(crate) watch: Option<(std::time::Duration, crate::Clock)>,
     pub(crate) bulk_load: bool,
     pub(crate) hooks: Vec<Registration>,
     pub(crate) write_back: Option<crate::WriteBack>,

@@ -3,10 +3,13 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::Clock;
+
 /// When a store last asked SQLite whether another connection wrote, and what it answered.
 #[derive(Debug)]
 pub(crate) struct ExternalWrites {
     interval: Duration,
+    clock: Clock,
     start: Instant,
     /// Nanoseconds after `start` of the last check.
     checked: AtomicU64,
@@ -15,15 +18,16 @@ pub(crate) struct ExternalWrites {
 }
 
 impl ExternalWrites {
-    /// Checks at most once per `interval`.
+    /// Checks at most once per `interval`, by `clock`.
     #[must_use]
-    pub(crate) fn new(interval: Duration) -> Self {
-        Self { interval, start: Instant::now(), checked: AtomicU64::new(0), version: AtomicI64::new(i64::MIN) }
+    pub(crate) fn new(interval: Duration, clock: Clock) -> Self {
+        let start = clock.now();
+        Self { interval, clock, start, checked: AtomicU64::new(0), version: AtomicI64::new(i64::MIN) }
     }
 
     /// Whether a check is due; claims it (one caller gets `true` per interval).
     pub(crate) fn due(&self) -> bool {
-        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let now = u64::try_from((self.clock.now() - self.start).as_nanos()).unwrap_or(u64::MAX);
         let last = self.checked.load(Ordering::Relaxed);
         let interval = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
         now.saturating_sub(last) >= interval
@@ -44,11 +48,18 @@ mod tests {
 
     #[test]
     fn due_once_per_interval_and_changes_after_the_first() {
-        let watch = ExternalWrites::new(Duration::from_millis(30));
+        let clock = crate::ManualClock::new();
+        let watch = ExternalWrites::new(Duration::from_secs(1), clock.clone().into());
         assert!(!watch.due(), "not before the first interval has passed");
-        std::thread::sleep(Duration::from_millis(40));
+        clock.advance(Duration::from_millis(999));
+        assert!(!watch.due(), "nor just before");
+        clock.advance(Duration::from_millis(1));
         assert!(watch.due());
         assert!(!watch.due(), "claimed");
+        clock.advance(Duration::from_millis(500));
+        assert!(!watch.due(), "the next interval starts at the claim");
+        clock.advance(Duration::from_millis(500));
+        assert!(watch.due());
         assert!(!watch.changed(5), "the first answer is the baseline");
         assert!(!watch.changed(5));
         assert!(watch.changed(6));

@@ -1,7 +1,8 @@
 //! The attack and bad-input corpus of Python NanaSQLite against the fragment validator, and the
 //! fragments it must accept.
 
-use std::time::{Duration, Instant};
+#[path = "support/hostile.rs"]
+mod hostile;
 
 use nanasqlite_core::Error;
 use nanasqlite_core::sql::{
@@ -38,15 +39,14 @@ fn order_by_attacks_are_rejected() {
     }
 }
 
+/// (How fast long lists and hostile input are checked is measured by `benches/sql_validation.rs`.)
 #[test]
-fn order_by_lists_are_accepted_quickly() {
+fn order_by_lists_are_accepted() {
     for ok in ["id ASC", "id DESC, name ASC", "name", "key ASC", "id", "\"group\" DESC", "LOWER(name)"] {
         accepted(ok, Clause::OrderBy);
     }
     let fifty: Vec<String> = (0..50).map(|i| format!("col{i} ASC")).collect();
-    let start = Instant::now();
     accepted(&fifty.join(", "), Clause::OrderBy);
-    assert!(start.elapsed() < Duration::from_secs(1));
 }
 
 #[test]
@@ -192,23 +192,15 @@ fn length_limit() {
 }
 
 #[test]
-fn hostile_input_is_rejected_in_linear_time() {
-    let hostile = [
-        format!("A{}!", " ".repeat(100_000)),
-        "(".repeat(100_000),
-        format!("'{}", "a".repeat(100_000)),
-        "a(".repeat(50_000),
-        format!("\"{}", "x".repeat(100_000)),
-        "a = 1 AND ".repeat(10_000),
-    ];
-    for input in &hostile {
-        let start = Instant::now();
+fn long_hostile_input_is_rejected() {
+    // Its time, and how it grows with the input's length, is measured by the benchmark
+    // `benches/sql_validation.rs`, not asserted here.
+    for input in hostile::hostile_inputs(100_000) {
         for clause in [Clause::Where, Clause::OrderBy, Clause::Column] {
-            assert!(SqlPolicy::default().check(input, clause).is_err());
+            assert!(SqlPolicy::default().check(&input, clause).is_err());
         }
-        assert!(check_column_type(input).is_err());
-        assert!(check_added_column_type(input).is_err());
-        assert!(start.elapsed() < Duration::from_millis(500), "{:?}…", &input[..10]);
+        assert!(check_column_type(&input).is_err());
+        assert!(check_added_column_type(&input).is_err());
     }
 }
 

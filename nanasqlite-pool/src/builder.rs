@@ -161,6 +161,12 @@ impl AsyncBuilder {
         self.map_core(|core| core.bulk_load(bulk_load))
     }
 
+    /// Where TTL expiry and the watch for other writers read the time, as
+    /// [`Builder::clock`].
+    pub fn clock(self, clock: impl Into<nanasqlite_core::Clock>) -> Self {
+        self.map_core(|core| core.clock(clock))
+    }
+
     /// How values are cached, as [`Builder::cache`].
     pub fn cache(self, strategy: CacheStrategy) -> Self {
         self.map_core(|core| core.cache(strategy))
@@ -320,9 +326,15 @@ impl AsyncBuilder {
         if let Some(write_back) = &write_back {
             write_back.validate()?;
         }
-        let (pool, handle) =
-            Pool::open(open, sizes, self.spawner, options.watch_external_writes, options.lock_timeout, write_back)
-                .await?;
+        let (pool, handle) = Pool::open(
+            open,
+            sizes,
+            self.spawner,
+            options.watch_external_writes.map(|every| (every, options.clock.clone())),
+            options.lock_timeout,
+            write_back,
+        )
+        .await?;
         let table = pool.shared().table(name, handle, settings);
         let handles = AsyncNanaSQLite::open_handles(&pool);
         let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()), handles);

@@ -78,7 +78,7 @@ impl<S: Storage> Pool<S> {
         open: impl FnOnce() -> Result<(S, Opened<S>)> + Send + 'static,
         sizes: Sizes,
         spawner: Arc<dyn Spawn>,
-        watch: Option<Duration>,
+        watch: Option<(Duration, nanasqlite_core::Clock)>,
         lock_timeout: Option<Duration>,
         write_back: Option<nanasqlite_core::WriteBack>,
     ) -> Result<(Self, S::Table)> {

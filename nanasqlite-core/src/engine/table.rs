@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::hooks::Hooks;
 use super::staging::{TableStaging, WriteBackState};
+use crate::Clock;
 use crate::cache::{Cache, CacheChange, CacheStrategy, CachedValue, Change, Epoch, Lookup};
 use crate::codec::ValueCodec;
 use crate::identifier::Identifier;
@@ -31,6 +32,8 @@ pub struct ReadStart {
 #[derive(Clone, Debug)]
 pub struct TableSettings {
     pub(crate) strategy: CacheStrategy,
+    /// Where the cache's entries expire by (TTL).
+    clock: Clock,
     pub(crate) policy: Arc<SqlPolicy>,
     /// Shared by every table opened from the same store, so that a `rekey` switches them all.
     pub(crate) codec: Arc<RwLock<ValueCodec>>,
@@ -50,6 +53,7 @@ impl TableSettings {
         let codec = ValueCodec::new(options.encryption.clone(), options.allow_legacy_plaintext);
         Ok(Self {
             strategy: options.cache.validate()?,
+            clock: options.clock.clone(),
             policy: Arc::new(options.sql_policy.clone()),
             encrypted: Arc::new(AtomicBool::new(codec.is_encrypted())),
             rotations: Arc::default(),
@@ -83,7 +87,7 @@ impl<S: Storage> Table<S> {
     /// The table `name`, whose backend handle is `handle`, with an empty cache and the hooks
     /// registered on it (shared by every handle on the table: [`Shared::hooks`]).
     pub fn new(name: Identifier, handle: S::Table, settings: TableSettings, hooks: Arc<Hooks<S>>) -> Self {
-        let cache = Arc::new(Cache::new(settings.strategy));
+        let cache = Arc::new(Cache::with_clock(settings.strategy, settings.clock.clone()));
         Self { name, handle, cache, settings, hooks, write_back: None }
     }
 
@@ -254,12 +258,12 @@ impl<S: Storage> fmt::Debug for Shared<S> {
 }
 
 impl<S: Storage> Shared<S> {
-    /// Shared state for a database, watching for other writers at most once per
-    /// `watch_interval`; `version` is the database's data version when it was opened.
+    /// Shared state for a database, watching for other writers at most once per interval of
+    /// `watch` (by its clock); `version` is the database's data version when it was opened.
     #[must_use]
-    pub fn new(watch_interval: Option<Duration>, version: Option<i64>) -> Self {
-        let external = watch_interval.map(|interval| {
-            let external = ExternalWrites::new(interval);
+    pub fn new(watch: Option<(Duration, Clock)>, version: Option<i64>) -> Self {
+        let external = watch.map(|(interval, clock)| {
+            let external = ExternalWrites::new(interval, clock);
             if let Some(version) = version {
                 external.changed(version); // the baseline
             }

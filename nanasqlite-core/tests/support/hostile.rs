@@ -1,0 +1,14 @@
+//! Long hostile SQL fragments, each `length` bytes or about: what the validator must reject
+//! without its time growing faster than the input (shared by the tests and the benchmark).
+
+/// Unterminated groups, quotes and calls, long blank runs and long chains of conditions.
+pub fn hostile_inputs(length: usize) -> Vec<String> {
+    vec![
+        format!("A{}!", " ".repeat(length)),
+        "(".repeat(length),
+        format!("'{}", "a".repeat(length)),
+        "a(".repeat(length / 2),
+        format!("\"{}", "x".repeat(length)),
+        "a = 1 AND ".repeat(length / 10),
+    ]
+}
