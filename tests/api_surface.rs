@@ -395,3 +395,15 @@ async fn async_import_and_export(setup: Setup) {
     assert_eq!(exported[99].get::<String>("b").unwrap(), "v99");
     db.close().await.unwrap();
 }
+
+#[test]
+fn sync_last_insert_rowid() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    assert_eq!(db.last_insert_rowid()?, 0, "nothing inserted yet");
+    db.create_table("log", &[("id", "INTEGER PRIMARY KEY"), ("m", "TEXT")])?;
+    let id = db.sql_insert("log", &json!({"id": 41, "m": "a"}))?;
+    assert_eq!((id, db.last_insert_rowid()?), (41, 41));
+    db.execute("INSERT INTO log (m) VALUES ('b')", params![])?;
+    assert_eq!(db.last_insert_rowid()?, 42, "any statement's insert counts");
+    Ok(())
+}

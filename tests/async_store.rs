@@ -155,13 +155,16 @@ async fn fed_batches(setup: Setup) {
 
     // Rows slower to come than the writer waits (50 ms in all): given back, then written whole
     // as an ordinary batch (two write groups: the one that gave up, and the write).
+    // The rows stop at 1500 until the writer's group has ended (it gave up waiting for them).
+    let groups_before = db.stats().write_groups;
     let slow = (0..2000).map(|i| {
         if i == 1500 {
-            std::thread::sleep(Duration::from_millis(200));
+            common::wait_until("the writer giving up on the rows", Duration::from_secs(60), || {
+                db.stats().write_groups > groups_before
+            });
         }
         (format!("g{i}"), i)
     });
-    let groups_before = db.stats().write_groups;
     db.batch_update(slow).await.unwrap();
     assert_eq!(db.stats().write_groups - groups_before, 2, "handed back, then written");
     assert_eq!(in_file("g").await, 2000);
@@ -407,13 +410,18 @@ async fn failing_write_fails_alone(setup: Setup) {
 
 async fn lock_timeout(setup: Setup) {
     let db = setup.builder.clone().lock_timeout(Duration::from_millis(100)).open().await.unwrap();
-    let rows: Vec<(String, i64)> = (0..300_000).map(|i| (format!("k{i}"), i)).collect();
-    let mut batch = Box::pin(db.batch_update(&rows));
-    assert!(futures::poll!(batch.as_mut()).is_pending(), "the batch is queued");
-    common::wait_until_async("the writer taking the batch", Duration::from_secs(60), || db.stats().write_queue == 0)
+    // The writer runs a job that holds it until the late write has given up.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let mut busy = Box::pin(db.call(move |_| {
+        let _ = released.recv_timeout(Duration::from_secs(60));
+        Ok(())
+    }));
+    assert!(futures::poll!(busy.as_mut()).is_pending(), "the job is queued");
+    common::wait_until_async("the writer taking the job", Duration::from_secs(60), || db.stats().write_queue == 0)
         .await;
-    let (batch, late) = futures::join!(batch, db.set("late", &1));
-    batch.unwrap();
+    let late = db.set("late", &1).await;
+    release.send(()).unwrap();
+    busy.await.unwrap();
     assert!(matches!(late, Err(Error::LockTimeout { .. })), "{late:?}");
     assert_eq!(db.get::<i32>("late").await.unwrap(), None);
     db.close().await.unwrap();

@@ -111,6 +111,47 @@ fn postgres_passes_the_async_conformance_suite() {
     futures::executor::block_on(nanasqlite_pool::conformance::check(move || PostgresStorage::connect(&config)));
 }
 
+/// The PostgreSQL builders' own settings: `bulk_load` caches every row at open, `cache` bounds
+/// the cache, `hook` registers a hook, `with` reaches any option of the store's builder.
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_builders_set_bulk_load_cache_hooks_and_any_option() -> nanasqlite::Result<()> {
+    let _watchdog =
+        common::Watchdog::new("postgres_builders_set_bulk_load_cache_hooks_and_any_option", common::TEST_LIMIT);
+    let schema = Schema::new();
+    let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    let cached = |is_cached: &dyn Fn(&str) -> bool| keys.iter().filter(|key| is_cached(key)).count();
+    NanaSQLite::postgres(&schema.url).open()?.batch_update(keys.iter().zip(0..))?;
+    NanaSQLite::postgres(&schema.url).table("other").open()?.batch_update(keys.iter().zip(0..))?;
+
+    let loaded = NanaSQLite::postgres(&schema.url).bulk_load(true).open()?;
+    assert_eq!(cached(&|key| loaded.is_cached(key)), 5, "bulk_load cached every row at open");
+    let unloaded = NanaSQLite::postgres(&schema.url).open()?;
+    assert_eq!(cached(&|key| unloaded.is_cached(key)), 0, "without it, nothing");
+    let bounded = NanaSQLite::postgres(&schema.url).cache(nanasqlite::CacheStrategy::Lru { size: 2 }).open()?;
+    for key in &keys {
+        assert!(bounded.get::<i64>(key)?.is_some());
+    }
+    assert_eq!(cached(&|key| bounded.is_cached(key)), 2, "the LRU cache keeps two");
+
+    futures::executor::block_on(async {
+        let db = AsyncNanaSQLite::postgres(&schema.url)
+            .cache(nanasqlite::CacheStrategy::Lru { size: 2 })
+            .hook(hook::check(|_key: &str, value: &Value| value.as_i64().is_some_and(|n| n >= 0)))
+            .with(|builder| builder.table("other"))
+            .open()
+            .await?;
+        assert_eq!(db.table_name(), "other", "with reached the store's builder");
+        assert!(db.set("negative", &-1).await.unwrap_err().is_refused(), "the hook runs");
+        db.set("positive", &1).await?;
+        for key in &keys {
+            assert!(db.get::<i64>(key).await?.is_some());
+        }
+        assert_eq!(cached(&|key| db.is_cached(key)), 2, "the LRU cache keeps two");
+        db.close().await
+    })
+}
+
 #[test]
 #[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
 fn postgres_serves_the_dict_api_batches_atomic_updates_and_transactions() -> nanasqlite::Result<()> {

@@ -558,3 +558,49 @@ async fn write_back_on_the_async_store(setup: Setup) {
     })
     .await;
 }
+
+on_every_runtime!(dead_letters_on_the_async_store);
+
+/// The async store's dead letters: rows a trigger refuses at commit become dead letters (the
+/// others of their chunk commit), `retry_dead_letters` stages them again once they can commit,
+/// and `clear_dead_letters` drops them, saying how many.
+async fn dead_letters_on_the_async_store(setup: Setup) {
+    let db = setup.builder.clone().write_back(WriteBack::manual().chunk_size(10)).open().await.unwrap();
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON data WHEN NEW.key LIKE 'bad%' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the trigger'); END",
+        params![],
+    )
+    .await
+    .unwrap();
+    db.batch_update((0..10).map(|i| (if i % 4 == 0 { format!("bad{i}") } else { format!("ok{i}") }, i))).await.unwrap();
+    let flushed = db.flush().await;
+    assert!(matches!(flushed, Err(Error::Unflushed { staged: 0, dead_letters: 3 })), "{flushed:?}");
+    let mut dead: Vec<_> =
+        db.dead_letters().into_iter().map(|letter| (letter.key, letter.value, letter.error)).collect();
+    dead.sort();
+    assert_eq!(dead.iter().map(|(key, ..)| key.as_str()).collect::<Vec<_>>(), ["bad0", "bad4", "bad8"]);
+    assert_eq!(dead[1].1.as_deref(), Some("4"), "the letter keeps the value it was to store");
+    assert!(dead.iter().all(|(.., error)| error.contains("refused by the trigger")), "{dead:?}");
+    assert_eq!(in_file(&setup.path).len(), 7, "the other rows of the chunk committed");
+
+    db.execute("DROP TRIGGER refuse", params![]).await.unwrap();
+    assert_eq!(db.retry_dead_letters().unwrap(), 3);
+    assert!(db.dead_letters().is_empty(), "staged again");
+    db.flush().await.unwrap();
+    assert_eq!(in_file(&setup.path).len(), 10, "committed on retry");
+
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON data BEGIN SELECT RAISE(ABORT, 'refused again'); END",
+        params![],
+    )
+    .await
+    .unwrap();
+    db.set("late", &1).await.unwrap();
+    assert!(db.flush().await.is_err());
+    assert_eq!(db.clear_dead_letters(), 1);
+    assert!(db.dead_letters().is_empty());
+    db.flush().await.unwrap();
+    assert!(!in_file(&setup.path).iter().any(|(key, _)| key == "late"), "a cleared letter is never written");
+    db.close().await.unwrap();
+}
