@@ -98,6 +98,10 @@ fn the_database_fences_helpers_even_with_the_validator_off() {
     assert!(refused.contains("\"secret\""), "{refused}");
     let deleted = loose.sql_delete("users", "id IN (SELECT 1 FROM secret WHERE s = ?)", params![SECRET]);
     assert!(matches!(deleted, Err(Error::Validation { .. })));
+    // SQLite names a common table expression as the accessor of what it reads, as it names a
+    // trigger: only the triggers a helper's write fires are let through.
+    let cte = loose.query(Query::table("users").columns(["(WITH x AS (SELECT s FROM secret) SELECT s FROM x)"]));
+    assert!(cte.unwrap_err().to_string().contains("\"secret\""), "a CTE reads through the fence");
     assert_eq!(db.fetch_all("SELECT name FROM users ORDER BY id", params![]).unwrap().len(), 2, "nothing changed");
     assert_eq!(db.count(Query::table("users").filter("name = ?", params!["alice"])).unwrap(), 1);
 }

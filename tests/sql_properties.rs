@@ -1,11 +1,16 @@
-//! Properties of the fragment validator and the database's fence: the validator never panics;
-//! nothing a fragment holds can change the schema or the data; and no mix of fragments, checked
-//! or not, reads a table the query was not asked about, or runs without bound.
-
-use std::time::{Duration, Instant};
+//! Properties of the fragment validator and the database's fence on random fragments: the
+//! validator never panics; nothing a fragment holds can change the schema or the data; and no
+//! mix of fragments, checked or not, reads a table the query was not asked about, or runs
+//! without bound (a watchdog ends the run if one does).
+//!
+//! Random mixes of pieces rarely form a working escape; the fragments generated from SQLite's
+//! grammar along each known route out of a query's table, run with each fence alone and with
+//! none (where they are shown to leak), are in `nanasqlite-core/src/sql/escape_routes.rs`.
 
 use nanasqlite::{NanaSQLite, Query, SqlPolicy, SqlValue, params, sql::Clause};
 use proptest::prelude::*;
+
+mod common;
 
 /// Pieces that attacks are made of, so random fragments get near the interesting cases.
 const PIECES: &[&str] = &[
@@ -178,13 +183,12 @@ proptest! {
             // The validator off: only the database's fence stands.
             query = query.policy(SqlPolicy::default().strict(false));
         }
-        let start = Instant::now();
+        let _watchdog = common::Watchdog::new("a query of random fragments", common::TEST_LIMIT);
         if let Ok(rows) = db.query(query.clone()) {
             prop_assert!(!secret_in(&rows), "read secret: {query:?}");
         }
         let count = db.count(query.clone());
         let exists = db.exists(query.clone());
-        prop_assert!(start.elapsed() < Duration::from_secs(5), "bounded in time: {query:?}");
         if checked {
             // With the validator on, a count or exists that ran used a filter it accepted.
             if count.is_ok() || exists.is_ok() {

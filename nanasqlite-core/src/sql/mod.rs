@@ -2,6 +2,8 @@
 //! the operations on a connection that the stores' SQL methods run.
 
 mod connection;
+#[cfg(test)]
+mod escape_routes;
 mod lexer;
 mod ops;
 mod query;

@@ -58,10 +58,13 @@ impl SqliteStorage {
     /// is prepared and run. Fenced statements are never taken from (or left in) the statement
     /// cache: a cached statement would skip the authorizer.
     fn fenced<R>(&self, sql: &str, fence: Fence<'_>, work: impl FnOnce(&mut Statement<'_>) -> Result<R>) -> Result<R> {
-        let Some(rule) = Rule::for_fence(fence) else {
+        let Some(mut rule) = Rule::for_fence(fence) else {
             let mut statement = self.conn.prepare_cached(sql)?;
             return work(&mut statement);
         };
+        if let Some(helper) = rule.helper.as_mut().filter(|helper| helper.write.is_some()) {
+            helper.triggers = self.triggers_on(&helper.table)?;
+        }
         let refusal = Arc::clone(&rule.refusal);
         self.conn.authorizer(Some(move |context: AuthContext<'_>| rule.decide(&context)))?;
         let result = self.conn.prepare(sql).map_err(Error::from).and_then(|mut statement| work(&mut statement));
@@ -72,6 +75,16 @@ impl SqliteStorage {
             }
             _ => error,
         })
+    }
+}
+
+impl SqliteStorage {
+    /// The names of the triggers on `table`: what a helper's write may fire.
+    fn triggers_on(&self, table: &str) -> Result<Vec<String>> {
+        let mut statement =
+            self.conn.prepare_cached("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1")?;
+        let names = statement.query_map([table], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(names)
     }
 }
 
@@ -87,6 +100,8 @@ struct HelperRule {
     write: Option<Write>,
     policy: SqlPolicy,
     internal: Vec<String>,
+    /// The triggers on `table` (for a helper that writes): their bodies run as defined.
+    triggers: Vec<String>,
 }
 
 impl Rule {
@@ -99,6 +114,7 @@ impl Rule {
                 write,
                 policy: policy.clone(),
                 internal: internal.iter().map(|name| (*name).to_owned()).collect(),
+                triggers: Vec::new(),
             }),
         };
         Some(Self { helper, refusal: Arc::default() })
@@ -107,8 +123,11 @@ impl Rule {
     fn decide(&self, context: &AuthContext<'_>) -> Authorization {
         let refused = match &self.helper {
             None => caller_refusal(&context.action),
-            // The schema's own triggers and views run as they were defined.
-            Some(_) if context.accessor.is_some() => None,
+            // A trigger on the helper's table, fired by its write, runs as it was defined.
+            // SQLite names a view or a common table expression (`WITH x AS (…)`) as the
+            // accessor of what it reads too, so no other accessor is trusted: a fragment's
+            // CTE reading another table is refused as that read would be.
+            Some(helper) if context.accessor.is_some_and(|accessor| helper.fires(accessor)) => None,
             Some(helper) => helper.refusal(&context.action),
         };
         match refused {
@@ -147,6 +166,11 @@ impl HelperRule {
             AuthAction::Delete { table_name } if self.write == Some(Write::Delete) && ours(table_name) => None,
             ref other => Some(format!("{other:?} is not part of this helper")),
         }
+    }
+
+    /// Whether `accessor` is a trigger on the helper's table (its write fires it).
+    fn fires(&self, accessor: &str) -> bool {
+        self.triggers.iter().any(|trigger| trigger.eq_ignore_ascii_case(accessor))
     }
 
     /// Functions a fragment may call, the helper's own, and the ones SQLite calls for the
