@@ -261,7 +261,7 @@ where
 /// without the field, or with `null` there, are not checked; overwriting a key with its own
 /// field value is allowed. Numbers compare by value (`1` and `1.0` are the same, as in Python).
 /// The field holds a string, a number or a boolean: a value with an object or an array there
-/// is refused with [`Error::Validation`](crate::Error::Validation) (which of two objects with
+/// is refused with [`Error::Validation`] (which of two objects with
 /// the same members in another order would be the same value?).
 ///
 /// The check is one lookup in an index on that field, which registering the hook creates in the

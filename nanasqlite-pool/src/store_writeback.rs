@@ -70,8 +70,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Unflushed`] when some rows failed to commit (they are dead letters);
-    /// [`Error::Closed`].
+    /// [`Error::Unflushed`](nanasqlite_core::Error::Unflushed) when some rows failed to commit
+    /// (they are dead letters); [`Error::Closed`](nanasqlite_core::Error::Closed).
     pub fn flush(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
         let (flush, state) = (self.run_flush(None), self.pool.shared().write_back().cloned());
         async move {

@@ -147,7 +147,7 @@ impl<S: Storage> Table<S> {
     }
 
     /// Where a read begins: take it before the read runs (before its snapshot opens), and
-    /// let its fill through [`fill_after`](Self::fill_after).
+    /// let its fill through `fill_after`.
     #[must_use]
     pub fn read_start(&self) -> ReadStart {
         ReadStart { epoch: self.cache.epoch(), rotations: self.settings.rotations.load(Ordering::Acquire) }

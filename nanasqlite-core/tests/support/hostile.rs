@@ -2,7 +2,7 @@
 //! without its time growing faster than the input (shared by the tests and the benchmark).
 
 /// Unterminated groups, quotes and calls, long blank runs and long chains of conditions.
-pub fn hostile_inputs(length: usize) -> Vec<String> {
+pub(crate) fn hostile_inputs(length: usize) -> Vec<String> {
     vec![
         format!("A{}!", " ".repeat(length)),
         "(".repeat(length),

@@ -44,8 +44,8 @@ pub(super) const UNANSWERED: Duration = Duration::from_secs(3);
 
 /// The longest a silently cut listening connection goes unnoticed: a network that drops the
 /// connection's packets without a reset (a partition, a NAT or load balancer that forgot an
-/// idle connection) is noticed within [`PING_EVERY`] + [`UNANSWERED`] + [`POLL`], and every
-/// cache is emptied then. Until then, a cache may serve values other clients overwrote.
+/// idle connection) is noticed within the listener's ping interval (1 s), the time a ping may
+/// go unanswered (3 s) and its poll (0.1 s), and every cache is emptied then. Until then, a cache may serve values other clients overwrote.
 pub const SILENT_CUT: Duration = Duration::from_secs(5);
 
 /// The longest a cache may serve a value another client has since overwritten, while the
