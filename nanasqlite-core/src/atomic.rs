@@ -18,9 +18,9 @@ use crate::error::{Error, Result};
 
 /// A change of one stored value's JSON text (`None`: absent) into the new JSON text, for
 /// [`Transform`].
-pub trait Step: Fn(&str, Option<&str>) -> Result<String> + Send + 'static {}
+pub trait Rewrite: Fn(&str, Option<&str>) -> Result<String> + Send + 'static {}
 
-impl<F: Fn(&str, Option<&str>) -> Result<String> + Send + 'static> Step for F {}
+impl<F: Fn(&str, Option<&str>) -> Result<String> + Send + 'static> Rewrite for F {}
 
 /// The `increment` operation: `amount` added to `key`'s number (or its `field`).
 ///
@@ -31,7 +31,7 @@ pub fn increment<K: AsRef<str>>(
     key: K,
     amount: Amount,
     field: Option<&str>,
-) -> Result<Transform<K, impl Step + use<K>>> {
+) -> Result<Transform<K, impl Rewrite + use<K>>> {
     amount.check()?;
     let field = field.map(str::to_owned);
     Ok(Transform::new("increment", key, move |_: &str, current: Option<&str>| match &field {
@@ -50,7 +50,7 @@ pub fn patch<K: AsRef<str>, T: Serialize + ?Sized>(
     key: K,
     changes: &T,
     create: bool,
-) -> Result<Transform<K, impl Step + use<K, T>>> {
+) -> Result<Transform<K, impl Rewrite + use<K, T>>> {
     let text = codec::encode(key.as_ref(), changes)?;
     let changes = RawObject::parse(&text).map_err(|_| not_an_object("patch changes", &text))?;
     Ok(Transform::new("patch", key, move |key: &str, current: Option<&str>| {

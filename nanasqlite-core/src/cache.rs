@@ -369,17 +369,18 @@ impl Cache {
     /// is handed out as a copy of its text and stays packed: reading it again decodes the text
     /// again, as a hit of an ordinary entry does for [`CachedValue::decode`].
     pub fn lookup(&self, key: &str) -> Lookup {
-        self.look_up(key, false)
+        self.find(key, false)
     }
 
     /// As [`lookup`](Self::lookup), for a read that keeps its decoded form in the entry
     /// (`get_shared`, `get_cloned`): a packed row is first made an ordinary entry, so that
     /// what it keeps serves the next hits.
     pub fn lookup_keeping(&self, key: &str) -> Lookup {
-        self.look_up(key, true)
+        self.find(key, true)
     }
 
-    fn look_up(&self, key: &str, keeping: bool) -> Lookup {
+    /// What the cache knows about `key`; `keeping`: unpack a packed row into an ordinary entry.
+    fn find(&self, key: &str, keeping: bool) -> Lookup {
         if matches!(self.strategy, CacheStrategy::Lru { .. }) {
             let mut state = self.state.write();
             return state.slots.to_back(key).map_or(Lookup::Miss, |slot| Self::answer(slot));
@@ -599,7 +600,7 @@ impl Cache {
     }
 
     /// Expired keys that must still be deleted from the file (TTL with `delete_expired`). They
-    /// stay absent to readers until [`Change::Purged`] confirms their deletion.
+    /// stay absent to readers until their deletion is confirmed (`confirm_deleted`).
     pub(crate) fn pending_deletes(&self) -> Vec<Box<str>> {
         if !self.deletes_expired() {
             return Vec::new();
@@ -762,8 +763,6 @@ pub(crate) enum Change {
     FillMany(Vec<Box<str>>, Vec<(String, Arc<CachedValue>)>, Epoch),
     /// A scan of the whole table (a bulk load, a listing) found every row.
     Load(Loaded, Epoch),
-    /// Expired keys were deleted from the file, per cache.
-    Purged(Vec<(Arc<Cache>, Vec<Box<str>>)>),
     /// The whole file changed (a restore, another writer): every one of these caches is stale.
     ClearTables(Vec<Arc<Cache>>),
     /// Hooks to tell of the operation's writes and deletes, once it has committed.
@@ -814,7 +813,6 @@ impl Change {
             Self::Fill(key, value, since) => cache.fill(key, value, since),
             Self::FillMany(wanted, rows, since) => cache.fill_many(&wanted, &rows, since),
             Self::Load(loaded, since) => cache.load(loaded, since),
-            Self::Purged(purged) => purged.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys)),
             Self::ClearTables(caches) => caches.iter().for_each(|cache| cache.clear()),
             Self::Notify(events) => events.notify(),
             Self::Each(changes) => changes.into_iter().for_each(|change| change.apply(cache)),
@@ -1073,7 +1071,7 @@ mod tests {
         put(&cache, "rewritten", "2");
         assert_eq!(cache.pending_deletes(), [Box::from("gone")], "a write supersedes the deletion");
         assert_eq!(cache.pending_deletes(), [Box::from("gone")], "asking again hands it out again");
-        apply(&cache, Change::Purged(vec![(Arc::clone(&cache), vec!["gone".into()])]));
+        cache.confirm_deleted(vec!["gone".into()]);
         assert!(cache.pending_deletes().is_empty());
         assert!(matches!(cache.lookup("gone"), Lookup::Miss));
     }

@@ -287,6 +287,16 @@ impl Error {
             || matches!(self.server_code(), Some("40001" | "40P01" | "55P03" | "57P01" | "57P03"))
     }
 
+    /// Whether the connection itself failed rather than the request: an I/O error, a file
+    /// that cannot be opened, or one read as corrupt or not a database (as after the file was
+    /// swapped under the connection). A new connection may succeed where this one failed.
+    #[must_use]
+    pub fn is_broken_connection(&self) -> bool {
+        use ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, SystemIoFailure};
+        matches!(self, Self::Io(_))
+            || matches!(self.sqlite_code(), Some(SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase))
+    }
+
     /// Whether this is [`Error::Closed`].
     #[must_use]
     pub fn is_closed(&self) -> bool {
@@ -322,11 +332,13 @@ impl Error {
             self
         }
     }
+}
 
-    /// The same error again, for telling several callers of one failed operation (a group
-    /// whose commit failed). Every variant and message is kept; causes that cannot be copied
-    /// are rebuilt from their message (SQLite failures keep their codes).
-    pub(crate) fn duplicate(&self) -> Self {
+/// The same error again (the stores tell each caller of a group whose commit failed with a
+/// clone). Every variant and message is kept; a cause that cannot be copied is rebuilt from its
+/// message: a SQLite failure keeps its codes, an I/O error its kind, a JSON error its text.
+impl Clone for Error {
+    fn clone(&self) -> Self {
         match self {
             Self::Closed => Self::Closed,
             Self::LockTimeout { waited } => Self::LockTimeout { waited: *waited },
@@ -482,17 +494,17 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_keep_variant_and_message() {
+    fn clones_keep_variant_and_message() {
         let busy = failure(5, Some("busy"));
-        assert!(matches!(busy.duplicate(), Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(m)))
+        assert!(matches!(busy.clone(), Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(m)))
             if e.code == rusqlite::ErrorCode::DatabaseBusy && m == "busy"));
         let io = Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
-        assert!(matches!(io.duplicate(), Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull));
+        assert!(matches!(io.clone(), Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull));
         let decode = Error::decode("k", "not UTF-8");
-        assert_eq!(decode.duplicate().to_string(), decode.to_string());
-        assert!(matches!(decode.duplicate(), Error::Decode { .. }));
+        assert_eq!(decode.clone().to_string(), decode.to_string());
+        assert!(matches!(decode.clone(), Error::Decode { .. }));
         let other = Error::Sqlite(rusqlite::Error::QueryReturnedNoRows);
-        assert_eq!(other.duplicate().to_string(), other.to_string());
+        assert_eq!(other.clone().to_string(), other.to_string());
     }
 
     #[test]
@@ -501,7 +513,7 @@ mod tests {
         assert_eq!(failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, None).status_code(), 409);
         let refused = Error::refused("k", "unique(email)");
         assert_eq!((refused.status_code(), refused.key(), refused.is_constraint()), (422, Some("k"), true));
-        assert_eq!(refused.duplicate().to_string(), r#"the write of key "k" was refused by unique(email)"#);
+        assert_eq!(refused.clone().to_string(), r#"the write of key "k" was refused by unique(email)"#);
         assert_eq!(Error::LockTimeout { waited: Duration::ZERO }.status_code(), 503);
         assert_eq!(Error::Closed.status_code(), 503);
         assert_eq!(failure(rusqlite::ffi::SQLITE_BUSY, None).status_code(), 503);
@@ -509,6 +521,17 @@ mod tests {
         let json: Error = serde_json::from_str::<u8>("x").unwrap_err().into();
         assert!(json.to_string().starts_with("json error: "));
         assert_eq!(json.status_code(), 500);
+    }
+
+    #[test]
+    fn only_a_broken_connection_is_called_broken() {
+        let code = |code| Error::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        assert!(code(rusqlite::ffi::SQLITE_IOERR_READ).is_broken_connection());
+        assert!(code(rusqlite::ffi::SQLITE_NOTADB).is_broken_connection());
+        assert!(code(rusqlite::ffi::SQLITE_CORRUPT).is_broken_connection());
+        assert!(Error::Io(std::io::Error::other("gone")).is_broken_connection());
+        assert!(!code(rusqlite::ffi::SQLITE_CONSTRAINT).is_broken_connection());
+        assert!(!Error::Closed.is_broken_connection());
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //!
 //! # Design
 //!
-//! Every operation of the stores is written once, in [`engine`], as a function over a
+//! Every operation of the stores is written once, in the `engine` module (internal to the
+//! workspace: hidden, with no stability promise), as a function over a
 //! [`storage::Storage`] backend that runs inside the transaction it is handed and returns its
 //! result with the cache change it implies. [`NanaSQLite`] runs those operations under one lock
 //! per file (a write in a transaction of its own, its cache change applied after the commit);
@@ -40,6 +41,7 @@ mod clock;
 mod codec;
 mod database;
 mod encryption;
+#[doc(hidden)]
 pub mod engine;
 mod error;
 pub mod hook;

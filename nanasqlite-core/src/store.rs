@@ -499,7 +499,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// SQLite's error (the cache is then unchanged).
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         let value = engine::encode(key, value)?;
-        if self.table.write_back().is_some() {
+        if self.table.writes_back() {
             return self.stage(key, Some(value));
         }
         self.run(Set::new(key, value))
@@ -546,7 +546,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn delete(&self, key: &str) -> Result<bool> {
-        if self.table.write_back().is_some() {
+        if self.table.writes_back() {
             let existed = self.contains(key)?;
             if existed {
                 self.stage(key, None)?;
@@ -578,7 +578,7 @@ impl<S: Storage> NanaSQLite<S> {
         V: Serialize,
     {
         let rows = engine::encode_rows(rows)?;
-        if self.table.write_back().is_some() {
+        if self.table.writes_back() {
             return rows.into_iter().try_for_each(|(key, value)| self.stage(&key, Some(value)));
         }
         self.write_batch(BatchUpdate::new(rows)).map(drop)
@@ -613,7 +613,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete); on error nothing is deleted.
     pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<usize> {
-        if self.table.write_back().is_some() {
+        if self.table.writes_back() {
             let mut deleted = 0;
             for key in keys {
                 deleted += usize::from(self.delete(key.as_ref())?);

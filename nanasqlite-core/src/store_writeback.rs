@@ -27,7 +27,7 @@ impl<S: Storage> NanaSQLite<S> {
                 Staging::Full(Remedy::Refuse(error)) => return Err(error),
                 Staging::Full(Remedy::Flush) => drop(self.run_flush(None)?),
                 Staging::Full(Remedy::WaitForRoom(seen)) => {
-                    if let Some((state, _)) = self.engine_table().write_back() {
+                    if let Some(state) = self.engine_table().write_back_state() {
                         state.wait_for_room(seen, ROOM_CHECK);
                     }
                 }
@@ -38,7 +38,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// Commits what is staged before an operation that must see it; failures go to the
     /// dead-letter queue (reported by [`flush`](Self::flush), not by every later call).
     pub(crate) fn flush_staged(&self) -> Result<()> {
-        if self.engine_table().write_back().is_some_and(|(state, _)| !state.is_empty()) {
+        if self.engine_table().write_back_state().is_some_and(|state| !state.is_empty()) {
             self.run_flush(None)?;
         }
         Ok(())
@@ -59,13 +59,13 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout).
     pub fn flush(&self) -> Result<()> {
         let flushed = self.run_flush(None)?;
-        self.engine_table().write_back().map_or(Ok(()), |(state, _)| state.report_flush(flushed))
+        self.engine_table().write_back_state().map_or(Ok(()), |state| state.report_flush(flushed))
     }
 
     /// The staged rows that could not be committed, oldest first, with why (write-back mode).
     #[must_use]
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.engine_table().write_back().map(|(state, _)| state.dead_letters()).unwrap_or_default()
+        self.engine_table().write_back_state().map(|state| state.dead_letters()).unwrap_or_default()
     }
 
     /// Stages the dead letters again, for the next flush; how many were staged. A letter the
@@ -83,19 +83,19 @@ impl<S: Storage> NanaSQLite<S> {
 
     /// Empties the dead-letter queue; how many rows it held.
     pub fn clear_dead_letters(&self) -> usize {
-        self.engine_table().write_back().map_or(0, |(state, _)| state.clear_dead_letters())
+        self.engine_table().write_back_state().map_or(0, |state| state.clear_dead_letters())
     }
 
     /// What write-back mode has done (`None` in normal mode).
     #[must_use]
     pub fn write_back_stats(&self) -> Option<WriteBackStats> {
-        self.engine_table().write_back().map(|(state, _)| state.stats())
+        self.engine_table().write_back_state().map(|state| state.stats())
     }
 
     /// At close: commits what is staged within the close timeout, stops the flusher, and
     /// reports what could not be written.
     pub(crate) fn flush_for_close(&self) -> Result<()> {
-        let Some((state, _)) = self.engine_table().write_back() else { return Ok(()) };
+        let Some(state) = self.engine_table().write_back_state() else { return Ok(()) };
         state.report_close(self.run_flush(Some(state.close_deadline())))
     }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use nanasqlite_core::engine::{self, Applied, Kind, Operation, Table};
+use nanasqlite_core::engine::{Applied, Kind, Operation, Table};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
 
@@ -211,7 +211,7 @@ where
     fn finish(self: Box<Self>, error: Option<&Error>) {
         let Self { outcome, reply, queued_at, table, .. } = *self;
         let answer = match (error, outcome) {
-            (Some(error), _) => Err(engine::duplicate(error)),
+            (Some(error), _) => Err(error.clone()),
             (None, Some(Ok(Applied { output, change }))) => {
                 table.apply(change);
                 Ok(output)

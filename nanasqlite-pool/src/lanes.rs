@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use nanasqlite_core::Error;
-use nanasqlite_core::engine::{self, Kind, Purge, Shared};
+use nanasqlite_core::engine::{self, Kind, Shared};
 use nanasqlite_core::storage::{End, OpenReader, Storage};
 
 use crate::job::Job;
@@ -220,7 +220,7 @@ impl<S: Storage> Lane<S> {
             tracing::warn!(error = ?failure, "a reader's connection failed; reads run again on a new one");
             failure = self.read_once(storage, &mut jobs);
         }
-        jobs.into_iter().map(|job| (job, failure.as_ref().map(engine::duplicate))).collect()
+        jobs.into_iter().map(|job| (job, failure.as_ref().cloned())).collect()
     }
 
     fn read_once(&self, storage: &mut S, jobs: &mut [Box<dyn Job<S>>]) -> Option<Error> {
@@ -278,8 +278,8 @@ impl<S: Storage> Feed<'_, S> {
 
 /// How a write group's transaction went.
 enum Group {
-    /// Every live job ran; commit, then confirm the purge.
-    Ran(Purge),
+    /// Every live job ran; commit.
+    Ran,
     /// The live job at this position failed; roll back and run the others again.
     Failed(usize),
 }
@@ -298,33 +298,26 @@ fn run_writes<S: Storage>(
 ) -> Settled<S> {
     let mut live: Vec<usize> = (0..jobs.len()).collect();
     let failure = loop {
-        let ran = storage.transaction(|storage| {
-            let purged = match shared.map(|shared| engine::purge_expired(storage, shared)).transpose() {
-                Ok(purged) => purged.unwrap_or_default(),
-                Err(error) => return (Err(error), End::Rollback),
-            };
+        let ran = engine::write_group(storage, shared, |storage| {
             let mut position = 0;
             loop {
                 if let Some(failed) = run_until_failure(storage, &mut jobs, &mut live, &mut position) {
                     return (Ok(Group::Failed(failed)), End::Rollback);
                 }
-                let Some(job) = more() else { return (Ok(Group::Ran(purged)), End::Commit) };
+                let Some(job) = more() else { return (Ok(Group::Ran), End::Commit) };
                 live.push(jobs.len());
                 jobs.push(job);
             }
         });
-        match ran.and_then(|group| group) {
-            Ok(Group::Ran(purged)) => {
-                purged.apply();
-                break None;
-            }
+        match ran {
+            Ok(Group::Ran) => break None,
             Ok(Group::Failed(position)) => {
                 live.remove(position);
             }
             Err(error) => break Some(error),
         }
     };
-    let failed = |i: usize| failure.as_ref().filter(|_| live.contains(&i)).map(engine::duplicate);
+    let failed = |i: usize| failure.as_ref().filter(|_| live.contains(&i)).cloned();
     jobs.into_iter().enumerate().map(|(i, job)| (job, failed(i))).collect()
 }
 
@@ -384,18 +377,14 @@ fn run_reads<S: Storage>(storage: &mut S, jobs: &mut [Box<dyn Job<S>>]) -> Optio
 /// (rather than the request being wrong): an I/O error, a file it cannot open, or one it
 /// reads as corrupt or not a database (as after the file was swapped under it).
 fn connection_failed<S>(failure: Option<&Error>, jobs: &[Box<dyn Job<S>>]) -> bool {
-    use rusqlite::ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, SystemIoFailure};
-    let broken = |error: &Error| {
-        matches!(error.sqlite_code(), Some(SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase))
-    };
-    failure.is_some_and(broken) || jobs.iter().filter_map(|job| job.error()).any(broken)
+    failure.is_some_and(Error::is_broken_connection)
+        || jobs.iter().filter_map(|job| job.error()).any(Error::is_broken_connection)
 }
 
 /// The error the `nanasqlite-reader-connection` fail point makes a read group fail with.
 #[cfg(feature = "failpoints")]
 fn injected_io_error() -> Error {
-    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_READ);
-    Error::Sqlite(rusqlite::Error::SqliteFailure(code, Some("injected by a fail point".to_owned())))
+    Error::Io(std::io::Error::other("a read failed: injected by a fail point"))
 }
 
 #[cfg(test)]
@@ -490,8 +479,7 @@ mod tests {
                 Act::Refuse => Err(Error::Validation { message: "bad request".into() }),
                 Act::BrokenOnce => {
                     self.act = Act::Count;
-                    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_READ);
-                    Err(Error::Sqlite(rusqlite::Error::SqliteFailure(code, None)))
+                    Err(Error::Io(std::io::Error::other("the connection broke")))
                 }
             });
         }
@@ -758,11 +746,9 @@ mod tests {
 
     #[test]
     fn only_broken_connections_count_as_broken() {
-        let code = |code| Error::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
         let none: [Box<dyn Job<SqliteStorage>>; 0] = [];
-        assert!(connection_failed(Some(&code(rusqlite::ffi::SQLITE_IOERR_READ)), &none));
-        assert!(connection_failed(Some(&code(rusqlite::ffi::SQLITE_NOTADB)), &none));
-        assert!(!connection_failed(Some(&code(rusqlite::ffi::SQLITE_CONSTRAINT)), &none));
+        assert!(connection_failed(Some(&Error::Io(std::io::Error::other("broken"))), &none));
+        assert!(!connection_failed(Some(&Error::Validation { message: "bad request".into() }), &none));
         assert!(!connection_failed(Some(&Error::Closed), &none));
     }
 }

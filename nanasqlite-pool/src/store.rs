@@ -100,8 +100,8 @@ impl<S: Storage> fmt::Debug for AsyncNanaSQLite<S> {
 }
 
 /// Either the answer (found in the cache), or an operation to hand to a lane.
-enum Step<T, O> {
-    Done(Result<T>),
+enum Plan<T, O> {
+    Answered(Result<T>),
     Run(O),
 }
 
@@ -312,12 +312,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 
     /// What the cache knows of `key`, counting the hit or miss.
     fn lookup(&self, key: &str) -> Result<Lookup> {
-        self.look_up(key, false)
+        self.counted_lookup(key, false)
     }
 
     /// As [`lookup`](Self::lookup); `keeping` for a read that keeps its decoded form in the
     /// entry ([`Table::lookup_for`](nanasqlite_core::engine::Table::lookup_for)).
-    fn look_up(&self, key: &str, keeping: bool) -> Result<Lookup> {
+    fn counted_lookup(&self, key: &str, keeping: bool) -> Result<Lookup> {
         self.ready()?;
         let lookup = self.table.lookup_for(key, keeping);
         self.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
@@ -325,12 +325,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// The cached value of `key`, or the read to run.
-    fn cached(&self, key: &str, keeping: bool) -> Step<Option<Arc<CachedValue>>, Get<String>> {
-        match self.look_up(key, keeping) {
-            Ok(Lookup::Hit(value)) => Step::Done(Ok(Some(value))),
-            Ok(Lookup::Absent) => Step::Done(Ok(None)),
-            Ok(Lookup::Miss) => Step::Run(Get::new(&self.table, key.to_owned())),
-            Err(error) => Step::Done(Err(error)),
+    fn cached(&self, key: &str, keeping: bool) -> Plan<Option<Arc<CachedValue>>, Get<String>> {
+        match self.counted_lookup(key, keeping) {
+            Ok(Lookup::Hit(value)) => Plan::Answered(Ok(Some(value))),
+            Ok(Lookup::Absent) => Plan::Answered(Ok(None)),
+            Ok(Lookup::Miss) => Plan::Run(Get::new(&self.table, key.to_owned())),
+            Err(error) => Plan::Answered(Err(error)),
         }
     }
 
@@ -341,8 +341,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// decoded form in the cache entry.
     fn point_read<T: Send + 'static>(&self, key: &str, keeping: bool, finish: Finish<S, T>) -> PointRead<T> {
         let get = match self.cached(key, keeping) {
-            Step::Done(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
-            Step::Run(get) => get,
+            Plan::Answered(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
+            Plan::Run(get) => get,
         };
         let read = match self.read_now(get) {
             Ok(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
@@ -515,17 +515,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         T: DeserializeOwned + Send + 'static,
     {
         let step = match self.ready() {
-            Err(error) => Step::Done(Err(error)),
+            Err(error) => Plan::Answered(Err(error)),
             Ok(()) => self
                 .table
                 .all_cached()
-                .map_or_else(|| Step::Run(AllRows::new(&self.table)), |rows| Step::Done(Ok(rows))),
+                .map_or_else(|| Plan::Run(AllRows::new(&self.table)), |rows| Plan::Answered(Ok(rows))),
         };
         let this = self.clone();
         budgeted(async move {
             let rows = match step {
-                Step::Done(rows) => rows?,
-                Step::Run(all) => this.run(all).await?,
+                Plan::Answered(rows) => rows?,
+                Plan::Run(all) => this.run(all).await?,
             };
             this.table.reader().decode_rows(rows)
         })
@@ -571,19 +571,19 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     {
         let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
         let step = match self.ready() {
-            Err(error) => Step::Done(Err(error)),
+            Err(error) => Plan::Answered(Err(error)),
             Ok(()) => {
                 let names: Vec<&str> = keys.iter().map(|key| &**key).collect();
                 let cached = self.table.lookup_all(&names);
                 self.pool.counters().record_cache(cached.is_some());
-                cached.map_or_else(|| Step::Run(GetMany::new(&self.table, keys)), |rows| Step::Done(Ok(rows)))
+                cached.map_or_else(|| Plan::Run(GetMany::new(&self.table, keys)), |rows| Plan::Answered(Ok(rows)))
             }
         };
         let this = self.clone();
         budgeted(async move {
             let rows = match step {
-                Step::Done(rows) => rows?,
-                Step::Run(get_many) => this.run(get_many).await?,
+                Plan::Answered(rows) => rows?,
+                Plan::Run(get_many) => this.run(get_many).await?,
             };
             this.table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect())
         })

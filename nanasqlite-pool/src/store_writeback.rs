@@ -20,7 +20,7 @@ use crate::pool::Pool;
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// Whether this store stages its writes.
     pub(crate) fn writes_back(&self) -> bool {
-        self.table.write_back().is_some()
+        self.table.writes_back()
     }
 
     /// Stages a write of `key` (`None`: a delete) now, on the caller's thread; when the bound
@@ -41,7 +41,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                     Staging::Full(Remedy::Refuse(error)) => return Err(error),
                     Staging::Full(Remedy::Flush) => drop(Box::pin(this.run_flush(None)).await?),
                     Staging::Full(Remedy::WaitForRoom(seen)) => {
-                        if let Some((state, _)) = this.table.write_back() {
+                        if let Some(state) = this.table.write_back_state() {
                             state.room_made(seen).await;
                         }
                     }
@@ -62,7 +62,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// A flush of what is staged, before an operation that must see it; `None` when nothing
     /// is staged.
     pub(crate) fn flush_first(&self) -> Option<impl Future<Output = Result<Flushed>> + Send + use<S>> {
-        self.table.write_back().is_some_and(|(state, _)| !state.is_empty()).then(|| self.run_flush(None))
+        self.table.write_back_state().is_some_and(|state| !state.is_empty()).then(|| self.run_flush(None))
     }
 
     /// In write-back mode, commits every row staged before the call, as
@@ -83,7 +83,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// The staged rows that could not be committed, oldest first (write-back mode).
     #[must_use]
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.table.write_back().map(|(state, _)| state.dead_letters()).unwrap_or_default()
+        self.table.write_back_state().map(|state| state.dead_letters()).unwrap_or_default()
     }
 
     /// Stages the dead letters again, for the next flush; how many were staged, as
@@ -100,13 +100,13 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 
     /// Empties the dead-letter queue; how many rows it held.
     pub fn clear_dead_letters(&self) -> usize {
-        self.table.write_back().map_or(0, |(state, _)| state.clear_dead_letters())
+        self.table.write_back_state().map_or(0, |state| state.clear_dead_letters())
     }
 
     /// What write-back mode has done (`None` in normal mode).
     #[must_use]
     pub fn write_back_stats(&self) -> Option<WriteBackStats> {
-        self.table.write_back().map(|(state, _)| state.stats())
+        self.table.write_back_state().map(|state| state.stats())
     }
 
     /// At close: commits what is staged within the close timeout, stops the flusher, and

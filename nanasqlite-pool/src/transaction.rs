@@ -21,10 +21,10 @@ use crate::store::AsyncNanaSQLite;
 use crate::store_sql::record;
 
 /// A step of a `begin()` transaction, run on the writer.
-type Step<S> = Box<dyn for<'a> FnOnce(&Transaction<'a, S>) + Send>;
+type TransactionStep<S> = Box<dyn for<'a> FnOnce(&Transaction<'a, S>) + Send>;
 
 enum Command<S: Storage> {
-    Run(Step<S>),
+    Run(TransactionStep<S>),
     Commit,
     Rollback,
 }
@@ -175,7 +175,7 @@ impl<S: Storage> AsyncTransaction<S> {
         R: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let step: Step<S> = Box::new(move |tx| {
+        let step: TransactionStep<S> = Box::new(move |tx| {
             let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)));
             let _ = reply.send(result.unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref()))));
         });

@@ -151,7 +151,7 @@ impl RowSink {
             match encode_row(row) {
                 Ok((key, value)) => self.push(key, value),
                 Err(error) => {
-                    self.fail(super::duplicate(&error));
+                    self.fail(error.clone());
                     return Err(error);
                 }
             }

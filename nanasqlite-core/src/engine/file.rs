@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Applied, Kind, Operation, Shared, Table};
-use crate::cache::{Cache, CacheChange, Change};
+use crate::cache::{Cache, CacheChange};
 use crate::codec::ValueCodec;
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ use crate::storage::{KeyRange, Storage, atomically};
 /// # Errors
 ///
 /// The backend's error.
-pub fn purge_expired<S: Storage>(storage: &mut S, shared: &Shared<S>) -> Result<Purge> {
+pub(crate) fn purge_expired<S: Storage>(storage: &mut S, shared: &Shared<S>) -> Result<Purge> {
     let mut purged = Vec::new();
     for table in shared.tables() {
         let keys = table.cache().pending_deletes();
@@ -39,16 +39,12 @@ pub fn purge_expired<S: Storage>(storage: &mut S, shared: &Shared<S>) -> Result<
 /// Expired rows a committed transaction deleted, per cache: apply it after the commit.
 #[derive(Debug, Default)]
 #[must_use = "the deletions must be confirmed once committed"]
-pub struct Purge(Vec<(Arc<Cache>, Vec<Box<str>>)>);
+pub(crate) struct Purge(Vec<(Arc<Cache>, Vec<Box<str>>)>);
 
 impl Purge {
     /// Confirms the deletions to the caches.
-    pub fn apply(self) {
+    pub(crate) fn apply(self) {
         self.0.into_iter().for_each(|(cache, keys)| cache.confirm_deleted(keys));
-    }
-
-    pub(crate) fn into_change(self) -> CacheChange {
-        if self.0.is_empty() { CacheChange::none() } else { CacheChange::new(Change::Purged(self.0)) }
     }
 }
 

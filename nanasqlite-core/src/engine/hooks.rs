@@ -203,7 +203,7 @@ impl<S: Storage> Operation<S> for AddHooks {
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
         let fields: Vec<Option<Field>> = self.registrations.iter().map(field_of).collect::<Result<_>>()?;
-        if table.write_back().is_some() && fields.iter().any(Option::is_some) {
+        if table.writes_back() && fields.iter().any(Option::is_some) {
             return Err(Error::validation(
                 "unique and foreign-key hooks check inside each write's transaction; \
                  a write-back store stages writes without one",

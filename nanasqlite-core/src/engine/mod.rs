@@ -9,12 +9,16 @@
 //! - the sync store ([`NanaSQLite`](crate::NanaSQLite)) takes its lock, begins a transaction
 //!   for a write ([`run_write`]), runs the operation, commits, and applies the change;
 //! - the async store's writer thread (crate `nanasqlite-pool`) runs the writes waiting in its
-//!   queue between one begin and one commit ([`purge_expired`] first), and applies each one's
+//!   queue between one begin and one commit ([`write_group`], expired rows deleted first), and applies each one's
 //!   change after the commit; its readers run reads in one snapshot.
 //!
 //! A capability added here (a codec, a check around writes, a backend) is therefore added to
-//! both stores at once. This module is public so that the pool crate can run operations; it
-//! is not meant for applications, which use the stores.
+//! both stores at once.
+//!
+//! **Internal to the workspace.** This module is public only so that the pool crate
+//! (`nanasqlite-pool`) can run operations; it is hidden from the documentation and carries no
+//! stability promise: any item here may change or go in any release. Applications use the
+//! stores.
 
 mod feed;
 mod file;
@@ -25,15 +29,16 @@ mod sql;
 mod staging;
 mod table;
 
-use crate::error::{Error, Result};
-use crate::storage::{Storage, atomically};
+use crate::error::Result;
+use crate::storage::{End, Storage};
 
-pub use crate::atomic::{Step, increment, patch};
+pub use crate::atomic::{Rewrite, increment, patch};
 pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use crate::typed::{validate, validated_batch};
 pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
-pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Purge, Rekey, Restore, Size, purge_expired};
+use file::purge_expired;
+pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Restore, Size};
 pub(crate) use hooks::Events;
 pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{
@@ -141,16 +146,37 @@ pub fn run_write<S: Storage, O: Operation<S>>(
     table: &Table<S>,
     operation: &mut O,
 ) -> Result<Applied<O::Output>> {
-    atomically(storage, |storage| {
-        let purged = purge_expired(storage, shared)?;
-        let applied = operation.run(storage, table)?;
-        Ok(Applied { output: applied.output, change: purged.into_change().then(applied.change) })
+    write_group(storage, Some(shared), |storage| {
+        let applied = operation.run(storage, table);
+        let end = if applied.is_ok() { End::Commit } else { End::Rollback };
+        (applied, end)
     })
 }
 
-/// The same error again, for telling each caller of a group whose transaction failed as a
-/// whole (it could not begin or commit).
-#[must_use]
-pub fn duplicate(error: &Error) -> Error {
-    error.duplicate()
+/// Runs `work` in one write transaction, which `work` ends, after deleting the rows that
+/// expired in the caches of `shared` (a TTL cache with `delete_expired`); once it has
+/// committed, confirms those deletions to the caches. Every write transaction of either store
+/// begins here: the sync store's one operation ([`run_write`]), the writer lane's group.
+///
+/// # Errors
+///
+/// The backend's error when the transaction cannot begin or commit, or the expired rows cannot
+/// be deleted (then `work` does not run); otherwise what `work` returned.
+pub fn write_group<S: Storage, R>(
+    storage: &mut S,
+    shared: Option<&Shared<S>>,
+    work: impl FnOnce(&mut S) -> (Result<R>, End),
+) -> Result<R> {
+    let (result, purged) = storage.transaction(|storage| {
+        let purged = match shared.map(|shared| purge_expired(storage, shared)).transpose() {
+            Ok(purged) => purged.unwrap_or_default(),
+            Err(error) => return ((Err(error), None), End::Rollback),
+        };
+        let (result, end) = work(storage);
+        ((result, (end == End::Commit).then_some(purged)), end)
+    })?;
+    if let Some(purged) = purged {
+        purged.apply();
+    }
+    result
 }

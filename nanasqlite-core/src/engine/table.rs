@@ -97,6 +97,18 @@ impl<S: Storage> Table<S> {
         self.write_back.as_ref().map(|(state, staging)| (&**state, &**staging))
     }
 
+    /// Write-back mode's state (shared by every table of the store), in write-back mode.
+    #[must_use]
+    pub fn write_back_state(&self) -> Option<&WriteBackState<S>> {
+        self.write_back.as_ref().map(|(state, _)| &**state)
+    }
+
+    /// Whether this table stages its writes (write-back mode).
+    #[must_use]
+    pub fn writes_back(&self) -> bool {
+        self.write_back.is_some()
+    }
+
     /// The hooks registered on the table.
     #[must_use]
     pub fn hooks(&self) -> &Hooks<S> {
