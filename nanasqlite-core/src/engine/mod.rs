@@ -9,8 +9,8 @@
 //! - the sync store ([`NanaSQLite`](crate::NanaSQLite)) takes its lock, begins a transaction
 //!   for a write ([`run_write`]), runs the operation, commits, and applies the change;
 //! - the async store's writer thread (crate `nanasqlite-pool`) runs the writes waiting in its
-//!   queue between one begin and one commit ([`write_group`], expired rows deleted first), and applies each one's
-//!   change after the commit; its readers run reads in one snapshot.
+//!   queue between one begin and one commit ([`write_group`], expired rows deleted first),
+//!   and applies each one's change after the commit; its readers run reads in one snapshot.
 //!
 //! A capability added here (a codec, a check around writes, a backend) is therefore added to
 //! both stores at once.
