@@ -98,6 +98,7 @@ fn close_runs_every_queued_job_and_ends_every_lane_on_each_spawner() {
     let running = Arc::new(AtomicUsize::new(0));
     let running = &running;
     type Spawner<'a> = Box<dyn Fn(&std::path::Path) -> AsyncBuilder + 'a>;
+    #[cfg_attr(not(any(feature = "tokio", feature = "smol", feature = "async-std")), allow(unused_mut))]
     let mut spawners: Vec<(&str, Spawner<'_>)> = vec![("threads", Box::new(|path| counting(path, Threads, running)))];
     #[cfg(feature = "tokio")]
     spawners.push(("tokio", Box::new(|path| counting(path, nanasqlite::tokio::TokioBlockingPool, running))));

@@ -278,6 +278,33 @@ fn postgres_runs_the_portable_sql_helpers() -> nanasqlite::Result<()> {
     Ok(())
 }
 
+/// One notice channel serves the whole database: a write to a table of the same name in
+/// another schema is another table's, and empties nothing here. (A store's caches learn of
+/// notices in order: once a later write in its own schema is seen, the other schema's earlier
+/// write has been heard too.)
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_a_table_of_the_same_name_in_another_schema_is_another_table() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_a_table_of_the_same_name_in_another_schema", common::TEST_LIMIT);
+    let (ours, theirs) = (Schema::new(), Schema::new());
+    let db = NanaSQLite::postgres(&ours.url).open()?;
+    let neighbour = NanaSQLite::postgres(&theirs.url).open()?;
+    let colleague = NanaSQLite::postgres(&ours.url).open()?;
+    db.set("k", &1)?;
+    db.set("marker", &0)?;
+    cache(&db, "k");
+    cache(&db, "marker");
+    neighbour.set("k", &2)?;
+    colleague.set("marker", &1)?;
+    wait_until("the colleague's write to be noticed", STALENESS * 5, || !db.is_cached("marker"));
+    assert!(db.is_cached("k"), "a write in another schema emptied this store's cache");
+    assert_eq!(db.get::<i64>("k")?, Some(1));
+    colleague.set("k", &3)?;
+    wait_until("a write in this schema to be noticed", STALENESS * 5, || !db.is_cached("k"));
+    assert_eq!(db.get::<i64>("k")?, Some(3));
+    Ok(())
+}
+
 /// Write-back mode on PostgreSQL: staged rows are read back at once, committed by a flush
 /// (in chunks, through the same held-writes path as normal writes), seen by another client.
 #[test]

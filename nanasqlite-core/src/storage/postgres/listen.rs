@@ -57,7 +57,7 @@ pub const STALENESS: Duration = Duration::from_secs(1);
 
 /// Marks this version of the trigger function (its source holds it): a table whose function
 /// lacks it gets this version's function and triggers when opened.
-pub(super) const VERSION: &str = "nanasqlite trigger v2";
+pub(super) const VERSION: &str = "nanasqlite trigger v3";
 
 /// The names of the four triggers on every key/value table, in the order PostgreSQL lists
 /// them: short and fixed (a trigger's name need only be unique on its table), so that no table
@@ -67,10 +67,11 @@ pub(super) const TRIGGER_NAMES: [&str; 4] =
 
 /// The trigger function every key/value table calls, once per statement. Its notices carry
 /// the writing session's `nanasqlite.origin` (the token of the store that wrote, `null` for
-/// other programs) besides its server process.
+/// other programs) besides its server process, and the table's schema: one channel serves
+/// the whole database, and a table of the same name in another schema is another table.
 pub(super) const FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION nanasqlite_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
--- nanasqlite trigger v2
+-- nanasqlite trigger v3
 DECLARE
     changed bigint;
     keys text;
@@ -88,10 +89,10 @@ BEGIN
     END IF;
     IF keys IS NULL OR octet_length(keys) > 7000 THEN
         PERFORM pg_notify('nanasqlite',
-            '{"pid":' || pg_backend_pid() || ',"origin":' || origin || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"all":true}');
+            '{"pid":' || pg_backend_pid() || ',"origin":' || origin || ',"schema":' || to_json(TG_TABLE_SCHEMA::text)::text || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"all":true}');
     ELSE
         PERFORM pg_notify('nanasqlite',
-            '{"pid":' || pg_backend_pid() || ',"origin":' || origin || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"keys":[' || keys || ']}');
+            '{"pid":' || pg_backend_pid() || ',"origin":' || origin || ',"schema":' || to_json(TG_TABLE_SCHEMA::text)::text || ',"table":' || to_json(TG_TABLE_NAME::text)::text || ',"keys":[' || keys || ']}');
     END IF;
     RETURN NULL;
 END
@@ -147,6 +148,9 @@ struct Notice {
     /// version).
     #[serde(default)]
     origin: Option<String>,
+    /// The table's schema (`None` in a notice of an older version: then any schema).
+    #[serde(default)]
+    schema: Option<String>,
     table: String,
     #[serde(default)]
     keys: Vec<String>,
@@ -168,16 +172,16 @@ impl Drop for Stop {
 /// changed.
 pub(super) fn start(config: &PostgresConfig, own: Arc<str>, changed: OnChange) -> Result<Watch> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut client = connect(config, &own)?;
+    let (mut client, schema) = connect(config, &own)?;
     let (config, stopped) = (config.clone(), Arc::clone(&stop));
     std::thread::Builder::new()
         .name("nanasqlite-pg-listen".to_owned())
         .spawn(move || {
             loop {
-                listen(&mut client, &own, &changed, &stopped);
+                listen(&mut client, (&own, &schema), &changed, &stopped);
                 changed(Changed::All);
                 match reconnect(&config, &own, &stopped) {
-                    Some(fresh) => client = fresh,
+                    Some((fresh, _)) => client = fresh,
                     None => return,
                 }
                 changed(Changed::All);
@@ -188,11 +192,14 @@ pub(super) fn start(config: &PostgresConfig, own: Arc<str>, changed: OnChange) -
 }
 
 /// A connection listening on channel `nanasqlite`, named after the store it serves
-/// (`nanasqlite-listen-<token>`), so that an operator can tell the listeners apart.
-fn connect(config: &PostgresConfig, own: &str) -> Result<postgres::Client> {
+/// (`nanasqlite-listen-<token>`), so that an operator can tell the listeners apart; and the
+/// schema the store's tables are in (the connection's, as the store's sessions share its
+/// settings).
+fn connect(config: &PostgresConfig, own: &str) -> Result<(postgres::Client, String)> {
     let mut client = config.connect(&format!("nanasqlite-listen-{own}"))?;
     client.batch_execute("LISTEN nanasqlite").map_err(super::backend)?;
-    Ok(client)
+    let schema = client.query_one("SELECT current_schema()::text", &[]).map_err(super::backend)?.get(0);
+    Ok((client, schema))
 }
 
 /// Hands on notices until the store closes (then returns at once) or the connection dies.
@@ -200,7 +207,7 @@ fn connect(config: &PostgresConfig, own: &str) -> Result<postgres::Client> {
 /// network cut silently (no reset: a partition, a NAT that forgot it), the question goes
 /// unanswered and the connection's `tcp_user_timeout` ([`PostgresConfig`]) fails it within
 /// seconds, where waiting for notices alone would wait for TCP keepalive's two hours.
-fn listen(client: &mut postgres::Client, own: &str, changed: &OnChange, stop: &AtomicBool) {
+fn listen(client: &mut postgres::Client, own: (&str, &str), changed: &OnChange, stop: &AtomicBool) {
     let mut heard = Instant::now();
     while !stop.load(Ordering::Acquire) {
         {
@@ -234,9 +241,12 @@ fn listen(client: &mut postgres::Client, own: &str, changed: &OnChange, stop: &A
     }
 }
 
-fn hand_on(payload: &str, own: &str, changed: &OnChange) {
+/// Hands on a notice of another client's change to a table of this store's schema; `own` is
+/// the store's token and schema.
+fn hand_on(payload: &str, (token, schema): (&str, &str), changed: &OnChange) {
     match serde_json::from_str::<Notice>(payload) {
-        Ok(notice) if notice.origin.as_deref() == Some(own) => {}
+        Ok(notice) if notice.origin.as_deref() == Some(token) => {}
+        Ok(notice) if notice.schema.as_deref().is_some_and(|theirs| theirs != schema) => {}
         Ok(notice) if notice.all => changed(Changed::Table(&notice.table)),
         Ok(notice) => changed(Changed::Keys { table: &notice.table, keys: &notice.keys }),
         Err(error) => {
@@ -246,8 +256,9 @@ fn hand_on(payload: &str, own: &str, changed: &OnChange) {
     }
 }
 
-/// A listening connection again, retrying every second; `None` once the store has closed.
-fn reconnect(config: &PostgresConfig, own: &str, stop: &AtomicBool) -> Option<postgres::Client> {
+/// A listening connection again (and its schema), retrying every second; `None` once the
+/// store has closed.
+fn reconnect(config: &PostgresConfig, own: &str, stop: &AtomicBool) -> Option<(postgres::Client, String)> {
     while !stop.load(Ordering::Acquire) {
         match connect(config, own) {
             Ok(client) => return Some(client),
