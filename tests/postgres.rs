@@ -278,6 +278,34 @@ fn postgres_runs_the_portable_sql_helpers() -> nanasqlite::Result<()> {
     Ok(())
 }
 
+/// On PostgreSQL a unique field is checked by the server in the write's own message, at its
+/// commit: in a group of writes committed together, the one that repeats a value fails alone
+/// (with `Error::Refused`), and the others commit.
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn postgres_a_duplicate_in_a_write_group_fails_alone() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("postgres_a_duplicate_in_a_write_group_fails_alone", common::TEST_LIMIT);
+    let schema = Schema::new();
+    futures::executor::block_on(async {
+        let db = AsyncNanaSQLite::postgres(&schema.url).hook(hook::unique("email")).open().await?;
+        db.set("first", &json!({"email": "taken@x"})).await?;
+        let email = |i: usize| if i == 7 { "taken@x".to_owned() } else { format!("{i}@x") };
+        let values: Vec<Value> = (0..20).map(|i| json!({ "email": email(i) })).collect();
+        let writes = values.iter().enumerate().map(|(i, value)| db.set(&format!("k{i:02}"), value));
+        let results = futures::future::join_all(writes).await;
+        for (i, result) in results.iter().enumerate() {
+            match result {
+                Err(error) => assert!(i == 7 && error.is_refused(), "write {i}: {error}"),
+                Ok(()) => assert_ne!(i, 7, "the duplicate was written"),
+            }
+        }
+        assert!(db.stats().largest_write_group >= 2, "the writes shared a group: {:?}", db.stats());
+        assert_eq!(db.len().await?, 20, "the first and the 19 others");
+        assert_eq!(db.get_fresh::<Value>("k07").await?, None);
+        db.close().await
+    })
+}
+
 /// One notice channel serves the whole database: a write to a table of the same name in
 /// another schema is another table's, and empties nothing here. (A store's caches learn of
 /// notices in order: once a later write in its own schema is seen, the other schema's earlier

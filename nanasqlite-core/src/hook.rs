@@ -215,6 +215,14 @@ impl KeyFilter {
             .map_err(|error| Error::validation(format!("invalid key pattern: {error}")))
     }
 
+    /// The prefix, for a filter of the keys starting with one.
+    pub(crate) fn as_prefix(&self) -> Option<&str> {
+        match &self.0 {
+            Filter::Prefix(prefix) => Some(prefix),
+            Filter::Pattern(_) => None,
+        }
+    }
+
     /// Whether `key` is one of the filter's keys.
     #[must_use]
     pub fn matches(&self, key: &str) -> bool {

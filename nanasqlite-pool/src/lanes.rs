@@ -314,11 +314,34 @@ fn run_writes<S: Storage>(
             Ok(Group::Failed(position)) => {
                 live.remove(position);
             }
+            // A check the server makes at commit (a unique field on PostgreSQL) refused one of
+            // the writes, and the commit does not say which: each runs again alone, so that it
+            // fails alone.
+            Err(error) if error.is_refused() && live.len() > 1 => return run_each_alone(storage, shared, jobs, &live),
             Err(error) => break Some(error),
         }
     };
     let failed = |i: usize| failure.as_ref().filter(|_| live.contains(&i)).cloned();
     jobs.into_iter().enumerate().map(|(i, job)| (job, failed(i))).collect()
+}
+
+/// Runs each of the `live` jobs in a write transaction of its own; the others are settled
+/// already (answered with their own error).
+fn run_each_alone<S: Storage>(
+    storage: &mut S,
+    shared: Option<&Shared<S>>,
+    jobs: Vec<Box<dyn Job<S>>>,
+    live: &[usize],
+) -> Settled<S> {
+    let mut settled = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        if live.contains(&i) {
+            settled.extend(run_writes(storage, shared, vec![job], &mut || None));
+        } else {
+            settled.push((job, None));
+        }
+    }
+    settled
 }
 
 /// Runs the `live` jobs in order from `position` (dropping those past their deadline from

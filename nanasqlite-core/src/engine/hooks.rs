@@ -16,7 +16,7 @@ use crate::cache::{CacheChange, CachedValue, Change};
 use crate::error::{Error, Result};
 use crate::hook::{self, Check, Field, Hook, KeyFilter, Registration, Rule};
 use crate::identifier::Identifier;
-use crate::storage::Storage;
+use crate::storage::{Duplicate, Storage};
 
 /// The hooks registered on one table, in registration order. Every handle on the table shares
 /// them (see [`Shared::hooks`](super::Shared::hooks)).
@@ -314,7 +314,17 @@ fn check_unique<S: Storage>(
     };
     let mut clash = false;
     if indexed && !codec.is_encrypted() {
-        for other in storage.keys_where(table.handle(), &field.path(), &wanted.to_string())? {
+        let json = wanted.to_string();
+        // A backend that checks in the write's own message at commit needs no lookup now (a
+        // prefix is all it can filter by; a pattern is checked here).
+        if let Some(prefix) = filter.map_or(Some(None), |filter| filter.as_prefix().map(Some)) {
+            let path = field.path();
+            let duplicate = Duplicate { key, path: &path, json: &json, prefix, by };
+            if storage.refuse_duplicate_at_commit(table.handle(), &duplicate)? {
+                return Ok(());
+            }
+        }
+        for other in storage.keys_where(table.handle(), &field.path(), &json)? {
             if candidate(&other)
                 && let Some(stored) = storage.get(table.handle(), &other)?
             {

@@ -281,6 +281,21 @@ pub trait Storage: Send + 'static {
         Ok(())
     }
 
+    /// Refuses the write of `key`, when its transaction commits, if another key (starting with
+    /// `prefix`, when one is given) holds `json` (JSON text) at `path`: the unique check made
+    /// by the server in the write's own message, instead of a lookup before the write (one
+    /// round trip instead of two). The refusal is [`Error::Refused`]
+    /// naming `key` and `by`. `false` when the backend does not check so (the default); the
+    /// caller then looks the value up itself ([`keys_where`](Self::keys_where)).
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn refuse_duplicate_at_commit(&self, table: &Self::Table, duplicate: &Duplicate<'_>) -> Result<bool> {
+        let _ = (table, duplicate);
+        Ok(false)
+    }
+
     /// Visits one page of `range` in key order: each row's key as stored (bytes, for the next
     /// page's cursor), the key as text when it is valid UTF-8, and the value. Backends with
     /// ordered keys offer this; the default says it is unsupported.
@@ -483,6 +498,22 @@ pub struct ScannedRow<'a> {
     pub key: Option<&'a str>,
     /// The value as stored.
     pub value: StoredRef<'a>,
+}
+
+/// What a unique check refuses at commit ([`Storage::refuse_duplicate_at_commit`]): the write
+/// of `key` when another key (starting with `prefix`, when given) holds `json` at `path`.
+#[derive(Clone, Copy, Debug)]
+pub struct Duplicate<'a> {
+    /// The key being written.
+    pub key: &'a str,
+    /// The field's path, as `index_field` was given it.
+    pub path: &'a str,
+    /// The field's value, as JSON text.
+    pub json: &'a str,
+    /// Only other keys starting with this count.
+    pub prefix: Option<&'a str>,
+    /// The rule's name, for the refusal (`unique(email)`).
+    pub by: &'a str,
 }
 
 /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it

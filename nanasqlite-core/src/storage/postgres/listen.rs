@@ -113,6 +113,16 @@ END
 $fn$;
 "#;
 
+/// Raises a unique check's refusal of the write of `key` (SQLSTATE `NSQ01`, the key as its
+/// message and the rule as its detail), which the client maps back to `Error::Refused`.
+pub(super) const REFUSE_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION nanasqlite_refuse(key text, by text) RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'NSQ01', MESSAGE = key, DETAIL = by;
+END
+$fn$;
+"#;
+
 /// The triggers of table `quoted` (an identifier, quoted): this version's four, after dropping
 /// any other trigger of the table that calls the function (older versions' names).
 pub(super) fn triggers(quoted: &str) -> String {

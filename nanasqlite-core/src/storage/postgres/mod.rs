@@ -57,7 +57,7 @@ use postgres::{Client, NoTls, Row};
 
 use self::session::{Session, bytes_literal, text_literal};
 
-use super::{End, KeyRange, OpenReader, ScannedRow, Storage, Stored, StoredRef, Watch};
+use super::{Duplicate, End, KeyRange, OpenReader, ScannedRow, Storage, Stored, StoredRef, Watch};
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
@@ -194,6 +194,9 @@ fn redacted(config: &postgres::Config) -> String {
 
 /// A PostgreSQL error as the store's [`Error::Backend`], with the server's SQLSTATE code.
 pub(crate) fn backend(error: postgres::Error) -> Error {
+    if let Some(db) = error.as_db_error().filter(|db| db.code().code() == REFUSED) {
+        return Error::Refused { key: db.message().to_owned(), by: db.detail().unwrap_or("unique").to_owned() };
+    }
     let code = error.code().map(|code| code.code().to_owned());
     let message = match error.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
@@ -202,6 +205,9 @@ pub(crate) fn backend(error: postgres::Error) -> Error {
     };
     Error::Backend { backend: "postgres", message, code, source: Some(Arc::new(error)) }
 }
+
+/// The SQLSTATE of a unique check's refusal raised by the server (`nanasqlite_refuse`).
+const REFUSED: &str = "NSQ01";
 
 /// One connection to a PostgreSQL database, with the key/value tables on it.
 pub struct PostgresStorage {
@@ -614,10 +620,12 @@ impl Storage for PostgresStorage {
         let script = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock(hashtextextended('nanasqlite.create', 0));
-             {function}
+             {json}
+             {refuse}
              CREATE INDEX IF NOT EXISTS \"{index}\" ON {t} ((nanasqlite_json(value) #> {path}));
              COMMIT;",
-            function = listen::JSON_FUNCTION,
+            json = listen::JSON_FUNCTION,
+            refuse = listen::REFUSE_FUNCTION,
             t = table.sql.quoted,
             path = text_array_path(path)?,
         );
@@ -644,6 +652,35 @@ impl Storage for PostgresStorage {
         sql.push_str("::jsonb");
         let rows = self.session.query_with_held(&sql)?;
         Ok(rows.into_iter().filter_map(|row| row.into_iter().next().flatten()).collect())
+    }
+
+    /// Held back to go with the write and its `COMMIT` in one message: a statement that raises
+    /// the refusal (`nanasqlite_refuse`, SQLSTATE `NSQ01`, mapped back to
+    /// [`Error::Refused`]) if the index finds another key with the value, so that the check
+    /// costs no round trip of its own. The advisory lock held before it
+    /// ([`lock_field_value`](Storage::lock_field_value)) makes a second writer of the value
+    /// wait, and its statement, run after the lock is granted, sees the first one's commit.
+    fn refuse_duplicate_at_commit(&self, table: &PostgresTable, duplicate: &Duplicate<'_>) -> Result<bool> {
+        let path = text_array_path(duplicate.path)?;
+        let (key, json, by) = (storable(duplicate.key)?, storable(duplicate.json)?, storable(duplicate.by)?);
+        let prefix = duplicate.prefix.map(storable).transpose()?;
+        self.session.hold(|sql| {
+            sql.push_str("SELECT nanasqlite_refuse(");
+            text_literal(sql, key);
+            sql.push_str(", ");
+            text_literal(sql, by);
+            sql.push_str(&format!(") FROM {} WHERE (nanasqlite_json(value) #> {path}) = ", table.sql.quoted));
+            text_literal(sql, json);
+            sql.push_str("::jsonb AND key <> ");
+            text_literal(sql, key);
+            if let Some(prefix) = prefix {
+                sql.push_str(" AND starts_with(key, ");
+                text_literal(sql, prefix);
+                sql.push(')');
+            }
+            sql.push_str(" LIMIT 1;");
+        })?;
+        Ok(true)
     }
 
     /// A transaction-scoped advisory lock on (table, path, value), held back to go with the
