@@ -407,3 +407,29 @@ fn sync_last_insert_rowid() -> nanasqlite::Result<()> {
     assert_eq!(db.last_insert_rowid()?, 42, "any statement's insert counts");
     Ok(())
 }
+
+#[test]
+fn sync_in_transaction() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    assert!(!db.in_transaction());
+    let inside = db.transaction(|tx| {
+        tx.set("k", &1)?;
+        Ok(db.in_transaction())
+    })?;
+    assert!(inside, "true while the transaction runs");
+    assert!(!db.in_transaction(), "false once it committed");
+    Ok(())
+}
+
+on_every_runtime!(async_in_transaction);
+
+async fn async_in_transaction(setup: Setup) {
+    let db = setup.open().await;
+    assert!(!db.in_transaction());
+    let tx = db.begin().await.unwrap();
+    assert!(db.in_transaction(), "true while a begin() transaction is open");
+    tx.set("k", &1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(!db.in_transaction(), "false once it committed");
+    db.close().await.unwrap();
+}

@@ -844,6 +844,13 @@ impl<S: Storage> NanaSQLite<S> {
         self.table.clear_cache();
     }
 
+    /// Whether a [`transaction`](Self::transaction) is running on this store's database now,
+    /// on any thread (Python NanaSQLite's `in_transaction()`).
+    #[must_use]
+    pub fn in_transaction(&self) -> bool {
+        self.database().in_transaction()
+    }
+
     /// Whether the cache can answer for `key` without the file (it holds the value, or knows
     /// the key is absent). Always `false` after [`close`](Self::close).
     #[must_use]

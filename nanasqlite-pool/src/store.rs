@@ -950,6 +950,14 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.table.clear_cache();
     }
 
+    /// Whether a [`begin`](Self::begin) transaction is open on this store now (Python
+    /// NanaSQLite's `in_transaction()`). A [`transaction`](Self::transaction) closure runs on
+    /// the writer, where other calls wait for it; it does not count.
+    #[must_use]
+    pub fn in_transaction(&self) -> bool {
+        self.pool.in_transaction()
+    }
+
     /// Whether the cache can answer for `key` without the file. Needs no `.await`: no I/O.
     /// Always `false` once closed.
     #[must_use]
