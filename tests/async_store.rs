@@ -617,7 +617,7 @@ async fn begin_guard(setup: Setup) {
 
 async fn atomic_updates(setup: Setup) {
     let db = setup.open().await;
-    let increments = join_all((0..100).map(|_| db.increment::<i64, _>("counter", 1, None))).await;
+    let increments = join_all((0..100).map(|_| db.increment::<i64>("counter", 1, None))).await;
     assert!(increments.into_iter().all(|r| r.is_ok()));
     assert_eq!(db.get::<i64>("counter").await.unwrap(), Some(100), "concurrent increments all count");
     // A sync store on the same file, another connection, increments at the same time.
@@ -628,15 +628,15 @@ async fn atomic_updates(setup: Setup) {
             sync.increment::<i64>("counter", 1, None).unwrap();
         });
     });
-    join_all((0..100).map(|_| db.increment::<i64, _>("counter", 1, None))).await.into_iter().for_each(|r| {
+    join_all((0..100).map(|_| db.increment::<i64>("counter", 1, None))).await.into_iter().for_each(|r| {
         r.unwrap();
     });
     other.join().unwrap();
     assert_eq!(db.get_fresh::<i64>("counter").await.unwrap(), Some(300));
-    assert_eq!(db.increment::<Value, _>("page", 2, Some("hits")).await.unwrap(), json!({"hits": 2}));
+    assert_eq!(db.increment::<Value>("page", 2, Some("hits")).await.unwrap(), json!({"hits": 2}));
     assert_eq!(db.patch("page", &json!({"title": "t"}), false).await.unwrap(), json!({"hits": 2, "title": "t"}));
     assert!(matches!(db.patch("missing", &json!({}), false).await, Err(Error::NotFound { .. })));
-    assert!(matches!(db.increment::<Value, _>("page", 1, None).await, Err(Error::Validation { .. })));
+    assert!(matches!(db.increment::<Value>("page", 1, None).await, Err(Error::Validation { .. })));
     assert_eq!(db.get::<Value>("page").await.unwrap(), Some(json!({"hits": 2, "title": "t"})));
     db.close().await.unwrap();
 }

@@ -151,7 +151,7 @@ async fn the_async_store_reads_foreign_rows_truly(setup: Setup) {
     assert_eq!(db.unreadable_keys().await.unwrap(), 1);
     assert!(matches!(db.pop::<Value>("bad utf8").await, Err(Error::Decode { .. })));
     assert_eq!(rows(&setup.path), 8);
-    assert_eq!(db.increment::<u64, _>("big", 0, None).await.unwrap(), 9_223_372_036_854_775_808);
+    assert_eq!(db.increment::<u64>("big", 0, None).await.unwrap(), 9_223_372_036_854_775_808);
     db.patch("obj", &json!({"n": 2}), false).await.unwrap();
     assert_eq!(stored_text(&setup.path, "obj"), r#"{"huge":1180591620717411303424,"n":2,"f":1.10}"#);
     db.close().await.unwrap();

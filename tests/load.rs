@@ -63,7 +63,7 @@ async fn mixed_operations(db: AsyncNanaSQLite, task: usize) -> Model {
             }
             4 => {
                 let counter = random.below(COUNTERS as u64) as usize;
-                db.increment::<i64, _>(&format!("counter{counter}"), 1, None).await.unwrap();
+                db.increment::<i64>(&format!("counter{counter}"), 1, None).await.unwrap();
                 model.increments[counter] += 1;
             }
             5 => assert_eq!(db.contains(&key).await.unwrap(), expected.is_some(), "contains {key}"),

@@ -526,8 +526,8 @@ async fn the_async_store_on_postgres(url: String) {
     db.clear_cache();
     let reads = futures::future::join_all((0..100).map(|i| db.get::<i64>(&format!("w{i:03}")))).await;
     assert!(reads.into_iter().enumerate().all(|(i, read)| read.unwrap() == Some(i as i64)));
-    let increments = (0..50).map(|_| other.increment::<i64, _>("n", 1, None));
-    let more = (0..50).map(|_| db.increment::<i64, _>("n", 1, None));
+    let increments = (0..50).map(|_| other.increment::<i64>("n", 1, None));
+    let more = (0..50).map(|_| db.increment::<i64>("n", 1, None));
     let (a, b) = futures::future::join(futures::future::join_all(increments), futures::future::join_all(more)).await;
     assert!(a.iter().chain(b.iter()).all(Result::is_ok));
     assert_eq!(other.get_fresh::<i64>("n").await.unwrap(), Some(100));

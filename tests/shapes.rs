@@ -79,6 +79,9 @@ fn numbers_come_back_as_asked() -> Result<()> {
         let adb = AsyncNanaSQLite::open(":memory:").await?;
         let n: i64 = adb.increment("n", 5_usize, None).await?;
         assert_eq!(n, 5);
+        // The same turbofish on both stores, and the async future can be spawned.
+        assert_eq!(db.increment::<i64>("same", 1, None)?, 1);
+        assert_eq!(spawnable(adb.increment::<i64>("same", 1, None)).await?, 1);
         adb.close().await
     })
 }

@@ -44,7 +44,7 @@ pub async fn check<S: Storage>(connect: impl Fn() -> Result<S> + Send + Sync + '
     assert_eq!(db.len().await.unwrap(), 51);
     db.batch_update((0..10).map(|i| (format!("b{i}"), i))).await.unwrap();
     assert_eq!(db.batch_delete((0..10).map(|i| format!("b{i}"))).await.unwrap(), 10);
-    let increments = futures_join((0..20).map(|_| db.increment::<i64, _>("n", 1, None))).await;
+    let increments = futures_join((0..20).map(|_| db.increment::<i64>("n", 1, None))).await;
     assert!(increments.into_iter().all(|r| r.is_ok()));
     assert_eq!(db.get_fresh::<i64>("n").await.unwrap(), Some(20), "concurrent increments all count");
     let failed = db

@@ -886,19 +886,21 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn increment<T, A>(
+    ///
+    /// The same turbofish as the sync store's (`db.increment::<i64>(..)`): the amount is any
+    /// `impl Into<Amount>`, so the future is boxed (one allocation beside a write's commit).
+    pub fn increment<T>(
         &self,
         key: &str,
-        amount: A,
+        amount: impl Into<Amount>,
         field: Option<&str>,
-    ) -> impl Future<Output = Result<T>> + Send + use<T, A, S>
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send>>
     where
         T: DeserializeOwned + Send + 'static,
-        A: Into<Amount>,
     {
         let stored = self.write(engine::increment(key.to_owned(), amount.into(), field));
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        async move { table.decode_result(&key, &*stored.await?) }
+        Box::pin(async move { table.decode_result(&key, &*stored.await?) })
     }
 
     /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
