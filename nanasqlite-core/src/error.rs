@@ -265,10 +265,12 @@ impl Error {
         matches!(self, Self::Refused { .. })
     }
 
-    /// Whether a `UNIQUE` or `PRIMARY KEY` constraint refused the write (a duplicate).
+    /// Whether a `UNIQUE` or `PRIMARY KEY` constraint, or a unique field
+    /// ([`hook::unique`](crate::hook::unique)), refused the write (a duplicate).
     #[must_use]
     pub fn is_unique_violation(&self) -> bool {
         match self {
+            Self::Refused { by, .. } => by.starts_with(crate::hook::UNIQUE_RULE),
             Self::Backend { code, .. } => code.as_deref() == Some("23505"),
             Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
                 failure.extended_code,
@@ -303,14 +305,20 @@ impl Error {
         matches!(self, Self::Closed)
     }
 
-    /// The HTTP status a web service would answer with: 400 for [`Error::Validation`], 422 for
-    /// a write a hook or validator refused ([`Error::Refused`]), 409 for another constraint
-    /// violation, 503 for [`Error::LockTimeout`], [`Error::Closed`] and a busy
-    /// database (retry later), 500 for the rest. The `axum` feature answers with it.
+    /// The HTTP status a web service would answer with: 400 for [`Error::Validation`], 404
+    /// for [`Error::NotFound`], 409 for a duplicate (a unique field's refusal, or a `UNIQUE`
+    /// constraint) and any other constraint violation, 422 for a write another hook or a
+    /// validator refused ([`Error::Refused`]), 503 for [`Error::LockTimeout`],
+    /// [`Error::Closed`] and a busy database (retry later), 500 for the rest. The `axum`
+    /// feature answers with it.
     #[must_use]
     pub fn status_code(&self) -> u16 {
         if matches!(self, Self::Validation { .. }) {
             400
+        } else if matches!(self, Self::NotFound { .. }) {
+            404
+        } else if self.is_unique_violation() {
+            409
         } else if self.is_refused() {
             422
         } else if self.is_constraint() {
@@ -512,7 +520,11 @@ mod tests {
         assert_eq!(Error::validation("x").status_code(), 400);
         assert_eq!(failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE, None).status_code(), 409);
         let refused = Error::refused("k", "unique(email)");
-        assert_eq!((refused.status_code(), refused.key(), refused.is_constraint()), (422, Some("k"), true));
+        assert_eq!((refused.status_code(), refused.key(), refused.is_constraint()), (409, Some("k"), true));
+        assert!(refused.is_unique_violation(), "a unique field's refusal is a duplicate");
+        let checked = Error::refused("k", "check");
+        assert_eq!((checked.status_code(), checked.is_unique_violation()), (422, false));
+        assert_eq!(Error::NotFound { key: "k".into() }.status_code(), 404);
         assert_eq!(refused.clone().to_string(), r#"the write of key "k" was refused by unique(email)"#);
         assert_eq!(Error::LockTimeout { waited: Duration::ZERO }.status_code(), 503);
         assert_eq!(Error::Closed.status_code(), 503);

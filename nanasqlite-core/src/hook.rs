@@ -264,6 +264,9 @@ where
     Check { predicate: Arc::new(predicate), by: "check".into(), filter: None }
 }
 
+/// How the refusals of a unique field name their rule: `unique(email)`.
+pub(crate) const UNIQUE_RULE: &str = "unique(";
+
 /// A field that must be unique across the table: a write is refused when another key's value
 /// has the same value at `field` (a name, or a dotted path such as `"address.city"`). Values
 /// without the field, or with `null` there, are not checked; overwriting a key with its own

@@ -7,8 +7,11 @@ use http::header::CONTENT_TYPE;
 use crate::error::Error;
 
 /// Answers with [`Error::status_code`] and a small JSON body, `{"error": kind, "message": …}`.
-/// A 500 says only "internal error" (and the cause is logged as a `tracing` error), so that a
-/// service does not hand its internals to its clients.
+/// What goes back names the kind of error, not the store's schema: a duplicate or another
+/// constraint (409) and a refused write (422) say so without the field, the rule, the table or
+/// a value (the error's `Display`, which keeps them, is the program's own); a validation error
+/// (400) keeps its message, which is about the request. A 500 says only "internal error" (the
+/// cause is logged as a `tracing` error and stays in the error's `Display`).
 ///
 /// ```
 /// use axum::{Json, Router, extract::State, routing::get};
@@ -27,8 +30,10 @@ impl IntoResponse for Error {
         let status = StatusCode::from_u16(self.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let (kind, message) = match status.as_u16() {
             400 => ("validation", self.to_string()),
-            409 => ("conflict", self.to_string()),
-            422 => ("refused", self.to_string()),
+            404 => ("not_found", "not found".to_owned()),
+            409 if self.is_unique_violation() => ("conflict", "a value that must be unique is taken".to_owned()),
+            409 => ("conflict", "a constraint of the store refused the write".to_owned()),
+            422 => ("refused", "a rule of the store refused the write".to_owned()),
             503 => ("unavailable", self.to_string()),
             _ => {
                 tracing::error!(error = %self, "a request failed");
@@ -67,6 +72,15 @@ mod tests {
         let unique = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE);
         let (status, body) = answer(Error::Sqlite(rusqlite::Error::SqliteFailure(unique, Some("UNIQUE".into()))));
         assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+        assert!(!body["message"].as_str().unwrap().contains("UNIQUE"), "no schema: {body}");
+        let (status, body) = answer(Error::refused("u2", "unique(email)"));
+        assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "a unique field's refusal");
+        assert!(!body["message"].as_str().unwrap().contains("email"), "no field: {body}");
+        let (status, body) = answer(Error::refused("o1", "foreign_key(group_id -> groups)"));
+        assert_eq!((status, body["error"].as_str()), (422, Some("refused")));
+        assert!(!body.to_string().contains("groups"), "no table: {body}");
+        let (status, body) = answer(Error::NotFound { key: "k".into() });
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         assert_eq!(answer(Error::Closed).0, 503);
         let (status, body) = answer(Error::Io(std::io::Error::other("secret path /etc/x")));
         assert_eq!((status, body["message"].as_str()), (500, Some("internal error")), "no internals");

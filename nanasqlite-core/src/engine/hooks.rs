@@ -134,7 +134,7 @@ impl<S: Storage> Guard<S> {
             (Rule::Check(check), _) => Ready::Check(check.clone()),
             (Rule::Unique(_), Some(field)) => Ready::Unique {
                 indexed: storage.index_field(table.handle(), &field.flat(), &field.path())?,
-                by: format!("unique({})", field.dotted()),
+                by: format!("{}{})", hook::UNIQUE_RULE, field.dotted()),
                 field,
             },
             (Rule::ForeignKey(reference), Some(field)) => {

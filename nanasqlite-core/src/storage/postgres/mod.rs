@@ -195,7 +195,10 @@ fn redacted(config: &postgres::Config) -> String {
 /// A PostgreSQL error as the store's [`Error::Backend`], with the server's SQLSTATE code.
 pub(crate) fn backend(error: postgres::Error) -> Error {
     if let Some(db) = error.as_db_error().filter(|db| db.code().code() == REFUSED) {
-        return Error::Refused { key: db.message().to_owned(), by: db.detail().unwrap_or("unique").to_owned() };
+        return Error::Refused {
+            key: db.message().to_owned(),
+            by: db.detail().unwrap_or(crate::hook::UNIQUE_RULE).to_owned(),
+        };
     }
     let code = error.code().map(|code| code.code().to_owned());
     let message = match error.as_db_error() {
