@@ -14,9 +14,8 @@ use serde_json::Value;
 use crate::atomic::Amount;
 use crate::database::{Database, Waits};
 use crate::engine::{
-    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete,
-    DeleteExpired, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop,
-    PopItem, Set, SetDefault, Shared, Table, TableSettings, UnreadableKeys,
+    self, AddHooks, BatchReport, Clear, Front, GetByPath, KeyValue, Keys, OpenHandles, OpenTable, Operation, Pop,
+    PopItem, SetDefault, Shared, Table, TableSettings, UnreadableKeys,
 };
 use crate::error::Result;
 use crate::hook::Registration;
@@ -103,7 +102,7 @@ impl<T: DeserializeOwned, S: Storage> Iterator for Iter<T, S> {
                 return Some(row);
             }
             let page = self.paging.next_page()?;
-            match self.store.run(page) {
+            match self.store.run(Ok(page)) {
                 Ok(page) => self.paging.take_page(page),
                 Err(error) => {
                     self.paging.end();
@@ -128,7 +127,7 @@ impl<S: Storage> NanaSQLite<S> {
         let store = Self { table, database, handles };
         store.start_flusher()?;
         if !start.hooks.is_empty() {
-            store.run(AddHooks::new(start.hooks))?;
+            store.run(Ok(AddHooks::new(start.hooks)))?;
         }
         if start.bulk_load {
             store.load_all()?;
@@ -136,17 +135,10 @@ impl<S: Storage> NanaSQLite<S> {
         Ok(store)
     }
 
-    /// Runs `operation` on this store's table, under the lock. In write-back mode, what is
-    /// staged is committed first, unless the operation is a point read (which sees staged
-    /// rows through the cache); an operation that lists rows runs after expired rows are
-    /// deleted.
-    pub(crate) fn run<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
-        if !operation.inline() {
-            self.flush_staged()?;
-        }
-        if operation.lists() && self.database.shared().expired_pending() {
-            self.database.run(&self.table, DeleteExpired)?;
-        }
+    /// Runs `operation`, which may borrow from its caller (a closure of the SQL helpers), as
+    /// [`Front::run`] does.
+    pub(crate) fn run_borrowing<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
+        self.before(&operation).transpose()?;
         self.database.run(&self.table, operation)
     }
 
@@ -198,7 +190,7 @@ impl<S: Storage> NanaSQLite<S> {
     pub fn table(&self, name: &str) -> Result<Self> {
         self.database.ensure_open()?;
         let name = Identifier::new(name)?;
-        let handle = self.run(OpenTable::new(name.clone()))?;
+        let handle = self.run(Ok(OpenTable::new(name.clone())))?;
         let table = Arc::new(self.database.shared().table(name, handle, self.table.settings().clone()));
         self.database.shared().register(&table);
         Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
@@ -229,7 +221,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// registered); [`Error::Closed`](crate::Error::Closed); SQLite's error creating an index or
     /// a referenced table.
     pub fn add_hook(&self, hook: impl Into<Registration>) -> Result<()> {
-        self.run(AddHooks::new(vec![hook.into()]))
+        self.run(Ok(AddHooks::new(vec![hook.into()])))
     }
 
     /// The file this store was opened on.
@@ -257,11 +249,52 @@ impl<S: Storage> NanaSQLite<S> {
         self.database.close()?;
         unflushed
     }
+}
 
-    /// Whether the store is open, noticing other writers first when watching for them.
-    fn ready(&self) -> Result<()> {
-        self.database.ensure_open()?;
+/// The sync store runs the engine's front end under its lock: an answer is a `Result`, had
+/// when the call returns.
+impl<S: Storage> Front<S> for NanaSQLite<S> {
+    type Answer<T: Send + 'static> = Result<T>;
+
+    fn table(&self) -> &Arc<Table<S>> {
+        &self.table
+    }
+
+    fn shared(&self) -> &Arc<Shared<S>> {
+        self.database.shared()
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        self.database.ensure_open()
+    }
+
+    fn notice_external_writes(&self) {
         self.database.notice_external_writes(&self.table);
+    }
+
+    fn now<T: Send + 'static>(answer: Result<T>) -> Result<T> {
+        answer
+    }
+
+    fn settled<T: Send + 'static>(answer: Result<T>) -> std::result::Result<Result<T>, Result<T>> {
+        Ok(answer)
+    }
+
+    fn after<T: Send + 'static, U: Send + 'static>(
+        answer: Result<T>,
+        next: impl FnOnce(Result<T>) -> Result<U> + Send + 'static,
+    ) -> Result<U> {
+        next(answer)
+    }
+
+    fn execute<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
+        self.database.run(&self.table, operation)
+    }
+
+    fn wait_for_room(&self, seen: u64) -> Result<()> {
+        if let Some(state) = self.table.write_back_state() {
+            state.wait_for_room(seen, crate::store_writeback::ROOM_CHECK);
+        }
         Ok(())
     }
 }
@@ -333,11 +366,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>> {
-        self.ready()?;
-        if let Some(value) = self.table.shared_hit(key) {
-            return Ok(Some(value));
-        }
-        self.cached(key, true)?.map(|value| self.table.reader().shared(key, &value)).transpose()
+        self.shared_value(key)
     }
 
     /// Whether `key` exists (answered from the cache when it knows).
@@ -346,12 +375,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get), without the decode error.
     pub fn contains(&self, key: &str) -> Result<bool> {
-        self.ready()?;
-        match self.table.lookup(key) {
-            Lookup::Hit(_) => Ok(true),
-            Lookup::Absent => Ok(false),
-            Lookup::Miss => self.run(Contains::new(&self.table, key)),
-        }
+        self.contains_key(key)
     }
 
     /// The number of keys (always counted in the file).
@@ -360,7 +384,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn len(&self) -> Result<usize> {
-        Ok(usize::try_from(self.run(Count)?).unwrap_or(usize::MAX))
+        self.key_count()
     }
 
     /// Whether the table has no keys.
@@ -380,7 +404,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn keys(&self) -> Result<Vec<String>> {
-        self.run(Keys)
+        self.run(Ok(Keys))
     }
 
     /// How many keys of the table cannot be named (stored by another tool as numbers, blobs or
@@ -391,7 +415,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn unreadable_keys(&self) -> Result<u64> {
-        self.run(UnreadableKeys)
+        self.run(Ok(UnreadableKeys))
     }
 
     /// Every value, in key order. Loads the whole table into the cache, as upstream does.
@@ -444,13 +468,7 @@ impl<S: Storage> NanaSQLite<S> {
         &self,
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<HashMap<String, T>> {
-        self.ready()?;
-        let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
-        let names: Vec<&str> = keys.iter().map(|key| &**key).collect();
-        let rows = match self.table.lookup_all(&names) {
-            Some(rows) => rows,
-            None => self.run(GetMany::new(&self.table, keys))?,
-        };
+        let rows = self.rows_of(keys.into_iter().map(|key| Box::from(key.as_ref())).collect())?;
         self.table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect())
     }
 
@@ -461,29 +479,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_fresh<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.database.ensure_open()?;
-        let value = self.run(Get::new(&self.table, key))?;
-        value.map(|value| self.table.decode(key, &value)).transpose()
-    }
-
-    /// The cached value of `key`, reading the file on a cache miss; `keeping` for a read that
-    /// keeps its decoded form in the entry.
-    fn cached(&self, key: &str, keeping: bool) -> Result<Option<Arc<CachedValue>>> {
-        self.ready()?;
-        match self.table.lookup_for(key, keeping) {
-            Lookup::Hit(value) => Ok(Some(value)),
-            Lookup::Absent => Ok(None),
-            Lookup::Miss => self.run(Get::new(&self.table, key)),
-        }
-    }
-
-    /// Every row, sorted by key, loading the table into the cache first if needed.
-    fn all_rows(&self) -> Result<Vec<(String, Arc<CachedValue>)>> {
-        self.ready()?;
-        match self.table.all_cached() {
-            Some(rows) => Ok(rows),
-            None => self.run(AllRows::new(&self.table)),
-        }
+        self.fresh(key)?.map(|value| self.table.decode(key, &value)).transpose()
     }
 }
 
@@ -498,11 +494,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// written); [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
     /// SQLite's error (the cache is then unchanged).
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        let value = engine::encode(key, value)?;
-        if self.table.writes_back() {
-            return self.stage(key, Some(value));
-        }
-        self.run(Set::new(key, value))
+        self.put(key, engine::encode(key, value))
     }
 
     /// Stores, best effort, every `(key, value)` whose value can be encoded and that the
@@ -533,11 +525,8 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        let (encoded, failed) = engine::encode_rows_partial(rows);
-        let batch = BatchUpdate::partial(encoded);
-        let attempted = batch.len();
-        let refused = self.write_batch(batch)?;
-        Ok(BatchReport::of(attempted, failed, refused))
+        let (encoded, unencodable) = engine::encode_rows_partial(rows);
+        self.put_partial(encoded, unencodable)
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -546,14 +535,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn delete(&self, key: &str) -> Result<bool> {
-        if self.table.writes_back() {
-            let existed = self.contains(key)?;
-            if existed {
-                self.stage(key, None)?;
-            }
-            return Ok(existed);
-        }
-        self.run(Delete::new(key))
+        self.remove(key)
     }
 
     /// Stores every `(key, value)` in one transaction: all of them or, on any error, none.
@@ -577,20 +559,7 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        let rows = engine::encode_rows(rows)?;
-        if self.table.writes_back() {
-            return rows.into_iter().try_for_each(|(key, value)| self.stage(&key, Some(value)));
-        }
-        self.write_batch(BatchUpdate::new(rows)).map(drop)
-    }
-
-    /// Runs `batch` in one transaction, answering with the rows the hooks refused (a partial
-    /// batch's); an empty one only checks that the store is open.
-    pub(crate) fn write_batch(&self, batch: BatchUpdate) -> Result<Vec<(String, crate::Error)>> {
-        if batch.is_empty() {
-            return self.database.ensure_open().map(|()| Vec::new());
-        }
-        self.run(batch)
+        self.put_rows(engine::encode_rows(rows))
     }
 
     /// The same as [`batch_update`](Self::batch_update) (Python's `update`; note that there it
@@ -613,14 +582,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete); on error nothing is deleted.
     pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<usize> {
-        if self.table.writes_back() {
-            let mut deleted = 0;
-            for key in keys {
-                deleted += usize::from(self.delete(key.as_ref())?);
-            }
-            return Ok(deleted);
-        }
-        self.run(BatchDelete::new(keys.into_iter().map(|key| Box::from(key.as_ref())).collect()))
+        self.remove_keys(keys.into_iter().map(|key| Box::from(key.as_ref())).collect())
     }
 
     /// Removes `key` and returns its value, atomically; `None` if it was absent.
@@ -630,7 +592,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Decode`](crate::Error::Decode) when the value does not fit `T`: the key is
     /// then **not** removed. Otherwise as [`delete`](Self::delete).
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.run(Pop::new(key))
+        self.run_borrowing(Pop::new(key))
     }
 
     /// The rows `scan` selects, in key order (or descending), decoded as `T`; read from the
@@ -700,7 +662,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// for a malformed path; [`Error::Validation`](crate::Error::Validation) on an encrypted
     /// store (the database cannot see into encrypted values).
     pub fn get_by_path<T: DeserializeOwned>(&self, key: &str, path: &str) -> Result<Option<T>> {
-        self.run(GetByPath::new(key, path))
+        self.run_borrowing(GetByPath::new(key, path))
     }
 
     /// Removes the first key (in key order) and returns it with its value; `None` when the
@@ -721,7 +683,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Decode`](crate::Error::Decode) if the value does not fit `T` (nothing is
     /// removed then), or as [`set`](Self::set).
     pub fn popitem<T: DeserializeOwned>(&self) -> Result<Option<(String, T)>> {
-        self.run(PopItem::new())
+        self.run_borrowing(PopItem::new())
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it (as stored).
@@ -740,8 +702,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get) and [`set`](Self::set).
     pub fn setdefault<T: Serialize + DeserializeOwned>(&self, key: &str, default: &T) -> Result<T> {
-        let default = engine::encode(key, default)?;
-        let value = self.run(SetDefault::new(key, default))?;
+        let value = self.run(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)))?;
         self.table.decode(key, &value)
     }
 
@@ -751,7 +712,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete).
     pub fn clear(&self) -> Result<()> {
-        self.run(Clear)
+        self.run(Ok(Clear))
     }
 }
 
@@ -796,7 +757,7 @@ impl<S: Storage> NanaSQLite<S> {
         amount: impl Into<Amount>,
         field: Option<&str>,
     ) -> Result<T> {
-        let stored = self.run(engine::increment(key, amount.into(), field)?)?;
+        let stored = self.run(engine::increment(key.to_owned(), amount.into(), field))?;
         self.table.decode_result(key, &stored)
     }
 
@@ -810,7 +771,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when either side is not an object;
     /// [`Error::Encode`](crate::Error::Encode); SQLite's error. Nothing is written then.
     pub fn patch<T: Serialize + ?Sized>(&self, key: &str, changes: &T, create: bool) -> Result<Value> {
-        let stored = self.run(engine::patch(key, changes, create)?)?;
+        let stored = self.run(engine::patch(key.to_owned(), changes, create))?;
         self.table.decode_result(key, &stored)
     }
 }
@@ -825,7 +786,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), [`Error::LockTimeout`](crate::Error::LockTimeout), SQLite's error.
     pub fn load_all(&self) -> Result<()> {
-        self.run(LoadAll::new(&self.table))
+        self.load_table()
     }
 
     /// Forgets what the cache knows of `key` and reads it again from the file.
@@ -834,9 +795,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`load_all`](Self::load_all).
     pub fn refresh(&self, key: &str) -> Result<()> {
-        self.database.ensure_open()?;
-        self.table.forget(key);
-        self.run(Get::new(&self.table, key)).map(drop)
+        self.refresh_key(key)
     }
 
     /// Empties this table's cache; the file is untouched.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::engine::Front;
 use crate::engine::{Backup, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
 use crate::error::{Error, Result};
 use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
@@ -15,7 +16,7 @@ use crate::store::NanaSQLite;
 impl<S: Storage> NanaSQLite<S> {
     /// Runs SQL helper `name` (`work`) where `kind` says, under the store's lock.
     fn sql<R>(&self, name: &'static str, kind: Kind, work: impl FnMut(&SqlOps<'_>) -> Result<R>) -> Result<R> {
-        self.run(Sql::new(name, kind, work))
+        self.run_borrowing(Sql::new(name, kind, work))
     }
 
     /// Creates table `name` with `columns` (name, type) if it does not exist.
@@ -342,7 +343,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), or the file system's error.
     pub fn get_db_size(&self) -> Result<u64> {
-        self.run(Size)
+        self.run_borrowing(Size)
     }
 
     /// Copies the database online into `dest`, atomically: the copy is one consistent snapshot,
@@ -355,8 +356,9 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when `dest` is in memory or is this
     /// database; SQLite's or the file system's error (then `dest` is untouched).
     pub fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
-        self.flush_staged()?;
-        self.database().run_beside(self.engine_table(), Backup::new(dest.as_ref().to_path_buf()))
+        let backup = Backup::new(dest.as_ref().to_path_buf());
+        self.before(&backup).transpose()?;
+        self.database().run_beside(self.engine_table(), backup)
     }
 
     /// Replaces the whole database (every table) with the one in `source`: `source` is checked
@@ -376,7 +378,7 @@ impl<S: Storage> NanaSQLite<S> {
             return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
         }
         let source = PathBuf::from(source.as_ref());
-        self.run(Restore::new(source, Arc::clone(self.database().shared())))?
+        self.run_borrowing(Restore::new(source, Arc::clone(self.database().shared())))?
     }
 
     /// Re-encrypts every key/value table of the file (open or not) with `to`, in one write
@@ -412,7 +414,7 @@ impl<S: Storage> NanaSQLite<S> {
         if self.database().in_transaction() {
             return Err(Error::Transaction { message: "cannot rekey during a transaction".to_owned() });
         }
-        self.run(Rekey::new(to.into()))
+        self.run_borrowing(Rekey::new(to.into()))
     }
 
     /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
@@ -439,8 +441,9 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
     pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_, S>) -> Result<R>) -> Result<R> {
-        self.flush_staged()?;
-        self.database().run_transaction(self.engine_table(), RunTransaction::new(work))
+        let transaction = RunTransaction::new(work);
+        self.before(&transaction).transpose()?;
+        self.database().run_transaction(self.engine_table(), transaction)
     }
 }
 
@@ -470,6 +473,6 @@ impl NanaSQLite<crate::storage::SqliteStorage> {
         if self.database().in_transaction() {
             return Err(Error::Transaction { message: "cannot call during a transaction".to_owned() });
         }
-        self.run(crate::engine::Call::new(work))
+        self.run_borrowing(crate::engine::Call::new(work))
     }
 }

@@ -3,52 +3,20 @@
 //! themselves are the engine's ([`engine::stage`], [`FlushAll`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::NanaSQLite;
 use crate::database::Database;
-use crate::engine::{self, CachedValue, FlushAll, Flushed, OpenHandles, Remedy, Staging, Table};
+use crate::engine::{FlushAll, Front, OpenHandles, Table};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::writeback::{DeadLetter, WriteBackStats};
 
 /// How long a write waiting for room blocks before it looks again (whether the store closed,
 /// or room it was not woken for).
-const ROOM_CHECK: Duration = Duration::from_millis(100);
+pub(crate) const ROOM_CHECK: Duration = Duration::from_millis(100);
 
 impl<S: Storage> NanaSQLite<S> {
-    /// Stages a write of `key` (`None`: a delete), making room as the engine says when the
-    /// bound is reached (waiting blocks this thread: the sync store's caller may wait).
-    pub(crate) fn stage(&self, key: &str, value: Option<Arc<CachedValue>>) -> Result<()> {
-        loop {
-            self.database().ensure_open()?;
-            match engine::stage(self.engine_table(), key, value.clone())? {
-                Staging::Done => return Ok(()),
-                Staging::Full(Remedy::Refuse(error)) => return Err(error),
-                Staging::Full(Remedy::Flush) => drop(self.run_flush(None)?),
-                Staging::Full(Remedy::WaitForRoom(seen)) => {
-                    if let Some(state) = self.engine_table().write_back_state() {
-                        state.wait_for_room(seen, ROOM_CHECK);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Commits what is staged before an operation that must see it; failures go to the
-    /// dead-letter queue (reported by [`flush`](Self::flush), not by every later call).
-    pub(crate) fn flush_staged(&self) -> Result<()> {
-        if self.engine_table().write_back_state().is_some_and(|state| !state.is_empty()) {
-            self.run_flush(None)?;
-        }
-        Ok(())
-    }
-
-    fn run_flush(&self, deadline: Option<Instant>) -> Result<Flushed> {
-        let flush = FlushAll::new(Arc::clone(self.database().shared()), deadline);
-        self.database().run(self.engine_table(), flush)
-    }
-
     /// In write-back mode, commits every row staged before the call, in chunks; does nothing
     /// otherwise.
     ///
@@ -58,14 +26,13 @@ impl<S: Storage> NanaSQLite<S> {
     /// in the dead-letter queue: [`dead_letters`](Self::dead_letters));
     /// [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout).
     pub fn flush(&self) -> Result<()> {
-        let flushed = self.run_flush(None)?;
-        self.engine_table().write_back_state().map_or(Ok(()), |state| state.report_flush(flushed))
+        self.flush_reported()
     }
 
     /// The staged rows that could not be committed, oldest first, with why (write-back mode).
     #[must_use]
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.engine_table().write_back_state().map(|state| state.dead_letters()).unwrap_or_default()
+        self.dead_letter_list()
     }
 
     /// Stages the dead letters again, for the next flush; how many were staged. A letter the
@@ -77,26 +44,18 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed).
     pub fn retry_dead_letters(&self) -> Result<usize> {
-        self.database().ensure_open()?;
-        Ok(engine::retry_dead_letters(self.database().shared()))
+        self.restage_dead_letters()
     }
 
     /// Empties the dead-letter queue; how many rows it held.
     pub fn clear_dead_letters(&self) -> usize {
-        self.engine_table().write_back_state().map_or(0, |state| state.clear_dead_letters())
+        self.drop_dead_letters()
     }
 
     /// What write-back mode has done (`None` in normal mode).
     #[must_use]
     pub fn write_back_stats(&self) -> Option<WriteBackStats> {
-        self.engine_table().write_back_state().map(|state| state.stats())
-    }
-
-    /// At close: commits what is staged within the close timeout, stops the flusher, and
-    /// reports what could not be written.
-    pub(crate) fn flush_for_close(&self) -> Result<()> {
-        let Some(state) = self.engine_table().write_back_state() else { return Ok(()) };
-        state.report_close(self.run_flush(Some(state.close_deadline())))
+        self.write_back_counters()
     }
 
     /// What every handle of a store on `database` holds: in write-back mode, dropping the last

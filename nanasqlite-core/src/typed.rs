@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{BatchUpdate, encode_rows};
+use crate::engine::{BatchUpdate, Front, encode_rows};
 use crate::error::{Error, Result};
 use crate::scan::Scan;
 use crate::storage::{SqliteStorage, Storage};
@@ -143,7 +143,7 @@ impl<T: Record, S: Storage> TypedTable<T, S> {
     /// [`Error::Refused`] naming the first refused key (nothing is written); as
     /// [`NanaSQLite::batch_update`].
     pub fn batch_update<K: AsRef<str>>(&self, rows: &[(K, T)]) -> Result<()> {
-        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows)?).map(drop)
+        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows)).map(drop)
     }
 
     /// Deletes `key`; `false` if it was absent.

@@ -7,7 +7,7 @@ use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{self, BatchUpdate, KeyValue};
+use nanasqlite_core::engine::{self, BatchUpdate, Front, KeyValue};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
 use serde::Serialize;
@@ -28,7 +28,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// one, on a backend that stores in chunks, outside write-back mode (which stages rows
     /// instead of writing them).
     pub(crate) fn feeds(&self, rows: usize) -> bool {
-        rows >= FEED_FROM && S::STORES_IN_CHUNKS && !self.writes_back()
+        rows >= FEED_FROM && S::STORES_IN_CHUNKS && !self.table.writes_back()
     }
 
     /// Stores `rows` atomically as [`batch_update`](Self::batch_update) does, handing the job
@@ -62,7 +62,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 }
                 let written = answer.await.map_err(|_| Error::Closed)?;
                 match (written, handoff.take_given_back()) {
-                    (Err(_), Some(rows)) => this.write(rows.map(BatchUpdate::new)).await.map(drop),
+                    (Err(_), Some(rows)) => this.write_batch(rows.map(BatchUpdate::new)).await.map(drop),
                     (written, _) => written.map(drop),
                 }
             }

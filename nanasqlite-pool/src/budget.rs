@@ -19,8 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
-
 /// How many of the store's futures may complete at their first poll, in a row on one thread,
 /// before the budget is spent. Tokio's budget per task poll is 128 too.
 pub(crate) const BUDGET: u32 = 128;
@@ -48,55 +46,11 @@ fn yielded() {
     READY_IN_A_ROW.with(|count| count.set(0));
 }
 
-pin_project! {
-    /// `F`, taking part in the budget: when it completes at its first poll with the budget
-    /// spent, it wakes its task and returns `Pending` once, and its answer comes at the next
-    /// poll.
-    #[derive(Debug)]
-    #[must_use = "futures do nothing unless polled"]
-    pub(crate) struct Budgeted<F: Future> {
-        #[pin]
-        inner: F,
-        first: bool,
-        kept: Option<F::Output>,
-    }
-}
-
-/// `future`, taking part in the budget.
-pub(crate) fn budgeted<F: Future>(future: F) -> Budgeted<F> {
-    Budgeted { inner: future, first: true, kept: None }
-}
-
-impl<F: Future> Future for Budgeted<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        if let Some(kept) = this.kept.take() {
-            yielded();
-            return Poll::Ready(kept);
-        }
-        let first = std::mem::replace(this.first, false);
-        match this.inner.poll(cx) {
-            Poll::Ready(output) if first && spend() => {
-                *this.kept = Some(output);
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Poll::Ready(output) => Poll::Ready(output),
-            Poll::Pending => {
-                yielded();
-                Poll::Pending
-            }
-        }
-    }
-}
-
 /// The future of a call that is answered at once (a cache hit, a read run on the caller's
 /// thread) or by a lane: a few words when answered at once, as a hit's future is moved by
 /// every caller that awaits it, and the boxed future of the queued call otherwise. Takes part
 /// in the budget either way.
-pub(crate) enum Answer<T> {
+pub enum Answer<T> {
     /// Answered already: ready at the first poll, unless the budget says to yield once first.
     Now { answer: Option<T>, polled: bool },
     /// Handed to a lane.
@@ -107,6 +61,14 @@ impl<T> Answer<T> {
     /// `answer`, had already.
     pub(crate) fn now(answer: T) -> Self {
         Self::Now { answer: Some(answer), polled: false }
+    }
+
+    /// The answer, if it is had already (and not yet polled); otherwise this future.
+    pub(crate) fn settled(self) -> Result<T, Self> {
+        match self {
+            Self::Now { answer: Some(answer), polled: false } => Ok(answer),
+            answer => Err(answer),
+        }
     }
 
     /// The answer `queued` will give.
@@ -182,16 +144,16 @@ mod tests {
         let waker = Waker::from(Arc::clone(&wakes));
         yielded();
         for i in 0..BUDGET {
-            assert_eq!(poll_once(&mut budgeted(std::future::ready(i)), &waker), Some(i), "within the budget");
+            assert_eq!(poll_once(&mut Answer::now(i), &waker), Some(i), "within the budget");
         }
-        let mut past = budgeted(std::future::ready("answer"));
+        let mut past = Answer::now("answer");
         assert_eq!(poll_once(&mut past, &waker), None, "the next one yields");
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "and wakes its task to be polled again");
-        let mut beside = budgeted(std::future::ready("beside"));
+        let mut beside = Answer::now("beside");
         assert_eq!(poll_once(&mut beside, &waker), None, "the budget stays spent until one that yielded answers");
         assert_eq!(poll_once(&mut past, &waker), Some("answer"), "then answers");
         assert_eq!(poll_once(&mut beside, &waker), Some("beside"));
-        assert_eq!(poll_once(&mut budgeted(std::future::ready(0)), &waker), Some(0), "the count started over");
+        assert_eq!(poll_once(&mut Answer::now(0), &waker), Some(0), "the count started over");
     }
 
     #[test]
@@ -236,11 +198,11 @@ mod tests {
         let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
         yielded();
         for _ in 0..BUDGET {
-            assert!(poll_once(&mut budgeted(std::future::ready(())), &waker).is_some());
+            assert!(poll_once(&mut Answer::now(()), &waker).is_some());
         }
-        assert!(poll_once(&mut budgeted(std::future::pending::<()>()), &waker).is_none());
+        assert!(poll_once(&mut Answer::later(std::future::pending::<()>()), &waker).is_none());
         for _ in 0..BUDGET {
-            assert!(poll_once(&mut budgeted(std::future::ready(())), &waker).is_some(), "a fresh budget");
+            assert!(poll_once(&mut Answer::now(()), &waker).is_some(), "a fresh budget");
         }
     }
 }

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use nanasqlite_core::engine::Page;
+use nanasqlite_core::engine::{Front, Page};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Paging, Result, Scan};
 use serde::de::DeserializeOwned;
@@ -62,7 +62,7 @@ impl<T: DeserializeOwned, S: Storage> Stream for ScanStream<T, S> {
                 continue;
             }
             let Some(page) = this.paging.next_page() else { return Poll::Ready(None) };
-            this.reading = Some(Box::pin(this.store.run(page)));
+            this.reading = Some(Box::pin(this.store.run(Ok(page))));
         }
     }
 }

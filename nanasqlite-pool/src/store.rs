@@ -8,12 +8,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::FutureExt as _;
-use futures_util::future::{Either, ready};
 use nanasqlite_core::engine::{
-    self, AddHooks, AllRows, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete,
-    DeleteExpired, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Operation, Pop,
-    PopItem, Set, SetDefault, Table, UnreadableKeys,
+    self, AddHooks, BatchReport, CachedValue, Clear, Front, GetByPath, KeyValue, Keys, OpenHandles, OpenTable,
+    Operation, Pop, PopItem, SetDefault, Shared, Table, UnreadableKeys,
 };
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
@@ -24,8 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::batch::BatchFuture;
-use crate::budget::{Answer, budgeted};
+use crate::budget::Answer;
 use crate::builder::AsyncBuilder;
 use crate::pool::Pool;
 use crate::stats::Stats;
@@ -99,12 +95,6 @@ impl<S: Storage> fmt::Debug for AsyncNanaSQLite<S> {
     }
 }
 
-/// Either the answer (found in the cache), or an operation to hand to a lane.
-enum Plan<T, O> {
-    Answered(Result<T>),
-    Run(O),
-}
-
 // ===== opening and plumbing =====
 
 impl AsyncNanaSQLite {
@@ -133,78 +123,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         Self { table, pool, path, handles }
     }
 
-    /// Hands `operation` on this handle's table to the pool, in a `nanasqlite` tracing span
-    /// named after the operation (entered on the lane too).
-    ///
-    /// A point read runs at once on the caller's thread instead when a connection is free (see
-    /// [`AsyncBuilder::inline_reads`]).
-    pub(crate) fn run<O>(&self, operation: O) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
-    where
-        O: Operation<S> + Send + 'static,
-        O::Output: Send + 'static,
-    {
-        self.run_prepared(Ok(operation))
-    }
-
-    /// As [`run`](Self::run), for an operation whose input may have failed to prepare on the
-    /// caller's thread (then the future answers with that error). One state machine: wrapping
-    /// `run`'s future in another would store it twice.
-    fn run_prepared<O>(&self, mut prepared: Result<O>) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
-    where
-        O: Operation<S> + Send + 'static,
-        O::Output: Send + 'static,
-    {
-        let span = self.span(prepared.as_ref().map_or("invalid input", |operation| operation.name()));
-        let inline = match &mut prepared {
-            Ok(operation) => span.in_scope(|| self.pool.try_inline(&self.table, operation)),
-            Err(_) => None,
-        };
-        self.answer_or_queue(prepared, inline, span)
-    }
-
     /// The span every call runs in, named after its operation.
     pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
         tracing::debug_span!("nanasqlite", op = operation, table = %self.table.name())
-    }
-
-    /// The future of `prepared`: its answer when it already ran on the caller's thread
-    /// (`inline`), else the lane's, after what write-back mode has staged is committed.
-    fn answer_or_queue<O>(
-        &self,
-        prepared: Result<O>,
-        inline: Option<Result<O::Output>>,
-        span: tracing::Span,
-    ) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
-    where
-        O: Operation<S> + Send + 'static,
-        O::Output: Send + 'static,
-    {
-        // In write-back mode, what is staged commits first, unless this is a point read (which
-        // sees staged rows through the cache). Boxed: it is rare, and must not grow every
-        // operation's future.
-        let flush = match &prepared {
-            Ok(operation) if !operation.inline() => self.flush_first().map(Box::pin),
-            _ => None,
-        };
-        // A listing runs after the rows that expired (TTL, `delete_expired`) are deleted.
-        let delete_expired =
-            prepared.as_ref().is_ok_and(|operation| operation.lists() && self.pool.shared().expired_pending());
-        let (pool, table, lane_span) = (Arc::clone(&self.pool), Arc::clone(&self.table), span.clone());
-        let queued = async move {
-            let operation = prepared?;
-            if let Some(flush) = flush {
-                flush.await?;
-            }
-            if delete_expired {
-                Box::pin(pool.run(Arc::clone(&table), DeleteExpired, lane_span.clone())).await?;
-            }
-            match inline {
-                Some(answer) => answer,
-                None => pool.run(table, operation, lane_span).await,
-            }
-        }
-        .instrument(span);
-        budgeted(queued)
     }
 
     /// The rules SQL fragments of this handle are checked against.
@@ -225,7 +146,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         let this = self.clone();
         async move {
             let name = name?;
-            let handle = this.run(OpenTable::new(name.clone())).await?;
+            let handle = this.run(Ok(OpenTable::new(name.clone()))).await?;
             let table = this.pool.shared().table(name, handle, this.table.settings().clone());
             Ok(Self::new(this.pool, table, this.path, this.handles))
         }
@@ -246,7 +167,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 
     /// Registers `hooks` in order, in one step on the writer.
     pub(crate) fn add_hooks(&self, hooks: Vec<Registration>) -> impl Future<Output = Result<()>> + Send + use<S> {
-        self.run(AddHooks::new(hooks))
+        self.run(Ok(AddHooks::new(hooks)))
     }
 
     /// The file this store was opened on.
@@ -299,85 +220,106 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.pool.stats()
     }
 
-    pub(crate) fn ensure_open(&self) -> Result<()> {
+    /// A point read's answer: `found` (from the cache, or read now on the caller's thread when
+    /// a connection was free: both at once, a future of a few words), or else the queued read
+    /// (boxed), made into the caller's answer by `finish`.
+    fn finish<T: Send + 'static>(
+        &self,
+        key: &str,
+        found: Answer<Result<Option<Arc<CachedValue>>>>,
+        finish: Finish<S, T>,
+    ) -> Answer<Result<T>> {
+        match found.settled() {
+            Ok(found) => Answer::now(found.and_then(|found| finish(&self.table, key, found))),
+            Err(queued) => {
+                let (table, key) = (Arc::clone(&self.table), key.to_owned());
+                Answer::later(async move { finish(&table, &key, queued.await?) })
+            }
+        }
+    }
+}
+
+/// The async store runs the engine's front end on its lanes, or on the caller's thread for a
+/// point read when a connection is free: an answer is a future, ready at once when the cache
+/// or an inline read had it.
+impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
+    type Answer<T: Send + 'static> = Answer<Result<T>>;
+
+    fn table(&self) -> &Arc<Table<S>> {
+        &self.table
+    }
+
+    fn shared(&self) -> &Arc<Shared<S>> {
+        self.pool.shared()
+    }
+
+    fn ensure_open(&self) -> Result<()> {
         if self.pool.is_closed() { Err(Error::Closed) } else { Ok(()) }
     }
 
-    /// Whether the store is open, noticing other writers first when watching for them.
-    fn ready(&self) -> Result<()> {
-        self.ensure_open()?;
+    fn notice_external_writes(&self) {
         self.pool.notice_external_writes(&self.table);
-        Ok(())
     }
 
-    /// What the cache knows of `key`, counting the hit or miss.
-    fn lookup(&self, key: &str) -> Result<Lookup> {
-        self.counted_lookup(key, false)
+    fn record_cache(&self, hit: bool) {
+        self.pool.counters().record_cache(hit);
     }
 
-    /// As [`lookup`](Self::lookup); `keeping` for a read that keeps its decoded form in the
-    /// entry ([`Table::lookup_for`](nanasqlite_core::engine::Table::lookup_for)).
-    fn counted_lookup(&self, key: &str, keeping: bool) -> Result<Lookup> {
-        self.ready()?;
-        let lookup = self.table.lookup_for(key, keeping);
-        self.pool.counters().record_cache(!matches!(lookup, Lookup::Miss));
-        Ok(lookup)
+    fn now<T: Send + 'static>(answer: Result<T>) -> Answer<Result<T>> {
+        Answer::now(answer)
     }
 
-    /// The cached value of `key`, or the read to run.
-    fn cached(&self, key: &str, keeping: bool) -> Plan<Option<Arc<CachedValue>>, Get<String>> {
-        match self.counted_lookup(key, keeping) {
-            Ok(Lookup::Hit(value)) => Plan::Answered(Ok(Some(value))),
-            Ok(Lookup::Absent) => Plan::Answered(Ok(None)),
-            Ok(Lookup::Miss) => Plan::Run(Get::new(&self.table, key.to_owned())),
-            Err(error) => Plan::Answered(Err(error)),
+    fn settled<T: Send + 'static>(answer: Answer<Result<T>>) -> std::result::Result<Result<T>, Answer<Result<T>>> {
+        answer.settled()
+    }
+
+    fn after<T: Send + 'static, U: Send + 'static>(
+        answer: Answer<Result<T>>,
+        next: impl FnOnce(Result<T>) -> Answer<Result<U>> + Send + 'static,
+    ) -> Answer<Result<U>> {
+        match answer.settled() {
+            Ok(result) => next(result),
+            Err(queued) => Answer::later(async move { next(queued.await).await }),
         }
     }
 
-    /// A point read of `key`, answered through `finish`: from the cache, or read now on the
-    /// caller's thread when a connection is free (both ready at once, as a future of a few
-    /// words), or else queued for a lane (boxed: a queued read's state machine is 1.2 KB, which
-    /// every hit's future would otherwise carry and move). `keeping` for a read that keeps its
-    /// decoded form in the cache entry.
-    fn point_read<T: Send + 'static>(&self, key: &str, keeping: bool, finish: Finish<S, T>) -> PointRead<T> {
-        let get = match self.cached(key, keeping) {
-            Plan::Answered(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
-            Plan::Run(get) => get,
-        };
-        let read = match self.read_now(get) {
-            Ok(found) => return now(found.and_then(|found| finish(&self.table, key, found))),
-            Err((get, span)) => self.answer_or_queue(Ok(get), None, span),
-        };
-        let (table, key) = (Arc::clone(&self.table), key.to_owned());
-        Answer::later(async move { finish(&table, &key, read.await?) })
-    }
-
-    /// Runs `operation` now on the caller's thread if a connection is free; otherwise hands
-    /// it back with its span, to be queued (without trying again).
-    fn read_now<O: Operation<S>>(
-        &self,
-        mut operation: O,
-    ) -> std::result::Result<Result<O::Output>, (O, tracing::Span)> {
+    /// Runs a point read at once on the caller's thread when a connection is free (see
+    /// [`AsyncBuilder::inline_reads`]); hands anything else to the pool, in a `nanasqlite`
+    /// tracing span named after the operation (entered on the lane too).
+    fn execute<O>(&self, mut operation: O) -> Answer<Result<O::Output>>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
         let span = self.span(operation.name());
-        match span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)) {
-            Some(answer) => Ok(answer),
-            None => Err((operation, span)),
+        if let Some(answer) = span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)) {
+            return Answer::now(answer);
         }
+        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
+        Answer::later(async move { pool.run(table, operation, span.clone()).instrument(span).await })
+    }
+
+    fn wait_for_room(&self, seen: u64) -> Answer<Result<()>> {
+        let Some(waiting) = self.table.write_back_state().map(|state| state.room_made(seen)) else {
+            return Answer::now(Ok(()));
+        };
+        Answer::later(async move {
+            waiting.await;
+            Ok(())
+        })
+    }
+}
+
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// Every row, sorted by key, decoded as `T`.
+    fn decoded_rows<T: DeserializeOwned + Send + 'static>(&self) -> Answer<Result<Vec<(String, T)>>> {
+        let table = Arc::clone(&self.table);
+        Self::then(self.all_rows(), move |rows| Answer::now(table.reader().decode_rows(rows)))
     }
 }
 
 /// What a point read makes of the row it found (or of its absence).
 type Finish<S, T> = fn(&Table<S>, &str, Option<Arc<CachedValue>>) -> Result<T>;
-
-/// The future of a point read: ready (a hit, or a read run on the caller's thread), or queued;
-/// taking part in the cooperative budget either way.
-type PointRead<T> = Answer<Result<T>>;
-
-/// A point read's answer, had at once: ready at the first poll, unless the budget says to
-/// yield first.
-fn now<T>(answer: Result<T>) -> PointRead<T> {
-    Answer::now(answer)
-}
 
 // ===== reads =====
 
@@ -395,7 +337,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.point_read(key, false, |table, key, found| found.map(|value| table.decode(key, &value)).transpose())
+        self.finish(key, self.cached(key, false), |table, key, found| {
+            found.map(|value| table.decode(key, &value)).transpose()
+        })
     }
 
     /// As [`get`](Self::get), keeping the first decoded `T` beside the cached text so that
@@ -409,7 +353,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        self.point_read(key, true, |table, key, found| found.map(|value| table.decode_cloned(key, &value)).transpose())
+        self.finish(key, self.cached(key, true), |table, key, found| {
+            found.map(|value| table.decode_cloned(key, &value)).transpose()
+        })
     }
 
     /// The value of `key` as a shared, parsed JSON value: on a cache hit no copy is made.
@@ -418,15 +364,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`get`](Self::get).
     pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
-        if self.ready().is_ok()
-            && let Some(value) = self.table.shared_hit(key)
-        {
-            self.pool.counters().record_cache(true);
-            return now(Ok(Some(value)));
-        }
-        self.point_read(key, true, |table, key, found| {
-            found.map(|value| table.reader().shared(key, &value)).transpose()
-        })
+        self.shared_value(key)
     }
 
     /// Reads `key` from the file, bypassing (then refreshing) the cache.
@@ -438,13 +376,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let (checked, read, key) =
-            (self.ensure_open(), self.run(Get::new(&self.table, key.to_owned())), key.to_owned());
-        let table = Arc::clone(&self.table);
-        async move {
-            checked?;
-            read.await?.map(|value| table.decode(&key, &value)).transpose()
-        }
+        self.finish(key, self.fresh(key), |table, key, found| found.map(|value| table.decode(key, &value)).transpose())
     }
 
     /// Whether `key` exists (answered from the cache when it knows).
@@ -453,16 +385,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        match self.lookup(key) {
-            Ok(Lookup::Hit(_)) => now(Ok(true)),
-            Ok(Lookup::Absent) => now(Ok(false)),
-            // Read now if a connection is free; else queued, boxed as `point_read` says.
-            Ok(Lookup::Miss) => match self.read_now(Contains::new(&self.table, key.to_owned())) {
-                Ok(found) => now(found),
-                Err((contains, span)) => Answer::later(self.answer_or_queue(Ok(contains), None, span)),
-            },
-            Err(error) => now(Err(error)),
-        }
+        self.contains_key(key)
     }
 
     /// The number of keys (counted in the file).
@@ -471,8 +394,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<S> {
-        let count = self.run(Count);
-        async move { Ok(usize::try_from(count.await?).unwrap_or(usize::MAX)) }
+        self.key_count()
     }
 
     /// Whether the table has no keys.
@@ -481,8 +403,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        let len = self.len();
-        async move { Ok(len.await? == 0) }
+        Self::then(self.key_count(), |count| Answer::now(Ok(count == 0)))
     }
 
     /// Every key, sorted by byte order; keys that cannot be named are left out (see
@@ -492,7 +413,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
-        self.run(Keys)
+        self.run(Ok(Keys))
     }
 
     /// How many keys cannot be named (stored by another tool as numbers, blobs or invalid
@@ -502,7 +423,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn unreadable_keys(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
-        self.run(UnreadableKeys)
+        self.run(Ok(UnreadableKeys))
     }
 
     /// Every `(key, value)`, sorted by key; loads the whole table into the cache.
@@ -514,21 +435,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let step = match self.ready() {
-            Err(error) => Plan::Answered(Err(error)),
-            Ok(()) => self
-                .table
-                .all_cached()
-                .map_or_else(|| Plan::Run(AllRows::new(&self.table)), |rows| Plan::Answered(Ok(rows))),
-        };
-        let this = self.clone();
-        budgeted(async move {
-            let rows = match step {
-                Plan::Answered(rows) => rows?,
-                Plan::Run(all) => this.run(all).await?,
-            };
-            this.table.reader().decode_rows(rows)
-        })
+        self.decoded_rows()
     }
 
     /// Every value, sorted by key; loads the whole table into the cache.
@@ -540,8 +447,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let items = self.items();
-        async move { Ok(items.await?.into_iter().map(|(_, value)| value).collect()) }
+        Self::then(self.decoded_rows::<T>(), |items| {
+            Answer::now(Ok(items.into_iter().map(|(_, value)| value).collect()))
+        })
     }
 
     /// The whole table as a sorted map; loads it into the cache.
@@ -553,8 +461,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let items = self.items();
-        async move { Ok(items.await?.into_iter().collect()) }
+        Self::then(self.decoded_rows::<T>(), |items| Answer::now(Ok(items.into_iter().collect())))
     }
 
     /// The values of the keys among `keys` that exist. When the cache knows every key the
@@ -569,23 +476,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
-        let step = match self.ready() {
-            Err(error) => Plan::Answered(Err(error)),
-            Ok(()) => {
-                let names: Vec<&str> = keys.iter().map(|key| &**key).collect();
-                let cached = self.table.lookup_all(&names);
-                self.pool.counters().record_cache(cached.is_some());
-                cached.map_or_else(|| Plan::Run(GetMany::new(&self.table, keys)), |rows| Plan::Answered(Ok(rows)))
-            }
-        };
-        let this = self.clone();
-        budgeted(async move {
-            let rows = match step {
-                Plan::Answered(rows) => rows?,
-                Plan::Run(get_many) => this.run(get_many).await?,
-            };
-            this.table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect())
+        let (table, keys) = (Arc::clone(&self.table), keys.into_iter().map(|key| Box::from(key.as_ref())).collect());
+        Self::then(self.rows_of(keys), move |rows| {
+            Answer::now(table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect()))
         })
     }
 }
@@ -593,16 +486,6 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 // ===== writes =====
 
 impl<S: Storage> AsyncNanaSQLite<S> {
-    /// Runs `operation` once `prepared` (its input, checked and encoded on the caller's thread
-    /// before the future is first polled) is ready.
-    pub(crate) fn write<O>(&self, prepared: Result<O>) -> impl Future<Output = Result<O::Output>> + Send + use<O, S>
-    where
-        O: Operation<S> + Send + 'static,
-        O::Output: Send + 'static,
-    {
-        self.run_prepared(prepared)
-    }
-
     /// Stores `value` under `key`; resolves once the commit holding the write is done.
     /// The value is encoded on the caller's thread, before the future is first polled.
     ///
@@ -615,11 +498,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         key: &str,
         value: &T,
     ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
-        let encoded = engine::encode(key, value);
-        match encoded {
-            Ok(value) if self.writes_back() => Either::Left(Box::pin(self.stage(key, Some(value)))),
-            encoded => Either::Right(self.write(encoded.map(|value| Set::new(key.to_owned(), value)))),
-        }
+        self.put(key, engine::encode(key, value))
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -628,17 +507,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        if !self.writes_back() {
-            return Either::Right(self.run(Delete::new(key.to_owned())));
-        }
-        let (this, key, exists) = (self.clone(), key.to_owned(), self.contains(key));
-        Either::Left(Box::pin(async move {
-            let existed = exists.await?;
-            if existed {
-                this.stage(&key, None).await?;
-            }
-            Ok(existed)
-        }))
+        self.remove(key)
     }
 
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
@@ -668,34 +537,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     {
         let rows = rows.into_iter();
         if self.feeds(rows.size_hint().0) {
-            return Either::Left(self.feed_batch(rows));
+            return Answer::Later(self.feed_batch(rows));
         }
-        let rows = engine::encode_rows(rows);
-        match rows {
-            Ok(rows) if self.writes_back() => {
-                let staged: Vec<_> = rows.iter().map(|(key, value)| self.stage(key, Some(Arc::clone(value)))).collect();
-                let staging: BatchFuture = Box::pin(async move {
-                    for stage in staged {
-                        stage.await?;
-                    }
-                    Ok(())
-                });
-                Either::Left(staging)
-            }
-            rows => Either::Right(self.write_batch(rows.map(BatchUpdate::new)).map(|written| written.map(drop))),
-        }
-    }
-
-    /// Runs `batch` in one transaction on the writer, answering with the rows the hooks refused
-    /// (a partial batch's); an empty one only checks that the store is open.
-    pub(crate) fn write_batch(
-        &self,
-        batch: Result<BatchUpdate>,
-    ) -> impl Future<Output = Result<Vec<(String, Error)>>> + Send + use<S> {
-        if batch.as_ref().is_ok_and(BatchUpdate::is_empty) {
-            return Either::Left(budgeted(ready(self.ensure_open().map(|()| Vec::new()))));
-        }
-        Either::Right(self.write(batch))
+        self.put_rows(engine::encode_rows(rows))
     }
 
     /// Stores, best effort, every row whose value can be encoded (in one transaction) and
@@ -715,11 +559,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        let (encoded, failed) = engine::encode_rows_partial(rows);
-        let batch = BatchUpdate::partial(encoded);
-        let attempted = batch.len();
-        let write = self.write_batch(Ok(batch));
-        async move { Ok(BatchReport::of(attempted, failed, write.await?)) }
+        let (encoded, unencodable) = engine::encode_rows_partial(rows);
+        self.put_partial(encoded, unencodable)
     }
 
     /// The same as [`batch_update`](Self::batch_update).
@@ -747,18 +588,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let keys: Vec<Box<str>> = keys.into_iter().map(|key| Box::from(key.as_ref())).collect();
-        if !self.writes_back() {
-            return Either::Right(self.run(BatchDelete::new(keys)));
-        }
-        let deletes: Vec<_> = keys.iter().map(|key| self.delete(key)).collect();
-        Either::Left(Box::pin(async move {
-            let mut deleted = 0;
-            for delete in deletes {
-                deleted += usize::from(delete.await?);
-            }
-            Ok(deleted)
-        }))
+        self.remove_keys(keys.into_iter().map(|key| Box::from(key.as_ref())).collect())
     }
 
     /// Removes `key` and returns its value, atomically; `None` if it was absent. The value is
@@ -772,7 +602,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(Pop::new(key.to_owned()))
+        self.run(Ok(Pop::new(key.to_owned())))
     }
 
     /// The rows `scan` selects, decoded as `T`, as
@@ -837,7 +667,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(GetByPath::new(key, path))
+        self.run(Ok(GetByPath::new(key, path)))
     }
 
     /// Removes the first key (in key order) and returns it with its value, as
@@ -850,7 +680,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(PopItem::new())
+        self.run(Ok(PopItem::new()))
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it.
@@ -862,9 +692,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let stored = self.write(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)));
+        let stored = self.run(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)));
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        async move { table.decode(&key, &*stored.await?) }
+        Self::then(stored, move |stored| Answer::now(table.decode(&key, &stored)))
     }
 
     /// Deletes every row of this table.
@@ -873,7 +703,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete).
     pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        self.run(Clear)
+        self.run(Ok(Clear))
     }
 }
 
@@ -898,9 +728,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let stored = self.write(engine::increment(key.to_owned(), amount.into(), field));
+        let stored = self.run(engine::increment(key.to_owned(), amount.into(), field));
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        Box::pin(async move { table.decode_result(&key, &*stored.await?) })
+        Box::pin(Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored))))
     }
 
     /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
@@ -915,9 +745,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         changes: &T,
         create: bool,
     ) -> impl Future<Output = Result<Value>> + Send + use<T, S> {
-        let stored = self.write(engine::patch(key.to_owned(), changes, create));
+        let stored = self.run(engine::patch(key.to_owned(), changes, create));
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        async move { table.decode_result(&key, &*stored.await?) }
+        Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored)))
     }
 }
 
@@ -930,7 +760,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], [`Error::LockTimeout`], SQLite's error.
     pub fn load_all(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        self.write(self.ensure_open().map(|()| LoadAll::new(&self.table)))
+        self.load_table()
     }
 
     /// Forgets what the cache knows of `key` and reads it again from the file.
@@ -939,12 +769,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`load_all`](Self::load_all).
     pub fn refresh(&self, key: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let read = self.ensure_open().map(|()| {
-            self.table.forget(key);
-            Get::new(&self.table, key.to_owned())
-        });
-        let read = self.write(read);
-        async move { read.await.map(drop) }
+        self.refresh_key(key)
     }
 
     /// Empties this table's cache; the file is untouched. Needs no `.await`: no I/O.

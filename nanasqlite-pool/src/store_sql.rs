@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::Path;
 
-use nanasqlite_core::engine::{Backup, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
+use nanasqlite_core::engine::{Backup, Front, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
 use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
@@ -32,7 +32,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         F: FnMut(&SqlOps<'_>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(Sql::new(name, kind, work))
+        self.run(Ok(Sql::new(name, kind, work)))
     }
 
     /// As [`NanaSQLite::create_table`](nanasqlite_core::NanaSQLite::create_table).
@@ -162,7 +162,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         data: &T,
     ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
         let table = table.to_owned();
-        self.write(
+        self.run(
             record(&table, data)
                 .map(|data| Sql::new("sql_insert", Kind::Write, move |sql| sql.sql_insert(&table, &data))),
         )
@@ -190,7 +190,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ) -> impl Future<Output = Result<usize>> + Send + use<T, S> {
         let table = table.to_owned();
         let records = rows.iter().map(|row| record(&table, row)).collect::<Result<Vec<Value>>>();
-        self.write(
+        self.run(
             records.map(|records| Sql::new("import_rows", Kind::Write, move |sql| sql.import_rows(&table, &records))),
         )
     }
@@ -208,7 +208,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         params: impl AsRef<[SqlValue]>,
     ) -> impl Future<Output = Result<usize>> + Send + 'static {
         let (table, condition, params) = (table.to_owned(), condition.to_owned(), params.as_ref().to_vec());
-        self.write(record(&table, data).map(|data| {
+        self.run(record(&table, data).map(|data| {
             Sql::new("sql_update", Kind::Write, move |sql| sql.sql_update(&table, &data, &condition, &params))
         }))
     }
@@ -241,7 +241,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
         let table = table.to_owned();
         let conflict: Vec<String> = conflict.iter().map(|c| (*c).to_owned()).collect();
-        self.write(record(&table, data).map(|data| {
+        self.run(record(&table, data).map(|data| {
             Sql::new("upsert", Kind::Write, move |sql| {
                 let conflict: Vec<&str> = conflict.iter().map(String::as_str).collect();
                 sql.upsert(&table, &data, &conflict)
@@ -385,7 +385,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`], or the file system's error.
     pub fn get_db_size(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
-        self.run(Size)
+        self.run(Ok(Size))
     }
 
     /// As [`NanaSQLite::backup`](nanasqlite_core::NanaSQLite::backup): copies the database
@@ -396,7 +396,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As the sync store's.
     pub fn backup<P: AsRef<Path>>(&self, dest: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
-        self.run(Backup::new(dest.as_ref().to_path_buf()))
+        self.run(Ok(Backup::new(dest.as_ref().to_path_buf())))
     }
 
     /// As [`NanaSQLite::restore`](nanasqlite_core::NanaSQLite::restore): replaces the content
@@ -409,7 +409,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// As the sync store's; [`Error::Transaction`] while a `begin()` transaction is open.
     pub fn restore<P: AsRef<Path>>(&self, source: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
         let in_transaction = self.pool.in_transaction();
-        let restore = self.run(Restore::new(source.as_ref().to_path_buf(), std::sync::Arc::clone(self.pool.shared())));
+        let restore =
+            self.run(Ok(Restore::new(source.as_ref().to_path_buf(), std::sync::Arc::clone(self.pool.shared()))));
         async move {
             if in_transaction {
                 return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
@@ -429,7 +430,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         to: E,
     ) -> impl Future<Output = Result<()>> + Send + use<E, S> {
         let in_transaction = self.pool.in_transaction();
-        let rekey = self.run(Rekey::new(to.into()));
+        let rekey = self.run(Ok(Rekey::new(to.into())));
         async move {
             if in_transaction {
                 return Err(Error::Transaction { message: "cannot rekey during a transaction".to_owned() });
@@ -450,7 +451,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         F: FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(RunTransaction::new(work))
+        self.run(Ok(RunTransaction::new(work)))
     }
 
     /// Opens a write transaction that holds the writer across awaits, until
@@ -488,7 +489,7 @@ impl AsyncNanaSQLite<nanasqlite_core::storage::SqliteStorage> {
         R: Send + 'static,
     {
         let in_transaction = self.pool.in_transaction();
-        let call = self.run(nanasqlite_core::engine::Call::new(work));
+        let call = self.run(Ok(nanasqlite_core::engine::Call::new(work)));
         async move {
             if in_transaction {
                 return Err(Error::Transaction { message: "cannot call during a transaction".to_owned() });

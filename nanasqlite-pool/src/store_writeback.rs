@@ -6,65 +6,16 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
 
 use nanasqlite_core::Result;
-use nanasqlite_core::engine::{self, CachedValue, FlushAll, Flushed, OpenHandles, Remedy, Staging};
+use nanasqlite_core::engine::{FlushAll, Front, OpenHandles};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::writeback::{DeadLetter, WriteBackStats};
 
 use crate::AsyncNanaSQLite;
-use crate::budget::budgeted;
 use crate::pool::Pool;
 
 impl<S: Storage> AsyncNanaSQLite<S> {
-    /// Whether this store stages its writes.
-    pub(crate) fn writes_back(&self) -> bool {
-        self.table.writes_back()
-    }
-
-    /// Stages a write of `key` (`None`: a delete) now, on the caller's thread; when the bound
-    /// leaves no room, the future makes room as the engine says (waiting is awaited, never
-    /// blocking the caller's thread) and stages again.
-    pub(crate) fn stage(
-        &self,
-        key: &str,
-        value: Option<Arc<CachedValue>>,
-    ) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let first = self.ensure_open().and_then(|()| engine::stage(&self.table, key, value.clone()));
-        let (this, key) = (self.clone(), key.to_owned());
-        budgeted(async move {
-            let mut outcome = first?;
-            loop {
-                match outcome {
-                    Staging::Done => return Ok(()),
-                    Staging::Full(Remedy::Refuse(error)) => return Err(error),
-                    Staging::Full(Remedy::Flush) => drop(Box::pin(this.run_flush(None)).await?),
-                    Staging::Full(Remedy::WaitForRoom(seen)) => {
-                        if let Some(state) = this.table.write_back_state() {
-                            state.room_made(seen).await;
-                        }
-                    }
-                }
-                this.ensure_open()?;
-                outcome = engine::stage(&this.table, &key, value.clone())?;
-            }
-        })
-    }
-
-    /// Runs a flush on the writer.
-    pub(crate) fn run_flush(&self, deadline: Option<Instant>) -> impl Future<Output = Result<Flushed>> + Send + use<S> {
-        let flush = FlushAll::new(Arc::clone(self.pool.shared()), deadline);
-        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
-        async move { pool.run(table, flush, tracing::debug_span!("nanasqlite", op = "flush")).await }
-    }
-
-    /// A flush of what is staged, before an operation that must see it; `None` when nothing
-    /// is staged.
-    pub(crate) fn flush_first(&self) -> Option<impl Future<Output = Result<Flushed>> + Send + use<S>> {
-        self.table.write_back_state().is_some_and(|state| !state.is_empty()).then(|| self.run_flush(None))
-    }
-
     /// In write-back mode, commits every row staged before the call, as
     /// [`NanaSQLite::flush`](nanasqlite_core::NanaSQLite::flush); does nothing otherwise.
     ///
@@ -73,17 +24,13 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Unflushed`](nanasqlite_core::Error::Unflushed) when some rows failed to commit
     /// (they are dead letters); [`Error::Closed`](nanasqlite_core::Error::Closed).
     pub fn flush(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let (flush, state) = (self.run_flush(None), self.pool.shared().write_back().cloned());
-        async move {
-            let flushed = flush.await?;
-            state.map_or(Ok(()), |state| state.report_flush(flushed))
-        }
+        self.flush_reported()
     }
 
     /// The staged rows that could not be committed, oldest first (write-back mode).
     #[must_use]
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.table.write_back_state().map(|state| state.dead_letters()).unwrap_or_default()
+        self.dead_letter_list()
     }
 
     /// Stages the dead letters again, for the next flush; how many were staged, as
@@ -94,30 +41,18 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed).
     pub fn retry_dead_letters(&self) -> Result<usize> {
-        self.ensure_open()?;
-        Ok(engine::retry_dead_letters(self.pool.shared()))
+        self.restage_dead_letters()
     }
 
     /// Empties the dead-letter queue; how many rows it held.
     pub fn clear_dead_letters(&self) -> usize {
-        self.table.write_back_state().map_or(0, |state| state.clear_dead_letters())
+        self.drop_dead_letters()
     }
 
     /// What write-back mode has done (`None` in normal mode).
     #[must_use]
     pub fn write_back_stats(&self) -> Option<WriteBackStats> {
-        self.table.write_back_state().map(|state| state.stats())
-    }
-
-    /// At close: commits what is staged within the close timeout, stops the flusher, and
-    /// reports what could not be written.
-    pub(crate) fn flush_for_close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let state = self.pool.shared().write_back().cloned();
-        let flush = state.as_ref().map(|state| self.run_flush(Some(state.close_deadline())));
-        async move {
-            let (Some(state), Some(flush)) = (state, flush) else { return Ok(()) };
-            state.report_close(flush.await)
-        }
+        self.write_back_counters()
     }
 
     /// What every handle of a store on `pool` holds: in write-back mode, dropping the last

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use futures_channel::oneshot;
-use nanasqlite_core::engine::{Applied, CacheChange, Kind, Operation, Table, Transaction};
+use nanasqlite_core::engine::{Applied, CacheChange, Front, Kind, Operation, Table, Transaction};
 use nanasqlite_core::sql::{Query, Row, SqlValue};
 use nanasqlite_core::storage::{End, SqliteStorage, Storage};
 use nanasqlite_core::{Error, Result};
@@ -137,7 +137,7 @@ impl<S: Storage> AsyncTransaction<S> {
     /// future is dropped first, the mark is lifted and the job rolls back.
     pub(crate) fn begin(store: &AsyncNanaSQLite<S>) -> impl Future<Output = Result<Self>> + Send + use<S> {
         let (checked, pool, table) = (store.ensure_open(), Arc::clone(&store.pool), Arc::clone(&store.table));
-        let flush = store.flush_first().map(Box::pin);
+        let flush = store.flush_first();
         async move {
             checked?;
             if let Some(flush) = flush {

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{validate, validated_batch};
+use nanasqlite_core::engine::{Front, validate, validated_batch};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Record, Result, Scan, Validator};
 

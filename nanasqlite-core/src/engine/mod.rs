@@ -22,6 +22,7 @@
 
 mod feed;
 mod file;
+mod front;
 mod hooks;
 mod kv;
 mod room;
@@ -39,6 +40,7 @@ pub use crate::typed::{validate, validated_batch};
 pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
 use file::purge_expired;
 pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Restore, Size};
+pub use front::{Front, Rows};
 pub(crate) use hooks::Events;
 pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{
