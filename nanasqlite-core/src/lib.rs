@@ -35,7 +35,6 @@
 //! read as `null` (what orjson writes for them).
 
 mod atomic;
-mod builder;
 mod cache;
 mod clock;
 mod codec;
@@ -46,27 +45,23 @@ pub mod engine;
 mod error;
 pub mod hook;
 mod identifier;
-mod scan;
 pub mod sql;
 pub mod storage;
 mod store;
-mod store_sql;
-mod store_writeback;
-mod typed;
 mod watch;
 #[cfg(feature = "axum")]
 mod web;
 pub mod writeback;
 
 pub use atomic::Amount;
-pub use builder::{Builder, DEFAULT_TABLE};
 pub use cache::CacheStrategy;
 pub use clock::{Clock, ManualClock};
 pub use encryption::Encryption;
 pub use engine::{BatchReport, KeyValue, Transaction};
 pub use error::{Error, Result};
 pub use identifier::Identifier;
-pub use scan::{Paging, SCAN_PAGE, Scan};
+pub use store::builder::{Builder, DEFAULT_TABLE};
+pub use store::scan::{Paging, SCAN_PAGE, Scan};
+pub use store::typed::{Record, TypedTable, Validator};
 pub use store::{Iter, NanaSQLite};
-pub use typed::{Record, TypedTable, Validator};
 pub use writeback::{DeadLetter, WriteBack, WriteBackStats};

@@ -36,31 +36,22 @@
 //!   [`fail`](https://docs.rs/fail) crate, which makes a reader's next read group fail as if
 //!   its connection broke. For fault-injection tests only.
 
-mod batch;
 mod budget;
-mod builder;
 pub mod conformance;
 mod deadline;
 mod job;
 mod lanes;
 mod pool;
-#[cfg(feature = "postgres")]
-mod postgres;
-mod scan;
 mod spawn;
 mod stats;
 mod store;
-mod store_sql;
-mod store_writeback;
-mod transaction;
-mod typed;
 
-pub use builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY};
-#[cfg(feature = "postgres")]
-pub use postgres::AsyncPostgresBuilder;
-pub use scan::ScanStream;
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;
 pub use store::AsyncNanaSQLite;
-pub use transaction::AsyncTransaction;
-pub use typed::AsyncTypedTable;
+pub use store::builder::{AsyncBuilder, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY};
+#[cfg(feature = "postgres")]
+pub use store::postgres::AsyncPostgresBuilder;
+pub use store::scan::ScanStream;
+pub use store::transaction::AsyncTransaction;
+pub use store::typed::AsyncTypedTable;

@@ -34,9 +34,9 @@ use crate::error::Result;
 use crate::storage::{End, Storage};
 
 pub use crate::atomic::{Rewrite, increment, patch};
-pub use crate::builder::Options;
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
-pub use crate::typed::{validate, validated_batch};
+pub use crate::store::builder::Options;
+pub use crate::store::typed::{validate, validated_batch};
 pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
 use file::purge_expired;
 pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Restore, Size};

@@ -881,7 +881,7 @@ impl PostgresBuilder {
 
     /// The options collected so far.
     #[must_use]
-    pub fn options(&self) -> &crate::builder::Options {
+    pub fn options(&self) -> &crate::store::builder::Options {
         self.core.options()
     }
 }

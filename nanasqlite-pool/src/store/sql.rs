@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::store::AsyncNanaSQLite;
-use crate::transaction::AsyncTransaction;
+use crate::store::transaction::AsyncTransaction;
 
 /// Encodes a row on the caller's side, naming the table on failure.
 pub(crate) fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<Value> {

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::{BatchUpdate, Front, encode_rows};
 use crate::error::{Error, Result};
-use crate::scan::Scan;
 use crate::storage::{SqliteStorage, Storage};
+use crate::store::scan::Scan;
 use crate::store::{Iter, NanaSQLite};
 
 /// What a typed table's values are: stored as JSON, and cloned on cache hits (a table keeps

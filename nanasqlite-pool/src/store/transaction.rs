@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::job::Answer;
 use crate::pool::TransactionSlot;
 use crate::store::AsyncNanaSQLite;
-use crate::store_sql::record;
+use crate::store::sql::record;
 
 /// A step of a `begin()` transaction, run on the writer.
 type TransactionStep<S> = Box<dyn for<'a> FnOnce(&Transaction<'a, S>) + Send>;

@@ -1,0 +1,357 @@
+//! [`NanaSQLite`]: the sync, dict-like store. A front end: each method checks and encodes its
+//! input on the caller's thread, answers from the cache when it can, and otherwise runs one
+//! engine operation under the store's lock.
+
+pub(crate) mod builder;
+mod kv;
+pub(crate) mod scan;
+mod sql;
+pub(crate) mod typed;
+pub(crate) mod write_back;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::database::{Database, Waits};
+use crate::engine::{AddHooks, Front, OpenHandles, OpenTable, Operation, Shared, Table, TableSettings};
+use crate::error::Result;
+use crate::hook::Registration;
+use crate::identifier::Identifier;
+use crate::sql::SqlPolicy;
+use crate::storage::{SqliteStorage, Storage};
+use crate::store::scan::Paging;
+
+/// A dict-like key/value table in a SQLite file: every write is committed before the call
+/// returns, and reads are served from an in-memory cache once a key has been seen.
+///
+/// Values are any `serde` type, stored as JSON text in the same layout as Python NanaSQLite
+/// (`"<table>"(key TEXT PRIMARY KEY, value TEXT)`), so either library reads the other's files.
+/// The handle is cheap to clone and can be used from many threads at once; database work is
+/// serialised by one lock per file, while cache hits take only the cache's read lock.
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::NanaSQLite;
+/// use serde_json::json;
+///
+/// let db = NanaSQLite::open(":memory:")?;
+/// db.set("user_1", &json!({"name": "Alice", "age": 25}))?;
+/// let user: Option<serde_json::Value> = db.get("user_1")?;
+/// assert_eq!(user.unwrap()["name"], "Alice");
+/// assert!(db.delete("user_1")?);
+/// assert!(db.is_empty()?);
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+pub struct NanaSQLite<S: Storage = SqliteStorage> {
+    table: Arc<Table<S>>,
+    database: Arc<Database<S>>,
+    /// Held by every handle: dropping the last commits what write-back mode staged.
+    handles: Arc<OpenHandles>,
+}
+
+impl<S: Storage> Clone for NanaSQLite<S> {
+    fn clone(&self) -> Self {
+        Self {
+            table: Arc::clone(&self.table),
+            database: Arc::clone(&self.database),
+            handles: Arc::clone(&self.handles),
+        }
+    }
+}
+
+impl<S: Storage> fmt::Debug for NanaSQLite<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NanaSQLite")
+            .field("path", &self.database.path())
+            .field("table", self.table.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What opening a store on a connection needs besides the connection.
+pub(crate) struct Start {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) table: Identifier,
+    pub(crate) settings: TableSettings,
+    pub(crate) waits: Waits,
+    pub(crate) watch: Option<(std::time::Duration, crate::Clock)>,
+    pub(crate) bulk_load: bool,
+    pub(crate) hooks: Vec<Registration>,
+    pub(crate) write_back: Option<crate::WriteBack>,
+}
+
+// ===== opening and plumbing =====
+
+/// The rows of a [`Scan`](crate::Scan), a page at a time: made by [`NanaSQLite::iter`].
+#[derive(Debug)]
+pub struct Iter<T, S: Storage = SqliteStorage> {
+    store: NanaSQLite<S>,
+    paging: Paging<T>,
+}
+
+impl<T: DeserializeOwned, S: Storage> Iterator for Iter<T, S> {
+    type Item = Result<(String, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.paging.next_row() {
+                return Some(row);
+            }
+            let page = self.paging.next_page()?;
+            match self.store.run(Ok(page)) {
+                Ok(page) => self.paging.take_page(page),
+                Err(error) => {
+                    self.paging.end();
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+impl<S: Storage> NanaSQLite<S> {
+    /// A store on `storage`: creates (or checks) the table and loads it if asked.
+    pub(crate) fn start(storage: S, start: Start) -> Result<Self> {
+        let handle = storage.open_table(&start.table)?;
+        let version = if start.watch.is_some() { storage.data_version()? } else { None };
+        let shared = Arc::new(Shared::new(start.watch, version).with_write_back(start.write_back));
+        shared.watch_others(&storage)?;
+        let table = Arc::new(shared.table(start.table, handle, start.settings));
+        shared.register(&table);
+        let database = Arc::new(Database::new(storage, start.path, shared, start.waits));
+        let handles = Self::open_handles(&database, &table);
+        let store = Self { table, database, handles };
+        store.start_flusher()?;
+        if !start.hooks.is_empty() {
+            store.run(Ok(AddHooks::new(start.hooks)))?;
+        }
+        if start.bulk_load {
+            store.load_all()?;
+        }
+        Ok(store)
+    }
+
+    /// Runs `operation`, which may borrow from its caller (a closure of the SQL helpers), as
+    /// [`Front::run`] does.
+    pub(crate) fn run_borrowing<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
+        self.before(&operation).transpose()?;
+        self.database.run(&self.table, operation)
+    }
+
+    pub(crate) fn database(&self) -> &Database<S> {
+        &self.database
+    }
+
+    pub(crate) fn engine_table(&self) -> &Table<S> {
+        &self.table
+    }
+
+    pub(crate) fn engine_table_arc(&self) -> &Arc<Table<S>> {
+        &self.table
+    }
+
+    pub(crate) fn database_arc(&self) -> &Arc<Database<S>> {
+        &self.database
+    }
+
+    pub(crate) fn handles(&self) -> &Arc<OpenHandles> {
+        &self.handles
+    }
+
+    /// The rules SQL fragments of this handle are checked against.
+    #[must_use]
+    pub fn sql_policy(&self) -> &SqlPolicy {
+        self.table.policy()
+    }
+
+    /// Another key/value table in the same file: it shares this store's connection and lock,
+    /// has its own cache, and inherits its cache strategy, SQL policy and lock timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// let users = db.table("users")?;
+    /// users.set("alice", &30)?;
+    /// assert_eq!(db.get::<i32>("alice")?, None);
+    /// assert_eq!(users.get::<i32>("alice")?, Some(30));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad name (nothing is created),
+    /// [`Error::Schema`](crate::Error::Schema) for an existing table of another layout,
+    /// [`Error::Closed`](crate::Error::Closed), or SQLite's error.
+    pub fn table(&self, name: &str) -> Result<Self> {
+        self.database.ensure_open()?;
+        let name = Identifier::new(name)?;
+        let handle = self.run(Ok(OpenTable::new(name.clone())))?;
+        let table = Arc::new(self.database.shared().table(name, handle, self.table.settings().clone()));
+        self.database.shared().register(&table);
+        Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
+    }
+
+    /// Registers `hook` on this store's table, after the hooks it has: it runs for every handle
+    /// on the table from the next call on. See [`hook`](crate::hook) for where and when hooks
+    /// run, and [`Builder::hook`](crate::Builder::hook) for registering them at open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{hook, NanaSQLite};
+    /// use serde_json::json;
+    ///
+    /// let db = NanaSQLite::open(":memory:")?;
+    /// let users = db.table("users")?;
+    /// users.add_hook(hook::unique("email"))?;
+    /// users.set("ann", &json!({"email": "a@example.com"}))?;
+    /// assert!(db.table("users")?.set("bob", &json!({"email": "a@example.com"})).unwrap_err().is_refused());
+    /// db.set("bob", &json!({"email": "a@example.com"}))?; // another table
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad field or table name (nothing is
+    /// registered); [`Error::Closed`](crate::Error::Closed); SQLite's error creating an index or
+    /// a referenced table.
+    pub fn add_hook(&self, hook: impl Into<Registration>) -> Result<()> {
+        self.run(Ok(AddHooks::new(vec![hook.into()])))
+    }
+
+    /// The file this store was opened on.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.database.path()
+    }
+
+    /// The name of this handle's table.
+    #[must_use]
+    pub fn table_name(&self) -> &str {
+        self.table.name().as_str()
+    }
+
+    /// Closes the database: the connection is closed and every handle on the file (clones and
+    /// other tables included) returns [`Error::Closed`](crate::Error::Closed) from then on.
+    /// Closing again does nothing. Dropping every handle closes the file too, without the
+    /// report.
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error if closing the connection failed; the store is closed all the same.
+    pub fn close(&self) -> Result<()> {
+        let unflushed = self.flush_for_close();
+        self.database.close()?;
+        unflushed
+    }
+}
+
+/// The sync store runs the engine's front end under its lock: an answer is a `Result`, had
+/// when the call returns.
+impl<S: Storage> Front<S> for NanaSQLite<S> {
+    type Answer<T: Send + 'static> = Result<T>;
+
+    fn table(&self) -> &Arc<Table<S>> {
+        &self.table
+    }
+
+    fn shared(&self) -> &Arc<Shared<S>> {
+        self.database.shared()
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        self.database.ensure_open()
+    }
+
+    fn notice_external_writes(&self) {
+        self.database.notice_external_writes(&self.table);
+    }
+
+    fn now<T: Send + 'static>(answer: Result<T>) -> Result<T> {
+        answer
+    }
+
+    fn settled<T: Send + 'static>(answer: Result<T>) -> std::result::Result<Result<T>, Result<T>> {
+        Ok(answer)
+    }
+
+    fn after<T: Send + 'static, U: Send + 'static>(
+        answer: Result<T>,
+        next: impl FnOnce(Result<T>) -> Result<U> + Send + 'static,
+    ) -> Result<U> {
+        next(answer)
+    }
+
+    fn execute<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
+        self.database.run(&self.table, operation)
+    }
+
+    fn wait_for_room(&self, seen: u64) -> Result<()> {
+        if let Some(state) = self.table.write_back_state() {
+            state.wait_for_room(seen, crate::store::write_back::ROOM_CHECK);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn a_held_lock_gives_lock_timeout_and_leaves_the_cache_alone() {
+        let db = NanaSQLite::builder(":memory:").lock_timeout(Duration::from_millis(20)).open().unwrap();
+        db.set("k", &1).unwrap();
+        let held = db.database().hold();
+        assert!(matches!(db.set("k", &2), Err(Error::LockTimeout { .. })));
+        assert!(matches!(db.get::<i32>("other"), Err(Error::LockTimeout { .. })));
+        assert_eq!(db.get::<i32>("k").unwrap(), Some(1), "a cache hit needs no lock");
+        drop(held);
+        db.set("k", &2).unwrap();
+        assert_eq!(db.get_fresh::<i32>("k").unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_failed_write_never_shows_in_the_cache() {
+        let db = NanaSQLite::open(":memory:").unwrap();
+        db.set("k", &1).unwrap();
+        db.execute(
+            "CREATE TRIGGER no_twos BEFORE INSERT ON data WHEN NEW.value = '2' BEGIN SELECT RAISE(ABORT, 'no'); END",
+            crate::params![],
+        )
+        .unwrap();
+        assert!(matches!(db.set("k", &2), Err(Error::Sqlite(_))));
+        assert_eq!(db.get::<i32>("k").unwrap(), Some(1));
+        assert!(db.batch_update([("a", 1), ("b", 2)]).is_err());
+        assert!(!db.is_cached("a"));
+        assert_eq!(db.get::<i32>("a").unwrap(), None);
+    }
+
+    #[test]
+    fn expired_rows_are_deleted_by_the_next_write_and_never_served_again() {
+        let ttl = Duration::from_millis(30);
+        let cache = crate::CacheStrategy::Ttl { ttl, size: None, delete_expired: true };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ttl.db");
+        let db = NanaSQLite::builder(&path).cache(cache).open().unwrap();
+        let in_file = || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.query_row("SELECT COUNT(*) FROM data", [], |row| row.get::<_, i64>(0)).unwrap()
+        };
+        db.set("session", &"s").unwrap();
+        std::thread::sleep(ttl * 2);
+        assert_eq!(db.get::<String>("session").unwrap(), None, "expired: absent");
+        assert_eq!(in_file(), 1, "not yet deleted from the file");
+        db.set("other", &1).unwrap();
+        assert_eq!(in_file(), 1, "the next write deleted it");
+        assert_eq!(db.get::<String>("session").unwrap(), None);
+    }
+}

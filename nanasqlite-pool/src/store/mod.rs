@@ -1,0 +1,327 @@
+//! [`AsyncNanaSQLite`]: the runtime-neutral async store. A front end: each method checks and
+//! encodes its input on the caller's thread, answers from the cache when it can, and otherwise
+//! hands one engine operation to the pool.
+
+pub(crate) mod batch;
+pub(crate) mod builder;
+mod kv;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+pub(crate) mod scan;
+pub(crate) mod sql;
+pub(crate) mod transaction;
+pub(crate) mod typed;
+mod write_back;
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nanasqlite_core::engine::{AddHooks, CachedValue, Front, OpenHandles, OpenTable, Operation, Shared, Table};
+use nanasqlite_core::hook::Registration;
+use nanasqlite_core::sql::SqlPolicy;
+use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::{Error, Identifier, Result};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::budget::Answer;
+use crate::pool::Pool;
+use crate::stats::Stats;
+use crate::store::builder::AsyncBuilder;
+
+/// A dict-like key/value table in a SQLite file, for async code on any runtime.
+///
+/// Every database call runs on the store's own threads (see [`AsyncBuilder`] for what runs
+/// where); the caller's task only looks in the cache, encodes and decodes values, and awaits
+/// a channel, so the runtime is never blocked. A cache hit completes without leaving the
+/// caller's thread. Writes waiting together are committed together (group commit), and each
+/// caller's future resolves only after the commit that holds its write.
+///
+/// The handle is cheap to clone, `Send + Sync + 'static`, and every future it returns is
+/// `Send + 'static` (it can be spawned). The same files are read and written by
+/// [`NanaSQLite`](nanasqlite_core::NanaSQLite) and by Python NanaSQLite. The store is generic
+/// over its [`Storage`] backend; SQLite is the default.
+///
+/// # Cancellation
+///
+/// Dropping a future before its job starts means the job is skipped: a write is then not made
+/// (and counted in [`Stats::abandoned`]). Once a job has started it runs to the end: a write
+/// commits whole (or fails whole) even if its caller is gone. A batch is one job in one
+/// transaction, so it is never applied in part.
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_pool::AsyncNanaSQLite;
+/// use serde_json::{json, Value};
+///
+/// # futures::executor::block_on(async {
+/// let db = AsyncNanaSQLite::open(":memory:").await?;
+/// db.aset("user_1", &json!({"name": "Alice", "age": 25})).await?;
+/// let user: Option<Value> = db.aget("user_1").await?;
+/// assert_eq!(user.unwrap()["name"], "Alice");
+///
+/// let data: Vec<_> = (0..100).map(|i| (format!("user_{i}"), json!({"name": format!("User{i}")}))).collect();
+/// db.batch_update(&data).await?;
+/// let users = futures::future::try_join_all((0..3).map(|i| db.get::<Value>(&format!("user_{i}")))).await?;
+/// assert_eq!(users.len(), 3);
+/// db.close().await?;
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct AsyncNanaSQLite<S: Storage = SqliteStorage> {
+    pub(crate) table: Arc<Table<S>>,
+    pub(crate) pool: Arc<Pool<S>>,
+    path: Arc<PathBuf>,
+    /// Held by every handle: dropping the last wakes the write-back flusher, which commits
+    /// what is staged in the background.
+    pub(crate) handles: Arc<OpenHandles>,
+}
+
+impl<S: Storage> Clone for AsyncNanaSQLite<S> {
+    fn clone(&self) -> Self {
+        Self {
+            table: Arc::clone(&self.table),
+            pool: Arc::clone(&self.pool),
+            path: Arc::clone(&self.path),
+            handles: Arc::clone(&self.handles),
+        }
+    }
+}
+
+impl<S: Storage> fmt::Debug for AsyncNanaSQLite<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncNanaSQLite")
+            .field("path", &self.path)
+            .field("table", self.table.name())
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== opening and plumbing =====
+
+impl AsyncNanaSQLite {
+    /// Opens the database at `path` (created if missing) with table `"data"`, a lazy cache,
+    /// Python NanaSQLite's pragmas, and a pool of one writer thread (readers start when
+    /// concurrent reads need them).
+    ///
+    /// # Errors
+    ///
+    /// See [`AsyncBuilder::open`].
+    pub fn open<P: AsRef<Path>>(path: P) -> impl Future<Output = Result<Self>> + Send + use<P> {
+        Self::builder(path).open()
+    }
+
+    /// An [`AsyncBuilder`] for opening `path` with options.
+    pub fn builder(path: impl AsRef<Path>) -> AsyncBuilder {
+        AsyncBuilder::new(path)
+    }
+}
+
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// A handle on `table` of `pool`, registered with the pool's database.
+    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>, handles: Arc<OpenHandles>) -> Self {
+        let table = Arc::new(table);
+        pool.shared().register(&table);
+        Self { table, pool, path, handles }
+    }
+
+    /// The span every call runs in, named after its operation.
+    pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::debug_span!("nanasqlite", op = operation, table = %self.table.name())
+    }
+
+    /// The rules SQL fragments of this handle are checked against.
+    #[must_use]
+    pub fn sql_policy(&self) -> &SqlPolicy {
+        self.table.policy()
+    }
+
+    /// Another key/value table in the same file: it shares this store's threads and
+    /// connections, has its own cache, and inherits this one's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a bad name (nothing is created); [`Error::Schema`] for an
+    /// existing table of another layout; [`Error::Closed`]; SQLite's error.
+    pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<S> {
+        let name = self.ensure_open().and_then(|()| Identifier::new(name));
+        let this = self.clone();
+        async move {
+            let name = name?;
+            let handle = this.run(Ok(OpenTable::new(name.clone()))).await?;
+            let table = this.pool.shared().table(name, handle, this.table.settings().clone());
+            Ok(Self::new(this.pool, table, this.path, this.handles))
+        }
+    }
+
+    /// Registers `hook` on this store's table, as
+    /// [`NanaSQLite::add_hook`](nanasqlite_core::NanaSQLite::add_hook): it runs for every
+    /// handle on the table once this completes. Writes run their hooks on the writer thread;
+    /// reads run `after_read` on the caller's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a bad field or table name (nothing is registered);
+    /// [`Error::Closed`]; SQLite's error creating an index or a referenced table.
+    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> impl Future<Output = Result<()>> + Send + use<H, S> {
+        self.add_hooks(vec![hook.into()])
+    }
+
+    /// Registers `hooks` in order, in one step on the writer.
+    pub(crate) fn add_hooks(&self, hooks: Vec<Registration>) -> impl Future<Output = Result<()>> + Send + use<S> {
+        self.run(Ok(AddHooks::new(hooks)))
+    }
+
+    /// The file this store was opened on.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The name of this handle's table.
+    #[must_use]
+    pub fn table_name(&self) -> &str {
+        self.table.name().as_str()
+    }
+
+    /// Closes the store: stops taking jobs, runs every job already queued (each reports its
+    /// own outcome to its caller), closes each connection and ends the pool's lanes, then
+    /// reports how closing went. A lane's thread goes back to its [`Spawn`](crate::Spawn)er:
+    /// the default [`Threads`](crate::Threads) ends it after it has waited 5 seconds for a lane
+    /// of another store; a runtime's blocking pool keeps it as it keeps its others. Every handle on
+    /// the file (clones and other tables) returns [`Error::Closed`] from then on. Closing again
+    /// does nothing.
+    ///
+    /// Dropping every handle without `close` shuts the pool down the same way in the
+    /// background (queued jobs still run), without blocking the caller. In write-back mode
+    /// such a drop wakes the flusher, which commits what is staged on its own thread; a
+    /// process that exits before it has finished loses what it had not committed, so await
+    /// `close` before exiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transaction`] while a `begin()` transaction is open; SQLite's error if closing a
+    /// connection failed (the store is closed all the same).
+    pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+        let (pool, flush) = (Arc::clone(&self.pool), self.flush_for_close());
+        async move {
+            if pool.in_transaction() {
+                return Err(Error::Transaction {
+                    message: "cannot close the database during a transaction".to_owned(),
+                });
+            }
+            let unflushed = flush.await;
+            pool.close().await?;
+            unflushed
+        }
+    }
+
+    /// Counters of the pool and the caches: queue depths, group sizes, cache hits and misses.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.pool.stats()
+    }
+
+    /// A point read's answer: `found` (from the cache, or read now on the caller's thread when
+    /// a connection was free: both at once, a future of a few words), or else the queued read
+    /// (boxed), made into the caller's answer by `finish`.
+    fn finish<T: Send + 'static>(
+        &self,
+        key: &str,
+        found: Answer<Result<Option<Arc<CachedValue>>>>,
+        finish: Finish<S, T>,
+    ) -> Answer<Result<T>> {
+        match found.settled() {
+            Ok(found) => Answer::now(found.and_then(|found| finish(&self.table, key, found))),
+            Err(queued) => {
+                let (table, key) = (Arc::clone(&self.table), key.to_owned());
+                Answer::later(async move { finish(&table, &key, queued.await?) })
+            }
+        }
+    }
+}
+
+/// The async store runs the engine's front end on its lanes, or on the caller's thread for a
+/// point read when a connection is free: an answer is a future, ready at once when the cache
+/// or an inline read had it.
+impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
+    type Answer<T: Send + 'static> = Answer<Result<T>>;
+
+    fn table(&self) -> &Arc<Table<S>> {
+        &self.table
+    }
+
+    fn shared(&self) -> &Arc<Shared<S>> {
+        self.pool.shared()
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.pool.is_closed() { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn notice_external_writes(&self) {
+        self.pool.notice_external_writes(&self.table);
+    }
+
+    fn record_cache(&self, hit: bool) {
+        self.pool.counters().record_cache(hit);
+    }
+
+    fn now<T: Send + 'static>(answer: Result<T>) -> Answer<Result<T>> {
+        Answer::now(answer)
+    }
+
+    fn settled<T: Send + 'static>(answer: Answer<Result<T>>) -> std::result::Result<Result<T>, Answer<Result<T>>> {
+        answer.settled()
+    }
+
+    fn after<T: Send + 'static, U: Send + 'static>(
+        answer: Answer<Result<T>>,
+        next: impl FnOnce(Result<T>) -> Answer<Result<U>> + Send + 'static,
+    ) -> Answer<Result<U>> {
+        match answer.settled() {
+            Ok(result) => next(result),
+            Err(queued) => Answer::later(async move { next(queued.await).await }),
+        }
+    }
+
+    /// Runs a point read at once on the caller's thread when a connection is free (see
+    /// [`AsyncBuilder::inline_reads`]); hands anything else to the pool, in a `nanasqlite`
+    /// tracing span named after the operation (entered on the lane too).
+    fn execute<O>(&self, mut operation: O) -> Answer<Result<O::Output>>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        let span = self.span(operation.name());
+        if let Some(answer) = span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)) {
+            return Answer::now(answer);
+        }
+        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
+        Answer::later(async move { pool.run(table, operation, span.clone()).instrument(span).await })
+    }
+
+    fn wait_for_room(&self, seen: u64) -> Answer<Result<()>> {
+        let Some(waiting) = self.table.write_back_state().map(|state| state.room_made(seen)) else {
+            return Answer::now(Ok(()));
+        };
+        Answer::later(async move {
+            waiting.await;
+            Ok(())
+        })
+    }
+}
+
+impl<S: Storage> AsyncNanaSQLite<S> {
+    /// Every row, sorted by key, decoded as `T`.
+    fn decoded_rows<T: DeserializeOwned + Send + 'static>(&self) -> Answer<Result<Vec<(String, T)>>> {
+        let table = Arc::clone(&self.table);
+        Self::then(self.all_rows(), move |rows| Answer::now(table.reader().decode_rows(rows)))
+    }
+}
+
+/// What a point read makes of the row it found (or of its absence).
+type Finish<S, T> = fn(&Table<S>, &str, Option<Arc<CachedValue>>) -> Result<T>;
