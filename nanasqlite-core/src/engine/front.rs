@@ -44,6 +44,9 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     /// [`Error::Closed`].
     fn ensure_open(&self) -> Result<()>;
 
+    /// Whether a transaction is open on the store (one that other calls must not run inside).
+    fn transaction_open(&self) -> bool;
+
     /// Notices other connections' commits (when the store watches for them) before the cache
     /// answers.
     fn notice_external_writes(&self);

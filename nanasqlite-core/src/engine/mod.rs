@@ -23,6 +23,7 @@
 mod feed;
 mod file;
 mod front;
+mod front_sql;
 mod hooks;
 mod kv;
 mod room;
@@ -41,6 +42,7 @@ pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
 use file::purge_expired;
 pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Restore, Size};
 pub use front::{Front, Rows};
+pub use front_sql::{SqlFront, encode_record};
 pub(crate) use hooks::Events;
 pub use hooks::{AddHooks, Hooks, Reader};
 pub use kv::{

@@ -268,6 +268,10 @@ impl<S: Storage> Front<S> for NanaSQLite<S> {
         self.database.ensure_open()
     }
 
+    fn transaction_open(&self) -> bool {
+        self.database.in_transaction()
+    }
+
     fn notice_external_writes(&self) {
         self.database.notice_external_writes(&self.table);
     }

@@ -1,24 +1,16 @@
 //! The SQL helpers and transactions of [`NanaSQLite`]: each runs one engine operation.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::Front;
-use crate::engine::{Backup, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
-use crate::error::{Error, Result};
-use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
+use crate::engine::{Backup, Front, RunTransaction, SqlFront, Transaction};
+use crate::error::Result;
+use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlValue};
 use crate::storage::Storage;
 use crate::store::NanaSQLite;
 
 impl<S: Storage> NanaSQLite<S> {
     /// Runs SQL helper `name` (`work`) where `kind` says, under the store's lock.
-    fn sql<R>(&self, name: &'static str, kind: Kind, work: impl FnMut(&SqlOps<'_>) -> Result<R>) -> Result<R> {
-        self.run_borrowing(Sql::new(name, kind, work))
-    }
-
     /// Creates table `name` with `columns` (name, type) if it does not exist.
     ///
     /// # Examples
@@ -35,7 +27,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) for a bad name or column type (nothing
     /// is created); SQLite's error.
     pub fn create_table(&self, name: &str, columns: &[(&str, &str)]) -> Result<()> {
-        self.sql("create_table", Kind::Write, |sql| sql.create_table(name, columns))
+        SqlFront::create_table(self, name, columns)
     }
 
     /// Creates index `name` on `table`'s `columns` if it does not exist.
@@ -44,7 +36,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn create_index(&self, name: &str, table: &str, columns: &[&str], unique: bool) -> Result<()> {
-        self.sql("create_index", Kind::Write, |sql| sql.create_index(name, table, columns, unique))
+        SqlFront::create_index(self, name, table, columns, unique)
     }
 
     /// Drops table `name` if it exists.
@@ -53,7 +45,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn drop_table(&self, name: &str) -> Result<()> {
-        self.sql("drop_table", Kind::Write, |sql| sql.drop_table(name))
+        SqlFront::drop_table(self, name)
     }
 
     /// Drops index `name` if it exists.
@@ -62,7 +54,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn drop_index(&self, name: &str) -> Result<()> {
-        self.sql("drop_index", Kind::Write, |sql| sql.drop_index(name))
+        SqlFront::drop_index(self, name)
     }
 
     /// Whether table `name` exists.
@@ -71,7 +63,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), SQLite's error.
     pub fn table_exists(&self, name: &str) -> Result<bool> {
-        self.sql("table_exists", Kind::Read, |sql| sql.table_exists(name))
+        SqlFront::table_exists(self, name)
     }
 
     /// The tables of the file, by name.
@@ -80,7 +72,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`table_exists`](Self::table_exists).
     pub fn list_tables(&self) -> Result<Vec<String>> {
-        self.sql("list_tables", Kind::Read, |sql| sql.list_tables())
+        SqlFront::list_tables(self)
     }
 
     /// The columns of `table`.
@@ -89,7 +81,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn get_table_schema(&self, table: &str) -> Result<Vec<ColumnInfo>> {
-        self.sql("get_table_schema", Kind::Read, |sql| sql.get_table_schema(table))
+        SqlFront::get_table_schema(self, table)
     }
 
     /// The indexes of `table` (of every table with `None`).
@@ -98,7 +90,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`table_exists`](Self::table_exists).
     pub fn list_indexes(&self, table: Option<&str>) -> Result<Vec<IndexInfo>> {
-        self.sql("list_indexes", Kind::Read, |sql| sql.list_indexes(table))
+        SqlFront::list_indexes(self, table)
     }
 
     /// Adds a column to `table`, with an optional default.
@@ -113,9 +105,7 @@ impl<S: Storage> NanaSQLite<S> {
         column_type: &str,
         default: Option<SqlValue>,
     ) -> Result<()> {
-        self.sql("alter_table_add_column", Kind::Write, |sql| {
-            sql.alter_table_add_column(table, column, column_type, default.as_ref())
-        })
+        SqlFront::alter_table_add_column(self, table, column, column_type, default)
     }
 
     /// Inserts `data` (a struct or map of columns) into `table`; returns the new rowid.
@@ -134,7 +124,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn sql_insert<T: Serialize + ?Sized>(&self, table: &str, data: &T) -> Result<i64> {
-        self.sql("sql_insert", Kind::Write, |sql| sql.sql_insert(table, data))
+        SqlFront::sql_insert(self, table, data)
     }
 
     /// Every row of `table` (Python's `export_table_to_dict`); each [`Row`] serialises as an
@@ -166,9 +156,9 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// As [`SqlOps::import_rows`]; nothing is imported on any error.
+    /// As [`SqlOps::import_rows`](crate::sql::SqlOps::import_rows); nothing is imported on any error.
     pub fn import_rows<T: Serialize>(&self, table: &str, rows: &[T]) -> Result<usize> {
-        self.sql("import_rows", Kind::Write, |sql| sql.import_rows(table, rows))
+        SqlFront::import_rows(self, table, rows)
     }
 
     /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
@@ -183,8 +173,7 @@ impl<S: Storage> NanaSQLite<S> {
         condition: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> Result<usize> {
-        let params = params.as_ref();
-        self.sql("sql_update", Kind::Write, |sql| sql.sql_update(table, data, condition, params))
+        SqlFront::sql_update(self, table, data, condition, params.as_ref())
     }
 
     /// Deletes the rows of `table` matching `condition`; returns how many.
@@ -193,8 +182,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`sql_update`](Self::sql_update).
     pub fn sql_delete(&self, table: &str, condition: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
-        let params = params.as_ref();
-        self.sql("sql_delete", Kind::Write, |sql| sql.sql_delete(table, condition, params))
+        SqlFront::sql_delete(self, table, condition, params.as_ref())
     }
 
     /// Inserts `data`, or updates the row it conflicts with on `conflict` columns (replaces
@@ -204,7 +192,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn upsert<T: Serialize + ?Sized>(&self, table: &str, data: &T, conflict: &[&str]) -> Result<i64> {
-        self.sql("upsert", Kind::Write, |sql| sql.upsert(table, data, conflict))
+        SqlFront::upsert(self, table, data, conflict)
     }
 
     /// The rows `query` selects.
@@ -225,7 +213,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Validation`](crate::Error::Validation) for a bad part (nothing runs); SQLite's error.
     pub fn query(&self, query: Query) -> Result<Vec<Row>> {
-        self.sql("query", Kind::Read, |sql| sql.query(&query))
+        SqlFront::query(self, query)
     }
 
     /// The rows `query` selects, deserialised into `T`.
@@ -244,7 +232,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`query`](Self::query).
     pub fn count(&self, query: Query) -> Result<u64> {
-        self.sql("count", Kind::Read, |sql| sql.count(&query))
+        SqlFront::count(self, query)
     }
 
     /// The rowid of the last row inserted through this store's connection (by `sql_insert`,
@@ -264,7 +252,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed).
     pub fn last_insert_rowid(&self) -> Result<i64> {
-        self.sql("last_insert_rowid", Kind::Exclusive, |sql| Ok(sql.last_insert_rowid()))
+        SqlFront::last_insert_rowid(self)
     }
 
     /// Whether `query` selects any row.
@@ -273,7 +261,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`query`](Self::query).
     pub fn exists(&self, query: Query) -> Result<bool> {
-        self.sql("exists", Kind::Read, |sql| sql.exists(&query))
+        SqlFront::exists(self, query)
     }
 
     /// Runs one SQL statement of yours with bound parameters; returns the rows changed. Rows
@@ -284,8 +272,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error.
     pub fn execute(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<usize> {
-        let params = params.as_ref();
-        self.sql("execute", Kind::Write, |ops| ops.execute(sql, params))
+        SqlFront::execute(self, sql, params.as_ref())
     }
 
     /// Runs `sql` once per parameter list, all in one transaction; returns the rows changed.
@@ -294,8 +281,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error; then nothing is changed.
     pub fn execute_many(&self, sql: &str, params: impl IntoIterator<Item = impl AsRef<[SqlValue]>>) -> Result<usize> {
-        let params: Vec<Vec<SqlValue>> = params.into_iter().map(|params| params.as_ref().to_vec()).collect();
-        self.sql("execute_many", Kind::Write, |ops| ops.execute_many(sql, &params))
+        SqlFront::execute_many(self, sql, params.into_iter().map(|params| params.as_ref().to_vec()).collect())
     }
 
     /// The first row of your query, if any.
@@ -304,8 +290,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error.
     pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Option<Row>> {
-        let params = params.as_ref();
-        self.sql("fetch_one", Kind::Read, |ops| ops.fetch_one(sql, params))
+        SqlFront::fetch_one(self, sql, params.as_ref())
     }
 
     /// Every row of your query.
@@ -314,8 +299,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error.
     pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Result<Vec<Row>> {
-        let params = params.as_ref();
-        self.sql("fetch_all", Kind::Read, |ops| ops.fetch_all(sql, params))
+        SqlFront::fetch_all(self, sql, params.as_ref())
     }
 
     /// Rebuilds the file to reclaim free space.
@@ -324,7 +308,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// SQLite's error.
     pub fn vacuum(&self) -> Result<()> {
-        self.sql("vacuum", Kind::Exclusive, |sql| sql.vacuum())
+        SqlFront::vacuum(self)
     }
 
     /// Reads (`value` `None`) or sets one of the whitelisted pragmas.
@@ -333,7 +317,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Validation`](crate::Error::Validation) for a pragma or value not allowed; SQLite's error.
     pub fn pragma(&self, name: &str, value: Option<SqlValue>) -> Result<Option<SqlValue>> {
-        self.sql("pragma", Kind::Exclusive, |sql| sql.pragma(name, value.as_ref()))
+        SqlFront::pragma(self, name, value)
     }
 
     /// The size of the database file in bytes (0 for an in-memory database; the WAL is not
@@ -343,7 +327,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// [`Error::Closed`](crate::Error::Closed), or the file system's error.
     pub fn get_db_size(&self) -> Result<u64> {
-        self.run_borrowing(Size)
+        SqlFront::get_db_size(self)
     }
 
     /// Copies the database online into `dest`, atomically: the copy is one consistent snapshot,
@@ -373,12 +357,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::LockTimeout`](crate::Error::LockTimeout); SQLite's or the file system's error.
     /// If the file cannot be reopened the store is closed.
     pub fn restore(&self, source: impl AsRef<std::path::Path>) -> Result<()> {
-        self.database().ensure_open()?;
-        if self.database().in_transaction() {
-            return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
-        }
-        let source = PathBuf::from(source.as_ref());
-        self.run_borrowing(Restore::new(source, Arc::clone(self.database().shared())))?
+        SqlFront::restore(self, source.as_ref())
     }
 
     /// Re-encrypts every key/value table of the file (open or not) with `to`, in one write
@@ -410,11 +389,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// does not decrypt with the current key (nothing is changed then);
     /// [`Error::Transaction`](crate::Error::Transaction) inside a transaction; the backend's error.
     pub fn rekey(&self, to: impl Into<Option<crate::Encryption>>) -> Result<()> {
-        self.database().ensure_open()?;
-        if self.database().in_transaction() {
-            return Err(Error::Transaction { message: "cannot rekey during a transaction".to_owned() });
-        }
-        self.run_borrowing(Rekey::new(to.into()))
+        SqlFront::rekey(self, to.into())
     }
 
     /// Runs `work` in one write transaction: committed if it returns `Ok`, rolled back if it
@@ -466,13 +441,10 @@ impl NanaSQLite<crate::storage::SqliteStorage> {
     ///
     /// # Errors
     ///
-    /// `work`'s error as [`Error::Sqlite`]; [`Error::Transaction`] if it left a transaction
-    /// open, or if called inside [`transaction`](Self::transaction); [`Error::Closed`].
+    /// `work`'s error as [`Error::Sqlite`](crate::Error::Sqlite); [`Error::Transaction`](crate::Error::Transaction) if it left a transaction
+    /// open, or if called inside [`transaction`](Self::transaction); [`Error::Closed`](crate::Error::Closed).
     pub fn call<R>(&self, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>) -> Result<R> {
-        self.database().ensure_open()?;
-        if self.database().in_transaction() {
-            return Err(Error::Transaction { message: "cannot call during a transaction".to_owned() });
-        }
+        self.outside_transaction("call")?;
         self.run_borrowing(crate::engine::Call::new(work))
     }
 }

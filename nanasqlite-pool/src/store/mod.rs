@@ -262,6 +262,10 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
         if self.pool.is_closed() { Err(Error::Closed) } else { Ok(()) }
     }
 
+    fn transaction_open(&self) -> bool {
+        self.pool.in_transaction()
+    }
+
     fn notice_external_writes(&self) {
         self.pool.notice_external_writes(&self.table);
     }

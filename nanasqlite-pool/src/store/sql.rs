@@ -4,53 +4,30 @@
 use std::future::Future;
 use std::path::Path;
 
-use nanasqlite_core::engine::{Backup, Front, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
-use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
+use nanasqlite_core::Result;
+use nanasqlite_core::engine::{Backup, Front, RunTransaction, SqlFront, Transaction};
+use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlValue};
 use nanasqlite_core::storage::Storage;
-use nanasqlite_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::store::AsyncNanaSQLite;
 use crate::store::transaction::AsyncTransaction;
 
 /// Encodes a row on the caller's side, naming the table on failure.
-pub(crate) fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<Value> {
-    serde_json::to_value(data).map_err(|source| Error::EncodeRow { table: table.to_owned(), source })
-}
-
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// Runs SQL helper `name` (`work`) on a lane (`kind` says which).
-    fn sql<R, F>(
-        &self,
-        name: &'static str,
-        kind: Kind,
-        work: F,
-    ) -> impl Future<Output = Result<R>> + Send + use<R, F, S>
-    where
-        F: FnMut(&SqlOps<'_>) -> Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.run(Ok(Sql::new(name, kind, work)))
-    }
-
     /// As [`NanaSQLite::create_table`](nanasqlite_core::NanaSQLite::create_table).
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a bad name or type (nothing is created); SQLite's error.
+    /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a bad name or type (nothing is created); SQLite's error.
     pub fn create_table(
         &self,
         name: &str,
         columns: &[(&str, &str)],
     ) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let name = name.to_owned();
-        let columns: Vec<(String, String)> = columns.iter().map(|(c, t)| ((*c).to_owned(), (*t).to_owned())).collect();
-        self.sql("create_table", Kind::Write, move |sql| {
-            let columns: Vec<(&str, &str)> = columns.iter().map(|(c, t)| (c.as_str(), t.as_str())).collect();
-            sql.create_table(&name, &columns)
-        })
+        SqlFront::create_table(self, name, columns)
     }
 
     /// As [`NanaSQLite::create_index`](nanasqlite_core::NanaSQLite::create_index).
@@ -65,12 +42,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         columns: &[&str],
         unique: bool,
     ) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let (name, table) = (name.to_owned(), table.to_owned());
-        let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
-        self.sql("create_index", Kind::Write, move |sql| {
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-            sql.create_index(&name, &table, &columns, unique)
-        })
+        SqlFront::create_index(self, name, table, columns, unique)
     }
 
     /// Drops table `name` if it exists.
@@ -79,8 +51,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn drop_table(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let name = name.to_owned();
-        self.sql("drop_table", Kind::Write, move |sql| sql.drop_table(&name))
+        SqlFront::drop_table(self, name)
     }
 
     /// Drops index `name` if it exists.
@@ -89,18 +60,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn drop_index(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let name = name.to_owned();
-        self.sql("drop_index", Kind::Write, move |sql| sql.drop_index(&name))
+        SqlFront::drop_index(self, name)
     }
 
     /// Whether table `name` exists.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`], SQLite's error.
+    /// [`Error::Closed`](nanasqlite_core::Error::Closed), SQLite's error.
     pub fn table_exists(&self, name: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        let name = name.to_owned();
-        self.sql("table_exists", Kind::Read, move |sql| sql.table_exists(&name))
+        SqlFront::table_exists(self, name)
     }
 
     /// The tables of the file, by name.
@@ -109,7 +78,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`table_exists`](Self::table_exists).
     pub fn list_tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
-        self.sql("list_tables", Kind::Read, |sql| sql.list_tables())
+        SqlFront::list_tables(self)
     }
 
     /// The columns of `table`.
@@ -118,8 +87,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`create_table`](Self::create_table).
     pub fn get_table_schema(&self, table: &str) -> impl Future<Output = Result<Vec<ColumnInfo>>> + Send + use<S> {
-        let table = table.to_owned();
-        self.sql("get_table_schema", Kind::Read, move |sql| sql.get_table_schema(&table))
+        SqlFront::get_table_schema(self, table)
     }
 
     /// The indexes of `table` (every table's with `None`).
@@ -128,8 +96,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`table_exists`](Self::table_exists).
     pub fn list_indexes(&self, table: Option<&str>) -> impl Future<Output = Result<Vec<IndexInfo>>> + Send + use<S> {
-        let table = table.map(str::to_owned);
-        self.sql("list_indexes", Kind::Read, move |sql| sql.list_indexes(table.as_deref()))
+        SqlFront::list_indexes(self, table)
     }
 
     /// Adds a column to `table`, with an optional default.
@@ -144,10 +111,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         column_type: &str,
         default: Option<SqlValue>,
     ) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let (table, column, column_type) = (table.to_owned(), column.to_owned(), column_type.to_owned());
-        self.sql("alter_table_add_column", Kind::Write, move |sql| {
-            sql.alter_table_add_column(&table, &column, &column_type, default.as_ref())
-        })
+        SqlFront::alter_table_add_column(self, table, column, column_type, default)
     }
 
     /// Inserts `data` (a struct or map of columns, encoded on the caller's side) into `table`;
@@ -161,11 +125,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         table: &str,
         data: &T,
     ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
-        let table = table.to_owned();
-        self.run(
-            record(&table, data)
-                .map(|data| Sql::new("sql_insert", Kind::Write, move |sql| sql.sql_insert(&table, &data))),
-        )
+        SqlFront::sql_insert(self, table, data)
     }
 
     /// Every row of `table`, as [`NanaSQLite::export_table`](nanasqlite_core::NanaSQLite::export_table).
@@ -188,18 +148,14 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         table: &str,
         rows: &[T],
     ) -> impl Future<Output = Result<usize>> + Send + use<T, S> {
-        let table = table.to_owned();
-        let records = rows.iter().map(|row| record(&table, row)).collect::<Result<Vec<Value>>>();
-        self.run(
-            records.map(|records| Sql::new("import_rows", Kind::Write, move |sql| sql.import_rows(&table, &records))),
-        )
+        SqlFront::import_rows(self, table, rows)
     }
 
     /// Sets `data`'s columns on the rows matching `condition`; returns how many changed.
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a bad name or condition; SQLite's error.
+    /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a bad name or condition; SQLite's error.
     pub fn sql_update<T: Serialize + ?Sized>(
         &self,
         table: &str,
@@ -207,10 +163,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         condition: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> impl Future<Output = Result<usize>> + Send + 'static {
-        let (table, condition, params) = (table.to_owned(), condition.to_owned(), params.as_ref().to_vec());
-        self.run(record(&table, data).map(|data| {
-            Sql::new("sql_update", Kind::Write, move |sql| sql.sql_update(&table, &data, &condition, &params))
-        }))
+        SqlFront::sql_update(self, table, data, condition, params.as_ref())
     }
 
     /// Deletes the rows of `table` matching `condition`; returns how many.
@@ -224,8 +177,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         condition: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> impl Future<Output = Result<usize>> + Send + 'static {
-        let (table, condition, params) = (table.to_owned(), condition.to_owned(), params.as_ref().to_vec());
-        self.sql("sql_delete", Kind::Write, move |sql| sql.sql_delete(&table, &condition, &params))
+        SqlFront::sql_delete(self, table, condition, params.as_ref())
     }
 
     /// Inserts `data` or updates the row it conflicts with on `conflict` columns; returns the rowid.
@@ -239,30 +191,23 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         data: &T,
         conflict: &[&str],
     ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
-        let table = table.to_owned();
-        let conflict: Vec<String> = conflict.iter().map(|c| (*c).to_owned()).collect();
-        self.run(record(&table, data).map(|data| {
-            Sql::new("upsert", Kind::Write, move |sql| {
-                let conflict: Vec<&str> = conflict.iter().map(String::as_str).collect();
-                sql.upsert(&table, &data, &conflict)
-            })
-        }))
+        SqlFront::upsert(self, table, data, conflict)
     }
 
     /// The rows `query` selects (on a reader when there is one).
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a bad part (nothing runs); SQLite's error.
+    /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a bad part (nothing runs); SQLite's error.
     pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
-        self.sql("query", Kind::Read, move |sql| sql.query(&query))
+        SqlFront::query(self, query)
     }
 
     /// The rows `query` selects, deserialised into `T` on the caller's side.
     ///
     /// # Errors
     ///
-    /// As [`query`](Self::query), and [`Error::Decode`] for a row that does not fit `T`.
+    /// As [`query`](Self::query), and [`Error::Decode`](nanasqlite_core::Error::Decode) for a row that does not fit `T`.
     pub fn query_as<T: DeserializeOwned + Send + 'static>(
         &self,
         query: Query,
@@ -277,7 +222,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`query`](Self::query).
     pub fn count(&self, query: Query) -> impl Future<Output = Result<u64>> + Send + use<S> {
-        self.sql("count", Kind::Read, move |sql| sql.count(&query))
+        SqlFront::count(self, query)
     }
 
     /// The rowid of the last row inserted through the writer's connection, as
@@ -285,9 +230,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`].
+    /// [`Error::Closed`](nanasqlite_core::Error::Closed).
     pub fn last_insert_rowid(&self) -> impl Future<Output = Result<i64>> + Send + use<S> {
-        self.sql("last_insert_rowid", Kind::Exclusive, |sql| Ok(sql.last_insert_rowid()))
+        SqlFront::last_insert_rowid(self)
     }
 
     /// Whether `query` selects any row.
@@ -296,7 +241,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`query`](Self::query).
     pub fn exists(&self, query: Query) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        self.sql("exists", Kind::Read, move |sql| sql.exists(&query))
+        SqlFront::exists(self, query)
     }
 
     /// Runs one SQL statement of yours on the writer; returns the rows changed.
@@ -309,8 +254,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         sql: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> impl Future<Output = Result<usize>> + Send + 'static {
-        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
-        self.sql("execute", Kind::Write, move |ops| ops.execute(&sql, &params))
+        SqlFront::execute(self, sql, params.as_ref())
     }
 
     /// Runs `sql` once per parameter list, atomically; returns the rows changed.
@@ -323,9 +267,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         sql: &str,
         params: impl IntoIterator<Item = impl AsRef<[SqlValue]>>,
     ) -> impl Future<Output = Result<usize>> + Send + 'static {
-        let sql = sql.to_owned();
-        let params: Vec<Vec<SqlValue>> = params.into_iter().map(|params| params.as_ref().to_vec()).collect();
-        self.sql("execute_many", Kind::Write, move |ops| ops.execute_many(&sql, &params))
+        SqlFront::execute_many(self, sql, params.into_iter().map(|params| params.as_ref().to_vec()).collect())
     }
 
     /// The first row of your query (on a reader when there is one).
@@ -338,8 +280,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         sql: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> impl Future<Output = Result<Option<Row>>> + Send + 'static {
-        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
-        self.sql("fetch_one", Kind::Read, move |ops| ops.fetch_one(&sql, &params))
+        SqlFront::fetch_one(self, sql, params.as_ref())
     }
 
     /// Every row of your query (on a reader when there is one).
@@ -352,8 +293,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         sql: &str,
         params: impl AsRef<[SqlValue]>,
     ) -> impl Future<Output = Result<Vec<Row>>> + Send + 'static {
-        let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
-        self.sql("fetch_all", Kind::Read, move |ops| ops.fetch_all(&sql, &params))
+        SqlFront::fetch_all(self, sql, params.as_ref())
     }
 
     /// Rebuilds the file to reclaim free space (alone on the writer).
@@ -362,30 +302,29 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// SQLite's error.
     pub fn vacuum(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        self.sql("vacuum", Kind::Exclusive, |sql| sql.vacuum())
+        SqlFront::vacuum(self)
     }
 
     /// Reads or sets one of the whitelisted pragmas, on the writer's connection.
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a pragma or value not allowed; SQLite's error.
+    /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a pragma or value not allowed; SQLite's error.
     pub fn pragma(
         &self,
         name: &str,
         value: Option<SqlValue>,
     ) -> impl Future<Output = Result<Option<SqlValue>>> + Send + use<S> {
-        let name = name.to_owned();
-        self.sql("pragma", Kind::Exclusive, move |sql| sql.pragma(&name, value.as_ref()))
+        SqlFront::pragma(self, name, value)
     }
 
     /// The size of the database file in bytes (0 in memory).
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`], or the file system's error.
+    /// [`Error::Closed`](nanasqlite_core::Error::Closed), or the file system's error.
     pub fn get_db_size(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
-        self.run(Ok(Size))
+        SqlFront::get_db_size(self)
     }
 
     /// As [`NanaSQLite::backup`](nanasqlite_core::NanaSQLite::backup): copies the database
@@ -406,17 +345,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// As the sync store's; [`Error::Transaction`] while a `begin()` transaction is open.
+    /// As the sync store's; [`Error::Transaction`](nanasqlite_core::Error::Transaction) while a `begin()` transaction is open.
     pub fn restore<P: AsRef<Path>>(&self, source: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
-        let in_transaction = self.pool.in_transaction();
-        let restore =
-            self.run(Ok(Restore::new(source.as_ref().to_path_buf(), std::sync::Arc::clone(self.pool.shared()))));
-        async move {
-            if in_transaction {
-                return Err(Error::Transaction { message: "cannot restore during a transaction".to_owned() });
-            }
-            restore.await?
-        }
+        SqlFront::restore(self, source.as_ref())
     }
 
     /// As [`NanaSQLite::rekey`](nanasqlite_core::NanaSQLite::rekey): re-encrypts every
@@ -424,19 +355,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// As the sync store's; [`Error::Transaction`] while a `begin()` transaction is open.
+    /// As the sync store's; [`Error::Transaction`](nanasqlite_core::Error::Transaction) while a `begin()` transaction is open.
     pub fn rekey<E: Into<Option<nanasqlite_core::Encryption>>>(
         &self,
         to: E,
     ) -> impl Future<Output = Result<()>> + Send + use<E, S> {
-        let in_transaction = self.pool.in_transaction();
-        let rekey = self.run(Ok(Rekey::new(to.into())));
-        async move {
-            if in_transaction {
-                return Err(Error::Transaction { message: "cannot rekey during a transaction".to_owned() });
-            }
-            rekey.await
-        }
+        SqlFront::rekey(self, to.into())
     }
 
     /// Runs `work` in one write transaction on the writer: committed if it returns `Ok`,
@@ -461,13 +385,13 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// Inside it, use the guard's methods. A call to the store itself (not the guard) that
     /// needs the writer waits until the guard is dropped: awaited in the same task, it never
     /// ends, unless the store has a `lock_timeout` (then it fails with
-    /// [`Error::LockTimeout`]). Reads answered by the cache, or by a reader when the store has
+    /// [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout)). Reads answered by the cache, or by a reader when the store has
     /// readers, do not wait.
     ///
     /// # Errors
     ///
-    /// [`Error::Transaction`] when a `begin()` transaction is already open on this database;
-    /// [`Error::Closed`]; SQLite's error when the transaction cannot begin.
+    /// [`Error::Transaction`](nanasqlite_core::Error::Transaction) when a `begin()` transaction is already open on this database;
+    /// [`Error::Closed`](nanasqlite_core::Error::Closed); SQLite's error when the transaction cannot begin.
     pub fn begin(&self) -> impl Future<Output = Result<AsyncTransaction<S>>> + Send + use<S> {
         AsyncTransaction::begin(self)
     }
@@ -481,20 +405,13 @@ impl AsyncNanaSQLite<nanasqlite_core::storage::SqliteStorage> {
     ///
     /// # Errors
     ///
-    /// As the sync store's; [`Error::Panic`] if `work` panicked (a transaction it left open is
-    /// rolled back first); [`Error::Transaction`] while a `begin()` transaction is open.
+    /// As the sync store's; [`Error::Panic`](nanasqlite_core::Error::Panic) if `work` panicked (a transaction it left open is
+    /// rolled back first); [`Error::Transaction`](nanasqlite_core::Error::Transaction) while a `begin()` transaction is open.
     pub fn call<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let in_transaction = self.pool.in_transaction();
-        let call = self.run(Ok(nanasqlite_core::engine::Call::new(work)));
-        async move {
-            if in_transaction {
-                return Err(Error::Transaction { message: "cannot call during a transaction".to_owned() });
-            }
-            call.await
-        }
+        self.run(self.outside_transaction("call").map(|()| nanasqlite_core::engine::Call::new(work)))
     }
 }

@@ -18,7 +18,6 @@ use serde::de::DeserializeOwned;
 use crate::job::Answer;
 use crate::pool::TransactionSlot;
 use crate::store::AsyncNanaSQLite;
-use crate::store::sql::record;
 
 /// A step of a `begin()` transaction, run on the writer.
 type TransactionStep<S> = Box<dyn for<'a> FnOnce(&Transaction<'a, S>) + Send>;
@@ -249,7 +248,7 @@ impl<S: Storage> AsyncTransaction<S> {
         table: &str,
         data: &T,
     ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
-        let (encoded, table) = (record(table, data), table.to_owned());
+        let (encoded, table) = (nanasqlite_core::engine::encode_record(table, data), table.to_owned());
         let run = encoded.map(|data| self.run(move |tx| tx.sql_insert(&table, &data)));
         async move { run?.await }
     }
