@@ -1,11 +1,10 @@
 //! Jobs: an engine operation handed to a lane, and how its answer gets back.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use nanasqlite_core::engine::{Applied, Kind, Operation, Table};
+use nanasqlite_core::engine::{self, Applied, Kind, Operation, Table};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Error, Result};
 
@@ -196,8 +195,7 @@ where
     fn run(&mut self, storage: &mut S) {
         let _entered = self.span.enter();
         let (operation, table) = (&mut self.operation, &self.table);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| operation.run(storage, table)));
-        self.outcome = Some(outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref()))));
+        self.outcome = Some(engine::contained(|| operation.run(storage, table)));
     }
 
     fn failed(&self) -> bool {

@@ -220,8 +220,13 @@ impl<S: Storage> Operation<S> for AddHooks {
     }
 }
 
-/// Runs `work`, a call into a hook: a panic becomes [`Error::Panic`] for this call alone.
-fn contained<R>(work: impl FnOnce() -> Result<R>) -> Result<R> {
+/// Runs `work` (a call into a hook, a job, a step of a transaction: code of the user's): a
+/// panic becomes [`Error::Panic`] for this call alone. Every place that contains a panic uses it.
+///
+/// # Errors
+///
+/// `work`'s error, or [`Error::Panic`].
+pub fn contained<R>(work: impl FnOnce() -> Result<R>) -> Result<R> {
     panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| Err(Error::from_panic(payload.as_ref())))
 }
 

@@ -44,7 +44,7 @@ pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Res
 pub use front::{Front, Rows};
 pub use front_sql::{SqlFront, encode_record};
 pub(crate) use hooks::Events;
-pub use hooks::{AddHooks, Hooks, Reader};
+pub use hooks::{AddHooks, Hooks, Reader, contained};
 pub use kv::{
     AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
     GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode,

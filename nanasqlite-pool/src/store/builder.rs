@@ -79,6 +79,17 @@ impl fmt::Debug for AsyncBuilder {
     }
 }
 
+/// Setters that forward to the [`Builder`] of the same name, each with its own doc.
+macro_rules! as_the_sync_builder {
+    ($($(#[$doc:meta])* fn $name:ident($arg:ident: $type:ty);)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: $type) -> Self {
+            self.core = self.core.$name($arg);
+            self
+        }
+    )*};
+}
+
 impl AsyncBuilder {
     pub(crate) fn new(path: impl AsRef<Path>) -> Self {
         Self {
@@ -151,113 +162,79 @@ impl AsyncBuilder {
         self
     }
 
-    /// The key/value table (default `"data"`), as [`Builder::table`].
-    pub fn table(self, name: impl Into<String>) -> Self {
-        self.map_core(|core| core.table(name))
-    }
+    // Each forwards to the sync builder's setter of the same name.
+    as_the_sync_builder! {
+        /// The key/value table (default `"data"`), as [`Builder::table`].
+        fn table(name: impl Into<String>);
 
-    /// Load every row into the cache at open, as [`Builder::bulk_load`].
-    pub fn bulk_load(self, bulk_load: bool) -> Self {
-        self.map_core(|core| core.bulk_load(bulk_load))
-    }
+        /// Load every row into the cache at open, as [`Builder::bulk_load`].
+        fn bulk_load(bulk_load: bool);
 
-    /// Where TTL expiry and the watch for other writers read the time, as
-    /// [`Builder::clock`].
-    pub fn clock(self, clock: impl Into<nanasqlite_core::Clock>) -> Self {
-        self.map_core(|core| core.clock(clock))
-    }
+        /// Where TTL expiry and the watch for other writers read the time, as
+        /// [`Builder::clock`].
+        fn clock(clock: impl Into<nanasqlite_core::Clock>);
 
-    /// How values are cached, as [`Builder::cache`].
-    pub fn cache(self, strategy: CacheStrategy) -> Self {
-        self.map_core(|core| core.cache(strategy))
-    }
+        /// How values are cached, as [`Builder::cache`].
+        fn cache(strategy: CacheStrategy);
 
-    /// The longest a job may wait in the queue before it fails with
-    /// [`Error::LockTimeout`]. Default `None`: no limit.
-    pub fn lock_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.map_core(|core| core.lock_timeout(timeout))
-    }
+        /// The longest a job may wait in the queue before it fails with
+        /// [`Error::LockTimeout`]. Default `None`: no limit.
+        fn lock_timeout(timeout: impl Into<Option<Duration>>);
 
-    /// Apply the performance pragmas, as [`Builder::optimize`].
-    pub fn optimize(self, optimize: bool) -> Self {
-        self.map_core(|core| core.optimize(optimize))
-    }
+        /// Apply the performance pragmas, as [`Builder::optimize`].
+        fn optimize(optimize: bool);
 
-    /// SQLite's busy timeout, as [`Builder::busy_timeout`].
-    pub fn busy_timeout(self, timeout: Duration) -> Self {
-        self.map_core(|core| core.busy_timeout(timeout))
-    }
+        /// SQLite's busy timeout, as [`Builder::busy_timeout`].
+        fn busy_timeout(timeout: Duration);
 
-    /// SQLite's page cache in MiB, as [`Builder::cache_size_mb`].
-    pub fn cache_size_mb(self, megabytes: u32) -> Self {
-        self.map_core(|core| core.cache_size_mb(megabytes))
-    }
+        /// SQLite's page cache in MiB, as [`Builder::cache_size_mb`].
+        fn cache_size_mb(megabytes: u32);
 
-    /// The rules for SQL fragments, as [`Builder::sql_policy`].
-    pub fn sql_policy(self, policy: nanasqlite_core::sql::SqlPolicy) -> Self {
-        self.map_core(|core| core.sql_policy(policy))
-    }
+        /// The rules for SQL fragments, as [`Builder::sql_policy`].
+        fn sql_policy(policy: nanasqlite_core::sql::SqlPolicy);
 
-    /// Notice writes by other connections and processes, as
-    /// [`Builder::watch_external_writes`]; the check runs on the writer thread, never on the
-    /// caller's.
-    pub fn watch_external_writes(self, interval: Duration) -> Self {
-        self.map_core(|core| core.watch_external_writes(interval))
-    }
+        /// Notice writes by other connections and processes, as
+        /// [`Builder::watch_external_writes`]; the check runs on the writer thread, never on the
+        /// caller's.
+        fn watch_external_writes(interval: Duration);
 
-    /// Encrypt values at rest, as [`Builder::encryption`]. Values are encrypted on the writer
-    /// thread and decrypted where they are read (a lane, or the caller for an inline point read:
-    /// microseconds, as the decoding that follows).
-    pub fn encryption(self, encryption: nanasqlite_core::Encryption) -> Self {
-        self.map_core(|core| core.encryption(encryption))
-    }
+        /// Encrypt values at rest, as [`Builder::encryption`]. Values are encrypted on the writer
+        /// thread and decrypted where they are read (a lane, or the caller for an inline point read:
+        /// microseconds, as the decoding that follows).
+        fn encryption(encryption: nanasqlite_core::Encryption);
 
-    /// Read plaintext rows of an AEAD-encrypted table, as [`Builder::allow_legacy_plaintext`].
-    pub fn allow_legacy_plaintext(self, allow: bool) -> Self {
-        self.map_core(|core| core.allow_legacy_plaintext(allow))
-    }
+        /// Read plaintext rows of an AEAD-encrypted table, as [`Builder::allow_legacy_plaintext`].
+        fn allow_legacy_plaintext(allow: bool);
 
-    /// Registers `hook` on the table this builder opens, as [`Builder::hook`]. Writes run their
-    /// hooks on the writer thread; reads run `after_read` on the caller's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use nanasqlite_core::hook;
-    /// use nanasqlite_pool::AsyncNanaSQLite;
-    /// use serde_json::json;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let db = AsyncNanaSQLite::builder(":memory:").hook(hook::unique("email")).open().await?;
-    /// db.set("ann", &json!({"email": "a@example.com"})).await?;
-    /// assert!(db.set("bob", &json!({"email": "a@example.com"})).await.unwrap_err().is_refused());
-    /// # Ok::<(), nanasqlite_core::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn hook(self, hook: impl Into<nanasqlite_core::hook::Registration>) -> Self {
-        self.map_core(|core| core.hook(hook))
-    }
+        /// Registers `hook` on the table this builder opens, as [`Builder::hook`]. Writes run their
+        /// hooks on the writer thread; reads run `after_read` on the caller's.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use nanasqlite_core::hook;
+        /// use nanasqlite_pool::AsyncNanaSQLite;
+        /// use serde_json::json;
+        ///
+        /// # futures::executor::block_on(async {
+        /// let db = AsyncNanaSQLite::builder(":memory:").hook(hook::unique("email")).open().await?;
+        /// db.set("ann", &json!({"email": "a@example.com"})).await?;
+        /// assert!(db.set("bob", &json!({"email": "a@example.com"})).await.unwrap_err().is_refused());
+        /// # Ok::<(), nanasqlite_core::Error>(())
+        /// # }).unwrap();
+        /// ```
+        fn hook(hook: impl Into<nanasqlite_core::hook::Registration>);
 
-    /// Write-back mode, as [`Builder::write_back`]: writes are staged on the caller's thread and
-    /// committed on the writer in chunks. At the bound, [`OnFull::Wait`](nanasqlite_core::writeback::OnFull::Wait)
-    /// awaits a flush: the async store never blocks its caller's thread.
-    pub fn write_back(self, write_back: nanasqlite_core::WriteBack) -> Self {
-        self.map_core(|core| core.write_back(write_back))
-    }
+        /// Write-back mode, as [`Builder::write_back`]: writes are staged on the caller's thread and
+        /// committed on the writer in chunks. At the bound, [`OnFull::Wait`](nanasqlite_core::writeback::OnFull::Wait)
+        /// awaits a flush: the async store never blocks its caller's thread.
+        fn write_back(write_back: nanasqlite_core::WriteBack);
 
-    /// The longest string or blob a statement may make or store, as [`Builder::max_length`].
-    pub fn max_length(self, bytes: u32) -> Self {
-        self.map_core(|core| core.max_length(bytes))
-    }
+        /// The longest string or blob a statement may make or store, as [`Builder::max_length`].
+        fn max_length(bytes: u32);
 
-    /// Bytes SQLite may memory-map, as [`Builder::mmap_size`].
-    pub fn mmap_size(self, bytes: u64) -> Self {
-        self.map_core(|core| core.mmap_size(bytes))
-    }
-
-    fn map_core(mut self, change: impl FnOnce(Builder) -> Builder) -> Self {
-        self.core = change(self.core);
-        self
+        /// Bytes SQLite may memory-map, as [`Builder::mmap_size`].
+        fn mmap_size(bytes: u64);
     }
 
     fn sizes(&self) -> Result<Sizes> {

@@ -2,13 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
 use futures_channel::oneshot;
-use nanasqlite_core::engine::{Applied, CacheChange, Front, Kind, Operation, Table, Transaction};
+use nanasqlite_core::engine::{self, Applied, CacheChange, Front, Kind, Operation, Table, Transaction};
 use nanasqlite_core::sql::{Query, Row, SqlValue};
 use nanasqlite_core::storage::{End, SqliteStorage, Storage};
 use nanasqlite_core::{Error, Result};
@@ -175,8 +174,7 @@ impl<S: Storage> AsyncTransaction<S> {
     {
         let (reply, answer) = oneshot::channel();
         let step: TransactionStep<S> = Box::new(move |tx| {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| work(tx)));
-            let _ = reply.send(result.unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref()))));
+            let _ = reply.send(engine::contained(|| work(tx)));
         });
         let sent = self.commands.send(Command::Run(step));
         async move {
