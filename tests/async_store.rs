@@ -21,6 +21,7 @@ on_every_runtime!(
     crud,
     batches,
     fed_batches,
+    fed_batches_keep_first_poll_order,
     concurrent_sets,
     same_key_writes,
     big_batch_does_not_block,
@@ -153,7 +154,7 @@ async fn fed_batches(setup: Setup) {
     f.unwrap();
     assert_eq!((in_file("e").await, in_file("f").await), (2000, 2000));
 
-    // Rows slower to come than the writer waits (50 ms in all): given back, then written whole
+    // Rows slower to come than the writer waits (50 ms in all): given up, then written whole
     // as an ordinary batch (two write groups: the one that gave up, and the write).
     // The rows stop at 1500 until the writer's group has ended (it gave up waiting for them).
     let groups_before = db.stats().write_groups;
@@ -166,7 +167,7 @@ async fn fed_batches(setup: Setup) {
         (format!("g{i}"), i)
     });
     db.batch_update(slow).await.unwrap();
-    assert_eq!(db.stats().write_groups - groups_before, 2, "handed back, then written");
+    assert_eq!(db.stats().write_groups - groups_before, 2, "given up, then written");
     assert_eq!(in_file("g").await, 2000);
     assert_eq!(db.get::<usize>("g1999").await.unwrap(), Some(1999));
     db.clear_cache();
@@ -184,6 +185,45 @@ async fn fed_batches(setup: Setup) {
     let error = db.batch_update(users).await.unwrap_err();
     assert!(matches!(&error, Error::Refused { key, .. } if key == "u1500"), "{error}");
     assert_eq!(in_file("u").await, 0, "nothing of a refused batch");
+    db.close().await.unwrap();
+}
+
+/// A batch takes its place among the store's writes at its first poll, fed (large) or not:
+/// a write polled before it is applied before it, one polled after it after it, whichever side
+/// had the rows when the batch's future was first polled.
+async fn fed_batches_keep_first_poll_order(setup: Setup) {
+    let db = setup.open().await;
+    for (size, fed) in [(10, "an ordinary batch"), (3000, "a fed batch")] {
+        let batch = |value: &'static str| db.batch_update((0..size).map(move |i| (format!("k{i}"), value)));
+        let last = |expected: &'static str, case: &str| {
+            let db = db.clone();
+            let case = format!("{fed}, {case}");
+            async move {
+                db.clear_cache();
+                assert_eq!(db.get::<String>("k0").await.unwrap().as_deref(), Some(expected), "{case}");
+            }
+        };
+
+        let (set, rows) = (db.set("k0", &"set"), batch("batch"));
+        futures::join!(set, rows).0.unwrap();
+        last("batch", "the set polled first").await;
+
+        let (rows, set) = (batch("batch"), db.set("k0", &"set"));
+        let (rows, set) = futures::join!(rows, set);
+        rows.unwrap();
+        set.unwrap();
+        last("set", "the batch polled first").await;
+
+        let rows = batch("batch");
+        db.set("k0", &"set").await.unwrap();
+        rows.await.unwrap();
+        last("batch", "the batch made first, the set awaited before it").await;
+
+        let set = db.set("k0", &"set");
+        batch("batch").await.unwrap();
+        set.await.unwrap();
+        last("set", "the set made first, the batch awaited before it").await;
+    }
     db.close().await.unwrap();
 }
 

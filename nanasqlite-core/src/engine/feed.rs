@@ -7,21 +7,22 @@
 //! commit, as for any batch.
 //!
 //! A future does nothing until it is polled, but these rows reach the writer when the call
-//! is made. So the writer commits them only if the caller's future has been polled by the time
-//! the last row arrived ([`Handoff::want`]). Otherwise (a future made and kept, or dropped,
-//! without being awaited) the writer gives the rows back and fails the operation, writing
-//! nothing; the future, once polled, hands them over again as an ordinary batch
-//! ([`Handoff::take_given_back`]). The writer also gives them back, with the channel of those
-//! still to come, once it has waited for the caller's chunks longer than [`PATIENCE`] in all: it
-//! holds the write lock meanwhile, and the caller may even be waiting for it (an iterator that
-//! reads the store).
+//! is made. So the batch takes its place among the store's writes when its future is first
+//! polled, as every write does. The caller keeps a copy of the rows (a key and a shared value
+//! per row: cheap beside the encoding), and at the first poll [`Handoff::want`] decides, under
+//! one lock with the writer, which side writes them: the writer commits them if it has not
+//! given up yet and no other write was queued after the batch; otherwise the writer gives up,
+//! writing nothing, and the future writes its copy as an ordinary batch, queued then. The
+//! writer gives up on its own when the last row arrives before the future was polled (a future
+//! made and kept, or dropped, without being awaited), and once it has waited for the caller's
+//! chunks longer than [`PATIENCE`] in all: it holds the write lock meanwhile, and the caller
+//! may even be waiting for it (an iterator that reads the store).
 //!
 //! Such a batch runs in a write group of its own ([`Operation::groups`]): no other write waits
-//! on its caller, or is run again because it gave its rows back.
+//! on its caller, or is run again because it gave up.
 //!
 //! [`Operation::groups`]: super::Operation::groups
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ const CHUNK: usize = 128;
 const SPIN: Duration = Duration::from_micros(50);
 
 /// The longest the writer waits for the caller's chunks, in all, holding the write lock, before
-/// it gives the rows back.
+/// it gives up on them.
 pub const PATIENCE: Duration = Duration::from_millis(50);
 
 /// Rows the writer reserves room for at most, whatever the caller announced.
@@ -71,51 +72,43 @@ pub(crate) enum Chunk {
 pub fn row_feed(expected: usize) -> (RowSink, RowFeed) {
     let (sender, receiver) = mpsc::channel();
     let handoff = Arc::new(Handoff::default());
-    let sink = RowSink { sender, chunk: Vec::with_capacity(CHUNK), handoff: Arc::clone(&handoff) };
+    let kept = Vec::with_capacity(expected.min(MOST_RESERVED));
+    let sink = RowSink { sender, chunk: Vec::with_capacity(CHUNK), kept, handoff: Arc::clone(&handoff) };
     (sink, RowFeed { receiver, handoff, expected, waited: Duration::ZERO })
 }
 
-/// What the caller's future and the writer share of a fed batch.
+/// What the caller's future and the writer share of a fed batch: which of them writes it.
 #[derive(Debug, Default)]
 pub struct Handoff {
-    /// Set when the caller's future is first polled.
-    wanted: AtomicBool,
-    /// What the writer gave back instead of committing.
-    given_back: Mutex<Option<GivenBack>>,
+    state: Mutex<Holder>,
 }
 
-/// The rows the writer received, and the channel of the others if it stopped before the last.
-#[derive(Debug)]
-struct GivenBack {
-    rows: EncodedRows,
-    rest: Option<mpsc::Receiver<Message>>,
+/// Which side writes a fed batch.
+#[derive(Debug, Default)]
+enum Holder {
+    /// The writer, if the future is polled before the last row arrives.
+    #[default]
+    Writer,
+    /// The writer: the future was polled while the batch was still the store's last write.
+    WriterToCommit,
+    /// The future, from its copy of the rows: the writer gave up (or was told to).
+    Future,
 }
 
 impl Handoff {
-    /// Marks the batch as wanted: its future is being polled, so the writer may commit it.
-    pub fn want(&self) {
-        self.wanted.store(true, Ordering::Release);
-    }
-
-    /// Every row of the batch, if the writer gave them back instead of committing them: they
-    /// are to be written as an ordinary batch. Call it once the caller's end is finished (the
-    /// rows still in the channel are taken without waiting).
-    ///
-    /// # Errors
-    ///
-    /// The error the caller's end stopped with, or [`Error::Panic`] if it went away without
-    /// ending the rows.
-    pub fn take_given_back(&self) -> Option<Result<EncodedRows>> {
-        let GivenBack { mut rows, rest } = self.given_back.lock().take()?;
-        let Some(rest) = rest else { return Some(Ok(rows)) };
-        loop {
-            match rest.try_recv() {
-                Ok(Message::Rows(chunk)) => rows.extend(chunk),
-                Ok(Message::End) => return Some(Ok(rows)),
-                Ok(Message::Failed(error)) => return Some(Err(error)),
-                Err(_) => return Some(Err(stopped())),
-            }
+    /// Called at the future's first poll: whether the writer commits the batch. It does when
+    /// it has not given up yet and `still_last` (no other write of the store was queued since
+    /// the batch was), so that the batch is applied in its first poll's place among the writes.
+    /// Otherwise the writer gives up, writing nothing, and the future writes its copy of the
+    /// rows as an ordinary batch, queued now.
+    pub fn want(&self, still_last: bool) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, Holder::Writer) && still_last {
+            *state = Holder::WriterToCommit;
+            return true;
         }
+        *state = Holder::Future;
+        false
     }
 }
 
@@ -124,12 +117,15 @@ impl Handoff {
 pub struct RowSink {
     sender: mpsc::Sender<Message>,
     chunk: EncodedRows,
+    /// Every row sent, for the future to write itself if the writer gives up.
+    kept: EncodedRows,
     handoff: Arc<Handoff>,
 }
 
 impl RowSink {
     /// Adds one encoded row; a full chunk goes to the writer.
     pub(crate) fn push(&mut self, key: Box<str>, value: Arc<CachedValue>) {
+        self.kept.push((key.clone(), Arc::clone(&value)));
         self.chunk.push((key, value));
         if self.chunk.len() == CHUNK {
             let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
@@ -137,7 +133,8 @@ impl RowSink {
         }
     }
 
-    /// Encodes `rows` into the batch, then ends it; what the future shares with the writer.
+    /// Encodes `rows` into the batch, then ends it; what the future shares with the writer, and
+    /// its copy of the rows.
     ///
     /// # Errors
     ///
@@ -146,7 +143,7 @@ impl RowSink {
     pub fn encode<K: AsRef<str>, V: Serialize>(
         mut self,
         rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
-    ) -> Result<Arc<Handoff>> {
+    ) -> Result<(Arc<Handoff>, EncodedRows)> {
         for row in rows {
             match encode_row(row) {
                 Ok((key, value)) => self.push(key, value),
@@ -159,14 +156,14 @@ impl RowSink {
         Ok(self.finish())
     }
 
-    /// Ends the rows; what the future shares with the writer.
-    pub(crate) fn finish(mut self) -> Arc<Handoff> {
+    /// Ends the rows; what the future shares with the writer, and its copy of the rows.
+    pub(crate) fn finish(mut self) -> (Arc<Handoff>, EncodedRows) {
         let rest = std::mem::take(&mut self.chunk);
         if !rest.is_empty() {
             self.send(Message::Rows(rest));
         }
         self.send(Message::End);
-        self.handoff
+        (self.handoff, self.kept)
     }
 
     /// Stops the rows with `error` (a value that cannot be encoded): the batch fails with it and
@@ -227,18 +224,29 @@ impl RowFeed {
         }
     }
 
-    /// Whether the caller's future has been polled, so that the batch may be committed.
-    pub(crate) fn wanted(&self) -> bool {
-        self.handoff.wanted.load(Ordering::Acquire)
+    /// Every row, with the last one in: the rows to commit if the caller's future asked the
+    /// writer to ([`Handoff::want`]); otherwise the writer gives up, and the error fails the
+    /// operation (so that nothing of it is written; the future does not report it).
+    pub(crate) fn commit_or_give_up(&self, rows: EncodedRows) -> Result<EncodedRows> {
+        let mut state = self.handoff.state.lock();
+        if matches!(*state, Holder::WriterToCommit) {
+            return Ok(rows);
+        }
+        *state = Holder::Future;
+        Err(given_up())
     }
 
-    /// Gives `rows` back to the caller's future, with the channel of the rest unless they are
-    /// `complete`; the error to fail the operation with (so that nothing of it is written).
-    pub(crate) fn give_back(self, rows: EncodedRows, complete: bool) -> Error {
-        let rest = (!complete).then_some(self.receiver);
-        *self.handoff.given_back.lock() = Some(GivenBack { rows, rest });
-        Error::Transaction { message: "the batch was handed back to its future".into() }
+    /// Gives up on a caller too slow to send its rows; the error fails the operation.
+    pub(crate) fn give_up_late(&self) -> Error {
+        *self.handoff.state.lock() = Holder::Future;
+        given_up()
     }
+}
+
+/// The error a fed batch's operation fails with when the writer gives up: it rolls back what
+/// the writer stored; the future, which writes its copy of the rows, never reports it.
+fn given_up() -> Error {
+    Error::Transaction { message: "the writer gave the batch up to its future".into() }
 }
 
 /// The caller's end went away without ending the rows.
@@ -264,15 +272,16 @@ mod tests {
         (storage, Table::new(name, handle, settings, Arc::default()))
     }
 
-    /// A fed batch of `n` rows whose future is polled (`wanted`) or not.
-    fn fed(n: usize, wanted: bool) -> (BatchUpdate, Arc<Handoff>) {
+    /// A fed batch of `n` rows whose future is polled (`wanted`) or not, and the future's copy
+    /// of its rows.
+    fn fed(n: usize, wanted: bool) -> (BatchUpdate, EncodedRows) {
         let (mut sink, feed) = row_feed(n);
         push(&mut sink, 0..n);
-        let handoff = sink.finish();
+        let (handoff, kept) = sink.finish();
         if wanted {
-            handoff.want();
+            assert!(handoff.want(true), "the writer commits");
         }
-        (BatchUpdate::fed(feed), handoff)
+        (BatchUpdate::fed(feed), kept)
     }
 
     /// Runs `batch` in a transaction that ends with `end`, or is rolled back if it failed (as
@@ -342,23 +351,25 @@ mod tests {
     }
 
     #[test]
-    fn given_back_rows_are_taken_once() {
-        let (mut sink, feed) = row_feed(2);
-        push(&mut sink, 0..2);
-        let handoff = sink.finish();
-        assert!(!feed.wanted());
-        handoff.want();
-        assert!(feed.wanted());
-        assert!(handoff.take_given_back().is_none(), "nothing given back yet");
-        assert!(matches!(feed.give_back(vec![row(0), row(1)], true), Error::Transaction { .. }));
-        assert_eq!(handoff.take_given_back().unwrap().unwrap().len(), 2);
-        assert!(handoff.take_given_back().is_none(), "taken once");
+    fn the_first_poll_and_the_writer_agree_on_who_writes_the_batch() {
+        let rows = || vec![row(0), row(1)];
+        let (_sink, feed) = row_feed(2);
+        assert!(feed.handoff.want(true), "polled first, still the last write: the writer commits");
+        assert_eq!(feed.commit_or_give_up(rows()).unwrap().len(), 2);
+
+        let (_sink, feed) = row_feed(2);
+        assert!(!feed.handoff.want(false), "a write was queued after it: the future writes it");
+        assert!(matches!(feed.commit_or_give_up(rows()), Err(Error::Transaction { .. })), "the writer gives up");
+
+        let (_sink, feed) = row_feed(2);
+        assert!(feed.commit_or_give_up(rows()).is_err(), "not polled when the last row came: given up");
+        assert!(!feed.handoff.want(true), "so the future writes it");
     }
 
     #[test]
     fn a_fed_batch_runs_again_whole_after_its_group_rolled_back() {
         let (mut storage, table) = storage_and_table();
-        let (mut batch, _handoff) = fed(300, true);
+        let (mut batch, _kept) = fed(300, true);
         assert!(!Operation::<SqliteStorage>::groups(&batch), "it waits on its caller: alone");
         assert_eq!(run(&mut storage, &table, &mut batch, End::Rollback).unwrap(), 0);
         assert_eq!(storage.count(table.handle()).unwrap(), 0);
@@ -368,20 +379,19 @@ mod tests {
     }
 
     #[test]
-    fn an_unpolled_batch_is_given_back_and_writes_nothing() {
+    fn an_unpolled_batch_is_given_up_and_its_future_writes_its_copy() {
         let (mut storage, table) = storage_and_table();
-        let (mut batch, handoff) = fed(300, false);
+        let (mut batch, kept) = fed(300, false);
         let error = run(&mut storage, &table, &mut batch, End::Commit).unwrap_err();
         assert!(matches!(error, Error::Transaction { .. }), "{error}");
         assert_eq!(storage.count(table.handle()).unwrap(), 0, "the operation failed: its group rolls back");
-        let rows = handoff.take_given_back().expect("given back to the future").unwrap();
-        assert_eq!(rows.len(), 300);
-        run(&mut storage, &table, &mut BatchUpdate::new(rows), End::Commit).unwrap();
+        assert_eq!(kept.len(), 300);
+        run(&mut storage, &table, &mut BatchUpdate::new(kept), End::Commit).unwrap();
         assert_eq!(storage.count(table.handle()).unwrap(), 300);
     }
 
     #[test]
-    fn a_caller_too_slow_gets_its_rows_back_with_the_rest_to_come() {
+    fn the_writer_gives_up_on_a_caller_too_slow() {
         let (mut storage, table) = storage_and_table();
         let (mut sink, feed) = row_feed(3 * CHUNK);
         push(&mut sink, 0..CHUNK);
@@ -392,9 +402,9 @@ mod tests {
         assert!(matches!(error, Error::Transaction { .. }), "{error}");
         assert_eq!(storage.count(table.handle()).unwrap(), 0);
         push(&mut sink, CHUNK..3 * CHUNK);
-        let handoff = sink.finish();
-        let rows = handoff.take_given_back().expect("given back").unwrap();
-        let keys: Vec<&str> = rows.iter().map(|(key, _)| &**key).collect();
+        let (handoff, kept) = sink.finish();
+        assert!(!handoff.want(true), "the future writes its copy");
+        let keys: Vec<&str> = kept.iter().map(|(key, _)| &**key).collect();
         assert_eq!(keys.len(), 3 * CHUNK);
         assert_eq!((keys[0], keys[3 * CHUNK - 1]), ("k0", &*format!("k{}", 3 * CHUNK - 1)), "in order");
     }
@@ -404,7 +414,7 @@ mod tests {
         let (mut storage, table) = storage_and_table();
         let (mut sink, feed) = row_feed(3 * CHUNK);
         push(&mut sink, 0..CHUNK);
-        sink.handoff.want(); // polled: only waiting too long makes the writer give the rows back
+        assert!(sink.handoff.want(true)); // polled: only waiting too long makes the writer give up
         let pause = PATIENCE * 3 / 5; // each wait alone is within patience, two are not
         let caller = std::thread::spawn(move || {
             for chunk in 1..3 {
@@ -415,8 +425,9 @@ mod tests {
         });
         let error = run(&mut storage, &table, &mut BatchUpdate::fed(feed), End::Commit).unwrap_err();
         assert!(matches!(error, Error::Transaction { .. }), "{error}");
-        let rows = caller.join().unwrap().take_given_back().expect("given back").unwrap();
-        assert_eq!(rows.len(), 3 * CHUNK, "with the chunk that came late");
+        let (handoff, kept) = caller.join().unwrap();
+        assert!(!handoff.want(true), "given up: the future writes its copy");
+        assert_eq!(kept.len(), 3 * CHUNK, "with the chunks that came late");
     }
 
     #[test]
@@ -424,10 +435,10 @@ mod tests {
         let (mut storage, table) = storage_and_table();
         let small = hook::check(|_key: &str, value: &Value| value.as_u64().is_some_and(|n| n < 299));
         AddHooks::new(vec![small.into()]).run(&mut storage, &table).map(|applied| applied.output).unwrap();
-        let (mut batch, _handoff) = fed(300, true);
+        let (mut batch, _kept) = fed(300, true);
         let error = run(&mut storage, &table, &mut batch, End::Commit).unwrap_err();
         assert!(matches!(&error, Error::Refused { key, .. } if key == "k299"), "{error}");
-        let (mut batch, _handoff) = fed(299, true);
+        let (mut batch, _kept) = fed(299, true);
         run(&mut storage, &table, &mut batch, End::Commit).unwrap();
         assert_eq!(storage.count(table.handle()).unwrap(), 299);
     }

@@ -627,12 +627,11 @@ impl BatchUpdate {
                     }
                     rows.extend(chunk);
                 }
-                Chunk::End if feed.wanted() => break,
-                Chunk::End => return Err(feed.give_back(rows, true)),
-                Chunk::Late => return Err(feed.give_back(rows, false)),
+                Chunk::End => break,
+                Chunk::Late => return Err(feed.give_up_late()),
             }
         }
-        self.rows = rows.into();
+        self.rows = feed.commit_or_give_up(rows)?.into();
         if hooked {
             return self.run_hooked(storage, table);
         }

@@ -19,8 +19,7 @@ use crate::store::AsyncNanaSQLite;
 /// overlap to pay for the chunks' messages and the writer's wait for the first one.
 const FEED_FROM: usize = 1024;
 
-/// The boxed future of a batch that is fed or staged (both rare: large batches dwarf one
-/// allocation, and write-back mode boxes anyway).
+/// The boxed future of a fed batch (a large batch dwarfs one allocation).
 pub(crate) type BatchFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 impl<S: Storage> AsyncNanaSQLite<S> {
@@ -32,9 +31,11 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// Stores `rows` atomically as [`batch_update`](Self::batch_update) does, handing the job
-    /// to the writer first and then encoding the rows into it on the caller's thread. The
-    /// writer commits them only once the returned future has been polled; until then it hands
-    /// them back, and the future writes them as an ordinary batch.
+    /// to the writer first and then encoding the rows into it on the caller's thread. The batch
+    /// takes its place among the store's writes at its first poll, as any write: the writer
+    /// commits the rows only if the future is polled before the last row reached it and no
+    /// other write was queued after the batch; otherwise the writer gives up (writing nothing)
+    /// and the future writes its copy of the rows as an ordinary batch, queued at that poll.
     pub(crate) fn feed_batch<K, V>(&self, rows: impl Iterator<Item = impl KeyValue<K, V>>) -> BatchFuture
     where
         K: AsRef<str>,
@@ -47,24 +48,26 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             Ok(handed) => handed,
             Err(error) => return Box::pin(ready(Err(error))),
         };
+        let handed_over = self.pool.writes_handed_over();
         // On a value that cannot be encoded the writer fails the batch too (the sink tells it),
         // and dropping the answer skips the job if it has not started.
-        let handoff = match sink.encode(rows) {
-            Ok(handoff) => handoff,
+        let (handoff, kept) = match sink.encode(rows) {
+            Ok(encoded) => encoded,
             Err(error) => return Box::pin(ready(Err(error))),
         };
         let this = self.clone();
         Box::pin(
             async move {
-                handoff.want();
                 if let Some(job) = unsent {
+                    // Not queued when it was called (the queue was full): it is queued now, in
+                    // this first poll's place, and the writer, which had no chance to give up,
+                    // commits it.
+                    handoff.want(true);
                     this.pool.send(job).await?;
+                } else if !handoff.want(this.pool.writes_handed_over() == handed_over) {
+                    return this.write_batch(Ok(BatchUpdate::new(kept))).await.map(drop);
                 }
-                let written = answer.await.map_err(|_| Error::Closed)?;
-                match (written, handoff.take_given_back()) {
-                    (Err(_), Some(rows)) => this.write_batch(rows.map(BatchUpdate::new)).await.map(drop),
-                    (written, _) => written.map(drop),
-                }
+                answer.await.map_err(|_| Error::Closed)?.map(drop)
             }
             .instrument(span),
         )

@@ -207,16 +207,17 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// Stores every `(key, value)` atomically: all of them or, on any error, none. Values are
     /// encoded on the caller's thread, when this is called.
     ///
-    /// A large batch (1,024 rows or more, as its iterator's `size_hint` announces; not on
-    /// PostgreSQL, nor in write-back mode) is handed to the writer first and encoded into it
-    /// chunk by chunk, so that SQLite stores the first rows while the rest are encoded. It runs
-    /// in a write transaction of its own, and is still committed only once the future is
-    /// polled: a future not yet polled when the writer has the last row (kept, dropped, or one
-    /// of several joined batches) gets its rows back, nothing written, and writes them as an
-    /// ordinary batch when polled, so it may then be committed after writes made later. The
-    /// writer waits at most [`PATIENCE`](engine::PATIENCE) in all for the caller's chunks,
-    /// holding the write lock; a caller slower than that (an iterator doing its own I/O) gets
-    /// its rows back the same way.
+    /// Like every write, a batch takes its place among this store's writes when its future is
+    /// first polled: a write polled before it is applied before it, one polled after it after
+    /// it. A large batch (1,024 rows or more, as its iterator's `size_hint` announces; not on
+    /// PostgreSQL, nor in write-back mode) is handed to the writer when it is called and encoded
+    /// into it chunk by chunk, so that SQLite stores the first rows while the rest are encoded,
+    /// in a write transaction of its own. The writer commits it if its future is polled before
+    /// the last row reached the writer and no other write was queued after it; otherwise (a
+    /// future kept, dropped or joined with other writes before it is polled, or a caller that
+    /// kept the writer waiting for its chunks longer than [`PATIENCE`](engine::PATIENCE) in all,
+    /// as an iterator doing its own I/O may) the writer gives up, writing nothing, and the
+    /// future writes its own copy of the rows as an ordinary batch at its first poll.
     ///
     /// # Errors
     ///
