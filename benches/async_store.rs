@@ -85,16 +85,6 @@ fn main() {
     {
         println!("W8 nanasqlite async / W1 raw rusqlite = {:.2}×", w8 / w1);
     }
-    for system in ["nanasqlite async", "nanasqlite tokio-pool"] {
-        if let (Some(fed), Some(whole)) =
-            (results.median("W4 batch", system), results.median("W4 batch (not fed)", system))
-        {
-            println!(
-                "W4 {system}: fed batch / batch encoded first = {:.2}× (fed batches stay at 1.1× or more)",
-                fed / whole
-            );
-        }
-    }
 }
 
 /// The argument that makes this benchmark a child measuring one system.
@@ -335,15 +325,6 @@ impl Handle {
             return db.batch_update(rows).await.unwrap();
         }
         self.batch_of_peer(rows).await;
-    }
-
-    /// W4 on our store without fed batches: the same rows through an iterator whose
-    /// `size_hint` announces none, so they are encoded first and handed over whole (the
-    /// switch the fed batch is measured against, in the same build and run).
-    async fn batch_not_fed(&self, rows: &[(String, Value)]) {
-        if let Self::Ours(db) = self {
-            db.batch_update(rows.iter().filter(|_| true)).await.unwrap();
-        }
     }
 
     async fn batch_of_peer(&self, rows: &[(String, Value)]) {
@@ -591,12 +572,6 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
     let rows: Vec<(String, Value)> = keys.iter().cloned().zip(values.iter().cloned()).collect();
     results.add(name, "W4 batch", n, timed_async(db.batch(&rows)).await);
     check_count(name, "W4 batch", db.count().await, n);
-    if let System::Ours | System::OursTokio = system {
-        let unfed = Handle::open(system, &fresh(dir, "async_batch_not_fed.db"), 1).await;
-        results.add(name, "W4 batch (not fed)", n, timed_async(unfed.batch_not_fed(&rows)).await);
-        check_count(name, "W4 batch (not fed)", unfed.count().await, n);
-        unfed.close().await;
-    }
     let fresh_keys: Vec<String> = (n..2 * n).map(key).collect();
     let w8 = timed_async(async {
         for round in fresh_keys.chunks(100).zip(values.chunks(100)) {

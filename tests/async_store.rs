@@ -20,8 +20,8 @@ use common::{Setup, YieldNow, in_file};
 on_every_runtime!(
     crud,
     batches,
-    fed_batches,
-    fed_batches_keep_first_poll_order,
+    large_batches,
+    batches_keep_first_poll_order,
     concurrent_sets,
     same_key_writes,
     big_batch_does_not_block,
@@ -116,9 +116,8 @@ impl Iterator for Boastful {
     }
 }
 
-/// Batches large enough to be handed to the writer while they are encoded: written whole,
-/// failed whole, and never written before their future is polled.
-async fn fed_batches(setup: Setup) {
+/// Large batches: written whole, failed whole, and never written before their future is polled.
+async fn large_batches(setup: Setup) {
     let db = setup.open().await;
     let rows = |prefix: &str, n: usize| (0..n).map(|i| (format!("{prefix}{i}"), json!({"n": i}))).collect::<Vec<_>>();
     let in_file = |prefix: &str| {
@@ -154,32 +153,16 @@ async fn fed_batches(setup: Setup) {
     f.unwrap();
     assert_eq!((in_file("e").await, in_file("f").await), (2000, 2000));
 
-    // Rows slower to come than the writer waits (50 ms in all): given up, then written whole
-    // as an ordinary batch (two write groups: the one that gave up, and the write).
-    // The rows stop at 1500 until the writer's group has ended (it gave up waiting for them).
-    let groups_before = db.stats().write_groups;
-    let slow = (0..2000).map(|i| {
-        if i == 1500 {
-            common::wait_until("the writer giving up on the rows", Duration::from_secs(60), || {
-                db.stats().write_groups > groups_before
-            });
-        }
-        (format!("g{i}"), i)
-    });
-    db.batch_update(slow).await.unwrap();
-    assert_eq!(db.stats().write_groups - groups_before, 2, "given up, then written");
-    assert_eq!(in_file("g").await, 2000);
-    assert_eq!(db.get::<usize>("g1999").await.unwrap(), Some(1999));
     db.clear_cache();
-    assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000 + 2000);
+    assert_eq!(db.alen().await.unwrap(), 3000 + 1 + 3000 + 1 + 4000);
 
-    // An iterator that announces more rows than it has is fed, and written as it is.
+    // An iterator that announces more rows than it has is written as it is.
     db.batch_update(Boastful(0..0)).await.unwrap();
     db.batch_update(Boastful(0..3)).await.unwrap();
     assert_eq!(in_file("h").await, 3);
     assert_eq!(db.get::<usize>("h2").await.unwrap(), Some(2));
 
-    // Hooks see a fed batch's rows one by one: a duplicate in its middle refuses all of it.
+    // Hooks see a batch's rows one by one: a duplicate in its middle refuses all of it.
     db.add_hook(nanasqlite::hook::unique("email")).await.unwrap();
     let users = (0..2000).map(|i| (format!("u{i}"), json!({"email": format!("{}@example.com", i % 1500)})));
     let error = db.batch_update(users).await.unwrap_err();
@@ -188,12 +171,11 @@ async fn fed_batches(setup: Setup) {
     db.close().await.unwrap();
 }
 
-/// A batch takes its place among the store's writes at its first poll, fed (large) or not:
-/// a write polled before it is applied before it, one polled after it after it, whichever side
-/// had the rows when the batch's future was first polled.
-async fn fed_batches_keep_first_poll_order(setup: Setup) {
+/// A batch takes its place among the store's writes at its first poll, small or large: a write
+/// polled before it is applied before it, one polled after it after it.
+async fn batches_keep_first_poll_order(setup: Setup) {
     let db = setup.open().await;
-    for (size, fed) in [(10, "an ordinary batch"), (3000, "a fed batch")] {
+    for (size, fed) in [(10, "a small batch"), (3000, "a large batch")] {
         let batch = |value: &'static str| db.batch_update((0..size).map(move |i| (format!("k{i}"), value)));
         let last = |expected: &'static str, case: &str| {
             let db = db.clone();

@@ -13,8 +13,6 @@ use crate::deadline::{self, Expire};
 /// A job as the lanes see it, whatever its operation and answer.
 pub(crate) trait Job<S>: Send {
     fn kind(&self) -> Kind;
-    /// Whether it may share a write group ([`Operation::groups`]).
-    fn groups(&self) -> bool;
     /// Takes over answering the caller from the deadline thread; `false` if that thread has
     /// answered already (the job waited past its `lock_timeout` in the queue): the lane must
     /// then not run it.
@@ -162,10 +160,6 @@ where
 {
     fn kind(&self) -> Kind {
         self.operation.kind()
-    }
-
-    fn groups(&self) -> bool {
-        self.operation.groups()
     }
 
     fn claim(&mut self) -> bool {

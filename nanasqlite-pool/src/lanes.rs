@@ -89,13 +89,8 @@ impl<S: Storage> Lane<S> {
             mark(true);
             spin = true;
             let group = self.gather(first);
-            // Writes queued behind a held job must wait for it: only an open queue feeds a group;
-            // and a job that runs alone takes in nobody.
-            let room = if self.held.get_mut().is_some() || !group[0].groups() {
-                0
-            } else {
-                MAX_WRITE_GROUP.saturating_sub(group.len())
-            };
+            // Writes queued behind a held job must wait for it: only an open queue feeds a group.
+            let room = if self.held.get_mut().is_some() { 0 } else { MAX_WRITE_GROUP.saturating_sub(group.len()) };
             let settled = {
                 let mut storage = self.slot.lock();
                 match storage.as_mut() {
@@ -138,11 +133,10 @@ impl<S: Storage> Lane<S> {
         }
     }
 
-    /// `first` and the jobs of the same kind queued behind it (none for a job that runs alone).
+    /// `first` and the jobs of the same kind queued behind it.
     fn gather(&mut self, first: Box<dyn Job<S>>) -> Vec<Box<dyn Job<S>>> {
         let kind = first.kind();
         let limit = match kind {
-            _ if !first.groups() => 1,
             Kind::Write => MAX_WRITE_GROUP,
             Kind::Read => MAX_READ_GROUP,
             Kind::Exclusive => 1,
@@ -150,7 +144,7 @@ impl<S: Storage> Lane<S> {
         let mut group = vec![first];
         while group.len() < limit {
             match self.queue.try_recv() {
-                Ok(job) if job.kind() == kind && job.groups() => group.push(job),
+                Ok(job) if job.kind() == kind => group.push(job),
                 Ok(job) => {
                     self.held.set(Some(job));
                     break;
@@ -262,7 +256,7 @@ impl<S: Storage> Feed<'_, S> {
     fn next(&mut self) -> Option<Box<dyn Job<S>>> {
         while self.room > 0 {
             let job = self.lane.queue.try_recv().ok()?;
-            if job.kind() != Kind::Write || !job.groups() {
+            if job.kind() != Kind::Write {
                 self.lane.held.set(Some(job));
                 self.room = 0;
                 return None;
@@ -453,8 +447,6 @@ mod tests {
         log: Arc<Log>,
         /// Jobs this one queues when it runs (as if other callers sent them meanwhile).
         queues: Option<(Queue<SqliteStorage>, Vec<FakeJob>)>,
-        /// Runs in a write group of its own (as a batch still being encoded).
-        alone: bool,
     }
 
     type FakeJob = Box<dyn Job<SqliteStorage>>;
@@ -462,9 +454,6 @@ mod tests {
     impl Job<SqliteStorage> for Fake {
         fn kind(&self) -> Kind {
             self.kind
-        }
-        fn groups(&self) -> bool {
-            !self.alone
         }
         fn claim(&mut self) -> bool {
             true
@@ -561,19 +550,7 @@ mod tests {
                 outcome: None,
                 log: Arc::clone(&self.log),
                 queues: None,
-                alone: false,
             }
-        }
-
-        /// A write of `key` that runs in a group of its own, queuing `jobs` on `queue` when it
-        /// runs.
-        fn alone(&self, key: &str, queue: &Queue<SqliteStorage>, jobs: Vec<FakeJob>) -> FakeJob {
-            Box::new(Fake { alone: true, queues: Some((queue.clone(), jobs)), ..self.fake(key, Act::Put) })
-        }
-
-        /// A write of `key` that runs in a group of its own.
-        fn alone_write(&self, key: &str) -> FakeJob {
-            Box::new(Fake { alone: true, ..self.fake(key, Act::Put) })
         }
 
         /// A write of `key` that queues `jobs` on `queue` when it runs.
@@ -653,30 +630,6 @@ mod tests {
         let answers = bench.answers();
         assert_eq!(answers[2], ("r".into(), Ok(1)), "the read saw a but not d: {answers:?}");
         assert_eq!(bench.keys(), ["a", "d"]);
-    }
-
-    #[test]
-    fn a_job_that_runs_alone_shares_no_group() {
-        let bench = Bench::new();
-        let (queue, receiver) = flume::unbounded();
-        let during = vec![bench.job("c", Act::Put), bench.job("d", Act::Put)];
-        for job in [bench.job("a", Act::Put), bench.alone("b", &queue, during), bench.job("e", Act::Put)] {
-            queue.send(job).unwrap();
-        }
-        drop(queue);
-        let (bench, stats) = writer_drains(bench, receiver);
-        // a; b alone (c and d, queued while it ran, wait behind e); then e, c and d together.
-        assert_eq!((stats.write_groups, stats.writes, stats.largest_write_group), (3, 5, 3));
-        assert!(bench.answers().iter().all(|(_, answer)| answer == &Ok(1)), "{:?}", bench.answers());
-        assert_eq!(bench.keys(), ["a", "b", "c", "d", "e"]);
-    }
-
-    #[test]
-    fn a_job_that_runs_alone_never_joins_a_running_group() {
-        // b comes while a's group runs: it is held, and c, behind it, waits for it.
-        let (bench, stats) = a_then(|bench| vec![bench.alone_write("b"), bench.job("c", Act::Put)]);
-        assert_eq!((stats.write_groups, stats.writes, stats.largest_write_group), (3, 3, 1));
-        assert_eq!(bench.keys(), ["a", "b", "c"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! their lifecycle.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nanasqlite_core::engine::{CheckExternalWrites, Operation, Shared, Table};
@@ -52,9 +52,6 @@ pub(crate) struct Pool<S: Storage> {
     closed: AtomicBool,
     /// A `begin()` transaction holds the writer.
     transaction_open: AtomicBool,
-    /// Writes (and exclusive jobs) handed to the writer so far: a fed batch compares it at
-    /// its first poll with its own count, to learn whether a write was queued after it.
-    writes_handed_over: AtomicU64,
     shared: Arc<Shared<S>>,
     spawner: Arc<dyn Spawn>,
     /// Threads are named `<prefix>-writer` and `<prefix>-reader-<n>`.
@@ -133,7 +130,6 @@ impl<S: Storage> Pool<S> {
             slots: RwLock::new(if sizes.inline_reads && S::RUNS_ON_CALLERS { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
-            writes_handed_over: AtomicU64::new(0),
             shared,
             spawner,
             thread_prefix: sizes.thread_prefix,
@@ -185,20 +181,12 @@ impl<S: Storage> Pool<S> {
         O::Output: Send + 'static,
     {
         let queue = self.queue(operation.kind())?;
-        if operation.kind() != nanasqlite_core::engine::Kind::Read {
-            self.writes_handed_over.fetch_add(1, Ordering::AcqRel);
-        }
         let (job, answer) = Task::prepare(operation, table, self.lock_timeout, span);
         match queue.try_send(job) {
             Ok(()) => Ok((answer, None)),
             Err(flume::TrySendError::Disconnected(_)) => Err(Error::Closed),
             Err(flume::TrySendError::Full(job)) => Ok((answer, Some(job))),
         }
-    }
-
-    /// How many writes (and exclusive jobs) have been handed to the writer so far.
-    pub(crate) fn writes_handed_over(&self) -> u64 {
-        self.writes_handed_over.load(Ordering::Acquire)
     }
 
     /// Sends `job` to its lane, waiting while the queue is full.

@@ -11,13 +11,19 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{
-    BatchDelete, BatchReport, BatchUpdate, CachedValue, Contains, Count, Delete, DeleteExpired, EncodedRows, FlushAll,
-    Flushed, Get, GetMany, LoadAll, Lookup, Operation, Remedy, Set, Shared, Staging, Table, stage,
+    AddHooks, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, DeleteExpired,
+    FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem,
+    Remedy, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows, encode_rows_partial, stage,
 };
+use crate::atomic::{Amount, increment, patch};
 use crate::error::{Error, Result};
+use crate::hook::Registration;
+use crate::identifier::Identifier;
 use crate::storage::Storage;
 use crate::writeback::{DeadLetter, WriteBackStats};
 
@@ -243,12 +249,27 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         }
     }
 
+    /// Every key, sorted by byte order.
+    fn sorted_keys(&self) -> Self::Answer<Vec<String>> {
+        self.run(Ok(Keys))
+    }
+
+    /// How many keys cannot be named.
+    fn unreadable_key_count(&self) -> Self::Answer<u64> {
+        self.run(Ok(UnreadableKeys))
+    }
+
+    /// One element of `key`'s stored value, read by the database.
+    fn value_at_path<T: DeserializeOwned + Send + 'static>(&self, key: &str, path: &str) -> Self::Answer<Option<T>> {
+        self.run(Ok(GetByPath::new(key, path)))
+    }
+
     // ===== writes =====
 
-    /// Stores `value` (encoded on the caller's thread) under `key`: staged in write-back mode,
-    /// committed otherwise.
-    fn put(&self, key: &str, value: Result<Arc<CachedValue>>) -> Self::Answer<()> {
-        match value {
+    /// Stores `value`, encoded now on the caller's thread, under `key`: staged in write-back
+    /// mode, committed otherwise.
+    fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Self::Answer<()> {
+        match encode(key, value) {
             Ok(value) if self.table().writes_back() => self.stage(key, Some(value)),
             value => self.run(value.map(|value| Set::new(key.to_owned(), value))),
         }
@@ -267,10 +288,13 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         })
     }
 
-    /// Stores every row (encoded on the caller's thread) in one transaction, or stages each in
-    /// write-back mode, in order, stopping at the first that fails.
-    fn put_rows(&self, rows: Result<EncodedRows>) -> Self::Answer<()> {
-        match rows {
+    /// Stores every row (encoded now, on the caller's thread) in one transaction, or stages
+    /// each in write-back mode, in order, stopping at the first that fails.
+    fn put_rows<K: AsRef<str>, V: Serialize>(
+        &self,
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Self::Answer<()> {
+        match encode_rows(rows) {
             Ok(rows) if self.table().writes_back() => {
                 let staged = self.each(rows.into_iter(), 0, |front, (key, value)| {
                     Self::then(front.stage(&key, Some(value)), |()| Self::now(Ok(0)))
@@ -290,9 +314,13 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         }
     }
 
-    /// Stores, best effort, every row that could be encoded (`encoded`) in one transaction, and
-    /// reports those that could not (`unencodable`) and those the hooks refused.
-    fn put_partial(&self, encoded: EncodedRows, unencodable: Vec<(String, Error)>) -> Self::Answer<BatchReport> {
+    /// Stores, best effort, every row that can be encoded in one transaction, and reports
+    /// those that cannot and those the hooks refused.
+    fn put_partial<K: AsRef<str>, V: Serialize>(
+        &self,
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Self::Answer<BatchReport> {
+        let (encoded, unencodable) = encode_rows_partial(rows);
         let batch = BatchUpdate::partial(encoded);
         let attempted = batch.len();
         Self::then(self.write_batch(Ok(batch)), move |refused| {
@@ -309,6 +337,51 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         self.each(keys.into_iter(), 0, |front, key| {
             Self::then(front.remove(&key), |existed| Self::now(Ok(usize::from(existed))))
         })
+    }
+
+    /// The stored value of `key` if present; otherwise stores `default` and answers with it.
+    fn set_default<T: Serialize + ?Sized>(&self, key: &str, default: &T) -> Self::Answer<Arc<CachedValue>> {
+        self.run(encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)))
+    }
+
+    /// Adds `amount` to the number under `key` (or its `field`); the stored result.
+    fn increment_by(&self, key: &str, amount: Amount, field: Option<&str>) -> Self::Answer<Arc<CachedValue>> {
+        self.run(increment(key.to_owned(), amount, field))
+    }
+
+    /// Merges `changes` into the object under `key`; the stored result.
+    fn patch_with<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        changes: &T,
+        create: bool,
+    ) -> Self::Answer<Arc<CachedValue>> {
+        self.run(patch(key.to_owned(), changes, create))
+    }
+
+    /// Removes `key` and answers with its value, decoded before the delete.
+    fn pop_value<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Self::Answer<Option<T>> {
+        self.run(Ok(Pop::new(key.to_owned())))
+    }
+
+    /// Removes the first key and answers with it and its value.
+    fn pop_first<T: DeserializeOwned + Send + 'static>(&self) -> Self::Answer<Option<(String, T)>> {
+        self.run(Ok(PopItem::new()))
+    }
+
+    /// Deletes every row of this table.
+    fn clear_table(&self) -> Self::Answer<()> {
+        self.run(Ok(Clear))
+    }
+
+    /// Registers `hooks` on this table, in order.
+    fn register_hooks(&self, hooks: Vec<Registration>) -> Self::Answer<()> {
+        self.run(Ok(AddHooks::new(hooks)))
+    }
+
+    /// Creates (or checks) the key/value table `name`; its handle.
+    fn open_table(&self, name: Identifier) -> Self::Answer<S::Table> {
+        self.run(Ok(OpenTable::new(name)))
     }
 
     /// Runs `step` for each item in order, adding up what they answer, and stops at the first

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::feed::{Chunk, RowFeed};
 use super::hooks::{self, Events};
 use super::{Applied, Kind, Operation, ReadStart, Table};
 use crate::cache::{CachedValue, Change, Epoch, Loaded};
@@ -538,29 +537,17 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Delete<K> {
 pub struct BatchUpdate {
     rows: Arc<[(Box<str>, Arc<CachedValue>)]>,
     partial: bool,
-    /// Rows still arriving from the caller (a fed batch); taken by the first run, which leaves
-    /// every row in `rows` (the batch runs in a write group of its own, so it is never run
-    /// again; the rows are kept for the cache).
-    feed: Option<RowFeed>,
 }
 
 impl BatchUpdate {
     /// Stores `rows`, all or none.
     pub fn new(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
-        Self { rows: rows.into(), partial: false, feed: None }
-    }
-
-    /// Stores the rows `feed` brings while the caller encodes them ([`row_feed`]), all or none;
-    /// only if the caller's future has been polled by the time the last row arrived.
-    ///
-    /// [`row_feed`]: super::row_feed
-    pub fn fed(feed: RowFeed) -> Self {
-        Self { rows: Arc::new([]), partial: false, feed: Some(feed) }
+        Self { rows: rows.into(), partial: false }
     }
 
     /// Stores the `rows` the table's hooks admit, and answers with the others.
     pub fn partial(rows: Vec<(Box<str>, Arc<CachedValue>)>) -> Self {
-        Self { rows: rows.into(), partial: true, feed: None }
+        Self { rows: rows.into(), partial: true }
     }
 
     /// How many rows the batch holds.
@@ -580,14 +567,7 @@ impl<S: Storage> Operation<S> for BatchUpdate {
     type Output = Vec<(String, crate::Error)>;
     describe!("batch_update", Write);
 
-    fn groups(&self) -> bool {
-        self.feed.is_none()
-    }
-
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Self::Output>> {
-        if let Some(feed) = self.feed.take() {
-            return self.run_fed(storage, table, feed);
-        }
         if !table.hooks().is_empty() {
             return self.run_hooked(storage, table);
         }
@@ -607,37 +587,6 @@ fn store<S: Storage>(storage: &S, table: &Table<S>, rows: &[(Box<str>, Arc<Cache
 }
 
 impl BatchUpdate {
-    /// Stores each chunk of `feed` as it arrives (hooks, which see rows one by one against the
-    /// earlier ones, run once all are in), keeping every row; gives them back instead when the
-    /// caller's future was not polled by the last one, or the caller kept the writer waiting
-    /// too long.
-    fn run_fed<S: Storage>(
-        &mut self,
-        storage: &S,
-        table: &Table<S>,
-        mut feed: RowFeed,
-    ) -> Result<Applied<Vec<(String, crate::Error)>>> {
-        let hooked = !table.hooks().is_empty();
-        let mut rows = feed.reserve();
-        loop {
-            match feed.next()? {
-                Chunk::Rows(chunk) => {
-                    if !hooked {
-                        store(storage, table, &chunk)?;
-                    }
-                    rows.extend(chunk);
-                }
-                Chunk::End => break,
-                Chunk::Late => return Err(feed.give_up_late()),
-            }
-        }
-        self.rows = feed.commit_or_give_up(rows)?.into();
-        if hooked {
-            return self.run_hooked(storage, table);
-        }
-        Ok(Applied::with(Vec::new(), Change::PutMany(Arc::clone(&self.rows))))
-    }
-
     /// The batch row by row, each admitted by the hooks and written before the next is
     /// checked (so a unique field is checked against the batch's earlier rows too).
     fn run_hooked<S: Storage>(&self, storage: &S, table: &Table<S>) -> Result<Applied<Vec<(String, crate::Error)>>> {

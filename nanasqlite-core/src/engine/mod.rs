@@ -20,7 +20,6 @@
 //! stability promise: any item here may change or go in any release. Applications use the
 //! stores.
 
-mod feed;
 mod file;
 mod front;
 mod front_sql;
@@ -38,7 +37,6 @@ pub use crate::atomic::{Rewrite, increment, patch};
 pub use crate::cache::{CacheChange, CachedValue, Lookup};
 pub use crate::store::builder::Options;
 pub use crate::store::typed::{validate, validated_batch};
-pub use feed::{Handoff, PATIENCE, RowFeed, RowSink, row_feed};
 use file::purge_expired;
 pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Restore, Size};
 pub use front::{Front, Rows};
@@ -119,14 +117,6 @@ pub trait Operation<S: Storage> {
     /// a key every point read calls absent.
     fn lists(&self) -> bool {
         false
-    }
-
-    /// Whether the writer may run it in one transaction with other writes (group commit);
-    /// `false` for one that waits on its caller inside its transaction (a batch still being
-    /// encoded), so that no other write waits with it, or runs again when it hands its rows
-    /// back.
-    fn groups(&self) -> bool {
-        true
     }
 
     /// Does the work on `storage` for `table`, inside the transaction or snapshot the runner

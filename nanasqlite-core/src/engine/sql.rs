@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -94,8 +95,18 @@ impl<'a, S: Storage> Transaction<'a, S> {
     ///
     /// [`Error::Encode`]; a hook's refusal; the backend's error.
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        let value = CachedValue::new(codec::encode(key, value)?);
-        let value = write(self.storage, self.table, key, &value, &mut self.events.borrow_mut())?;
+        self.set_encoded(key, &CachedValue::new(codec::encode(key, value)?))
+    }
+
+    /// As [`set`](Self::set), with the value encoded already (by the async store, on its
+    /// caller's thread). Internal to the workspace.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set), without the encode error.
+    #[doc(hidden)]
+    pub fn set_encoded(&self, key: &str, value: &Arc<CachedValue>) -> Result<()> {
+        let value = write(self.storage, self.table, key, value, &mut self.events.borrow_mut())?;
         self.writes.borrow_mut().push((key.into(), Some(value)));
         Ok(())
     }

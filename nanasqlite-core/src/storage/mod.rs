@@ -116,12 +116,6 @@ pub trait Storage: Send + 'static {
     /// `false` for a backend whose client runs an async runtime of its own inside its calls.
     const RUNS_ON_CALLERS: bool = true;
 
-    /// Whether [`put_many`](Self::put_many) costs about as much a row in many small calls as in
-    /// one large call (SQLite inserts row by row), so that the async store may store a large
-    /// batch in chunks while the caller still encodes the rest; `false` for a server, where
-    /// each call is a round trip.
-    const STORES_IN_CHUNKS: bool = true;
-
     /// A short name of the backend (`"sqlite"`), for error messages.
     fn backend(&self) -> &'static str;
 

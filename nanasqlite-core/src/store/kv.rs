@@ -3,9 +3,7 @@
 
 use super::{Iter, NanaSQLite};
 use crate::atomic::Amount;
-use crate::engine::{
-    self, BatchReport, Clear, Front, GetByPath, KeyValue, Keys, Pop, PopItem, SetDefault, UnreadableKeys,
-};
+use crate::engine::{BatchReport, Front, GetByPath, KeyValue, Pop, PopItem};
 use crate::error::Result;
 use crate::storage::Storage;
 use crate::store::scan::{Paging, Scan};
@@ -120,7 +118,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn keys(&self) -> Result<Vec<String>> {
-        self.run(Ok(Keys))
+        self.sorted_keys()
     }
 
     /// How many keys of the table cannot be named (stored by another tool as numbers, blobs or
@@ -131,7 +129,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn unreadable_keys(&self) -> Result<u64> {
-        self.run(Ok(UnreadableKeys))
+        self.unreadable_key_count()
     }
 
     /// Every value, in key order. Loads the whole table into the cache, as upstream does.
@@ -210,7 +208,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// written); [`Error::Closed`](crate::Error::Closed); [`Error::LockTimeout`](crate::Error::LockTimeout);
     /// SQLite's error (the cache is then unchanged).
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.put(key, engine::encode(key, value))
+        self.put(key, value)
     }
 
     /// Stores, best effort, every `(key, value)` whose value can be encoded and that the
@@ -241,8 +239,7 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        let (encoded, unencodable) = engine::encode_rows_partial(rows);
-        self.put_partial(encoded, unencodable)
+        self.put_partial(rows)
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -275,7 +272,7 @@ impl<S: Storage> NanaSQLite<S> {
         K: AsRef<str>,
         V: Serialize,
     {
-        self.put_rows(engine::encode_rows(rows))
+        self.put_rows(rows)
     }
 
     /// The same as [`batch_update`](Self::batch_update) (Python's `update`; note that there it
@@ -418,7 +415,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`get`](Self::get) and [`set`](Self::set).
     pub fn setdefault<T: Serialize + DeserializeOwned>(&self, key: &str, default: &T) -> Result<T> {
-        let value = self.run(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)))?;
+        let value = self.set_default(key, default)?;
         self.table.decode(key, &value)
     }
 
@@ -428,7 +425,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete).
     pub fn clear(&self) -> Result<()> {
-        self.run(Ok(Clear))
+        self.clear_table()
     }
 }
 
@@ -473,7 +470,7 @@ impl<S: Storage> NanaSQLite<S> {
         amount: impl Into<Amount>,
         field: Option<&str>,
     ) -> Result<T> {
-        let stored = self.run(engine::increment(key.to_owned(), amount.into(), field))?;
+        let stored = self.increment_by(key, amount.into(), field)?;
         self.table.decode_result(key, &stored)
     }
 
@@ -487,7 +484,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Validation`](crate::Error::Validation) when either side is not an object;
     /// [`Error::Encode`](crate::Error::Encode); SQLite's error. Nothing is written then.
     pub fn patch<T: Serialize + ?Sized>(&self, key: &str, changes: &T, create: bool) -> Result<Value> {
-        let stored = self.run(engine::patch(key.to_owned(), changes, create))?;
+        let stored = self.patch_with(key, changes, create)?;
         self.table.decode_result(key, &stored)
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::database::{Database, Waits};
-use crate::engine::{AddHooks, Front, OpenHandles, OpenTable, Operation, Shared, Table, TableSettings};
+use crate::engine::{Front, OpenHandles, Operation, Shared, Table, TableSettings};
 use crate::error::Result;
 use crate::hook::Registration;
 use crate::identifier::Identifier;
@@ -127,7 +127,7 @@ impl<S: Storage> NanaSQLite<S> {
         let store = Self { table, database, handles };
         store.start_flusher()?;
         if !start.hooks.is_empty() {
-            store.run(Ok(AddHooks::new(start.hooks)))?;
+            store.register_hooks(start.hooks)?;
         }
         if start.bulk_load {
             store.load_all()?;
@@ -190,7 +190,7 @@ impl<S: Storage> NanaSQLite<S> {
     pub fn table(&self, name: &str) -> Result<Self> {
         self.database.ensure_open()?;
         let name = Identifier::new(name)?;
-        let handle = self.run(Ok(OpenTable::new(name.clone())))?;
+        let handle = self.open_table(name.clone())?;
         let table = Arc::new(self.database.shared().table(name, handle, self.table.settings().clone()));
         self.database.shared().register(&table);
         Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
@@ -221,7 +221,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// registered); [`Error::Closed`](crate::Error::Closed); SQLite's error creating an index or
     /// a referenced table.
     pub fn add_hook(&self, hook: impl Into<Registration>) -> Result<()> {
-        self.run(Ok(AddHooks::new(vec![hook.into()])))
+        self.register_hooks(vec![hook.into()])
     }
 
     /// The file this store was opened on.

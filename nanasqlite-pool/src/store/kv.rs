@@ -3,9 +3,7 @@
 
 use super::AsyncNanaSQLite;
 use crate::budget::Answer;
-use nanasqlite_core::engine::{
-    self, BatchReport, Clear, Front, GetByPath, KeyValue, Keys, Pop, PopItem, SetDefault, UnreadableKeys,
-};
+use nanasqlite_core::engine::{BatchReport, Front, KeyValue};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Amount, Result};
 use serde::Serialize;
@@ -107,7 +105,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
-        self.run(Ok(Keys))
+        self.sorted_keys()
     }
 
     /// How many keys cannot be named (stored by another tool as numbers, blobs or invalid
@@ -117,7 +115,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`len`](Self::len).
     pub fn unreadable_keys(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
-        self.run(Ok(UnreadableKeys))
+        self.unreadable_key_count()
     }
 
     /// Every `(key, value)`, sorted by key; loads the whole table into the cache.
@@ -192,7 +190,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         key: &str,
         value: &T,
     ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
-        self.put(key, engine::encode(key, value))
+        self.put(key, value)
     }
 
     /// Deletes `key`; `false` if it was absent.
@@ -209,15 +207,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// Like every write, a batch takes its place among this store's writes when its future is
     /// first polled: a write polled before it is applied before it, one polled after it after
-    /// it. A large batch (1,024 rows or more, as its iterator's `size_hint` announces; not on
-    /// PostgreSQL, nor in write-back mode) is handed to the writer when it is called and encoded
-    /// into it chunk by chunk, so that SQLite stores the first rows while the rest are encoded,
-    /// in a write transaction of its own. The writer commits it if its future is polled before
-    /// the last row reached the writer and no other write was queued after it; otherwise (a
-    /// future kept, dropped or joined with other writes before it is polled, or a caller that
-    /// kept the writer waiting for its chunks longer than [`PATIENCE`](engine::PATIENCE) in all,
-    /// as an iterator doing its own I/O may) the writer gives up, writing nothing, and the
-    /// future writes its own copy of the rows as an ordinary batch at its first poll.
+    /// it.
     ///
     /// # Errors
     ///
@@ -230,11 +220,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        let rows = rows.into_iter();
-        if self.feeds(rows.size_hint().0) {
-            return Answer::Later(self.feed_batch(rows));
-        }
-        self.put_rows(engine::encode_rows(rows))
+        self.put_rows(rows)
     }
 
     /// Stores, best effort, every row whose value can be encoded (in one transaction) and
@@ -254,8 +240,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         I: IntoIterator,
         I::Item: KeyValue<K, V>,
     {
-        let (encoded, unencodable) = engine::encode_rows_partial(rows);
-        self.put_partial(encoded, unencodable)
+        self.put_partial(rows)
     }
 
     /// The same as [`batch_update`](Self::batch_update).
@@ -297,7 +282,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(Ok(Pop::new(key.to_owned())))
+        self.pop_value(key)
     }
 
     /// The rows `scan` selects, decoded as `T`, as
@@ -362,7 +347,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(Ok(GetByPath::new(key, path)))
+        self.value_at_path(key, path)
     }
 
     /// Removes the first key (in key order) and returns it with its value, as
@@ -375,7 +360,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(Ok(PopItem::new()))
+        self.pop_first()
     }
 
     /// The value of `key` if present; otherwise stores `default` and returns it.
@@ -387,9 +372,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let stored = self.run(engine::encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)));
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        Self::then(stored, move |stored| Answer::now(table.decode(&key, &stored)))
+        Self::then(self.set_default(&key, default), move |stored| Answer::now(table.decode(&key, &stored)))
     }
 
     /// Deletes every row of this table.
@@ -398,7 +382,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As [`delete`](Self::delete).
     pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        self.run(Ok(Clear))
+        self.clear_table()
     }
 }
 
@@ -423,7 +407,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let stored = self.run(engine::increment(key.to_owned(), amount.into(), field));
+        let stored = self.increment_by(key, amount.into(), field);
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
         Box::pin(Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored))))
     }
@@ -440,7 +424,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         changes: &T,
         create: bool,
     ) -> impl Future<Output = Result<Value>> + Send + use<T, S> {
-        let stored = self.run(engine::patch(key.to_owned(), changes, create));
+        let stored = self.patch_with(key, changes, create);
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
         Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored)))
     }

@@ -2,7 +2,6 @@
 //! encodes its input on the caller's thread, answers from the cache when it can, and otherwise
 //! hands one engine operation to the pool.
 
-pub(crate) mod batch;
 pub(crate) mod builder;
 mod kv;
 #[cfg(feature = "postgres")]
@@ -18,7 +17,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{AddHooks, CachedValue, Front, OpenHandles, OpenTable, Operation, Shared, Table};
+use nanasqlite_core::engine::{CachedValue, Front, OpenHandles, Operation, Shared, Table};
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
@@ -151,7 +150,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         let this = self.clone();
         async move {
             let name = name?;
-            let handle = this.run(Ok(OpenTable::new(name.clone()))).await?;
+            let handle = this.open_table(name.clone()).await?;
             let table = this.pool.shared().table(name, handle, this.table.settings().clone());
             Ok(Self::new(this.pool, table, this.path, this.handles))
         }
@@ -172,7 +171,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 
     /// Registers `hooks` in order, in one step on the writer.
     pub(crate) fn add_hooks(&self, hooks: Vec<Registration>) -> impl Future<Output = Result<()>> + Send + use<S> {
-        self.run(Ok(AddHooks::new(hooks)))
+        self.register_hooks(hooks)
     }
 
     /// The file this store was opened on.

@@ -193,9 +193,8 @@ impl<S: Storage> AsyncTransaction<S> {
         key: &str,
         value: &T,
     ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
-        let key = key.to_owned();
-        let value = serde_json::to_value(value).map_err(|source| Error::Encode { key: key.clone(), source });
-        let run = value.map(|value| self.run(move |tx| tx.set(&key, &value)));
+        let (key, value) = (key.to_owned(), engine::encode(key, value));
+        let run = value.map(|value| self.run(move |tx| tx.set_encoded(&key, &value)));
         async move { run?.await }
     }
 

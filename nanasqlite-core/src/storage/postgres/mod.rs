@@ -491,7 +491,6 @@ impl Storage for PostgresStorage {
     type Table = PostgresTable;
 
     const RUNS_ON_CALLERS: bool = false;
-    const STORES_IN_CHUNKS: bool = false;
 
     fn backend(&self) -> &'static str {
         "postgres"
