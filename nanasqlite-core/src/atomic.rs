@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// A change of one stored value's JSON text (`None`: absent) into the new JSON text, for
 /// [`Transform`].
-pub trait Rewrite: Fn(&str, Option<&str>) -> Result<String> + Send + 'static {}
+pub(crate) trait Rewrite: Fn(&str, Option<&str>) -> Result<String> + Send + 'static {}
 
 impl<F: Fn(&str, Option<&str>) -> Result<String> + Send + 'static> Rewrite for F {}
 
@@ -27,7 +27,7 @@ impl<F: Fn(&str, Option<&str>) -> Result<String> + Send + 'static> Rewrite for F
 /// # Errors
 ///
 /// [`Error::Validation`] for a non-finite amount.
-pub fn increment<K: AsRef<str>>(
+pub(crate) fn increment<K: AsRef<str>>(
     key: K,
     amount: Amount,
     field: Option<&str>,
@@ -46,7 +46,7 @@ pub fn increment<K: AsRef<str>>(
 /// # Errors
 ///
 /// [`Error::Encode`] when `changes` cannot be JSON; [`Error::Validation`] when it is not an object.
-pub fn patch<K: AsRef<str>, T: Serialize + ?Sized>(
+pub(crate) fn patch<K: AsRef<str>, T: Serialize + ?Sized>(
     key: K,
     changes: &T,
     create: bool,

@@ -52,7 +52,7 @@ impl Purge {
 /// purge that begins every write transaction does the work. Runs before an operation that
 /// [lists](Operation::lists) rows when some are due ([`Shared::expired_pending`]).
 #[derive(Debug, Default)]
-pub struct DeleteExpired;
+pub(crate) struct DeleteExpired;
 
 impl<S: Storage> Operation<S> for DeleteExpired {
     type Output = ();
@@ -72,14 +72,14 @@ impl<S: Storage> Operation<S> for DeleteExpired {
 
 /// Creates (or checks) a key/value table; returns the backend's handle on it.
 #[derive(Debug)]
-pub struct OpenTable {
+pub(crate) struct OpenTable {
     name: Identifier,
 }
 
 impl OpenTable {
     /// Opens table `name`.
     #[must_use]
-    pub fn new(name: Identifier) -> Self {
+    pub(crate) fn new(name: Identifier) -> Self {
         Self { name }
     }
 }
@@ -102,14 +102,14 @@ impl<S: Storage> Operation<S> for OpenTable {
 
 /// Copies the database into a new file (online: a read).
 #[derive(Debug)]
-pub struct Backup {
+pub(crate) struct Backup {
     dest: PathBuf,
 }
 
 impl Backup {
     /// A backup into `dest`.
     #[must_use]
-    pub fn new(dest: PathBuf) -> Self {
+    pub(crate) fn new(dest: PathBuf) -> Self {
         Self { dest }
     }
 }
@@ -133,14 +133,14 @@ impl<S: Storage> Operation<S> for Backup {
 /// Replaces the database's content with a file's, in place; recreates the open tables the file
 /// lacks and empties every cache.
 #[derive(Debug)]
-pub struct Restore<S: Storage> {
+pub(crate) struct Restore<S: Storage> {
     source: PathBuf,
     shared: Arc<Shared<S>>,
 }
 
 impl<S: Storage> Restore<S> {
     /// A restore from `source` of the database `shared` describes.
-    pub fn new(source: PathBuf, shared: Arc<Shared<S>>) -> Self {
+    pub(crate) fn new(source: PathBuf, shared: Arc<Shared<S>>) -> Self {
         Self { source, shared }
     }
 }
@@ -201,7 +201,7 @@ impl<S: Storage> Operation<S> for CheckExternalWrites<S> {
 
 /// The size of the database in bytes (0 in memory).
 #[derive(Debug, Default)]
-pub struct Size;
+pub(crate) struct Size;
 
 impl<S: Storage> Operation<S> for Size {
     type Output = u64;
@@ -233,13 +233,13 @@ impl<S: Storage> Operation<S> for Size {
 /// nothing ([`Table::read_start`]): one of them may have read one side of the commit with the
 /// other side's key.
 #[derive(Debug)]
-pub struct Rekey {
+pub(crate) struct Rekey {
     to: Option<Encryption>,
 }
 
 impl Rekey {
     /// A rekey to `to` (`None`: store values as plain JSON text again).
-    pub fn new(to: Option<Encryption>) -> Self {
+    pub(crate) fn new(to: Option<Encryption>) -> Self {
         Self { to }
     }
 }

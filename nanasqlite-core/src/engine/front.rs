@@ -25,10 +25,11 @@ use crate::error::{Error, Result};
 use crate::hook::Registration;
 use crate::identifier::Identifier;
 use crate::storage::Storage;
+use crate::store::typed::{Validator, validate, validated_batch};
 use crate::writeback::{DeadLetter, WriteBackStats};
 
 /// Rows read for a caller, each key with its value as the cache holds it.
-pub type Rows = Vec<(String, Arc<CachedValue>)>;
+pub(super) type Rows = Vec<(String, Arc<CachedValue>)>;
 
 /// The front end of a store on backend `S`: the required items say how this store runs and
 /// waits; the provided ones are every call's logic, the same for both stores.
@@ -337,6 +338,24 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         self.each(keys.into_iter(), 0, |front, key| {
             Self::then(front.remove(&key), |existed| Self::now(Ok(usize::from(existed))))
         })
+    }
+
+    /// Stores `value` under `key` if the typed table's `validator` accepts it.
+    fn put_valid<T: Serialize>(&self, validator: Option<&Validator<T>>, key: &str, value: &T) -> Self::Answer<()> {
+        match validate(validator, self.table().name().as_str(), key, value) {
+            Ok(()) => self.put(key, value),
+            Err(error) => Self::now(Err(error)),
+        }
+    }
+
+    /// Stores every row in one transaction if the typed table's `validator` accepts each.
+    fn put_valid_rows<K: AsRef<str>, T: Serialize>(
+        &self,
+        validator: Option<&Validator<T>>,
+        rows: &[(K, T)],
+    ) -> Self::Answer<()> {
+        let batch = validated_batch(validator, self.table().name().as_str(), rows);
+        Self::then(self.write_batch(batch), |_| Self::now(Ok(())))
     }
 
     /// The stored value of `key` if present; otherwise stores `default` and answers with it.

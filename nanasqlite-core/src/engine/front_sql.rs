@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Front, Kind, Rekey, Restore, Size, Sql};
+use super::{Backup, Front, Kind, Rekey, Restore, RunTransaction, Size, Sql, Transaction};
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
@@ -225,6 +225,20 @@ pub trait SqlFront<S: Storage>: Front<S> {
     /// The database's size in bytes.
     fn get_db_size(&self) -> Self::Answer<u64> {
         self.run(Ok(Size))
+    }
+
+    /// Copies the database to `dest`.
+    fn backup(&self, dest: &Path) -> Self::Answer<()> {
+        self.run(Ok(Backup::new(dest.to_path_buf())))
+    }
+
+    /// Runs `work` in one transaction of its own on the writer: all of it or, on an error or a
+    /// panic, none.
+    fn transaction<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
+    ) -> Self::Answer<R> {
+        self.run(Ok(RunTransaction::new(work)))
     }
 
     /// Replaces the whole database with the one in `source`, outside any transaction.

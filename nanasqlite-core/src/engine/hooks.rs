@@ -178,14 +178,14 @@ fn field_of(registration: &Registration) -> Result<Option<Field>> {
 /// storage (an index per unique field, each referenced table), then adds them. Runs alone on
 /// the writer, outside any transaction, once.
 #[derive(Debug)]
-pub struct AddHooks {
+pub(crate) struct AddHooks {
     registrations: Vec<Registration>,
 }
 
 impl AddHooks {
     /// Registers `registrations`, in order.
     #[must_use]
-    pub fn new(registrations: Vec<Registration>) -> Self {
+    pub(crate) fn new(registrations: Vec<Registration>) -> Self {
         Self { registrations }
     }
 }

@@ -50,7 +50,7 @@ impl<K, V> KeyValue<K, V> for &(K, V) {
 /// # Errors
 ///
 /// [`Error::Encode`](crate::Error::Encode) naming the first key whose value fails.
-pub fn encode_rows<K: AsRef<str>, V: Serialize>(
+pub(crate) fn encode_rows<K: AsRef<str>, V: Serialize>(
     rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
 ) -> Result<Vec<(Box<str>, Arc<CachedValue>)>> {
     rows.into_iter().map(encode_row).collect()
@@ -103,11 +103,11 @@ impl BatchReport {
 }
 
 /// Rows encoded for a batch: each key with its value as the cache holds it.
-pub type EncodedRows = Vec<(Box<str>, Arc<CachedValue>)>;
+pub(crate) type EncodedRows = Vec<(Box<str>, Arc<CachedValue>)>;
 
 /// As [`encode_rows`], best effort: the rows that encode, and each key that does not with its
 /// error.
-pub fn encode_rows_partial<K: AsRef<str>, V: Serialize>(
+pub(crate) fn encode_rows_partial<K: AsRef<str>, V: Serialize>(
     rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
 ) -> (EncodedRows, Vec<(String, crate::Error)>) {
     let (mut encoded, mut failed) = (Vec::new(), Vec::new());
@@ -137,14 +137,14 @@ macro_rules! describe {
 
 /// Reads one key (a cache miss) and caches what it found.
 #[derive(Debug)]
-pub struct Get<K> {
+pub(crate) struct Get<K> {
     key: K,
     since: ReadStart,
 }
 
 impl<K: AsRef<str>> Get<K> {
     /// A read of `key` for `table`, taking its start now (before the read is queued).
-    pub fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
+    pub(crate) fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
         Self { since: table.read_start(), key }
     }
 }
@@ -172,7 +172,7 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Get<K> {
 /// storage, not the cache; the path is normalised as Python NanaSQLite does (`a.b` and `.a.b`
 /// become `$.a.b`). An absent key, an absent path and a JSON `null` all read as `None`.
 #[derive(Debug)]
-pub struct GetByPath<T> {
+pub(crate) struct GetByPath<T> {
     key: String,
     path: String,
     decoded: PhantomData<fn() -> T>,
@@ -180,7 +180,7 @@ pub struct GetByPath<T> {
 
 impl<T> GetByPath<T> {
     /// The element at `path` of `key`'s value.
-    pub fn new(key: &str, path: &str) -> Self {
+    pub(crate) fn new(key: &str, path: &str) -> Self {
         let path = if path.starts_with('$') { path.to_owned() } else { format!("$.{}", path.trim_start_matches('.')) };
         Self { key: key.to_owned(), path, decoded: PhantomData }
     }
@@ -220,7 +220,7 @@ pub struct ScanPage {
     limit: usize,
 }
 
-/// The rows of a [`ScanPage`], and the cursor of the next page when there may be one.
+/// The rows of a `ScanPage`, and the cursor of the next page when there may be one.
 #[derive(Debug)]
 pub struct Page {
     /// The rows, in the scan's order (keys that are not valid UTF-8 are left out).
@@ -280,14 +280,14 @@ impl<S: Storage> Operation<S> for ScanPage {
 
 /// Reads several keys in one snapshot and caches what it found (the rest as absent).
 #[derive(Debug)]
-pub struct GetMany {
+pub(crate) struct GetMany {
     keys: Vec<Box<str>>,
     since: ReadStart,
 }
 
 impl GetMany {
     /// A read of `keys` for `table`.
-    pub fn new<S: Storage>(table: &Table<S>, keys: Vec<Box<str>>) -> Self {
+    pub(crate) fn new<S: Storage>(table: &Table<S>, keys: Vec<Box<str>>) -> Self {
         Self { since: table.read_start(), keys }
     }
 }
@@ -311,14 +311,14 @@ impl<S: Storage> Operation<S> for GetMany {
 
 /// Whether a key exists (a cache miss); an absent key is cached as absent.
 #[derive(Debug)]
-pub struct Contains<K> {
+pub(crate) struct Contains<K> {
     key: K,
     since: Epoch,
 }
 
 impl<K: AsRef<str>> Contains<K> {
     /// Whether `key` exists in `table`.
-    pub fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
+    pub(crate) fn new<S: Storage>(table: &Table<S>, key: K) -> Self {
         Self { since: table.cache().epoch(), key }
     }
 }
@@ -346,7 +346,7 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Contains<K> {
 
 /// The number of rows.
 #[derive(Debug, Default)]
-pub struct Count;
+pub(crate) struct Count;
 
 impl<S: Storage> Operation<S> for Count {
     type Output = u64;
@@ -363,7 +363,7 @@ impl<S: Storage> Operation<S> for Count {
 
 /// Every key, sorted.
 #[derive(Debug, Default)]
-pub struct Keys;
+pub(crate) struct Keys;
 
 impl<S: Storage> Operation<S> for Keys {
     type Output = Vec<String>;
@@ -380,7 +380,7 @@ impl<S: Storage> Operation<S> for Keys {
 
 /// How many keys cannot be named (not text, or not UTF-8), left out of listings.
 #[derive(Debug, Default)]
-pub struct UnreadableKeys;
+pub(crate) struct UnreadableKeys;
 
 impl<S: Storage> Operation<S> for UnreadableKeys {
     type Output = u64;
@@ -401,13 +401,13 @@ fn load<S: Storage>(storage: &S, table: &Table<S>) -> Result<Loaded> {
 
 /// Every row, sorted by key; fills the cache with the whole table.
 #[derive(Debug)]
-pub struct AllRows {
+pub(crate) struct AllRows {
     since: ReadStart,
 }
 
 impl AllRows {
     /// Every row of `table`.
-    pub fn new<S: Storage>(table: &Table<S>) -> Self {
+    pub(crate) fn new<S: Storage>(table: &Table<S>) -> Self {
         Self { since: table.read_start() }
     }
 }
@@ -429,13 +429,13 @@ impl<S: Storage> Operation<S> for AllRows {
 
 /// Loads every row into the cache.
 #[derive(Debug)]
-pub struct LoadAll {
+pub(crate) struct LoadAll {
     since: ReadStart,
 }
 
 impl LoadAll {
     /// Loads `table`.
-    pub fn new<S: Storage>(table: &Table<S>) -> Self {
+    pub(crate) fn new<S: Storage>(table: &Table<S>) -> Self {
         Self { since: table.read_start() }
     }
 }
@@ -456,14 +456,14 @@ impl<S: Storage> Operation<S> for LoadAll {
 
 /// Stores one value (already encoded).
 #[derive(Debug)]
-pub struct Set<K> {
+pub(crate) struct Set<K> {
     key: K,
     value: Arc<CachedValue>,
 }
 
 impl<K: AsRef<str>> Set<K> {
     /// Stores `value` (from [`CachedValue::new`] of its JSON text) under `key`.
-    pub fn new(key: K, value: Arc<CachedValue>) -> Self {
+    pub(crate) fn new(key: K, value: Arc<CachedValue>) -> Self {
         Self { key, value }
     }
 }
@@ -507,13 +507,13 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Set<K> {
 
 /// Deletes one key; whether it existed.
 #[derive(Debug)]
-pub struct Delete<K> {
+pub(crate) struct Delete<K> {
     key: K,
 }
 
 impl<K: AsRef<str>> Delete<K> {
     /// Deletes `key`.
-    pub fn new(key: K) -> Self {
+    pub(crate) fn new(key: K) -> Self {
         Self { key }
     }
 }
@@ -625,13 +625,13 @@ fn about_the_row(error: &crate::Error) -> bool {
 
 /// Deletes many keys; how many existed.
 #[derive(Debug)]
-pub struct BatchDelete {
+pub(crate) struct BatchDelete {
     keys: Arc<[Box<str>]>,
 }
 
 impl BatchDelete {
     /// Deletes `keys`.
-    pub fn new(keys: Vec<Box<str>>) -> Self {
+    pub(crate) fn new(keys: Vec<Box<str>>) -> Self {
         Self { keys: keys.into() }
     }
 }
@@ -659,14 +659,14 @@ impl<S: Storage> Operation<S> for BatchDelete {
 /// Removes a key and returns its value decoded as `T`; a value that does not fit `T` is left
 /// in place (the error comes before the delete).
 #[derive(Debug)]
-pub struct Pop<K, T> {
+pub(crate) struct Pop<K, T> {
     key: K,
     decoded: PhantomData<fn() -> T>,
 }
 
 impl<K: AsRef<str>, T> Pop<K, T> {
     /// Pops `key`.
-    pub fn new(key: K) -> Self {
+    pub(crate) fn new(key: K) -> Self {
         Self { key, decoded: PhantomData }
     }
 }
@@ -687,14 +687,14 @@ impl<S: Storage, K: AsRef<str>, T: DeserializeOwned> Operation<S> for Pop<K, T> 
 
 /// Takes the first key (in key order) and its value out of the table.
 #[derive(Debug)]
-pub struct PopItem<T> {
+pub(crate) struct PopItem<T> {
     decoded: PhantomData<fn() -> T>,
 }
 
 impl<T> PopItem<T> {
     /// Pops the first key.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { decoded: PhantomData }
     }
 }
@@ -718,14 +718,14 @@ impl<S: Storage, T: DeserializeOwned> Operation<S> for PopItem<T> {
 
 /// The stored value of a key, or, when absent, `default` stored and returned.
 #[derive(Debug)]
-pub struct SetDefault<K> {
+pub(crate) struct SetDefault<K> {
     key: K,
     default: Arc<CachedValue>,
 }
 
 impl<K: AsRef<str>> SetDefault<K> {
     /// `key`'s value, or `default` (encoded) stored under it.
-    pub fn new(key: K, default: Arc<CachedValue>) -> Self {
+    pub(crate) fn new(key: K, default: Arc<CachedValue>) -> Self {
         Self { key, default }
     }
 }
@@ -747,7 +747,7 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for SetDefault<K> {
 
 /// Deletes every row of the table.
 #[derive(Debug, Default)]
-pub struct Clear;
+pub(crate) struct Clear;
 
 impl<S: Storage> Operation<S> for Clear {
     type Output = ();
@@ -768,7 +768,7 @@ impl<S: Storage> Operation<S> for Clear {
 
 /// Reads a key's value from the database (not the cache), changes its JSON text with `step`,
 /// and writes it back: atomic as the write transaction it runs in (`increment`, `patch`).
-pub struct Transform<K, F> {
+pub(crate) struct Transform<K, F> {
     name: &'static str,
     key: K,
     step: F,
@@ -782,7 +782,7 @@ impl<K: std::fmt::Debug, F> std::fmt::Debug for Transform<K, F> {
 
 impl<K: AsRef<str>, F: Fn(&str, Option<&str>) -> Result<String>> Transform<K, F> {
     /// `step` applied to the JSON text of `key` (`None`: absent), as operation `name`.
-    pub fn new(name: &'static str, key: K, step: F) -> Self {
+    pub(crate) fn new(name: &'static str, key: K, step: F) -> Self {
         Self { name, key, step }
     }
 }

@@ -7,7 +7,7 @@
 //! cache. The two stores are two ways of running the same operations:
 //!
 //! - the sync store ([`NanaSQLite`](crate::NanaSQLite)) takes its lock, begins a transaction
-//!   for a write ([`run_write`]), runs the operation, commits, and applies the change;
+//!   for a write (`run_write`), runs the operation, commits, and applies the change;
 //! - the async store's writer thread (crate `nanasqlite-pool`) runs the writes waiting in its
 //!   queue between one begin and one commit ([`write_group`], expired rows deleted first),
 //!   and applies each one's change after the commit; its readers run reads in one snapshot.
@@ -24,36 +24,40 @@ mod file;
 mod front;
 mod front_sql;
 mod hooks;
-mod kv;
+pub(crate) mod kv;
 mod room;
-mod sql;
+pub(crate) mod sql;
 mod staging;
 mod table;
 
 use crate::error::Result;
 use crate::storage::{End, Storage};
 
-pub use crate::atomic::{Rewrite, increment, patch};
-pub use crate::cache::{CacheChange, CachedValue, Lookup};
+// What the pool crate runs the stores with: the front end, operations and their results, the
+// state every table of a file shares, and the few helpers its lanes and builder call.
+pub use crate::cache::{CacheChange, CachedValue};
 pub use crate::store::builder::Options;
-pub use crate::store::typed::{validate, validated_batch};
-use file::purge_expired;
-pub use file::{Backup, CheckExternalWrites, DeleteExpired, OpenTable, Rekey, Restore, Size};
-pub use front::{Front, Rows};
+pub use file::CheckExternalWrites;
+pub use front::Front;
 pub use front_sql::{SqlFront, encode_record};
-pub(crate) use hooks::Events;
-pub use hooks::{AddHooks, Hooks, Reader, contained};
-pub use kv::{
-    AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, EncodedRows, Get, GetByPath,
-    GetMany, KeyValue, Keys, LoadAll, Page, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode,
-    encode_rows, encode_rows_partial,
+pub use hooks::contained;
+pub use kv::{Page, encode};
+pub use sql::Call;
+pub use staging::{FlushAll, OpenHandles};
+pub use table::{Shared, Table, TableSettings};
+
+// The rest is the engine's own, for the sync store and the front end.
+pub(crate) use crate::cache::Lookup;
+pub(crate) use file::{Backup, DeleteExpired, OpenTable, Rekey, Restore, Size, purge_expired};
+pub(crate) use hooks::{AddHooks, Events, Reader};
+pub(crate) use kv::{
+    AllRows, BatchDelete, BatchReport, BatchUpdate, Clear, Contains, Count, Delete, Get, GetByPath, GetMany, KeyValue,
+    Keys, LoadAll, Pop, PopItem, ScanPage, Set, SetDefault, Transform, UnreadableKeys, encode_rows,
+    encode_rows_partial,
 };
-pub use room::WaitingForRoom;
-pub use sql::{Call, RunTransaction, Sql, Transaction};
-pub use staging::{
-    FlushAll, Flushed, OpenHandles, Remedy, Staging, TableStaging, WriteBackState, retry_dead_letters, stage,
-};
-pub use table::{ReadStart, Shared, Table, TableSettings};
+pub(crate) use sql::{RunTransaction, Sql, Transaction};
+pub(crate) use staging::{Flushed, Remedy, Staging, retry_dead_letters, stage};
+pub(crate) use table::ReadStart;
 
 /// Where an operation runs: writes are grouped into one write transaction, reads into one read
 /// snapshot, and the two never share one. An exclusive operation runs alone on the writer,
@@ -113,7 +117,7 @@ pub trait Operation<S: Storage> {
 
     /// Whether it reads rows of the file that the cache would answer for key by key (a count,
     /// a listing, a scan, a batch read): the rows that expired in a TTL cache with
-    /// `delete_expired` are then deleted first ([`DeleteExpired`]), so that it does not list
+    /// `delete_expired` are then deleted first (`DeleteExpired`), so that it does not list
     /// a key every point read calls absent.
     fn lists(&self) -> bool {
         false
@@ -134,7 +138,7 @@ pub trait Operation<S: Storage> {
 /// # Errors
 ///
 /// The operation's error, or the backend's when the transaction cannot begin or commit.
-pub fn run_write<S: Storage, O: Operation<S>>(
+pub(crate) fn run_write<S: Storage, O: Operation<S>>(
     storage: &mut S,
     shared: &Shared<S>,
     table: &Table<S>,
@@ -150,7 +154,7 @@ pub fn run_write<S: Storage, O: Operation<S>>(
 /// Runs `work` in one write transaction, which `work` ends, after deleting the rows that
 /// expired in the caches of `shared` (a TTL cache with `delete_expired`); once it has
 /// committed, confirms those deletions to the caches. Every write transaction of either store
-/// begins here: the sync store's one operation ([`run_write`]), the writer lane's group.
+/// begins here: the sync store's one operation (`run_write`), the writer lane's group.
 ///
 /// # Errors
 ///

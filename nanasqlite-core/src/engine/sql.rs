@@ -18,7 +18,7 @@ use crate::storage::{Storage, atomically};
 
 /// A SQL helper: `work` runs with [`SqlOps`] on the connection, as a read, a write or alone.
 /// The helpers' bodies live in [`SqlOps`]; this carries one of them to a connection.
-pub struct Sql<F> {
+pub(crate) struct Sql<F> {
     name: &'static str,
     kind: Kind,
     work: F,
@@ -32,7 +32,7 @@ impl<F> std::fmt::Debug for Sql<F> {
 
 impl<F> Sql<F> {
     /// Helper `name` running `work` where `kind` says.
-    pub fn new<R>(name: &'static str, kind: Kind, work: F) -> Self
+    pub(crate) fn new<R>(name: &'static str, kind: Kind, work: F) -> Self
     where
         F: FnMut(&SqlOps<'_>) -> Result<R>,
     {
@@ -178,7 +178,7 @@ impl SqlConnection for NoSql {
 
 /// Runs a closure in one write transaction, alone: committed if it returns `Ok`, rolled back
 /// if it returns `Err` or panics.
-pub struct RunTransaction<F> {
+pub(crate) struct RunTransaction<F> {
     work: Option<F>,
 }
 
@@ -190,7 +190,7 @@ impl<F> std::fmt::Debug for RunTransaction<F> {
 
 impl<F> RunTransaction<F> {
     /// A transaction running `work`.
-    pub fn new(work: F) -> Self {
+    pub(crate) fn new(work: F) -> Self {
         Self { work: Some(work) }
     }
 }

@@ -455,7 +455,7 @@ impl Drop for OpenHandles {
 
 /// What staging one write did.
 #[derive(Debug)]
-pub enum Staging {
+pub(crate) enum Staging {
     /// Staged.
     Done,
     /// The bound leaves no room: make room as the remedy says, then stage again.
@@ -465,7 +465,7 @@ pub enum Staging {
 /// How a write that finds the bound reached makes room, as [`OnFull`] says: decided here, for
 /// both stores alike.
 #[derive(Debug)]
-pub enum Remedy {
+pub(crate) enum Remedy {
     /// The flusher was asked to flush now: wait until rows leave the staging area after this
     /// count of times room was made (the sync store blocks its thread, the async store awaits
     /// [`WriteBackState::room_made`]), then stage again.
@@ -484,7 +484,7 @@ pub enum Remedy {
 /// # Errors
 ///
 /// A hook's refusal.
-pub fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<CachedValue>>) -> Result<Staging> {
+pub(crate) fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<CachedValue>>) -> Result<Staging> {
     let Some((state, staging)) = table.write_back() else {
         return Err(Error::validation("this table is not in write-back mode"));
     };
@@ -658,7 +658,7 @@ fn write_chunk<S: Storage>(storage: &S, chunk: &[Taken<S>]) -> Result<()> {
 /// the others are staged. Letters of tables not open on this store stay, and so do the
 /// letters left when the staging area is full.
 #[must_use]
-pub fn retry_dead_letters<S: Storage>(shared: &Shared<S>) -> usize {
+pub(crate) fn retry_dead_letters<S: Storage>(shared: &Shared<S>) -> usize {
     let Some(state) = shared.write_back() else { return 0 };
     let tables = shared.tables();
     let (mut retried, mut kept) = (0, Vec::new());

@@ -89,7 +89,7 @@ impl Scan {
 
 /// What an iteration over a [`Scan`] has left to do, whoever runs its pages: the rows of the
 /// current page, the next page to read, and how many rows the scan may still yield. Both
-/// stores' iterators are this plus a way to run a [`ScanPage`]. `Debug` prints how many rows
+/// stores' iterators are this plus a way to run a `ScanPage`. `Debug` prints how many rows
 /// are buffered, never their values.
 pub struct Paging<T> {
     reader: Reader,

@@ -73,7 +73,7 @@ impl<T, S: Storage> fmt::Debug for TypedTable<T, S> {
 /// # Errors
 ///
 /// [`Error::Refused`] with the validator's reason.
-pub fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, value: &T) -> Result<()> {
+pub(crate) fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, value: &T) -> Result<()> {
     match validator.map(|check| check(value)) {
         Some(Err(why)) => Err(Error::refused(key, format!("the validator of table {table}: {why}"))),
         _ => Ok(()),
@@ -86,7 +86,7 @@ pub fn validate<T>(validator: Option<&Validator<T>>, table: &str, key: &str, val
 /// # Errors
 ///
 /// [`Error::Refused`] naming the refused key; [`Error::Encode`].
-pub fn validated_batch<K: AsRef<str>, T: Serialize>(
+pub(crate) fn validated_batch<K: AsRef<str>, T: Serialize>(
     validator: Option<&Validator<T>>,
     table: &str,
     rows: &[(K, T)],
@@ -132,8 +132,7 @@ impl<T: Record, S: Storage> TypedTable<T, S> {
     ///
     /// [`Error::Refused`] from the validator; as [`NanaSQLite::set`].
     pub fn set(&self, key: &str, value: &T) -> Result<()> {
-        validate(self.validator.as_ref(), self.store.table_name(), key, value)?;
-        self.store.set(key, value)
+        self.store.put_valid(self.validator.as_ref(), key, value)
     }
 
     /// Stores every row in one transaction once the validator accepts all of them.
@@ -143,7 +142,7 @@ impl<T: Record, S: Storage> TypedTable<T, S> {
     /// [`Error::Refused`] naming the first refused key (nothing is written); as
     /// [`NanaSQLite::batch_update`].
     pub fn batch_update<K: AsRef<str>>(&self, rows: &[(K, T)]) -> Result<()> {
-        self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows)).map(drop)
+        self.store.put_valid_rows(self.validator.as_ref(), rows)
     }
 
     /// Deletes `key`; `false` if it was absent.

@@ -3,9 +3,10 @@
 
 use super::AsyncNanaSQLite;
 use crate::budget::Answer;
-use nanasqlite_core::engine::{BatchReport, Front, KeyValue};
+use nanasqlite_core::engine::Front;
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::{Amount, Result};
+use nanasqlite_core::{BatchReport, KeyValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

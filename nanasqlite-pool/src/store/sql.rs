@@ -5,7 +5,8 @@ use std::future::Future;
 use std::path::Path;
 
 use nanasqlite_core::Result;
-use nanasqlite_core::engine::{Backup, Front, RunTransaction, SqlFront, Transaction};
+use nanasqlite_core::Transaction;
+use nanasqlite_core::engine::{Front, SqlFront};
 use nanasqlite_core::sql::{ColumnInfo, IndexInfo, Query, Row, SqlValue};
 use nanasqlite_core::storage::Storage;
 use serde::Serialize;
@@ -335,7 +336,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// As the sync store's.
     pub fn backup<P: AsRef<Path>>(&self, dest: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
-        self.run(Ok(Backup::new(dest.as_ref().to_path_buf())))
+        SqlFront::backup(self, dest.as_ref())
     }
 
     /// As [`NanaSQLite::restore`](nanasqlite_core::NanaSQLite::restore): replaces the content
@@ -375,7 +376,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         F: FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(Ok(RunTransaction::new(work)))
+        SqlFront::transaction(self, work)
     }
 
     /// Opens a write transaction that holds the writer across awaits, until

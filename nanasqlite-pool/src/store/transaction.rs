@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use futures_channel::oneshot;
-use nanasqlite_core::engine::{self, Applied, CacheChange, Front, Kind, Operation, Table, Transaction};
+use nanasqlite_core::Transaction;
+use nanasqlite_core::engine::{self, Applied, CacheChange, Front, Kind, Operation, Table};
 use nanasqlite_core::sql::{Query, Row, SqlValue};
 use nanasqlite_core::storage::{End, SqliteStorage, Storage};
 use nanasqlite_core::{Error, Result};

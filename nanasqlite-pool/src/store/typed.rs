@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{Front, validate, validated_batch};
+use nanasqlite_core::engine::Front;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Record, Result, Scan, Validator};
 
@@ -72,15 +72,7 @@ where
     ///
     /// `Error::Refused` from the validator; as [`AsyncNanaSQLite::set`].
     pub fn set(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send + use<T, S> {
-        let checked = validate(self.validator.as_ref(), self.store.table_name(), key, value);
-        let write = checked.is_ok().then(|| self.store.set(key, value));
-        async move {
-            checked?;
-            match write {
-                Some(write) => write.await,
-                None => Ok(()),
-            }
-        }
+        self.store.put_valid(self.validator.as_ref(), key, value)
     }
 
     /// Stores every row in one transaction once the validator accepts all of them.
@@ -93,9 +85,7 @@ where
         &self,
         rows: &[(K, T)],
     ) -> impl Future<Output = Result<()>> + Send + use<K, T, S> {
-        // Checked and encoded here, so that the write owns its rows (the future borrows nothing).
-        let write = self.store.write_batch(validated_batch(self.validator.as_ref(), self.store.table_name(), rows));
-        async move { write.await.map(drop) }
+        self.store.put_valid_rows(self.validator.as_ref(), rows)
     }
 
     /// Deletes `key`; `false` if it was absent.
