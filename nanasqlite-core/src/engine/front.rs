@@ -403,6 +403,21 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         self.run(Ok(OpenTable::new(name)))
     }
 
+    /// Another key/value table of the same file, created if missing, with this one's settings
+    /// and a cache of its own, registered with the file's shared state.
+    fn other_table(&self, name: &str) -> Self::Answer<Arc<Table<S>>> {
+        let name = match self.ensure_open().and_then(|()| Identifier::new(name)) {
+            Ok(name) => name,
+            Err(error) => return Self::now(Err(error)),
+        };
+        let (shared, settings) = (Arc::clone(self.shared()), self.table().settings().clone());
+        Self::then(self.open_table(name.clone()), move |handle| {
+            let table = Arc::new(shared.table(name, handle, settings));
+            shared.register(&table);
+            Self::now(Ok(table))
+        })
+    }
+
     /// Runs `step` for each item in order, adding up what they answer, and stops at the first
     /// error. A step answered at once is followed in a loop, not by nesting answers, so a
     /// batch of any size takes no more stack on the sync store.

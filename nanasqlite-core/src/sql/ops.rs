@@ -61,8 +61,7 @@ fn quoted(name: &str) -> Result<String> {
 
 /// The fields of a serialisable record, as column names and values.
 fn record<T: Serialize + ?Sized>(table: &str, data: &T) -> Result<(Vec<String>, Vec<SqlValue>)> {
-    let value = serde_json::to_value(data).map_err(|source| Error::EncodeRow { table: table.to_owned(), source })?;
-    let Value::Object(fields) = value else {
+    let Value::Object(fields) = crate::engine::encode_record(table, data)? else {
         return Err(Error::validation(format!("a row for {table:?} must be a map or struct of columns")));
     };
     if fields.is_empty() {
@@ -277,10 +276,9 @@ impl<'a> SqlOps<'a> {
     /// [`Error::Validation`] for bad names, a row that is not a map, or a column the first row
     /// lacks (naming the row); [`Error::EncodeRow`]; SQLite's error.
     pub fn import_rows<T: Serialize>(&self, table: &str, rows: &[T]) -> Result<usize> {
-        let encode = |row: &T| match serde_json::to_value(row) {
-            Ok(Value::Object(fields)) => Ok(fields),
-            Ok(_) => Err(Error::validation(format!("a row for {table:?} must be a map or struct of columns"))),
-            Err(source) => Err(Error::EncodeRow { table: table.to_owned(), source }),
+        let encode = |row: &T| match crate::engine::encode_record(table, row)? {
+            Value::Object(fields) => Ok(fields),
+            _ => Err(Error::validation(format!("a row for {table:?} must be a map or struct of columns"))),
         };
         let records = rows.iter().map(encode).collect::<Result<Vec<_>>>()?;
         let Some(first) = records.first() else { return Ok(0) };

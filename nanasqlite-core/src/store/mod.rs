@@ -188,11 +188,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Schema`](crate::Error::Schema) for an existing table of another layout,
     /// [`Error::Closed`](crate::Error::Closed), or SQLite's error.
     pub fn table(&self, name: &str) -> Result<Self> {
-        self.database.ensure_open()?;
-        let name = Identifier::new(name)?;
-        let handle = self.open_table(name.clone())?;
-        let table = Arc::new(self.database.shared().table(name, handle, self.table.settings().clone()));
-        self.database.shared().register(&table);
+        let table = self.other_table(name)?;
         Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
     }
 

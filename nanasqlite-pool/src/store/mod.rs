@@ -21,7 +21,7 @@ use nanasqlite_core::engine::{CachedValue, Front, OpenHandles, Operation, Shared
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
-use nanasqlite_core::{Error, Identifier, Result};
+use nanasqlite_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -146,14 +146,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Validation`] for a bad name (nothing is created); [`Error::Schema`] for an
     /// existing table of another layout; [`Error::Closed`]; SQLite's error.
     pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<S> {
-        let name = self.ensure_open().and_then(|()| Identifier::new(name));
         let this = self.clone();
-        async move {
-            let name = name?;
-            let handle = this.open_table(name.clone()).await?;
-            let table = this.pool.shared().table(name, handle, this.table.settings().clone());
-            Ok(Self::new(this.pool, table, this.path, this.handles))
-        }
+        Self::then(self.other_table(name), move |table| Answer::now(Ok(Self { table, ..this })))
     }
 
     /// Registers `hook` on this store's table, as
