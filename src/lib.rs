@@ -30,7 +30,7 @@ pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPol
 pub use nanasqlite_core::storage::{PostgresBuilder, PostgresStorage};
 pub use nanasqlite_core::{
     Amount, BatchReport, Builder, CacheStrategy, Clock, DEFAULT_TABLE, DeadLetter, Encryption, Error, Identifier, Iter,
-    KeyValue, ManualClock, NanaSQLite, Record, Result, SCAN_PAGE, Scan, Transaction, TypedTable, WriteBack,
+    KeyValue, ManualClock, NanaSQLite, Page, Record, Result, SCAN_PAGE, Scan, Transaction, TypedTable, WriteBack,
     WriteBackStats, hook, params, sql, storage, writeback,
 };
 #[cfg(feature = "postgres")]

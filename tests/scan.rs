@@ -153,3 +153,65 @@ async fn the_async_store_streams_like_an_ordered_map(setup: Setup) {
     drop(stream); // mid-way: nothing to clean up
     db.close().await.unwrap();
 }
+
+/// Pages with a cursor: every key once, in order, and `next` is `None` exactly at the end (also
+/// when the last page is full), in both directions, typed and not, on both stores.
+#[test]
+fn pages_with_a_cursor_end_with_none() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NanaSQLite::open(dir.path().join("pages.db"))?;
+    db.batch_update((0..100).map(|i| (format!("k{i:03}"), i)))?;
+    for (size, descending) in [(25, false), (30, false), (25, true), (7, true), (1000, false)] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut scan = Scan::prefix("k").limit(size);
+            if descending {
+                scan = scan.descending();
+            }
+            if let Some(key) = cursor.take() {
+                scan = scan.after(key);
+            }
+            let page: nanasqlite::Page<i64> = db.scan_page(scan)?;
+            pages += 1;
+            assert!(page.rows.len() <= size);
+            seen.extend(page.rows.iter().map(|(_, value)| *value));
+            match page.next {
+                Some(next) => {
+                    assert_eq!(Some(&next), page.rows.last().map(|(key, _)| key), "the cursor is the last key");
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+        }
+        let mut expected: Vec<i64> = (0..100).collect();
+        if descending {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "page size {size}, descending {descending}");
+        assert_eq!(pages, 100usize.div_ceil(size), "no empty page after a full last one (size {size})");
+    }
+    let empty: nanasqlite::Page<i64> = db.scan_page(Scan::prefix("none"))?;
+    assert_eq!((empty.rows.len(), empty.next), (0, None));
+    let typed = db.typed::<i64>("data")?;
+    let page = typed.scan_page(Scan::all().limit(2))?;
+    assert_eq!((page.rows.len(), page.next.as_deref()), (2, Some("k001")));
+    Ok(())
+}
+
+on_every_runtime!(the_async_store_pages_with_a_cursor);
+
+async fn the_async_store_pages_with_a_cursor(setup: Setup) {
+    let db = setup.open().await;
+    db.batch_update((0..10).map(|i| (format!("k{i}"), i))).await.unwrap();
+    let first = db.scan_page::<i64>(Scan::all().limit(5)).await.unwrap();
+    assert_eq!(first.next.as_deref(), Some("k4"));
+    let second = db.scan_page::<i64>(Scan::all().after("k4").limit(5)).await.unwrap();
+    assert_eq!((second.rows.len(), second.next), (5, None), "a full last page ends the paging");
+    let typed = db.typed::<i64>("data").await.unwrap();
+    let page = typed.scan_page(Scan::all().descending().limit(3)).await.unwrap();
+    assert_eq!(page.rows.iter().map(|(_, value)| *value).collect::<Vec<_>>(), [9, 8, 7]);
+    assert_eq!(page.next.as_deref(), Some("k7"));
+    db.close().await.unwrap();
+}

@@ -62,7 +62,7 @@ pub use engine::sql::Transaction;
 pub use error::{Error, Result};
 pub use identifier::Identifier;
 pub use store::builder::{Builder, DEFAULT_TABLE};
-pub use store::scan::{Paging, SCAN_PAGE, Scan};
+pub use store::scan::{Page, Paging, SCAN_PAGE, Scan};
 pub use store::typed::{Record, TypedTable, Validator};
 pub use store::{Iter, NanaSQLite};
 pub use writeback::{DeadLetter, WriteBack, WriteBackStats};

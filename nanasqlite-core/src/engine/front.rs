@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::hook::Registration;
 use crate::identifier::Identifier;
 use crate::storage::Storage;
+use crate::store::scan::{Page, Scan};
 use crate::store::typed::{Validator, validate, validated_batch};
 use crate::writeback::{DeadLetter, WriteBackStats};
 
@@ -258,6 +259,12 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     /// How many keys cannot be named.
     fn unreadable_key_count(&self) -> Self::Answer<u64> {
         self.run(Ok(UnreadableKeys))
+    }
+
+    /// One page of `scan` and the cursor of the next ([`Page`]).
+    fn page<T: DeserializeOwned + Send + 'static>(&self, scan: Scan) -> Self::Answer<Page<T>> {
+        let (read, reader) = (self.ensure_open().map(|()| scan.clone().one_page()), self.table().reader());
+        Self::then(self.run(read), move |rows| Self::now(scan.page_of(&reader, rows)))
     }
 
     /// One element of `key`'s stored value, read by the database.

@@ -222,7 +222,7 @@ pub struct ScanPage {
 
 /// The rows of a `ScanPage`, and the cursor of the next page when there may be one.
 #[derive(Debug)]
-pub struct Page {
+pub struct RowsPage {
     /// The rows, in the scan's order (keys that are not valid UTF-8 are left out).
     pub rows: Vec<(String, Arc<CachedValue>)>,
     /// The next page, if this one was full.
@@ -245,14 +245,14 @@ impl ScanPage {
 }
 
 impl<S: Storage> Operation<S> for ScanPage {
-    type Output = Page;
+    type Output = RowsPage;
     describe!("scan", Read);
 
     fn lists(&self) -> bool {
         true
     }
 
-    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<Page>> {
+    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<RowsPage>> {
         let scan = &self.scan;
         let range = crate::storage::KeyRange {
             lower: scan.lower.as_ref().map(String::as_str),
@@ -274,7 +274,7 @@ impl<S: Storage> Operation<S> for ScanPage {
             cursor: Some(cursor),
             limit: self.limit,
         });
-        Ok(Applied::plain(Page { rows, next }))
+        Ok(Applied::plain(RowsPage { rows, next }))
     }
 }
 

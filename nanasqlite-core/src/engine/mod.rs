@@ -41,7 +41,7 @@ pub use file::CheckExternalWrites;
 pub use front::Front;
 pub use front_sql::{SqlFront, encode_record};
 pub use hooks::contained;
-pub use kv::{Page, encode};
+pub use kv::{RowsPage, encode};
 pub use sql::Call;
 pub use staging::{FlushAll, OpenHandles};
 pub use table::{Shared, Table, TableSettings};

@@ -308,6 +308,20 @@ impl<S: Storage> NanaSQLite<S> {
         self.run_borrowing(Pop::new(key))
     }
 
+    /// One page of the rows `scan` selects (its limit, or [`SCAN_PAGE`](crate::SCAN_PAGE) rows),
+    /// with the cursor of the next page: `None` at the end, else the key to pass to
+    /// [`Scan::after`] for the following page. Read from the file in one snapshot, as
+    /// [`iter`](Self::iter) reads each page. See [`Page`](crate::Page).
+    ///
+    /// # Errors
+    ///
+    /// As [`scan`](Self::scan).
+    pub fn scan_page<T: DeserializeOwned>(&self, scan: Scan) -> Result<crate::Page<T>> {
+        self.database.ensure_open()?;
+        let rows = self.run_borrowing(scan.clone().one_page())?;
+        scan.page_of(&self.table.reader(), rows)
+    }
+
     /// The rows `scan` selects, in key order (or descending), decoded as `T`; read from the
     /// file a page at a time (the cache is not filled). For large ranges prefer
     /// [`iter`](Self::iter), which holds one page at a time.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::engine::{CachedValue, Page, Reader, ScanPage};
+use crate::engine::{CachedValue, Reader, RowsPage, ScanPage};
 use crate::error::Result;
 
 /// Rows a page of an iteration reads at a time.
@@ -87,6 +87,54 @@ impl Scan {
     }
 }
 
+/// One page of a [`Scan`], read with `scan_page` (on either store and on typed tables): its rows
+/// and the cursor of the next page, `None` at the end. Pass the cursor to [`Scan::after`] for the
+/// following page; keys sort by their UTF-8 bytes, so numeric ids sort as numbers only when
+/// zero-padded (`user:000042`).
+///
+/// # Examples
+///
+/// ```
+/// use nanasqlite_core::{NanaSQLite, Page, Scan};
+///
+/// let db = NanaSQLite::open(":memory:")?;
+/// db.batch_update((0..5).map(|i| (format!("user:{i:03}"), i)))?;
+/// let first: Page<i32> = db.scan_page(Scan::prefix("user:").limit(3))?;
+/// assert_eq!(first.rows.len(), 3);
+/// let cursor = first.next.expect("two rows are left");
+/// let second: Page<i32> = db.scan_page(Scan::prefix("user:").after(cursor).limit(3))?;
+/// assert_eq!(second.rows, [("user:003".to_owned(), 3), ("user:004".to_owned(), 4)]);
+/// assert_eq!(second.next, None, "the end");
+/// # Ok::<(), nanasqlite_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// The rows, in the scan's order.
+    pub rows: Vec<(String, T)>,
+    /// The key to resume after ([`Scan::after`]), or `None` when no row is left.
+    pub next: Option<String>,
+}
+
+impl Scan {
+    /// The read of one page of this scan: [`SCAN_PAGE`] rows unless its limit says fewer (or
+    /// more), and one more, to learn whether another page follows.
+    pub(crate) fn one_page(self) -> ScanPage {
+        let size = self.limit.unwrap_or(SCAN_PAGE);
+        ScanPage::first(Arc::new(self), size.saturating_add(1))
+    }
+
+    /// The page of `read` rows (as [`one_page`](Self::one_page) read them), decoded.
+    pub(crate) fn page_of<T: DeserializeOwned>(&self, reader: &Reader, read: RowsPage) -> Result<Page<T>> {
+        let size = self.limit.unwrap_or(SCAN_PAGE);
+        // One row more than the page was asked for: when it came, another page follows.
+        let (mut rows, more) = (read.rows, read.next.is_some());
+        rows.truncate(size);
+        let next = more.then(|| rows.last().map(|(key, _)| key.clone())).flatten();
+        Ok(Page { rows: reader.decode_rows(rows)?, next })
+    }
+}
+
 /// What an iteration over a [`Scan`] has left to do, whoever runs its pages: the rows of the
 /// current page, the next page to read, and how many rows the scan may still yield. Both
 /// stores' iterators are this plus a way to run a `ScanPage`. `Debug` prints how many rows
@@ -145,7 +193,7 @@ impl<T: DeserializeOwned> Paging<T> {
     }
 
     /// Takes in the rows of a page read.
-    pub fn take_page(&mut self, page: Page) {
+    pub fn take_page(&mut self, page: RowsPage) {
         self.rows.extend(page.rows);
         self.next = page.next;
     }

@@ -171,6 +171,16 @@ impl<T: Record, S: Storage> TypedTable<T, S> {
     pub fn iter(&self, scan: Scan) -> Result<Iter<T, S>> {
         self.store.iter(scan)
     }
+
+    /// One page of the rows `scan` selects and the cursor of the next, as
+    /// [`NanaSQLite::scan_page`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::scan_page`].
+    pub fn scan_page(&self, scan: Scan) -> Result<crate::Page<T>> {
+        self.store.scan_page(scan)
+    }
 }
 
 impl<S: Storage> NanaSQLite<S> {

@@ -286,6 +286,22 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.pop_value(key)
     }
 
+    /// One page of the rows `scan` selects and the cursor of the next, as
+    /// [`NanaSQLite::scan_page`](nanasqlite_core::NanaSQLite::scan_page).
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn scan_page<T>(
+        &self,
+        scan: nanasqlite_core::Scan,
+    ) -> impl Future<Output = Result<nanasqlite_core::Page<T>>> + Send + use<T, S>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.page(scan)
+    }
+
     /// The rows `scan` selects, decoded as `T`, as
     /// [`NanaSQLite::scan`](nanasqlite_core::NanaSQLite::scan) (read a page at a time on the
     /// lanes).

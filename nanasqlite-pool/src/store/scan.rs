@@ -5,14 +5,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use nanasqlite_core::engine::{Front, Page};
+use nanasqlite_core::engine::{Front, RowsPage};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Paging, Result, Scan};
 use serde::de::DeserializeOwned;
 
 use crate::store::AsyncNanaSQLite;
 
-type PageRead = Pin<Box<dyn Future<Output = Result<Page>> + Send>>;
+type PageRead = Pin<Box<dyn Future<Output = Result<RowsPage>> + Send>>;
 
 /// The rows of a [`Scan`] as a [`Stream`] of `Result<(String, T)>`, read a page at a time on
 /// the pool's lanes: made by [`AsyncNanaSQLite::stream`]. Dropping it mid-way drops the page

@@ -110,6 +110,16 @@ where
     pub fn stream(&self, scan: Scan) -> ScanStream<T, S> {
         self.store.stream(scan)
     }
+
+    /// One page of the rows `scan` selects and the cursor of the next, as
+    /// [`AsyncNanaSQLite::scan_page`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::scan_page`].
+    pub fn scan_page(&self, scan: Scan) -> impl Future<Output = Result<nanasqlite_core::Page<T>>> + Send + use<T, S> {
+        self.store.scan_page(scan)
+    }
 }
 
 impl<S: Storage> AsyncNanaSQLite<S> {
