@@ -30,8 +30,8 @@ pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPol
 pub use nanasqlite_core::storage::{PostgresBuilder, PostgresStorage};
 pub use nanasqlite_core::{
     Amount, BatchReport, Builder, CacheStrategy, Clock, DEFAULT_TABLE, DeadLetter, Encryption, Error, Identifier, Iter,
-    KeyValue, ManualClock, NanaSQLite, Page, Record, Result, SCAN_PAGE, Scan, Transaction, TypedTable, WriteBack,
-    WriteBackStats, hook, params, sql, storage, writeback,
+    KeyValue, ManualClock, NanaSQLite, Page, Record, Refusal, Result, SCAN_PAGE, Scan, Transaction, TypedTable,
+    WriteBack, WriteBackStats, hook, params, sql, storage, writeback,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

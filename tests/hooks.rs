@@ -109,6 +109,7 @@ fn a_refused_write_writes_nothing_and_caches_nothing() -> Result<()> {
     let error = db.set("n", &5).unwrap_err();
     assert_eq!(error.to_string(), r#"the write of key "n" was refused by at most 2"#);
     assert!(error.is_constraint() && error.is_refused() && error.status_code() == 422);
+    assert_eq!(error.refusal(), Some(nanasqlite::Refusal::Rule), "a check's refusal is a rule's");
     Ok(())
 }
 
@@ -523,6 +524,9 @@ fn a_foreign_key_must_name_a_key_of_the_other_table() -> Result<()> {
     db.set("order:1", &json!({"owner": "ann"}))?;
     refused_by(db.set("order:2", &json!({"owner": "bob"})), "order:2", "foreign_key(owner -> users)");
     refused_by(db.set("order:3", &json!({"owner": 7})), "order:3", "foreign_key(owner -> users)");
+    let missing = db.set("order:2", &json!({"owner": "bob"})).unwrap_err();
+    assert_eq!(missing.refusal(), Some(nanasqlite::Refusal::ForeignKey));
+    assert!(!missing.is_unique_violation() && missing.status_code() == 409, "a conflict with the other table");
     db.set("order:4", &json!({"owner": null}))?;
     db.set("order:5", &json!({"item": "no owner"}))?;
     db.set("note", &json!({"owner": "bob"}))?;

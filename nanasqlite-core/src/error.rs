@@ -175,6 +175,18 @@ fn withheld(source: &serde_json::Error) -> Option<String> {
     Some(format!("{kind} (the stored value is withheld: the store is encrypted){expected}{at}"))
 }
 
+/// The kind of rule that refused a write ([`Error::refusal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Another key already holds the value of a unique field ([`hook::unique`](crate::hook::unique)).
+    Unique,
+    /// The key a field refers to is missing ([`hook::foreign_key`](crate::hook::foreign_key)).
+    ForeignKey,
+    /// A check, a typed table's validator or another hook refused it.
+    Rule,
+}
+
 impl Error {
     /// A [`Error::Validation`] with the given message.
     pub(crate) fn validation(message: impl Into<String>) -> Self {
@@ -305,12 +317,40 @@ impl Error {
         matches!(self, Self::Closed)
     }
 
+    /// Which kind of rule refused the write, for an [`Error::Refused`] (its `by` names the
+    /// rule itself, for the program's logs).
+    ///
+    /// ```
+    /// use nanasqlite_core::{hook, Error, NanaSQLite, Refusal};
+    /// use serde_json::json;
+    ///
+    /// let db = NanaSQLite::open(":memory:")?;
+    /// db.add_hook(hook::unique("email"))?;
+    /// db.set("ann", &json!({"email": "a@example.com"}))?;
+    /// let error = db.set("bob", &json!({"email": "a@example.com"})).unwrap_err();
+    /// assert_eq!(error.refusal(), Some(Refusal::Unique));
+    /// assert_eq!(error.status_code(), 409);
+    /// assert_eq!(Error::refused("k", "read-only").refusal(), Some(Refusal::Rule));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn refusal(&self) -> Option<Refusal> {
+        let Self::Refused { by, .. } = self else { return None };
+        Some(if by.starts_with(crate::hook::UNIQUE_RULE) {
+            Refusal::Unique
+        } else if by.starts_with(crate::hook::FOREIGN_KEY_RULE) {
+            Refusal::ForeignKey
+        } else {
+            Refusal::Rule
+        })
+    }
+
     /// The HTTP status a web service would answer with: 400 for [`Error::Validation`], 404
-    /// for [`Error::NotFound`], 409 for a duplicate (a unique field's refusal, or a `UNIQUE`
-    /// constraint) and any other constraint violation, 422 for a write another hook or a
-    /// validator refused ([`Error::Refused`]), 503 for [`Error::LockTimeout`],
-    /// [`Error::Closed`] and a busy database (retry later), 500 for the rest. The `axum`
-    /// feature answers with it.
+    /// for [`Error::NotFound`], 409 for a conflict with other rows (a duplicate, whether a
+    /// unique field's refusal or a `UNIQUE` constraint, a missing referenced key, any other
+    /// constraint violation), 422 for a write a check, a validator or another hook refused
+    /// ([`Refusal::Rule`]), 503 for [`Error::LockTimeout`], [`Error::Closed`] and a busy
+    /// database (retry later), 500 for the rest. The `axum` feature answers with it.
     #[must_use]
     pub fn status_code(&self) -> u16 {
         if matches!(self, Self::Validation { .. }) {
@@ -319,8 +359,8 @@ impl Error {
             404
         } else if self.is_unique_violation() {
             409
-        } else if self.is_refused() {
-            422
+        } else if let Some(refusal) = self.refusal() {
+            if refusal == Refusal::Rule { 422 } else { 409 }
         } else if self.is_constraint() {
             409
         } else if self.is_busy() || self.is_closed() {

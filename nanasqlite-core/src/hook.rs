@@ -267,6 +267,9 @@ where
 /// How the refusals of a unique field name their rule: `unique(email)`.
 pub(crate) const UNIQUE_RULE: &str = "unique(";
 
+/// How the refusals of a foreign key name their rule: `foreign_key(group_id -> groups)`.
+pub(crate) const FOREIGN_KEY_RULE: &str = "foreign_key(";
+
 /// A field that must be unique across the table: a write is refused when another key's value
 /// has the same value at `field` (a name, or a dotted path such as `"address.city"`). Values
 /// without the field, or with `null` there, are not checked; overwriting a key with its own

@@ -59,7 +59,7 @@ pub use clock::{Clock, ManualClock};
 pub use encryption::Encryption;
 pub use engine::kv::{BatchReport, KeyValue};
 pub use engine::sql::Transaction;
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
 pub use identifier::Identifier;
 pub use store::builder::{Builder, DEFAULT_TABLE};
 pub use store::scan::{Page, Paging, SCAN_PAGE, Scan};

@@ -7,9 +7,9 @@ use http::header::CONTENT_TYPE;
 use crate::error::Error;
 
 /// Answers with [`Error::status_code`] and a small JSON body, `{"error": kind, "message": …}`.
-/// What goes back names the kind of error, not the store's schema: a duplicate or another
-/// constraint (409) and a refused write (422) say so without the field, the rule, the table or
-/// a value (the error's `Display`, which keeps them, is the program's own); a validation error
+/// What goes back names the kind of error, not the store's schema: a duplicate, a missing
+/// referenced key or another constraint (409) and a refused write (422) say so without the
+/// field, the rule, the table or a value (the error's `Display`, which keeps them, is the program's own); a validation error
 /// (400) keeps its message, which is about the request. A 500 says only "internal error" (the
 /// cause is logged as a `tracing` error and stays in the error's `Display`).
 ///
@@ -32,6 +32,9 @@ impl IntoResponse for Error {
             400 => ("validation", self.to_string()),
             404 => ("not_found", "not found".to_owned()),
             409 if self.is_unique_violation() => ("conflict", "a value that must be unique is taken".to_owned()),
+            409 if self.refusal() == Some(crate::Refusal::ForeignKey) => {
+                ("conflict", "a key this write refers to is missing".to_owned())
+            }
             409 => ("conflict", "a constraint of the store refused the write".to_owned()),
             422 => ("refused", "a rule of the store refused the write".to_owned()),
             503 => ("unavailable", self.to_string()),
@@ -77,8 +80,10 @@ mod tests {
         assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "a unique field's refusal");
         assert!(!body["message"].as_str().unwrap().contains("email"), "no field: {body}");
         let (status, body) = answer(Error::refused("o1", "foreign_key(group_id -> groups)"));
-        assert_eq!((status, body["error"].as_str()), (422, Some("refused")));
+        assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "a missing referenced key");
         assert!(!body.to_string().contains("groups"), "no table: {body}");
+        let (status, body) = answer(Error::refused("o1", "check"));
+        assert_eq!((status, body["error"].as_str()), (422, Some("refused")));
         let (status, body) = answer(Error::NotFound { key: "k".into() });
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         assert_eq!(answer(Error::Closed).0, 503);

@@ -141,7 +141,7 @@ impl<S: Storage> Guard<S> {
                 let name = Identifier::new(&reference.table)?;
                 Ready::ForeignKey {
                     target: storage.open_table(&name)?,
-                    by: format!("foreign_key({} -> {name})", field.dotted()),
+                    by: format!("{}{} -> {name})", hook::FOREIGN_KEY_RULE, field.dotted()),
                     field,
                 }
             }
