@@ -137,3 +137,54 @@ async fn the_async_store_keeps_decoded_copies(setup: Setup) {
     assert_eq!(db.get::<serde_json::Value>("v").await.unwrap().as_ref(), Some(&*shared));
     db.close().await.unwrap();
 }
+
+/// A typed table has the untyped store's reads, scans, counts and hooks, and a table can take
+/// a cache of its own (`table_with`).
+#[test]
+fn a_sync_typed_table_lists_counts_scans_and_takes_hooks() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    let users = db.typed::<User>("users")?.hook(nanasqlite::hook::unique("name"))?;
+    users.batch_update(&[("u1", user("Ann", 30)), ("u2", user("Bob", 40)), ("u3", user("Cy", 50))])?;
+    assert_eq!((users.len()?, users.is_empty()?), (3, false));
+    assert_eq!(users.keys()?, ["u1", "u2", "u3"]);
+    assert_eq!(users.items()?[1], ("u2".to_owned(), user("Bob", 40)));
+    assert_eq!(users.scan(Scan::all().descending().limit(1))?, [("u3".to_owned(), user("Cy", 50))]);
+    let found = users.batch_get(["u1", "missing"])?;
+    assert_eq!((found.len(), &found["u1"]), (1, &user("Ann", 30)));
+    let duplicate = users.set("u4", &user("Ann", 20)).unwrap_err();
+    assert!(duplicate.is_unique_violation(), "the hook chained on the typed table: {duplicate}");
+    users.add_hook(nanasqlite::hook::check(|_, value| value["age"].as_u64().is_some_and(|age| age < 100)))?;
+    assert!(users.set("u5", &user("Old", 120)).unwrap_err().is_refused());
+    assert_eq!(users.batch_delete(["u1", "u2", "nope"])?, 2);
+    assert_eq!(users.len()?, 1);
+
+    let small = db.table_with("small", nanasqlite::CacheStrategy::Lru { size: 2 })?;
+    small.batch_update([("a", 1), ("b", 2), ("c", 3)])?;
+    assert!(!small.is_cached("a") && small.is_cached("c"), "its own LRU of two");
+    assert!(db.set("x", &1).is_ok() && db.is_cached("x"), "the store's own cache is untouched");
+    let bad = db.table_with("bad", nanasqlite::CacheStrategy::Lru { size: 0 }).unwrap_err();
+    assert!(matches!(bad, nanasqlite::Error::Validation { .. }), "{bad}");
+    Ok(())
+}
+
+on_every_runtime!(an_async_typed_table_lists_counts_scans_and_takes_hooks);
+
+async fn an_async_typed_table_lists_counts_scans_and_takes_hooks(setup: Setup) {
+    let db = setup.open().await;
+    let users = db.typed::<User>("users").await.unwrap().hook(nanasqlite::hook::unique("name")).await.unwrap();
+    users.batch_update(&[("u1", user("Ann", 30)), ("u2", user("Bob", 40))]).await.unwrap();
+    assert_eq!((users.len().await.unwrap(), users.is_empty().await.unwrap()), (2, false));
+    assert_eq!(users.keys().await.unwrap(), ["u1", "u2"]);
+    assert_eq!(users.items().await.unwrap()[0], ("u1".to_owned(), user("Ann", 30)));
+    assert_eq!(users.scan(Scan::all().limit(1)).await.unwrap(), [("u1".to_owned(), user("Ann", 30))]);
+    assert_eq!(users.batch_get(["u2"]).await.unwrap()["u2"], user("Bob", 40));
+    assert!(users.set("u3", &user("Ann", 1)).await.unwrap_err().is_unique_violation());
+    users.add_hook(nanasqlite::hook::check(|key, _| key != "blocked")).await.unwrap();
+    assert!(users.set("blocked", &user("Zed", 1)).await.unwrap_err().is_refused());
+    assert_eq!(users.batch_delete(["u1"]).await.unwrap(), 1);
+
+    let small = db.table_with("small", nanasqlite::CacheStrategy::Lru { size: 2 }).await.unwrap();
+    small.batch_update([("a", 1), ("b", 2), ("c", 3)]).await.unwrap();
+    assert!(!small.is_cached("a") && small.is_cached("c"), "its own LRU of two");
+    db.close().await.unwrap();
+}

@@ -20,6 +20,7 @@ use super::{
     FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem,
     Remedy, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows, encode_rows_partial, stage,
 };
+use crate::CacheStrategy;
 use crate::atomic::{Amount, increment, patch};
 use crate::error::{Error, Result};
 use crate::hook::Registration;
@@ -411,13 +412,22 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     }
 
     /// Another key/value table of the same file, created if missing, with this one's settings
-    /// and a cache of its own, registered with the file's shared state.
-    fn other_table(&self, name: &str) -> Self::Answer<Arc<Table<S>>> {
-        let name = match self.ensure_open().and_then(|()| Identifier::new(name)) {
-            Ok(name) => name,
+    /// (its cache strategy replaced by `cache` if given) and a cache of its own, registered with
+    /// the file's shared state.
+    fn other_table(&self, name: &str, cache: Option<CacheStrategy>) -> Self::Answer<Arc<Table<S>>> {
+        let checked = self.ensure_open().and_then(|()| {
+            let settings = self.table().settings().clone();
+            let settings = match cache {
+                Some(cache) => settings.with_cache(cache)?,
+                None => settings,
+            };
+            Ok((Identifier::new(name)?, settings))
+        });
+        let (name, settings) = match checked {
+            Ok(checked) => checked,
             Err(error) => return Self::now(Err(error)),
         };
-        let (shared, settings) = (Arc::clone(self.shared()), self.table().settings().clone());
+        let shared = Arc::clone(self.shared());
         Self::then(self.open_table(name.clone()), move |handle| {
             let table = Arc::new(shared.table(name, handle, settings));
             shared.register(&table);

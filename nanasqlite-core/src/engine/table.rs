@@ -62,6 +62,18 @@ impl TableSettings {
     }
 }
 
+impl TableSettings {
+    /// These settings with the cache strategy `cache` (checked).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a bad cache size or TTL.
+    pub(crate) fn with_cache(mut self, cache: CacheStrategy) -> crate::Result<Self> {
+        self.strategy = cache.validate()?;
+        Ok(self)
+    }
+}
+
 /// One key/value table: its name, the backend's handle on it, its cache and how its values are
 /// encoded. Both stores hold one per handle.
 pub struct Table<S: Storage> {

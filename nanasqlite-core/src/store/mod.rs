@@ -188,7 +188,32 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Schema`](crate::Error::Schema) for an existing table of another layout,
     /// [`Error::Closed`](crate::Error::Closed), or SQLite's error.
     pub fn table(&self, name: &str) -> Result<Self> {
-        let table = self.other_table(name)?;
+        let table = self.other_table(name, None)?;
+        Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
+    }
+
+    /// As [`table`](Self::table), with a cache strategy of its own (Python's
+    /// `table(name, cache_strategy=…)`): a small LRU for a large table beside an unbounded cache,
+    /// a TTL for sessions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::{CacheStrategy, NanaSQLite};
+    ///
+    /// let db = NanaSQLite::open(":memory:")?;
+    /// let logs = db.table_with("logs", CacheStrategy::Lru { size: 2 })?;
+    /// logs.batch_update([("a", 1), ("b", 2), ("c", 3)])?;
+    /// assert!(!logs.is_cached("a") && logs.is_cached("c"), "the two newest only");
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`table`](Self::table), and [`Error::Validation`](crate::Error::Validation) for a bad
+    /// cache size or TTL.
+    pub fn table_with(&self, name: &str, cache: crate::CacheStrategy) -> Result<Self> {
+        let table = self.other_table(name, Some(cache))?;
         Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
     }
 

@@ -1,5 +1,6 @@
 //! [`TypedTable`]: a table whose values are one Rust type, with an optional validator.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::{BatchUpdate, Front, encode_rows};
 use crate::error::{Error, Result};
+use crate::hook::Registration;
 use crate::storage::{SqliteStorage, Storage};
 use crate::store::scan::Scan;
 use crate::store::{Iter, NanaSQLite};
@@ -170,6 +172,102 @@ impl<T: Record, S: Storage> TypedTable<T, S> {
     /// As [`NanaSQLite::iter`].
     pub fn iter(&self, scan: Scan) -> Result<Iter<T, S>> {
         self.store.iter(scan)
+    }
+
+    /// The rows `scan` selects, decoded, as [`NanaSQLite::scan`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::scan`].
+    pub fn scan(&self, scan: Scan) -> Result<Vec<(String, T)>> {
+        self.store.scan(scan)
+    }
+
+    /// The number of keys, as [`NanaSQLite::len`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::len`].
+    pub fn len(&self) -> Result<usize> {
+        self.store.len()
+    }
+
+    /// Whether the table has no keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::len`].
+    pub fn is_empty(&self) -> Result<bool> {
+        self.store.is_empty()
+    }
+
+    /// Every key, sorted by byte order, as [`NanaSQLite::keys`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::keys`].
+    pub fn keys(&self) -> Result<Vec<String>> {
+        self.store.keys()
+    }
+
+    /// Every `(key, value)`, sorted by key, as [`NanaSQLite::items`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::items`].
+    pub fn items(&self) -> Result<Vec<(String, T)>> {
+        self.store.items()
+    }
+
+    /// The values of the keys among `keys` that exist, as [`NanaSQLite::batch_get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::batch_get`].
+    pub fn batch_get(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<HashMap<String, T>> {
+        self.store.batch_get(keys)
+    }
+
+    /// Deletes every key of `keys` in one transaction; how many existed.
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::batch_delete`].
+    pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<usize> {
+        self.store.batch_delete(keys)
+    }
+
+    /// Registers `hook` on this table, as [`NanaSQLite::add_hook`].
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::add_hook`].
+    pub fn add_hook(&self, hook: impl Into<Registration>) -> Result<()> {
+        self.store.add_hook(hook)
+    }
+
+    /// This table with `hook` registered, to chain after [`NanaSQLite::typed`].
+    ///
+    /// ```
+    /// use nanasqlite_core::{hook, NanaSQLite};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Clone)]
+    /// struct User { email: String }
+    ///
+    /// let db = NanaSQLite::open(":memory:")?;
+    /// let users = db.typed::<User>("users")?.hook(hook::unique("email"))?;
+    /// users.set("ann", &User { email: "a@example.com".into() })?;
+    /// assert!(users.set("bob", &User { email: "a@example.com".into() }).unwrap_err().is_unique_violation());
+    /// assert_eq!((users.len()?, users.keys()?), (1, vec!["ann".to_owned()]));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`NanaSQLite::add_hook`].
+    pub fn hook(self, hook: impl Into<Registration>) -> Result<Self> {
+        self.add_hook(hook)?;
+        Ok(self)
     }
 
     /// One page of the rows `scan` selects and the cursor of the next, as

@@ -147,7 +147,22 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// existing table of another layout; [`Error::Closed`]; SQLite's error.
     pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<S> {
         let this = self.clone();
-        Self::then(self.other_table(name), move |table| Answer::now(Ok(Self { table, ..this })))
+        Self::then(self.other_table(name, None), move |table| Answer::now(Ok(Self { table, ..this })))
+    }
+
+    /// As [`table`](Self::table), with a cache strategy of its own, as
+    /// [`NanaSQLite::table_with`](nanasqlite_core::NanaSQLite::table_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`table`](Self::table), and [`Error::Validation`] for a bad cache size or TTL.
+    pub fn table_with(
+        &self,
+        name: &str,
+        cache: nanasqlite_core::CacheStrategy,
+    ) -> impl Future<Output = Result<Self>> + Send + use<S> {
+        let this = self.clone();
+        Self::then(self.other_table(name, Some(cache)), move |table| Answer::now(Ok(Self { table, ..this })))
     }
 
     /// Registers `hook` on this store's table, as

@@ -1,11 +1,13 @@
 //! [`AsyncTypedTable`]: the async store's table of one Rust type.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use nanasqlite_core::engine::Front;
+use nanasqlite_core::hook::Registration;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Record, Result, Scan, Validator};
 
@@ -109,6 +111,100 @@ where
     /// The rows `scan` selects as a stream, as [`AsyncNanaSQLite::stream`].
     pub fn stream(&self, scan: Scan) -> ScanStream<T, S> {
         self.store.stream(scan)
+    }
+
+    /// The rows `scan` selects, decoded, as [`AsyncNanaSQLite::scan`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::scan`].
+    pub fn scan(&self, scan: Scan) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S> {
+        self.store.scan(scan)
+    }
+
+    /// The number of keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::len`].
+    pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<T, S> {
+        self.store.len()
+    }
+
+    /// Whether the table has no keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::len`].
+    pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send + use<T, S> {
+        self.store.is_empty()
+    }
+
+    /// Every key, sorted by byte order.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::keys`].
+    pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<T, S> {
+        self.store.keys()
+    }
+
+    /// Every `(key, value)`, sorted by key.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::items`].
+    pub fn items(&self) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S> {
+        self.store.items()
+    }
+
+    /// The values of the keys among `keys` that exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::batch_get`].
+    pub fn batch_get<I>(&self, keys: I) -> impl Future<Output = Result<HashMap<String, T>>> + Send + use<T, I, S>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.store.batch_get(keys)
+    }
+
+    /// Deletes every key of `keys` atomically; how many existed.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::batch_delete`].
+    pub fn batch_delete<I>(&self, keys: I) -> impl Future<Output = Result<usize>> + Send + use<T, I, S>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.store.batch_delete(keys)
+    }
+
+    /// Registers `hook` on this table, as [`AsyncNanaSQLite::add_hook`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::add_hook`].
+    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> impl Future<Output = Result<()>> + Send + use<T, H, S> {
+        self.store.add_hook(hook)
+    }
+
+    /// This table with `hook` registered, to chain after [`AsyncNanaSQLite::typed`]:
+    /// `db.typed::<User>("users").await?.hook(hook::unique("email")).await?`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncNanaSQLite::add_hook`].
+    pub fn hook<H: Into<Registration>>(self, hook: H) -> impl Future<Output = Result<Self>> + Send + use<T, H, S> {
+        let added = self.add_hook(hook);
+        async move {
+            added.await?;
+            Ok(self)
+        }
     }
 
     /// One page of the rows `scan` selects and the cursor of the next, as
