@@ -93,14 +93,19 @@ fn damaged_altered_and_foreign_values_fail_for_their_key_alone() -> nanasqlite::
         conn.execute("UPDATE data SET value = ?1 WHERE key = 'altered'", [&bytes]).unwrap();
 
         let db = NanaSQLite::builder(&path).encryption(encryption).open()?;
+        // A damaged value does not decrypt: a wrong-key error for that key alone (the cipher
+        // cannot tell a changed value from another key's), and the store opened all the same.
         for key in ["short", "altered"] {
             let error = db.get::<i32>(key).unwrap_err();
-            assert!(matches!(&error, Error::Decode { key: named, .. } if named == key), "{mode}: {error:?}");
+            assert!(matches!(&error, Error::WrongKey { key: named, .. } if named == key), "{mode}: {error:?}");
         }
         assert_eq!(db.get::<i32>("intact")?, Some(3), "{mode}: other keys read normally");
-        let other_key = NanaSQLite::builder(&path).encryption(Encryption::chacha20([9; 32])?).open()?;
-        let error = other_key.get::<i32>("intact").unwrap_err();
-        assert!(error.to_string().contains("intact") && error.to_string().contains("key"), "{mode}: {error}");
+        let other = || NanaSQLite::builder(&path).encryption(Encryption::chacha20([9; 32]).unwrap());
+        let error = other().open().unwrap_err();
+        assert!(error.is_wrong_key() && error.to_string().contains("key"), "{mode}: refused at open: {error}");
+        let unchecked = other().check_key(false).open()?;
+        let error = unchecked.get::<i32>("intact").unwrap_err();
+        assert!(error.is_wrong_key() && error.to_string().contains("intact"), "{mode}: {error}");
     }
     Ok(())
 }
@@ -170,7 +175,6 @@ fn the_async_store_encrypts_too() {
         let db = AsyncNanaSQLite::builder(&path).encryption(key.clone()).open().await.unwrap();
         let writes = futures::future::join_all((0..50).map(|i| db.set(&format!("k{i}"), &i))).await;
         writes.into_iter().for_each(|write| write.unwrap());
-        // Large enough to be fed to the writer in chunks, each sealed there.
         db.batch_update((0..2000).map(|i| (format!("b{i}"), i))).await.unwrap();
         db.table("child").await.unwrap().set("inner", &true).await.unwrap();
         db.clear_cache();
@@ -179,9 +183,11 @@ fn the_async_store_encrypts_too() {
         db.rekey(Encryption::aes_gcm([9; 16]).unwrap()).await.unwrap();
         assert_eq!(db.get_fresh::<i32>("k8").await.unwrap(), Some(8));
         db.close().await.unwrap();
+        let wrong = AsyncNanaSQLite::builder(&path).encryption(key).open().await.unwrap_err();
+        assert!(wrong.is_wrong_key(), "the key before the rotation is refused at open: {wrong}");
     });
     assert_eq!(raw(&path, "child", "inner").0, "blob");
-    assert_eq!(raw(&path, "data", "b1999").0, "blob", "a fed batch's rows are sealed too");
+    assert_eq!(raw(&path, "data", "b1999").0, "blob", "a batch's rows are sealed too");
     let rekeyed = NanaSQLite::builder(&path).encryption(Encryption::aes_gcm([9; 16]).unwrap()).open().unwrap();
     assert_eq!(rekeyed.table("child").unwrap().get::<bool>("inner").unwrap(), Some(true));
 }
@@ -212,8 +218,8 @@ fn rekey_rotates_every_table_of_the_file() -> nanasqlite::Result<()> {
     assert_eq!(with_new.table("never_opened_again")?.get::<String>("x")?.as_deref(), Some("y"));
     assert_eq!(with_new.table("child")?.get::<i32>("after")?, Some(2), "open tables switched key");
     assert_eq!(with_new.query(Query::table("plain_sql"))?.len(), 1);
-    let with_old = NanaSQLite::builder(&path).encryption(old).open()?;
-    assert!(with_old.get::<i32>("k5").is_err(), "the old key no longer reads");
+    let with_old = NanaSQLite::builder(&path).encryption(old).open().unwrap_err();
+    assert!(with_old.is_wrong_key(), "the old key no longer reads: {with_old}");
 
     // A row the current key cannot read stops the rekey before anything changes.
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -244,7 +250,7 @@ fn rekey_until_killed(path: &Path) {
 /// With exactly one of `keys`, every row of both tables reads; `None` if neither key reads all.
 fn key_that_reads_everything(path: &Path, keys: &[Encryption]) -> Option<usize> {
     keys.iter().position(|key| {
-        let db = NanaSQLite::builder(path).encryption(key.clone()).open().unwrap();
+        let Ok(db) = NanaSQLite::builder(path).encryption(key.clone()).open() else { return false };
         let child = db.table("child").unwrap();
         (0..2_000).all(|i| db.get::<i32>(&format!("k{i}")).is_ok_and(|v| v == Some(i)))
             && child.get::<i32>("c").is_ok_and(|v| v == Some(1))
@@ -374,9 +380,11 @@ fn legacy_plaintext_and_wrong_keys_fail_clearly_on_both_sides() {
     let wrong = "99".repeat(32);
     let python_wrong = python_reads(&path, "aes-gcm", &wrong, false);
     assert!(python_wrong["data"]["new"]["error"].is_string(), "Python refuses the wrong key: {python_wrong}");
-    let rust_wrong = NanaSQLite::builder(&path).encryption(Encryption::aes_gcm([0x99; 32]).unwrap()).open().unwrap();
-    let error = rust_wrong.get::<String>("new").unwrap_err();
-    assert!(error.to_string().contains("new") && error.to_string().contains("key"), "{error}");
+    let rust_wrong = || NanaSQLite::builder(&path).encryption(Encryption::aes_gcm([0x99; 32]).unwrap());
+    let error = rust_wrong().open().unwrap_err();
+    assert!(error.is_wrong_key() && error.to_string().contains("new"), "refused at open: {error}");
+    let error = rust_wrong().check_key(false).open().unwrap().get::<String>("new").unwrap_err();
+    assert!(error.is_wrong_key() && error.to_string().contains("key"), "{error}");
 }
 
 /// A rotation ends legacy mode: the plaintext rows it found are sealed, and a plaintext row

@@ -1,6 +1,6 @@
 //! The token readers of encrypted stores (AES-GCM, ChaCha20-Poly1305, Fernet) on arbitrary
-//! stored bytes: a row holding what no key sealed is refused with one error kind, whether it
-//! is read alone, listed or scanned; nothing panics, and the store goes on working.
+//! stored bytes: a row holding what no key sealed is refused (a wrong-key or a decode error),
+//! whether it is read alone, listed or scanned; nothing panics, and the store goes on working.
 //!
 //! Input: a byte choosing the mode and whether the row is a BLOB or TEXT, then the row.
 
@@ -24,7 +24,7 @@ thread_local! {
 
 /// Whether `result` is the refusal of a row no key sealed.
 fn refused<T>(result: &nanasqlite::Result<T>) -> bool {
-    matches!(result, Err(Error::Decode { .. } | Error::DecodeRow { .. }))
+    matches!(result, Err(Error::WrongKey { .. } | Error::Decode { .. } | Error::DecodeRow { .. }))
 }
 
 fuzz_target!(|data: &[u8]| {

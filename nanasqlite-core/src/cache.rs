@@ -153,6 +153,8 @@ enum Decoded {
     Typed(Box<Box<dyn Any + Send + Sync>>),
     /// The row cannot be read; `text` says why.
     Unreadable,
+    /// The row does not decrypt with the store's key; `text` says why.
+    WrongKey,
 }
 
 impl CachedValue {
@@ -177,8 +179,13 @@ impl CachedValue {
         Arc::new(Self { text: why.into(), decoded: OnceLock::from(Decoded::Unreadable) })
     }
 
+    /// A cached row that does not decrypt with the store's key, and why.
+    pub(crate) fn undecryptable(why: impl Into<Box<str>>) -> Arc<Self> {
+        Arc::new(Self { text: why.into(), decoded: OnceLock::from(Decoded::WrongKey) })
+    }
+
     fn is_unreadable(&self) -> bool {
-        matches!(self.decoded.get(), Some(Decoded::Unreadable))
+        matches!(self.decoded.get(), Some(Decoded::Unreadable | Decoded::WrongKey))
     }
 
     /// The parsed value kept by an earlier shared read, if any.
@@ -197,7 +204,13 @@ impl CachedValue {
 
     /// The JSON text, or a decode error naming `key` for a row that cannot be read.
     pub(crate) fn text(&self, key: &str) -> Result<&str> {
-        if self.is_unreadable() { Err(crate::Error::decode(key, &self.text)) } else { Ok(&self.text) }
+        match self.decoded.get() {
+            Some(Decoded::WrongKey) => {
+                Err(crate::Error::WrongKey { key: key.to_owned(), reason: self.text.to_string() })
+            }
+            Some(Decoded::Unreadable) => Err(crate::Error::decode(key, &self.text)),
+            _ => Ok(&self.text),
+        }
     }
 
     /// The decoded `T` kept in the slot, if the slot keeps a `T`.

@@ -94,7 +94,7 @@ impl ValueCodec {
                     match encryption.decrypt(bytes) {
                         Ok(plaintext) => owned_text(plaintext),
                         Err(_) if self.allow_legacy_plaintext => text(bytes),
-                        Err(why) => CachedValue::unreadable(why),
+                        Err(why) => CachedValue::undecryptable(why),
                     }
                 }
             }
@@ -119,7 +119,7 @@ impl ValueCodec {
     fn decrypted(&self, encryption: &Encryption, bytes: &[u8]) -> Arc<CachedValue> {
         match encryption.decrypt(bytes) {
             Ok(plaintext) => owned_text(plaintext),
-            Err(why) => CachedValue::unreadable(why),
+            Err(why) => CachedValue::undecryptable(why),
         }
     }
 

@@ -66,6 +66,15 @@ pub enum Error {
         /// The parser's error.
         source: serde_json::Error,
     },
+    /// A stored value does not decrypt with the store's key: the store was opened with another
+    /// key than the one that wrote it (or the value was altered). Opening an encrypted store
+    /// checks one row for this ([`Builder::check_key`](crate::Builder::check_key)).
+    WrongKey {
+        /// The key whose value failed.
+        key: String,
+        /// What the cipher reported (never the value).
+        reason: String,
+    },
     /// A row for a SQL table (`sql_insert`, `upsert`, …) could not be serialised as columns.
     EncodeRow {
         /// The table the row was for.
@@ -238,6 +247,7 @@ impl Error {
         match self {
             Self::Encode { key, .. }
             | Self::Decode { key, .. }
+            | Self::WrongKey { key, .. }
             | Self::NotFound { key }
             | Self::Refused { key, .. } => Some(key),
             _ => None,
@@ -309,6 +319,12 @@ impl Error {
         use ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, SystemIoFailure};
         matches!(self, Self::Io(_))
             || matches!(self.sqlite_code(), Some(SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase))
+    }
+
+    /// Whether a value did not decrypt with the store's key ([`Error::WrongKey`]).
+    #[must_use]
+    pub fn is_wrong_key(&self) -> bool {
+        matches!(self, Self::WrongKey { .. })
     }
 
     /// Whether this is [`Error::Closed`].
@@ -393,6 +409,7 @@ impl Clone for Error {
             Self::Validation { message } => Self::Validation { message: message.clone() },
             Self::Encode { key, source } => Self::Encode { key: key.clone(), source: json(source) },
             Self::Decode { key, source } => Self::Decode { key: key.clone(), source: json(source) },
+            Self::WrongKey { key, reason } => Self::WrongKey { key: key.clone(), reason: reason.clone() },
             Self::EncodeRow { table, source } => Self::EncodeRow { table: table.clone(), source: json(source) },
             Self::DecodeRow { column, source } => Self::DecodeRow { column: column.clone(), source: json(source) },
             Self::Open { path, source } => Self::Open { path: path.clone(), source: duplicate_sqlite(source) },
@@ -445,6 +462,11 @@ impl fmt::Display for Error {
             Self::Validation { message } => write!(f, "invalid input: {message}"),
             Self::Encode { key, source } => write!(f, "cannot encode the value of key {key:?} as JSON: {source}"),
             Self::Decode { key, source } => write!(f, "cannot decode the value of key {key:?}: {source}"),
+            Self::WrongKey { key, reason } => write!(
+                f,
+                "the value of key {key:?} does not decrypt with the store's key ({reason}): the store was opened \
+                 with another key than the one that wrote it, or the value was changed"
+            ),
             Self::EncodeRow { table, source } => write!(f, "cannot encode a row for table {table:?}: {source}"),
             Self::DecodeRow { column: Some(column), source } => {
                 write!(f, "cannot decode column {column:?} of a row: {source}")

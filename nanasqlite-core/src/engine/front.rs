@@ -268,6 +268,27 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         Self::then(self.run(read), move |rows| Self::now(scan.page_of(&reader, rows)))
     }
 
+    /// On an encrypted store, [`Error::WrongKey`] if none of the table's first rows (up to
+    /// eight) decrypts with the store's key, though some were sealed: one damaged row does not
+    /// stop the right key. An empty table, or a store without encryption, passes.
+    fn check_key(&self) -> Self::Answer<()> {
+        if !self.table().is_encrypted() {
+            return Self::now(Ok(()));
+        }
+        let first = Scan::all().limit(8);
+        Self::then(self.run(Ok(first.one_page())), |page| {
+            let mut wrong = None;
+            for (key, value) in &page.rows {
+                match value.text(key) {
+                    Ok(_) => return Self::now(Ok(())),
+                    Err(error) if error.is_wrong_key() => wrong = wrong.or(Some(error)),
+                    Err(_) => {}
+                }
+            }
+            Self::now(wrong.map_or(Ok(()), Err))
+        })
+    }
+
     /// One element of `key`'s stored value, read by the database.
     fn value_at_path<T: DeserializeOwned + Send + 'static>(&self, key: &str, path: &str) -> Self::Answer<Option<T>> {
         self.run(Ok(GetByPath::new(key, path)))

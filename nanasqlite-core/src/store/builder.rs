@@ -82,6 +82,9 @@ pub struct Options {
     pub encryption: Option<Encryption>,
     /// Read plaintext rows of an AEAD-encrypted table instead of failing on them.
     pub allow_legacy_plaintext: bool,
+    /// Whether opening an encrypted store decrypts one row first, to fail with
+    /// [`Error::WrongKey`](crate::Error::WrongKey) before any work when the key is wrong.
+    pub check_key: bool,
     /// Hooks registered on the table at open, in order.
     pub hooks: Vec<Registration>,
     /// Write-back mode (`None`: every write commits before it returns).
@@ -126,6 +129,7 @@ impl Builder {
                 watch_external_writes: None,
                 encryption: None,
                 allow_legacy_plaintext: false,
+                check_key: true,
                 hooks: Vec::new(),
                 write_back: None,
             },
@@ -257,6 +261,31 @@ impl Builder {
         self
     }
 
+    /// Whether opening an encrypted store reads one row of its table and fails with
+    /// [`Error::WrongKey`](crate::Error::WrongKey) when it does not decrypt with the key given
+    /// (default `true`): a wrong key is then a clear error at open, before any work, instead of
+    /// every read failing later. An empty table has nothing to check. Turn it off to open a
+    /// store whose first row is known to be damaged.
+    ///
+    /// ```
+    /// use nanasqlite_core::{Encryption, NanaSQLite};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("secret.db");
+    /// let right = Encryption::aes_gcm([7; 32])?;
+    /// NanaSQLite::builder(&path).encryption(right).open()?.set("card", &"4111")?;
+    /// let wrong = Encryption::aes_gcm([8; 32])?;
+    /// let error = NanaSQLite::builder(&path).encryption(wrong.clone()).open().unwrap_err();
+    /// assert!(error.is_wrong_key(), "{error}");
+    /// let unchecked = NanaSQLite::builder(&path).encryption(wrong).check_key(false).open()?;
+    /// assert!(unchecked.get::<String>("card").unwrap_err().is_wrong_key());
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    pub fn check_key(mut self, check: bool) -> Self {
+        self.options.check_key = check;
+        self
+    }
+
     /// Registers `hook` on the table this builder opens, after the hooks given before it: a
     /// [`Hook`](crate::hook::Hook) of yours, or a ready-made [`hook::check`](crate::hook::check),
     /// [`hook::unique`](crate::hook::unique) or [`hook::foreign_key`](crate::hook::foreign_key).
@@ -348,6 +377,7 @@ impl Builder {
             waits,
             watch: options.watch_external_writes.map(|interval| (interval, options.clock.clone())),
             bulk_load: options.bulk_load,
+            check_key: options.check_key,
             hooks: options.hooks.clone(),
             write_back: options
                 .write_back

@@ -80,6 +80,7 @@ pub(crate) struct Start {
     pub(crate) waits: Waits,
     pub(crate) watch: Option<(std::time::Duration, crate::Clock)>,
     pub(crate) bulk_load: bool,
+    pub(crate) check_key: bool,
     pub(crate) hooks: Vec<Registration>,
     pub(crate) write_back: Option<crate::WriteBack>,
 }
@@ -128,6 +129,9 @@ impl<S: Storage> NanaSQLite<S> {
         store.start_flusher()?;
         if !start.hooks.is_empty() {
             store.register_hooks(start.hooks)?;
+        }
+        if start.check_key {
+            store.check_key()?;
         }
         if start.bulk_load {
             store.load_all()?;

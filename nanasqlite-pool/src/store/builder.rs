@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nanasqlite_core::engine::{Options, TableSettings};
+use nanasqlite_core::engine::{Front, Options, TableSettings};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
 use nanasqlite_core::{Builder, CacheStrategy, Error, Result};
 
@@ -206,6 +206,9 @@ impl AsyncBuilder {
         /// Read plaintext rows of an AEAD-encrypted table, as [`Builder::allow_legacy_plaintext`].
         fn allow_legacy_plaintext(allow: bool);
 
+        /// Whether opening an encrypted store decrypts one row first, as [`Builder::check_key`].
+        fn check_key(check: bool);
+
         /// Registers `hook` on the table this builder opens, as [`Builder::hook`]. Writes run their
         /// hooks on the writer thread; reads run `after_read` on the caller's.
         ///
@@ -318,6 +321,9 @@ impl AsyncBuilder {
         store.start_flusher()?;
         if !options.hooks.is_empty() {
             store.add_hooks(options.hooks.clone()).await?;
+        }
+        if options.check_key {
+            store.check_key().await?;
         }
         if options.bulk_load {
             store.load_all().await?;
