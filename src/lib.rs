@@ -33,9 +33,12 @@ pub use nanasqlite_core::{
     KeyValue, ManualClock, NanaSQLite, Page, Record, Refusal, Result, SCAN_PAGE, Scan, Transaction, TypedTable,
     WriteBack, WriteBackStats, hook, params, sql, storage, writeback,
 };
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+#[cfg(all(feature = "async", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "async", feature = "postgres"))))]
 pub use nanasqlite_pool::AsyncPostgresBuilder;
+/// The async store (feature `async`, on by default).
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use nanasqlite_pool::{
     AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, AsyncTypedTable, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY,
     ScanStream, Spawn, Stats, Threads,

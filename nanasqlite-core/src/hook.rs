@@ -190,10 +190,12 @@ pub struct KeyFilter(Filter);
 #[derive(Clone)]
 enum Filter {
     Prefix(Box<str>),
+    #[cfg(feature = "key-patterns")]
     Pattern(regex::Regex),
 }
 
 /// The largest compiled pattern accepted, so that a hostile pattern cannot take the memory.
+#[cfg(feature = "key-patterns")]
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
 impl KeyFilter {
@@ -207,6 +209,8 @@ impl KeyFilter {
     /// # Errors
     ///
     /// [`Error::Validation`] for a pattern that does not compile, or compiles too large.
+    #[cfg(feature = "key-patterns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "key-patterns")))]
     pub fn pattern(pattern: &str) -> Result<Self> {
         regex::RegexBuilder::new(pattern)
             .size_limit(PATTERN_SIZE_LIMIT)
@@ -219,6 +223,7 @@ impl KeyFilter {
     pub(crate) fn as_prefix(&self) -> Option<&str> {
         match &self.0 {
             Filter::Prefix(prefix) => Some(prefix),
+            #[cfg(feature = "key-patterns")]
             Filter::Pattern(_) => None,
         }
     }
@@ -228,6 +233,7 @@ impl KeyFilter {
     pub fn matches(&self, key: &str) -> bool {
         match &self.0 {
             Filter::Prefix(prefix) => key.starts_with(&**prefix),
+            #[cfg(feature = "key-patterns")]
             Filter::Pattern(regex) => regex.is_match(key),
         }
     }
@@ -237,6 +243,7 @@ impl fmt::Debug for KeyFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Filter::Prefix(prefix) => f.debug_tuple("KeyFilter::prefix").field(prefix).finish(),
+            #[cfg(feature = "key-patterns")]
             Filter::Pattern(regex) => f.debug_tuple("KeyFilter::pattern").field(&regex.as_str()).finish(),
         }
     }

@@ -39,6 +39,10 @@ mod cache;
 mod clock;
 mod codec;
 mod database;
+#[cfg(feature = "encryption")]
+mod encryption;
+#[cfg(not(feature = "encryption"))]
+#[path = "encryption/disabled.rs"]
 mod encryption;
 #[doc(hidden)]
 pub mod engine;
