@@ -98,3 +98,28 @@ fn two_processes_increment_to_2000() {
     }
     assert_eq!(NanaSQLite::open(&path).unwrap().get::<i64>("counter").unwrap(), Some(2000));
 }
+
+/// `increment_from`: a missing key or field starts at the value given (Python's `default=`),
+/// a stored one goes on from itself, and a start that is not finite writes nothing; the async
+/// store takes the same call.
+#[test]
+fn increment_from_starts_a_missing_number_where_asked() -> nanasqlite::Result<()> {
+    let db = NanaSQLite::open(":memory:")?;
+    assert_eq!(db.increment_from::<i64>("stock", -1, None, 10)?, 9);
+    assert_eq!(db.increment_from::<i64>("stock", -1, None, 10)?, 8, "stored: the start is not used");
+    assert_eq!(db.increment::<i64>("other", 1, None)?, 1, "increment still starts at 0");
+    db.set("user", &json!({"name": "Ann"}))?;
+    let user: Value = db.increment_from("user", 2, Some("visits"), 100)?;
+    assert_eq!(user, json!({"name": "Ann", "visits": 102}));
+    assert_eq!(db.increment_from::<f64>("ratio", 0.25, None, 0.5)?, 0.75);
+    let error = db.increment_from::<f64>("bad", 1, None, f64::INFINITY).unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error}");
+    assert_eq!(db.get::<Value>("bad")?, None, "nothing written");
+
+    futures::executor::block_on(async {
+        let db = nanasqlite::AsyncNanaSQLite::open(":memory:").await?;
+        assert_eq!(db.increment_from::<i64>("stock", 5, None, 10).await?, 15);
+        assert_eq!(db.increment_from::<i64>("stock", 5, None, 10).await?, 20);
+        db.close().await
+    })
+}

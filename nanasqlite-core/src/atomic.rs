@@ -22,21 +22,24 @@ pub(crate) trait Rewrite: Fn(&str, Option<&str>) -> Result<String> + Send + 'sta
 
 impl<F: Fn(&str, Option<&str>) -> Result<String> + Send + 'static> Rewrite for F {}
 
-/// The `increment` operation: `amount` added to `key`'s number (or its `field`).
+/// The `increment` operation: `amount` added to `key`'s number (or its `field`), a missing
+/// one counting as `start`.
 ///
 /// # Errors
 ///
-/// [`Error::Validation`] for a non-finite amount.
+/// [`Error::Validation`] for a non-finite amount or start.
 pub(crate) fn increment<K: AsRef<str>>(
     key: K,
     amount: Amount,
     field: Option<&str>,
+    start: Amount,
 ) -> Result<Transform<K, impl Rewrite + use<K>>> {
     amount.check()?;
-    let field = field.map(str::to_owned);
+    start.check()?;
+    let (field, start) = (field.map(str::to_owned), Number::from(start));
     Ok(Transform::new("increment", key, move |_: &str, current: Option<&str>| match &field {
-        None => add_to_number(current, amount),
-        Some(field) => add_to_field(current, field, amount),
+        None => add_to_number(current, amount, start),
+        Some(field) => add_to_field(current, field, amount, start),
     }))
 }
 
@@ -119,6 +122,15 @@ enum Number {
     Float(f64),
 }
 
+impl From<Amount> for Number {
+    fn from(amount: Amount) -> Self {
+        match amount {
+            Amount::Int(i) => Self::Int(i),
+            Amount::Float(f) => Self::Float(f),
+        }
+    }
+}
+
 impl Number {
     /// The number in JSON `text` (a whole integer literal is kept exact).
     fn parse(text: &str, what: &str) -> Result<Self> {
@@ -159,18 +171,18 @@ impl Number {
     }
 }
 
-fn add_to_number(current: Option<&str>, amount: Amount) -> Result<String> {
-    let base = current.map_or(Ok(Number::Int(0)), |text| Number::parse(text, "the stored value"))?;
+fn add_to_number(current: Option<&str>, amount: Amount, start: Number) -> Result<String> {
+    let base = current.map_or(Ok(start), |text| Number::parse(text, "the stored value"))?;
     Ok(base.plus(amount)?.to_text())
 }
 
-fn add_to_field(current: Option<&str>, field: &str, amount: Amount) -> Result<String> {
+fn add_to_field(current: Option<&str>, field: &str, amount: Amount, start: Number) -> Result<String> {
     let mut object = match current {
         Some(text) => RawObject::parse(text)
             .map_err(|_| not_an_object("the stored value must be an object when a field is given:", text))?,
         None => RawObject::default(),
     };
-    let base = object.get(field).map_or(Ok(Number::Int(0)), |raw| Number::parse(raw.get(), "the field"))?;
+    let base = object.get(field).map_or(Ok(start), |raw| Number::parse(raw.get(), "the field"))?;
     object.set(field, raw(base.plus(amount)?.to_text())?);
     object.to_text()
 }
@@ -262,7 +274,7 @@ mod tests {
     use super::*;
 
     fn inc(current: Option<&str>, amount: impl Into<Amount>) -> Result<String> {
-        add_to_number(current, amount.into())
+        add_to_number(current, amount.into(), Number::Int(0))
     }
 
     #[test]
@@ -302,14 +314,14 @@ mod tests {
 
     #[test]
     fn fields_change_alone() {
-        let field = |current, amount| add_to_field(current, "hits", Amount::Int(amount)).unwrap();
+        let field = |current, amount| add_to_field(current, "hits", Amount::Int(amount), Number::Int(0)).unwrap();
         assert_eq!(field(None, 1), r#"{"hits":1}"#);
         assert_eq!(
             field(Some(r#"{"hits": 2, "big": 1180591620717411303424, "f": 1.10}"#), 1),
             r#"{"hits":3,"big":1180591620717411303424,"f":1.10}"#
         );
         assert_eq!(field(Some(r#"{"x": 1}"#), 5), r#"{"x":1,"hits":5}"#, "a missing field starts from 0");
-        assert!(add_to_field(Some("[1]"), "hits", Amount::Int(1)).is_err());
+        assert!(add_to_field(Some("[1]"), "hits", Amount::Int(1), Number::Int(0)).is_err());
     }
 
     #[test]

@@ -392,9 +392,16 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         self.run(encode(key, default).map(|default| SetDefault::new(key.to_owned(), default)))
     }
 
-    /// Adds `amount` to the number under `key` (or its `field`); the stored result.
-    fn increment_by(&self, key: &str, amount: Amount, field: Option<&str>) -> Self::Answer<Arc<CachedValue>> {
-        self.run(increment(key.to_owned(), amount, field))
+    /// Adds `amount` to the number under `key` (or its `field`), a missing one counting as
+    /// `start`; the stored result.
+    fn increment_by(
+        &self,
+        key: &str,
+        amount: Amount,
+        field: Option<&str>,
+        start: Amount,
+    ) -> Self::Answer<Arc<CachedValue>> {
+        self.run(increment(key.to_owned(), amount, field, start))
     }
 
     /// Merges `changes` into the object under `key`; the stored result.

@@ -484,7 +484,37 @@ impl<S: Storage> NanaSQLite<S> {
         amount: impl Into<Amount>,
         field: Option<&str>,
     ) -> Result<T> {
-        let stored = self.increment_by(key, amount.into(), field)?;
+        self.increment_from(key, amount, field, 0)
+    }
+
+    /// As [`increment`](Self::increment), a missing key or field counting as `start` instead
+    /// of 0 (Python NanaSQLite's `increment(key, amount, default=start)`; Python raises
+    /// `KeyError` when no default is given, here that is `increment`'s 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = nanasqlite_core::NanaSQLite::open(":memory:")?;
+    /// assert_eq!(db.increment_from::<i64>("stock", -1, None, 10)?, 9, "a missing key starts at 10");
+    /// assert_eq!(db.increment_from::<i64>("stock", -1, None, 10)?, 8, "a stored one goes on");
+    /// db.set("page", &serde_json::json!({"title": "home"}))?;
+    /// let page: serde_json::Value = db.increment_from("page", 0.5, Some("score"), 1.0)?;
+    /// assert_eq!(page["score"], 1.5);
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`increment`](Self::increment), and [`Error::Validation`](crate::Error::Validation)
+    /// for a start that is not finite.
+    pub fn increment_from<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        amount: impl Into<Amount>,
+        field: Option<&str>,
+        start: impl Into<Amount>,
+    ) -> Result<T> {
+        let stored = self.increment_by(key, amount.into(), field, start.into())?;
         self.table.decode_result(key, &stored)
     }
 

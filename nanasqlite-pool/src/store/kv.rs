@@ -424,7 +424,26 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let stored = self.increment_by(key, amount.into(), field);
+        self.increment_from(key, amount, field, 0)
+    }
+
+    /// As [`increment`](Self::increment), a missing key or field counting as `start`, as
+    /// [`NanaSQLite::increment_from`](nanasqlite_core::NanaSQLite::increment_from).
+    ///
+    /// # Errors
+    ///
+    /// As the sync store's.
+    pub fn increment_from<T>(
+        &self,
+        key: &str,
+        amount: impl Into<Amount>,
+        field: Option<&str>,
+        start: impl Into<Amount>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let stored = self.increment_by(key, amount.into(), field, start.into());
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
         Box::pin(Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored))))
     }
