@@ -604,3 +604,38 @@ async fn dead_letters_on_the_async_store(setup: Setup) {
     assert!(!in_file(&setup.path).iter().any(|(key, _)| key == "late"), "a cleared letter is never written");
     db.close().await.unwrap();
 }
+
+/// `cache_committed(false)`: a staged row is cached (read your writes) until its chunk
+/// commits, then leaves the cache and reads from the file; the default keeps it. Both stores.
+#[test]
+fn committed_rows_can_leave_the_cache() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let lean = NanaSQLite::builder(dir.path().join("lean.db"))
+        .write_back(WriteBack::manual().cache_committed(false))
+        .open()?;
+    lean.batch_update((0..100).map(|i| (format!("k{i}"), i)))?;
+    assert!(lean.is_cached("k0") && lean.is_cached("k99"), "staged rows are read from the cache");
+    lean.flush()?;
+    assert!(!lean.is_cached("k0") && !lean.is_cached("k99"), "committed: out of the cache");
+    assert_eq!(lean.get::<i64>("k42")?, Some(42), "and read from the file");
+    lean.set("k1", &-1)?;
+    assert_eq!(lean.get::<i64>("k1")?, Some(-1), "a new staged value is cached again");
+
+    let kept = NanaSQLite::builder(dir.path().join("kept.db")).write_back(WriteBack::manual()).open()?;
+    kept.set("k", &1)?;
+    kept.flush()?;
+    assert!(kept.is_cached("k"), "by default committed rows stay cached");
+
+    futures::executor::block_on(async {
+        let db = nanasqlite::AsyncNanaSQLite::builder(dir.path().join("async.db"))
+            .write_back(WriteBack::manual().cache_committed(false))
+            .open()
+            .await?;
+        db.set("a", &1).await?;
+        assert!(db.is_cached("a"));
+        db.flush().await?;
+        assert!(!db.is_cached("a"));
+        assert_eq!(db.get::<i64>("a").await?, Some(1));
+        db.close().await
+    })
+}

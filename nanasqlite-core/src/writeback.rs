@@ -105,6 +105,7 @@ pub struct WriteBack {
     pub(crate) dead_letter_capacity: usize,
     pub(crate) close_timeout: Duration,
     pub(crate) load_all: bool,
+    pub(crate) cache_committed: bool,
 }
 
 impl WriteBack {
@@ -118,6 +119,7 @@ impl WriteBack {
             dead_letter_capacity: 1000,
             close_timeout: Duration::from_secs(30),
             load_all: false,
+            cache_committed: true,
         }
     }
 
@@ -150,6 +152,18 @@ impl WriteBack {
     #[must_use]
     pub fn memory_first() -> Self {
         Self { load_all: true, ..Self::interval(Duration::from_secs(1)) }
+    }
+
+    /// Whether a staged row stays in the cache once its chunk has committed (default `true`:
+    /// it is the table's cache, with its strategy). With `false` it leaves the cache when it
+    /// commits, unless it was written again meanwhile: an import of many rows, or a table
+    /// written more than read, then holds in memory only what is staged (and what reads bring
+    /// in), not every row it ever wrote. A bounded cache strategy (`CacheStrategy::Lru`) bounds
+    /// it too, for reads as well.
+    #[must_use]
+    pub fn cache_committed(mut self, keep: bool) -> Self {
+        self.cache_committed = keep;
+        self
     }
 
     /// The most rows one commit holds. Default 1,000.

@@ -256,16 +256,29 @@ impl<S: Storage> WriteBackState<S> {
     }
 
     /// Takes `rows` out of the staging area, those not staged again since they were taken.
-    fn release(&self, rows: &[Taken<S>]) {
+    /// Takes committed `rows` out of the staging area, those not staged again since they were
+    /// taken; with `uncache`, the caches of their tables (those `shared` has open) forget them
+    /// too (write-back's `cache_committed(false)`), under the staging lock, so that a write
+    /// staged meanwhile stays cached.
+    fn release(&self, rows: &[Taken<S>], uncache: Option<&Shared<S>>) {
+        let tables = uncache.map(Shared::tables).unwrap_or_default();
         for row in rows {
             let mut staged = row.table.rows.lock();
             if staged.get(&row.key).is_some_and(|now| now.seq == row.staged.seq) {
                 staged.remove(&row.key);
                 self.staged.fetch_sub(1, Ordering::AcqRel);
                 self.staged_bytes.fetch_sub(row.staged.bytes, Ordering::AcqRel);
+                for table in tables.iter().filter(|table| table.name() == &row.table.name) {
+                    table.forget(&row.key);
+                }
             }
         }
         self.room.made();
+    }
+
+    /// The shared state whose caches forget committed rows, if the configuration says so.
+    fn uncaching<'a>(&self, shared: &'a Shared<S>) -> Option<&'a Shared<S>> {
+        (!self.config.cache_committed).then_some(shared)
     }
 
     /// Queues `rows`, which failed to commit with `error`, as dead letters.
@@ -565,7 +578,7 @@ impl<S: Storage> Operation<S> for FlushAll<S> {
             }
             match atomically(storage, |storage| write_chunk(storage, &chunk)) {
                 Ok(()) => {
-                    state.release(&chunk);
+                    state.release(&chunk, state.uncaching(&self.shared));
                     announce(&chunk);
                     flushed.committed += chunk.len();
                     let mut counters = state.counters.lock();
@@ -606,7 +619,7 @@ impl<S: Storage> FlushAll<S> {
                     failed += 1;
                 }
             }
-            state.release(one);
+            state.release(one, state.uncaching(&self.shared));
         }
         let mut counters = state.counters.lock();
         counters.rows += committed as u64;
