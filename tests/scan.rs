@@ -194,6 +194,14 @@ fn pages_with_a_cursor_end_with_none() -> nanasqlite::Result<()> {
     }
     let empty: nanasqlite::Page<i64> = db.scan_page(Scan::prefix("none"))?;
     assert_eq!((empty.rows.len(), empty.next), (0, None));
+    // Sizes from outside (a query string): the largest reads every row without overflowing,
+    // and a page of none is empty and ends the paging.
+    let whole: nanasqlite::Page<i64> = db.scan_page(Scan::all().limit(usize::MAX))?;
+    assert_eq!((whole.rows.len(), whole.next), (100, None));
+    let none: nanasqlite::Page<i64> = db.scan_page(Scan::all().limit(0))?;
+    assert_eq!((none.rows.len(), none.next), (0, None));
+    let after_all: nanasqlite::Page<i64> = db.scan_page(Scan::all().after("\u{10FFFF}").limit(5))?;
+    assert_eq!((after_all.rows.len(), after_all.next), (0, None), "a cursor past every key");
     let typed = db.typed::<i64>("data")?;
     let page = typed.scan_page(Scan::all().limit(2))?;
     assert_eq!((page.rows.len(), page.next.as_deref()), (2, Some("k001")));

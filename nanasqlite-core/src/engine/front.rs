@@ -18,7 +18,8 @@ use serde_json::Value;
 use super::{
     AddHooks, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, DeleteExpired,
     FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem,
-    Remedy, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows, encode_rows_partial, stage,
+    Remedy, RowsPage, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows,
+    encode_rows_partial, stage,
 };
 use crate::CacheStrategy;
 use crate::atomic::{Amount, increment, patch};
@@ -264,8 +265,14 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
 
     /// One page of `scan` and the cursor of the next ([`Page`]).
     fn page<T: DeserializeOwned + Send + 'static>(&self, scan: Scan) -> Self::Answer<Page<T>> {
-        let (read, reader) = (self.ensure_open().map(|()| scan.clone().one_page()), self.table().reader());
-        Self::then(self.run(read), move |rows| Self::now(scan.page_of(&reader, rows)))
+        let reader = self.table().reader();
+        Self::then(self.page_rows(&scan), move |rows| Self::now(scan.page_of(&reader, rows)))
+    }
+
+    /// The rows of one page of `scan` as stored, one more than the page holds when there is
+    /// one (`Scan::page_of` decodes them and makes the cursor).
+    fn page_rows(&self, scan: &Scan) -> Self::Answer<RowsPage> {
+        self.run(self.ensure_open().map(|()| scan.clone().one_page()))
     }
 
     /// On an encrypted store, [`Error::WrongKey`] if none of the table's first rows (up to
@@ -287,6 +294,12 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
             }
             Self::now(wrong.map_or(Ok(()), Err))
         })
+    }
+
+    /// Whether the cache can answer for `key` without the file; `false` once the store is
+    /// closed.
+    fn knows(&self, key: &str) -> bool {
+        self.ensure_open().is_ok() && self.table().is_cached(key)
     }
 
     /// One element of `key`'s stored value, read by the database.

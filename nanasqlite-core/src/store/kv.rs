@@ -311,14 +311,14 @@ impl<S: Storage> NanaSQLite<S> {
     /// One page of the rows `scan` selects (its limit, or [`SCAN_PAGE`](crate::SCAN_PAGE) rows),
     /// with the cursor of the next page: `None` at the end, else the key to pass to
     /// [`Scan::after`] for the following page. Read from the file in one snapshot, as
-    /// [`iter`](Self::iter) reads each page. See [`Page`](crate::Page).
+    /// [`iter`](Self::iter) reads each page, and held whole: cap a page size that comes from a
+    /// client. A limit of 0 reads nothing and ends the paging. See [`Page`](crate::Page).
     ///
     /// # Errors
     ///
     /// As [`scan`](Self::scan).
     pub fn scan_page<T: DeserializeOwned>(&self, scan: Scan) -> Result<crate::Page<T>> {
-        self.database.ensure_open()?;
-        let rows = self.run_borrowing(scan.clone().one_page())?;
+        let rows = self.page_rows(&scan)?;
         scan.page_of(&self.table.reader(), rows)
     }
 
@@ -571,6 +571,6 @@ impl<S: Storage> NanaSQLite<S> {
     /// the key is absent). Always `false` after [`close`](Self::close).
     #[must_use]
     pub fn is_cached(&self, key: &str) -> bool {
-        self.database.ensure_open().is_ok() && self.table.is_cached(key)
+        self.knows(key)
     }
 }

@@ -504,7 +504,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// Always `false` once closed.
     #[must_use]
     pub fn is_cached(&self, key: &str) -> bool {
-        !self.pool.is_closed() && self.table.is_cached(key)
+        self.knows(key)
     }
 }
 
