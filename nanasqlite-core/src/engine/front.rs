@@ -149,6 +149,7 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Closed`].
+    #[inline]
     fn ready(&self) -> Result<()> {
         self.ensure_open()?;
         self.notice_external_writes();
@@ -163,6 +164,7 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Closed`].
+    #[inline]
     fn lookup(&self, key: &str, keeping: bool) -> Result<Lookup> {
         self.ready()?;
         let lookup = self.table().lookup_for(key, keeping);
@@ -171,6 +173,7 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     }
 
     /// The cached value of `key`, read from the file (and cached) on a miss.
+    #[inline]
     fn cached(&self, key: &str, keeping: bool) -> Self::Answer<Option<Arc<CachedValue>>> {
         match self.lookup(key, keeping) {
             Ok(Lookup::Hit(value)) => Self::now(Ok(Some(value))),
@@ -182,6 +185,7 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
 
     /// The value of `key` as a shared, parsed JSON value: a hit on one already parsed makes no
     /// copy.
+    #[inline]
     fn shared_value(&self, key: &str) -> Self::Answer<Option<Arc<Value>>> {
         if self.ready().is_ok()
             && let Some(value) = self.table().shared_hit(key)
@@ -189,13 +193,23 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
             self.record_cache(true);
             return Self::now(Ok(Some(value)));
         }
-        let (table, owned) = (Arc::clone(self.table()), key.to_owned());
-        Self::then(self.cached(key, true), move |found| {
-            Self::now(found.map(|value| table.reader().shared(&owned, &value)).transpose())
-        })
+        // Had at once (a hit the fast path above could not serve, as an LRU's, or a read on
+        // the caller's thread): parsed here, with nothing copied for later.
+        let found = match Self::settled(self.cached(key, true)) {
+            Ok(found) => return Self::now(found.and_then(|found| self.shared_of(key, found))),
+            Err(queued) => queued,
+        };
+        let (this, owned) = (self.clone(), key.to_owned());
+        Self::then(found, move |found| Self::now(this.shared_of(&owned, found)))
+    }
+
+    /// `found` as a shared, parsed JSON value (through the table's read hooks).
+    fn shared_of(&self, key: &str, found: Option<Arc<CachedValue>>) -> Result<Option<Arc<Value>>> {
+        found.map(|value| self.table().reader().shared(key, &value)).transpose()
     }
 
     /// Whether `key` exists, answered by the cache when it knows.
+    #[inline]
     fn contains_key(&self, key: &str) -> Self::Answer<bool> {
         match self.lookup(key, false) {
             Ok(Lookup::Hit(_)) => Self::now(Ok(true)),
