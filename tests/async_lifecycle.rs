@@ -65,7 +65,7 @@ const QUEUED: usize = 200;
 /// acknowledged and in the file, the failing one reports its own error (not `Closed`), and a
 /// call made after `close` is refused.
 async fn close_runs_what_was_queued(name: &str, builder: AsyncBuilder) {
-    let db = builder.read_pool_size(2).inline_reads(false).open().await.unwrap();
+    let db = builder.read_pool_size(2).inline_reads(false).inline_writes(false).open().await.unwrap();
     let path = db.path().to_owned();
     db.set("warm", &0).await.unwrap();
     db.clear_cache();

@@ -29,6 +29,11 @@ thread_local! {
     static READY_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Whether the budget is spent, without counting anything.
+fn is_spent() -> bool {
+    READY_IN_A_ROW.with(|count| count.get() >= BUDGET)
+}
+
 /// Counts a completion at the first poll; whether the budget is spent (it stays spent until
 /// [`yielded`]).
 fn spend() -> bool {
@@ -47,14 +52,15 @@ fn yielded() {
 }
 
 /// The future of a call that is answered at once (a cache hit, a read run on the caller's
-/// thread) or by a lane: a few words when answered at once, as a hit's future is moved by
-/// every caller that awaits it, and the boxed future of the queued call otherwise. Takes part
-/// in the budget either way.
+/// thread) or later (by a lane, or by a write run on the caller's thread at the first poll): a
+/// few words when answered at once, as a hit's future is moved by every caller that awaits it,
+/// and a boxed future otherwise. Takes part in the budget either way: a later answer had at
+/// its first poll counts as one had at once, and past the budget it yields before it starts.
 pub enum Answer<T> {
     /// Answered already: ready at the first poll, unless the budget says to yield once first.
     Now { answer: Option<T>, polled: bool },
-    /// Handed to a lane.
-    Later(Pin<Box<dyn Future<Output = T> + Send>>),
+    /// Answered by `queued`, which has not started before the first poll.
+    Later { queued: Pin<Box<dyn Future<Output = T> + Send>>, polled: bool },
 }
 
 impl<T> Answer<T> {
@@ -73,7 +79,7 @@ impl<T> Answer<T> {
 
     /// The answer `queued` will give.
     pub(crate) fn later(queued: impl Future<Output = T> + Send + 'static) -> Self {
-        Self::Later(Box::pin(queued))
+        Self::Later { queued: Box::pin(queued), polled: false }
     }
 }
 
@@ -81,7 +87,7 @@ impl<T> std::fmt::Debug for Answer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Now { .. } => "Answer::Now",
-            Self::Later(_) => "Answer::Later",
+            Self::Later { .. } => "Answer::Later",
         })
     }
 }
@@ -103,12 +109,23 @@ impl<T> Future for Answer<T> {
                 }
                 Poll::Ready(answer.take().expect("an answer is polled once after it is given"))
             }
-            Self::Later(queued) => {
-                let polled = queued.as_mut().poll(cx);
-                if polled.is_pending() {
+            Self::Later { queued, polled } => {
+                let first = !std::mem::replace(polled, true);
+                if !first {
                     yielded();
+                } else if is_spent() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
-                polled
+                let answer = queued.as_mut().poll(cx);
+                match answer {
+                    Poll::Pending => yielded(),
+                    Poll::Ready(_) if first => {
+                        spend();
+                    }
+                    Poll::Ready(_) => {}
+                }
+                answer
             }
         }
     }
@@ -194,10 +211,32 @@ mod tests {
     }
 
     #[test]
+    fn a_later_answer_had_at_its_first_poll_counts_and_past_the_budget_starts_only_after_a_yield() {
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        yielded();
+        for i in 0..BUDGET {
+            assert_eq!(poll_once(&mut Answer::later(std::future::ready(i)), &waker), Some(i));
+        }
+        let started = Arc::new(AtomicUsize::new(0));
+        let starts = Arc::clone(&started);
+        let mut past = Answer::later(async move {
+            starts.fetch_add(1, Ordering::SeqCst);
+            "answer"
+        });
+        assert_eq!(poll_once(&mut past, &waker), None, "past the budget: yields once");
+        assert_eq!(started.load(Ordering::SeqCst), 0, "before it starts (an inline write waits its turn)");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll_once(&mut past, &waker), Some("answer"));
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+        assert!(poll_once(&mut Answer::now(()), &waker).is_some(), "the count started over");
+    }
+
+    #[test]
     fn a_future_that_waits_starts_the_count_over() {
         let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
         yielded();
-        for _ in 0..BUDGET {
+        for _ in 0..BUDGET - 1 {
             assert!(poll_once(&mut Answer::now(()), &waker).is_some());
         }
         assert!(poll_once(&mut Answer::later(std::future::pending::<()>()), &waker).is_none());

@@ -1,5 +1,6 @@
 //! Jobs: an engine operation handed to a lane, and how its answer gets back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,26 @@ impl<R> Reply<R> {
     }
 }
 
+/// A job handed to the writer and not yet answered: counted in the pool's writer jobs from its
+/// making until its cache change is applied (or it is dropped unrun), so that a write run on a
+/// caller's thread ([`Pool::try_inline_write`](crate::pool::Pool)) never overtakes it.
+#[derive(Debug)]
+pub(crate) struct Ticket(Arc<AtomicUsize>);
+
+impl Ticket {
+    /// Counts one more job in `jobs`.
+    pub(crate) fn new(jobs: &Arc<AtomicUsize>) -> Self {
+        jobs.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(jobs))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// An operation on a table, the caller's reply channel, and what the lanes track of it.
 pub(crate) struct Task<S: Storage, O: Operation<S>> {
     operation: O,
@@ -103,6 +124,8 @@ pub(crate) struct Task<S: Storage, O: Operation<S>> {
     span: tracing::Span,
     /// Runs although nobody waits for its answer (housekeeping).
     detached: bool,
+    /// Held while the job is the writer's.
+    ticket: Option<Ticket>,
 }
 
 /// The receiver of a job's answer.
@@ -120,15 +143,16 @@ where
         table: Arc<Table<S>>,
         lock_timeout: Option<Duration>,
         span: tracing::Span,
+        ticket: Option<Ticket>,
     ) -> (Box<dyn Job<S>>, Answer<O::Output>) {
         let (task, answer) = Self::new(operation, table, lock_timeout, span);
-        (Box::new(task), answer)
+        (Box::new(Self { ticket, ..task }), answer)
     }
 
-    /// A job that runs although nobody waits for its answer.
-    pub(crate) fn detached(operation: O, table: Arc<Table<S>>, span: tracing::Span) -> Box<dyn Job<S>> {
+    /// A job for the writer that runs although nobody waits for its answer.
+    pub(crate) fn detached(operation: O, table: Arc<Table<S>>, span: tracing::Span, ticket: Ticket) -> Box<dyn Job<S>> {
         let (task, _) = Self::new(operation, table, None, span);
-        Box::new(Self { detached: true, ..task })
+        Box::new(Self { detached: true, ticket: Some(ticket), ..task })
     }
 
     fn new(
@@ -148,7 +172,9 @@ where
                 Reply::Shared(settle)
             }
         };
-        (Self { operation, table, outcome: None, reply, queued_at, deadline, span, detached: false }, answer)
+        let task =
+            Self { operation, table, outcome: None, reply, queued_at, deadline, span, detached: false, ticket: None };
+        (task, answer)
     }
 }
 
@@ -201,7 +227,7 @@ where
     }
 
     fn finish(self: Box<Self>, error: Option<&Error>) {
-        let Self { outcome, reply, queued_at, table, .. } = *self;
+        let Self { outcome, reply, queued_at, table, ticket, .. } = *self;
         let answer = match (error, outcome) {
             (Some(error), _) => Err(error.clone()),
             (None, Some(Ok(Applied { output, change }))) => {
@@ -211,11 +237,15 @@ where
             (None, Some(Err(error))) => Err(error),
             (None, None) => Err(Error::Closed),
         };
+        // Before the answer: the caller's next write may then run on its own thread.
+        drop(ticket);
         // Another process held the file's write lock for the whole busy timeout.
         reply.send(answer.map_err(|error| error.busy_as_lock_timeout(queued_at.elapsed())));
     }
 
     fn reject(self: Box<Self>, error: Error) {
-        self.reply.send(Err(error));
+        let Self { reply, ticket, .. } = *self;
+        drop(ticket);
+        reply.send(Err(error));
     }
 }

@@ -5,23 +5,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nanasqlite_core::engine::{CheckExternalWrites, Operation, Shared, Table};
+use nanasqlite_core::engine::{self, CheckExternalWrites, Checkpoint, Kind, Operation, Shared, Table};
 use nanasqlite_core::storage::{OpenReader, Storage};
 use nanasqlite_core::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 
-use crate::job::{Answer, Job, Task};
+use crate::job::{Answer, Job, Task, Ticket};
 use crate::lanes::{Jobs, Lane, Queue, Role, Slot};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
 
-/// How deep the queues are, how many readers may start, whether point reads may run on the
-/// caller's thread, and how the pool's threads are named.
+/// How deep the queues are, how many readers may start, whether point reads and writes may run
+/// on the caller's thread, and how the pool's threads are named.
 #[derive(Clone, Debug)]
 pub(crate) struct Sizes {
     pub(crate) readers: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) inline_reads: bool,
+    pub(crate) inline_writes: bool,
     pub(crate) thread_prefix: Arc<str>,
 }
 
@@ -49,6 +50,14 @@ pub(crate) struct Pool<S: Storage> {
     /// The lanes' connections, for point reads on the caller's thread (readers first, the
     /// writer last); empty when inline reads are off.
     slots: RwLock<Vec<Slot<S>>>,
+    /// The writer's connection, for point writes on the caller's thread; `None` when inline
+    /// writes are off.
+    writer_slot: Option<Slot<S>>,
+    /// Jobs handed to the writer and not yet answered (each holds a [`Ticket`]): a write runs
+    /// on the caller's thread only when there are none, so it never overtakes an earlier one.
+    writer_jobs: Arc<AtomicUsize>,
+    /// Point writes whose futures are made and not yet polled ([`MadeWrite`]).
+    made_writes: Arc<AtomicUsize>,
     closed: AtomicBool,
     /// A `begin()` transaction holds the writer.
     transaction_open: AtomicBool,
@@ -127,6 +136,9 @@ impl<S: Storage> Pool<S> {
             readers,
             exits: Mutex::new(vec![exited]),
             // A backend whose client runs an async runtime of its own must stay off callers' threads.
+            writer_slot: (sizes.inline_writes && S::RUNS_ON_CALLERS).then(|| Arc::clone(&slot)),
+            writer_jobs: Arc::default(),
+            made_writes: Arc::default(),
             slots: RwLock::new(if sizes.inline_reads && S::RUNS_ON_CALLERS { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
@@ -181,7 +193,8 @@ impl<S: Storage> Pool<S> {
         O::Output: Send + 'static,
     {
         let queue = self.queue(operation.kind())?;
-        let (job, answer) = Task::prepare(operation, table, self.lock_timeout, span);
+        let ticket = (operation.kind() != Kind::Read).then(|| Ticket::new(&self.writer_jobs));
+        let (job, answer) = Task::prepare(operation, table, self.lock_timeout, span, ticket);
         match queue.try_send(job) {
             Ok(()) => Ok((answer, None)),
             Err(flume::TrySendError::Disconnected(_)) => Err(Error::Closed),
@@ -260,7 +273,7 @@ impl<S: Storage> Pool<S> {
     /// its cache change; `None` when no connection was free or the read would have waited, so
     /// that the caller hands it to a lane instead.
     pub(crate) fn try_inline<O: Operation<S>>(&self, table: &Table<S>, operation: &mut O) -> Option<Result<O::Output>> {
-        if !operation.inline() || self.is_closed() {
+        if !operation.inline() || operation.kind() != Kind::Read || self.is_closed() {
             return None;
         }
         let slots = self.slots.read();
@@ -277,6 +290,50 @@ impl<S: Storage> Pool<S> {
         }
     }
 
+    /// Notes that the future of `operation` is made, if it is a point write that may run on the
+    /// caller's thread, until its first poll ([`try_inline_write`](Self::try_inline_write)).
+    pub(crate) fn made_write<O: Operation<S>>(&self, operation: &O) -> Option<MadeWrite> {
+        let eligible = self.writer_slot.is_some() && operation.inline() && operation.kind() == Kind::Write;
+        eligible.then(|| MadeWrite::new(&self.made_writes))
+    }
+
+    /// Runs point write `operation` (its future `made`, now polled for the first time) on the
+    /// caller's thread ([`engine::write_inline`]) when it is alone and the writer has nothing
+    /// to do: no other write's future made and not yet polled (writes made together, as by
+    /// `join_all`, go to the writer and commit as one group), no job of the writer's waiting or
+    /// unanswered, its connection free at this instant, no `begin()` transaction. Applies the
+    /// cache change before the connection is free again, so that writes after it find the
+    /// cache as the file. `None` when it must go to the writer (where a write that finds the
+    /// writer busy joins its group).
+    pub(crate) fn try_inline_write<O: Operation<S>>(
+        &self,
+        table: &Arc<Table<S>>,
+        operation: &mut O,
+        made: Option<MadeWrite>,
+    ) -> Option<Result<O::Output>> {
+        let alone = made?.polled();
+        let slot = self.writer_slot.as_ref()?;
+        if !alone || self.writer_jobs.load(Ordering::SeqCst) > 0 || self.in_transaction() || self.is_closed() {
+            return None;
+        }
+        let mut storage = slot.try_lock()?;
+        // Checked again under the connection's lock: a job handed over meanwhile runs first.
+        if self.writer_jobs.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let (outcome, checkpoint_due) = engine::write_inline(storage.as_mut()?, &self.shared, table, operation)?;
+        let answer = outcome.map(|applied| {
+            table.apply(applied.change);
+            applied.output
+        });
+        drop(storage);
+        self.counters.record_inline_write();
+        if checkpoint_due {
+            self.send_to_writer(Checkpoint, table);
+        }
+        Some(answer)
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared<S>> {
         &self.shared
     }
@@ -285,13 +342,22 @@ impl<S: Storage> Pool<S> {
     /// waiting, and skipped when its queue is full): it empties every cache if another
     /// connection committed. Nothing here touches the database on the caller's thread.
     pub(crate) fn notice_external_writes(&self, table: &Arc<Table<S>>) {
-        if !self.shared.watch_due() {
-            return;
+        if self.shared.watch_due() {
+            self.send_to_writer(CheckExternalWrites::new(Arc::clone(&self.shared)), table);
         }
+    }
+
+    /// Hands housekeeping `operation` to the writer without waiting (skipped when its queue is
+    /// full: it is asked for again later).
+    fn send_to_writer<O>(&self, operation: O, table: &Arc<Table<S>>)
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
         let Some(queue) = self.writer.read().clone() else { return };
-        let check = CheckExternalWrites::new(Arc::clone(&self.shared));
-        let span = tracing::debug_span!("nanasqlite", op = "watch");
-        let _ = queue.try_send(Task::detached(check, Arc::clone(table), span));
+        let span = tracing::debug_span!("nanasqlite", op = operation.name());
+        let job = Task::detached(operation, Arc::clone(table), span, Ticket::new(&self.writer_jobs));
+        let _ = queue.try_send(job);
     }
 
     /// Whether a `begin()` transaction is open.
@@ -340,6 +406,31 @@ impl<S: Storage> Pool<S> {
         let (read_queue, readers) =
             self.readers.as_ref().map_or((0, 0), |r| (depth(&r.queue), r.started.load(Ordering::Acquire)));
         self.counters.snapshot(depth(&self.writer), read_queue, 1 + readers)
+    }
+}
+
+/// A point write whose future is made and not yet polled, counted in the pool's made writes
+/// until its first poll or its drop.
+#[derive(Debug)]
+pub(crate) struct MadeWrite(Option<Arc<AtomicUsize>>);
+
+impl MadeWrite {
+    fn new(made: &Arc<AtomicUsize>) -> Self {
+        made.fetch_add(1, Ordering::SeqCst);
+        Self(Some(Arc::clone(made)))
+    }
+
+    /// At the first poll: whether no other write's future is made and unpolled.
+    fn polled(mut self) -> bool {
+        self.0.take().is_some_and(|made| made.fetch_sub(1, Ordering::SeqCst) == 1)
+    }
+}
+
+impl Drop for MadeWrite {
+    fn drop(&mut self) {
+        if let Some(made) = self.0.take() {
+            made.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

@@ -36,6 +36,9 @@ pub struct Stats {
     pub queue_wait: Duration,
     /// Point reads (cache misses) run on the caller's thread, on a connection that was free.
     pub inline_reads: u64,
+    /// Point writes (`set`, `delete`) committed on the caller's thread while the writer had
+    /// nothing to do (`inline_writes`); not counted in `writes` nor `write_groups`.
+    pub inline_writes: u64,
     /// Reads answered by a cache without a job.
     pub cache_hits: u64,
     /// Reads that needed a job.
@@ -59,6 +62,7 @@ pub(crate) struct Counters {
     cache_misses: AtomicU64,
     reconnects: AtomicU64,
     inline_reads: AtomicU64,
+    inline_writes: AtomicU64,
     waiting_for_room: AtomicUsize,
 }
 
@@ -105,6 +109,10 @@ impl Counters {
         add(&self.inline_reads, 1);
     }
 
+    pub(crate) fn record_inline_write(&self) {
+        add(&self.inline_writes, 1);
+    }
+
     /// Counts a caller waiting for room until the returned guard drops.
     pub(crate) fn wait_for_room(&self) -> WaitingForRoom<'_> {
         self.waiting_for_room.fetch_add(1, Ordering::Relaxed);
@@ -132,6 +140,7 @@ impl Counters {
             jobs_started: load(&self.jobs_started),
             queue_wait: Duration::from_nanos(load(&self.queue_wait_nanos)),
             inline_reads: load(&self.inline_reads),
+            inline_writes: load(&self.inline_writes),
             cache_hits: load(&self.cache_hits),
             cache_misses: load(&self.cache_misses),
             reconnects: load(&self.reconnects),

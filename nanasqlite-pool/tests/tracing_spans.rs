@@ -47,11 +47,12 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
-fn entered_spans(inline_reads: bool) -> Vec<(String, String)> {
+fn entered_spans(inline: bool) -> Vec<(String, String)> {
     let recorder = Arc::new(Recorder::default());
     tracing::subscriber::with_default(Arc::clone(&recorder), || {
         futures::executor::block_on(async {
-            let db = AsyncNanaSQLite::builder(":memory:").inline_reads(inline_reads).open().await.unwrap();
+            let builder = AsyncNanaSQLite::builder(":memory:").inline_reads(inline).inline_writes(inline);
+            let db = builder.open().await.unwrap();
             db.set("k", &1).await.unwrap();
             db.clear_cache();
             db.get::<i32>("k").await.unwrap();
@@ -70,9 +71,9 @@ fn operations_are_traced_into_the_writer_thread() {
 }
 
 #[test]
-fn an_inline_read_is_traced_on_the_callers_thread() {
+fn an_inline_read_and_write_are_traced_on_the_callers_thread() {
     let entered = entered_spans(true);
     let caller = std::thread::current().name().unwrap_or("").to_owned();
-    assert!(entered.iter().any(|(o, t)| o == "set" && t == "nanasqlite-writer"), "{entered:?}");
+    assert!(entered.iter().any(|(o, t)| o == "set" && *t == caller), "the write ran on {caller:?}: {entered:?}");
     assert!(entered.iter().any(|(o, t)| o == "get" && *t == caller), "the read ran on {caller:?}: {entered:?}");
 }

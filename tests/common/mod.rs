@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, NanaSQLite};
 
 /// Runs `$body(builder)` on every runtime, `builder` opening a fresh file. The variants on a
-/// runtime's blocking pool need that runtime's feature (all of them under `--all-features`).
+/// runtime's blocking pool need that runtime's feature (all of them under `--all-features`);
+/// the `queued_writes` variants turn inline writes off, so every body runs with both.
 #[macro_export]
 macro_rules! on_every_runtime {
     ($($name:ident),* $(,)?) => {$(
@@ -54,6 +55,18 @@ macro_rules! on_every_runtime {
             fn async_std() {
                 let with = |b: nanasqlite::AsyncBuilder| b.spawner(nanasqlite::async_std::AsyncStdBlockingPool);
                 ::async_std::task::block_on($crate::common::run(super::$name, with));
+            }
+
+            #[test]
+            fn tokio_current_thread_queued_writes() {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on($crate::common::run(super::$name, |b| b.inline_writes(false)));
+            }
+
+            #[test]
+            fn tokio_multi_thread_queued_writes() {
+                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                runtime.block_on($crate::common::run(super::$name, |b| b.inline_writes(false)));
             }
 
             #[test]

@@ -100,6 +100,27 @@ impl<S: Storage> Operation<S> for OpenTable {
     }
 }
 
+/// Runs the checkpoint that a write committed on a caller's thread left due
+/// ([`write_inline`](super::write_inline)), on the connection's own thread.
+#[derive(Debug, Default)]
+pub struct Checkpoint;
+
+impl<S: Storage> Operation<S> for Checkpoint {
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "checkpoint"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
+    }
+
+    fn run(&mut self, storage: &mut S, _: &Table<S>) -> Result<Applied<()>> {
+        storage.checkpoint().map(Applied::plain)
+    }
+}
+
 /// Copies the database into a new file (online: a read).
 #[derive(Debug)]
 pub(crate) struct Backup {

@@ -497,6 +497,10 @@ impl<S: Storage, K: AsRef<str>> Operation<S> for Set<K> {
     type Output = ();
     describe!("set", Write);
 
+    fn inline(&self) -> bool {
+        true
+    }
+
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
         let key = self.key.as_ref();
         let mut events = Events::of(table);
@@ -521,6 +525,10 @@ impl<K: AsRef<str>> Delete<K> {
 impl<S: Storage, K: AsRef<str>> Operation<S> for Delete<K> {
     type Output = bool;
     describe!("delete", Write);
+
+    fn inline(&self) -> bool {
+        true
+    }
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<bool>> {
         let key = self.key.as_ref();

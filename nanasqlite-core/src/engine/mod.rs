@@ -37,7 +37,7 @@ use crate::storage::{End, Storage};
 // state every table of a file shares, and the few helpers its lanes and builder call.
 pub use crate::cache::{CacheChange, CachedValue};
 pub use crate::store::builder::Options;
-pub use file::CheckExternalWrites;
+pub use file::{CheckExternalWrites, Checkpoint};
 pub use front::Front;
 pub use front_sql::{SqlFront, encode_record};
 pub use hooks::contained;
@@ -109,8 +109,9 @@ pub trait Operation<S: Storage> {
     /// Where it runs.
     fn kind(&self) -> Kind;
 
-    /// Whether it is a point read cheap enough (a few microseconds: one primary-key lookup) for
-    /// the async store to run on the caller's thread when a connection is free at that instant.
+    /// Whether it touches one row by its key (a point read or write), cheap enough (a few
+    /// microseconds) for the async store to run on the caller's thread when a connection is
+    /// free at that instant ([`write_inline`] for a write).
     fn inline(&self) -> bool {
         false
     }
@@ -149,6 +150,29 @@ pub(crate) fn run_write<S: Storage, O: Operation<S>>(
         let end = if applied.is_ok() { End::Commit } else { End::Rollback };
         (applied, end)
     })
+}
+
+/// Runs point write `operation` on a caller's thread as [`run_write`] runs it (a transaction of
+/// its own, expired rows purged first), if the backend commits cheaply there
+/// ([`Storage::write_on_callers_thread`]), the file's write lock is free at this instant, and
+/// the table has neither hooks (a hook is the user's code, and a unique or foreign-key hook
+/// reads the file) nor staged writes. `None`, with nothing written, otherwise: the writer runs
+/// it. With the outcome: whether a [`Checkpoint`] is now due on the writer's thread. The
+/// caller applies the change.
+pub fn write_inline<S: Storage, O: Operation<S>>(
+    storage: &mut S,
+    shared: &Shared<S>,
+    table: &Table<S>,
+    operation: &mut O,
+) -> Option<(Result<Applied<O::Output>>, bool)> {
+    if !operation.inline() || operation.kind() != Kind::Write || !table.hooks().is_empty() || table.writes_back() {
+        return None;
+    }
+    let (outcome, due) = storage.write_on_callers_thread(|storage| run_write(storage, shared, table, operation))?;
+    match outcome {
+        Err(error) if error.is_busy() => None,
+        outcome => Some((outcome, due)),
+    }
 }
 
 /// Runs `work` in one write transaction, which `work` ends, after deleting the rows that

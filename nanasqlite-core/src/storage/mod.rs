@@ -380,6 +380,32 @@ pub trait Storage: Send + 'static {
         work(self)
     }
 
+    /// Runs `work`, one write transaction, on a caller's thread, if this backend commits a lone
+    /// write cheaply enough for that (SQLite in WAL with `synchronous=NORMAL`: no sync per
+    /// commit): without waiting for other connections' locks (as
+    /// [`without_waiting`](Self::without_waiting)), and leaving the checkpoint a commit may
+    /// make due to the connection's own thread. Answers with `work`'s result and whether a
+    /// checkpoint is due (then run [`checkpoint`](Self::checkpoint) there); `None`, without
+    /// running `work`, when the backend does not commit on callers' threads (the default).
+    fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Option<(R, bool)>
+    where
+        Self: Sized,
+    {
+        let _ = work;
+        None
+    }
+
+    /// Copies what the write-ahead log holds into the database, as far as readers allow,
+    /// without waiting for them (SQLite's passive checkpoint); nothing for a backend without
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn checkpoint(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// A number that changes when another connection (or process) commits to the database;
     /// `None` when the backend cannot tell.
     ///

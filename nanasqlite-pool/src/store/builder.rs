@@ -62,6 +62,7 @@ pub struct AsyncBuilder {
     read_pool_size: Option<usize>,
     queue_capacity: usize,
     inline_reads: bool,
+    inline_writes: bool,
     thread_name_prefix: String,
     spawner: Arc<dyn Spawn>,
 }
@@ -74,6 +75,7 @@ impl fmt::Debug for AsyncBuilder {
             .field("read_pool_size", &self.read_pool_size)
             .field("queue_capacity", &self.queue_capacity)
             .field("inline_reads", &self.inline_reads)
+            .field("inline_writes", &self.inline_writes)
             .field("thread_name_prefix", &self.thread_name_prefix)
             .finish_non_exhaustive()
     }
@@ -97,6 +99,7 @@ impl AsyncBuilder {
             max_workers: DEFAULT_MAX_WORKERS,
             read_pool_size: None,
             inline_reads: true,
+            inline_writes: true,
             thread_name_prefix: "nanasqlite".to_owned(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             spawner: Arc::new(Threads),
@@ -145,6 +148,22 @@ impl AsyncBuilder {
     /// would, the read goes to the store's threads. Default `true`.
     pub fn inline_reads(mut self, inline: bool) -> Self {
         self.inline_reads = inline;
+        self
+    }
+
+    /// Whether a lone point write (`set`, `delete`) may commit on the caller's thread when the
+    /// writer has nothing to do: no write of this store queued or unanswered before it, its
+    /// connection free, no transaction open. It runs as the writer would run it alone (one
+    /// `BEGIN IMMEDIATE`, the statement, `COMMIT`), saving two thread wake-ups, and never waits:
+    /// when another connection holds the file's write lock it goes to the writer, as do writes
+    /// under concurrency (they join the writer's group commit). Only where a commit is cheap:
+    /// SQLite with the performance pragmas (WAL, `synchronous=NORMAL`); not in write-back mode,
+    /// not on a table with hooks, not on PostgreSQL. The checkpoint a commit may make due runs
+    /// on the writer's thread, as SQLite's automatic one would (same log bound). The write
+    /// runs at the future's first poll (a future dropped unpolled writes nothing) and takes
+    /// part in the cooperative budget of answers had at once. Default `true`.
+    pub fn inline_writes(mut self, inline: bool) -> Self {
+        self.inline_writes = inline;
         self
     }
 
@@ -262,6 +281,7 @@ impl AsyncBuilder {
             readers,
             queue_capacity: self.queue_capacity,
             inline_reads: self.inline_reads,
+            inline_writes: self.inline_writes,
             thread_prefix: self.thread_name_prefix.as_str().into(),
         })
     }

@@ -313,7 +313,14 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
             return Answer::now(answer);
         }
         let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
-        Answer::later(async move { pool.run(table, operation, span.clone()).instrument(span).await })
+        let made = pool.made_write(&operation);
+        Answer::later(async move {
+            // At the first poll, not before: a write whose future is dropped unpolled writes nothing.
+            if let Some(answer) = span.in_scope(|| pool.try_inline_write(&table, &mut operation, made)) {
+                return answer;
+            }
+            pool.run(table, operation, span.clone()).instrument(span).await
+        })
     }
 
     fn wait_for_room(&self, seen: u64) -> Answer<Result<()>> {

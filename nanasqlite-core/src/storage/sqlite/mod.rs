@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
 
+mod checkpoint;
 mod file;
 mod schema;
 mod sql;
@@ -88,6 +89,9 @@ fn harden(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()
 pub struct SqliteStorage {
     conn: Connection,
     options: ConnectionOptions,
+    /// A read-write connection with the performance pragmas: WAL and `synchronous=NORMAL`, so
+    /// a commit does not sync, and the checkpoint hook is on.
+    commits_cheaply: bool,
 }
 
 impl SqliteStorage {
@@ -224,7 +228,8 @@ impl SqliteStorage {
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
         setup(&conn, options).map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(Self { conn, options: options.clone() })
+        let commits_cheaply = options.optimize && flags.contains(OpenFlags::SQLITE_OPEN_READ_WRITE);
+        Ok(Self { conn, options: options.clone(), commits_cheaply })
     }
 
     /// Whether this is a database no other connection can open (in memory, or the private
@@ -291,6 +296,7 @@ fn configure(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result
     harden(conn, options)?;
     if options.optimize {
         switch_to_wal(conn, options.busy_timeout)?;
+        checkpoint::install(conn);
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "mmap_size", i64::try_from(options.mmap_size).unwrap_or(i64::MAX))?;
         conn.pragma_update(None, "cache_size", -(i64::from(options.cache_size_mb) * 1024))?;
@@ -659,6 +665,15 @@ impl Storage for SqliteStorage {
         let result = work(self);
         let _ = self.conn.busy_timeout(self.options.busy_timeout);
         result
+    }
+
+    fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Option<(R, bool)> {
+        self.commits_cheaply.then(|| checkpoint::deferred(|| self.without_waiting(work)))
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn data_version(&self) -> Result<Option<i64>> {

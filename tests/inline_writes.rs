@@ -1,0 +1,179 @@
+//! Inline point writes: a lone `set` or `delete` of the async store commits on the caller's
+//! thread when the writer has nothing to do, and goes to the writer otherwise. One test body
+//! per behaviour, run on every runtime.
+
+use std::path::Path;
+
+use futures::FutureExt;
+use futures::future::join_all;
+use nanasqlite::hook;
+use nanasqlite::{NanaSQLite, WriteBack};
+use serde_json::Value;
+
+mod common;
+
+use common::{Setup, in_file};
+
+on_every_runtime!(
+    a_lone_write_commits_on_the_callers_thread,
+    writes_made_together_commit_together_on_the_writer,
+    a_write_that_finds_the_file_locked_goes_to_the_writer_and_commits,
+    a_write_never_overtakes_an_earlier_one,
+    a_write_future_dropped_unpolled_writes_nothing,
+    hooks_write_back_and_the_switch_send_writes_to_the_writer,
+    checkpoints_run_on_the_writer_and_keep_the_log_bounded,
+);
+
+/// A store with inline writes on (the `queued_writes` variants of the runtimes turn them off).
+async fn inline(setup: &Setup) -> nanasqlite::AsyncNanaSQLite {
+    setup.builder.clone().inline_writes(true).open().await.unwrap()
+}
+
+async fn a_lone_write_commits_on_the_callers_thread(setup: Setup) {
+    let db = inline(&setup).await;
+    for i in 0..50 {
+        db.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    assert!(db.delete("k0").await.unwrap());
+    assert!(!db.delete("k0").await.unwrap(), "deleted already");
+    let stats = db.stats();
+    assert_eq!((stats.inline_writes, stats.writes), (52, 0), "every lone write ran inline: {stats:?}");
+    assert_eq!(in_file::<i32>(&setup.path, "k49"), Some(49), "committed, as another connection sees");
+    assert_eq!(in_file::<i32>(&setup.path, "k0"), None);
+    assert_eq!(db.get::<i32>("k49").await.unwrap(), Some(49), "and cached");
+    assert!(db.is_cached("k49"));
+    db.close().await.unwrap();
+}
+
+async fn writes_made_together_commit_together_on_the_writer(setup: Setup) {
+    let db = inline(&setup).await;
+    join_all((0..100).map(|i| db.set(&format!("k{i}"), &i))).await.into_iter().for_each(|r| r.unwrap());
+    let stats = db.stats();
+    assert_eq!(stats.writes + stats.inline_writes, 100, "{stats:?}");
+    assert!(stats.writes >= 99, "writes made together go to the writer: {stats:?}");
+    assert!(stats.write_groups < stats.writes, "and share commits: {stats:?}");
+    assert_eq!(NanaSQLite::open(&setup.path).unwrap().len().unwrap(), 100);
+    db.close().await.unwrap();
+}
+
+async fn a_write_that_finds_the_file_locked_goes_to_the_writer_and_commits(setup: Setup) {
+    let db = inline(&setup).await;
+    db.set("before", &1).await.unwrap();
+    let other = rusqlite::Connection::open(&setup.path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap(); // another connection holds the write lock
+    let mut write = Box::pin(db.set("k", &"queued"));
+    assert!(write.as_mut().now_or_never().is_none(), "the caller never waits for the lock: it hands over");
+    other.execute_batch("COMMIT").unwrap();
+    write.await.unwrap();
+    let stats = db.stats();
+    assert_eq!((stats.inline_writes, stats.writes), (1, 1), "the second went to the writer: {stats:?}");
+    assert_eq!(in_file::<String>(&setup.path, "k").as_deref(), Some("queued"));
+    db.set("after", &2).await.unwrap();
+    assert_eq!(db.stats().inline_writes, 2, "and the next lone write runs inline again");
+    db.close().await.unwrap();
+}
+
+async fn a_write_never_overtakes_an_earlier_one(setup: Setup) {
+    let db = inline(&setup).await;
+    for round in 0..20 {
+        // A batch handed to the writer, then a lone set of the same key: the set must wait.
+        let rows: Vec<(String, String)> = (0..2_000).map(|i| (format!("b{i}"), format!("batch {round}"))).collect();
+        let mut batch = Box::pin(db.batch_update(rows.into_iter().chain([("k".to_owned(), "batch".to_owned())])));
+        assert!(batch.as_mut().now_or_never().is_none(), "the batch is the writer's");
+        db.set("k", &format!("set {round}")).await.unwrap();
+        batch.await.unwrap();
+        let expected = format!("set {round}");
+        assert_eq!(in_file::<String>(&setup.path, "k"), Some(expected.clone()), "round {round}: the later write last");
+        assert_eq!(db.get::<String>("k").await.unwrap(), Some(expected), "round {round}: the cache agrees");
+    }
+    // A transaction holds the writer: a set made meanwhile commits after it, not inside it.
+    let transaction = db.begin().await.unwrap();
+    let mut set = Box::pin(db.set("t", &"after"));
+    assert!(set.as_mut().now_or_never().is_none(), "it waits for the transaction");
+    transaction.set("t", &"inside").await.unwrap();
+    transaction.commit().await.unwrap();
+    set.await.unwrap();
+    assert_eq!(in_file::<String>(&setup.path, "t").as_deref(), Some("after"));
+    let stats = db.stats();
+    assert_eq!(stats.inline_writes, 0, "none of them overtook: {stats:?}");
+    db.close().await.unwrap();
+}
+
+async fn a_write_future_dropped_unpolled_writes_nothing(setup: Setup) {
+    let db = inline(&setup).await;
+    drop(db.set("never", &1));
+    drop(db.delete("kept"));
+    db.set("kept", &2).await.unwrap();
+    drop(db.delete("kept"));
+    assert_eq!(db.get_fresh::<i32>("never").await.unwrap(), None);
+    assert_eq!(db.get_fresh::<i32>("kept").await.unwrap(), Some(2));
+    // Dropped futures are forgotten: the next lone write still runs inline.
+    let inline = db.stats().inline_writes;
+    db.set("next", &3).await.unwrap();
+    assert_eq!(db.stats().inline_writes, inline + 1);
+    db.close().await.unwrap();
+}
+
+async fn hooks_write_back_and_the_switch_send_writes_to_the_writer(setup: Setup) {
+    let queued = |db: &nanasqlite::AsyncNanaSQLite| {
+        let stats = db.stats();
+        assert_eq!(stats.inline_writes, 0, "{stats:?}");
+    };
+    let hooked =
+        setup.builder.clone().inline_writes(true).hook(hook::check(|_, v: &Value| v.is_i64())).open().await.unwrap();
+    hooked.set("k", &1).await.unwrap();
+    assert!(hooked.set("k", &"text").await.is_err(), "the hook ran on the writer and refused");
+    queued(&hooked);
+    hooked.close().await.unwrap();
+
+    let off = setup.builder.clone().inline_writes(false).open().await.unwrap();
+    off.set("k", &2).await.unwrap();
+    queued(&off);
+    assert_eq!(off.stats().writes, 1);
+    off.close().await.unwrap();
+
+    let staged = setup.builder.clone().inline_writes(true).write_back(WriteBack::manual()).open().await.unwrap();
+    staged.set("k", &3).await.unwrap();
+    staged.flush().await.unwrap();
+    queued(&staged);
+    staged.close().await.unwrap();
+    assert_eq!(in_file::<i32>(&setup.path, "k"), Some(3));
+}
+
+/// Size of the database's write-ahead log.
+fn log_size(path: &Path) -> u64 {
+    let mut log = path.as_os_str().to_owned();
+    log.push("-wal");
+    std::fs::metadata(log).map_or(0, |meta| meta.len())
+}
+
+async fn checkpoints_run_on_the_writer_and_keep_the_log_bounded(setup: Setup) {
+    let db = inline(&setup).await;
+    let value = "x".repeat(2_000);
+    for i in 0..6_000 {
+        db.set(&format!("k{}", i % 500), &value).await.unwrap();
+    }
+    assert!(db.stats().inline_writes > 5_000, "{:?}", db.stats());
+    // About 12 MB went through the log; SQLite's bound (1,000 pages) with the checkpoint run
+    // on the writer keeps it near 4 MB.
+    let size = log_size(&setup.path);
+    assert!(size < 8 << 20, "the log grew to {size} bytes: checkpoints did not run");
+    db.close().await.unwrap();
+    assert_eq!(NanaSQLite::open(&setup.path).unwrap().len().unwrap(), 500);
+}
+
+/// The sync store commits on its own thread: its checkpoints run inside the commit, as
+/// SQLite's automatic ones do, and keep the log as bounded.
+#[test]
+fn the_sync_stores_log_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sync.db");
+    let db = NanaSQLite::open(&path).unwrap();
+    let value = "x".repeat(2_000);
+    for i in 0..6_000 {
+        db.set(&format!("k{}", i % 500), &value).unwrap();
+    }
+    let size = log_size(&path);
+    assert!(size < 8 << 20, "the log grew to {size} bytes");
+    assert!(size > 0, "the store writes ahead");
+}
