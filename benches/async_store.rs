@@ -366,41 +366,34 @@ impl Handle {
     }
 }
 
-/// What inline reads do to the runtime: W5 (cold: every get reads the file; five passes) with
-/// a task beside it that sleeps 1 ms at a time and records how late it wakes, with inline reads
-/// on and off, and with no load at all (the timer's own lateness), on the multi-thread runtime
-/// the benchmark runs on and on a current-thread runtime (where the ticker shares the one
-/// thread with the reads, and wakes only when they yield). Prints the p50 and p99.
-async fn timer_lateness(path: &Path, keys: &[String]) {
-    timer_lateness_on("multi-thread", path, keys).await;
-    let (path, keys) = (path.to_owned(), keys.to_vec());
+/// What inline reads and writes do to the runtime: a task that sleeps 1 ms at a time and
+/// records how late it wakes, beside W5 (cold gets, 100 at a time; five passes) with inline
+/// reads on and off, beside 50,000 sequential sets with inline writes on and off, and with no
+/// load at all (the timer's own lateness), on the multi-thread runtime the benchmark runs on
+/// and on a current-thread runtime (where the ticker shares the one thread with the load, and
+/// wakes only when it yields). Prints the p50 and p99, and the sets' rate.
+async fn timer_lateness(dir: &Path, path: &Path, keys: &[String]) {
+    timer_lateness_on("multi-thread", dir, path, keys).await;
+    let (dir, path, keys) = (dir.to_owned(), path.to_owned(), keys.to_vec());
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(timer_lateness_on("current-thread", &path, &keys));
+        runtime.block_on(timer_lateness_on("current-thread", &dir, &path, &keys));
     })
     .join()
     .unwrap();
 }
 
-async fn timer_lateness_on(runtime: &str, path: &Path, keys: &[String]) {
-    for (label, inline, load) in
-        [("no load", true, false), ("inline reads on", true, true), ("inline reads off", false, true)]
-    {
-        let db = AsyncNanaSQLite::builder(path).read_pool_size(3).inline_reads(inline).open().await.unwrap();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let ticker = {
-            let stop = Arc::clone(&stop);
-            tokio::spawn(async move {
-                let mut late = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let start = Instant::now();
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    late.push(start.elapsed().saturating_sub(Duration::from_millis(1)));
-                }
-                late
-            })
-        };
-        if load {
+/// Sequential sets in the write-lateness runs.
+const LATENESS_SETS: usize = 50_000;
+
+async fn timer_lateness_on(runtime: &str, dir: &Path, path: &Path, keys: &[String]) {
+    let builder = |path: &Path| AsyncNanaSQLite::builder(path).read_pool_size(3);
+    let idle = builder(path).open().await.unwrap();
+    print_lateness(runtime, "no load", beside_ticker(tokio::time::sleep(Duration::from_millis(200))).await);
+    idle.close().await.unwrap();
+    for (label, inline) in [("W5 x5, inline reads on", true), ("W5 x5, inline reads off", false)] {
+        let db = builder(path).inline_reads(inline).open().await.unwrap();
+        let reads = async {
             for _ in 0..5 {
                 for round in keys.chunks(100) {
                     db.clear_cache();
@@ -409,21 +402,54 @@ async fn timer_lateness_on(runtime: &str, path: &Path, keys: &[String]) {
                     }
                 }
             }
-        } else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut late = ticker.await.unwrap();
-        late.sort_unstable();
-        let at = |q: usize| late.get(late.len() * q / 100).copied().unwrap_or_default().as_secs_f64() * 1e6;
-        println!(
-            "timer lateness, {runtime}, W5 x5, {label}: p50 {:.0} µs, p99 {:.0} µs over {} ticks",
-            at(50),
-            at(99),
-            late.len()
-        );
+        };
+        print_lateness(runtime, label, beside_ticker(reads).await);
         db.close().await.unwrap();
     }
+    for (label, inline) in [("50k sets, inline writes on", true), ("50k sets, inline writes off", false)] {
+        let db = builder(&fresh(dir, "lateness.db")).inline_writes(inline).open().await.unwrap();
+        let start = Instant::now();
+        let sets = async {
+            for i in 0..LATENESS_SETS {
+                db.set(&key(i), &value(i)).await.unwrap();
+            }
+        };
+        let late = beside_ticker(sets).await;
+        let rate = LATENESS_SETS as f64 / start.elapsed().as_secs_f64();
+        print_lateness(runtime, &format!("{label} ({:.1}k sets/s)", rate / 1e3), late);
+        db.close().await.unwrap();
+    }
+}
+
+/// How late a task sleeping 1 ms at a time woke, each time, while `load` ran.
+async fn beside_ticker(load: impl Future<Output = ()>) -> Vec<Duration> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut late = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                late.push(start.elapsed().saturating_sub(Duration::from_millis(1)));
+            }
+            late
+        })
+    };
+    load.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ticker.await.unwrap()
+}
+
+fn print_lateness(runtime: &str, label: &str, mut late: Vec<Duration>) {
+    late.sort_unstable();
+    let at = |q: usize| late.get(late.len() * q / 100).copied().unwrap_or_default().as_secs_f64() * 1e6;
+    println!(
+        "timer lateness, {runtime}, {label}: p50 {:.0} µs, p99 {:.0} µs over {} ticks",
+        at(50),
+        at(99),
+        late.len()
+    );
 }
 
 async fn timed_async<F: Future<Output = ()>>(work: F) -> Duration {
@@ -555,7 +581,7 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
     check_values(name, "W5 100 concurrent gets", &got, &values);
     db.close().await;
     if let System::Ours = system {
-        timer_lateness(&path, &keys).await;
+        timer_lateness(dir, &path, &keys).await;
     }
 
     let values = Arc::new(values);

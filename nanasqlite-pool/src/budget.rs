@@ -51,6 +51,22 @@ fn yielded() {
     READY_IN_A_ROW.with(|count| count.set(0));
 }
 
+/// Returns `Pending` once (waking its task at once), then `Ready`: gives the runtime its turn,
+/// and lets the other futures a combinator polls in the same sweep be polled before this one
+/// goes on.
+pub(crate) async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// The future of a call that is answered at once (a cache hit, a read run on the caller's
 /// thread) or later (by a lane, or by a write run on the caller's thread at the first poll): a
 /// few words when answered at once, as a hit's future is moved by every caller that awaits it,

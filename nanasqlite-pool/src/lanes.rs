@@ -40,13 +40,19 @@ pub(crate) type Jobs<S> = flume::Receiver<Box<dyn Job<S>>>;
 
 /// A job that has run (or been settled without running), and the failure of its whole group,
 /// if any: ready to answer its caller.
-type Settled<S> = Vec<(Box<dyn Job<S>>, Option<Error>)>;
+pub(crate) type Settled<S> = Vec<(Box<dyn Job<S>>, Option<Error>)>;
+
+/// Point writes first polled while the writer had nothing to do, waiting to run on a caller's
+/// thread (inline writes): in the order they were polled, to run as one group before anything
+/// handed to the writer after them, by whichever comes first, a caller or the writer.
+pub(crate) type Waiting<S> = Mutex<Vec<Box<dyn Job<S>>>>;
 
 /// What a lane is for.
 pub(crate) enum Role<S: Storage> {
     /// The read-write connection: writes (grouped), exclusive jobs, and reads while no
-    /// reader is needed. `busy` is set while it runs a group, so reads can go elsewhere.
-    Writer { shared: Arc<Shared<S>>, busy: Arc<AtomicBool> },
+    /// reader is needed. `busy` is set while it runs a group, so reads can go elsewhere; the
+    /// writes `waiting` for a caller run before each group.
+    Writer { shared: Arc<Shared<S>>, busy: Arc<AtomicBool>, waiting: Arc<Waiting<S>> },
     /// A read-only connection; `idle` counts the readers waiting for work.
     Reader { reopen: OpenReader<S>, idle: Arc<AtomicUsize> },
 }
@@ -94,7 +100,11 @@ impl<S: Storage> Lane<S> {
             let settled = {
                 let mut storage = self.slot.lock();
                 match storage.as_mut() {
-                    Some(storage) => self.run_group(storage, group, room),
+                    Some(storage) => {
+                        let mut settled = self.run_waiting(storage);
+                        settled.extend(self.run_group(storage, group, room));
+                        settled
+                    }
                     None => group.into_iter().map(|job| (job, Some(Error::Closed))).collect(),
                 }
             };
@@ -104,7 +114,20 @@ impl<S: Storage> Lane<S> {
                 job.finish(failure.as_ref());
             }
         }
-        self.slot.lock().take().map_or(Ok(()), Storage::close)
+        let mut storage = self.slot.lock();
+        if let Some(storage) = storage.as_mut() {
+            // Writes polled before the close and not yet run by their callers.
+            self.run_waiting(storage).into_iter().for_each(|(job, failure)| job.finish(failure.as_ref()));
+        }
+        storage.take().map_or(Ok(()), Storage::close)
+    }
+
+    /// Runs the writes waiting for a caller (none on a reader), as one group: they were polled
+    /// before the job the writer took.
+    fn run_waiting(&self, storage: &mut S) -> Settled<S> {
+        let Role::Writer { waiting, .. } = &self.role else { return Vec::new() };
+        let jobs = std::mem::take(&mut *waiting.lock());
+        if jobs.is_empty() { Vec::new() } else { self.run_group(storage, jobs, 0) }
     }
 
     /// The next job: with `spin`, the writer waits a moment actively (a call often follows the
@@ -181,29 +204,12 @@ impl<S: Storage> Lane<S> {
         }
     }
 
-    /// Drops jobs whose caller is gone, and answers overdue ones with `LockTimeout`.
     fn startable(&self, group: Vec<Box<dyn Job<S>>>) -> Vec<Box<dyn Job<S>>> {
-        let now = Instant::now();
-        group.into_iter().filter_map(|job| self.start(job, now)).collect()
+        startable(group, &self.counters)
     }
 
-    /// `job`, if it is to run: not when its caller is gone or its deadline has passed (then
-    /// it is answered with `LockTimeout`).
-    fn start(&self, mut job: Box<dyn Job<S>>, now: Instant) -> Option<Box<dyn Job<S>>> {
-        if !job.claim() {
-            None // the deadline thread answered it with LockTimeout already
-        } else if job.is_abandoned() {
-            self.counters.record_abandoned();
-            None
-        } else if let Some(waited) = job.overdue(now) {
-            job.reject(Error::LockTimeout { waited });
-            None
-        } else {
-            // Counted once it is sure to run: a caller that sees `jobs_started` grow knows its
-            // job can no longer be abandoned.
-            self.counters.record_wait(now.saturating_duration_since(job.queued_at()));
-            Some(job)
-        }
+    fn start(&self, job: Box<dyn Job<S>>, now: Instant) -> Option<Box<dyn Job<S>>> {
+        start(job, now, &self.counters)
     }
 
     /// Runs a read group; if the connection failed under it, runs it once more on a new one.
@@ -240,6 +246,47 @@ impl<S: Storage> Lane<S> {
             }
         }
     }
+}
+
+/// Drops jobs whose caller is gone, and answers overdue ones with `LockTimeout`.
+fn startable<S>(group: Vec<Box<dyn Job<S>>>, counters: &Counters) -> Vec<Box<dyn Job<S>>> {
+    let now = Instant::now();
+    group.into_iter().filter_map(|job| start(job, now, counters)).collect()
+}
+
+/// `job`, if it is to run: not when its caller is gone or its deadline has passed (then it is
+/// answered with `LockTimeout`).
+fn start<S>(mut job: Box<dyn Job<S>>, now: Instant, counters: &Counters) -> Option<Box<dyn Job<S>>> {
+    if !job.claim() {
+        None // the deadline thread answered it with LockTimeout already
+    } else if job.is_abandoned() {
+        counters.record_abandoned();
+        None
+    } else if let Some(waited) = job.overdue(now) {
+        job.reject(Error::LockTimeout { waited });
+        None
+    } else {
+        // Counted once it is sure to run: a caller that sees `jobs_started` grow knows its job
+        // can no longer be abandoned.
+        counters.record_wait(now.saturating_duration_since(job.queued_at()));
+        Some(job)
+    }
+}
+
+/// Runs the waiting writes `jobs` on a caller's thread, as the writer runs a group (skipping
+/// those whose caller is gone), on the writer's connection; settles nothing (the caller
+/// finishes each while it still holds the connection).
+pub(crate) fn run_waiting_here<S: Storage>(
+    storage: &mut S,
+    shared: &Shared<S>,
+    counters: &Counters,
+    jobs: Vec<Box<dyn Job<S>>>,
+) -> Settled<S> {
+    let jobs = startable(jobs, counters);
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    run_writes(storage, Some(shared), jobs, &mut || None)
 }
 
 /// Writes that reach the writer's queue while a write group runs, taken into that group's
@@ -584,7 +631,8 @@ mod tests {
     fn writer_drains(bench: Bench, receiver: Jobs<SqliteStorage>) -> (Bench, crate::Stats) {
         let Bench { storage, table, log, _dir } = bench;
         let path = storage.file().unwrap();
-        let role = Role::Writer { shared: Arc::new(Shared::new(None, None)), busy: Arc::default() };
+        let role =
+            Role::Writer { shared: Arc::new(Shared::new(None, None)), busy: Arc::default(), waiting: Arc::default() };
         let counters = Arc::new(Counters::default());
         Lane::new(receiver, Arc::new(parking_lot::Mutex::new(Some(storage))), Arc::clone(&counters), role)
             .run()

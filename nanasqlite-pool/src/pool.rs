@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nanasqlite_core::engine::{self, CheckExternalWrites, Checkpoint, Kind, Operation, Shared, Table};
+use nanasqlite_core::engine::{self, Applied, CheckExternalWrites, Checkpoint, Kind, Operation, Shared, Table};
 use nanasqlite_core::storage::{OpenReader, Storage};
 use nanasqlite_core::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 
 use crate::job::{Answer, Job, Task, Ticket};
-use crate::lanes::{Jobs, Lane, Queue, Role, Slot};
+use crate::lanes::{self, Jobs, Lane, Queue, Role, Slot, Waiting};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
 
@@ -51,13 +51,13 @@ pub(crate) struct Pool<S: Storage> {
     /// writer last); empty when inline reads are off.
     slots: RwLock<Vec<Slot<S>>>,
     /// The writer's connection, for point writes on the caller's thread; `None` when inline
-    /// writes are off.
+    /// writes are off or the backend does not commit cheaply.
     writer_slot: Option<Slot<S>>,
-    /// Jobs handed to the writer and not yet answered (each holds a [`Ticket`]): a write runs
-    /// on the caller's thread only when there are none, so it never overtakes an earlier one.
+    /// Point writes waiting to run on a caller's thread, shared with the writer.
+    waiting: Arc<Waiting<S>>,
+    /// Jobs handed to the writer and not yet answered (each holds a [`Ticket`]): a write waits
+    /// for a caller only when there are none, so it never overtakes an earlier one.
     writer_jobs: Arc<AtomicUsize>,
-    /// Point writes whose futures are made and not yet polled ([`MadeWrite`]).
-    made_writes: Arc<AtomicUsize>,
     closed: AtomicBool,
     /// A `begin()` transaction holds the writer.
     transaction_open: AtomicBool,
@@ -97,8 +97,10 @@ impl<S: Storage> Pool<S> {
         let (ready, opened) = flume::bounded(1);
         let (exit, exited) = flume::bounded(1);
         let slot: Slot<S> = Arc::default();
+        let waiting: Arc<Waiting<S>> = Arc::default();
         // The shared state is made on the writer, once the data version is known, and sent back.
         let (lane_counters, lane_busy, lane_slot) = (Arc::clone(&counters), Arc::clone(&busy), Arc::clone(&slot));
+        let lane_waiting = Arc::clone(&waiting);
         spawner.spawn(
             format!("{}-writer", sizes.thread_prefix),
             Box::new(move || match open() {
@@ -108,9 +110,10 @@ impl<S: Storage> Pool<S> {
                         let _ = ready.send(Err(error));
                         return;
                     }
-                    let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy };
+                    let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy, waiting: lane_waiting };
+                    let commits_cheaply = storage.commits_cheaply();
                     *lane_slot.lock() = Some(storage);
-                    let _ = ready.send(Ok((made, shared)));
+                    let _ = ready.send(Ok((made, shared, commits_cheaply)));
                     let _ = exit.send(Lane::new(jobs, lane_slot, lane_counters, role).run());
                 }
                 Err(error) => {
@@ -118,7 +121,7 @@ impl<S: Storage> Pool<S> {
                 }
             }),
         )?;
-        let (made, shared) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
+        let (made, shared, commits_cheaply) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
         let readers = made.readers.filter(|_| sizes.readers > 0).map(|open| {
             let (queue, jobs) = flume::bounded(sizes.queue_capacity);
             Readers {
@@ -136,9 +139,9 @@ impl<S: Storage> Pool<S> {
             readers,
             exits: Mutex::new(vec![exited]),
             // A backend whose client runs an async runtime of its own must stay off callers' threads.
-            writer_slot: (sizes.inline_writes && S::RUNS_ON_CALLERS).then(|| Arc::clone(&slot)),
+            writer_slot: (sizes.inline_writes && S::RUNS_ON_CALLERS && commits_cheaply).then(|| Arc::clone(&slot)),
+            waiting,
             writer_jobs: Arc::default(),
-            made_writes: Arc::default(),
             slots: RwLock::new(if sizes.inline_reads && S::RUNS_ON_CALLERS { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
@@ -290,48 +293,68 @@ impl<S: Storage> Pool<S> {
         }
     }
 
-    /// Notes that the future of `operation` is made, if it is a point write that may run on the
-    /// caller's thread, until its first poll ([`try_inline_write`](Self::try_inline_write)).
-    pub(crate) fn made_write<O: Operation<S>>(&self, operation: &O) -> Option<MadeWrite> {
-        let eligible = self.writer_slot.is_some() && operation.inline() && operation.kind() == Kind::Write;
-        eligible.then(|| MadeWrite::new(&self.made_writes))
-    }
-
-    /// Runs point write `operation` (its future `made`, now polled for the first time) on the
-    /// caller's thread ([`engine::write_inline`]) when it is alone and the writer has nothing
-    /// to do: no other write's future made and not yet polled (writes made together, as by
-    /// `join_all`, go to the writer and commit as one group), no job of the writer's waiting or
-    /// unanswered, its connection free at this instant, no `begin()` transaction. Applies the
-    /// cache change before the connection is free again, so that writes after it find the
-    /// cache as the file. `None` when it must go to the writer (where a write that finds the
-    /// writer busy joins its group).
-    pub(crate) fn try_inline_write<O: Operation<S>>(
+    /// Offers point write `operation` to run on a caller's thread, at its future's first poll:
+    /// when inline writes are on, the engine allows it ([`engine::may_write_inline`]), no
+    /// transaction is open and the writer has nothing to do (no job of its unanswered), it
+    /// joins the writes waiting for a caller, and the receiver of its answer comes back; else
+    /// the operation comes back, for the writer. The caller then yields once, so that writes
+    /// polled beside it (as by `join_all`) join it, and runs them all
+    /// ([`run_waiting_writes`](Self::run_waiting_writes)).
+    pub(crate) fn offer_inline_write<O>(
         &self,
         table: &Arc<Table<S>>,
-        operation: &mut O,
-        made: Option<MadeWrite>,
-    ) -> Option<Result<O::Output>> {
-        let alone = made?.polled();
-        let slot = self.writer_slot.as_ref()?;
-        if !alone || self.writer_jobs.load(Ordering::SeqCst) > 0 || self.in_transaction() || self.is_closed() {
-            return None;
+        operation: O,
+        span: &tracing::Span,
+    ) -> std::result::Result<Answer<O::Output>, O>
+    where
+        O: Operation<S> + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        let eligible = self.writer_slot.is_some() && engine::may_write_inline(table, &operation);
+        if !eligible || self.in_transaction() || self.is_closed() {
+            return Err(operation);
         }
-        let mut storage = slot.try_lock()?;
-        // Checked again under the connection's lock: a job handed over meanwhile runs first.
+        let mut waiting = self.waiting.lock();
         if self.writer_jobs.load(Ordering::SeqCst) > 0 {
-            return None;
+            return Err(operation);
         }
-        let (outcome, checkpoint_due) = engine::write_inline(storage.as_mut()?, &self.shared, table, operation)?;
-        let answer = outcome.map(|applied| {
-            table.apply(applied.change);
-            applied.output
+        let (job, answer) = Task::prepare(operation, Arc::clone(table), self.lock_timeout, span.clone(), None);
+        waiting.push(job);
+        Ok(answer)
+    }
+
+    /// Runs the writes waiting for a caller on this thread, as one group on the writer's
+    /// connection, if it is free at this instant and no other connection holds the file's
+    /// write lock; answers each (its cache change applied while the connection is still held,
+    /// so that later writes find the cache as the file). Otherwise wakes the writer, which runs
+    /// them before anything handed to it after them.
+    pub(crate) fn run_waiting_writes(&self, table: &Arc<Table<S>>) {
+        let Some(slot) = &self.writer_slot else { return };
+        let Some(mut storage) = slot.try_lock() else {
+            return self.send_to_writer(Wake, table);
+        };
+        let jobs = std::mem::take(&mut *self.waiting.lock());
+        let Some(connection) = storage.as_mut().filter(|_| !jobs.is_empty()) else { return };
+        let (settled, checkpoint_due) = connection.write_on_callers_thread(|connection| {
+            lanes::run_waiting_here(connection, &self.shared, &self.counters, jobs)
         });
+        if settled.iter().all(|(_, failure)| failure.as_ref().is_some_and(Error::is_busy)) && !settled.is_empty() {
+            // Another connection holds the file's write lock: the writer waits for it instead.
+            let mut waiting = self.waiting.lock();
+            let later = std::mem::take(&mut *waiting);
+            waiting.extend(settled.into_iter().map(|(job, _)| job).chain(later));
+            drop((waiting, storage));
+            return self.send_to_writer(Wake, table);
+        }
+        self.counters.record_write_group(settled.len());
+        self.counters.record_inline_writes(settled.len());
+        for (job, failure) in settled {
+            job.finish(failure.as_ref());
+        }
         drop(storage);
-        self.counters.record_inline_write();
         if checkpoint_due {
             self.send_to_writer(Checkpoint, table);
         }
-        Some(answer)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<S>> {
@@ -409,28 +432,24 @@ impl<S: Storage> Pool<S> {
     }
 }
 
-/// A point write whose future is made and not yet polled, counted in the pool's made writes
-/// until its first poll or its drop.
+/// Nothing: sent to the writer when a caller could not run the writes waiting for one (the
+/// writer's connection was busy), so that the writer runs them before it sleeps.
 #[derive(Debug)]
-pub(crate) struct MadeWrite(Option<Arc<AtomicUsize>>);
+struct Wake;
 
-impl MadeWrite {
-    fn new(made: &Arc<AtomicUsize>) -> Self {
-        made.fetch_add(1, Ordering::SeqCst);
-        Self(Some(Arc::clone(made)))
+impl<S: Storage> Operation<S> for Wake {
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "wake"
     }
 
-    /// At the first poll: whether no other write's future is made and unpolled.
-    fn polled(mut self) -> bool {
-        self.0.take().is_some_and(|made| made.fetch_sub(1, Ordering::SeqCst) == 1)
+    fn kind(&self) -> Kind {
+        Kind::Exclusive
     }
-}
 
-impl Drop for MadeWrite {
-    fn drop(&mut self) {
-        if let Some(made) = self.0.take() {
-            made.fetch_sub(1, Ordering::SeqCst);
-        }
+    fn run(&mut self, _: &mut S, _: &Table<S>) -> Result<Applied<()>> {
+        Ok(Applied::plain(()))
     }
 }
 

@@ -36,8 +36,8 @@ pub struct Stats {
     pub queue_wait: Duration,
     /// Point reads (cache misses) run on the caller's thread, on a connection that was free.
     pub inline_reads: u64,
-    /// Point writes (`set`, `delete`) committed on the caller's thread while the writer had
-    /// nothing to do (`inline_writes`); not counted in `writes` nor `write_groups`.
+    /// Of `writes`, the point writes (`set`, `delete`) committed on a caller's thread while the
+    /// writer had nothing to do (`inline_writes`), in groups of those polled together.
     pub inline_writes: u64,
     /// Reads answered by a cache without a job.
     pub cache_hits: u64,
@@ -109,8 +109,8 @@ impl Counters {
         add(&self.inline_reads, 1);
     }
 
-    pub(crate) fn record_inline_write(&self) {
-        add(&self.inline_writes, 1);
+    pub(crate) fn record_inline_writes(&self, writes: usize) {
+        add(&self.inline_writes, writes as u64);
     }
 
     /// Counts a caller waiting for room until the returned guard drops.

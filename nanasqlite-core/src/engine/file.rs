@@ -101,7 +101,7 @@ impl<S: Storage> Operation<S> for OpenTable {
 }
 
 /// Runs the checkpoint that a write committed on a caller's thread left due
-/// ([`write_inline`](super::write_inline)), on the connection's own thread.
+/// ([`Storage::write_on_callers_thread`]), on the connection's own thread.
 #[derive(Debug, Default)]
 pub struct Checkpoint;
 

@@ -111,7 +111,7 @@ pub trait Operation<S: Storage> {
 
     /// Whether it touches one row by its key (a point read or write), cheap enough (a few
     /// microseconds) for the async store to run on the caller's thread when a connection is
-    /// free at that instant ([`write_inline`] for a write).
+    /// free at that instant ([`may_write_inline`] for a write).
     fn inline(&self) -> bool {
         false
     }
@@ -152,27 +152,12 @@ pub(crate) fn run_write<S: Storage, O: Operation<S>>(
     })
 }
 
-/// Runs point write `operation` on a caller's thread as [`run_write`] runs it (a transaction of
-/// its own, expired rows purged first), if the backend commits cheaply there
-/// ([`Storage::write_on_callers_thread`]), the file's write lock is free at this instant, and
-/// the table has neither hooks (a hook is the user's code, and a unique or foreign-key hook
-/// reads the file) nor staged writes. `None`, with nothing written, otherwise: the writer runs
-/// it. With the outcome: whether a [`Checkpoint`] is now due on the writer's thread. The
-/// caller applies the change.
-pub fn write_inline<S: Storage, O: Operation<S>>(
-    storage: &mut S,
-    shared: &Shared<S>,
-    table: &Table<S>,
-    operation: &mut O,
-) -> Option<(Result<Applied<O::Output>>, bool)> {
-    if !operation.inline() || operation.kind() != Kind::Write || !table.hooks().is_empty() || table.writes_back() {
-        return None;
-    }
-    let (outcome, due) = storage.write_on_callers_thread(|storage| run_write(storage, shared, table, operation))?;
-    match outcome {
-        Err(error) if error.is_busy() => None,
-        outcome => Some((outcome, due)),
-    }
+/// Whether write `operation` on `table` may run on a caller's thread (the async store's inline
+/// writes, run through [`Storage::write_on_callers_thread`]): a point write, on a table with
+/// neither hooks (a hook is the user's code, and a unique or foreign-key hook reads the file)
+/// nor staged writes.
+pub fn may_write_inline<S: Storage, O: Operation<S>>(table: &Table<S>, operation: &O) -> bool {
+    operation.inline() && operation.kind() == Kind::Write && table.hooks().is_empty() && !table.writes_back()
 }
 
 /// Runs `work` in one write transaction, which `work` ends, after deleting the rows that

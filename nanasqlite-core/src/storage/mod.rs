@@ -380,19 +380,23 @@ pub trait Storage: Send + 'static {
         work(self)
     }
 
-    /// Runs `work`, one write transaction, on a caller's thread, if this backend commits a lone
-    /// write cheaply enough for that (SQLite in WAL with `synchronous=NORMAL`: no sync per
-    /// commit): without waiting for other connections' locks (as
-    /// [`without_waiting`](Self::without_waiting)), and leaving the checkpoint a commit may
+    /// Whether a lone write commits cheaply enough (a few microseconds, no sync) to run on a
+    /// caller's thread ([`write_on_callers_thread`](Self::write_on_callers_thread)): SQLite in
+    /// WAL with `synchronous=NORMAL`. Default `false`.
+    fn commits_cheaply(&self) -> bool {
+        false
+    }
+
+    /// Runs `work`, one write transaction, on a caller's thread (where the backend
+    /// [commits cheaply](Self::commits_cheaply)): without waiting for other connections' locks
+    /// (as [`without_waiting`](Self::without_waiting)), and leaving the checkpoint a commit may
     /// make due to the connection's own thread. Answers with `work`'s result and whether a
-    /// checkpoint is due (then run [`checkpoint`](Self::checkpoint) there); `None`, without
-    /// running `work`, when the backend does not commit on callers' threads (the default).
-    fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Option<(R, bool)>
+    /// checkpoint is due (then run [`checkpoint`](Self::checkpoint) there).
+    fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> (R, bool)
     where
         Self: Sized,
     {
-        let _ = work;
-        None
+        (self.without_waiting(work), false)
     }
 
     /// Copies what the write-ahead log holds into the database, as far as readers allow,

@@ -151,17 +151,19 @@ impl AsyncBuilder {
         self
     }
 
-    /// Whether a lone point write (`set`, `delete`) may commit on the caller's thread when the
-    /// writer has nothing to do: no write of this store queued or unanswered before it, its
-    /// connection free, no transaction open. It runs as the writer would run it alone (one
-    /// `BEGIN IMMEDIATE`, the statement, `COMMIT`), saving two thread wake-ups, and never waits:
-    /// when another connection holds the file's write lock it goes to the writer, as do writes
-    /// under concurrency (they join the writer's group commit). Only where a commit is cheap:
-    /// SQLite with the performance pragmas (WAL, `synchronous=NORMAL`); not in write-back mode,
-    /// not on a table with hooks, not on PostgreSQL. The checkpoint a commit may make due runs
-    /// on the writer's thread, as SQLite's automatic one would (same log bound). The write
-    /// runs at the future's first poll (a future dropped unpolled writes nothing) and takes
-    /// part in the cooperative budget of answers had at once. Default `true`.
+    /// Whether point writes (`set`, `delete`) may commit on the caller's thread when the writer
+    /// has nothing to do (no job of this store's handed to it and unanswered, no transaction
+    /// open), saving the two thread wake-ups of a hand-off. At its first poll such a write
+    /// joins the writes waiting for a caller and yields once, so that writes polled beside it
+    /// (`join_all`, spawned tasks) join it too; at its next poll it runs them all as one group,
+    /// one `BEGIN IMMEDIATE` … `COMMIT` on the writer's connection, if that connection is free
+    /// at that instant. It never waits: when the connection is busy, or another connection
+    /// holds the file's write lock, the writer runs them instead, before anything handed to it
+    /// after them, so a write never overtakes one polled before it. Only where a commit is
+    /// cheap: SQLite with the performance pragmas (WAL, `synchronous=NORMAL`); not in
+    /// write-back mode, not on a table with hooks, not on PostgreSQL. A checkpoint the commit
+    /// makes due runs on the writer's thread, at SQLite's own bound (1,000 pages of log). A
+    /// future dropped before its write ran writes nothing. Default `true`.
     pub fn inline_writes(mut self, inline: bool) -> Self {
         self.inline_writes = inline;
         self

@@ -313,12 +313,16 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
             return Answer::now(answer);
         }
         let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
-        let made = pool.made_write(&operation);
         Answer::later(async move {
             // At the first poll, not before: a write whose future is dropped unpolled writes nothing.
-            if let Some(answer) = span.in_scope(|| pool.try_inline_write(&table, &mut operation, made)) {
-                return answer;
-            }
+            let operation = match pool.offer_inline_write(&table, operation, &span) {
+                Ok(answer) => {
+                    crate::budget::yield_once().await; // writes polled beside this one join it
+                    span.in_scope(|| pool.run_waiting_writes(&table));
+                    return answer.await.map_err(|_| Error::Closed)?;
+                }
+                Err(operation) => operation,
+            };
             pool.run(table, operation, span.clone()).instrument(span).await
         })
     }

@@ -667,8 +667,12 @@ impl Storage for SqliteStorage {
         result
     }
 
-    fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Option<(R, bool)> {
-        self.commits_cheaply.then(|| checkpoint::deferred(|| self.without_waiting(work)))
+    fn commits_cheaply(&self) -> bool {
+        self.commits_cheaply
+    }
+
+    fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> (R, bool) {
+        checkpoint::deferred(|| self.without_waiting(work))
     }
 
     fn checkpoint(&mut self) -> Result<()> {
