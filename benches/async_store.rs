@@ -80,10 +80,17 @@ fn main() {
             ours / python
         );
     }
-    if let (Some(w8), Some(w1)) =
-        (results.median("W8 100 concurrent sets", "nanasqlite async"), results.median("W1 set", "raw rusqlite"))
-    {
-        println!("W8 nanasqlite async / W1 raw rusqlite = {:.2}×", w8 / w1);
+    for ours in ["nanasqlite async", "nanasqlite inline writes"] {
+        if let (Some(w8), Some(w1)) =
+            (results.median("W8 100 concurrent sets", ours), results.median("W1 set", "raw rusqlite"))
+        {
+            println!("W8 {ours} / W1 raw rusqlite = {:.2}×", w8 / w1);
+        }
+        if let (Some(w5), Some(w2)) =
+            (results.median("W5 100 concurrent gets", ours), results.median("W2 cold get", "raw rusqlite"))
+        {
+            println!("W5 {ours} / W2 raw rusqlite = {:.2}×", w5 / w2);
+        }
     }
 }
 
@@ -229,17 +236,20 @@ fn check_count(system: &str, workload: &str, rows: usize, expected: usize) {
 #[derive(Clone, Copy, Debug)]
 enum System {
     Ours,
+    OursInline,
     OursTokio,
     TokioRusqlite,
     AsyncSqlite,
 }
 
-const SYSTEMS: &[System] = &[System::Ours, System::OursTokio, System::TokioRusqlite, System::AsyncSqlite];
+const SYSTEMS: &[System] =
+    &[System::Ours, System::OursInline, System::OursTokio, System::TokioRusqlite, System::AsyncSqlite];
 
 impl System {
     fn name(self) -> &'static str {
         match self {
             Self::Ours => "nanasqlite async",
+            Self::OursInline => "nanasqlite inline writes",
             Self::OursTokio => "nanasqlite tokio-pool",
             Self::TokioRusqlite => "tokio-rusqlite",
             Self::AsyncSqlite => "async-sqlite",
@@ -261,10 +271,13 @@ impl Handle {
     /// tokio-rusqlite always has one.
     async fn open(system: System, path: &Path, connections: usize) -> Self {
         match system {
-            System::Ours | System::OursTokio => {
+            System::Ours | System::OursInline | System::OursTokio => {
                 let mut builder = AsyncNanaSQLite::builder(path).read_pool_size(connections - 1);
                 if let System::OursTokio = system {
                     builder = builder.spawner(TokioBlockingPool);
+                }
+                if let System::OursInline = system {
+                    builder = builder.inline_writes(true);
                 }
                 Self::Ours(builder.open().await.unwrap())
             }
@@ -406,15 +419,26 @@ async fn timer_lateness_on(runtime: &str, dir: &Path, path: &Path, keys: &[Strin
         print_lateness(runtime, label, beside_ticker(reads).await);
         db.close().await.unwrap();
     }
-    for (label, inline) in [("50k sets, inline writes on", true), ("50k sets, inline writes off", false)] {
+    let runs = [
+        ("50k sets, inline writes on", true, false),
+        ("50k sets, inline writes off", false, false),
+        ("50k sets in a spawned task, inline writes on", true, true),
+        ("50k sets in a spawned task, inline writes off", false, true),
+    ];
+    for (label, inline, spawned) in runs {
         let db = builder(&fresh(dir, "lateness.db")).inline_writes(inline).open().await.unwrap();
         let start = Instant::now();
-        let sets = async {
+        let writer = db.clone();
+        let sets = async move {
             for i in 0..LATENESS_SETS {
-                db.set(&key(i), &value(i)).await.unwrap();
+                writer.set(&key(i), &value(i)).await.unwrap();
             }
         };
-        let late = beside_ticker(sets).await;
+        let late = if spawned {
+            beside_ticker(async { tokio::spawn(sets).await.unwrap() }).await
+        } else {
+            beside_ticker(sets).await
+        };
         let rate = LATENESS_SETS as f64 / start.elapsed().as_secs_f64();
         print_lateness(runtime, &format!("{label} ({:.1}k sets/s)", rate / 1e3), late);
         db.close().await.unwrap();
@@ -610,7 +634,7 @@ async fn run_async(results: &mut Results, system: System, dir: &Path, n: usize, 
 
     // Ours as the issue measured it, with `read_pool_size(4)` (readers start on first need);
     // each peer with one connection, its cheapest open.
-    let connections = if let System::Ours | System::OursTokio = system { 5 } else { 1 };
+    let connections = if let System::Ours | System::OursInline | System::OursTokio = system { 5 } else { 1 };
     let mut open = Duration::ZERO;
     for _ in 0..W7_OPENS {
         let start = Instant::now();

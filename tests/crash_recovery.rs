@@ -50,8 +50,10 @@ fn write_until_killed() {
     }
 }
 
+/// Half of the async rounds with inline writes, which commit on the setters' own threads.
 fn write_async(path: &Path, round: u64) {
-    let db = futures::executor::block_on(AsyncNanaSQLite::builder(path).read_pool_size(1).open()).unwrap();
+    let builder = AsyncNanaSQLite::builder(path).read_pool_size(1).inline_writes(round % 4 == 2);
+    let db = futures::executor::block_on(builder.open()).unwrap();
     report("READY");
     std::thread::scope(|scope| {
         for setter in 0..SETTERS {

@@ -25,7 +25,7 @@ on_every_runtime!(
     checkpoints_run_on_the_writer_and_keep_the_log_bounded,
 );
 
-/// A store with inline writes on (the `queued_writes` variants of the runtimes turn them off).
+/// A store with inline writes on (off by default).
 async fn inline(setup: &Setup) -> nanasqlite::AsyncNanaSQLite {
     setup.builder.clone().inline_writes(true).open().await.unwrap()
 }

@@ -13,7 +13,8 @@ use nanasqlite::{AsyncBuilder, AsyncNanaSQLite, NanaSQLite};
 
 /// Runs `$body(builder)` on every runtime, `builder` opening a fresh file. The variants on a
 /// runtime's blocking pool need that runtime's feature (all of them under `--all-features`);
-/// the `queued_writes` variants turn inline writes off, so every body runs with both.
+/// the `inline_writes` variants turn inline writes on (off by default), so every body runs
+/// with both.
 #[macro_export]
 macro_rules! on_every_runtime {
     ($($name:ident),* $(,)?) => {$(
@@ -58,15 +59,20 @@ macro_rules! on_every_runtime {
             }
 
             #[test]
-            fn tokio_current_thread_queued_writes() {
+            fn tokio_current_thread_inline_writes() {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on($crate::common::run(super::$name, |b| b.inline_writes(false)));
+                runtime.block_on($crate::common::run(super::$name, |b| b.inline_writes(true)));
             }
 
             #[test]
-            fn tokio_multi_thread_queued_writes() {
+            fn tokio_multi_thread_inline_writes() {
                 let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-                runtime.block_on($crate::common::run(super::$name, |b| b.inline_writes(false)));
+                runtime.block_on($crate::common::run(super::$name, |b| b.inline_writes(true)));
+            }
+
+            #[test]
+            fn futures_block_on_inline_writes() {
+                futures::executor::block_on($crate::common::run(super::$name, |b| b.inline_writes(true)));
             }
 
             #[test]
