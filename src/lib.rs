@@ -23,6 +23,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use nanasqlite_core::sql::{Clause, ColumnInfo, IndexInfo, Query, Row, SqlPolicy, SqlValue};
+/// The backend of a store opened from a URL ([`NanaSQLite::open_url`]).
+pub use nanasqlite_core::storage::AnyStorage;
 /// The builders of a store on a PostgreSQL server (feature `postgres`): see
 /// [`NanaSQLite::postgres`] and [`AsyncNanaSQLite::postgres`].
 #[cfg(feature = "postgres")]

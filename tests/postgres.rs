@@ -814,3 +814,36 @@ fn postgres_keeps_its_other_promises() -> nanasqlite::Result<()> {
     assert_eq!(merged.as_object().map(serde_json::Map::len), Some(100), "no patch was lost: {merged}");
     Ok(())
 }
+
+/// A store opened from a `postgres://` URL (the backend chosen at run time) reads and writes
+/// the server as one opened with `postgres(url)` does, on both stores and through one helper
+/// generic over the backend, and shows no password as its path. Also passes the conformance
+/// suite as `AnyStorage`.
+#[test]
+#[ignore = "needs a PostgreSQL server: bash .ci/postgres start; bash .ci/test runs it"]
+fn a_postgres_url_opens_the_server_through_any_storage() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("a_postgres_url_opens_the_server_through_any_storage", common::TEST_LIMIT);
+    let schema = Schema::new();
+    let options = nanasqlite::storage::ConnectionOptions::default();
+    nanasqlite::storage::conformance::check(|| nanasqlite::AnyStorage::connect(&schema.url, &options));
+    fn count<S: nanasqlite::storage::Storage>(db: &NanaSQLite<S>) -> nanasqlite::Result<usize> {
+        db.len()
+    }
+    let db = NanaSQLite::builder(&schema.url).table("by_url").open_url()?;
+    db.set("k", &json!({"v": 1}))?;
+    let direct = NanaSQLite::postgres(&schema.url).table("by_url").open()?;
+    assert_eq!(direct.get::<Value>("k")?, Some(json!({"v": 1})), "the same table as postgres(url) opens");
+    assert_eq!((count(&db)?, count(&direct)?), (1, 1), "one helper takes either");
+    let shown = db.path().display().to_string();
+    assert!(shown.starts_with("postgres://") && !shown.contains("password"), "{shown}");
+    let asynchronous = futures::executor::block_on(async {
+        let db = AsyncNanaSQLite::builder(&schema.url).table("by_url").open_url().await?;
+        db.set("a", &2).await?;
+        let got = db.get::<i32>("a").await?;
+        db.close().await?;
+        Ok::<_, Error>(got)
+    })?;
+    assert_eq!(asynchronous, Some(2));
+    assert_eq!(direct.get_fresh::<i32>("a")?, Some(2));
+    Ok(())
+}

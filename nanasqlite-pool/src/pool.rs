@@ -38,6 +38,13 @@ pub(crate) struct Opened<S: Storage> {
     pub(crate) readers: Option<OpenReader<S>>,
 }
 
+/// What the writer's connection allows on callers' threads ([`Storage::runs_on_callers`],
+/// [`Storage::commits_cheaply`]).
+struct Inline {
+    reads: bool,
+    writes: bool,
+}
+
 /// The lanes of one database and the queues that feed them.
 pub(crate) struct Pool<S: Storage> {
     writer: RwLock<Option<Queue<S>>>,
@@ -111,9 +118,9 @@ impl<S: Storage> Pool<S> {
                         return;
                     }
                     let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy, waiting: lane_waiting };
-                    let commits_cheaply = storage.commits_cheaply();
+                    let inline = Inline { reads: storage.runs_on_callers(), writes: storage.commits_cheaply() };
                     *lane_slot.lock() = Some(storage);
-                    let _ = ready.send(Ok((made, shared, commits_cheaply)));
+                    let _ = ready.send(Ok((made, shared, inline)));
                     let _ = exit.send(Lane::new(jobs, lane_slot, lane_counters, role).run());
                 }
                 Err(error) => {
@@ -121,7 +128,7 @@ impl<S: Storage> Pool<S> {
                 }
             }),
         )?;
-        let (made, shared, commits_cheaply) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
+        let (made, shared, inline) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
         let readers = made.readers.filter(|_| sizes.readers > 0).map(|open| {
             let (queue, jobs) = flume::bounded(sizes.queue_capacity);
             Readers {
@@ -139,10 +146,10 @@ impl<S: Storage> Pool<S> {
             readers,
             exits: Mutex::new(vec![exited]),
             // A backend whose client runs an async runtime of its own must stay off callers' threads.
-            writer_slot: (sizes.inline_writes && S::RUNS_ON_CALLERS && commits_cheaply).then(|| Arc::clone(&slot)),
+            writer_slot: (sizes.inline_writes && inline.reads && inline.writes).then(|| Arc::clone(&slot)),
             waiting,
             writer_jobs: Arc::default(),
-            slots: RwLock::new(if sizes.inline_reads && S::RUNS_ON_CALLERS { vec![slot] } else { Vec::new() }),
+            slots: RwLock::new(if sizes.inline_reads && inline.reads { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
             shared,

@@ -16,11 +16,13 @@ use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
 
+mod any;
 pub mod conformance;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sqlite;
 
+pub use any::{AnyStorage, AnyTable};
 #[cfg(feature = "postgres")]
 pub use postgres::{
     MAX_NAME_BYTES, PostgresBuilder, PostgresConfig, PostgresStorage, PostgresTable, SILENT_CUT, STALENESS,
@@ -114,7 +116,10 @@ pub trait Storage: Send + 'static {
 
     /// Whether a point read may run on the caller's thread, which may be an async runtime's:
     /// `false` for a backend whose client runs an async runtime of its own inside its calls.
-    const RUNS_ON_CALLERS: bool = true;
+    /// Default `true`.
+    fn runs_on_callers(&self) -> bool {
+        true
+    }
 
     /// A short name of the backend (`"sqlite"`), for error messages.
     fn backend(&self) -> &'static str;

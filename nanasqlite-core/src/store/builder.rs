@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::hook::Registration;
 use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
-use crate::storage::{ConnectionOptions, SqliteStorage, Storage};
+use crate::storage::{AnyStorage, ConnectionOptions, SqliteStorage, Storage};
 use crate::store::{NanaSQLite, Start};
 
 /// The table a store uses when none is named, as in Python NanaSQLite.
@@ -31,6 +31,33 @@ impl NanaSQLite {
     /// A [`Builder`] for opening `path` with options.
     pub fn builder(path: impl AsRef<Path>) -> Builder {
         Builder::new(path)
+    }
+}
+
+impl NanaSQLite<AnyStorage> {
+    /// Opens the database `url` names, on the backend it names, chosen at run time:
+    /// `sqlite://app.db` (relative), `sqlite:///var/lib/app.db` (absolute), `sqlite::memory:`,
+    /// or, with the `postgres` feature, `postgres://user:password@host/db`. Options go on a
+    /// builder made with the URL as its path: `NanaSQLite::builder(url).table("users")
+    /// .open_url()`. A helper that takes any store is generic over the backend
+    /// (`fn f<S: Storage>(db: &NanaSQLite<S>)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_core::NanaSQLite;
+    ///
+    /// let db = NanaSQLite::open_url("sqlite::memory:")?;
+    /// db.set("k", &"v")?;
+    /// assert_eq!(db.get::<String>("k")?.as_deref(), Some("v"));
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::open_url`].
+    pub fn open_url(url: impl AsRef<str>) -> Result<Self> {
+        Builder::new(url.as_ref()).open_url()
     }
 }
 
@@ -353,6 +380,33 @@ impl Builder {
         let start = self.start()?;
         let storage = SqliteStorage::open(&self.options.path, &self.options.connection_options())?;
         NanaSQLite::start(storage, start)
+    }
+
+    /// Opens the database whose URL was given as this builder's path
+    /// ([`NanaSQLite::open_url`] lists the forms), on the backend the URL names. The store's
+    /// [`path`](NanaSQLite::path) is then the file (SQLite) or the URL without its password
+    /// (PostgreSQL).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a URL of another scheme, a
+    /// `sqlite://` URL with parameters (options go on the builder), or `postgres://` without
+    /// the `postgres` feature; otherwise as [`open`](Self::open), with the backend's errors.
+    pub fn open_url(self) -> Result<NanaSQLite<AnyStorage>> {
+        let url = self.url()?;
+        let mut start = self.start()?;
+        start.path = PathBuf::from(AnyStorage::shown(&url));
+        NanaSQLite::start(AnyStorage::connect(&url, &self.options.connection_options())?, start)
+    }
+
+    /// This builder's path read as a URL ([`open_url`](Self::open_url)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) when the path is not text.
+    pub fn url(&self) -> Result<String> {
+        let url = self.options.path.to_str().ok_or_else(|| crate::Error::validation("a database URL is text"))?;
+        Ok(url.to_owned())
     }
 
     /// Opens the store on a connection of any backend (the path is then only a name for it):

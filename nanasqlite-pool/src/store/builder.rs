@@ -1,12 +1,12 @@
 //! Options for opening an [`AsyncNanaSQLite`].
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nanasqlite_core::engine::{Front, Options, TableSettings};
-use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::storage::{AnyStorage, SqliteStorage, Storage};
 use nanasqlite_core::{Builder, CacheStrategy, Error, Result};
 
 use crate::pool::{Opened, Pool, Sizes};
@@ -307,6 +307,24 @@ impl AsyncBuilder {
     pub async fn open(self) -> Result<AsyncNanaSQLite> {
         let (path, connection) = (self.core.options().path.clone(), self.core.options().connection_options());
         self.open_on(move || SqliteStorage::open(&path, &connection)).await
+    }
+
+    /// Opens the database whose URL was given as this builder's path, on the backend the URL
+    /// names ([`AsyncNanaSQLite::open_url`] lists the forms), connecting on the writer thread.
+    /// The store's [`path`](AsyncNanaSQLite::path) is the file (SQLite) or the URL without
+    /// its password (PostgreSQL).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a URL of another scheme, a `sqlite://` URL with parameters
+    /// (options go on the builder), or `postgres://` without the `postgres` feature; otherwise
+    /// as [`open`](Self::open), with the backend's errors.
+    pub async fn open_url(self) -> Result<AsyncNanaSQLite<AnyStorage>> {
+        let url = self.core.url()?;
+        let (shown, connection) = (AnyStorage::shown(&url), self.core.options().connection_options());
+        let mut store = self.open_on(move || AnyStorage::connect(&url, &connection)).await?;
+        store.path = Arc::new(PathBuf::from(shown));
+        Ok(store)
     }
 
     /// As [`open`](Self::open), on connections of any backend that `connect` opens (on the

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use nanasqlite_core::engine::{CachedValue, Front, OpenHandles, Operation, Shared, Table};
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
-use nanasqlite_core::storage::{SqliteStorage, Storage};
+use nanasqlite_core::storage::{AnyStorage, SqliteStorage, Storage};
 use nanasqlite_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -116,6 +116,35 @@ impl AsyncNanaSQLite {
     /// An [`AsyncBuilder`] for opening `path` with options.
     pub fn builder(path: impl AsRef<Path>) -> AsyncBuilder {
         AsyncBuilder::new(path)
+    }
+}
+
+impl AsyncNanaSQLite<AnyStorage> {
+    /// Opens the database `url` names, on the backend it names, chosen at run time, as
+    /// [`NanaSQLite::open_url`](nanasqlite_core::NanaSQLite::open_url) does: `sqlite://app.db`,
+    /// `sqlite:///var/lib/app.db`, `sqlite::memory:`, or, with the `postgres` feature,
+    /// `postgres://…`. Options go on a builder made with the URL as its path
+    /// (`AsyncNanaSQLite::builder(url).open_url()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanasqlite_pool::AsyncNanaSQLite;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let db = AsyncNanaSQLite::open_url("sqlite::memory:").await?;
+    /// db.set("k", &1).await?;
+    /// assert_eq!(db.get::<i32>("k").await?, Some(1));
+    /// db.close().await?;
+    /// # Ok::<(), nanasqlite_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// See [`AsyncBuilder::open_url`].
+    pub fn open_url(url: impl AsRef<str>) -> impl Future<Output = Result<Self>> + Send {
+        AsyncBuilder::new(url.as_ref()).open_url()
     }
 }
 

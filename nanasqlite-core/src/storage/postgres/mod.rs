@@ -7,7 +7,7 @@
 //! Each connection of the `postgres` crate carries a tokio current-thread runtime that runs
 //! only inside the connection's own calls: it starts no thread. So that runtime must never be
 //! entered from an async task's thread (it would panic): the async store runs this backend on
-//! its own threads only ([`Storage::RUNS_ON_CALLERS`] is `false`). The backend starts one thread
+//! its own threads only ([`Storage::runs_on_callers`] is `false`). The backend starts one thread
 //! of its own per open store, `nanasqlite-pg-listen`, which holds one more connection, listens
 //! for other clients' writes and drops what they changed from the caches.
 //!
@@ -408,14 +408,19 @@ impl PostgresStorage {
         self.session.batch(sql)
     }
 
-    /// Runs `work` in a transaction begun with `begin`, ended as `work` says; a lost connection
-    /// fails the whole of it.
-    fn within<R>(&mut self, begin: &str, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
+    /// Begins a write transaction (the first half of [`Storage::transaction`], which
+    /// [`end_write`](Self::end_write) ends); a lost connection fails the whole of it.
+    pub(crate) fn begin_write(&self) -> Result<()> {
         if self.session.in_transaction() {
             return Err(Error::Transaction { message: "a transaction is already open on this connection".to_owned() });
         }
-        self.session.begin(begin);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        self.session.begin("BEGIN");
+        Ok(())
+    }
+
+    /// Ends the transaction [`begin_write`](Self::begin_write) began, as the work run in it
+    /// says (a panic of the work rolls back and goes on).
+    pub(crate) fn end_write<R>(&self, outcome: std::thread::Result<(R, End)>) -> Result<R> {
         match outcome {
             Ok((result, End::Commit)) => self.session.commit().map(|()| result),
             Ok((result, End::Rollback)) => self.session.rollback().map(|()| result),
@@ -490,7 +495,9 @@ impl PostgresStorage {
 impl Storage for PostgresStorage {
     type Table = PostgresTable;
 
-    const RUNS_ON_CALLERS: bool = false;
+    fn runs_on_callers(&self) -> bool {
+        false
+    }
 
     fn backend(&self) -> &'static str {
         "postgres"
@@ -749,7 +756,9 @@ impl Storage for PostgresStorage {
     }
 
     fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
-        self.within("BEGIN", work)
+        self.begin_write()?;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        self.end_write(outcome)
     }
 
     /// Each read is one statement, which sees one snapshot of its own; the reads of a group

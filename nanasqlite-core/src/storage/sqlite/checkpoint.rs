@@ -31,7 +31,7 @@ pub(super) fn install(conn: &Connection) {
 }
 
 /// Runs `work` (which commits) with checkpoints deferred; its result and whether one is due.
-pub(super) fn deferred<R>(work: impl FnOnce() -> R) -> (R, bool) {
+pub(crate) fn deferred<R>(work: impl FnOnce() -> R) -> (R, bool) {
     DUE.with(|due| due.set(false));
     DEFERRING.with(|deferring| deferring.set(true));
     let result = work();

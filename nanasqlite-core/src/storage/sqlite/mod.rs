@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod file;
 mod schema;
 mod sql;
@@ -280,6 +280,47 @@ impl SqliteStorage {
             return error;
         }
         cause
+    }
+
+    /// Begins a write transaction (the first half of [`Storage::transaction`], which
+    /// [`end_write`](Self::end_write) ends).
+    pub(crate) fn begin_write(&self) -> Result<()> {
+        self.execute_cached("BEGIN IMMEDIATE", []).map(drop)
+    }
+
+    /// Ends the transaction [`begin_write`](Self::begin_write) began, as the work run in it
+    /// says (a panic of the work rolls back and goes on).
+    pub(crate) fn end_write<R>(&self, outcome: std::thread::Result<(R, End)>) -> Result<R> {
+        match outcome {
+            Ok((value, End::Commit)) => match self.execute_cached("COMMIT", []) {
+                Ok(_) => Ok(value),
+                Err(error) => Err(self.rollback_after(error)),
+            },
+            Ok((value, End::Rollback)) => self.rollback().map(|()| value),
+            Err(panic) => {
+                let _ = self.rollback();
+                panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Begins a read snapshot (the first half of [`Storage::read_snapshot`]).
+    pub(crate) fn begin_read(&self) -> Result<()> {
+        self.execute_cached("BEGIN", []).map(drop)
+    }
+
+    /// Ends the snapshot [`begin_read`](Self::begin_read) began.
+    pub(crate) fn end_read<R>(&self, value: std::thread::Result<R>) -> Result<R> {
+        let ended = self.execute_cached("COMMIT", []);
+        match value {
+            Ok(value) => ended.map(|_| value),
+            Err(panic) => panic::resume_unwind(panic),
+        }
+    }
+
+    /// Turns waiting for other connections' locks (the busy handler) off or back on.
+    pub(crate) fn wait_for_locks(&self, wait: bool) {
+        let _ = self.conn.busy_timeout(if wait { self.options.busy_timeout } else { Duration::ZERO });
     }
 
     fn rollback(&self) -> Result<()> {
@@ -635,35 +676,21 @@ impl Storage for SqliteStorage {
     }
 
     fn transaction<R>(&mut self, work: impl FnOnce(&mut Self) -> (R, End)) -> Result<R> {
-        self.execute_cached("BEGIN IMMEDIATE", [])?;
+        self.begin_write()?;
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
-        match outcome {
-            Ok((value, End::Commit)) => match self.execute_cached("COMMIT", []) {
-                Ok(_) => Ok(value),
-                Err(error) => Err(self.rollback_after(error)),
-            },
-            Ok((value, End::Rollback)) => self.rollback().map(|()| value),
-            Err(panic) => {
-                let _ = self.rollback();
-                panic::resume_unwind(panic)
-            }
-        }
+        self.end_write(outcome)
     }
 
     fn read_snapshot<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> Result<R> {
-        self.execute_cached("BEGIN", [])?;
+        self.begin_read()?;
         let value = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
-        let ended = self.execute_cached("COMMIT", []);
-        match value {
-            Ok(value) => ended.map(|_| value),
-            Err(panic) => panic::resume_unwind(panic),
-        }
+        self.end_read(value)
     }
 
     fn without_waiting<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> R {
-        let _ = self.conn.busy_timeout(Duration::ZERO);
+        self.wait_for_locks(false);
         let result = work(self);
-        let _ = self.conn.busy_timeout(self.options.busy_timeout);
+        self.wait_for_locks(true);
         result
     }
 
