@@ -29,11 +29,6 @@ thread_local! {
     static READY_IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Whether the budget is spent, without counting anything.
-fn is_spent() -> bool {
-    READY_IN_A_ROW.with(|count| count.get() >= BUDGET)
-}
-
 /// Counts a completion at the first poll; whether the budget is spent (it stays spent until
 /// [`yielded`]).
 fn spend() -> bool {
@@ -68,10 +63,11 @@ pub(crate) async fn yield_once() {
 }
 
 /// The future of a call that is answered at once (a cache hit, a read run on the caller's
-/// thread) or later (by a lane, or by a write run on the caller's thread at the first poll): a
+/// thread) or later (by a lane, or by a write run on the caller's thread after one yield): a
 /// few words when answered at once, as a hit's future is moved by every caller that awaits it,
 /// and a boxed future otherwise. Takes part in the budget either way: a later answer had at
-/// its first poll counts as one had at once, and past the budget it yields before it starts.
+/// its first poll counts as one had at once (it is never held back before it starts, as a
+/// call takes its place among the store's writes at its first poll).
 pub enum Answer<T> {
     /// Answered already: ready at the first poll, unless the budget says to yield once first.
     Now { answer: Option<T>, polled: bool },
@@ -126,13 +122,9 @@ impl<T> Future for Answer<T> {
                 Poll::Ready(answer.take().expect("an answer is polled once after it is given"))
             }
             Self::Later { queued, polled } => {
+                // Never held back before it starts: a call takes its place among the store's
+                // writes at its first poll.
                 let first = !std::mem::replace(polled, true);
-                if !first {
-                    yielded();
-                } else if is_spent() {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
                 let answer = queued.as_mut().poll(cx);
                 match answer {
                     Poll::Pending => yielded(),
@@ -227,32 +219,25 @@ mod tests {
     }
 
     #[test]
-    fn a_later_answer_had_at_its_first_poll_counts_and_past_the_budget_starts_only_after_a_yield() {
+    fn a_later_answer_had_at_its_first_poll_counts_and_is_never_held_back() {
         let wakes = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(Arc::clone(&wakes));
         yielded();
         for i in 0..BUDGET {
             assert_eq!(poll_once(&mut Answer::later(std::future::ready(i)), &waker), Some(i));
         }
-        let started = Arc::new(AtomicUsize::new(0));
-        let starts = Arc::clone(&started);
-        let mut past = Answer::later(async move {
-            starts.fetch_add(1, Ordering::SeqCst);
-            "answer"
-        });
-        assert_eq!(poll_once(&mut past, &waker), None, "past the budget: yields once");
-        assert_eq!(started.load(Ordering::SeqCst), 0, "before it starts (an inline write waits its turn)");
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
-        assert_eq!(poll_once(&mut past, &waker), Some("answer"));
-        assert_eq!(started.load(Ordering::SeqCst), 1);
-        assert!(poll_once(&mut Answer::now(()), &waker).is_some(), "the count started over");
+        let mut past = Answer::later(std::future::ready("later"));
+        assert_eq!(poll_once(&mut past, &waker), Some("later"), "a later answer starts at its first poll");
+        let mut now = Answer::now("now");
+        assert_eq!(poll_once(&mut now, &waker), None, "the later answers spent the budget");
+        assert_eq!(poll_once(&mut now, &waker), Some("now"));
     }
 
     #[test]
     fn a_future_that_waits_starts_the_count_over() {
         let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
         yielded();
-        for _ in 0..BUDGET - 1 {
+        for _ in 0..BUDGET {
             assert!(poll_once(&mut Answer::now(()), &waker).is_some());
         }
         assert!(poll_once(&mut Answer::later(std::future::pending::<()>()), &waker).is_none());
