@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::join_all;
 use nanasqlite::hook;
-use nanasqlite::{NanaSQLite, WriteBack};
+use nanasqlite::{NanaSQLite, SqlValue, WriteBack};
 use serde_json::Value;
 
 mod common;
 
-use common::{Setup, in_file};
+use common::{Setup, Watchdog, in_file, wait_until};
 
 on_every_runtime!(
     a_lone_write_commits_on_the_callers_thread,
@@ -23,6 +23,8 @@ on_every_runtime!(
     a_write_future_dropped_unpolled_writes_nothing,
     hooks_write_back_and_the_switch_send_writes_to_the_writer,
     checkpoints_run_on_the_writer_and_keep_the_log_bounded,
+    a_write_whose_caller_stops_polling_still_commits,
+    pragmas_that_make_commits_costly_keep_writes_on_the_writer,
 );
 
 /// A store with inline writes on (off by default).
@@ -125,6 +127,16 @@ async fn a_write_never_overtakes_an_earlier_one(setup: Setup) {
         assert_eq!(in_file::<String>(&setup.path, "k"), Some(expected.clone()), "round {round}: the later write last");
         assert_eq!(db.get::<String>("k").await.unwrap(), Some(expected), "round {round}: the cache agrees");
     }
+    // A set polled before a transaction began is answered without waiting for its end (a
+    // task awaiting it inside the transaction would otherwise wait for itself).
+    let mut early = Box::pin(db.set("early", &1));
+    assert!(early.as_mut().now_or_never().is_none(), "the first poll yields");
+    let transaction = db.begin().await.unwrap();
+    let watchdog = Watchdog::new("a write polled before begin(), awaited inside it", Duration::from_secs(60));
+    early.await.unwrap();
+    drop(watchdog);
+    transaction.commit().await.unwrap();
+    assert_eq!(in_file::<i32>(&setup.path, "early"), Some(1));
     // A transaction holds the writer: a set made meanwhile commits after it, not inside it.
     let transaction = db.begin().await.unwrap();
     let mut set = Box::pin(db.set("t", &"after"));
@@ -213,4 +225,75 @@ fn the_sync_stores_log_stays_bounded() {
     let size = log_size(&path);
     assert!(size < 8 << 20, "the log grew to {size} bytes");
     assert!(size > 0, "the store writes ahead");
+}
+
+async fn a_write_whose_caller_stops_polling_still_commits(setup: Setup) {
+    let db = inline(&setup).await;
+    // Polled once (it joins the writes waiting for a caller and yields), then kept aside, as a
+    // future a `select!` loop did not pick: the writer runs it in a few milliseconds.
+    let mut write = Box::pin(db.set("aside", &1));
+    assert!(write.as_mut().now_or_never().is_none(), "the first poll yields");
+    // The deadline thread and the writer do this; nothing here needs the runtime.
+    wait_until("the write kept aside commits", Duration::from_secs(30), || {
+        in_file::<i32>(&setup.path, "aside").is_some()
+    });
+    write.await.unwrap();
+    assert_eq!(db.get::<i32>("aside").await.unwrap(), Some(1), "and cached");
+    assert_eq!(db.stats().inline_writes, 0, "it ran on the writer");
+    // The next lone write runs on its caller again.
+    db.set("next", &2).await.unwrap();
+    assert_eq!(db.stats().inline_writes, 1);
+    db.close().await.unwrap();
+}
+
+async fn pragmas_that_make_commits_costly_keep_writes_on_the_writer(setup: Setup) {
+    let db = inline(&setup).await;
+    let inline_after = |db: &nanasqlite::AsyncNanaSQLite, before: u64| db.stats().inline_writes - before;
+    let pragma = |name: &'static str, value: i64| db.pragma(name, Some(SqlValue::Integer(value)));
+    let reads = |name: &'static str| db.pragma(name, None);
+    assert_eq!(reads("wal_autocheckpoint").await.unwrap(), Some(SqlValue::Integer(1000)), "SQLite's default");
+    let mut seen = db.stats().inline_writes;
+    db.set("k", &1).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 1, "cheap commits run inline");
+    // synchronous=FULL syncs in every commit: the writer's to do.
+    pragma("synchronous", 2).await.unwrap();
+    seen = db.stats().inline_writes;
+    db.set("k", &2).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 0, "FULL commits run on the writer");
+    pragma("synchronous", 1).await.unwrap();
+    seen = db.stats().inline_writes;
+    db.set("k", &3).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 1, "NORMAL again");
+    // Another checkpoint bound is SQLite's own hook, which checkpoints inside the commit.
+    pragma("wal_autocheckpoint", 500).await.unwrap();
+    assert_eq!(reads("wal_autocheckpoint").await.unwrap(), Some(SqlValue::Integer(500)));
+    seen = db.stats().inline_writes;
+    db.set("k", &4).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 0, "checkpoints in the commit run on the writer");
+    pragma("wal_autocheckpoint", 1000).await.unwrap();
+    assert_eq!(reads("wal_autocheckpoint").await.unwrap(), Some(SqlValue::Integer(1000)));
+    seen = db.stats().inline_writes;
+    db.set("k", &5).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 1, "the default bound is kept off the caller again");
+    db.close().await.unwrap();
+    assert_eq!(in_file::<i32>(&setup.path, "k"), Some(5));
+}
+
+/// The checkpoint hook is invisible through `pragma`: the bound reads as SQLite's default,
+/// and another bound set takes effect as in SQLite.
+#[test]
+fn the_sync_store_reports_and_sets_the_checkpoint_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sync.db");
+    let db = NanaSQLite::open(&path).unwrap();
+    assert_eq!(db.pragma("wal_autocheckpoint", None).unwrap(), Some(SqlValue::Integer(1000)));
+    db.pragma("wal_autocheckpoint", Some(SqlValue::Integer(100))).unwrap();
+    assert_eq!(db.pragma("wal_autocheckpoint", None).unwrap(), Some(SqlValue::Integer(100)));
+    let value = "x".repeat(2_000);
+    for i in 0..3_000 {
+        db.set(&format!("k{}", i % 100), &value).unwrap();
+    }
+    // A 100-page bound keeps the log near 400 KB where the default's would reach 4 MB.
+    let size = log_size(&path);
+    assert!(size < 2 << 20, "the log grew to {size} bytes under a 100-page bound");
 }

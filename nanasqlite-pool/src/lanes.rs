@@ -24,6 +24,7 @@ use nanasqlite_core::storage::{End, OpenReader, Storage};
 
 use crate::job::Job;
 use crate::stats::Counters;
+use crate::waiting::Waiting;
 
 /// How long the idle writer polls its queue before it parks (not before its first job; readers
 /// park at once: there are several, and polling would take the cores the callers need).
@@ -42,17 +43,12 @@ pub(crate) type Jobs<S> = flume::Receiver<Box<dyn Job<S>>>;
 /// if any: ready to answer its caller.
 pub(crate) type Settled<S> = Vec<(Box<dyn Job<S>>, Option<Error>)>;
 
-/// Point writes first polled while the writer had nothing to do, waiting to run on a caller's
-/// thread (inline writes): in the order they were polled, to run as one group before anything
-/// handed to the writer after them, by whichever comes first, a caller or the writer.
-pub(crate) type Waiting<S> = Mutex<Vec<Box<dyn Job<S>>>>;
-
 /// What a lane is for.
 pub(crate) enum Role<S: Storage> {
     /// The read-write connection: writes (grouped), exclusive jobs, and reads while no
     /// reader is needed. `busy` is set while it runs a group, so reads can go elsewhere; the
     /// writes `waiting` for a caller run before each group.
-    Writer { shared: Arc<Shared<S>>, busy: Arc<AtomicBool>, waiting: Arc<Waiting<S>> },
+    Writer { shared: Arc<Shared<S>>, busy: Arc<AtomicBool>, waiting: Arc<Mutex<Waiting<S>>> },
     /// A read-only connection; `idle` counts the readers waiting for work.
     Reader { reopen: OpenReader<S>, idle: Arc<AtomicUsize> },
 }
@@ -101,9 +97,8 @@ impl<S: Storage> Lane<S> {
                 let mut storage = self.slot.lock();
                 match storage.as_mut() {
                     Some(storage) => {
-                        let mut settled = self.run_waiting(storage);
-                        settled.extend(self.run_group(storage, group, room));
-                        settled
+                        self.finish_waiting(storage);
+                        self.run_group(storage, group, room)
                     }
                     None => group.into_iter().map(|job| (job, Some(Error::Closed))).collect(),
                 }
@@ -117,17 +112,24 @@ impl<S: Storage> Lane<S> {
         let mut storage = self.slot.lock();
         if let Some(storage) = storage.as_mut() {
             // Writes polled before the close and not yet run by their callers.
-            self.run_waiting(storage).into_iter().for_each(|(job, failure)| job.finish(failure.as_ref()));
+            self.finish_waiting(storage);
         }
         storage.take().map_or(Ok(()), Storage::close)
     }
 
-    /// Runs the writes waiting for a caller (none on a reader), as one group: they were polled
-    /// before the job the writer took.
-    fn run_waiting(&self, storage: &mut S) -> Settled<S> {
-        let Role::Writer { waiting, .. } = &self.role else { return Vec::new() };
-        let jobs = std::mem::take(&mut *waiting.lock());
-        if jobs.is_empty() { Vec::new() } else { self.run_group(storage, jobs, 0) }
+    /// Runs the writes waiting for a caller (none on a reader) as one group, and answers them
+    /// while it still holds the connection: they were polled before the job the writer took,
+    /// so their cache changes land before any later write's (an inline write needs this
+    /// connection), and their callers hear back before that job runs (a caller may await one
+    /// of them inside the transaction that job begins).
+    fn finish_waiting(&self, storage: &mut S) {
+        let Role::Writer { waiting, .. } = &self.role else { return };
+        let jobs = waiting.lock().take();
+        if !jobs.is_empty() {
+            for (job, failure) in self.run_group(storage, jobs, 0) {
+                job.finish(failure.as_ref());
+            }
+        }
     }
 
     /// The next job: with `spin`, the writer waits a moment actively (a call often follows the
@@ -287,6 +289,20 @@ pub(crate) fn run_waiting_here<S: Storage>(
         return Vec::new();
     }
     run_writes(storage, Some(shared), jobs, &mut || None)
+}
+
+/// Splits a group run on a caller's thread into the jobs to hand to the writer and those to
+/// answer: when nothing committed, those that found the file's write lock held by another
+/// connection go to the writer, which waits for the lock (the others keep their failure).
+/// Once something committed, every job keeps its answer: a write run again later could land
+/// after a later write that committed here.
+pub(crate) fn hand_over_busy<S: Storage>(settled: Settled<S>) -> (Vec<Box<dyn Job<S>>>, Settled<S>) {
+    let busy = |failure: &Option<Error>| failure.as_ref().is_some_and(Error::is_busy);
+    if settled.iter().any(|(_, failure)| failure.is_none()) {
+        return (Vec::new(), settled);
+    }
+    let (busy, others): (Settled<S>, _) = settled.into_iter().partition(|(_, failure)| busy(failure));
+    (busy.into_iter().map(|(job, _)| job).collect(), others)
 }
 
 /// Writes that reach the writer's queue while a write group runs, taken into that group's
@@ -774,5 +790,34 @@ mod tests {
         assert!(connection_failed(Some(&Error::Io(std::io::Error::other("broken"))), &none));
         assert!(!connection_failed(Some(&Error::Validation { message: "bad request".into() }), &none));
         assert!(!connection_failed(Some(&Error::Closed), &none));
+    }
+
+    #[test]
+    fn writes_that_find_the_file_locked_are_handed_over_unless_one_committed() {
+        let mut bench = Bench::new();
+        let (shared, counters) = (Shared::new(None, None), Counters::default());
+        let other = rusqlite::Connection::open(bench._dir.path().join("lanes.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let jobs = vec![bench.job("a", Act::Put), bench.job("b", Act::Put)];
+        let settled = bench.storage.without_waiting(|storage| run_waiting_here(storage, &shared, &counters, jobs));
+        let (handed, answered) = hand_over_busy(settled);
+        assert_eq!((handed.len(), answered.len()), (2, 0), "nothing committed: both go to the writer");
+        other.execute_batch("COMMIT").unwrap();
+        let settled = bench.storage.without_waiting(|storage| run_waiting_here(storage, &shared, &counters, handed));
+        let (handed, answered) = hand_over_busy(settled);
+        assert_eq!((handed.len(), answered.len()), (0, 2));
+        answered.into_iter().for_each(|(job, failure)| job.finish(failure.as_ref()));
+        assert_eq!(bench.answers(), [("a".into(), Ok(1)), ("b".into(), Ok(1))]);
+
+        // A busy job beside one that failed for itself: the busy one goes, the other is answered.
+        let busy = Error::LockTimeout { waited: Duration::ZERO };
+        let refused = Error::Validation { message: "bad request".into() };
+        let mixed = vec![(bench.job("c", Act::Put), Some(busy.clone())), (bench.job("d", Act::Put), Some(refused))];
+        let (handed, answered) = hand_over_busy(mixed);
+        assert_eq!((handed.len(), answered.len()), (1, 1));
+        // Once one committed, every job keeps its answer (a rerun could overtake it).
+        let committed = vec![(bench.job("e", Act::Put), None), (bench.job("f", Act::Put), Some(busy))];
+        let (handed, answered) = hand_over_busy(committed);
+        assert_eq!((handed.len(), answered.len()), (0, 2));
     }
 }

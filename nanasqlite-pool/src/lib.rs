@@ -45,6 +45,7 @@ mod pool;
 mod spawn;
 mod stats;
 mod store;
+mod waiting;
 
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;

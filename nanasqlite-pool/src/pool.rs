@@ -11,9 +11,10 @@ use nanasqlite_core::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 
 use crate::job::{Answer, Job, Task, Ticket};
-use crate::lanes::{self, Jobs, Lane, Queue, Role, Slot, Waiting};
+use crate::lanes::{self, Jobs, Lane, Queue, Role, Slot};
 use crate::spawn::Spawn;
 use crate::stats::{Counters, Stats};
+use crate::waiting::Waiting;
 
 /// How deep the queues are, how many readers may start, whether point reads and writes may run
 /// on the caller's thread, and how the pool's threads are named.
@@ -61,7 +62,7 @@ pub(crate) struct Pool<S: Storage> {
     /// writes are off or the backend does not commit cheaply.
     writer_slot: Option<Slot<S>>,
     /// Point writes waiting to run on a caller's thread, shared with the writer.
-    waiting: Arc<Waiting<S>>,
+    waiting: Arc<Mutex<Waiting<S>>>,
     /// Jobs handed to the writer and not yet answered (each holds a [`Ticket`]): a write waits
     /// for a caller only when there are none, so it never overtakes an earlier one.
     writer_jobs: Arc<AtomicUsize>,
@@ -104,7 +105,7 @@ impl<S: Storage> Pool<S> {
         let (ready, opened) = flume::bounded(1);
         let (exit, exited) = flume::bounded(1);
         let slot: Slot<S> = Arc::default();
-        let waiting: Arc<Waiting<S>> = Arc::default();
+        let waiting: Arc<Mutex<Waiting<S>>> = Arc::default();
         // The shared state is made on the writer, once the data version is known, and sent back.
         let (lane_counters, lane_busy, lane_slot) = (Arc::clone(&counters), Arc::clone(&busy), Arc::clone(&slot));
         let lane_waiting = Arc::clone(&waiting);
@@ -308,7 +309,7 @@ impl<S: Storage> Pool<S> {
     /// polled beside it (as by `join_all`) join it, and runs them all
     /// ([`run_waiting_writes`](Self::run_waiting_writes)).
     pub(crate) fn offer_inline_write<O>(
-        &self,
+        self: &Arc<Self>,
         table: &Arc<Table<S>>,
         operation: O,
         span: &tracing::Span,
@@ -322,11 +323,13 @@ impl<S: Storage> Pool<S> {
             return Err(operation);
         }
         let mut waiting = self.waiting.lock();
-        if self.writer_jobs.load(Ordering::SeqCst) > 0 {
+        // Checked again under the lock the writer's last drain takes at close, so that no write
+        // joins the list after it.
+        if self.writer_jobs.load(Ordering::SeqCst) > 0 || self.is_closed() {
             return Err(operation);
         }
         let (job, answer) = Task::prepare(operation, Arc::clone(table), self.lock_timeout, span.clone(), None);
-        waiting.push(job);
+        waiting.push(job, self, table);
         Ok(answer)
     }
 
@@ -340,27 +343,43 @@ impl<S: Storage> Pool<S> {
         let Some(mut storage) = slot.try_lock() else {
             return self.send_to_writer(Wake, table);
         };
-        let jobs = std::mem::take(&mut *self.waiting.lock());
+        if storage.as_ref().is_some_and(|connection| !connection.commits_cheaply()) {
+            // A pragma set since the open made commits sync or checkpoint: the writer's to run.
+            drop(storage);
+            return self.send_to_writer(Wake, table);
+        }
+        let jobs = self.waiting.lock().take();
         let Some(connection) = storage.as_mut().filter(|_| !jobs.is_empty()) else { return };
         let (settled, checkpoint_due) = connection.write_on_callers_thread(|connection| {
             lanes::run_waiting_here(connection, &self.shared, &self.counters, jobs)
         });
-        if settled.iter().all(|(_, failure)| failure.as_ref().is_some_and(Error::is_busy)) && !settled.is_empty() {
-            // Another connection holds the file's write lock: the writer waits for it instead.
-            let mut waiting = self.waiting.lock();
-            let later = std::mem::take(&mut *waiting);
-            waiting.extend(settled.into_iter().map(|(job, _)| job).chain(later));
-            drop((waiting, storage));
-            return self.send_to_writer(Wake, table);
+        let (handed_over, settled) = lanes::hand_over_busy(settled);
+        if !settled.is_empty() {
+            self.counters.record_write_group(settled.len());
+            self.counters.record_inline_writes(settled.len());
         }
-        self.counters.record_write_group(settled.len());
-        self.counters.record_inline_writes(settled.len());
         for (job, failure) in settled {
             job.finish(failure.as_ref());
         }
+        let wake = !handed_over.is_empty();
+        if wake {
+            self.waiting.lock().put_back(handed_over);
+        }
         drop(storage);
+        if wake {
+            self.send_to_writer(Wake, table);
+        }
         if checkpoint_due {
             self.send_to_writer(Checkpoint, table);
+        }
+    }
+
+    /// Wakes the writer if a write has waited [`CALLER_GRACE`](crate::waiting::CALLER_GRACE)
+    /// for its caller's next poll (the deadline thread calls it; it must not block).
+    pub(crate) fn wake_for_stragglers(self: &Arc<Self>, table: &Arc<Table<S>>) {
+        let due = self.waiting.lock().fallback_due(self, table);
+        if due {
+            self.send_to_writer(Wake, table);
         }
     }
 

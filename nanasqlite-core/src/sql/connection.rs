@@ -94,4 +94,30 @@ pub trait SqlConnection {
 
     /// The rowid of the last row this connection inserted.
     fn last_insert_rowid(&self) -> i64;
+
+    /// Reads pragma `name` (its first value), or sets it to `literal` when given; both were
+    /// checked by the caller. A backend whose own behaviour hangs on a pragma overrides this
+    /// to keep track of it.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn pragma(&self, name: &str, literal: Option<&str>) -> Result<Option<SqlValue>> {
+        plain_pragma(self, name, literal)
+    }
+}
+
+/// [`SqlConnection::pragma`] as any connection runs it: reads the first value, or sets it.
+pub(crate) fn plain_pragma<C: SqlConnection + ?Sized>(
+    conn: &C,
+    name: &str,
+    literal: Option<&str>,
+) -> Result<Option<SqlValue>> {
+    match literal {
+        None => Ok(conn
+            .rows(&format!("PRAGMA {name}"), &[], Some(1), Fence::Open)?
+            .pop()
+            .and_then(|row| row.values().first().cloned())),
+        Some(literal) => conn.execute_batch(&format!("PRAGMA {name} = {literal}")).map(|()| None),
+    }
 }

@@ -11,8 +11,8 @@ mod row;
 mod validate;
 mod value;
 
-pub(crate) use connection::not_a_query;
 pub use connection::{Dialect, Fence, SqlConnection, Write};
+pub(crate) use connection::{not_a_query, plain_pragma};
 pub use ops::{ColumnInfo, IndexInfo, SqlOps};
 pub use query::{Query, RowCount};
 pub use row::Row;

@@ -522,11 +522,7 @@ impl<'a> SqlOps<'a> {
         self.sqlite_only("pragma")?;
         check_pragma(name, value.is_some())?;
         let Some(value) = value else {
-            return Ok(self
-                .conn
-                .rows(&format!("PRAGMA {name}"), &[], Some(1), Fence::Open)?
-                .pop()
-                .and_then(|row| row.values().first().cloned()));
+            return self.conn.pragma(name, None);
         };
         let literal = match value {
             SqlValue::Integer(i) => i.to_string(),
@@ -537,8 +533,7 @@ impl<'a> SqlOps<'a> {
             }
             other => return Err(Error::validation(format!("a pragma value must be a number or text, not {other:?}"))),
         };
-        self.conn.execute_batch(&format!("PRAGMA {name} = {literal}"))?;
-        Ok(None)
+        self.conn.pragma(name, Some(&literal))
     }
 
     /// Runs a statement built from checked names and bound values only.

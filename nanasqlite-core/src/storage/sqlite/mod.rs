@@ -1,6 +1,7 @@
 //! The SQLite backend on rusqlite. Every SQL string of the key/value store lives here.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ops::Bound;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -89,9 +90,14 @@ fn harden(conn: &Connection, options: &ConnectionOptions) -> rusqlite::Result<()
 pub struct SqliteStorage {
     conn: Connection,
     options: ConnectionOptions,
-    /// A read-write connection with the performance pragmas: WAL and `synchronous=NORMAL`, so
-    /// a commit does not sync, and the checkpoint hook is on.
-    commits_cheaply: bool,
+    /// A read-write connection opened with the performance pragmas (WAL, `synchronous=NORMAL`,
+    /// the checkpoint hook of [`checkpoint`]).
+    tuned_for_writes: bool,
+    /// Tuned for writes, and no pragma set since made a commit sync or checkpoint.
+    commits_cheaply: Cell<bool>,
+    /// The checkpoint hook of [`checkpoint`] is on (no `wal_autocheckpoint` set since replaced
+    /// it with SQLite's own).
+    own_checkpoints: Cell<bool>,
 }
 
 impl SqliteStorage {
@@ -104,6 +110,8 @@ impl SqliteStorage {
     /// `work`'s error; [`Error::Transaction`] if it left a transaction open.
     pub fn with_connection<R>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.conn)));
+        // `work` may have set a pragma a commit's cost hangs on.
+        self.check_commit_cost();
         let left_open = !self.conn.is_autocommit();
         if left_open {
             self.conn.execute_batch("ROLLBACK")?;
@@ -228,8 +236,14 @@ impl SqliteStorage {
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
         setup(&conn, options).map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let commits_cheaply = options.optimize && flags.contains(OpenFlags::SQLITE_OPEN_READ_WRITE);
-        Ok(Self { conn, options: options.clone(), commits_cheaply })
+        let tuned_for_writes = options.optimize && flags.contains(OpenFlags::SQLITE_OPEN_READ_WRITE);
+        Ok(Self {
+            conn,
+            options: options.clone(),
+            tuned_for_writes,
+            commits_cheaply: Cell::new(tuned_for_writes),
+            own_checkpoints: Cell::new(tuned_for_writes),
+        })
     }
 
     /// Whether this is a database no other connection can open (in memory, or the private
@@ -689,13 +703,14 @@ impl Storage for SqliteStorage {
 
     fn without_waiting<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> R {
         self.wait_for_locks(false);
-        let result = work(self);
+        // The busy handler comes back even if `work` panics (a caller may catch it and go on).
+        let result = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
         self.wait_for_locks(true);
-        result
+        result.unwrap_or_else(|panic| panic::resume_unwind(panic))
     }
 
     fn commits_cheaply(&self) -> bool {
-        self.commits_cheaply
+        self.commits_cheaply.get()
     }
 
     fn write_on_callers_thread<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> (R, bool) {

@@ -51,6 +51,10 @@ impl SqlConnection for SqliteStorage {
     fn last_insert_rowid(&self) -> i64 {
         self.conn.last_insert_rowid()
     }
+
+    fn pragma(&self, name: &str, literal: Option<&str>) -> Result<Option<SqlValue>> {
+        self.run_pragma(name, literal)
+    }
 }
 
 impl SqliteStorage {
