@@ -61,7 +61,19 @@ async fn writes_polled_together_commit_together(setup: Setup) {
     assert_eq!((stats.writes, stats.inline_writes), (200, 200), "{stats:?}");
     assert_eq!((stats.write_groups, stats.largest_write_group), (2, 100), "one commit each time: {stats:?}");
     assert_eq!(NanaSQLite::open(&setup.path).unwrap().len().unwrap(), 200);
+    // A caller runs at most one writer's group at a time (256 writes); the next caller whose
+    // write still waits runs the next ones (or the writer, if the sweep outlasts the grace a
+    // write gives its caller).
+    join_all((0..600).map(|i| db.set(&format!("m{i}"), &i))).await.into_iter().for_each(|r| r.unwrap());
+    let stats = db.stats();
+    assert_eq!(stats.writes, 800, "{stats:?}");
+    assert!(stats.largest_write_group <= 256, "no group beyond the bound: {stats:?}");
+    // A large value is the writer's to write: it would hold the caller's thread.
+    let inline = stats.inline_writes;
+    db.set("large", &"x".repeat(100_000)).await.unwrap();
+    assert_eq!(db.stats().inline_writes, inline, "the large value went to the writer");
     db.close().await.unwrap();
+    assert_eq!(NanaSQLite::open(&setup.path).unwrap().len().unwrap(), 801);
 }
 
 async fn a_write_that_finds_the_file_locked_goes_to_the_writer_and_commits(setup: Setup) {
@@ -230,7 +242,7 @@ fn the_sync_stores_log_stays_bounded() {
 async fn a_write_whose_caller_stops_polling_still_commits(setup: Setup) {
     let db = inline(&setup).await;
     // Polled once (it joins the writes waiting for a caller and yields), then kept aside, as a
-    // future a `select!` loop did not pick: the writer runs it in a few milliseconds.
+    // future a `select!` loop did not pick: the writer runs it within about 50 ms.
     let mut write = Box::pin(db.set("aside", &1));
     assert!(write.as_mut().now_or_never().is_none(), "the first poll yields");
     // The deadline thread and the writer do this; nothing here needs the runtime.
@@ -247,7 +259,9 @@ async fn a_write_whose_caller_stops_polling_still_commits(setup: Setup) {
 }
 
 async fn pragmas_that_make_commits_costly_keep_writes_on_the_writer(setup: Setup) {
-    let db = inline(&setup).await;
+    // Without readers, the caller's own statements below run on the writer's connection (a
+    // pragma run through `fetch_all` sets it on whichever connection runs the read).
+    let db = setup.builder.clone().inline_writes(true).read_pool_size(0).open().await.unwrap();
     let inline_after = |db: &nanasqlite::AsyncNanaSQLite, before: u64| db.stats().inline_writes - before;
     let pragma = |name: &'static str, value: i64| db.pragma(name, Some(SqlValue::Integer(value)));
     let reads = |name: &'static str| db.pragma(name, None);
@@ -275,8 +289,32 @@ async fn pragmas_that_make_commits_costly_keep_writes_on_the_writer(setup: Setup
     seen = db.stats().inline_writes;
     db.set("k", &5).await.unwrap();
     assert_eq!(inline_after(&db, seen), 1, "the default bound is kept off the caller again");
+    // The same pragmas run as the caller's own statements count as well (`execute` runs in a
+    // transaction, where SQLite refuses `synchronous`; `fetch_all` does not).
+    db.fetch_all("PRAGMA synchronous = FULL", &[]).await.unwrap();
+    seen = db.stats().inline_writes;
+    db.set("k", &6).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 0, "FULL set by fetch_all");
+    db.fetch_all("PRAGMA synchronous = NORMAL", &[]).await.unwrap();
+    db.call(|conn| conn.execute_batch("PRAGMA synchronous = FULL")).await.unwrap();
+    seen = db.stats().inline_writes;
+    db.set("k", &6).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 0, "FULL set through call");
+    pragma("synchronous", 1).await.unwrap();
+    db.fetch_all("PRAGMA wal_autocheckpoint = 100", &[]).await.unwrap();
+    assert_eq!(reads("wal_autocheckpoint").await.unwrap(), Some(SqlValue::Integer(100)));
+    seen = db.stats().inline_writes;
+    db.set("k", &7).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 0, "a bound set by fetch_all");
+    pragma("wal_autocheckpoint", 1000).await.unwrap();
+    // A busy timeout set by pragma stays in force after writes that ran without one.
+    pragma("busy_timeout", 60_000).await.unwrap();
+    seen = db.stats().inline_writes;
+    db.set("k", &8).await.unwrap();
+    assert_eq!(inline_after(&db, seen), 1);
+    assert_eq!(reads("busy_timeout").await.unwrap(), Some(SqlValue::Integer(60_000)));
     db.close().await.unwrap();
-    assert_eq!(in_file::<i32>(&setup.path, "k"), Some(5));
+    assert_eq!(in_file::<i32>(&setup.path, "k"), Some(8));
 }
 
 /// The checkpoint hook is invisible through `pragma`: the bound reads as SQLite's default,

@@ -163,6 +163,11 @@ impl CachedValue {
         Arc::new(Self { text: json.into(), decoded: OnceLock::new() })
     }
 
+    /// The length of its JSON text, in bytes.
+    pub(crate) fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// A cached row holding `value`, already parsed (a value a hook rewrote).
     ///
     /// # Errors

@@ -44,19 +44,25 @@ impl Ord for Entry {
 struct Timer {
     pending: Mutex<(BinaryHeap<Reverse<Entry>>, u64)>,
     changed: Condvar,
+    /// The thread that settles deadlines was started.
+    running: bool,
 }
 
 static TIMER: OnceLock<Timer> = OnceLock::new();
 
-/// Settles `expiry` at `at`, unless it is gone (or was settled) by then.
-pub(crate) fn at(at: Instant, expiry: Weak<dyn Expire>) {
+/// Settles `expiry` at `at`, unless it is gone (or was settled) by then; `false` if no thread
+/// will (it could not be started).
+pub(crate) fn at(at: Instant, expiry: Weak<dyn Expire>) -> bool {
     let timer = TIMER.get_or_init(|| {
         let spawned = std::thread::Builder::new().name("nanasqlite-deadlines".to_owned()).spawn(run);
-        if let Err(error) = spawned {
+        if let Err(error) = &spawned {
             tracing::warn!(%error, "could not start the deadline thread; queued jobs time out when a lane reaches them");
         }
-        Timer::default()
+        Timer { running: spawned.is_ok(), ..Timer::default() }
     });
+    if !timer.running {
+        return false;
+    }
     let mut pending = timer.pending.lock().unwrap_or_else(PoisonError::into_inner);
     let order = pending.1;
     pending.1 += 1;
@@ -66,6 +72,7 @@ pub(crate) fn at(at: Instant, expiry: Weak<dyn Expire>) {
     if earliest {
         timer.changed.notify_one();
     }
+    true
 }
 
 /// The timer thread: sleeps until the earliest deadline, settles what is due, repeats.

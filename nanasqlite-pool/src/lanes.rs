@@ -31,7 +31,7 @@ use crate::waiting::Waiting;
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Most writes run in one group: bounds how long the first of them waits for its answer.
-const MAX_WRITE_GROUP: usize = 256;
+pub(crate) const MAX_WRITE_GROUP: usize = 256;
 
 /// Most reads one reader takes at once, so that concurrent reads spread over the readers.
 const MAX_READ_GROUP: usize = 16;
@@ -124,8 +124,11 @@ impl<S: Storage> Lane<S> {
     /// of them inside the transaction that job begins).
     fn finish_waiting(&self, storage: &mut S) {
         let Role::Writer { waiting, .. } = &self.role else { return };
-        let jobs = waiting.lock().take();
-        if !jobs.is_empty() {
+        loop {
+            let jobs = waiting.lock().take(MAX_WRITE_GROUP);
+            if jobs.is_empty() {
+                return;
+            }
             for (job, failure) in self.run_group(storage, jobs, 0) {
                 job.finish(failure.as_ref());
             }
@@ -298,7 +301,9 @@ pub(crate) fn run_waiting_here<S: Storage>(
 /// after a later write that committed here.
 pub(crate) fn hand_over_busy<S: Storage>(settled: Settled<S>) -> (Vec<Box<dyn Job<S>>>, Settled<S>) {
     let busy = |failure: &Option<Error>| failure.as_ref().is_some_and(Error::is_busy);
-    if settled.iter().any(|(_, failure)| failure.is_none()) {
+    // A job dropped from a group's rerun (it failed alone) is settled without a group failure
+    // too: only one that ran without failing committed.
+    if settled.iter().any(|(job, failure)| failure.is_none() && !job.failed()) {
         return (Vec::new(), settled);
     }
     let (busy, others): (Settled<S>, _) = settled.into_iter().partition(|(_, failure)| busy(failure));
@@ -816,8 +821,17 @@ mod tests {
         let (handed, answered) = hand_over_busy(mixed);
         assert_eq!((handed.len(), answered.len()), (1, 1));
         // Once one committed, every job keeps its answer (a rerun could overtake it).
-        let committed = vec![(bench.job("e", Act::Put), None), (bench.job("f", Act::Put), Some(busy))];
+        let run = |storage: &mut SqliteStorage, job| run_waiting_here(storage, &shared, &counters, vec![job]);
+        let job = bench.job("e", Act::Put);
+        let mut committed = run(&mut bench.storage, job);
+        committed.push((bench.job("f", Act::Put), Some(busy.clone())));
         let (handed, answered) = hand_over_busy(committed);
         assert_eq!((handed.len(), answered.len()), (0, 2));
+        // A job that failed alone did not commit: the busy one beside it still goes.
+        let job = bench.job("g", Act::Fail);
+        let mut failed = run(&mut bench.storage, job);
+        failed.push((bench.job("h", Act::Put), Some(busy)));
+        let (handed, answered) = hand_over_busy(failed);
+        assert_eq!((handed.len(), answered.len()), (1, 1));
     }
 }

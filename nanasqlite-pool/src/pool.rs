@@ -341,14 +341,18 @@ impl<S: Storage> Pool<S> {
     pub(crate) fn run_waiting_writes(&self, table: &Arc<Table<S>>) {
         let Some(slot) = &self.writer_slot else { return };
         let Some(mut storage) = slot.try_lock() else {
-            return self.send_to_writer(Wake, table);
+            // Whoever holds the connection runs what waits, unless it took its jobs already.
+            if !self.waiting.lock().is_empty() {
+                self.send_to_writer(Wake, table);
+            }
+            return;
         };
         if storage.as_ref().is_some_and(|connection| !connection.commits_cheaply()) {
             // A pragma set since the open made commits sync or checkpoint: the writer's to run.
             drop(storage);
             return self.send_to_writer(Wake, table);
         }
-        let jobs = self.waiting.lock().take();
+        let jobs = self.waiting.lock().take(lanes::MAX_WRITE_GROUP);
         let Some(connection) = storage.as_mut().filter(|_| !jobs.is_empty()) else { return };
         let (settled, checkpoint_due) = connection.write_on_callers_thread(|connection| {
             lanes::run_waiting_here(connection, &self.shared, &self.counters, jobs)

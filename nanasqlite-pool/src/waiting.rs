@@ -19,9 +19,10 @@ use crate::pool::Pool;
 
 /// How long a write may wait for its caller's next poll before the writer is woken to run it.
 /// A caller polls again at once (the write wakes its task as it yields), so this is reached
-/// only by a caller that does not; at most one deadline is armed at a time, so sequential
-/// inline writes arm one per this period, not one each.
-pub(crate) const CALLER_GRACE: Duration = Duration::from_millis(5);
+/// only by a caller that does not, or one its runtime left waiting this long (then the writer
+/// runs its write, which is as correct); at most one deadline is armed at a time, so
+/// sequential inline writes arm one per this period, not one each.
+pub(crate) const CALLER_GRACE: Duration = Duration::from_millis(50);
 
 /// The writes waiting for a caller, in the order they were polled.
 pub(crate) struct Waiting<S: Storage> {
@@ -49,10 +50,19 @@ impl<S: Storage> Waiting<S> {
         }
     }
 
-    /// Every waiting job, to run now.
-    pub(crate) fn take(&mut self) -> Vec<Box<dyn Job<S>>> {
-        self.since = None;
-        std::mem::take(&mut self.jobs)
+    /// The first `most` waiting jobs, to run now (the callers of the others poll them next).
+    pub(crate) fn take(&mut self, most: usize) -> Vec<Box<dyn Job<S>>> {
+        if self.jobs.len() <= most {
+            self.since = None;
+            return std::mem::take(&mut self.jobs);
+        }
+        let rest = self.jobs.split_off(most);
+        std::mem::replace(&mut self.jobs, rest)
+    }
+
+    /// Whether no write waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
     }
 
     /// Puts `jobs`, taken earlier, back before those that joined since (the writer was sent
@@ -79,8 +89,11 @@ impl<S: Storage> Waiting<S> {
 
     fn arm(&mut self, at: Instant, pool: &Arc<Pool<S>>, table: &Arc<Table<S>>) {
         let fallback: Arc<dyn Expire> = Arc::new(Stragglers { pool: Arc::downgrade(pool), table: Arc::clone(table) });
-        deadline::at(at, Arc::downgrade(&fallback));
-        self.fallback = Some(fallback);
+        // Without a deadline thread nothing is armed: such a write waits for the store's next
+        // job, or its close.
+        if deadline::at(at, Arc::downgrade(&fallback)) {
+            self.fallback = Some(fallback);
+        }
     }
 }
 

@@ -493,12 +493,16 @@ pub(crate) fn write<S: Storage>(
     Ok(value)
 }
 
+/// The largest value a `set` may write on a caller's thread: a larger one (up to the store's
+/// `max_length`, 256 MiB by default) would hold a runtime's thread for milliseconds.
+const INLINE_WRITE_LIMIT: usize = 64 << 10;
+
 impl<S: Storage, K: AsRef<str>> Operation<S> for Set<K> {
     type Output = ();
     describe!("set", Write);
 
     fn inline(&self) -> bool {
-        true
+        self.value.text_len() <= INLINE_WRITE_LIMIT
     }
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {

@@ -299,9 +299,10 @@ impl Storage for AnyStorage {
 
     fn without_waiting<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> R {
         self.sqlite().inspect(|sqlite| sqlite.wait_for_locks(false));
-        let result = work(self);
+        // The busy handler comes back even if `work` panics (a caller may catch it and go on).
+        let result = panic::catch_unwind(AssertUnwindSafe(|| work(self)));
         self.sqlite().inspect(|sqlite| sqlite.wait_for_locks(true));
-        result
+        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
     }
 
     fn commits_cheaply(&self) -> bool {

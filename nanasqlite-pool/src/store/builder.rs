@@ -160,10 +160,14 @@ impl AsyncBuilder {
     /// at that instant. It never waits: when the connection is busy, or another connection
     /// holds the file's write lock, the writer runs them instead, before anything handed to it
     /// after them, so a write never overtakes one polled before it. Only where a commit is
-    /// cheap: SQLite with the performance pragmas (WAL, `synchronous=NORMAL`); not in
-    /// write-back mode, not on a table with hooks, not on PostgreSQL. A checkpoint the commit
-    /// makes due runs on the writer's thread, at SQLite's own bound (1,000 pages of log). A
-    /// future dropped before its write ran writes nothing.
+    /// cheap: SQLite with the performance pragmas (WAL, `synchronous=NORMAL`), and only while
+    /// no `pragma` set since made commits sync (`synchronous=FULL`) or checkpoint in the commit
+    /// (a `wal_autocheckpoint` other than 1,000); not for a value over 64 KiB, not in
+    /// write-back mode, not on a table with hooks, not on PostgreSQL; at most 256 writes in one
+    /// caller's group. A checkpoint the commit makes due runs on the writer's thread,
+    /// at SQLite's own bound (1,000 pages of log). A future dropped before its write ran writes
+    /// nothing; one polled once and then kept aside (neither polled nor dropped) has its write
+    /// run by the writer after 50 ms.
     ///
     /// Default `false`. Measured (2026-12-05, `BENCHMARKS.md`), it runs sequential `set`s 2.8×
     /// as fast (W1 at 0.83× raw rusqlite, against 0.29× through the writer) and writes made

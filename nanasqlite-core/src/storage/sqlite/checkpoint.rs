@@ -86,6 +86,9 @@ impl SqliteStorage {
             return plain_pragma(self, name, None);
         };
         plain_pragma(self, name, Some(literal))?;
+        if name.eq_ignore_ascii_case("busy_timeout") {
+            self.note_busy_timeout();
+        }
         if autocheckpoint {
             let keep_own = self.tuned_for_writes && literal.parse() == Ok(AUTOCHECKPOINT_PAGES);
             if keep_own {
@@ -93,41 +96,58 @@ impl SqliteStorage {
             }
             self.own_checkpoints.set(keep_own);
         }
-        self.check_commit_cost();
+        self.note_settings();
         Ok(None)
     }
 
-    /// Checks again whether a commit on this connection is cheap enough to run on a caller's
-    /// thread, after something (a pragma, the `call` escape hatch) may have changed it.
-    pub(super) fn check_commit_cost(&self) {
-        let cheap = self.tuned_for_writes && commits_without_sync_or_checkpoint(&self.conn).unwrap_or(false);
-        self.commits_cheaply.set(cheap);
+    /// Notes the busy timeout in force, after a pragma or the `call` escape hatch may have set
+    /// it (never while the busy handler is off for a call that must not wait).
+    pub(super) fn note_busy_timeout(&self) {
+        let millis = self.conn.query_row("PRAGMA busy_timeout", [], |row| row.get::<_, i64>(0));
+        if let Ok(millis) = millis {
+            self.busy_timeout.set(std::time::Duration::from_millis(millis.try_into().unwrap_or(0)));
+        }
+    }
+
+    /// Notes the settings a commit's cost hangs on, after something (a pragma, a caller's own
+    /// statement, the `call` escape hatch) may have changed them: whether the checkpoint hook
+    /// is still this module's, and whether a commit is still cheap enough to run on a caller's
+    /// thread.
+    pub(super) fn note_settings(&self) {
+        let settings = Settings::read(&self.conn);
+        if settings.as_ref().is_ok_and(|settings| settings.autocheckpoint > 0) {
+            self.own_checkpoints.set(false); // SQLite's own hook replaced this module's
+        }
+        let in_memory = self.file().is_none();
+        let cheap = settings.is_ok_and(|settings| settings.commits_cheaply(in_memory));
+        self.commits_cheaply.set(self.tuned_for_writes && cheap);
     }
 }
 
-/// Whether a commit on `conn` neither syncs the disk nor checkpoints: `synchronous=OFF`, or
-/// `NORMAL` with a log that needs no sync at commit (WAL, or none); and no checkpoint of
-/// SQLite's own in the commit (it reports `wal_autocheckpoint` as 0 while the hook is this
-/// module's, or when there is none).
-fn commits_without_sync_or_checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
-    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
-    let journal: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
-    let autocheckpoint: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))?;
-    let log_syncs_at_commit = !["wal", "memory", "off"].iter().any(|mode| journal.eq_ignore_ascii_case(mode));
-    Ok(autocheckpoint == 0 && (synchronous == 0 || (synchronous == 1 && !log_syncs_at_commit)))
+/// The settings of a connection that decide what a commit costs.
+struct Settings {
+    synchronous: i64,
+    journal: String,
+    /// 0 while the checkpoint hook is this module's (SQLite reports 0 for a hook not its
+    /// own) or there is none.
+    autocheckpoint: i64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Settings {
+    fn read(conn: &Connection) -> rusqlite::Result<Self> {
+        let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0));
+        Ok(Self {
+            synchronous: pragma("synchronous")?,
+            journal: conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?,
+            autocheckpoint: pragma("wal_autocheckpoint")?,
+        })
+    }
 
-    #[test]
-    fn a_panic_while_deferring_ends_the_deferral() {
-        let caught = std::panic::catch_unwind(|| deferred(|| panic!("a write panicked")));
-        assert!(caught.is_err());
-        assert!(!DEFERRING.with(Cell::get), "later commits on this thread checkpoint again");
-        let ((), due) = deferred(|| DUE.with(|due| due.set(true)));
-        assert!(due, "a deferral still reports a checkpoint due");
-        assert!(!DEFERRING.with(Cell::get));
+    /// Whether a commit neither syncs the disk nor checkpoints: `synchronous=OFF`, or `NORMAL`
+    /// in WAL mode (which syncs at checkpoints only), or a database in memory; and no
+    /// checkpoint of SQLite's own in the commit.
+    fn commits_cheaply(&self, in_memory: bool) -> bool {
+        let wal = self.journal.eq_ignore_ascii_case("wal");
+        self.autocheckpoint == 0 && (in_memory || self.synchronous == 0 || (self.synchronous == 1 && wal))
     }
 }

@@ -98,6 +98,9 @@ pub struct SqliteStorage {
     /// The checkpoint hook of [`checkpoint`] is on (no `wal_autocheckpoint` set since replaced
     /// it with SQLite's own).
     own_checkpoints: Cell<bool>,
+    /// The busy timeout in force (the builder's, or one a `pragma` set since): what the busy
+    /// handler comes back to after a call that must not wait.
+    busy_timeout: Cell<Duration>,
 }
 
 impl SqliteStorage {
@@ -110,8 +113,9 @@ impl SqliteStorage {
     /// `work`'s error; [`Error::Transaction`] if it left a transaction open.
     pub fn with_connection<R>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.conn)));
-        // `work` may have set a pragma a commit's cost hangs on.
-        self.check_commit_cost();
+        // `work` may have set a pragma the connection keeps track of.
+        self.note_settings();
+        self.note_busy_timeout();
         let left_open = !self.conn.is_autocommit();
         if left_open {
             self.conn.execute_batch("ROLLBACK")?;
@@ -237,13 +241,17 @@ impl SqliteStorage {
         setup(&conn, options).map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let tuned_for_writes = options.optimize && flags.contains(OpenFlags::SQLITE_OPEN_READ_WRITE);
-        Ok(Self {
+        let storage = Self {
             conn,
             options: options.clone(),
             tuned_for_writes,
-            commits_cheaply: Cell::new(tuned_for_writes),
+            commits_cheaply: Cell::new(false),
             own_checkpoints: Cell::new(tuned_for_writes),
-        })
+            busy_timeout: Cell::new(options.busy_timeout),
+        };
+        // Whether the file took WAL, and so commits without a sync.
+        storage.note_settings();
+        Ok(storage)
     }
 
     /// Whether this is a database no other connection can open (in memory, or the private
@@ -334,7 +342,7 @@ impl SqliteStorage {
 
     /// Turns waiting for other connections' locks (the busy handler) off or back on.
     pub(crate) fn wait_for_locks(&self, wait: bool) {
-        let _ = self.conn.busy_timeout(if wait { self.options.busy_timeout } else { Duration::ZERO });
+        let _ = self.conn.busy_timeout(if wait { self.busy_timeout.get() } else { Duration::ZERO });
     }
 
     fn rollback(&self) -> Result<()> {

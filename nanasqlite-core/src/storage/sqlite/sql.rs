@@ -1,6 +1,7 @@
 //! The SQL helpers' statements on a SQLite connection, fenced by SQLite's authorizer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -69,10 +70,15 @@ impl SqliteStorage {
         if let Some(helper) = rule.helper.as_mut().filter(|helper| helper.write.is_some()) {
             helper.triggers = self.triggers_on(&helper.table)?;
         }
-        let refusal = Arc::clone(&rule.refusal);
+        let (refusal, pragma) = (Arc::clone(&rule.refusal), Arc::clone(&rule.pragma));
         self.conn.authorizer(Some(move |context: AuthContext<'_>| rule.decide(&context)))?;
         let result = self.conn.prepare(sql).map_err(Error::from).and_then(|mut statement| work(&mut statement));
         self.conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)?;
+        if pragma.load(Ordering::Relaxed) {
+            // A caller's own `PRAGMA` (as `synchronous = FULL`) may change what the connection
+            // keeps track of, as `pragma()` would.
+            self.note_settings();
+        }
         result.map_err(|error| match refusal.lock().take() {
             Some(why) if error.sqlite_code() == Some(ErrorCode::AuthorizationForStatementDenied) => {
                 Error::validation(format!("the database refused the statement: {why}"))
@@ -97,6 +103,8 @@ struct Rule {
     helper: Option<HelperRule>,
     /// Why the first refused action was refused.
     refusal: Arc<Mutex<Option<String>>>,
+    /// The statement reads or sets a pragma.
+    pragma: Arc<AtomicBool>,
 }
 
 struct HelperRule {
@@ -121,10 +129,13 @@ impl Rule {
                 triggers: Vec::new(),
             }),
         };
-        Some(Self { helper, refusal: Arc::default() })
+        Some(Self { helper, refusal: Arc::default(), pragma: Arc::default() })
     }
 
     fn decide(&self, context: &AuthContext<'_>) -> Authorization {
+        if matches!(context.action, AuthAction::Pragma { .. }) {
+            self.pragma.store(true, Ordering::Relaxed);
+        }
         let refused = match &self.helper {
             None => caller_refusal(&context.action),
             // A trigger on the helper's table, fired by its write, runs as it was defined.
