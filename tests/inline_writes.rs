@@ -172,6 +172,16 @@ async fn a_write_future_dropped_unpolled_writes_nothing(setup: Setup) {
     let inline = db.stats().inline_writes;
     db.set("next", &3).await.unwrap();
     assert_eq!(db.stats().inline_writes, inline + 1);
+    // Dropped after its first poll (it waits for its caller): abandoned, as a queued write
+    // whose caller left before it started; the write polled next runs without it.
+    let mut left = Box::pin(db.set("left", &4));
+    assert!(left.as_mut().now_or_never().is_none(), "the first poll yields");
+    drop(left);
+    db.set("after", &5).await.unwrap();
+    assert_eq!(db.stats().abandoned, 1, "{:?}", db.stats());
+    assert_eq!(db.get_fresh::<i32>("left").await.unwrap(), None, "the abandoned write did not run");
+    assert_eq!(db.get::<i32>("left").await.unwrap(), None, "nor reached the cache");
+    assert_eq!(in_file::<i32>(&setup.path, "after"), Some(5));
     db.close().await.unwrap();
 }
 
