@@ -385,8 +385,12 @@ async fn readers_see_whole_batches_only(setup: Setup) {
     db.batch_update(batch(0)).await.unwrap();
     let done = AtomicBool::new(false);
     let writer = async {
-        for round in 1..=30 {
+        // At least 30 rounds, and until a read has found the writer busy and started a reader
+        // (how soon depends on the machine; 1,000 rounds make it certain, not slow to wait for).
+        let mut round = 1;
+        while round <= 30 || (db.stats().lanes < 2 && round <= 1_000) {
             db.batch_update(batch(round)).await.unwrap();
+            round += 1;
         }
         done.store(true, Ordering::SeqCst);
     };
