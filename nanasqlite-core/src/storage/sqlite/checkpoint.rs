@@ -114,13 +114,15 @@ impl SqliteStorage {
     /// is still this module's, and whether a commit is still cheap enough to run on a caller's
     /// thread.
     pub(super) fn note_settings(&self) {
+        if !self.tuned_for_writes {
+            return; // a reader, or a connection without the performance pragmas: never cheap
+        }
         let settings = Settings::read(&self.conn);
         if settings.as_ref().is_ok_and(|settings| settings.autocheckpoint > 0) {
             self.own_checkpoints.set(false); // SQLite's own hook replaced this module's
         }
-        let in_memory = self.file().is_none();
-        let cheap = settings.is_ok_and(|settings| settings.commits_cheaply(in_memory));
-        self.commits_cheaply.set(self.tuned_for_writes && cheap);
+        let in_memory = super::is_private(&self.conn);
+        self.commits_cheaply.set(settings.is_ok_and(|settings| settings.commits_cheaply(in_memory)));
     }
 }
 
