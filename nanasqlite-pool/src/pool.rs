@@ -31,11 +31,11 @@ pub(crate) struct Sizes {
 /// be sent with [`Pool::send`]).
 pub(crate) type Handed<R, S> = (Answer<R>, Option<Box<dyn Job<S>>>);
 
-/// What the writer made while opening: the connection's first table and data version, and how
-/// to open readers.
+/// What the writer made while opening: the state every table of the file shares, the first
+/// table, and how to open readers.
 pub(crate) struct Opened<S: Storage> {
-    pub(crate) table: S::Table,
-    pub(crate) version: Option<i64>,
+    pub(crate) shared: Arc<Shared<S>>,
+    pub(crate) table: Arc<Table<S>>,
     pub(crate) readers: Option<OpenReader<S>>,
 }
 
@@ -95,10 +95,8 @@ impl<S: Storage> Pool<S> {
         open: impl FnOnce() -> Result<(S, Opened<S>)> + Send + 'static,
         sizes: Sizes,
         spawner: Arc<dyn Spawn>,
-        watch: Option<(Duration, nanasqlite_core::Clock)>,
         lock_timeout: Option<Duration>,
-        write_back: Option<nanasqlite_core::WriteBack>,
-    ) -> Result<(Self, S::Table)> {
+    ) -> Result<(Self, Arc<Table<S>>)> {
         let counters = Arc::new(Counters::default());
         let (writer, jobs) = flume::bounded(sizes.queue_capacity);
         let busy = Arc::new(AtomicBool::new(false));
@@ -106,22 +104,18 @@ impl<S: Storage> Pool<S> {
         let (exit, exited) = flume::bounded(1);
         let slot: Slot<S> = Arc::default();
         let waiting: Arc<Mutex<Waiting<S>>> = Arc::default();
-        // The shared state is made on the writer, once the data version is known, and sent back.
+        // The shared state is made on the writer, with the connection, and sent back.
         let (lane_counters, lane_busy, lane_slot) = (Arc::clone(&counters), Arc::clone(&busy), Arc::clone(&slot));
         let lane_waiting = Arc::clone(&waiting);
         spawner.spawn(
             format!("{}-writer", sizes.thread_prefix),
             Box::new(move || match open() {
                 Ok((storage, made)) => {
-                    let shared = Arc::new(Shared::new(watch, made.version).with_write_back(write_back));
-                    if let Err(error) = shared.watch_others(&storage) {
-                        let _ = ready.send(Err(error));
-                        return;
-                    }
+                    let shared = Arc::clone(&made.shared);
                     let role = Role::Writer { shared: Arc::clone(&shared), busy: lane_busy, waiting: lane_waiting };
                     let inline = Inline { reads: storage.runs_on_callers(), writes: storage.commits_cheaply() };
                     *lane_slot.lock() = Some(storage);
-                    let _ = ready.send(Ok((made, shared, inline)));
+                    let _ = ready.send(Ok((made, inline)));
                     let _ = exit.send(Lane::new(jobs, lane_slot, lane_counters, role).run());
                 }
                 Err(error) => {
@@ -129,7 +123,7 @@ impl<S: Storage> Pool<S> {
                 }
             }),
         )?;
-        let (made, shared, inline) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
+        let (made, inline) = opened.recv_async().await.unwrap_or_else(|_| Err(lane_lost()))?;
         let readers = made.readers.filter(|_| sizes.readers > 0).map(|open| {
             let (queue, jobs) = flume::bounded(sizes.queue_capacity);
             Readers {
@@ -153,7 +147,7 @@ impl<S: Storage> Pool<S> {
             slots: RwLock::new(if sizes.inline_reads && inline.reads { vec![slot] } else { Vec::new() }),
             closed: AtomicBool::new(false),
             transaction_open: AtomicBool::new(false),
-            shared,
+            shared: made.shared,
             spawner,
             thread_prefix: sizes.thread_prefix,
             lock_timeout,

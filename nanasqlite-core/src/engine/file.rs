@@ -11,8 +11,8 @@ use crate::codec::ValueCodec;
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::identifier::Identifier;
+use crate::scan::SCAN_PAGE;
 use crate::storage::{KeyRange, Storage, atomically};
-use crate::store::scan::SCAN_PAGE;
 
 /// Deletes from the file the rows that expired in TTL caches with `delete_expired`, for every
 /// open table. Runs first in each write transaction, before any other write of it, so a write

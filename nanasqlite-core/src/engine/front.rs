@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::{
     AddHooks, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, DeleteExpired,
-    FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Operation, Pop, PopItem,
-    Remedy, RowsPage, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows,
+    FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Opening, Operation, Pop,
+    PopItem, Remedy, RowsPage, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows,
     encode_rows_partial, stage,
 };
 use crate::CacheStrategy;
@@ -26,8 +26,8 @@ use crate::atomic::{Amount, increment, patch};
 use crate::error::{Error, Result};
 use crate::hook::Registration;
 use crate::identifier::Identifier;
+use crate::scan::{Page, Scan};
 use crate::storage::Storage;
-use crate::store::scan::{Page, Scan};
 use crate::store::typed::{Validator, validate, validated_batch};
 use crate::writeback::{DeadLetter, WriteBackStats};
 
@@ -454,6 +454,18 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     /// Deletes every row of this table.
     fn clear_table(&self) -> Self::Answer<()> {
         self.run(Ok(Clear))
+    }
+
+    /// The last steps of opening, once the store exists: the builder's hooks registered, the
+    /// key checked, every row loaded, in that order, as the options asked.
+    fn finish_opening(&self, opening: Opening) -> Self::Answer<()> {
+        let Opening { hooks, check_key, bulk_load, .. } = opening;
+        let this = self.clone();
+        let hooks = if hooks.is_empty() { Self::now(Ok(())) } else { self.register_hooks(hooks) };
+        Self::then(hooks, move |()| {
+            let checked = if check_key { this.check_key() } else { Self::now(Ok(())) };
+            Self::then(checked, move |()| if bulk_load { this.load_table() } else { Self::now(Ok(())) })
+        })
     }
 
     /// Registers `hooks` on this table, in order.

@@ -25,6 +25,7 @@ mod front;
 mod front_sql;
 mod hooks;
 pub(crate) mod kv;
+mod open;
 mod room;
 pub(crate) mod sql;
 mod staging;
@@ -36,12 +37,13 @@ use crate::storage::{End, Storage};
 // What the pool crate runs the stores with: the front end, operations and their results, the
 // state every table of a file shares, and the few helpers its lanes and builder call.
 pub use crate::cache::{CacheChange, CachedValue};
-pub use crate::store::builder::Options;
+pub use crate::scan::Paging;
 pub use file::{CheckExternalWrites, Checkpoint};
 pub use front::Front;
 pub use front_sql::{SqlFront, encode_record};
 pub use hooks::contained;
 pub use kv::{RowsPage, encode};
+pub use open::{Opening, Options};
 pub use sql::Call;
 pub use staging::{FlushAll, OpenHandles};
 pub use table::{Shared, Table, TableSettings};

@@ -6,13 +6,12 @@ use std::time::Duration;
 use crate::cache::CacheStrategy;
 use crate::database::Waits;
 use crate::encryption::Encryption;
-use crate::engine::TableSettings;
+use crate::engine::{Opening, Options};
 use crate::error::Result;
 use crate::hook::Registration;
-use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
 use crate::storage::{AnyStorage, ConnectionOptions, SqliteStorage, Storage};
-use crate::store::{NanaSQLite, Start};
+use crate::store::NanaSQLite;
 
 /// The table a store uses when none is named, as in Python NanaSQLite.
 pub const DEFAULT_TABLE: &str = "data";
@@ -81,63 +80,6 @@ impl NanaSQLite<AnyStorage> {
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct Builder {
     options: Options,
-}
-
-/// Everything a [`Builder`] collects (the async store's builder wraps one).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Options {
-    /// The database file (`":memory:"` for a private in-memory database).
-    pub path: PathBuf,
-    /// The key/value table, not yet validated.
-    pub table: String,
-    /// Load every row into the cache at open.
-    pub bulk_load: bool,
-    /// How values are cached.
-    pub cache: CacheStrategy,
-    /// Where TTL expiry and the watch for other writers read the time.
-    pub clock: crate::Clock,
-    /// The longest a call waits for the store (`None`: no limit).
-    pub lock_timeout: Option<Duration>,
-    /// Connection settings.
-    pub connection: ConnectionOptions,
-    /// The rules SQL fragments are checked against.
-    pub sql_policy: SqlPolicy,
-    /// Check for writes by other connections at most this often (`None`: never).
-    pub watch_external_writes: Option<Duration>,
-    /// How values are encrypted (`None`: stored as JSON text).
-    pub encryption: Option<Encryption>,
-    /// Read plaintext rows of an AEAD-encrypted table instead of failing on them.
-    pub allow_legacy_plaintext: bool,
-    /// Whether opening an encrypted store decrypts one row first, to fail with
-    /// [`Error::WrongKey`](crate::Error::WrongKey) before any work when the key is wrong.
-    pub check_key: bool,
-    /// Hooks registered on the table at open, in order.
-    pub hooks: Vec<Registration>,
-    /// Write-back mode (`None`: every write commits before it returns).
-    pub write_back: Option<crate::WriteBack>,
-}
-
-impl Options {
-    /// The connection settings to open with: the busy timeout is capped by `lock_timeout`, so
-    /// that waiting for another process's lock is bounded by it too.
-    #[must_use]
-    pub fn connection_options(&self) -> ConnectionOptions {
-        let mut connection = self.connection.clone();
-        if let Some(limit) = self.lock_timeout {
-            connection.busy_timeout = connection.busy_timeout.min(limit);
-        }
-        connection
-    }
-
-    /// The table's name, checked.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Validation`](crate::Error::Validation) for a bad name.
-    pub fn table_name(&self) -> Result<Identifier> {
-        Identifier::new(&self.table)
-    }
 }
 
 impl Builder {
@@ -377,9 +319,8 @@ impl Builder {
     /// exists with another layout; [`Error::Sqlite`](crate::Error::Sqlite) when the table
     /// cannot be created or read.
     pub fn open(self) -> Result<NanaSQLite> {
-        let start = self.start()?;
-        let storage = SqliteStorage::open(&self.options.path, &self.options.connection_options())?;
-        NanaSQLite::start(storage, start)
+        let path = &self.options.path;
+        self.start(path.clone(), || SqliteStorage::open(path, &self.options.connection_options()))
     }
 
     /// Opens the database whose URL was given as this builder's path
@@ -394,9 +335,8 @@ impl Builder {
     /// the `postgres` feature; otherwise as [`open`](Self::open), with the backend's errors.
     pub fn open_url(self) -> Result<NanaSQLite<AnyStorage>> {
         let url = self.url()?;
-        let mut start = self.start()?;
-        start.path = PathBuf::from(AnyStorage::shown(&url));
-        NanaSQLite::start(AnyStorage::connect(&url, &self.options.connection_options())?, start)
+        let shown = PathBuf::from(AnyStorage::shown(&url));
+        self.start(shown, || AnyStorage::connect(&url, &self.options.connection_options()))
     }
 
     /// This builder's path read as a URL ([`open_url`](Self::open_url)).
@@ -416,28 +356,20 @@ impl Builder {
     ///
     /// As [`open`](Self::open), with the backend's errors.
     pub fn open_on<S: Storage>(self, storage: S) -> Result<NanaSQLite<S>> {
-        NanaSQLite::start(storage, self.start()?)
+        self.start(self.options.path.clone(), || Ok(storage))
     }
 
-    /// What opening needs besides the connection, checked before anything is opened.
-    pub(crate) fn start(&self) -> Result<Start> {
+    /// Checks every option, then connects with `connect` (so that nothing is created for a
+    /// bad option) and opens the store there, known as `path`.
+    pub(crate) fn start<S: Storage>(
+        &self,
+        path: PathBuf,
+        connect: impl FnOnce() -> Result<S>,
+    ) -> Result<NanaSQLite<S>> {
         let options = &self.options;
         let waits =
             Waits { lock_timeout: options.lock_timeout, busy_timeout: options.connection_options().busy_timeout };
-        Ok(Start {
-            path: options.path.clone(),
-            table: options.table_name()?,
-            settings: TableSettings::new(options)?,
-            waits,
-            watch: options.watch_external_writes.map(|interval| (interval, options.clock.clone())),
-            bulk_load: options.bulk_load,
-            check_key: options.check_key,
-            hooks: options.hooks.clone(),
-            write_back: options
-                .write_back
-                .clone()
-                .map(|write_back| write_back.validate().map(|()| write_back))
-                .transpose()?,
-        })
+        let opening = Opening::new(options)?;
+        NanaSQLite::start(connect()?, path, waits, opening)
     }
 }

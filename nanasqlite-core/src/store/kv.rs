@@ -1,12 +1,13 @@
 //! The key/value calls of [`NanaSQLite`]: reads, writes, atomic updates and cache control,
 //! each a call of the engine's front end ([`Front`]).
 
-use super::{Iter, NanaSQLite};
+use super::NanaSQLite;
+use super::scan::Iter;
 use crate::atomic::Amount;
 use crate::engine::{BatchReport, Front, GetByPath, KeyValue, Pop, PopItem};
 use crate::error::Result;
+use crate::scan::Scan;
 use crate::storage::Storage;
-use crate::store::scan::{Paging, Scan};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -363,7 +364,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// error (which ends the iteration).
     pub fn iter<T: DeserializeOwned>(&self, scan: Scan) -> Result<Iter<T, S>> {
         self.database.ensure_open()?;
-        Ok(Iter { store: self.clone(), paging: Paging::new(scan, self.table.reader()) })
+        Ok(Iter::new(self.clone(), scan))
     }
 
     /// One element of `key`'s value, read by SQLite from the stored JSON (`json_extract`'s

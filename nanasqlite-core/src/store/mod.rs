@@ -10,19 +10,15 @@ pub(crate) mod typed;
 pub(crate) mod write_back;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
 use crate::database::{Database, Waits};
-use crate::engine::{Front, OpenHandles, Operation, Shared, Table, TableSettings};
+use crate::engine::{Front, OpenHandles, Opening, Operation, Shared, Table};
 use crate::error::Result;
 use crate::hook::Registration;
-use crate::identifier::Identifier;
 use crate::sql::SqlPolicy;
 use crate::storage::{SqliteStorage, Storage};
-use crate::store::scan::Paging;
 
 /// A dict-like key/value table in a SQLite file: every write is committed before the call
 /// returns, and reads are served from an in-memory cache once a key has been seen.
@@ -72,70 +68,17 @@ impl<S: Storage> fmt::Debug for NanaSQLite<S> {
     }
 }
 
-/// What opening a store on a connection needs besides the connection.
-pub(crate) struct Start {
-    pub(crate) path: std::path::PathBuf,
-    pub(crate) table: Identifier,
-    pub(crate) settings: TableSettings,
-    pub(crate) waits: Waits,
-    pub(crate) watch: Option<(std::time::Duration, crate::Clock)>,
-    pub(crate) bulk_load: bool,
-    pub(crate) check_key: bool,
-    pub(crate) hooks: Vec<Registration>,
-    pub(crate) write_back: Option<crate::WriteBack>,
-}
-
 // ===== opening and plumbing =====
 
-/// The rows of a [`Scan`](crate::Scan), a page at a time: made by [`NanaSQLite::iter`].
-#[derive(Debug)]
-pub struct Iter<T, S: Storage = SqliteStorage> {
-    store: NanaSQLite<S>,
-    paging: Paging<T>,
-}
-
-impl<T: DeserializeOwned, S: Storage> Iterator for Iter<T, S> {
-    type Item = Result<(String, T)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(row) = self.paging.next_row() {
-                return Some(row);
-            }
-            let page = self.paging.next_page()?;
-            match self.store.run(Ok(page)) {
-                Ok(page) => self.paging.take_page(page),
-                Err(error) => {
-                    self.paging.end();
-                    return Some(Err(error));
-                }
-            }
-        }
-    }
-}
-
 impl<S: Storage> NanaSQLite<S> {
-    /// A store on `storage`: creates (or checks) the table and loads it if asked.
-    pub(crate) fn start(storage: S, start: Start) -> Result<Self> {
-        let handle = storage.open_table(&start.table)?;
-        let version = if start.watch.is_some() { storage.data_version()? } else { None };
-        let shared = Arc::new(Shared::new(start.watch, version).with_write_back(start.write_back));
-        shared.watch_others(&storage)?;
-        let table = Arc::new(shared.table(start.table, handle, start.settings));
-        shared.register(&table);
-        let database = Arc::new(Database::new(storage, start.path, shared, start.waits));
-        let handles = Self::open_handles(&database, &table);
-        let store = Self { table, database, handles };
+    /// A store on `storage`: creates (or checks) the table and takes the last steps of
+    /// `opening`.
+    pub(crate) fn start(storage: S, path: PathBuf, waits: Waits, opening: Opening) -> Result<Self> {
+        let (shared, table) = opening.connect(&storage)?;
+        let database = Arc::new(Database::new(storage, path, shared, waits));
+        let store = Self { handles: Self::open_handles(&database, &table), table, database };
         store.start_flusher()?;
-        if !start.hooks.is_empty() {
-            store.register_hooks(start.hooks)?;
-        }
-        if start.check_key {
-            store.check_key()?;
-        }
-        if start.bulk_load {
-            store.load_all()?;
-        }
+        store.finish_opening(opening)?;
         Ok(store)
     }
 

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use crate::engine::{BatchUpdate, Front, encode_rows};
 use crate::error::{Error, Result};
 use crate::hook::Registration;
+use crate::scan::Scan;
 use crate::storage::{SqliteStorage, Storage};
-use crate::store::scan::Scan;
-use crate::store::{Iter, NanaSQLite};
+use crate::store::NanaSQLite;
+use crate::store::scan::Iter;
 
 /// What a typed table's values are: stored as JSON, and cloned on cache hits (a table keeps
 /// the first decoded copy of each value beside its text, so a hit costs a clone instead of a

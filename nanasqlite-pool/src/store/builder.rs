@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nanasqlite_core::engine::{Front, Options, TableSettings};
+use nanasqlite_core::engine::{Front, Opening, Options};
 use nanasqlite_core::storage::{AnyStorage, SqliteStorage, Storage};
 use nanasqlite_core::{Builder, CacheStrategy, Error, Result};
 
@@ -343,43 +343,20 @@ impl AsyncBuilder {
         connect: impl FnOnce() -> Result<S> + Send + 'static,
     ) -> Result<AsyncNanaSQLite<S>> {
         let sizes = self.sizes()?;
-        let options: Options = self.core.options().clone();
-        let name = options.table_name()?;
-        let settings = TableSettings::new(&options)?;
-        let (create, watch) = (name.clone(), options.watch_external_writes.is_some());
+        let options: &Options = self.core.options();
+        let opening = Opening::new(options)?;
+        let (path, lock_timeout, connecting) = (Arc::new(options.path.clone()), options.lock_timeout, opening.clone());
         let open = move || {
             let storage = connect()?;
-            let table = storage.open_table(&create)?;
-            let version = if watch { storage.data_version()? } else { None };
+            let (shared, table) = connecting.connect(&storage)?;
             let readers = storage.readers();
-            Ok((storage, Opened { table, version, readers }))
+            Ok((storage, Opened { shared, table, readers }))
         };
-        let write_back = options.write_back.clone();
-        if let Some(write_back) = &write_back {
-            write_back.validate()?;
-        }
-        let (pool, handle) = Pool::open(
-            open,
-            sizes,
-            self.spawner,
-            options.watch_external_writes.map(|every| (every, options.clock.clone())),
-            options.lock_timeout,
-            write_back,
-        )
-        .await?;
-        let table = pool.shared().table(name, handle, settings);
+        let (pool, table) = Pool::open(open, sizes, self.spawner, lock_timeout).await?;
         let handles = AsyncNanaSQLite::open_handles(&pool);
-        let store = AsyncNanaSQLite::new(Arc::new(pool), table, Arc::new(options.path.clone()), handles);
+        let store = AsyncNanaSQLite { table, pool: Arc::new(pool), path, handles };
         store.start_flusher()?;
-        if !options.hooks.is_empty() {
-            store.add_hooks(options.hooks.clone()).await?;
-        }
-        if options.check_key {
-            store.check_key().await?;
-        }
-        if options.bulk_load {
-            store.load_all().await?;
-        }
+        store.finish_opening(opening).await?;
         Ok(store)
     }
 }

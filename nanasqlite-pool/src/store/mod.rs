@@ -149,13 +149,6 @@ impl AsyncNanaSQLite<AnyStorage> {
 }
 
 impl<S: Storage> AsyncNanaSQLite<S> {
-    /// A handle on `table` of `pool`, registered with the pool's database.
-    pub(crate) fn new(pool: Arc<Pool<S>>, table: Table<S>, path: Arc<PathBuf>, handles: Arc<OpenHandles>) -> Self {
-        let table = Arc::new(table);
-        pool.shared().register(&table);
-        Self { table, pool, path, handles }
-    }
-
     /// The span every call runs in, named after its operation.
     pub(crate) fn span(&self, operation: &'static str) -> tracing::Span {
         tracing::debug_span!("nanasqlite", op = operation, table = %self.table.name())

@@ -5,9 +5,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use nanasqlite_core::engine::{Front, RowsPage};
+use nanasqlite_core::engine::{Front, Paging, RowsPage};
 use nanasqlite_core::storage::{SqliteStorage, Storage};
-use nanasqlite_core::{Paging, Result, Scan};
+use nanasqlite_core::{Result, Scan};
 use serde::de::DeserializeOwned;
 
 use crate::store::AsyncNanaSQLite;

@@ -874,8 +874,7 @@ impl PostgresBuilder {
     pub fn open(self) -> Result<crate::NanaSQLite<PostgresStorage>> {
         let config = self.config.map_err(Error::validation)?;
         // Every option is checked before the server is reached, as a file is not opened first.
-        let start = self.core.start()?;
-        crate::NanaSQLite::start(PostgresStorage::connect(&config)?, start)
+        self.core.start(self.core.options().path.clone(), || PostgresStorage::connect(&config))
     }
 
     /// The server to connect to, checked.
@@ -889,7 +888,7 @@ impl PostgresBuilder {
 
     /// The options collected so far.
     #[must_use]
-    pub fn options(&self) -> &crate::store::builder::Options {
+    pub fn options(&self) -> &crate::engine::Options {
         self.core.options()
     }
 }
