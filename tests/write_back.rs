@@ -235,6 +235,35 @@ fn close_flushes_and_dropping_the_last_handle_flushes_in_the_background() -> nan
 }
 
 #[test]
+fn a_close_refused_during_a_transaction_keeps_what_is_staged() -> nanasqlite::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("close_in_tx.db");
+    let db = manual(&path);
+    let (begun, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|scope| -> nanasqlite::Result<()> {
+        let running = scope.spawn(|| {
+            db.transaction(|_| {
+                begun.wait();
+                release.wait();
+                Ok(())
+            })
+        });
+        begun.wait();
+        db.set("staged", &1)?; // staged beside the transaction, not committed
+        let refused = db.close();
+        release.wait();
+        running.join().unwrap()?;
+        assert!(matches!(refused, Err(Error::Transaction { .. })), "{refused:?}");
+        Ok(())
+    })?;
+    assert_eq!(db.write_back_stats().unwrap().staged, 1, "the refused close committed nothing");
+    assert_eq!(db.get::<i32>("staged")?, Some(1), "and left the store open");
+    db.close()?;
+    assert_eq!(in_file(&path), [("staged".to_owned(), "1".to_owned())]);
+    Ok(())
+}
+
+#[test]
 fn hooks_run_when_writes_are_staged_and_constraints_are_refused() -> nanasqlite::Result<()> {
     let db = NanaSQLite::builder(":memory:")
         .write_back(WriteBack::manual())

@@ -17,9 +17,9 @@ use serde_json::Value;
 
 use super::{
     AddHooks, BatchDelete, BatchReport, BatchUpdate, CachedValue, Clear, Contains, Count, Delete, DeleteExpired,
-    FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenTable, Opening, Operation, Pop,
-    PopItem, Remedy, RowsPage, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode, encode_rows,
-    encode_rows_partial, stage,
+    FlushAll, Flushed, Get, GetByPath, GetMany, KeyValue, Keys, LoadAll, Lookup, OpenHandles, OpenTable, Opening,
+    Operation, Pop, PopItem, Remedy, RowsPage, Set, SetDefault, Shared, Staging, Table, UnreadableKeys, encode,
+    encode_rows, encode_rows_partial, stage,
 };
 use crate::CacheStrategy;
 use crate::atomic::{Amount, increment, patch};
@@ -87,6 +87,15 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
     /// Waits until the staging area has made room since it counted `seen` (the sync store
     /// blocks its caller, the async store awaits).
     fn wait_for_room(&self, seen: u64) -> Self::Answer<()>;
+
+    /// Closes the connection (and the lanes, on the async store), so that every handle on the
+    /// file answers [`Error::Closed`] from then on; the caches are emptied.
+    fn shut_down(&self) -> Self::Answer<()>;
+
+    /// How a thread of the engine's own (write-back mode's flusher) commits what is staged,
+    /// blocking until done, stopping past the deadline it is given. It keeps the database, not
+    /// the store, open.
+    fn flush_from_thread(&self) -> impl Fn(Option<std::time::Instant>) -> Result<()> + Send + 'static;
 
     // ===== running =====
 
@@ -554,6 +563,27 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         Self::then(self.flush_staged(None), move |flushed| {
             Self::now(state.map_or(Ok(()), |state| state.report_flush(flushed)))
         })
+    }
+
+    /// Closes the database: refused while a transaction is open, else what write-back mode
+    /// staged is committed, then the connection is closed, even when the commit failed. The
+    /// error of closing is reported first, then the commit's.
+    fn close_database(&self) -> Self::Answer<()> {
+        if self.transaction_open() {
+            let message = "cannot close the database during a transaction".to_owned();
+            return Self::now(Err(Error::Transaction { message }));
+        }
+        let this = self.clone();
+        Self::after(self.flush_for_close(), move |unflushed| {
+            Self::after(this.shut_down(), move |closed| Self::now(closed.and(unflushed)))
+        })
+    }
+
+    /// In write-back mode, starts the flusher: a thread that commits what is staged as the
+    /// settings say, and a last time once every handle of `handles` is dropped.
+    fn start_flusher(&self, handles: &Arc<OpenHandles>) -> Result<()> {
+        let Some(state) = self.shared().write_back() else { return Ok(()) };
+        state.spawn_flusher(Arc::downgrade(handles), self.flush_from_thread())
     }
 
     /// At close: commits what is staged within the close timeout, stops the flusher, and

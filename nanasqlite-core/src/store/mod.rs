@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::database::{Database, Waits};
-use crate::engine::{Front, OpenHandles, Opening, Operation, Shared, Table};
+use crate::engine::{FlushAll, Front, OpenHandles, Opening, Operation, Shared, Table};
 use crate::error::Result;
 use crate::hook::Registration;
 use crate::sql::SqlPolicy;
@@ -77,7 +77,7 @@ impl<S: Storage> NanaSQLite<S> {
         let (shared, table) = opening.connect(&storage)?;
         let database = Arc::new(Database::new(storage, path, shared, waits));
         let store = Self { handles: Self::open_handles(&database, &table), table, database };
-        store.start_flusher()?;
+        store.start_flusher(&store.handles)?;
         store.finish_opening(opening)?;
         Ok(store)
     }
@@ -95,18 +95,6 @@ impl<S: Storage> NanaSQLite<S> {
 
     pub(crate) fn engine_table(&self) -> &Table<S> {
         &self.table
-    }
-
-    pub(crate) fn engine_table_arc(&self) -> &Arc<Table<S>> {
-        &self.table
-    }
-
-    pub(crate) fn database_arc(&self) -> &Arc<Database<S>> {
-        &self.database
-    }
-
-    pub(crate) fn handles(&self) -> &Arc<OpenHandles> {
-        &self.handles
     }
 
     /// The rules SQL fragments of this handle are checked against.
@@ -135,8 +123,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// [`Error::Schema`](crate::Error::Schema) for an existing table of another layout,
     /// [`Error::Closed`](crate::Error::Closed), or SQLite's error.
     pub fn table(&self, name: &str) -> Result<Self> {
-        let table = self.other_table(name, None)?;
-        Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
+        Ok(Self { table: self.other_table(name, None)?, ..self.clone() })
     }
 
     /// As [`table`](Self::table), with a cache strategy of its own (Python's
@@ -160,8 +147,7 @@ impl<S: Storage> NanaSQLite<S> {
     /// As [`table`](Self::table), and [`Error::Validation`](crate::Error::Validation) for a bad
     /// cache size or TTL.
     pub fn table_with(&self, name: &str, cache: crate::CacheStrategy) -> Result<Self> {
-        let table = self.other_table(name, Some(cache))?;
-        Ok(Self { table, database: Arc::clone(&self.database), handles: Arc::clone(&self.handles) })
+        Ok(Self { table: self.other_table(name, Some(cache))?, ..self.clone() })
     }
 
     /// Registers `hook` on this store's table, after the hooks it has: it runs for every handle
@@ -204,18 +190,20 @@ impl<S: Storage> NanaSQLite<S> {
         self.table.name().as_str()
     }
 
-    /// Closes the database: the connection is closed and every handle on the file (clones and
-    /// other tables included) returns [`Error::Closed`](crate::Error::Closed) from then on.
-    /// Closing again does nothing. Dropping every handle closes the file too, without the
-    /// report.
+    /// Closes the database: in write-back mode what is staged is committed first, then the
+    /// connection is closed and every handle on the file (clones and other tables included)
+    /// returns [`Error::Closed`](crate::Error::Closed) from then on. Closing again does
+    /// nothing. Dropping every handle closes the file too, without the report.
     ///
     /// # Errors
     ///
-    /// SQLite's error if closing the connection failed; the store is closed all the same.
+    /// [`Error::Transaction`](crate::Error::Transaction) while a
+    /// [`transaction`](Self::transaction) runs, on any thread (nothing is committed or closed
+    /// then); [`Error::Unflushed`](crate::Error::Unflushed) for staged rows that could not be
+    /// committed; SQLite's error if closing the connection failed. The store is closed all the
+    /// same after either of the last two.
     pub fn close(&self) -> Result<()> {
-        let unflushed = self.flush_for_close();
-        self.database.close()?;
-        unflushed
+        self.close_database()
     }
 }
 
@@ -261,6 +249,15 @@ impl<S: Storage> Front<S> for NanaSQLite<S> {
 
     fn execute<O: Operation<S>>(&self, operation: O) -> Result<O::Output> {
         self.database.run(&self.table, operation)
+    }
+
+    fn flush_from_thread(&self) -> impl Fn(Option<std::time::Instant>) -> Result<()> + Send + 'static {
+        let (database, table) = (Arc::clone(&self.database), Arc::clone(&self.table));
+        move |deadline| database.run(&table, FlushAll::new(Arc::clone(database.shared()), deadline)).map(drop)
+    }
+
+    fn shut_down(&self) -> Result<()> {
+        self.database.close()
     }
 
     fn wait_for_room(&self, seen: u64) -> Result<()> {

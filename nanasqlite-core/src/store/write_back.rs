@@ -89,15 +89,4 @@ impl<S: Storage> NanaSQLite<S> {
             }
         })
     }
-
-    /// Starts the flusher thread of a write-back store: it commits as the policy says, and a
-    /// last time once every handle is dropped.
-    pub(crate) fn start_flusher(&self) -> Result<()> {
-        let Some(state) = self.database().shared().write_back() else { return Ok(()) };
-        let (database, table) = (Arc::clone(self.database_arc()), Arc::clone(self.engine_table_arc()));
-        state.spawn_flusher(Arc::downgrade(self.handles()), move |deadline| {
-            let flush = FlushAll::new(Arc::clone(database.shared()), deadline);
-            database.run(&table, flush).map(drop)
-        })
-    }
 }

@@ -355,7 +355,7 @@ impl AsyncBuilder {
         let (pool, table) = Pool::open(open, sizes, self.spawner, lock_timeout).await?;
         let handles = AsyncNanaSQLite::open_handles(&pool);
         let store = AsyncNanaSQLite { table, pool: Arc::new(pool), path, handles };
-        store.start_flusher()?;
+        store.start_flusher(&store.handles)?;
         store.finish_opening(opening).await?;
         Ok(store)
     }

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nanasqlite_core::engine::{CachedValue, Front, OpenHandles, Operation, Shared, Table};
+use nanasqlite_core::engine::{CachedValue, FlushAll, Front, OpenHandles, Operation, Shared, Table};
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::sql::SqlPolicy;
 use nanasqlite_core::storage::{AnyStorage, SqliteStorage, Storage};
@@ -236,17 +236,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// [`Error::Transaction`] while a `begin()` transaction is open; SQLite's error if closing a
     /// connection failed (the store is closed all the same).
     pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
-        let (pool, flush) = (Arc::clone(&self.pool), self.flush_for_close());
-        async move {
-            if pool.in_transaction() {
-                return Err(Error::Transaction {
-                    message: "cannot close the database during a transaction".to_owned(),
-                });
-            }
-            let unflushed = flush.await;
-            pool.close().await?;
-            unflushed
-        }
+        let this = self.clone();
+        // Everything at the first poll: a transaction open then refuses the close.
+        async move { this.close_database().await }
     }
 
     /// Counters of the pool and the caches: queue depths, group sizes, cache hits and misses.
@@ -347,6 +339,20 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
             };
             pool.run(table, operation, span.clone()).instrument(span).await
         })
+    }
+
+    fn flush_from_thread(&self) -> impl Fn(Option<std::time::Instant>) -> Result<()> + Send + 'static {
+        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
+        move |deadline| {
+            let flush = FlushAll::new(Arc::clone(pool.shared()), deadline);
+            let span = tracing::debug_span!("nanasqlite", op = "flush");
+            write_back::block_on(pool.run(Arc::clone(&table), flush, span)).map(drop)
+        }
+    }
+
+    fn shut_down(&self) -> Answer<Result<()>> {
+        let pool = Arc::clone(&self.pool);
+        Answer::later(async move { pool.close().await })
     }
 
     fn wait_for_room(&self, seen: u64) -> Answer<Result<()>> {

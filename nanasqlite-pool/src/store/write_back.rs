@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use nanasqlite_core::Result;
-use nanasqlite_core::engine::{FlushAll, Front, OpenHandles};
+use nanasqlite_core::engine::{Front, OpenHandles};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::writeback::{DeadLetter, WriteBackStats};
 
@@ -67,17 +67,6 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             None => OpenHandles::new(),
         }
     }
-
-    /// Starts the flusher thread of a write-back store: it commits as the policy says (on the
-    /// writer, through the pool), and a last time once every handle is dropped.
-    pub(crate) fn start_flusher(&self) -> Result<()> {
-        let Some(state) = self.pool.shared().write_back() else { return Ok(()) };
-        let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
-        state.spawn_flusher(Arc::downgrade(&self.handles), move |deadline| {
-            let flush = FlushAll::new(Arc::clone(pool.shared()), deadline);
-            block_on(pool.run(Arc::clone(&table), flush, tracing::debug_span!("nanasqlite", op = "flush"))).map(drop)
-        })
-    }
 }
 
 /// Wakes the thread that waits in [`block_on`].
@@ -90,7 +79,7 @@ impl Wake for Unpark {
 }
 
 /// Runs `future` to its end on this thread (the flusher's own, never a runtime's).
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = Context::from_waker(&waker);
