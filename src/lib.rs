@@ -43,7 +43,7 @@ pub use nanasqlite_pool::AsyncPostgresBuilder;
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use nanasqlite_pool::{
     AsyncBuilder, AsyncNanaSQLite, AsyncTransaction, AsyncTypedTable, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY,
-    ScanStream, Spawn, Stats, Threads,
+    Pending, ScanStream, Spawn, Stats, Threads,
 };
 
 /// The SQLite bindings underneath, for matching on SQLite's own errors

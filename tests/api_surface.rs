@@ -97,7 +97,30 @@ on_every_runtime!(
     async_dict_methods,
     async_transaction_methods,
     async_fifo_cache,
+    calls_return_a_nameable_future,
 );
+
+/// What a caller keeps while a call is answered: the future's type, named.
+struct Waiting {
+    read: nanasqlite::Pending<Option<i32>>,
+    write: nanasqlite::Pending<()>,
+}
+
+fn unpin_send_static<F: std::future::Future + Unpin + Send + 'static>(future: F) -> F {
+    future
+}
+
+async fn calls_return_a_nameable_future(setup: Setup) {
+    let db = setup.builder.clone().open().await.unwrap();
+    let waiting = Waiting { write: db.set("k", &7), read: db.get("absent") };
+    assert!(format!("{:?}", waiting.read).starts_with("Pending"));
+    waiting.write.await.unwrap();
+    assert_eq!(waiting.read.await.unwrap(), None);
+    let read = unpin_send_static(db.get::<i32>("k"));
+    let mut read = std::thread::spawn(move || read).join().unwrap(); // sent to another thread unpolled
+    assert_eq!(std::pin::Pin::new(&mut read).await.unwrap(), Some(7), "polled through a plain Pin, unpinned");
+    db.close().await.unwrap();
+}
 
 async fn the_async_store_names_its_file_table_and_policy(setup: Setup) {
     let db = setup.builder.clone().table("users").sql_policy(hex_policy()).open().await.unwrap();

@@ -22,7 +22,7 @@ fn a_cache_hit_is_ready_at_the_first_poll() {
         db.get::<i32>("absent").await.unwrap();
         assert_eq!(db.get::<i32>("absent").now_or_never().unwrap().unwrap(), None, "absence is cached too");
         assert!(db.contains("k").now_or_never().unwrap().unwrap());
-        assert_eq!(db.batch_get::<i32, _>(["k", "absent"]).now_or_never().unwrap().unwrap().len(), 1);
+        assert_eq!(db.batch_get::<i32>(["k", "absent"]).now_or_never().unwrap().unwrap().len(), 1);
         assert!(db.get_shared("k").now_or_never().unwrap().unwrap().is_some());
         db.close().await.unwrap();
         let inline = AsyncNanaSQLite::open(":memory:").await.unwrap();

@@ -76,10 +76,10 @@ async fn batches(setup: Setup) {
     let keys: Vec<String> = (0..500).map(|i| format!("user_{i}")).collect();
     assert_eq!(db.batch_delete(&keys).await.unwrap(), 500);
     assert_eq!(db.alen().await.unwrap(), 500);
-    let found = db.batch_get::<Value, _>(["user_499", "user_500", "user_999"]).await.unwrap();
+    let found = db.batch_get::<Value>(["user_499", "user_500", "user_999"]).await.unwrap();
     assert_eq!(found.len(), 2);
     db.clear_cache();
-    let found = db.batch_get::<Value, _>(["user_499", "user_500", "user_999"]).await.unwrap();
+    let found = db.batch_get::<Value>(["user_499", "user_500", "user_999"]).await.unwrap();
     assert_eq!(found["user_999"]["name"], "User999");
     assert_eq!(db.items::<Value>().await.unwrap().len(), 500);
     assert_eq!(db.to_dict::<Value>().await.unwrap().len(), 500);
@@ -125,7 +125,7 @@ async fn large_batches(setup: Setup) {
         async move { db.count(Query::table("data").filter("key LIKE ?", params![pattern])).await.unwrap() }
     };
 
-    db.batch_update(&rows("a", 3000)).await.unwrap();
+    db.batch_update(rows("a", 3000)).await.unwrap();
     assert_eq!(in_file("a").await, 3000);
     assert!(db.is_cached("a2999"), "the cache learns the rows with the commit");
     assert_eq!(db.get::<Value>("a2999").await.unwrap(), Some(json!({"n": 2999})));
@@ -345,7 +345,7 @@ async fn use_after_close(setup: Setup) {
         assert!(handle.contains("k").await.unwrap_err().is_closed());
         assert!(handle.len().await.unwrap_err().is_closed());
         assert!(handle.batch_update([("k", 1)]).await.unwrap_err().is_closed());
-        assert!(handle.batch_get::<i32, _>(["k"]).await.unwrap_err().is_closed());
+        assert!(handle.batch_get::<i32>(["k"]).await.unwrap_err().is_closed());
         assert!(handle.items::<i32>().await.unwrap_err().is_closed());
         assert!(handle.table("x").await.unwrap_err().is_closed());
         assert!(!handle.is_cached("k"));
@@ -510,7 +510,7 @@ async fn bulk_loaded_rows(setup: Setup) {
     assert_eq!(db.get::<Value>("k001").await.unwrap(), Some(json!({"n": -1})));
     assert_eq!(db.get::<Value>("k002").await.unwrap(), None);
     assert!(db.contains("k299").await.unwrap() && !db.contains("k300").await.unwrap());
-    let found = db.batch_get::<Value, _>(["k003", "k002", "k004"]).await.unwrap();
+    let found = db.batch_get::<Value>(["k003", "k002", "k004"]).await.unwrap();
     assert_eq!(found.len(), 2, "{found:?}");
     let items = db.items::<Value>().await.unwrap();
     assert_eq!(items.len(), 299);

@@ -178,7 +178,7 @@ fn an_expired_key_is_absent_from_every_read_on_both_stores() -> nanasqlite::Resu
         assert_eq!(db.items::<Value>().await?.len(), 1);
         assert_eq!(db.to_dict::<Value>().await?.len(), 1);
         assert_eq!(db.scan::<Value>(nanasqlite::Scan::all()).await?.len(), 1);
-        assert!(db.batch_get::<Value, _>(["session"]).await?.is_empty());
+        assert!(db.batch_get::<Value>(["session"]).await?.is_empty());
         assert_eq!(db.get_fresh::<String>("session").await?, None);
         db.close().await
     })?;

@@ -605,7 +605,7 @@ async fn hooks_on_the_async_store(setup: Setup) {
 
     db.set("keep:1", &1).await.unwrap();
     refused_by(db.delete("keep:1").await, "keep:1", "keep");
-    refused_by(db.batch_delete(&["x1", "keep:1"]).await, "keep:1", "keep");
+    refused_by(db.batch_delete(["x1", "keep:1"]).await, "keep:1", "keep");
     assert!(db.contains("x1").await.unwrap());
     assert!(db.delete("x1").await.unwrap());
 

@@ -23,7 +23,7 @@
 use std::io;
 
 #[doc(no_inline)]
-pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Spawn, Stats, Threads};
+pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Pending, Spawn, Stats, Threads};
 
 /// Runs the store's threads on async-std's blocking pool (`spawn_blocking`).
 #[derive(Clone, Copy, Debug, Default)]

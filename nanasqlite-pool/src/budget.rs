@@ -19,6 +19,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use nanasqlite_core::Result;
+
 /// How many of the store's futures may complete at their first poll, in a row on one thread,
 /// before the budget is spent. Tokio's budget per task poll is 128 too.
 pub(crate) const BUDGET: u32 = 128;
@@ -68,7 +70,7 @@ pub(crate) async fn yield_once() {
 /// and a boxed future otherwise. Takes part in the budget either way: a later answer had at
 /// its first poll counts as one had at once (it is never held back before it starts, as a
 /// call takes its place among the store's writes at its first poll).
-pub enum Answer<T> {
+pub(crate) enum Answer<T> {
     /// Answered already: ready at the first poll, unless the budget says to yield once first.
     Now { answer: Option<T>, polled: bool },
     /// Answered by `queued`, which has not started before the first poll.
@@ -82,7 +84,7 @@ impl<T> Answer<T> {
     }
 
     /// The answer, if it is had already (and not yet polled); otherwise this future.
-    pub(crate) fn settled(self) -> Result<T, Self> {
+    pub(crate) fn settled(self) -> std::result::Result<T, Self> {
         match self {
             Self::Now { answer: Some(answer), polled: false } => Ok(answer),
             answer => Err(answer),
@@ -136,6 +138,50 @@ impl<T> Future for Answer<T> {
                 answer
             }
         }
+    }
+}
+
+/// The future of a call of an [`AsyncNanaSQLite`](crate::AsyncNanaSQLite) (and of its typed
+/// tables and transactions): it resolves to the call's `Result`.
+///
+/// It borrows nothing from the store or the call's arguments, is `Send`, and is `Unpin`, so it
+/// can be kept in a struct, sent to another task, or raced in `select!` without pinning. A
+/// call answered from the cache is ready at its first poll; the others are answered by the
+/// store's lanes or on the caller's thread. A write is queued at its first poll, so a write
+/// whose future is dropped unpolled writes nothing; see the crate's documentation for what
+/// dropping a future later does. Like every future of the store, it takes part in a budget
+/// that makes a task looping over ready answers yield to its runtime now and then.
+#[must_use = "a store call's outcome is known only by awaiting its future"]
+pub struct Pending<T>(Answer<Result<T>>);
+
+impl<T> Pending<T> {
+    /// `answer`, had already.
+    pub(crate) fn now(answer: Result<T>) -> Self {
+        Self(Answer::now(answer))
+    }
+
+    /// The answer `queued` will give.
+    pub(crate) fn later(queued: impl Future<Output = Result<T>> + Send + 'static) -> Self {
+        Self(Answer::later(queued))
+    }
+
+    /// The answer, if it is had already (and not yet polled); otherwise this future.
+    pub(crate) fn settled(self) -> std::result::Result<Result<T>, Self> {
+        self.0.settled().map_err(Self)
+    }
+}
+
+impl<T> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pending").field(&self.0).finish()
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        Pin::new(&mut self.0).poll(cx)
     }
 }
 

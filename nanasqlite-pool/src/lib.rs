@@ -14,6 +14,9 @@
 //! # }).unwrap();
 //! ```
 //!
+//! Every call of the store returns a [`Pending`]: a future of the call's `Result` that borrows
+//! nothing, is `Send` and `Unpin`, and can be named (kept in a struct, raced without pinning).
+//!
 //! # Design
 //!
 //! Every store operation is an operation of the core's
@@ -47,6 +50,7 @@ mod stats;
 mod store;
 mod waiting;
 
+pub use budget::Pending;
 pub use spawn::{Spawn, Threads};
 pub use stats::Stats;
 pub use store::AsyncNanaSQLite;

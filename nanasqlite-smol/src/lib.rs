@@ -21,7 +21,7 @@
 use std::io;
 
 #[doc(no_inline)]
-pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Spawn, Stats, Threads};
+pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Pending, Spawn, Stats, Threads};
 
 /// Runs the store's threads on the `blocking` crate's thread pool.
 #[derive(Clone, Copy, Debug, Default)]

@@ -25,7 +25,7 @@
 use std::io;
 
 #[doc(no_inline)]
-pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Spawn, Stats, Threads};
+pub use nanasqlite_pool::{AsyncBuilder, AsyncNanaSQLite, Pending, Spawn, Stats, Threads};
 
 /// Runs the store's threads on tokio's blocking pool (`spawn_blocking`) of the runtime that
 /// opens the store.

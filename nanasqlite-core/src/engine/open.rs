@@ -16,7 +16,7 @@ use crate::storage::{ConnectionOptions, Storage};
 
 use super::{Shared, Table, TableSettings};
 
-/// Everything a [`Builder`] collects (the async store's builder wraps one).
+/// Everything a [`Builder`](crate::Builder) collects (the async store's builder wraps one).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Options {
@@ -73,6 +73,10 @@ impl Options {
     }
 }
 
+/// What [`Opening::connect`] makes on a connection: the state every table of the file shares,
+/// and the first table.
+type Connected<S> = (Arc<Shared<S>>, Arc<Table<S>>);
+
 /// What opening a store needs besides its connection, checked from the [`Options`] before
 /// anything is opened.
 #[derive(Clone, Debug)]
@@ -119,7 +123,7 @@ impl Opening {
     ///
     /// [`Error::Schema`](crate::Error::Schema) for an existing table of another layout, or the
     /// backend's error.
-    pub fn connect<S: Storage>(&self, storage: &S) -> Result<(Arc<Shared<S>>, Arc<Table<S>>)> {
+    pub fn connect<S: Storage>(&self, storage: &S) -> Result<Connected<S>> {
         let handle = storage.open_table(&self.table)?;
         let version = if self.watch.is_some() { storage.data_version()? } else { None };
         let shared = Arc::new(Shared::new(self.watch.clone(), version).with_write_back(self.write_back.clone()));

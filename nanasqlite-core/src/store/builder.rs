@@ -112,7 +112,7 @@ impl Builder {
     }
 
     /// The key/value table to use. Default [`DEFAULT_TABLE`] (`"data"`).
-    /// Validated at [`open`](Self::open) (see [`Identifier`]).
+    /// Validated at [`open`](Self::open) (see [`Identifier`](crate::Identifier)).
     pub fn table(mut self, name: impl Into<String>) -> Self {
         self.options.table = name.into();
         self

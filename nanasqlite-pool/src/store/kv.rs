@@ -2,16 +2,15 @@
 //! each a call of the engine's front end ([`Front`]).
 
 use super::AsyncNanaSQLite;
-use crate::budget::Answer;
+use crate::budget::Pending;
+use nanasqlite_core::Amount;
 use nanasqlite_core::engine::Front;
 use nanasqlite_core::storage::Storage;
-use nanasqlite_core::{Amount, Result};
 use nanasqlite_core::{BatchReport, KeyValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::Arc;
 
 // ===== reads =====
@@ -26,10 +25,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Decode`](nanasqlite_core::Error::Decode) when the value does not fit `T`; [`Error::Closed`](nanasqlite_core::Error::Closed);
     /// [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout); SQLite's error.
-    pub fn get<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn get<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Pending<Option<T>> {
         self.finish(key, self.cached(key, false), |table, key, found| {
             found.map(|value| table.decode(key, &value)).transpose()
         })
@@ -42,10 +38,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_cloned<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Clone + Send + Sync + 'static,
-    {
+    pub fn get_cloned<T: DeserializeOwned + Clone + Send + Sync + 'static>(&self, key: &str) -> Pending<Option<T>> {
         self.finish(key, self.cached(key, true), |table, key, found| {
             found.map(|value| table.decode_cloned(key, &value)).transpose()
         })
@@ -56,7 +49,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_shared(&self, key: &str) -> impl Future<Output = Result<Option<Arc<Value>>>> + Send + use<S> {
+    pub fn get_shared(&self, key: &str) -> Pending<Option<Arc<Value>>> {
         self.shared_value(key)
     }
 
@@ -65,10 +58,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_fresh<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn get_fresh<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Pending<Option<T>> {
         self.finish(key, self.fresh(key), |table, key, found| found.map(|value| table.decode(key, &value)).transpose())
     }
 
@@ -77,7 +67,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed), [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout), SQLite's error.
-    pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn contains(&self, key: &str) -> Pending<bool> {
         self.contains_key(key)
     }
 
@@ -86,7 +76,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed), [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout), SQLite's error.
-    pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<S> {
+    pub fn len(&self) -> Pending<usize> {
         self.key_count()
     }
 
@@ -95,8 +85,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send + use<S> {
-        Self::then(self.key_count(), |count| Answer::now(Ok(count == 0)))
+    pub fn is_empty(&self) -> Pending<bool> {
+        Self::then(self.key_count(), |count| Pending::now(Ok(count == 0)))
     }
 
     /// Every key, sorted by byte order; keys that cannot be named are left out (see
@@ -105,7 +95,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
+    pub fn keys(&self) -> Pending<Vec<String>> {
         self.sorted_keys()
     }
 
@@ -115,7 +105,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn unreadable_keys(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
+    pub fn unreadable_keys(&self) -> Pending<u64> {
         self.unreadable_key_count()
     }
 
@@ -124,10 +114,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get), for the first value that fails.
-    pub fn items<T>(&self) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn items<T: DeserializeOwned + Send + 'static>(&self) -> Pending<Vec<(String, T)>> {
         self.decoded_rows()
     }
 
@@ -136,12 +123,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`items`](Self::items).
-    pub fn values<T>(&self) -> impl Future<Output = Result<Vec<T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn values<T: DeserializeOwned + Send + 'static>(&self) -> Pending<Vec<T>> {
         Self::then(self.decoded_rows::<T>(), |items| {
-            Answer::now(Ok(items.into_iter().map(|(_, value)| value).collect()))
+            Pending::now(Ok(items.into_iter().map(|(_, value)| value).collect()))
         })
     }
 
@@ -150,11 +134,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`items`](Self::items).
-    pub fn to_dict<T>(&self) -> impl Future<Output = Result<BTreeMap<String, T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
-        Self::then(self.decoded_rows::<T>(), |items| Answer::now(Ok(items.into_iter().collect())))
+    pub fn to_dict<T: DeserializeOwned + Send + 'static>(&self) -> Pending<BTreeMap<String, T>> {
+        Self::then(self.decoded_rows::<T>(), |items| Pending::now(Ok(items.into_iter().collect())))
     }
 
     /// The values of the keys among `keys` that exist. When the cache knows every key the
@@ -163,15 +144,13 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn batch_get<T, I>(&self, keys: I) -> impl Future<Output = Result<HashMap<String, T>>> + Send + use<T, I, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
+    pub fn batch_get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Pending<HashMap<String, T>> {
         let (table, keys) = (Arc::clone(&self.table), keys.into_iter().map(|key| Box::from(key.as_ref())).collect());
         Self::then(self.rows_of(keys), move |rows| {
-            Answer::now(table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect()))
+            Pending::now(table.reader().decode_rows(rows).map(|rows| rows.into_iter().collect()))
         })
     }
 }
@@ -186,11 +165,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Encode`](nanasqlite_core::Error::Encode) when `value` cannot be JSON (nothing is written); [`Error::Closed`](nanasqlite_core::Error::Closed);
     /// [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout); SQLite's error (this write alone fails; the cache is unchanged).
-    pub fn set<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Pending<()> {
         self.put(key, value)
     }
 
@@ -199,7 +174,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed), [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout), SQLite's error.
-    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn delete(&self, key: &str) -> Pending<bool> {
         self.remove(key)
     }
 
@@ -214,7 +189,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Encode`](nanasqlite_core::Error::Encode) naming the first value that cannot be JSON (nothing is written), or as
     /// [`set`](Self::set).
-    pub fn batch_update<K, V, I>(&self, rows: I) -> impl Future<Output = Result<()>> + Send + use<K, V, I, S>
+    pub fn batch_update<K, V, I>(&self, rows: I) -> Pending<()>
     where
         K: AsRef<str>,
         V: Serialize,
@@ -231,16 +206,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`batch_update`](Self::batch_update) for the transaction itself.
-    pub fn batch_update_partial<K, V, I>(
+    pub fn batch_update_partial<K: AsRef<str>, V: Serialize>(
         &self,
-        rows: I,
-    ) -> impl Future<Output = Result<BatchReport>> + Send + use<K, V, I, S>
-    where
-        K: AsRef<str>,
-        V: Serialize,
-        I: IntoIterator,
-        I::Item: KeyValue<K, V>,
-    {
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Pending<BatchReport> {
         self.put_partial(rows)
     }
 
@@ -249,13 +218,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`batch_update`](Self::batch_update).
-    pub fn update<K, V, I>(&self, rows: I) -> impl Future<Output = Result<()>> + Send + use<K, V, I, S>
-    where
-        K: AsRef<str>,
-        V: Serialize,
-        I: IntoIterator,
-        I::Item: KeyValue<K, V>,
-    {
+    pub fn update<K: AsRef<str>, V: Serialize>(
+        &self,
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Pending<()> {
         self.batch_update(rows)
     }
 
@@ -264,11 +230,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`delete`](Self::delete); on error nothing is deleted.
-    pub fn batch_delete<I>(&self, keys: I) -> impl Future<Output = Result<usize>> + Send + use<I, S>
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
+    pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Pending<usize> {
         self.remove_keys(keys.into_iter().map(|key| Box::from(key.as_ref())).collect())
     }
 
@@ -279,10 +241,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Decode`](nanasqlite_core::Error::Decode) (the key is then **not** removed), or as [`delete`](Self::delete).
-    pub fn pop<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn pop<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Pending<Option<T>> {
         self.pop_value(key)
     }
 
@@ -292,13 +251,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn scan_page<T>(
+    pub fn scan_page<T: DeserializeOwned + Send + 'static>(
         &self,
         scan: nanasqlite_core::Scan,
-    ) -> impl Future<Output = Result<nanasqlite_core::Page<T>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    ) -> Pending<nanasqlite_core::Page<T>> {
         self.page(scan)
     }
 
@@ -309,15 +265,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn scan<T>(
-        &self,
-        scan: nanasqlite_core::Scan,
-    ) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn scan<T: DeserializeOwned + Send + 'static>(&self, scan: nanasqlite_core::Scan) -> Pending<Vec<(String, T)>> {
         let stream = self.stream::<T>(scan);
-        async move {
+        Pending::later(async move {
             let mut stream = stream;
             let mut rows = Vec::new();
             while let Some(row) = std::future::poll_fn(|context| {
@@ -328,7 +278,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
                 rows.push(row?);
             }
             Ok(rows)
-        }
+        })
     }
 
     /// The rows `scan` selects as a [`Stream`](futures_core::Stream), a page of
@@ -360,7 +310,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn get_by_path<T>(&self, key: &str, path: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
+    pub fn get_by_path<T>(&self, key: &str, path: &str) -> Pending<Option<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -373,10 +323,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Decode`](nanasqlite_core::Error::Decode) (nothing is then removed), or as [`delete`](Self::delete).
-    pub fn popitem<T>(&self) -> impl Future<Output = Result<Option<(String, T)>>> + Send + use<T, S>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    pub fn popitem<T: DeserializeOwned + Send + 'static>(&self) -> Pending<Option<(String, T)>> {
         self.pop_first()
     }
 
@@ -385,12 +332,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get) and [`set`](Self::set).
-    pub fn setdefault<T>(&self, key: &str, default: &T) -> impl Future<Output = Result<T>> + Send + use<T, S>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-    {
+    pub fn setdefault<T: Serialize + DeserializeOwned + Send + 'static>(&self, key: &str, default: &T) -> Pending<T> {
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        Self::then(self.set_default(&key, default), move |stored| Answer::now(table.decode(&key, &stored)))
+        Self::then(self.set_default(&key, default), move |stored| Pending::now(table.decode(&key, &stored)))
     }
 
     /// Deletes every row of this table.
@@ -398,7 +342,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`delete`](Self::delete).
-    pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn clear(&self) -> Pending<()> {
         self.clear_table()
     }
 }
@@ -415,15 +359,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// The same turbofish as the sync store's (`db.increment::<i64>(..)`): the amount is any
     /// `impl Into<Amount>`, so the future is boxed (one allocation beside a write's commit).
-    pub fn increment<T>(
+    pub fn increment<T: DeserializeOwned + Send + 'static>(
         &self,
         key: &str,
         amount: impl Into<Amount>,
         field: Option<&str>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send>>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    ) -> Pending<T> {
         self.increment_from(key, amount, field, 0)
     }
 
@@ -433,19 +374,16 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn increment_from<T>(
+    pub fn increment_from<T: DeserializeOwned + Send + 'static>(
         &self,
         key: &str,
         amount: impl Into<Amount>,
         field: Option<&str>,
         start: impl Into<Amount>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send>>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
+    ) -> Pending<T> {
         let stored = self.increment_by(key, amount.into(), field, start.into());
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        Box::pin(Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored))))
+        Self::then(stored, move |stored| Pending::now(table.decode_result(&key, &stored)))
     }
 
     /// As [`NanaSQLite::patch`](nanasqlite_core::NanaSQLite::patch): merges `changes` into the
@@ -454,15 +392,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn patch<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        changes: &T,
-        create: bool,
-    ) -> impl Future<Output = Result<Value>> + Send + use<T, S> {
+    pub fn patch<T: Serialize + ?Sized>(&self, key: &str, changes: &T, create: bool) -> Pending<Value> {
         let stored = self.patch_with(key, changes, create);
         let (key, table) = (key.to_owned(), Arc::clone(&self.table));
-        Self::then(stored, move |stored| Answer::now(table.decode_result(&key, &stored)))
+        Self::then(stored, move |stored| Pending::now(table.decode_result(&key, &stored)))
     }
 }
 
@@ -474,7 +407,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed), [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout), SQLite's error.
-    pub fn load_all(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn load_all(&self) -> Pending<()> {
         self.load_table()
     }
 
@@ -483,7 +416,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`load_all`](Self::load_all).
-    pub fn refresh(&self, key: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn refresh(&self, key: &str) -> Pending<()> {
         self.refresh_key(key)
     }
 
@@ -516,7 +449,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn aget<T>(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S>
+    pub fn aget<T>(&self, key: &str) -> Pending<Option<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -528,11 +461,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`set`](Self::set).
-    pub fn aset<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+    pub fn aset<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Pending<()> {
         self.set(key, value)
     }
 
@@ -541,7 +470,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`delete`](Self::delete).
-    pub fn adelete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn adelete(&self, key: &str) -> Pending<bool> {
         self.delete(key)
     }
 
@@ -550,7 +479,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`contains`](Self::contains).
-    pub fn acontains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn acontains(&self, key: &str) -> Pending<bool> {
         self.contains(key)
     }
 
@@ -559,7 +488,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`len`](Self::len).
-    pub fn alen(&self) -> impl Future<Output = Result<usize>> + Send + use<S> {
+    pub fn alen(&self) -> Pending<usize> {
         self.len()
     }
 
@@ -568,7 +497,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`keys`](Self::keys).
-    pub fn akeys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
+    pub fn akeys(&self) -> Pending<Vec<String>> {
         self.keys()
     }
 }

@@ -25,7 +25,7 @@ use nanasqlite_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::budget::Answer;
+use crate::budget::Pending;
 use crate::pool::Pool;
 use crate::stats::Stats;
 use crate::store::builder::AsyncBuilder;
@@ -167,9 +167,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Validation`] for a bad name (nothing is created); [`Error::Schema`] for an
     /// existing table of another layout; [`Error::Closed`]; SQLite's error.
-    pub fn table(&self, name: &str) -> impl Future<Output = Result<Self>> + Send + use<S> {
+    pub fn table(&self, name: &str) -> Pending<Self> {
         let this = self.clone();
-        Self::then(self.other_table(name, None), move |table| Answer::now(Ok(Self { table, ..this })))
+        Self::then(self.other_table(name, None), move |table| Pending::now(Ok(Self { table, ..this })))
     }
 
     /// As [`table`](Self::table), with a cache strategy of its own, as
@@ -178,13 +178,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`table`](Self::table), and [`Error::Validation`] for a bad cache size or TTL.
-    pub fn table_with(
-        &self,
-        name: &str,
-        cache: nanasqlite_core::CacheStrategy,
-    ) -> impl Future<Output = Result<Self>> + Send + use<S> {
+    pub fn table_with(&self, name: &str, cache: nanasqlite_core::CacheStrategy) -> Pending<Self> {
         let this = self.clone();
-        Self::then(self.other_table(name, Some(cache)), move |table| Answer::now(Ok(Self { table, ..this })))
+        Self::then(self.other_table(name, Some(cache)), move |table| Pending::now(Ok(Self { table, ..this })))
     }
 
     /// Registers `hook` on this store's table, as
@@ -196,12 +192,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Validation`] for a bad field or table name (nothing is registered);
     /// [`Error::Closed`]; SQLite's error creating an index or a referenced table.
-    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> impl Future<Output = Result<()>> + Send + use<H, S> {
+    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> Pending<()> {
         self.add_hooks(vec![hook.into()])
     }
 
     /// Registers `hooks` in order, in one step on the writer.
-    pub(crate) fn add_hooks(&self, hooks: Vec<Registration>) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub(crate) fn add_hooks(&self, hooks: Vec<Registration>) -> Pending<()> {
         self.register_hooks(hooks)
     }
 
@@ -235,10 +231,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Transaction`] while a `begin()` transaction is open; SQLite's error if closing a
     /// connection failed (the store is closed all the same).
-    pub fn close(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn close(&self) -> Pending<()> {
         let this = self.clone();
         // Everything at the first poll: a transaction open then refuses the close.
-        async move { this.close_database().await }
+        Pending::later(async move { this.close_database().await })
     }
 
     /// Counters of the pool and the caches: queue depths, group sizes, cache hits and misses.
@@ -253,14 +249,14 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     fn finish<T: Send + 'static>(
         &self,
         key: &str,
-        found: Answer<Result<Option<Arc<CachedValue>>>>,
+        found: Pending<Option<Arc<CachedValue>>>,
         finish: Finish<S, T>,
-    ) -> Answer<Result<T>> {
+    ) -> Pending<T> {
         match found.settled() {
-            Ok(found) => Answer::now(found.and_then(|found| finish(&self.table, key, found))),
+            Ok(found) => Pending::now(found.and_then(|found| finish(&self.table, key, found))),
             Err(queued) => {
                 let (table, key) = (Arc::clone(&self.table), key.to_owned());
-                Answer::later(async move { finish(&table, &key, queued.await?) })
+                Pending::later(async move { finish(&table, &key, queued.await?) })
             }
         }
     }
@@ -270,7 +266,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
 /// point read when a connection is free: an answer is a future, ready at once when the cache
 /// or an inline read had it.
 impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
-    type Answer<T: Send + 'static> = Answer<Result<T>>;
+    type Answer<T: Send + 'static> = Pending<T>;
 
     fn table(&self) -> &Arc<Table<S>> {
         &self.table
@@ -296,38 +292,38 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
         self.pool.counters().record_cache(hit);
     }
 
-    fn now<T: Send + 'static>(answer: Result<T>) -> Answer<Result<T>> {
-        Answer::now(answer)
+    fn now<T: Send + 'static>(answer: Result<T>) -> Pending<T> {
+        Pending::now(answer)
     }
 
-    fn settled<T: Send + 'static>(answer: Answer<Result<T>>) -> std::result::Result<Result<T>, Answer<Result<T>>> {
+    fn settled<T: Send + 'static>(answer: Pending<T>) -> std::result::Result<Result<T>, Pending<T>> {
         answer.settled()
     }
 
     fn after<T: Send + 'static, U: Send + 'static>(
-        answer: Answer<Result<T>>,
-        next: impl FnOnce(Result<T>) -> Answer<Result<U>> + Send + 'static,
-    ) -> Answer<Result<U>> {
+        answer: Pending<T>,
+        next: impl FnOnce(Result<T>) -> Pending<U> + Send + 'static,
+    ) -> Pending<U> {
         match answer.settled() {
             Ok(result) => next(result),
-            Err(queued) => Answer::later(async move { next(queued.await).await }),
+            Err(queued) => Pending::later(async move { next(queued.await).await }),
         }
     }
 
     /// Runs a point read at once on the caller's thread when a connection is free (see
     /// [`AsyncBuilder::inline_reads`]); hands anything else to the pool, in a `nanasqlite`
     /// tracing span named after the operation (entered on the lane too).
-    fn execute<O>(&self, mut operation: O) -> Answer<Result<O::Output>>
+    fn execute<O>(&self, mut operation: O) -> Pending<O::Output>
     where
         O: Operation<S> + Send + 'static,
         O::Output: Send + 'static,
     {
         let span = self.span(operation.name());
         if let Some(answer) = span.in_scope(|| self.pool.try_inline(&self.table, &mut operation)) {
-            return Answer::now(answer);
+            return Pending::now(answer);
         }
         let (pool, table) = (Arc::clone(&self.pool), Arc::clone(&self.table));
-        Answer::later(async move {
+        Pending::later(async move {
             // At the first poll, not before: a write whose future is dropped unpolled writes nothing.
             let operation = match pool.offer_inline_write(&table, operation, &span) {
                 Ok(answer) => {
@@ -350,16 +346,16 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
         }
     }
 
-    fn shut_down(&self) -> Answer<Result<()>> {
+    fn shut_down(&self) -> Pending<()> {
         let pool = Arc::clone(&self.pool);
-        Answer::later(async move { pool.close().await })
+        Pending::later(async move { pool.close().await })
     }
 
-    fn wait_for_room(&self, seen: u64) -> Answer<Result<()>> {
+    fn wait_for_room(&self, seen: u64) -> Pending<()> {
         let Some(waiting) = self.table.write_back_state().map(|state| state.room_made(seen)) else {
-            return Answer::now(Ok(()));
+            return Pending::now(Ok(()));
         };
-        Answer::later(async move {
+        Pending::later(async move {
             waiting.await;
             Ok(())
         })
@@ -368,9 +364,9 @@ impl<S: Storage> Front<S> for AsyncNanaSQLite<S> {
 
 impl<S: Storage> AsyncNanaSQLite<S> {
     /// Every row, sorted by key, decoded as `T`.
-    fn decoded_rows<T: DeserializeOwned + Send + 'static>(&self) -> Answer<Result<Vec<(String, T)>>> {
+    fn decoded_rows<T: DeserializeOwned + Send + 'static>(&self) -> Pending<Vec<(String, T)>> {
         let table = Arc::clone(&self.table);
-        Self::then(self.all_rows(), move |rows| Answer::now(table.reader().decode_rows(rows)))
+        Self::then(self.all_rows(), move |rows| Pending::now(table.reader().decode_rows(rows)))
     }
 }
 

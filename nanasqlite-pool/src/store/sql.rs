@@ -1,7 +1,6 @@
 //! The SQL helpers, backup, restore and transactions of [`AsyncNanaSQLite`]: each runs one
 //! engine operation on a lane.
 
-use std::future::Future;
 use std::path::Path;
 
 use nanasqlite_core::Result;
@@ -12,6 +11,7 @@ use nanasqlite_core::storage::Storage;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::budget::Pending;
 use crate::store::AsyncNanaSQLite;
 use crate::store::transaction::AsyncTransaction;
 
@@ -23,11 +23,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a bad name or type (nothing is created); SQLite's error.
-    pub fn create_table(
-        &self,
-        name: &str,
-        columns: &[(&str, &str)],
-    ) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn create_table(&self, name: &str, columns: &[(&str, &str)]) -> Pending<()> {
         SqlFront::create_table(self, name, columns)
     }
 
@@ -36,13 +32,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn create_index(
-        &self,
-        name: &str,
-        table: &str,
-        columns: &[&str],
-        unique: bool,
-    ) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn create_index(&self, name: &str, table: &str, columns: &[&str], unique: bool) -> Pending<()> {
         SqlFront::create_index(self, name, table, columns, unique)
     }
 
@@ -51,7 +41,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn drop_table(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn drop_table(&self, name: &str) -> Pending<()> {
         SqlFront::drop_table(self, name)
     }
 
@@ -60,7 +50,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn drop_index(&self, name: &str) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn drop_index(&self, name: &str) -> Pending<()> {
         SqlFront::drop_index(self, name)
     }
 
@@ -69,7 +59,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed), SQLite's error.
-    pub fn table_exists(&self, name: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn table_exists(&self, name: &str) -> Pending<bool> {
         SqlFront::table_exists(self, name)
     }
 
@@ -78,7 +68,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`table_exists`](Self::table_exists).
-    pub fn list_tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<S> {
+    pub fn list_tables(&self) -> Pending<Vec<String>> {
         SqlFront::list_tables(self)
     }
 
@@ -87,7 +77,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn get_table_schema(&self, table: &str) -> impl Future<Output = Result<Vec<ColumnInfo>>> + Send + use<S> {
+    pub fn get_table_schema(&self, table: &str) -> Pending<Vec<ColumnInfo>> {
         SqlFront::get_table_schema(self, table)
     }
 
@@ -96,7 +86,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`table_exists`](Self::table_exists).
-    pub fn list_indexes(&self, table: Option<&str>) -> impl Future<Output = Result<Vec<IndexInfo>>> + Send + use<S> {
+    pub fn list_indexes(&self, table: Option<&str>) -> Pending<Vec<IndexInfo>> {
         SqlFront::list_indexes(self, table)
     }
 
@@ -111,7 +101,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         column: &str,
         column_type: &str,
         default: Option<SqlValue>,
-    ) -> impl Future<Output = Result<()>> + Send + use<S> {
+    ) -> Pending<()> {
         SqlFront::alter_table_add_column(self, table, column, column_type, default)
     }
 
@@ -121,11 +111,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn sql_insert<T: Serialize + ?Sized>(
-        &self,
-        table: &str,
-        data: &T,
-    ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
+    pub fn sql_insert<T: Serialize + ?Sized>(&self, table: &str, data: &T) -> Pending<i64> {
         SqlFront::sql_insert(self, table, data)
     }
 
@@ -134,7 +120,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`query`](Self::query).
-    pub fn export_table(&self, table: &str) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
+    pub fn export_table(&self, table: &str) -> Pending<Vec<Row>> {
         self.query(Query::table(table))
     }
 
@@ -144,11 +130,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn import_rows<T: Serialize>(
-        &self,
-        table: &str,
-        rows: &[T],
-    ) -> impl Future<Output = Result<usize>> + Send + use<T, S> {
+    pub fn import_rows<T: Serialize>(&self, table: &str, rows: &[T]) -> Pending<usize> {
         SqlFront::import_rows(self, table, rows)
     }
 
@@ -163,7 +145,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         data: &T,
         condition: &str,
         params: impl AsRef<[SqlValue]>,
-    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+    ) -> Pending<usize> {
         SqlFront::sql_update(self, table, data, condition, params.as_ref())
     }
 
@@ -172,12 +154,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`sql_update`](Self::sql_update).
-    pub fn sql_delete(
-        &self,
-        table: &str,
-        condition: &str,
-        params: impl AsRef<[SqlValue]>,
-    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+    pub fn sql_delete(&self, table: &str, condition: &str, params: impl AsRef<[SqlValue]>) -> Pending<usize> {
         SqlFront::sql_delete(self, table, condition, params.as_ref())
     }
 
@@ -186,12 +163,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`create_table`](Self::create_table).
-    pub fn upsert<T: Serialize + ?Sized>(
-        &self,
-        table: &str,
-        data: &T,
-        conflict: &[&str],
-    ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
+    pub fn upsert<T: Serialize + ?Sized>(&self, table: &str, data: &T, conflict: &[&str]) -> Pending<i64> {
         SqlFront::upsert(self, table, data, conflict)
     }
 
@@ -200,7 +172,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a bad part (nothing runs); SQLite's error.
-    pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
+    pub fn query(&self, query: Query) -> Pending<Vec<Row>> {
         SqlFront::query(self, query)
     }
 
@@ -209,12 +181,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`query`](Self::query), and [`Error::Decode`](nanasqlite_core::Error::Decode) for a row that does not fit `T`.
-    pub fn query_as<T: DeserializeOwned + Send + 'static>(
-        &self,
-        query: Query,
-    ) -> impl Future<Output = Result<Vec<T>>> + Send + use<T, S> {
-        let rows = self.query(query);
-        async move { rows.await?.iter().map(Row::deserialize).collect() }
+    pub fn query_as<T: DeserializeOwned + Send + 'static>(&self, query: Query) -> Pending<Vec<T>> {
+        Self::then(self.query(query), |rows| Pending::now(rows.iter().map(Row::deserialize).collect()))
     }
 
     /// The number of rows `query` selects.
@@ -222,7 +190,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`query`](Self::query).
-    pub fn count(&self, query: Query) -> impl Future<Output = Result<u64>> + Send + use<S> {
+    pub fn count(&self, query: Query) -> Pending<u64> {
         SqlFront::count(self, query)
     }
 
@@ -232,7 +200,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed).
-    pub fn last_insert_rowid(&self) -> impl Future<Output = Result<i64>> + Send + use<S> {
+    pub fn last_insert_rowid(&self) -> Pending<i64> {
         SqlFront::last_insert_rowid(self)
     }
 
@@ -241,7 +209,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`query`](Self::query).
-    pub fn exists(&self, query: Query) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn exists(&self, query: Query) -> Pending<bool> {
         SqlFront::exists(self, query)
     }
 
@@ -250,11 +218,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn execute(
-        &self,
-        sql: &str,
-        params: impl AsRef<[SqlValue]>,
-    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+    pub fn execute(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Pending<usize> {
         SqlFront::execute(self, sql, params.as_ref())
     }
 
@@ -263,11 +227,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// SQLite's error; then nothing is changed.
-    pub fn execute_many(
-        &self,
-        sql: &str,
-        params: impl IntoIterator<Item = impl AsRef<[SqlValue]>>,
-    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+    pub fn execute_many(&self, sql: &str, params: impl IntoIterator<Item = impl AsRef<[SqlValue]>>) -> Pending<usize> {
         SqlFront::execute_many(self, sql, params.into_iter().map(|params| params.as_ref().to_vec()).collect())
     }
 
@@ -276,11 +236,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn fetch_one(
-        &self,
-        sql: &str,
-        params: impl AsRef<[SqlValue]>,
-    ) -> impl Future<Output = Result<Option<Row>>> + Send + 'static {
+    pub fn fetch_one(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Pending<Option<Row>> {
         SqlFront::fetch_one(self, sql, params.as_ref())
     }
 
@@ -289,11 +245,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn fetch_all(
-        &self,
-        sql: &str,
-        params: impl AsRef<[SqlValue]>,
-    ) -> impl Future<Output = Result<Vec<Row>>> + Send + 'static {
+    pub fn fetch_all(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Pending<Vec<Row>> {
         SqlFront::fetch_all(self, sql, params.as_ref())
     }
 
@@ -302,7 +254,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// SQLite's error.
-    pub fn vacuum(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn vacuum(&self) -> Pending<()> {
         SqlFront::vacuum(self)
     }
 
@@ -311,11 +263,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a pragma or value not allowed; SQLite's error.
-    pub fn pragma(
-        &self,
-        name: &str,
-        value: Option<SqlValue>,
-    ) -> impl Future<Output = Result<Option<SqlValue>>> + Send + use<S> {
+    pub fn pragma(&self, name: &str, value: Option<SqlValue>) -> Pending<Option<SqlValue>> {
         SqlFront::pragma(self, name, value)
     }
 
@@ -324,7 +272,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Closed`](nanasqlite_core::Error::Closed), or the file system's error.
-    pub fn get_db_size(&self) -> impl Future<Output = Result<u64>> + Send + use<S> {
+    pub fn get_db_size(&self) -> Pending<u64> {
         SqlFront::get_db_size(self)
     }
 
@@ -335,7 +283,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's.
-    pub fn backup<P: AsRef<Path>>(&self, dest: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
+    pub fn backup<P: AsRef<Path>>(&self, dest: P) -> Pending<()> {
         SqlFront::backup(self, dest.as_ref())
     }
 
@@ -347,7 +295,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's; [`Error::Transaction`](nanasqlite_core::Error::Transaction) while a `begin()` transaction is open.
-    pub fn restore<P: AsRef<Path>>(&self, source: P) -> impl Future<Output = Result<()>> + Send + use<P, S> {
+    pub fn restore<P: AsRef<Path>>(&self, source: P) -> Pending<()> {
         SqlFront::restore(self, source.as_ref())
     }
 
@@ -357,10 +305,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As the sync store's; [`Error::Transaction`](nanasqlite_core::Error::Transaction) while a `begin()` transaction is open.
-    pub fn rekey<E: Into<Option<nanasqlite_core::Encryption>>>(
-        &self,
-        to: E,
-    ) -> impl Future<Output = Result<()>> + Send + use<E, S> {
+    pub fn rekey<E: Into<Option<nanasqlite_core::Encryption>>>(&self, to: E) -> Pending<()> {
         SqlFront::rekey(self, to.into())
     }
 
@@ -371,7 +316,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
-    pub fn transaction<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F, S>
+    pub fn transaction<R, F>(&self, work: F) -> Pending<R>
     where
         F: FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
         R: Send + 'static,
@@ -393,7 +338,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Transaction`](nanasqlite_core::Error::Transaction) when a `begin()` transaction is already open on this database;
     /// [`Error::Closed`](nanasqlite_core::Error::Closed); SQLite's error when the transaction cannot begin.
-    pub fn begin(&self) -> impl Future<Output = Result<AsyncTransaction<S>>> + Send + use<S> {
+    pub fn begin(&self) -> Pending<AsyncTransaction<S>> {
         AsyncTransaction::begin(self)
     }
 }
@@ -408,7 +353,7 @@ impl AsyncNanaSQLite<nanasqlite_core::storage::SqliteStorage> {
     ///
     /// As the sync store's; [`Error::Panic`](nanasqlite_core::Error::Panic) if `work` panicked (a transaction it left open is
     /// rolled back first); [`Error::Transaction`](nanasqlite_core::Error::Transaction) while a `begin()` transaction is open.
-    pub fn call<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    pub fn call<R, F>(&self, work: F) -> Pending<R>
     where
         F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,

@@ -15,6 +15,7 @@ use nanasqlite_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::budget::Pending;
 use crate::job::Answer;
 use crate::pool::TransactionSlot;
 use crate::store::AsyncNanaSQLite;
@@ -134,10 +135,10 @@ impl<S: Storage> fmt::Debug for AsyncTransaction<S> {
 impl<S: Storage> AsyncTransaction<S> {
     /// Queues the job that holds the writer, and waits until its `BEGIN` has run. If this
     /// future is dropped first, the mark is lifted and the job rolls back.
-    pub(crate) fn begin(store: &AsyncNanaSQLite<S>) -> impl Future<Output = Result<Self>> + Send + use<S> {
+    pub(crate) fn begin(store: &AsyncNanaSQLite<S>) -> Pending<Self> {
         let (checked, pool, table) = (store.ensure_open(), Arc::clone(&store.pool), Arc::clone(&store.table));
         let flush = store.flush_first();
-        async move {
+        Pending::later(async move {
             checked?;
             if let Some(flush) = flush {
                 flush.await?;
@@ -159,7 +160,7 @@ impl<S: Storage> AsyncTransaction<S> {
                 Either::Ended(answer) => return Err(answer.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed)),
             }
             Ok(Self { commands, finished, _slot: slot })
-        }
+        })
     }
 
     /// Runs `work` on the writer inside the transaction: any [`Transaction`] method.
@@ -168,7 +169,7 @@ impl<S: Storage> AsyncTransaction<S> {
     ///
     /// `work`'s error; [`Error::Panic`] if it panicked (the transaction stays open);
     /// [`Error::Closed`] if the transaction has ended.
-    pub fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F, S>
+    pub fn run<R, F>(&self, work: F) -> Pending<R>
     where
         F: FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
         R: Send + 'static,
@@ -178,10 +179,10 @@ impl<S: Storage> AsyncTransaction<S> {
             let _ = reply.send(engine::contained(|| work(tx)));
         });
         let sent = self.commands.send(Command::Run(step));
-        async move {
+        Pending::later(async move {
             sent.map_err(|_| Error::Closed)?;
             answer.await.map_err(|_| Error::Closed)?
-        }
+        })
     }
 
     /// Stores `value` under `key` (encoded on the caller's side).
@@ -189,14 +190,10 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// [`Error::Encode`], or as [`run`](Self::run).
-    pub fn set<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Pending<()> {
         let (key, value) = (key.to_owned(), engine::encode(key, value));
         let run = value.map(|value| self.run(move |tx| tx.set_encoded(&key, &value)));
-        async move { run?.await }
+        Pending::later(async move { run?.await })
     }
 
     /// The value of `key` as the transaction sees it.
@@ -204,10 +201,7 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// [`Error::Decode`], or as [`run`](Self::run).
-    pub fn get<T: DeserializeOwned + Send + 'static>(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S> {
+    pub fn get<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Pending<Option<T>> {
         let key = key.to_owned();
         self.run(move |tx| tx.get(&key))
     }
@@ -217,7 +211,7 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// As [`run`](Self::run).
-    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<S> {
+    pub fn delete(&self, key: &str) -> Pending<bool> {
         let key = key.to_owned();
         self.run(move |tx| tx.delete(&key))
     }
@@ -227,11 +221,7 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// As [`run`](Self::run).
-    pub fn execute(
-        &self,
-        sql: &str,
-        params: impl AsRef<[SqlValue]>,
-    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+    pub fn execute(&self, sql: &str, params: impl AsRef<[SqlValue]>) -> Pending<usize> {
         let (sql, params) = (sql.to_owned(), params.as_ref().to_vec());
         self.run(move |tx| tx.execute(&sql, &params))
     }
@@ -241,14 +231,10 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::sql_insert`].
-    pub fn sql_insert<T: Serialize + ?Sized>(
-        &self,
-        table: &str,
-        data: &T,
-    ) -> impl Future<Output = Result<i64>> + Send + use<T, S> {
+    pub fn sql_insert<T: Serialize + ?Sized>(&self, table: &str, data: &T) -> Pending<i64> {
         let (encoded, table) = (nanasqlite_core::engine::encode_record(table, data), table.to_owned());
         let run = encoded.map(|data| self.run(move |tx| tx.sql_insert(&table, &data)));
-        async move { run?.await }
+        Pending::later(async move { run?.await })
     }
 
     /// The rows `query` selects, as the transaction sees them.
@@ -256,7 +242,7 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::query`].
-    pub fn query(&self, query: Query) -> impl Future<Output = Result<Vec<Row>>> + Send + use<S> {
+    pub fn query(&self, query: Query) -> Pending<Vec<Row>> {
         self.run(move |tx| tx.query(&query))
     }
 
@@ -265,7 +251,7 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// SQLite's error (the transaction is then rolled back); [`Error::Closed`].
-    pub fn commit(self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn commit(self) -> Pending<()> {
         self.end(Command::Commit)
     }
 
@@ -274,16 +260,16 @@ impl<S: Storage> AsyncTransaction<S> {
     /// # Errors
     ///
     /// SQLite's error; [`Error::Closed`].
-    pub fn rollback(self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn rollback(self) -> Pending<()> {
         self.end(Command::Rollback)
     }
 
-    fn end(self, command: Command<S>) -> impl Future<Output = Result<()>> + Send + use<S> {
+    fn end(self, command: Command<S>) -> Pending<()> {
         let sent = self.commands.send(command);
-        async move {
+        Pending::later(async move {
             sent.map_err(|_| Error::Closed)?;
             let Self { finished, _slot, .. } = self;
             finished.await.map_err(|_| Error::Closed)?
-        }
+        })
     }
 }

@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use nanasqlite_core::engine::Front;
 use nanasqlite_core::hook::Registration;
 use nanasqlite_core::storage::{SqliteStorage, Storage};
-use nanasqlite_core::{Record, Result, Scan, Validator};
+use nanasqlite_core::{Record, Scan, Validator};
 
 use crate::ScanStream;
+use crate::budget::Pending;
 use crate::store::AsyncNanaSQLite;
 
 /// A table whose values are `T`, as [`TypedTable`](nanasqlite_core::TypedTable) for the async
@@ -64,7 +64,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::get`].
-    pub fn get(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send + use<T, S> {
+    pub fn get(&self, key: &str) -> Pending<Option<T>> {
         self.store.get_cloned(key)
     }
 
@@ -73,7 +73,7 @@ where
     /// # Errors
     ///
     /// `Error::Refused` from the validator; as [`AsyncNanaSQLite::set`].
-    pub fn set(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send + use<T, S> {
+    pub fn set(&self, key: &str, value: &T) -> Pending<()> {
         self.store.put_valid(self.validator.as_ref(), key, value)
     }
 
@@ -83,10 +83,7 @@ where
     ///
     /// `Error::Refused` naming the first refused key (nothing is written); as
     /// [`AsyncNanaSQLite::batch_update`].
-    pub fn batch_update<K: AsRef<str>>(
-        &self,
-        rows: &[(K, T)],
-    ) -> impl Future<Output = Result<()>> + Send + use<K, T, S> {
+    pub fn batch_update<K: AsRef<str>>(&self, rows: &[(K, T)]) -> Pending<()> {
         self.store.put_valid_rows(self.validator.as_ref(), rows)
     }
 
@@ -95,7 +92,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::delete`].
-    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<T, S> {
+    pub fn delete(&self, key: &str) -> Pending<bool> {
         self.store.delete(key)
     }
 
@@ -104,7 +101,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::contains`].
-    pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send + use<T, S> {
+    pub fn contains(&self, key: &str) -> Pending<bool> {
         self.store.contains(key)
     }
 
@@ -118,7 +115,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::scan`].
-    pub fn scan(&self, scan: Scan) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S> {
+    pub fn scan(&self, scan: Scan) -> Pending<Vec<(String, T)>> {
         self.store.scan(scan)
     }
 
@@ -127,7 +124,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::len`].
-    pub fn len(&self) -> impl Future<Output = Result<usize>> + Send + use<T, S> {
+    pub fn len(&self) -> Pending<usize> {
         self.store.len()
     }
 
@@ -136,7 +133,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::len`].
-    pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send + use<T, S> {
+    pub fn is_empty(&self) -> Pending<bool> {
         self.store.is_empty()
     }
 
@@ -145,7 +142,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::keys`].
-    pub fn keys(&self) -> impl Future<Output = Result<Vec<String>>> + Send + use<T, S> {
+    pub fn keys(&self) -> Pending<Vec<String>> {
         self.store.keys()
     }
 
@@ -154,7 +151,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::items`].
-    pub fn items(&self) -> impl Future<Output = Result<Vec<(String, T)>>> + Send + use<T, S> {
+    pub fn items(&self) -> Pending<Vec<(String, T)>> {
         self.store.items()
     }
 
@@ -163,11 +160,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::batch_get`].
-    pub fn batch_get<I>(&self, keys: I) -> impl Future<Output = Result<HashMap<String, T>>> + Send + use<T, I, S>
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
+    pub fn batch_get(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Pending<HashMap<String, T>> {
         self.store.batch_get(keys)
     }
 
@@ -176,11 +169,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::batch_delete`].
-    pub fn batch_delete<I>(&self, keys: I) -> impl Future<Output = Result<usize>> + Send + use<T, I, S>
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
+    pub fn batch_delete(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Pending<usize> {
         self.store.batch_delete(keys)
     }
 
@@ -189,7 +178,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::add_hook`].
-    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> impl Future<Output = Result<()>> + Send + use<T, H, S> {
+    pub fn add_hook<H: Into<Registration>>(&self, hook: H) -> Pending<()> {
         self.store.add_hook(hook)
     }
 
@@ -199,12 +188,8 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::add_hook`].
-    pub fn hook<H: Into<Registration>>(self, hook: H) -> impl Future<Output = Result<Self>> + Send + use<T, H, S> {
-        let added = self.add_hook(hook);
-        async move {
-            added.await?;
-            Ok(self)
-        }
+    pub fn hook<H: Into<Registration>>(self, hook: H) -> Pending<Self> {
+        AsyncNanaSQLite::<S>::then(self.add_hook(hook), move |()| Pending::now(Ok(self)))
     }
 
     /// One page of the rows `scan` selects and the cursor of the next, as
@@ -213,7 +198,7 @@ where
     /// # Errors
     ///
     /// As [`AsyncNanaSQLite::scan_page`].
-    pub fn scan_page(&self, scan: Scan) -> impl Future<Output = Result<nanasqlite_core::Page<T>>> + Send + use<T, S> {
+    pub fn scan_page(&self, scan: Scan) -> Pending<nanasqlite_core::Page<T>> {
         self.store.scan_page(scan)
     }
 }
@@ -225,11 +210,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// As [`table`](Self::table).
-    pub fn typed<T>(&self, name: &str) -> impl Future<Output = Result<AsyncTypedTable<T, S>>> + Send + use<T, S>
-    where
-        T: Record,
-    {
-        let table = self.table(name);
-        async move { Ok(AsyncTypedTable { store: table.await?, validator: None, values: PhantomData }) }
+    pub fn typed<T: Record>(&self, name: &str) -> Pending<AsyncTypedTable<T, S>> {
+        Self::then(self.table(name), |store| {
+            Pending::now(Ok(AsyncTypedTable { store, validator: None, values: PhantomData }))
+        })
     }
 }

@@ -13,6 +13,7 @@ use nanasqlite_core::storage::Storage;
 use nanasqlite_core::writeback::{DeadLetter, WriteBackStats};
 
 use crate::AsyncNanaSQLite;
+use crate::budget::Pending;
 use crate::pool::Pool;
 
 impl<S: Storage> AsyncNanaSQLite<S> {
@@ -23,7 +24,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Unflushed`](nanasqlite_core::Error::Unflushed) when some rows failed to commit
     /// (they are dead letters); [`Error::Closed`](nanasqlite_core::Error::Closed).
-    pub fn flush(&self) -> impl Future<Output = Result<()>> + Send + use<S> {
+    pub fn flush(&self) -> Pending<()> {
         self.flush_reported()
     }
 
