@@ -46,7 +46,8 @@ pub use kv::{RowsPage, encode};
 pub use open::{Opening, Options};
 pub use sql::Call;
 pub use staging::{FlushAll, OpenHandles};
-pub use table::{Shared, Table, TableSettings};
+pub(crate) use table::TableSettings;
+pub use table::{Shared, Table};
 
 // The rest is the engine's own, for the sync store and the front end.
 pub(crate) use crate::cache::Lookup;
