@@ -358,7 +358,7 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// As the sync store's.
     ///
     /// The same turbofish as the sync store's (`db.increment::<i64>(..)`): the amount is any
-    /// `impl Into<Amount>`, so the future is boxed (one allocation beside a write's commit).
+    /// `impl Into<Amount>`.
     pub fn increment<T: DeserializeOwned + Send + 'static>(
         &self,
         key: &str,

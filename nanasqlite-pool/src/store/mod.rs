@@ -229,8 +229,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Transaction`] while a `begin()` transaction is open; SQLite's error if closing a
-    /// connection failed (the store is closed all the same).
+    /// [`Error::Transaction`] while a `begin()` transaction is open;
+    /// [`Error::Unflushed`] for staged rows that could not be committed; SQLite's error if
+    /// closing a connection failed (the store is closed all the same after either).
     pub fn close(&self) -> Pending<()> {
         let this = self.clone();
         // Everything at the first poll: a transaction open then refuses the close.
