@@ -101,12 +101,13 @@ impl Opening {
     /// [`Error::Validation`](crate::Error::Validation) for a bad table name, cache size or
     /// TTL, or write-back setting.
     pub fn new(options: &Options) -> Result<Self> {
+        let (table, settings) = (options.table_name()?, TableSettings::new(options)?);
         if let Some(write_back) = &options.write_back {
             write_back.validate()?;
         }
         Ok(Self {
-            table: options.table_name()?,
-            settings: TableSettings::new(options)?,
+            table,
+            settings,
             watch: options.watch_external_writes.map(|interval| (interval, options.clock.clone())),
             write_back: options.write_back.clone(),
             hooks: options.hooks.clone(),
