@@ -189,13 +189,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     ///
     /// [`Error::Encode`](nanasqlite_core::Error::Encode) naming the first value that cannot be JSON (nothing is written), or as
     /// [`set`](Self::set).
-    pub fn batch_update<K, V, I>(&self, rows: I) -> Pending<()>
-    where
-        K: AsRef<str>,
-        V: Serialize,
-        I: IntoIterator,
-        I::Item: KeyValue<K, V>,
-    {
+    pub fn batch_update<K: AsRef<str>, V: Serialize>(
+        &self,
+        rows: impl IntoIterator<Item = impl KeyValue<K, V>>,
+    ) -> Pending<()> {
         self.put_rows(rows)
     }
 
