@@ -98,27 +98,28 @@ impl<S: Storage> Database<S> {
         if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 
-    /// Takes the store's lock, waiting at most `lock_timeout`. Refused on the thread that runs
-    /// a transaction on this database: it holds the lock, so waiting would never end.
+    /// Takes the store's lock, waiting at most `lock_timeout`.
     fn lock(&self) -> Result<MappedMutexGuard<'_, S>> {
-        let thread = thread_token();
-        if self.transaction_owner.load(Ordering::Acquire) == thread {
-            return Err(Error::Transaction {
-                message: "this thread is inside a transaction of this database: use the transaction's handle"
-                    .to_owned(),
-            });
-        }
-        if self.hook_runner.load(Ordering::Acquire) == thread {
-            return Err(Error::Transaction {
-                message: "a hook called the store it is registered on, which is busy running the hook's operation"
-                    .to_owned(),
-            });
-        }
+        self.refuse_reentry()?;
         let guard = match self.lock_timeout {
             None => self.storage.lock(),
             Some(waited) => self.storage.try_lock_for(waited).ok_or(Error::LockTimeout { waited })?,
         };
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Closed)
+    }
+
+    /// Refuses a call that would take the lock on a thread that holds it already: the thread
+    /// running a transaction of this database, or a hook's operation. Waiting would never end.
+    fn refuse_reentry(&self) -> Result<()> {
+        let thread = thread_token();
+        let message = if self.transaction_owner.load(Ordering::Acquire) == thread {
+            "this thread is inside a transaction of this database: use the transaction's handle"
+        } else if self.hook_runner.load(Ordering::Acquire) == thread {
+            "a hook called the store it is registered on, which is busy running the hook's operation"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Transaction { message: message.to_owned() })
     }
 
     /// Runs `operation` for `table` under the lock: a write in a transaction of its own (expired
@@ -169,10 +170,13 @@ impl<S: Storage> Database<S> {
 
     /// Closes the connection once; later calls do nothing. Waits for the operation in progress
     /// (never for `lock_timeout`: closing must not fail because the store is busy).
+    ///
+    /// Refused only on a thread that holds the lock already (inside a transaction or a hook's
+    /// operation), where waiting would never end. A transaction on another thread is waited
+    /// for: it may have begun after the store checked that none was open, and refusing then
+    /// would leave the store open with its flusher already stopped.
     pub(crate) fn close(&self) -> Result<()> {
-        if self.in_transaction() {
-            return Err(Error::Transaction { message: "cannot close the database during a transaction".to_owned() });
-        }
+        self.refuse_reentry()?;
         self.closed.store(true, Ordering::Release);
         self.shared.stop_watching();
         let storage = self.storage.lock().take();

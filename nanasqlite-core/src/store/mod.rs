@@ -289,6 +289,55 @@ mod tests {
     }
 
     #[test]
+    fn closing_waits_for_a_transaction_begun_on_another_thread() {
+        // The store refuses `close` while a transaction is open, but one may begin between that
+        // check and the connection closing: the database then waits for it to end.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("close.db");
+        let db = NanaSQLite::open(&path).unwrap();
+        let (began, wait_for_begin) = std::sync::mpsc::channel();
+        let (end, wait_for_end) = std::sync::mpsc::channel::<()>();
+        let other = db.clone();
+        let transaction = std::thread::spawn(move || {
+            other.transaction(|tx| {
+                tx.set("k", &1)?;
+                began.send(()).unwrap();
+                wait_for_end.recv().unwrap();
+                Ok(())
+            })
+        });
+        wait_for_begin.recv().unwrap();
+        assert!(matches!(db.close(), Err(Error::Transaction { .. })), "the store's own check refuses");
+        let closer = {
+            let db = db.clone();
+            std::thread::spawn(move || db.database().close())
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while db.database().ensure_open().is_ok() && !closer.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "close neither began nor returned");
+            std::thread::yield_now();
+        }
+        end.send(()).unwrap();
+        closer.join().unwrap().expect("the close waited for the transaction instead of refusing");
+        transaction.join().unwrap().unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let value: String = conn.query_row("SELECT value FROM data WHERE key = 'k'", [], |row| row.get(0)).unwrap();
+        assert_eq!(value, "1", "the transaction committed before the connection closed");
+    }
+
+    #[test]
+    fn closing_from_inside_a_transaction_is_refused_not_a_deadlock() {
+        let db = NanaSQLite::open(":memory:").unwrap();
+        db.transaction(|tx| {
+            tx.set("k", &1)?;
+            assert!(matches!(db.database().close(), Err(Error::Transaction { .. })));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(db.get::<i32>("k").unwrap(), Some(1), "still open");
+    }
+
+    #[test]
     fn a_failed_write_never_shows_in_the_cache() {
         let db = NanaSQLite::open(":memory:").unwrap();
         db.set("k", &1).unwrap();
