@@ -40,6 +40,7 @@ on_every_runtime!(
     sql_helpers,
     transaction_closure,
     begin_guard,
+    close_decides_at_its_first_poll,
     atomic_updates,
     backup_and_restore,
 );
@@ -639,6 +640,22 @@ async fn begin_guard(setup: Setup) {
     let tx = db.begin().await.unwrap(); // the writer is free again
     tx.commit().await.unwrap();
     db.close().await.unwrap();
+}
+
+/// `close` does nothing until its first poll: dropped unpolled it closes nothing, and whether
+/// a transaction is open is asked at that poll, not when `close` was called.
+async fn close_decides_at_its_first_poll(setup: Setup) {
+    let db = setup.open().await;
+    drop(db.close());
+    db.set("k", &1).await.expect("a close dropped unpolled closed nothing");
+    let close = db.close();
+    let tx = db.begin().await.unwrap();
+    assert!(matches!(close.await, Err(Error::Transaction { .. })), "a transaction begun before the first poll");
+    tx.set("k", &2).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.get::<i32>("k").await.unwrap(), Some(2), "the refused close left the store open");
+    db.close().await.unwrap();
+    assert!(db.get::<i32>("k").await.unwrap_err().is_closed());
 }
 
 async fn atomic_updates(setup: Setup) {

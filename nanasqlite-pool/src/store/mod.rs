@@ -219,7 +219,8 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// the default [`Threads`](crate::Threads) ends it after it has waited 5 seconds for a lane
     /// of another store; a runtime's blocking pool keeps it as it keeps its others. Every handle on
     /// the file (clones and other tables) returns [`Error::Closed`] from then on. Closing again
-    /// does nothing.
+    /// does nothing. Nothing happens before the returned future is first polled: dropped
+    /// unpolled, it closes nothing, and whether a transaction is open is asked at that poll.
     ///
     /// Dropping every handle without `close` shuts the pool down the same way in the
     /// background (queued jobs still run), without blocking the caller. In write-back mode
