@@ -447,10 +447,14 @@ async fn lock_timeout(setup: Setup) {
     common::wait_until_async("the writer taking the job", Duration::from_secs(60), || db.stats().write_queue == 0)
         .await;
     let late = db.set("late", &1).await;
+    let late_begin = db.begin().await;
     release.send(()).unwrap();
     busy.await.unwrap();
     assert!(matches!(late, Err(Error::LockTimeout { .. })), "{late:?}");
     assert_eq!(db.get::<i32>("late").await.unwrap(), None);
+    assert!(matches!(late_begin, Err(Error::LockTimeout { .. })), "{late_begin:?}");
+    assert!(!db.in_transaction(), "a begin() that timed out leaves no transaction open");
+    db.begin().await.unwrap().commit().await.unwrap();
     db.close().await.unwrap();
 }
 

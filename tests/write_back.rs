@@ -552,6 +552,12 @@ async fn write_back_on_the_async_store(setup: Setup) {
     db.set("t", &1).await.unwrap();
     db.transaction(|tx| tx.set("t", &2)).await.unwrap();
     assert_eq!(db.get_fresh::<i64>("t").await.unwrap(), Some(2));
+    db.set("u", &1).await.unwrap();
+    let tx = db.begin().await.unwrap();
+    assert_eq!(tx.get::<i64>("u").await.unwrap(), Some(1), "begin committed the staged row first");
+    tx.set("u", &2).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.get_fresh::<i64>("u").await.unwrap(), Some(2));
     db.set("last", &1).await.unwrap();
     db.flush().await.unwrap();
     db.set("closing", &1).await.unwrap();

@@ -12,7 +12,7 @@ use super::{Backup, Front, Kind, Rekey, Restore, RunTransaction, Size, Sql, Tran
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlOps, SqlValue};
-use crate::storage::Storage;
+use crate::storage::{End, Storage};
 
 /// `data` as the JSON of a row for `table`, encoded on the caller's thread.
 ///
@@ -237,6 +237,16 @@ pub trait SqlFront<S: Storage>: Front<S> {
     fn transaction<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Transaction<'_, S>) -> Result<R> + Send + 'static,
+    ) -> Self::Answer<R> {
+        self.transaction_ending(move |tx| (work(tx), End::Commit))
+    }
+
+    /// As [`transaction`](Self::transaction), with `work` saying how the transaction ends when
+    /// it returns `Ok`: committed, or rolled back. The async store's `begin` serves its
+    /// handle's steps from such a `work`.
+    fn transaction_ending<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Transaction<'_, S>) -> (Result<R>, End) + Send + 'static,
     ) -> Self::Answer<R> {
         self.run(Ok(RunTransaction::new(work)))
     }

@@ -2,9 +2,10 @@
 //!
 //! An operation ([`Operation`]) is a small value (the key, the encoded value, …) whose
 //! [`run`](Operation::run) does its work on a [`Storage`] inside the transaction or read
-//! snapshot it is handed, and returns its result with the [`CacheChange`] it implies
-//! ([`Applied`]). It never opens a transaction of its own, never locks, never touches the
-//! cache. The two stores are two ways of running the same operations:
+//! snapshot it is handed, and returns its result with the change to the caches it implies
+//! ([`Applied`], whose change a store hands to [`Table::apply`] once committed). It never
+//! opens a transaction of its own, never locks, never touches the cache. The two stores are
+//! two ways of running the same operations:
 //!
 //! - the sync store ([`NanaSQLite`](crate::NanaSQLite)) takes its lock, begins a transaction
 //!   for a write (`run_write`), runs the operation, commits, and applies the change;
@@ -36,7 +37,8 @@ use crate::storage::{End, Storage};
 
 // What the pool crate runs the stores with: the front end, operations and their results, the
 // state every table of a file shares, and the few helpers its lanes and builder call.
-pub use crate::cache::{CacheChange, CachedValue};
+pub(crate) use crate::cache::CacheChange;
+pub use crate::cache::CachedValue;
 pub use crate::scan::Paging;
 pub use file::{CheckExternalWrites, Checkpoint};
 pub use front::Front;
@@ -82,7 +84,7 @@ pub enum Kind {
 pub struct Applied<R> {
     /// The caller's answer.
     pub output: R,
-    /// What the cache must learn.
+    /// What the cache must learn: a token for [`Table::apply`], opaque outside the engine.
     pub change: CacheChange,
 }
 

@@ -14,7 +14,7 @@ use crate::cache::{CacheChange, CachedValue, Change, Writes};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::sql::{Dialect, Fence, Row, SqlConnection, SqlOps, SqlValue};
-use crate::storage::{Storage, atomically};
+use crate::storage::{End, Storage};
 
 /// A SQL helper: `work` runs with [`SqlOps`] on the connection, as a read, a write or alone.
 /// The helpers' bodies live in [`SqlOps`]; this carries one of them to a connection.
@@ -176,8 +176,8 @@ impl SqlConnection for NoSql {
     }
 }
 
-/// Runs a closure in one write transaction, alone: committed if it returns `Ok`, rolled back
-/// if it returns `Err` or panics.
+/// Runs a closure in one write transaction, alone. The closure returns its answer and how the
+/// transaction ends: committed, or rolled back as it asks, on an `Err`, or on a panic.
 pub(crate) struct RunTransaction<F> {
     work: Option<F>,
 }
@@ -195,7 +195,11 @@ impl<F> RunTransaction<F> {
     }
 }
 
-impl<S: Storage, F: FnOnce(&Transaction<'_, S>) -> Result<R>, R> Operation<S> for RunTransaction<F> {
+impl<S, F, R> Operation<S> for RunTransaction<F>
+where
+    S: Storage,
+    F: FnOnce(&Transaction<'_, S>) -> (Result<R>, End),
+{
     type Output = R;
 
     fn name(&self) -> &'static str {
@@ -208,11 +212,15 @@ impl<S: Storage, F: FnOnce(&Transaction<'_, S>) -> Result<R>, R> Operation<S> fo
 
     fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<R>> {
         let work = self.work.take().ok_or(Error::Transaction { message: "a transaction runs once".to_owned() })?;
-        atomically(storage, |storage| {
+        let applied = storage.transaction(|storage| {
             let tx = Transaction::new(storage, table);
-            let output = work(&tx)?;
-            Ok(Applied { output, change: tx.into_change() })
-        })
+            match work(&tx) {
+                (Ok(output), End::Commit) => (Ok(Applied { output, change: tx.into_change() }), End::Commit),
+                (Ok(output), End::Rollback) => (Ok(Applied { output, change: CacheChange::none() }), End::Rollback),
+                (Err(error), _) => (Err(error), End::Rollback),
+            }
+        });
+        applied?
     }
 }
 

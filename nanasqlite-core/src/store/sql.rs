@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Backup, Front, RunTransaction, SqlFront, Transaction};
 use crate::error::Result;
 use crate::sql::{ColumnInfo, IndexInfo, Query, Row, SqlValue};
-use crate::storage::Storage;
+use crate::storage::{End, Storage};
 use crate::store::NanaSQLite;
 
 impl<S: Storage> NanaSQLite<S> {
@@ -416,7 +416,7 @@ impl<S: Storage> NanaSQLite<S> {
     ///
     /// `work`'s error, or SQLite's when the transaction cannot begin or commit.
     pub fn transaction<R>(&self, work: impl FnOnce(&Transaction<'_, S>) -> Result<R>) -> Result<R> {
-        let transaction = RunTransaction::new(work);
+        let transaction = RunTransaction::new(|tx: &Transaction<'_, S>| (work(tx), End::Commit));
         self.before(&transaction).transpose()?;
         self.database().run_transaction(self.engine_table(), transaction)
     }

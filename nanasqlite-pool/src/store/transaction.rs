@@ -3,12 +3,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::Poll;
 
 use futures_channel::oneshot;
 use nanasqlite_core::Transaction;
-use nanasqlite_core::engine::{self, Applied, CacheChange, Front, Kind, Operation, Table};
+use nanasqlite_core::engine::{self, Front, SqlFront};
 use nanasqlite_core::sql::{Query, Row, SqlValue};
 use nanasqlite_core::storage::{End, SqliteStorage, Storage};
 use nanasqlite_core::{Error, Result};
@@ -16,7 +15,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::budget::Pending;
-use crate::job::Answer;
 use crate::pool::TransactionSlot;
 use crate::store::AsyncNanaSQLite;
 
@@ -29,48 +27,24 @@ enum Command<S: Storage> {
     Rollback,
 }
 
-/// The operation that holds the writer: begins, serves the guard's steps, then commits or
-/// rolls back as the guard says (a dropped guard rolls back). The transaction's key/value
-/// writes are its cache change, applied after the commit, before the guard's `commit` returns.
-struct Hold<S: Storage> {
-    handover: Option<Handover<S>>,
-}
-
-/// What the holding job takes over: the guard's commands, and where to say it has begun.
-struct Handover<S: Storage> {
-    commands: flume::Receiver<Command<S>>,
-    started: oneshot::Sender<Result<()>>,
-}
-
-impl<S: Storage> Operation<S> for Hold<S> {
-    type Output = ();
-
-    fn name(&self) -> &'static str {
-        "begin"
+/// Serves a `begin()` transaction's steps on the writer, inside the transaction, until the
+/// guard commits or rolls back (a dropped guard rolls back); says how the transaction ends.
+/// The transaction's key/value writes are applied to the cache after the commit, before the
+/// guard's `commit` returns.
+fn serve<S: Storage>(
+    tx: &Transaction<'_, S>,
+    started: oneshot::Sender<()>,
+    commands: &flume::Receiver<Command<S>>,
+) -> End {
+    if started.send(()).is_err() {
+        return End::Rollback; // the caller is gone already
     }
-
-    fn kind(&self) -> Kind {
-        Kind::Exclusive
-    }
-
-    fn run(&mut self, storage: &mut S, table: &Table<S>) -> Result<Applied<()>> {
-        let Handover { commands, started } = self.handover.take().ok_or(Error::Closed)?;
-        let change = storage.transaction(|storage| {
-            if started.send(Ok(())).is_err() {
-                return (CacheChange::none(), End::Rollback); // the caller is gone already
-            }
-            let tx = Transaction::new(storage, table);
-            let end = loop {
-                match commands.recv() {
-                    Ok(Command::Run(step)) => step(&tx),
-                    Ok(Command::Commit) => break End::Commit,
-                    Ok(Command::Rollback) | Err(_) => break End::Rollback,
-                }
-            };
-            let change = if end == End::Commit { tx.into_change() } else { CacheChange::none() };
-            (change, end)
-        })?;
-        Ok(Applied { output: (), change })
+    loop {
+        match commands.recv() {
+            Ok(Command::Run(step)) => step(tx),
+            Ok(Command::Commit) => return End::Commit,
+            Ok(Command::Rollback) | Err(_) => return End::Rollback,
+        }
     }
 }
 
@@ -82,10 +56,10 @@ enum Either<B, F> {
 
 /// Waits for `begun` or `finished`, whichever is first: a `begin()` that times out in the queue
 /// is answered by the deadline thread through `finished` while `begun` waits on.
-async fn first_of<B, F>(
+async fn first_of<B, F: Future + Unpin>(
     mut begun: oneshot::Receiver<B>,
-    finished: &mut oneshot::Receiver<F>,
-) -> Either<Result<B, oneshot::Canceled>, Result<F, oneshot::Canceled>> {
+    finished: &mut F,
+) -> Either<Result<B, oneshot::Canceled>, F::Output> {
     std::future::poll_fn(|cx| {
         if let Poll::Ready(begun) = Pin::new(&mut begun).poll(cx) {
             return Poll::Ready(Either::Begun(begun));
@@ -121,7 +95,7 @@ async fn first_of<B, F>(
 pub struct AsyncTransaction<S: Storage = SqliteStorage> {
     commands: flume::Sender<Command<S>>,
     /// The holding job's answer: how the transaction ended.
-    finished: Answer<()>,
+    finished: Pending<()>,
     /// Lifts the database's "transaction open" mark when the guard goes.
     _slot: TransactionSlot<S>,
 }
@@ -133,33 +107,25 @@ impl<S: Storage> fmt::Debug for AsyncTransaction<S> {
 }
 
 impl<S: Storage> AsyncTransaction<S> {
-    /// Queues the job that holds the writer, and waits until its `BEGIN` has run. If this
-    /// future is dropped first, the mark is lifted and the job rolls back.
+    /// Queues the job that holds the writer (after committing what write-back mode staged),
+    /// and waits until its `BEGIN` has run. If this future is dropped first, the mark is lifted
+    /// and the job rolls back.
     pub(crate) fn begin(store: &AsyncNanaSQLite<S>) -> Pending<Self> {
-        let (checked, pool, table) = (store.ensure_open(), Arc::clone(&store.pool), Arc::clone(&store.table));
-        let flush = store.flush_first();
+        let (checked, store) = (store.ensure_open(), store.clone());
         Pending::later(async move {
             checked?;
-            if let Some(flush) = flush {
-                flush.await?;
-            }
-            let slot = pool.open_transaction().ok_or_else(|| Error::Transaction {
+            let slot = store.pool.open_transaction().ok_or_else(|| Error::Transaction {
                 message: "a transaction is already open on this database".to_owned(),
             })?;
             let (commands, queue) = flume::unbounded();
             let (started, begun) = oneshot::channel();
-            let hold = Hold { handover: Some(Handover { commands: queue, started }) };
-            let span = tracing::debug_span!("nanasqlite", op = "begin", table = %table.name());
-            let mut finished = pool.submit(table, hold, span).await?;
+            let mut finished = store.transaction_ending(move |tx| (Ok(()), serve(tx, started, &queue)));
             match first_of(begun, &mut finished).await {
-                Either::Begun(Ok(begun)) => begun?,
+                Either::Begun(Ok(())) => Ok(Self { commands, finished, _slot: slot }),
                 // The job ended without beginning (it timed out, or the store closed): its answer says why.
-                Either::Begun(Err(_)) => {
-                    return Err((&mut finished).await.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed));
-                }
-                Either::Ended(answer) => return Err(answer.map_err(|_| Error::Closed)?.err().unwrap_or(Error::Closed)),
+                Either::Begun(Err(_)) => Err(finished.await.err().unwrap_or(Error::Closed)),
+                Either::Ended(answer) => Err(answer.err().unwrap_or(Error::Closed)),
             }
-            Ok(Self { commands, finished, _slot: slot })
         })
     }
 
@@ -269,7 +235,7 @@ impl<S: Storage> AsyncTransaction<S> {
         Pending::later(async move {
             sent.map_err(|_| Error::Closed)?;
             let Self { finished, _slot, .. } = self;
-            finished.await.map_err(|_| Error::Closed)?
+            finished.await
         })
     }
 }
