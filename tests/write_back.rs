@@ -264,6 +264,41 @@ fn a_close_refused_during_a_transaction_keeps_what_is_staged() -> nanasqlite::Re
 }
 
 #[test]
+fn a_hook_closing_its_own_store_is_refused_and_the_flusher_lives_on() -> nanasqlite::Result<()> {
+    /// Closes the store it is registered on when `close` is committed (its operation holds the
+    /// store's lock), keeping what `close` said.
+    #[derive(Default)]
+    struct Closing {
+        store: std::sync::OnceLock<NanaSQLite>,
+        said: Mutex<Vec<String>>,
+    }
+    impl Hook for Closing {
+        fn on_write_success(&self, key: &str, _value: &Value) {
+            if key == "close" {
+                let closed = self.store.get().expect("set").close();
+                self.said.lock().unwrap().push(format!("{closed:?}"));
+            }
+        }
+    }
+    let _watchdog = common::Watchdog::new("a hook closing its own store", common::TEST_LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hook-close.db");
+    let hook = Arc::new(Closing::default());
+    let db = NanaSQLite::builder(&path).write_back(WriteBack::interval(Duration::from_millis(20))).open()?;
+    db.add_hook(Arc::clone(&hook))?;
+    hook.store.set(db.clone()).ok();
+    db.set("close", &1)?;
+    db.flush()?;
+    let said = hook.said.lock().unwrap().clone();
+    assert!(matches!(said.as_slice(), [closed] if closed.starts_with("Err(Transaction")), "{said:?}");
+    db.set("after", &2)?;
+    wait_until("the flusher to commit a row staged after the refused close", Duration::from_secs(30), || {
+        in_file(&path).iter().any(|(key, _)| key == "after")
+    });
+    db.close()
+}
+
+#[test]
 fn hooks_run_when_writes_are_staged_and_constraints_are_refused() -> nanasqlite::Result<()> {
     let db = NanaSQLite::builder(":memory:")
         .write_back(WriteBack::manual())

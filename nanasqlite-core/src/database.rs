@@ -108,13 +108,19 @@ impl<S: Storage> Database<S> {
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Closed)
     }
 
+    /// Whether this thread runs an operation of this database with its hooks: a hook calling
+    /// the store lands here, inside the operation's transaction.
+    pub(crate) fn runs_hooks_here(&self) -> bool {
+        self.hook_runner.load(Ordering::Acquire) == thread_token()
+    }
+
     /// Refuses a call that would take the lock on a thread that holds it already: the thread
     /// running a transaction of this database, or a hook's operation. Waiting would never end.
     fn refuse_reentry(&self) -> Result<()> {
         let thread = thread_token();
         let message = if self.transaction_owner.load(Ordering::Acquire) == thread {
             "this thread is inside a transaction of this database: use the transaction's handle"
-        } else if self.hook_runner.load(Ordering::Acquire) == thread {
+        } else if self.runs_hooks_here() {
             "a hook called the store it is registered on, which is busy running the hook's operation"
         } else {
             return Ok(());

@@ -225,7 +225,9 @@ impl<S: Storage> Front<S> for NanaSQLite<S> {
     }
 
     fn transaction_open(&self) -> bool {
-        self.database.in_transaction()
+        // A hook's call runs inside its operation's transaction too: `close` from there must
+        // be refused before it stops the write-back flusher.
+        self.database.in_transaction() || self.database.runs_hooks_here()
     }
 
     fn notice_external_writes(&self) {
