@@ -456,3 +456,18 @@ async fn async_in_transaction(setup: Setup) {
     assert!(!db.in_transaction(), "false once it committed");
     db.close().await.unwrap();
 }
+
+/// The async store's handles can be shared between tasks (`&` held across an await in a
+/// spawned task needs `Sync`); its futures and streams can move between threads.
+#[test]
+fn async_handles_are_send_and_sync_and_futures_are_send() {
+    fn shared<T: Send + Sync + 'static>() {}
+    fn sent<T: Send + 'static>() {}
+    shared::<AsyncNanaSQLite>();
+    shared::<nanasqlite::AsyncTransaction>();
+    shared::<nanasqlite::AsyncTypedTable<Value>>();
+    shared::<nanasqlite::AsyncBuilder>();
+    shared::<nanasqlite::Stats>();
+    sent::<nanasqlite::Pending<Value>>();
+    sent::<nanasqlite::ScanStream<Value>>();
+}

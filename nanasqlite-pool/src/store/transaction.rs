@@ -11,6 +11,7 @@ use nanasqlite_core::engine::{self, Front, SqlFront};
 use nanasqlite_core::sql::{Query, Row, SqlValue};
 use nanasqlite_core::storage::{End, SqliteStorage, Storage};
 use nanasqlite_core::{Error, Result};
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -94,8 +95,9 @@ async fn first_of<B, F: Future + Unpin>(
 #[must_use = "dropping a transaction rolls it back"]
 pub struct AsyncTransaction<S: Storage = SqliteStorage> {
     commands: flume::Sender<Command<S>>,
-    /// The holding job's answer: how the transaction ended.
-    finished: Pending<()>,
+    /// The holding job's answer: how the transaction ended. In a mutex only so that the guard
+    /// is `Sync` (a boxed future is not); it is taken once, by value, when the guard ends.
+    finished: Mutex<Pending<()>>,
     /// Lifts the database's "transaction open" mark when the guard goes.
     _slot: TransactionSlot<S>,
 }
@@ -121,7 +123,7 @@ impl<S: Storage> AsyncTransaction<S> {
             let (started, begun) = oneshot::channel();
             let mut finished = store.transaction_ending(move |tx| (Ok(()), serve(tx, started, &queue)));
             match first_of(begun, &mut finished).await {
-                Either::Begun(Ok(())) => Ok(Self { commands, finished, _slot: slot }),
+                Either::Begun(Ok(())) => Ok(Self { commands, finished: Mutex::new(finished), _slot: slot }),
                 // The job ended without beginning (it timed out, or the store closed): its answer says why.
                 Either::Begun(Err(_)) => Err(finished.await.err().unwrap_or(Error::Closed)),
                 Either::Ended(answer) => Err(answer.err().unwrap_or(Error::Closed)),
@@ -235,7 +237,7 @@ impl<S: Storage> AsyncTransaction<S> {
         Pending::later(async move {
             sent.map_err(|_| Error::Closed)?;
             let Self { finished, _slot, .. } = self;
-            finished.await
+            finished.into_inner().await
         })
     }
 }
