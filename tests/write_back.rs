@@ -299,6 +299,34 @@ fn a_hook_closing_its_own_store_is_refused_and_the_flusher_lives_on() -> nanasql
 }
 
 #[test]
+fn a_write_staged_while_its_store_closes_fails_instead_of_being_dropped() -> nanasqlite::Result<()> {
+    /// Closes the store it is registered on while `doomed` is being staged (staging holds no
+    /// lock, so the close goes through), as another thread's close could.
+    #[derive(Default)]
+    struct ClosingMidWrite(std::sync::OnceLock<NanaSQLite>);
+    impl Hook for ClosingMidWrite {
+        fn before_write(&self, key: &str, value: Value) -> nanasqlite::Result<Value> {
+            if key == "doomed" {
+                self.0.get().expect("set").close()?;
+            }
+            Ok(value)
+        }
+    }
+    let _watchdog = common::Watchdog::new("a write staged while its store closes", common::TEST_LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("staged-closing.db");
+    let hook = Arc::new(ClosingMidWrite::default());
+    let db = NanaSQLite::builder(&path).write_back(WriteBack::manual()).open()?;
+    db.add_hook(Arc::clone(&hook))?;
+    hook.0.set(db.clone()).ok();
+    db.set("kept", &1)?;
+    let doomed = db.set("doomed", &2);
+    assert!(doomed.as_ref().is_err_and(Error::is_closed), "acknowledged but never to be written: {doomed:?}");
+    assert_eq!(in_file(&path), [("kept".to_owned(), "1".to_owned())], "the close committed what was staged before");
+    Ok(())
+}
+
+#[test]
 fn hooks_run_when_writes_are_staged_and_constraints_are_refused() -> nanasqlite::Result<()> {
     let db = NanaSQLite::builder(":memory:")
         .write_back(WriteBack::manual())

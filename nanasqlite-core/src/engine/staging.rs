@@ -383,6 +383,9 @@ impl<S: Storage> WriteBackState<S> {
     /// Stops the flusher (at close), and lets writers waiting for room see the store closed.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
+        // Pairs with the fence in `stage`: a row staged concurrently is either seen by what
+        // follows (the close's count of rows left) or refused by its stager.
+        std::sync::atomic::fence(Ordering::SeqCst);
         self.wake_flusher();
         self.room.made();
     }
@@ -513,6 +516,13 @@ pub(crate) fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<C
     let seen = state.room_seen();
     if !state.put(staging, key, value.clone()) {
         return Ok(Staging::Full(state.remedy(seen)));
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if state.stopped.load(Ordering::Relaxed) {
+        // The store closed after this call checked that it was open (a hook closed it, or
+        // another thread): the row will never be flushed, so the write fails. The close
+        // counts it among the rows it could not commit, or this call is refused, or both.
+        return Err(Error::Closed);
     }
     let change = match value {
         Some(value) => Change::Put(key.into(), value),
