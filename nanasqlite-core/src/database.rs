@@ -21,9 +21,9 @@ pub(crate) struct Database<S: Storage> {
     readers: Option<OpenReader<S>>,
     /// The thread running a transaction on this database (0: none); see [`thread_token`].
     transaction_owner: AtomicU64,
-    /// The thread running an operation whose table has hooks (0: none), so that a hook calling
-    /// the store fails instead of waiting for the lock its own thread holds.
-    hook_runner: AtomicU64,
+    /// The thread running an operation under the lock (0: none), so that a hook or a `call`
+    /// closure calling the store fails instead of waiting for the lock its own thread holds.
+    operation_runner: AtomicU64,
     lock_timeout: Option<Duration>,
     busy_timeout: Duration,
     path: PathBuf,
@@ -78,7 +78,7 @@ impl<S: Storage> Database<S> {
             closed: AtomicBool::new(false),
             shared,
             transaction_owner: AtomicU64::new(0),
-            hook_runner: AtomicU64::new(0),
+            operation_runner: AtomicU64::new(0),
             lock_timeout: waits.lock_timeout,
             busy_timeout: waits.busy_timeout,
             path,
@@ -108,20 +108,22 @@ impl<S: Storage> Database<S> {
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Closed)
     }
 
-    /// Whether this thread runs an operation of this database with its hooks: a hook calling
-    /// the store lands here, inside the operation's transaction.
-    pub(crate) fn runs_hooks_here(&self) -> bool {
-        self.hook_runner.load(Ordering::Acquire) == thread_token()
+    /// Whether this thread runs an operation of this database: a hook (of any table, such as
+    /// the success hooks a flush announces) or a `call` closure calling the store lands here,
+    /// inside the operation's transaction.
+    pub(crate) fn runs_an_operation_here(&self) -> bool {
+        self.operation_runner.load(Ordering::Acquire) == thread_token()
     }
 
     /// Refuses a call that would take the lock on a thread that holds it already: the thread
-    /// running a transaction of this database, or a hook's operation. Waiting would never end.
+    /// running a transaction of this database, or an operation (from a hook or a `call`
+    /// closure). Waiting would never end.
     fn refuse_reentry(&self) -> Result<()> {
         let thread = thread_token();
         let message = if self.transaction_owner.load(Ordering::Acquire) == thread {
             "this thread is inside a transaction of this database: use the transaction's handle"
-        } else if self.runs_hooks_here() {
-            "a hook called the store it is registered on, which is busy running the hook's operation"
+        } else if self.runs_an_operation_here() {
+            "a hook or closure called the store that is running it, which would wait for itself"
         } else {
             return Ok(());
         };
@@ -133,7 +135,7 @@ impl<S: Storage> Database<S> {
     /// before the lock is released, so the cache learns writes in the order they committed.
     pub(crate) fn run<O: Operation<S>>(&self, table: &Table<S>, mut operation: O) -> Result<O::Output> {
         let mut storage = self.lock()?;
-        let _mark = (!table.hooks().is_empty()).then(|| ThreadMark::set(&self.hook_runner));
+        let _mark = ThreadMark::set(&self.operation_runner);
         let applied = match operation.kind() {
             Kind::Write => engine::run_write(&mut *storage, &self.shared, table, &mut operation),
             Kind::Read | Kind::Exclusive => operation.run(&mut storage, table),

@@ -198,10 +198,13 @@ impl<S: Storage> NanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Transaction`](crate::Error::Transaction) while a
-    /// [`transaction`](Self::transaction) runs, on any thread (nothing is committed or closed
-    /// then); [`Error::Unflushed`](crate::Error::Unflushed) for staged rows that could not be
-    /// committed; SQLite's error if closing the connection failed. The store is closed all the
-    /// same after either of the last two.
+    /// [`transaction`](Self::transaction) runs, on any thread, or when called from a hook or a
+    /// [`call`](Self::call) closure of this store (nothing is committed or closed then; a
+    /// transaction that begins on another thread after this check is waited for instead);
+    /// [`Error::Unflushed`](crate::Error::Unflushed) for staged rows that could not be
+    /// committed; [`Error::LockTimeout`](crate::Error::LockTimeout) when the commit of staged
+    /// rows waited longer than the store's `lock_timeout`; SQLite's error if closing the
+    /// connection failed. The store is closed all the same after any of the last three.
     pub fn close(&self) -> Result<()> {
         self.close_database()
     }
@@ -225,9 +228,9 @@ impl<S: Storage> Front<S> for NanaSQLite<S> {
     }
 
     fn transaction_open(&self) -> bool {
-        // A hook's call runs inside its operation's transaction too: `close` from there must
-        // be refused before it stops the write-back flusher.
-        self.database.in_transaction() || self.database.runs_hooks_here()
+        // A hook's or a `call` closure's call runs inside its operation's transaction too:
+        // `close` from there must be refused before it stops the write-back flusher.
+        self.database.in_transaction() || self.database.runs_an_operation_here()
     }
 
     fn notice_external_writes(&self) {
@@ -337,6 +340,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(db.get::<i32>("k").unwrap(), Some(1), "still open");
+    }
+
+    #[test]
+    fn a_call_closure_calling_its_store_gets_an_error_not_a_wait_for_itself() {
+        let db = NanaSQLite::builder(":memory:").lock_timeout(Duration::from_secs(30)).open().unwrap();
+        db.set("k", &1).unwrap();
+        let inner = db.clone();
+        db.call(move |_| {
+            assert!(matches!(inner.len(), Err(Error::Transaction { .. })), "not a LockTimeout after 30 s");
+            assert_eq!(inner.get::<i32>("k").unwrap(), Some(1), "a cache hit needs no lock");
+            assert!(matches!(inner.close(), Err(Error::Transaction { .. })));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(db.len().unwrap(), 1, "still open");
     }
 
     #[test]

@@ -423,8 +423,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     }
 
     /// Whether a [`begin`](Self::begin) transaction is open on this store now (Python
-    /// NanaSQLite's `in_transaction()`). A [`transaction`](Self::transaction) closure runs on
-    /// the writer, where other calls wait for it; it does not count.
+    /// NanaSQLite's `in_transaction()`), counted from the moment `begin()` is first polled,
+    /// while it still waits for the writer. A [`transaction`](Self::transaction) closure runs
+    /// on the writer, where other calls wait for it; it does not count.
     #[must_use]
     pub fn in_transaction(&self) -> bool {
         self.pool.in_transaction()

@@ -337,7 +337,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Transaction`](nanasqlite_core::Error::Transaction) when a `begin()` transaction is already open on this database;
-    /// [`Error::Closed`](nanasqlite_core::Error::Closed); SQLite's error when the transaction cannot begin.
+    /// [`Error::Closed`](nanasqlite_core::Error::Closed); [`Error::LockTimeout`](nanasqlite_core::Error::LockTimeout)
+    /// when it waited longer than the store's `lock_timeout` for the writer; in write-back
+    /// mode, the error of committing what is staged (committed first); SQLite's error when the
+    /// transaction cannot begin.
     pub fn begin(&self) -> Pending<AsyncTransaction<S>> {
         AsyncTransaction::begin(self)
     }
