@@ -263,33 +263,48 @@ fn a_close_refused_during_a_transaction_keeps_what_is_staged() -> nanasqlite::Re
     Ok(())
 }
 
-#[test]
-fn a_hook_closing_its_own_store_is_refused_and_the_flusher_lives_on() -> nanasqlite::Result<()> {
-    /// Closes the store it is registered on when `close` is committed (its operation holds the
-    /// store's lock), keeping what `close` said.
-    #[derive(Default)]
-    struct Closing {
-        store: std::sync::OnceLock<NanaSQLite>,
-        said: Mutex<Vec<String>>,
+/// A hook that, when `key` commits (its operation holds the store's lock), makes `call` on
+/// the store it is registered on, and keeps what the call said.
+struct CallingBack {
+    key: &'static str,
+    call: fn(&NanaSQLite) -> nanasqlite::Result<()>,
+    store: std::sync::OnceLock<NanaSQLite>,
+    said: Mutex<Vec<String>>,
+}
+
+impl CallingBack {
+    /// The hook, registered on `db`.
+    fn on(db: &NanaSQLite, key: &'static str, call: fn(&NanaSQLite) -> nanasqlite::Result<()>) -> Arc<Self> {
+        let hook = Arc::new(Self { key, call, store: std::sync::OnceLock::new(), said: Mutex::default() });
+        db.add_hook(Arc::clone(&hook)).unwrap();
+        hook.store.set(db.clone()).ok();
+        hook
     }
-    impl Hook for Closing {
-        fn on_write_success(&self, key: &str, _value: &Value) {
-            if key == "close" {
-                let closed = self.store.get().expect("set").close();
-                self.said.lock().unwrap().push(format!("{closed:?}"));
-            }
+
+    fn said(&self) -> Vec<String> {
+        self.said.lock().unwrap().clone()
+    }
+}
+
+impl Hook for CallingBack {
+    fn on_write_success(&self, key: &str, _value: &Value) {
+        if key == self.key {
+            let said = (self.call)(self.store.get().expect("set"));
+            self.said.lock().unwrap().push(format!("{said:?}"));
         }
     }
+}
+
+#[test]
+fn a_hook_closing_its_own_store_is_refused_and_the_flusher_lives_on() -> nanasqlite::Result<()> {
     let _watchdog = common::Watchdog::new("a hook closing its own store", common::TEST_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hook-close.db");
-    let hook = Arc::new(Closing::default());
     let db = NanaSQLite::builder(&path).write_back(WriteBack::interval(Duration::from_millis(20))).open()?;
-    db.add_hook(Arc::clone(&hook))?;
-    hook.store.set(db.clone()).ok();
+    let hook = CallingBack::on(&db, "close", NanaSQLite::close);
     db.set("close", &1)?;
     db.flush()?;
-    let said = hook.said.lock().unwrap().clone();
+    let said = hook.said();
     assert!(matches!(said.as_slice(), [closed] if closed.starts_with("Err(Transaction")), "{said:?}");
     db.set("after", &2)?;
     wait_until("the flusher to commit a row staged after the refused close", Duration::from_secs(30), || {
@@ -323,6 +338,22 @@ fn a_write_staged_while_its_store_closes_fails_instead_of_being_dropped() -> nan
     let doomed = db.set("doomed", &2);
     assert!(doomed.as_ref().is_err_and(Error::is_closed), "acknowledged but never to be written: {doomed:?}");
     assert_eq!(in_file(&path), [("kept".to_owned(), "1".to_owned())], "the close committed what was staged before");
+    Ok(())
+}
+
+#[test]
+fn a_write_made_during_the_closes_last_flush_is_refused_not_left_behind() -> nanasqlite::Result<()> {
+    let _watchdog = common::Watchdog::new("a write during the close's last flush", common::TEST_LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.db");
+    let db = NanaSQLite::builder(&path).write_back(WriteBack::manual()).open()?;
+    // `first` commits during the close's last flush: the hook's write comes after it began.
+    let hook = CallingBack::on(&db, "first", |db| db.set("late", &1));
+    db.set("first", &1)?;
+    db.close().expect("nothing was left uncommitted");
+    let said = hook.said();
+    assert!(matches!(said.as_slice(), [late] if late.starts_with("Err(Closed")), "{said:?}");
+    assert_eq!(in_file(&path), [("first".to_owned(), "1".to_owned())]);
     Ok(())
 }
 

@@ -179,8 +179,8 @@ impl<S: Storage> Database<S> {
     /// Closes the connection once; later calls do nothing. Waits for the operation in progress
     /// (never for `lock_timeout`: closing must not fail because the store is busy).
     ///
-    /// Refused only on a thread that holds the lock already (inside a transaction or a hook's
-    /// operation), where waiting would never end. A transaction on another thread is waited
+    /// Refused only on a thread that holds the lock already (inside a transaction, or running
+    /// an operation: a hook or a `call` closure calling back), where waiting would never end. A transaction on another thread is waited
     /// for: it may have begun after the store checked that none was open, and refusing then
     /// would leave the store open with its flusher already stopped.
     pub(crate) fn close(&self) -> Result<()> {

@@ -586,10 +586,12 @@ pub trait Front<S: Storage>: Clone + Send + Sync + 'static {
         state.spawn_flusher(Arc::downgrade(handles), self.flush_from_thread())
     }
 
-    /// At close: commits what is staged within the close timeout, stops the flusher, and
-    /// reports what could not be written.
+    /// At close: stops staging and the flusher, commits what is staged within the close
+    /// timeout, and reports what could not be written. Stopping first makes every write
+    /// either staged in time for this flush or refused with [`Error::Closed`].
     fn flush_for_close(&self) -> Self::Answer<()> {
         let Some(state) = self.shared().write_back().cloned() else { return Self::now(Ok(())) };
+        state.stop();
         let flush = self.flush_staged(Some(state.close_deadline()));
         Self::after(flush, move |flushed| Self::now(state.report_close(flushed)))
     }

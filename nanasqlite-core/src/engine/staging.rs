@@ -175,21 +175,31 @@ impl<S: Storage> WriteBackState<S> {
 
     /// Stages `value` (`None`: a delete) for `key` of `table`, replacing what was staged for
     /// it; `false` when the bound leaves no room (nothing is staged then).
-    fn put(&self, table: &TableStaging<S>, key: &str, value: Option<Arc<CachedValue>>) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the store has begun closing ([`stop`](Self::stop)). The check and
+    /// the row's place in line happen under the bound's lock, which `stop` takes too: a row is
+    /// either staged before the close's last flush reads the line, so that flush takes it, or
+    /// refused.
+    fn put(&self, table: &TableStaging<S>, key: &str, value: Option<Arc<CachedValue>>) -> Result<bool> {
         let bytes = key.len() + value.as_ref().and_then(|value| value.json()).map_or(0, str::len);
         let mut rows = table.rows.lock();
         let (replaced_rows, replaced_bytes) = rows.get(key).map_or((0, 0), |staged| (1, staged.bytes));
         let bound = self.bound.lock();
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         let staged = self.staged.load(Ordering::Acquire) + 1 - replaced_rows;
         let staged_bytes = self.staged_bytes.load(Ordering::Acquire) + bytes - replaced_bytes;
         if staged > self.config.max_staged || staged_bytes > self.config.max_staged_bytes {
-            return false;
+            return Ok(false);
         }
         self.staged.fetch_add(1 - replaced_rows, Ordering::AcqRel);
         self.staged_bytes.fetch_add(bytes, Ordering::AcqRel);
         self.staged_bytes.fetch_sub(replaced_bytes, Ordering::AcqRel);
-        drop(bound);
         let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+        drop(bound);
         rows.remove(key);
         rows.insert(key.into(), Staged { value, seq, bytes });
         drop(rows);
@@ -201,7 +211,7 @@ impl<S: Storage> WriteBackState<S> {
         if due {
             self.wake_flusher();
         }
-        true
+        Ok(true)
     }
 
     /// How many times room was made so far ([`Remedy::WaitForRoom`] carries it).
@@ -380,12 +390,13 @@ impl<S: Storage> WriteBackState<S> {
             .map_err(Error::Io)
     }
 
-    /// Stops the flusher (at close), and lets writers waiting for room see the store closed.
+    /// Stops the flusher (at close), refuses every row staged from now on with
+    /// [`Error::Closed`], and lets writers waiting for room see the store closed.
     pub fn stop(&self) {
+        // Under the bound's lock, as `put` checks it: once this returns, no row is half staged.
+        let bound = self.bound.lock();
         self.stopped.store(true, Ordering::Release);
-        // Pairs with the fence in `stage`: a row staged concurrently is either seen by what
-        // follows (the close's count of rows left) or refused by its stager.
-        std::sync::atomic::fence(Ordering::SeqCst);
+        drop(bound);
         self.wake_flusher();
         self.room.made();
     }
@@ -514,15 +525,8 @@ pub(crate) fn stage<S: Storage>(table: &Table<S>, key: &str, value: Option<Arc<C
         }
     };
     let seen = state.room_seen();
-    if !state.put(staging, key, value.clone()) {
+    if !state.put(staging, key, value.clone())? {
         return Ok(Staging::Full(state.remedy(seen)));
-    }
-    std::sync::atomic::fence(Ordering::SeqCst);
-    if state.stopped.load(Ordering::Relaxed) {
-        // The store closed after this call checked that it was open (a hook closed it, or
-        // another thread): the row will never be flushed, so the write fails. The close
-        // counts it among the rows it could not commit, or this call is refused, or both.
-        return Err(Error::Closed);
     }
     let change = match value {
         Some(value) => Change::Put(key.into(), value),

@@ -190,7 +190,8 @@ impl<S: Storage> NanaSQLite<S> {
         self.table.name().as_str()
     }
 
-    /// Closes the database: in write-back mode what is staged is committed first, then the
+    /// Closes the database: in write-back mode staging stops (a later write fails with
+    /// [`Error::Closed`](crate::Error::Closed)) and what is staged is committed, then the
     /// connection is closed and every handle on the file (clones and other tables included)
     /// returns [`Error::Closed`](crate::Error::Closed) from then on. Closing again does
     /// nothing. Dropping every handle closes the file too, without the report.
@@ -198,8 +199,9 @@ impl<S: Storage> NanaSQLite<S> {
     /// # Errors
     ///
     /// [`Error::Transaction`](crate::Error::Transaction) while a
-    /// [`transaction`](Self::transaction) runs, on any thread, or when called from a hook or a
-    /// [`call`](Self::call) closure of this store (nothing is committed or closed then; a
+    /// [`transaction`](Self::transaction) runs, on any thread, or when called from the thread
+    /// running one of this store's operations: a hook that runs under its lock (such as
+    /// `on_write_success`) or a [`call`](Self::call) closure (nothing is committed or closed then; a
     /// transaction that begins on another thread after this check is waited for instead);
     /// [`Error::Unflushed`](crate::Error::Unflushed) for staged rows that could not be
     /// committed; [`Error::LockTimeout`](crate::Error::LockTimeout) when the commit of staged

@@ -442,7 +442,8 @@ impl NanaSQLite<crate::storage::SqliteStorage> {
     /// # Errors
     ///
     /// `work`'s error as [`Error::Sqlite`](crate::Error::Sqlite); [`Error::Transaction`](crate::Error::Transaction) if it left a transaction
-    /// open, or if called inside [`transaction`](Self::transaction); [`Error::Closed`](crate::Error::Closed).
+    /// open, if called inside [`transaction`](Self::transaction), or from a hook or a `call`
+    /// closure of this store running under its lock; [`Error::Closed`](crate::Error::Closed).
     pub fn call<R>(&self, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>) -> Result<R> {
         self.outside_transaction("call")?;
         self.run_borrowing(crate::engine::Call::new(work))

@@ -213,9 +213,10 @@ impl<S: Storage> AsyncNanaSQLite<S> {
         self.table.name().as_str()
     }
 
-    /// Closes the store: stops taking jobs, runs every job already queued (each reports its
-    /// own outcome to its caller), closes each connection and ends the pool's lanes, then
-    /// reports how closing went. A lane's thread goes back to its [`Spawn`](crate::Spawn)er:
+    /// Closes the store: in write-back mode stops staging (a later write fails with
+    /// [`Error::Closed`]) and commits what is staged; stops taking jobs, runs every job
+    /// already queued (each reports its own outcome to its caller), closes each connection
+    /// and ends the pool's lanes, then reports how closing went. A lane's thread goes back to its [`Spawn`](crate::Spawn)er:
     /// the default [`Threads`](crate::Threads) ends it after it has waited 5 seconds for a lane
     /// of another store; a runtime's blocking pool keeps it as it keeps its others. Every handle on
     /// the file (clones and other tables) returns [`Error::Closed`] from then on. Closing again
