@@ -688,6 +688,26 @@ async fn write_back_on_the_async_store(setup: Setup) {
     .await;
 }
 
+on_every_runtime!(a_close_dropped_after_its_first_poll_still_closes);
+
+/// A write-back close stops staging before its last flush: dropped after its first poll, it
+/// must still commit what was staged and close the store, not leave it open and refusing
+/// writes.
+async fn a_close_dropped_after_its_first_poll_still_closes(setup: Setup) {
+    let db = setup.builder.clone().write_back(WriteBack::manual()).open().await.unwrap();
+    db.set("k", &1).await.unwrap();
+    let mut close = db.close();
+    let _ = futures::poll!(&mut close);
+    drop(close);
+    let start = std::time::Instant::now();
+    while !db.get::<i32>("k").await.is_err_and(|error| error.is_closed()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the dropped close did not close the store");
+        common::YieldNow(false).await;
+    }
+    assert_eq!(in_file(&setup.path), [("k".to_owned(), "1".to_owned())], "its last flush ran");
+    assert!(db.set("later", &2).await.unwrap_err().is_closed());
+}
+
 on_every_runtime!(dead_letters_on_the_async_store);
 
 /// The async store's dead letters: rows a trigger refuses at commit become dead letters (the

@@ -180,9 +180,10 @@ impl<S: Storage> Database<S> {
     /// (never for `lock_timeout`: closing must not fail because the store is busy).
     ///
     /// Refused only on a thread that holds the lock already (inside a transaction, or running
-    /// an operation: a hook or a `call` closure calling back), where waiting would never end. A transaction on another thread is waited
-    /// for: it may have begun after the store checked that none was open, and refusing then
-    /// would leave the store open with its flusher already stopped.
+    /// an operation: a hook or a `call` closure calling back), where waiting would never end.
+    /// A transaction on another thread is waited for: it may have begun after the store
+    /// checked that none was open, and refusing then would leave the store open with its
+    /// flusher already stopped.
     pub(crate) fn close(&self) -> Result<()> {
         self.refuse_reentry()?;
         self.closed.store(true, Ordering::Release);

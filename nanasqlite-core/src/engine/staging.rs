@@ -200,6 +200,8 @@ impl<S: Storage> WriteBackState<S> {
         self.staged_bytes.fetch_sub(replaced_bytes, Ordering::AcqRel);
         let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
         drop(bound);
+        // Still under the rows lock: a flush that read its line after this row's place waits
+        // here for the row to be in (see `stop`).
         rows.remove(key);
         rows.insert(key.into(), Staged { value, seq, bytes });
         drop(rows);
@@ -698,6 +700,11 @@ pub(crate) fn retry_dead_letters<S: Storage>(shared: &Shared<S>) -> usize {
         match stage(table, &letter.key, letter.value.clone().map(CachedValue::new)) {
             Ok(Staging::Done) => retried += 1,
             Ok(Staging::Full(_)) => {
+                kept.push(letter);
+                break;
+            }
+            // The store is closing: every letter stays as it was, with its own cause.
+            Err(Error::Closed) => {
                 kept.push(letter);
                 break;
             }

@@ -216,12 +216,15 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// Closes the store: in write-back mode stops staging (a later write fails with
     /// [`Error::Closed`]) and commits what is staged; stops taking jobs, runs every job
     /// already queued (each reports its own outcome to its caller), closes each connection
-    /// and ends the pool's lanes, then reports how closing went. A lane's thread goes back to its [`Spawn`](crate::Spawn)er:
-    /// the default [`Threads`](crate::Threads) ends it after it has waited 5 seconds for a lane
-    /// of another store; a runtime's blocking pool keeps it as it keeps its others. Every handle on
-    /// the file (clones and other tables) returns [`Error::Closed`] from then on. Closing again
-    /// does nothing. Nothing happens before the returned future is first polled: dropped
+    /// and ends the pool's lanes, then reports how closing went. A lane's thread goes back to
+    /// its [`Spawn`](crate::Spawn)er: the default [`Threads`](crate::Threads) ends it after it
+    /// has waited 5 seconds for a lane of another store; a runtime's blocking pool keeps it as
+    /// it keeps its others. Every handle on the file (clones and other tables) returns
+    /// [`Error::Closed`] from then on. Closing again does nothing. Nothing happens before the returned future is first polled: dropped
     /// unpolled, it closes nothing, and whether a transaction is open is asked at that poll.
+    /// Once polled, the store closes even if the future is then dropped (in write-back mode
+    /// the close runs on a thread of its own, `nanasqlite-close`, so that its last flush
+    /// cannot be cancelled halfway).
     ///
     /// Dropping every handle without `close` shuts the pool down the same way in the
     /// background (queued jobs still run), without blocking the caller. In write-back mode
@@ -237,7 +240,12 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     pub fn close(&self) -> Pending<()> {
         let this = self.clone();
         // Everything at the first poll: a transaction open then refuses the close.
-        Pending::later(async move { this.close_database().await })
+        Pending::later(async move {
+            match this.shared().write_back() {
+                Some(_) => write_back::close_to_the_end(this).await,
+                None => this.close_database().await,
+            }
+        })
     }
 
     /// Counters of the pool and the caches: queue depths, group sizes, cache hits and misses.

@@ -7,10 +7,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use nanasqlite_core::Result;
 use nanasqlite_core::engine::{Front, OpenHandles};
 use nanasqlite_core::storage::Storage;
 use nanasqlite_core::writeback::{DeadLetter, WriteBackStats};
+use nanasqlite_core::{Error, Result};
 
 use crate::AsyncNanaSQLite;
 use crate::budget::Pending;
@@ -68,6 +68,21 @@ impl<S: Storage> AsyncNanaSQLite<S> {
             None => OpenHandles::new(),
         }
     }
+}
+
+/// Runs `store`'s close to its end on a thread of its own, `nanasqlite-close`, even if the
+/// caller stops waiting. In write-back mode a close stops staging before its last flush: one
+/// dropped halfway would leave an open store that refuses writes and a flusher that has ended,
+/// with the rows staged before it committed by no one.
+pub(super) async fn close_to_the_end<S: Storage>(store: AsyncNanaSQLite<S>) -> Result<()> {
+    let (done, answer) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("nanasqlite-close".to_owned())
+        .spawn(move || {
+            let _ = done.send(block_on(store.close_database())); // the caller may be gone
+        })
+        .map_err(Error::Io)?;
+    answer.await.map_err(|_| Error::Closed)?
 }
 
 /// Wakes the thread that waits in [`block_on`].
