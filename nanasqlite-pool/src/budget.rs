@@ -149,8 +149,9 @@ impl<T> Future for Answer<T> {
 /// call answered from the cache is ready at its first poll; the others are answered by the
 /// store's lanes or on the caller's thread. A write through the writer is queued at its first
 /// poll, so such a write whose future is dropped unpolled writes nothing; a write staged in
-/// write-back mode and a transaction's steps are taken when called. Like every future of the store, it takes part in a budget
-/// that makes a task looping over ready answers yield to its runtime now and then.
+/// write-back mode and a transaction's steps are taken when called. Like every future of the
+/// store, it takes part in a budget that makes a task looping over ready answers yield to its
+/// runtime now and then.
 #[must_use = "a store call's outcome is known only by awaiting its future"]
 pub struct Pending<T>(Answer<Result<T>>);
 

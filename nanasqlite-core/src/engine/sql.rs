@@ -216,7 +216,7 @@ where
             let tx = Transaction::new(storage, table);
             match work(&tx) {
                 (Ok(output), End::Commit) => (Ok(Applied { output, change: tx.into_change() }), End::Commit),
-                (Ok(output), End::Rollback) => (Ok(Applied { output, change: CacheChange::none() }), End::Rollback),
+                (Ok(output), End::Rollback) => (Ok(Applied::plain(output)), End::Rollback),
                 (Err(error), _) => (Err(error), End::Rollback),
             }
         });

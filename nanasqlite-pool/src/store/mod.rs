@@ -220,8 +220,9 @@ impl<S: Storage> AsyncNanaSQLite<S> {
     /// its [`Spawn`](crate::Spawn)er: the default [`Threads`](crate::Threads) ends it after it
     /// has waited 5 seconds for a lane of another store; a runtime's blocking pool keeps it as
     /// it keeps its others. Every handle on the file (clones and other tables) returns
-    /// [`Error::Closed`] from then on. Closing again does nothing. Nothing happens before the returned future is first polled: dropped
-    /// unpolled, it closes nothing, and whether a transaction is open is asked at that poll.
+    /// [`Error::Closed`] from then on. Closing again does nothing. Nothing happens before the
+    /// returned future is first polled: dropped unpolled, it closes nothing, and whether a
+    /// transaction is open is asked at that poll.
     /// Once polled, the store closes even if the future is then dropped (in write-back mode
     /// the close runs on a thread of its own, `nanasqlite-close`, so that its last flush
     /// cannot be cancelled halfway).
