@@ -262,9 +262,17 @@ async fn a_write_whose_caller_stops_polling_still_commits(setup: Setup) {
     write.await.unwrap();
     assert_eq!(db.get::<i32>("aside").await.unwrap(), Some(1), "and cached");
     assert_eq!(db.stats().inline_writes, 0, "it ran on the writer");
-    // The next lone write runs on its caller again.
-    db.set("next", &2).await.unwrap();
-    assert_eq!(db.stats().inline_writes, 1);
+    // Lone writes run on their caller again once the writer is idle. The writer may still be
+    // finishing its turn when the first of them is polled (a loaded machine), and then that one
+    // is the writer's: so write until one runs inline, within a bound.
+    let start = Instant::now();
+    let mut written = 0;
+    while db.stats().inline_writes == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no write ran inline again: {:?}", db.stats());
+        written += 1;
+        db.set(&format!("next{written}"), &written).await.unwrap();
+    }
+    assert_eq!(db.stats().inline_writes, 1, "one write at a time");
     db.close().await.unwrap();
 }
 
