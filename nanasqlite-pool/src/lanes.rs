@@ -481,6 +481,20 @@ mod tests {
 
     use super::*;
 
+    /// Another connection holding the file's write lock (see `another_writer_holding_the_lock`).
+    struct Locker {
+        release: flume::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Locker {
+        /// Ends its transaction (rolled back), which frees the lock.
+        fn release(self) {
+            self.release.send(()).unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
     /// What a fake job does when run.
     #[derive(Clone, Copy)]
     enum Act {
@@ -596,6 +610,27 @@ mod tests {
             let storage = SqliteStorage::open(dir.path().join("lanes.db"), &ConnectionOptions::default()).unwrap();
             let table = storage.open_table(&Identifier::new("data").unwrap()).unwrap();
             Self { storage, table, log: Arc::default(), _dir: dir }
+        }
+
+        /// A second connection to the file, in a write transaction on a thread of its own
+        /// until [`Locker::release`]: another party holding the file's write lock.
+        fn another_writer_holding_the_lock(&self) -> Locker {
+            let path = self._dir.path().join("lanes.db");
+            let (locked, is_locked) = flume::bounded(0);
+            let (release, released) = flume::bounded::<()>(0);
+            let thread = std::thread::spawn(move || {
+                let mut other = SqliteStorage::open(path, &ConnectionOptions::default()).unwrap();
+                let table = other.open_table(&Identifier::new("data").unwrap()).unwrap();
+                let held = other.transaction(|other| {
+                    let wrote = other.put(&table, "other", StoredRef::Text(b"1"));
+                    locked.send(()).unwrap();
+                    released.recv().unwrap();
+                    (wrote, End::Rollback)
+                });
+                held.unwrap().unwrap();
+            });
+            is_locked.recv().unwrap();
+            Locker { release, thread }
         }
 
         fn job(&self, key: &str, act: Act) -> Box<dyn Job<SqliteStorage>> {
@@ -801,13 +836,12 @@ mod tests {
     fn writes_that_find_the_file_locked_are_handed_over_unless_one_committed() {
         let mut bench = Bench::new();
         let (shared, counters) = (Shared::new(None, None), Counters::default());
-        let other = rusqlite::Connection::open(bench._dir.path().join("lanes.db")).unwrap();
-        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let other = bench.another_writer_holding_the_lock();
         let jobs = vec![bench.job("a", Act::Put), bench.job("b", Act::Put)];
         let settled = bench.storage.without_waiting(|storage| run_waiting_here(storage, &shared, &counters, jobs));
         let (handed, answered) = hand_over_busy(settled);
         assert_eq!((handed.len(), answered.len()), (2, 0), "nothing committed: both go to the writer");
-        other.execute_batch("COMMIT").unwrap();
+        other.release();
         let settled = bench.storage.without_waiting(|storage| run_waiting_here(storage, &shared, &counters, handed));
         let (handed, answered) = hand_over_busy(settled);
         assert_eq!((handed.len(), answered.len()), (0, 2));
