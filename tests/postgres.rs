@@ -77,6 +77,11 @@ fn postgres_builders_refuse_bad_input_clearly() {
     for url in ["not a url", "postgres://user@host:notaport/db", "postgres://[::1"] {
         let error = NanaSQLite::postgres(url).open().unwrap_err();
         assert!(matches!(error, Error::Validation { .. }), "{url}: {error}");
+        assert_eq!(error.to_string().matches("invalid input").count(), 1, "said once: {error}");
+        let error = futures::executor::block_on(AsyncNanaSQLite::postgres(url).open()).unwrap_err();
+        assert!(matches!(error, Error::Validation { .. }), "{url}: {error}");
+        assert_eq!(error.to_string().matches("invalid input").count(), 1, "said once: {error}");
+        assert_eq!(NanaSQLite::postgres(url).config().unwrap_err().to_string(), error.to_string(), "the same words");
     }
     // Port 1 on loopback: nothing listens there, so reaching it would fail differently.
     let nowhere = "postgres://nobody:secret@127.0.0.1:1/db?connect_timeout=2";
@@ -87,8 +92,6 @@ fn postgres_builders_refuse_bad_input_clearly() {
     let error = NanaSQLite::postgres(nowhere).open().unwrap_err();
     assert!(matches!(error, Error::Backend { backend: "postgres", .. }), "{error}");
     assert!(!error.to_string().contains("secret"), "the password stays out of the message: {error}");
-    let error = futures::executor::block_on(AsyncNanaSQLite::postgres("not a url").open()).unwrap_err();
-    assert!(matches!(error, Error::Validation { .. }), "{error}");
     let error = futures::executor::block_on(AsyncNanaSQLite::postgres(nowhere).table("x; DROP").open()).unwrap_err();
     assert!(matches!(error, Error::Validation { .. }), "{error}");
 }

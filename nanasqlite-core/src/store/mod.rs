@@ -4,6 +4,8 @@
 
 pub(crate) mod builder;
 mod kv;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod scan;
 mod sql;
 pub(crate) mod typed;

@@ -1,7 +1,7 @@
 //! The async store on a PostgreSQL server (feature `postgres`).
 
-use nanasqlite_core::storage::{PostgresConfig, PostgresStorage, TlsConnector};
-use nanasqlite_core::{Error, Result};
+use nanasqlite_core::Result;
+use nanasqlite_core::storage::{PostgresBuilder, PostgresConfig, PostgresStorage, TlsConnector};
 
 use crate::{AsyncBuilder, AsyncNanaSQLite};
 
@@ -12,7 +12,7 @@ use crate::{AsyncBuilder, AsyncNanaSQLite};
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct AsyncPostgresBuilder {
-    config: std::result::Result<PostgresConfig, String>,
+    config: Result<PostgresConfig>,
     core: AsyncBuilder,
 }
 
@@ -32,9 +32,9 @@ impl AsyncNanaSQLite<PostgresStorage> {
     /// # }).unwrap();
     /// ```
     pub fn postgres(url: impl AsRef<str>) -> AsyncPostgresBuilder {
-        let config = PostgresConfig::new(url.as_ref()).map_err(|error| error.to_string());
-        let shown = config.as_ref().map_or_else(|_| "postgres://(invalid URL)".to_owned(), |c| c.shown().to_owned());
-        AsyncPostgresBuilder { config, core: AsyncBuilder::new(shown) }
+        // The URL is read as the sync store reads it: one place says what is shown of it.
+        let sync = PostgresBuilder::new(url);
+        AsyncPostgresBuilder { config: sync.config().cloned(), core: AsyncBuilder::new(&sync.options().path) }
     }
 }
 
@@ -76,10 +76,11 @@ impl AsyncPostgresBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a bad URL or option; [`Error::Backend`] when the server cannot
-    /// be reached; [`Error::Schema`] for a table of another layout.
+    /// [`Error::Validation`](nanasqlite_core::Error::Validation) for a bad URL or option;
+    /// [`Error::Backend`](nanasqlite_core::Error::Backend) when the server cannot be reached;
+    /// [`Error::Schema`](nanasqlite_core::Error::Schema) for a table of another layout.
     pub async fn open(self) -> Result<AsyncNanaSQLite<PostgresStorage>> {
-        let config = self.config.map_err(|error| Error::Validation { message: error })?;
+        let config = self.config?;
         self.core.open_on(move || PostgresStorage::connect(&config)).await
     }
 }

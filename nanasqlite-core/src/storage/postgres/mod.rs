@@ -62,6 +62,7 @@ use crate::error::{Error, Result};
 use crate::identifier::Identifier;
 use crate::sql::SqlConnection;
 
+pub use crate::store::postgres::PostgresBuilder;
 pub use listen::{SILENT_CUT, STALENESS};
 
 /// The `postgres` client's keepalive idle time when the URL sets none (two hours, the OS's).
@@ -788,107 +789,5 @@ impl Storage for PostgresStorage {
 
     fn close(self) -> Result<()> {
         self.session.into_client().close().map_err(backend)
-    }
-}
-
-/// Opens a [`NanaSQLite`](crate::NanaSQLite) on a PostgreSQL server; made by
-/// [`NanaSQLite::postgres`](crate::NanaSQLite::postgres). Every option of
-/// [`Builder`](crate::Builder) is reached through [`with`](Self::with); the common ones are here.
-#[derive(Clone, Debug)]
-#[must_use = "a builder does nothing until `open` is called"]
-pub struct PostgresBuilder {
-    config: std::result::Result<PostgresConfig, String>,
-    core: crate::Builder,
-}
-
-impl crate::NanaSQLite<PostgresStorage> {
-    /// A builder for a store on the PostgreSQL server at `url`
-    /// (`postgres://user:password@host:port/database`), table `"data"` by default.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use nanasqlite_core::NanaSQLite;
-    ///
-    /// let db = NanaSQLite::postgres("postgres://app@127.0.0.1:5432/app").table("data").open()?;
-    /// db.set("greeting", &"hello")?;
-    /// # Ok::<(), nanasqlite_core::Error>(())
-    /// ```
-    pub fn postgres(url: impl AsRef<str>) -> PostgresBuilder {
-        PostgresBuilder::new(url)
-    }
-}
-
-impl PostgresBuilder {
-    /// A builder for the server at `url` (a `&str`, a `String` from `env::var`, …).
-    pub fn new(url: impl AsRef<str>) -> Self {
-        let config = PostgresConfig::new(url.as_ref()).map_err(|error| error.to_string());
-        let shown = config.as_ref().map_or_else(|_| "postgres://(invalid URL)".to_owned(), |c| c.shown().to_owned());
-        Self { config, core: crate::Builder::new(shown) }
-    }
-
-    /// Changes any option of the underlying [`Builder`](crate::Builder).
-    pub fn with(mut self, change: impl FnOnce(crate::Builder) -> crate::Builder) -> Self {
-        self.core = change(self.core);
-        self
-    }
-
-    /// The key/value table, as [`Builder::table`](crate::Builder::table).
-    pub fn table(self, name: impl Into<String>) -> Self {
-        self.with(|core| core.table(name))
-    }
-
-    /// How values are cached, as [`Builder::cache`](crate::Builder::cache).
-    pub fn cache(self, strategy: crate::CacheStrategy) -> Self {
-        self.with(|core| core.cache(strategy))
-    }
-
-    /// Load the table into the cache at open, as [`Builder::bulk_load`](crate::Builder::bulk_load).
-    pub fn bulk_load(self, bulk_load: bool) -> Self {
-        self.with(|core| core.bulk_load(bulk_load))
-    }
-
-    /// A hook, as [`Builder::hook`](crate::Builder::hook).
-    pub fn hook(self, hook: impl Into<crate::hook::Registration>) -> Self {
-        self.with(|core| core.hook(hook))
-    }
-
-    /// Connects through a TLS connector, as [`PostgresConfig::tls`].
-    pub fn tls(mut self, tls: impl TlsConnector) -> Self {
-        self.config = self.config.map(|config| config.tls(tls));
-        self
-    }
-
-    /// Encrypted values, as [`Builder::encryption`](crate::Builder::encryption).
-    pub fn encryption(self, encryption: crate::Encryption) -> Self {
-        self.with(|core| core.encryption(encryption))
-    }
-
-    /// Connects, creates (or checks) the table and its triggers, and starts listening for
-    /// other clients' writes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Validation`] for a bad URL or option; [`Error::Backend`] when the server cannot
-    /// be reached; [`Error::Schema`] for a table of another layout.
-    pub fn open(self) -> Result<crate::NanaSQLite<PostgresStorage>> {
-        let config = self.config.map_err(Error::validation)?;
-        // Every option is checked before the server is reached, as a file is not opened first.
-        self.core.start(self.core.options().path.clone(), || PostgresStorage::connect(&config))
-    }
-
-    /// The server to connect to, checked.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Validation`] for a bad URL.
-    pub fn config(&self) -> Result<&PostgresConfig> {
-        self.config.as_ref().map_err(|error| Error::validation(error.clone()))
-    }
-
-    /// The options collected so far.
-    #[must_use]
-    pub fn options(&self) -> &crate::engine::Options {
-        self.core.options()
     }
 }
