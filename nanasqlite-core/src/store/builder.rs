@@ -105,7 +105,9 @@ impl Builder {
         }
     }
 
-    /// What this builder has collected.
+    /// What this builder has collected, for the async store's builder: internal to the
+    /// workspace (an [`engine`](crate::engine) type), with no stability promise.
+    #[doc(hidden)]
     #[must_use]
     pub fn options(&self) -> &Options {
         &self.options

@@ -104,7 +104,9 @@ impl PostgresBuilder {
         self.config.as_ref().map_err(Error::clone)
     }
 
-    /// The options collected so far.
+    /// What this builder has collected, for the async store's builder: internal to the
+    /// workspace (an [`engine`](crate::engine) type), with no stability promise.
+    #[doc(hidden)]
     #[must_use]
     pub fn options(&self) -> &Options {
         self.core.options()
