@@ -71,6 +71,10 @@ impl<S: Storage> NanaSQLite<S> {
             let flush = FlushAll::new(Arc::clone(database.shared()), Some(state.close_deadline()));
             match database.run(&table, flush) {
                 Err(Error::Closed) => state.stop(),
+                // Dropped on the thread running an operation of this store (a hook on the
+                // flusher, say), which holds the lock: the flusher, once it sees the handles
+                // gone, commits what is staged. Nothing failed.
+                Err(Error::Transaction { .. }) => state.wake_flusher(),
                 Err(error) => {
                     tracing::error!(%error, "write-back: the last handle was dropped and could not commit what is staged; the flusher tries once more");
                     state.wake_flusher();
