@@ -2,8 +2,9 @@
 //! what is staged is still committed, and nothing is logged as a failure. A binary of its own,
 //! because it installs a process-wide `tracing` subscriber (the flusher is another thread).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nanasqlite::hook::Hook;
 use nanasqlite::{NanaSQLite, WriteBack};
@@ -50,12 +51,15 @@ impl Subscriber for Errors {
     fn exit(&self, _: &Id) {}
 }
 
-/// Holds the store's last handle until the flusher commits `key`; then stages one more row
-/// through it and drops it, on the flusher thread.
+/// Holds a handle of the store until the flusher commits `key`; then waits until the test has
+/// dropped its own (so that this one is the last, whenever the flusher runs), stages one more
+/// row through it and drops it, on the flusher thread.
 struct DroppingTheLastHandle {
     key: &'static str,
     store: Mutex<Option<NanaSQLite>>,
-    staged: Mutex<Option<nanasqlite::Result<()>>>,
+    others_dropped: AtomicBool,
+    /// What staging the row gave, and whether the test's handle was gone by then.
+    staged: Mutex<Option<(nanasqlite::Result<()>, bool)>>,
 }
 
 impl Hook for DroppingTheLastHandle {
@@ -63,8 +67,13 @@ impl Hook for DroppingTheLastHandle {
         if key != self.key {
             return;
         }
+        let start = Instant::now();
+        while !self.others_dropped.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if let Some(store) = self.store.lock().unwrap().take() {
-            *self.staged.lock().unwrap() = Some(store.set("from the hook", &2));
+            let staged = store.set("from the hook", &2);
+            *self.staged.lock().unwrap() = Some((staged, self.others_dropped.load(Ordering::Acquire)));
         }
     }
 }
@@ -77,15 +86,22 @@ fn a_hook_dropping_the_last_handle_on_the_flusher_commits_and_logs_no_failure() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("last-drop.db");
     let db = NanaSQLite::builder(&path).write_back(WriteBack::interval(Duration::from_millis(20))).open().unwrap();
-    let hook = Arc::new(DroppingTheLastHandle { key: "first", store: Mutex::default(), staged: Mutex::default() });
+    let hook = Arc::new(DroppingTheLastHandle {
+        key: "first",
+        store: Mutex::default(),
+        others_dropped: AtomicBool::new(false),
+        staged: Mutex::default(),
+    });
     db.add_hook(Arc::clone(&hook)).unwrap();
     *hook.store.lock().unwrap() = Some(db.clone());
     db.set("first", &1).unwrap();
-    drop(db); // the hook's handle is the last
+    drop(db); // the hook's handle is the last: it waits for this
+    hook.others_dropped.store(true, Ordering::Release);
     wait_until("the row staged by the hook to be committed", Duration::from_secs(30), || {
         in_file::<i32>(&path, "from the hook") == Some(2)
     });
-    assert!(matches!(*hook.staged.lock().unwrap(), Some(Ok(()))), "the hook's write was staged");
+    let staged = hook.staged.lock().unwrap();
+    assert!(matches!(*staged, Some((Ok(()), true))), "staged, by the last handle: {staged:?}");
     assert_eq!(in_file::<i32>(&path, "first"), Some(1));
     let errors = errors.0.lock().unwrap().clone();
     assert!(errors.is_empty(), "nothing failed, yet these were logged: {errors:?}");
