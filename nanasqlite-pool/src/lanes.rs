@@ -620,14 +620,13 @@ mod tests {
             let (release, released) = flume::bounded::<()>(0);
             let thread = std::thread::spawn(move || {
                 let mut other = SqliteStorage::open(path, &ConnectionOptions::default()).unwrap();
-                let table = other.open_table(&Identifier::new("data").unwrap()).unwrap();
-                let held = other.transaction(|other| {
-                    let wrote = other.put(&table, "other", StoredRef::Text(b"1"));
+                // A write transaction begins immediately: the lock is held from here.
+                let held = other.transaction(|_| {
                     locked.send(()).unwrap();
                     let _ = released.recv(); // an error: the test failed and dropped the locker
-                    (wrote, End::Rollback)
+                    ((), End::Rollback)
                 });
-                held.unwrap().unwrap();
+                held.unwrap();
             });
             is_locked.recv().unwrap();
             Locker { release, thread }
